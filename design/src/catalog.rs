@@ -1,0 +1,409 @@
+//! The catalog: every active DataItem definition, resolved together.
+//!
+//! Inheritance, composition and references only make sense across definitions, so they are
+//! checked here: a DataItem is *prepared* against the catalog it will join (names derived,
+//! every problem located by a JSON pointer) before the kernel stores it. The catalog is a
+//! value: the kernel swaps in a new one after a definition is applied.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::data_item::{Cardinality, DataItem};
+use crate::error::{DesignError, Issue};
+use crate::field::{Field, FieldType, MAX_DECIMAL_SCALE};
+use crate::naming::{derive_identifier, disambiguate, is_identifier};
+use crate::value;
+
+/// Column names every record table has; no field may take them.
+pub const RESERVED_NAMES: [&str; 4] = ["id", "version", "created_at", "updated_at"];
+
+/// A field as a record of some DataItem sees it: its own or inherited.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectiveField {
+    /// The field definition.
+    pub field: Field,
+    /// The DataItem that declares it (the item itself, or an ancestor).
+    pub declared_in: String,
+}
+
+/// Every active DataItem, by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    items: BTreeMap<String, DataItem>,
+}
+
+impl Catalog {
+    /// An empty catalog.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a catalog from stored (already prepared) definitions.
+    pub fn from_items(items: impl IntoIterator<Item = DataItem>) -> Self {
+        Self {
+            items: items.into_iter().map(|i| (i.name.clone(), i)).collect(),
+        }
+    }
+
+    /// The DataItem with this name.
+    pub fn get(&self, name: &str) -> Option<&DataItem> {
+        self.items.get(name)
+    }
+
+    /// The DataItem with this name, or the error the API reports as 404.
+    pub fn require(&self, name: &str) -> Result<&DataItem, DesignError> {
+        self.get(name)
+            .ok_or_else(|| DesignError::UnknownItem(name.to_owned()))
+    }
+
+    /// Every DataItem, ordered by name.
+    pub fn items(&self) -> impl Iterator<Item = &DataItem> {
+        self.items.values()
+    }
+
+    /// A copy of this catalog with `item` added or replaced.
+    pub fn with(&self, item: DataItem) -> Catalog {
+        let mut next = self.clone();
+        next.items.insert(item.name.clone(), item);
+        next
+    }
+
+    /// The chain of DataItems `name` extends, nearest first. Stops at a cycle or a missing
+    /// item (which `prepare` refuses, so stored catalogs have neither).
+    pub fn ancestors(&self, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut current = self.get(name).and_then(|i| i.extends.clone());
+        while let Some(parent) = current {
+            if parent == name || out.contains(&parent) {
+                break;
+            }
+            current = self.get(&parent).and_then(|i| i.extends.clone());
+            out.push(parent);
+        }
+        out
+    }
+
+    /// Every DataItem that extends `name`, directly or not, ordered by name.
+    pub fn descendants(&self, name: &str) -> Vec<String> {
+        self.items
+            .keys()
+            .filter(|other| other.as_str() != name && self.ancestors(other).iter().any(|a| a == name))
+            .cloned()
+            .collect()
+    }
+
+    /// The fields a record of `name` has: inherited ones first (farthest ancestor first),
+    /// then its own, in declaration order.
+    pub fn effective_fields(&self, name: &str) -> Vec<EffectiveField> {
+        let mut chain = self.ancestors(name);
+        chain.reverse();
+        chain.push(name.to_owned());
+        chain
+            .iter()
+            .filter_map(|n| self.get(n))
+            .flat_map(|item| {
+                item.fields.iter().map(move |f| EffectiveField {
+                    field: f.clone(),
+                    declared_in: item.name.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The (item, field) pairs whose reference fields point at `target`.
+    pub fn references_to(&self, target: &str) -> Vec<(String, String)> {
+        self.items
+            .keys()
+            .flat_map(|item| {
+                self.effective_fields(item)
+                    .into_iter()
+                    .filter(|e| e.field.target.as_deref() == Some(target))
+                    .map(|e| (item.clone(), e.field.name))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Derives missing names and checks `input` against this catalog. `existing` is the name
+    /// of the DataItem being changed (None when a new one is created). Returns the
+    /// definition as it will be stored, or every problem found.
+    pub fn prepare(&self, mut input: DataItem, existing: Option<&str>) -> Result<DataItem, DesignError> {
+        let mut issues = Vec::new();
+        if input.label.zh.trim().is_empty() {
+            issues.push(Issue::new("/label/zh", "a Chinese label is required"));
+        }
+        match existing {
+            Some(name) => {
+                if !input.name.is_empty() && input.name != name {
+                    issues.push(Issue::new(
+                        "/name",
+                        format!("a DataItem cannot be renamed (it is '{name}')"),
+                    ));
+                }
+                input.name = name.to_owned();
+            }
+            None => {
+                if input.name.is_empty() {
+                    let base = derive_identifier(&input.label.zh);
+                    input.name = disambiguate(&base, |n| self.items.contains_key(n));
+                } else if !is_identifier(&input.name) {
+                    issues.push(Issue::new("/name", identifier_rule(&input.name)));
+                } else if self.items.contains_key(&input.name) {
+                    issues.push(Issue::new(
+                        "/name",
+                        format!("a DataItem named '{}' already exists", input.name),
+                    ));
+                }
+            }
+        }
+        let candidate = self.with(input.clone());
+        self.check_extends(&candidate, &input, &mut issues);
+        let inherited: BTreeSet<String> = if issues.iter().any(|i| i.path == "/extends") {
+            BTreeSet::new()
+        } else {
+            candidate
+                .effective_fields(&input.name)
+                .into_iter()
+                .filter(|e| e.declared_in != input.name)
+                .map(|e| e.field.name)
+                .collect()
+        };
+        let child_keys: BTreeSet<String> = input.consists.iter().map(|c| c.item.clone()).collect();
+        name_fields(&mut input, &inherited, &child_keys, &mut issues);
+        for (i, field) in input.fields.iter().enumerate() {
+            check_field(&candidate, &input.name, field, &format!("/fields/{i}"), &mut issues);
+        }
+        let candidate = self.with(input.clone());
+        check_consists(&candidate, &input, &mut issues);
+        check_descendants(&candidate, &input, &mut issues);
+        if issues.is_empty() {
+            Ok(input)
+        } else {
+            Err(DesignError::InvalidDefinition(issues))
+        }
+    }
+
+    fn check_extends(&self, candidate: &Catalog, input: &DataItem, issues: &mut Vec<Issue>) {
+        let Some(parent) = &input.extends else { return };
+        if parent == &input.name {
+            issues.push(Issue::new("/extends", "a DataItem cannot extend itself"));
+        } else if self.get(parent).is_none() {
+            issues.push(Issue::new("/extends", format!("no DataItem named '{parent}'")));
+        } else if candidate
+            .ancestors(parent)
+            .iter()
+            .any(|a| a == &input.name)
+        {
+            issues.push(Issue::new(
+                "/extends",
+                format!("extending '{parent}' would make an inheritance cycle"),
+            ));
+        }
+    }
+}
+
+fn identifier_rule(name: &str) -> String {
+    format!(
+        "'{name}' is not a valid identifier: use lowercase letters, digits and single underscores, \
+         start with a letter, at most {} characters",
+        crate::naming::MAX_IDENTIFIER_LEN
+    )
+}
+
+/// Fills in derived field names and refuses invalid, reserved or duplicate ones.
+fn name_fields(
+    input: &mut DataItem,
+    inherited: &BTreeSet<String>,
+    child_keys: &BTreeSet<String>,
+    issues: &mut Vec<Issue>,
+) {
+    let explicit: BTreeSet<String> = input
+        .fields
+        .iter()
+        .filter(|f| !f.name.is_empty())
+        .map(|f| f.name.clone())
+        .collect();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    for (i, field) in input.fields.iter_mut().enumerate() {
+        let path = format!("/fields/{i}/name");
+        if field.name.is_empty() {
+            let base = derive_identifier(&field.label.zh);
+            field.name = disambiguate(&base, |n| {
+                seen.contains(n)
+                    || explicit.contains(n)
+                    || inherited.contains(n)
+                    || child_keys.contains(n)
+                    || RESERVED_NAMES.contains(&n)
+            });
+        } else if !is_identifier(&field.name) {
+            issues.push(Issue::new(path, identifier_rule(&field.name)));
+            continue;
+        } else if RESERVED_NAMES.contains(&field.name.as_str()) {
+            issues.push(Issue::new(
+                path,
+                format!("'{}' is reserved for every record", field.name),
+            ));
+            continue;
+        } else if inherited.contains(&field.name) {
+            issues.push(Issue::new(
+                path,
+                format!("'{}' is already inherited from the extended DataItem", field.name),
+            ));
+            continue;
+        } else if child_keys.contains(&field.name) {
+            issues.push(Issue::new(
+                path,
+                format!("'{}' is the key of a composed child DataItem", field.name),
+            ));
+            continue;
+        } else if seen.contains(&field.name) {
+            issues.push(Issue::new(path, format!("duplicate field name '{}'", field.name)));
+            continue;
+        }
+        seen.insert(field.name.clone());
+    }
+}
+
+/// Checks one field's constraints against its type and the catalog.
+fn check_field(catalog: &Catalog, item: &str, field: &Field, path: &str, issues: &mut Vec<Issue>) {
+    let ty = field.field_type;
+    let mut refuse = |key: &str, message: String| issues.push(Issue::new(format!("{path}/{key}"), message));
+    if field.label.zh.trim().is_empty() {
+        refuse("label/zh", "a Chinese label is required".into());
+    }
+    let only = |allowed: &[FieldType]| allowed.contains(&ty);
+    if !field.options.is_empty() && ty != FieldType::Enum {
+        refuse("options", format!("options apply to enum fields, not {}", ty.as_str()));
+    }
+    if ty == FieldType::Enum {
+        if field.options.is_empty() {
+            refuse("options", "an enum field needs at least one option".into());
+        }
+        let mut seen = BTreeSet::new();
+        for (j, option) in field.options.iter().enumerate() {
+            if option.trim().is_empty() {
+                refuse(&format!("options/{j}"), "an option cannot be empty".into());
+            } else if !seen.insert(option) {
+                refuse(&format!("options/{j}"), format!("duplicate option '{option}'"));
+            }
+        }
+    }
+    match (&field.target, ty) {
+        (Some(_), t) if t != FieldType::Reference => {
+            refuse("target", format!("target applies to reference fields, not {}", t.as_str()))
+        }
+        (None, FieldType::Reference) => refuse("target", "a reference field needs a target DataItem".into()),
+        (Some(target), _) if target != item && catalog.get(target).is_none() => {
+            refuse("target", format!("no DataItem named '{target}'"))
+        }
+        _ => {}
+    }
+    if (field.pattern.is_some() || field.max_length.is_some() || field.multiline) && ty != FieldType::Text {
+        refuse("pattern", format!("pattern, max_length and multiline apply to text fields, not {}", ty.as_str()));
+    }
+    if let Some(pattern) = &field.pattern
+        && jsonschema::validator_for(&serde_json::json!({ "pattern": pattern })).is_err()
+    {
+        refuse("pattern", format!("'{pattern}' is not a valid regular expression"));
+    }
+    if field.max_length == Some(0) {
+        refuse("max_length", "max_length must be at least 1".into());
+    }
+    if field.scale.is_some() && ty != FieldType::Decimal {
+        refuse("scale", format!("scale applies to decimal fields, not {}", ty.as_str()));
+    }
+    if field.scale.is_some_and(|s| s > MAX_DECIMAL_SCALE) {
+        refuse("scale", format!("scale must be at most {MAX_DECIMAL_SCALE}"));
+    }
+    if field.unique && only(&[FieldType::Json, FieldType::Boolean]) {
+        refuse("unique", format!("a {} field cannot be unique", ty.as_str()));
+    }
+    if field.searchable && !only(&[FieldType::Text, FieldType::Enum]) {
+        refuse("searchable", "only text and enum fields can be searchable".into());
+    }
+    let mut bound = |key: &str, v: &Option<serde_json::Value>| -> Option<rust_decimal::Decimal> {
+        let v = v.as_ref()?;
+        if !ty.is_numeric() {
+            issues.push(Issue::new(
+                format!("{path}/{key}"),
+                format!("{key} applies to integer, decimal and money fields, not {}", ty.as_str()),
+            ));
+            return None;
+        }
+        match value::decimal_from_json(v) {
+            Some(d) => Some(d),
+            None => {
+                issues.push(Issue::new(format!("{path}/{key}"), format!("{key} must be a number")));
+                None
+            }
+        }
+    };
+    let min = bound("min", &field.min);
+    let max = bound("max", &field.max);
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        issues.push(Issue::new(format!("{path}/min"), format!("min {min} is greater than max {max}")));
+    }
+    if let Some(default) = &field.default {
+        let before = issues.len();
+        if issues[..before].iter().all(|i| !i.path.starts_with(path)) {
+            if let Err(message) = value::Value::from_json(field, default) {
+                issues.push(Issue::new(format!("{path}/default"), message));
+            } else if let Err(problems) = crate::form::check_default(field, default) {
+                issues.push(Issue::new(format!("{path}/default"), problems));
+            }
+        }
+    }
+}
+
+/// Checks composition: children exist, are not the item itself, appear once, and the
+/// composition graph has no cycle.
+fn check_consists(candidate: &Catalog, input: &DataItem, issues: &mut Vec<Issue>) {
+    let mut seen = BTreeSet::new();
+    for (i, c) in input.consists.iter().enumerate() {
+        let path = format!("/consists/{i}/item");
+        if c.item == input.name {
+            issues.push(Issue::new(path, "a DataItem cannot consist of itself"));
+        } else if candidate.get(&c.item).is_none() {
+            issues.push(Issue::new(path, format!("no DataItem named '{}'", c.item)));
+        } else if !seen.insert(c.item.clone()) {
+            issues.push(Issue::new(path, format!("'{}' is listed twice", c.item)));
+        } else if composes(candidate, &c.item, &input.name, &mut BTreeSet::new()) {
+            issues.push(Issue::new(
+                path,
+                format!("'{}' already consists of '{}': composition cannot be cyclic", c.item, input.name),
+            ));
+        }
+        if c.max.is_some() && c.cardinality == Cardinality::One {
+            issues.push(Issue::new(format!("/consists/{i}/max"), "max applies to cardinality 'many'"));
+        }
+    }
+}
+
+/// Whether `from` consists (directly or not) of `target`.
+fn composes(catalog: &Catalog, from: &str, target: &str, visited: &mut BTreeSet<String>) -> bool {
+    if !visited.insert(from.to_owned()) {
+        return false;
+    }
+    catalog.get(from).is_some_and(|item| {
+        item.consists
+            .iter()
+            .any(|c| c.item == target || composes(catalog, &c.item, target, visited))
+    })
+}
+
+/// A change to a parent must not give any descendant two fields of the same name.
+fn check_descendants(candidate: &Catalog, input: &DataItem, issues: &mut Vec<Issue>) {
+    for descendant in candidate.descendants(&input.name) {
+        let mut seen = BTreeSet::new();
+        for e in candidate.effective_fields(&descendant) {
+            if !seen.insert(e.field.name.clone()) {
+                let index = input.fields.iter().position(|f| f.name == e.field.name).unwrap_or(0);
+                issues.push(Issue::new(
+                    format!("/fields/{index}/name"),
+                    format!("'{}' clashes with a field of '{descendant}', which extends this DataItem", e.field.name),
+                ));
+            }
+        }
+    }
+}

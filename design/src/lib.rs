@@ -1,0 +1,38 @@
+//! erpos-design: the metamodel.
+//!
+//! Analysts describe a business as definitions: DataItems with typed fields, composition and
+//! inheritance. This crate turns those definitions into the things the kernel executes:
+//! validated definitions with derived pinyin identifiers, JSON Schemas and layouts for forms,
+//! typed values, and DDL / migration plans for SQLite and PostgreSQL.
+//!
+//! It must stay pure: no I/O, no async, no database driver. That is what lets every rule
+//! about definitions be tested exhaustively and fast.
+
+pub mod catalog;
+pub mod data_item;
+pub mod ddl;
+pub mod error;
+pub mod field;
+pub mod form;
+pub mod label;
+pub mod migration;
+pub mod naming;
+pub mod value;
+
+pub use catalog::{Catalog, EffectiveField};
+pub use data_item::{Cardinality, Consists, DataItem};
+pub use ddl::Dialect;
+pub use error::{DesignError, Issue};
+pub use field::{Field, FieldType};
+pub use label::Label;
+pub use migration::{MigrationPlan, MigrationStep, StepAction};
+pub use value::Value;
+
+/// Parses a DataItem definition from JSON, reporting every shape problem (unknown key,
+/// unknown field type, wrong JSON type) at its JSON pointer.
+pub fn parse_data_item(json: &serde_json::Value) -> Result<DataItem, DesignError> {
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let path = error::serde_path_to_pointer(&e.path().to_string());
+        DesignError::InvalidDefinition(vec![Issue::new(path, e.inner().to_string())])
+    })
+}

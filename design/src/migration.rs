@@ -1,0 +1,258 @@
+//! Migration plans: what changing a DataItem does to the live tables, step by step.
+//!
+//! A plan is computed from the active catalog and the catalog with the changed definition;
+//! it is shown to the analyst before anything runs. A step that makes data disappear from
+//! the API (a removed field, a lossy retype) is marked destructive and is only applied when
+//! confirmed, and even then the data stays in an archived column: erpos never drops a
+//! column silently.
+
+use serde::Serialize;
+
+use crate::catalog::{Catalog, EffectiveField};
+use crate::ddl::{Dialect, archived_column, table_name};
+use crate::field::Field;
+use crate::value::conversion_is_lossy;
+
+/// What one step does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum StepAction {
+    /// Create the record table of a new DataItem.
+    CreateTable,
+    /// Add a column for a new field.
+    AddColumn {
+        /// The new field.
+        field: Field,
+    },
+    /// Keep a removed field's column under an archived name.
+    ArchiveColumn {
+        /// The removed field.
+        field: Field,
+        /// The name the column is kept under.
+        archived_as: String,
+    },
+    /// Change a field's type: a new column filled by converting every value, the old
+    /// column kept under an archived name.
+    RetypeColumn {
+        /// The field as it was.
+        from: Field,
+        /// The field as it will be.
+        to: Field,
+        /// The name the old column is kept under.
+        archived_as: String,
+    },
+    /// Start enforcing uniqueness (fails, changing nothing, if values already repeat).
+    AddUniqueIndex {
+        /// The field.
+        field: Field,
+    },
+    /// Stop enforcing uniqueness.
+    DropUniqueIndex {
+        /// The field.
+        field: Field,
+    },
+    /// Recompute every record's pinyin search keys (the searchable fields changed).
+    RebuildSearch,
+    /// Labels, bounds, options or other rules changed: no DDL; future writes follow them.
+    ChangeRules {
+        /// The field (None for item-level changes such as labels or composition).
+        field: Option<String>,
+    },
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MigrationStep {
+    /// The DataItem whose table the step changes (a descendant of the changed item when it
+    /// inherits the changed fields).
+    pub item: String,
+    /// The table the step changes.
+    pub table: String,
+    /// What the step does.
+    #[serde(flatten)]
+    pub action: StepAction,
+    /// The step in words.
+    pub description: String,
+    /// Whether data leaves the API (removed field, lossy conversion): needs confirmation.
+    pub destructive: bool,
+    /// The SQL the step runs, for the analyst and the DBA to read.
+    pub sql: Vec<String>,
+}
+
+/// Everything changing one DataItem does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MigrationPlan {
+    /// The changed DataItem.
+    pub item: String,
+    /// The active version.
+    pub from_version: u32,
+    /// The version the change becomes.
+    pub to_version: u32,
+    /// The steps, in the order they run.
+    pub steps: Vec<MigrationStep>,
+    /// Whether any step is destructive.
+    pub destructive: bool,
+}
+
+/// The plan that turns `old`'s tables into `new`'s for `item` and every DataItem inheriting
+/// from it. `old` lacks `item` when it is new.
+pub fn plan(old: &Catalog, new: &Catalog, item: &str, dialect: Dialect) -> MigrationPlan {
+    let from_version = old.get(item).map_or(0, |i| i.version);
+    let to_version = from_version + 1;
+    let mut steps = Vec::new();
+    let mut tables = vec![item.to_owned()];
+    tables.extend(new.descendants(item));
+    for table_item in tables {
+        let table = table_name(&table_item);
+        let after = new.effective_fields(&table_item);
+        let Some(_) = old.get(&table_item) else {
+            steps.push(MigrationStep {
+                item: table_item.clone(),
+                sql: dialect.create_table(&table_item, &after),
+                table,
+                action: StepAction::CreateTable,
+                description: format!("create the table of '{table_item}' with {} fields", after.len()),
+                destructive: false,
+            });
+            continue;
+        };
+        let before = old.effective_fields(&table_item);
+        diff_table(&table_item, &table, &before, &after, to_version, dialect, &mut steps);
+    }
+    if let (Some(a), Some(b)) = (old.get(item), new.get(item))
+        && (a.label != b.label || a.consists != b.consists)
+    {
+        steps.push(MigrationStep {
+            item: item.to_owned(),
+            table: table_name(item),
+            action: StepAction::ChangeRules { field: None },
+            description: "labels or composition change; no table changes".into(),
+            destructive: false,
+            sql: Vec::new(),
+        });
+    }
+    let destructive = steps.iter().any(|s| s.destructive);
+    MigrationPlan {
+        item: item.to_owned(),
+        from_version,
+        to_version,
+        steps,
+        destructive,
+    }
+}
+
+fn diff_table(
+    item: &str,
+    table: &str,
+    before: &[EffectiveField],
+    after: &[EffectiveField],
+    version: u32,
+    dialect: Dialect,
+    steps: &mut Vec<MigrationStep>,
+) {
+    let mut push = |action: StepAction, description: String, destructive: bool, sql: Vec<String>| {
+        steps.push(MigrationStep {
+            item: item.to_owned(),
+            table: table.to_owned(),
+            action,
+            description,
+            destructive,
+            sql,
+        })
+    };
+    let find = |list: &[EffectiveField], name: &str| list.iter().find(|e| e.field.name == name).map(|e| e.field.clone());
+    for old in before.iter().map(|e| &e.field) {
+        if find(after, &old.name).is_none() {
+            let archived_as = archived_column(&old.name, version);
+            let mut sql = dialect.drop_field_indexes(table, old);
+            sql.push(dialect.rename_column(table, &old.name, &archived_as));
+            push(
+                StepAction::ArchiveColumn { field: old.clone(), archived_as: archived_as.clone() },
+                format!("remove field '{}' ({}); its values are kept in column '{archived_as}'", old.name, old.label.zh),
+                true,
+                sql,
+            );
+        }
+    }
+    let mut search_changed = false;
+    for new in after.iter().map(|e| &e.field) {
+        let Some(old) = find(before, &new.name) else {
+            let mut sql = vec![dialect.add_column(table, &new.name, new.field_type)];
+            sql.extend(dialect.field_indexes(table, new));
+            search_changed |= new.searchable;
+            push(
+                StepAction::AddColumn { field: new.clone() },
+                format!("add field '{}' ({}, {})", new.name, new.label.zh, new.field_type.as_str()),
+                false,
+                sql,
+            );
+            continue;
+        };
+        search_changed |= old.searchable != new.searchable;
+        let retyped = old.field_type != new.field_type
+            || old.scale() != new.scale()
+            || (new.field_type == crate::field::FieldType::Reference && old.target != new.target);
+        if retyped {
+            let archived_as = archived_column(&new.name, version);
+            let temp = format!("{}__new", new.name);
+            let mut sql = dialect.drop_field_indexes(table, &old);
+            sql.push(dialect.add_column(table, &temp, new.field_type));
+            sql.push(format!("-- erpos converts every value of {} into {temp}", new.name));
+            sql.push(dialect.rename_column(table, &new.name, &archived_as));
+            sql.push(dialect.rename_column(table, &temp, &new.name));
+            sql.extend(dialect.field_indexes(table, new));
+            let lossy = conversion_is_lossy(&old, new);
+            push(
+                StepAction::RetypeColumn { from: old.clone(), to: new.clone(), archived_as: archived_as.clone() },
+                format!(
+                    "change field '{}' from {} to {}{}; the old values are kept in column '{archived_as}'",
+                    new.name,
+                    old.field_type.as_str(),
+                    new.field_type.as_str(),
+                    if lossy { " (values that do not convert become empty)" } else { "" }
+                ),
+                lossy,
+                sql,
+            );
+            continue;
+        }
+        if new.unique && !old.unique {
+            let mut sql = dialect.drop_field_indexes(table, &old);
+            sql.push(dialect.create_unique_index(table, &new.name));
+            push(
+                StepAction::AddUniqueIndex { field: new.clone() },
+                format!("make field '{}' unique (refused if values already repeat)", new.name),
+                false,
+                sql,
+            );
+        } else if old.unique && !new.unique {
+            let mut sql = dialect.drop_field_indexes(table, &old);
+            sql.extend(dialect.field_indexes(table, new));
+            push(
+                StepAction::DropUniqueIndex { field: new.clone() },
+                format!("stop requiring field '{}' to be unique", new.name),
+                false,
+                sql,
+            );
+        }
+        let mut rules_old = old.clone();
+        rules_old.unique = new.unique;
+        rules_old.searchable = new.searchable;
+        if &rules_old != new {
+            push(
+                StepAction::ChangeRules { field: Some(new.name.clone()) },
+                format!("change the rules of field '{}'; existing values are kept as they are", new.name),
+                false,
+                Vec::new(),
+            );
+        }
+    }
+    if search_changed {
+        push(
+            StepAction::RebuildSearch,
+            "recompute the search keys of every record".into(),
+            false,
+            Vec::new(),
+        );
+    }
+}

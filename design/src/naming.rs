@@ -1,0 +1,202 @@
+//! Identifiers derived from Chinese labels, and search keys in pinyin.
+//!
+//! Analysts name things in Chinese; tables, columns and API keys need ASCII identifiers.
+//! `患者` becomes `huanzhe`, `姓名` becomes `xingming`. Clashes are resolved predictably by
+//! declaration order (`_2`, `_3`, …) so the same definition always yields the same names.
+//! This module never touches storage; it only computes strings.
+
+use pinyin::ToPinyin;
+
+/// Words whose characters the pinyin tables read wrongly on their own (长 alone is `zhang`,
+/// 时长 is `shichang`). The original system had no such handling and named fields wrongly;
+/// this table covers the heteronyms common in business definitions.
+const PHRASES: &[(&str, &[&str])] = &[
+    ("时长", &["shi", "chang"]),
+    ("长度", &["chang", "du"]),
+    ("长期", &["chang", "qi"]),
+    ("延长", &["yan", "chang"]),
+    ("银行", &["yin", "hang"]),
+    ("行业", &["hang", "ye"]),
+    ("重复", &["chong", "fu"]),
+    ("重新", &["chong", "xin"]),
+    ("调Q", &["tiao", "q"]),
+    ("调整", &["tiao", "zheng"]),
+    ("还款", &["huan", "kuan"]),
+    ("退还", &["tui", "huan"]),
+    ("角色", &["jue", "se"]),
+    ("着装", &["zhuo", "zhuang"]),
+    ("校验", &["jiao", "yan"]),
+    ("便宜", &["pian", "yi"]),
+    ("会计", &["kuai", "ji"]),
+    ("处方", &["chu", "fang"]),
+];
+
+/// The reading of each character of `text`: its toneless pinyin (ü written `v`, as pinyin
+/// keyboards do) or None for characters that are not Chinese.
+fn readings(text: &str) -> Vec<(char, Option<String>)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out: Vec<(char, Option<String>)> = chars
+        .iter()
+        .zip(text.to_pinyin())
+        .map(|(c, p)| (*c, p.map(|p| p.plain().replace('ü', "v"))))
+        .collect();
+    for (phrase, spelled) in PHRASES {
+        let pc: Vec<char> = phrase.chars().collect();
+        let mut i = 0;
+        while i + pc.len() <= chars.len() {
+            if chars[i..i + pc.len()] == pc[..] {
+                for (k, reading) in spelled.iter().enumerate() {
+                    if out[i + k].1.is_some() {
+                        out[i + k].1 = Some((*reading).to_owned());
+                    }
+                }
+                i += pc.len();
+            } else {
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The longest identifier erpos accepts: short enough for PostgreSQL's 63-byte limit once
+/// the `rec_` table prefix and `__archived_vN` suffixes are added.
+pub const MAX_IDENTIFIER_LEN: usize = 40;
+
+/// Whether `s` is a valid erpos identifier: lowercase ASCII, digits and single underscores,
+/// starting with a letter. Double underscores are reserved for archived columns.
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    first.is_ascii_lowercase()
+        && s.len() <= MAX_IDENTIFIER_LEN
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !s.contains("__")
+        && !s.ends_with('_')
+}
+
+/// Derives an identifier from a label: Chinese characters become their pinyin without tone
+/// or separators, ASCII letters and digits are kept (lowercased), and anything else becomes
+/// a single underscore. The result always satisfies [`is_identifier`] (prefixed with `f_`
+/// when it would start with a digit, `item` when nothing usable is left).
+pub fn derive_identifier(label: &str) -> String {
+    let mut out = String::new();
+    for (ch, py) in readings(label) {
+        match py {
+            Some(p) => out.push_str(&p),
+            None if ch.is_ascii_alphanumeric() => out.push(ch.to_ascii_lowercase()),
+            None => {
+                if !out.ends_with('_') && !out.is_empty() {
+                    out.push('_');
+                }
+            }
+        }
+    }
+    let mut out = out.trim_end_matches('_').to_owned();
+    if out.is_empty() {
+        out.push_str("item");
+    }
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(0, "f_");
+    }
+    if out.len() > MAX_IDENTIFIER_LEN {
+        out.truncate(MAX_IDENTIFIER_LEN);
+        out = out.trim_end_matches('_').to_owned();
+    }
+    out
+}
+
+/// Makes `base` unique against `taken` by appending `_2`, `_3`, … in order, so that two
+/// fields both labelled 备注 become `beizhu` and `beizhu_2` every time.
+pub fn disambiguate(base: &str, taken: impl Fn(&str) -> bool) -> String {
+    if !taken(base) {
+        return base.to_owned();
+    }
+    (2..)
+        .map(|n| {
+            let suffix = format!("_{n}");
+            let keep = MAX_IDENTIFIER_LEN.saturating_sub(suffix.len()).min(base.len());
+            format!("{}{suffix}", &base[..keep])
+        })
+        .find(|candidate| !taken(candidate))
+        .unwrap_or_else(|| base.to_owned())
+}
+
+/// The search keys of a piece of text: the text itself (lowercased), its pinyin spelled out
+/// without separators, and its pinyin initials, space separated. `张三` yields
+/// `张三 zhangsan zs`, so staff find a patient by any of the three.
+pub fn search_keys(text: &str) -> String {
+    let lower = text.to_lowercase();
+    let mut full = String::new();
+    let mut initials = String::new();
+    let mut has_hanzi = false;
+    for (ch, py) in readings(&lower) {
+        match py {
+            Some(p) => {
+                has_hanzi = true;
+                full.push_str(&p);
+                initials.push_str(p.get(..1).unwrap_or_default());
+            }
+            None if ch.is_alphanumeric() => {
+                full.push(ch);
+                initials.push(ch);
+            }
+            None => {
+                full.push(' ');
+                initials.push(' ');
+            }
+        }
+    }
+    if has_hanzi {
+        format!("{lower} {full} {initials}")
+    } else {
+        lower
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_labels_become_pinyin_identifiers() {
+        assert_eq!(derive_identifier("患者"), "huanzhe");
+        assert_eq!(derive_identifier("姓名"), "xingming");
+        assert_eq!(derive_identifier("预约记录"), "yuyuejilu");
+        assert_eq!(derive_identifier("时长(分钟)"), "shichang_fenzhong");
+        assert_eq!(derive_identifier("银行账号"), "yinhangzhanghao");
+        assert_eq!(derive_identifier("调Q激光"), "tiaoqjiguang");
+        assert_eq!(derive_identifier("折扣率"), "zhekoulv");
+        assert_eq!(derive_identifier("3D 扫描"), "f_3d_saomiao");
+        assert_eq!(derive_identifier("!!!"), "item");
+        assert!(is_identifier(&derive_identifier("超声炮 Ultraformer III")));
+    }
+
+    #[test]
+    fn clashes_are_resolved_in_order() {
+        let taken = ["beizhu", "beizhu_2"];
+        assert_eq!(disambiguate("beizhu", |s| taken.contains(&s)), "beizhu_3");
+        assert_eq!(disambiguate("xingming", |s| taken.contains(&s)), "xingming");
+    }
+
+    #[test]
+    fn search_keys_carry_full_pinyin_and_initials() {
+        let keys = search_keys("张三");
+        assert!(keys.contains("张三") && keys.contains("zhangsan") && keys.contains("zs"));
+        assert_eq!(search_keys("Botox"), "botox");
+    }
+
+    #[test]
+    fn identifiers_are_checked() {
+        assert!(is_identifier("huanzhe"));
+        assert!(is_identifier("record_no2"));
+        assert!(!is_identifier("Huanzhe"));
+        assert!(!is_identifier("2x"));
+        assert!(!is_identifier("a__b"));
+        assert!(!is_identifier("_a"));
+        assert!(!is_identifier(""));
+    }
+}

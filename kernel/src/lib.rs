@@ -1,0 +1,1 @@
+//! erpos-kernel
