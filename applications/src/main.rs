@@ -1,1 +1,111 @@
-fn main() {}
+//! `erpos`: the command line of the erpos kernel.
+//!
+//! `erpos serve` runs the API on a database, `erpos demo` runs it on a fresh SQLite file
+//! with the clinic loaded, `erpos migrate` prepares a database, `erpos bench` measures.
+
+use std::net::SocketAddr;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use erpos_applications::{bench, pack};
+use erpos_kernel::Kernel;
+use erpos_kernel::server::{serve, shutdown_signal};
+
+/// erpos — a metamodel-driven ERP operating kernel.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (and, later, the web console) on a database.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "ERPOS_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Database: a SQLite file path (`sqlite:erpos.db`) or a `postgres://` URL.
+        #[arg(
+            long,
+            env = "ERPOS_DATABASE",
+            default_value = "sqlite:erpos.db",
+            hide_env_values = true
+        )]
+        database: String,
+    },
+    /// Serve the medical-aesthetics clinic demo on a fresh SQLite file (recreated on every
+    /// start), with its DataItems and sample records loaded.
+    Demo {
+        /// Address to listen on.
+        #[arg(long, env = "ERPOS_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The SQLite file the demo recreates.
+        #[arg(long, env = "ERPOS_DEMO_DATABASE", default_value = "erpos-demo.db")]
+        file: std::path::PathBuf,
+    },
+    /// Apply erpos's own migrations to a database and exit.
+    Migrate {
+        /// Database: a SQLite file path or a `postgres://` URL.
+        #[arg(
+            long,
+            env = "ERPOS_DATABASE",
+            default_value = "sqlite:erpos.db",
+            hide_env_values = true
+        )]
+        database: String,
+    },
+    /// Measure a part of erpos and print the figures (see `erpos bench --help`).
+    Bench {
+        /// What to measure.
+        #[command(subcommand)]
+        suite: bench::Suite,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("ERPOS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve { listen, database } => {
+            let kernel = Kernel::open(&database).await?;
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            serve(kernel, listener, shutdown_signal()).await?;
+        }
+        Command::Demo { listen, file } => {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut path = file.clone().into_os_string();
+                path.push(suffix);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let kernel = Kernel::open(&format!("sqlite:{}", file.display())).await?;
+            let loaded = pack::load(&kernel, &pack::CLINIC).await?;
+            tracing::info!(
+                data_items = loaded.data_items,
+                records = loaded.records,
+                "clinic demo loaded"
+            );
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            println!(
+                "erpos demo: http://{listen}/api/v1/records/patient?q=zs  (OpenAPI at /api/v1/openapi.json)"
+            );
+            serve(kernel, listener, shutdown_signal()).await?;
+        }
+        Command::Migrate { database } => {
+            Kernel::open(&database).await?;
+            println!("database is up to date");
+        }
+        Command::Bench { suite } => bench::run(suite).await?,
+    }
+    Ok(())
+}

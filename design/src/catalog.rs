@@ -86,7 +86,9 @@ impl Catalog {
     pub fn descendants(&self, name: &str) -> Vec<String> {
         self.items
             .keys()
-            .filter(|other| other.as_str() != name && self.ancestors(other).iter().any(|a| a == name))
+            .filter(|other| {
+                other.as_str() != name && self.ancestors(other).iter().any(|a| a == name)
+            })
             .cloned()
             .collect()
     }
@@ -126,7 +128,11 @@ impl Catalog {
     /// Derives missing names and checks `input` against this catalog. `existing` is the name
     /// of the DataItem being changed (None when a new one is created). Returns the
     /// definition as it will be stored, or every problem found.
-    pub fn prepare(&self, mut input: DataItem, existing: Option<&str>) -> Result<DataItem, DesignError> {
+    pub fn prepare(
+        &self,
+        mut input: DataItem,
+        existing: Option<&str>,
+    ) -> Result<DataItem, DesignError> {
         let mut issues = Vec::new();
         if input.label.zh.trim().is_empty() {
             issues.push(Issue::new("/label/zh", "a Chinese label is required"));
@@ -170,7 +176,13 @@ impl Catalog {
         let child_keys: BTreeSet<String> = input.consists.iter().map(|c| c.item.clone()).collect();
         name_fields(&mut input, &inherited, &child_keys, &mut issues);
         for (i, field) in input.fields.iter().enumerate() {
-            check_field(&candidate, &input.name, field, &format!("/fields/{i}"), &mut issues);
+            check_field(
+                &candidate,
+                &input.name,
+                field,
+                &format!("/fields/{i}"),
+                &mut issues,
+            );
         }
         let candidate = self.with(input.clone());
         check_consists(&candidate, &input, &mut issues);
@@ -187,12 +199,11 @@ impl Catalog {
         if parent == &input.name {
             issues.push(Issue::new("/extends", "a DataItem cannot extend itself"));
         } else if self.get(parent).is_none() {
-            issues.push(Issue::new("/extends", format!("no DataItem named '{parent}'")));
-        } else if candidate
-            .ancestors(parent)
-            .iter()
-            .any(|a| a == &input.name)
-        {
+            issues.push(Issue::new(
+                "/extends",
+                format!("no DataItem named '{parent}'"),
+            ));
+        } else if candidate.ancestors(parent).iter().any(|a| a == &input.name) {
             issues.push(Issue::new(
                 "/extends",
                 format!("extending '{parent}' would make an inheritance cycle"),
@@ -246,7 +257,10 @@ fn name_fields(
         } else if inherited.contains(&field.name) {
             issues.push(Issue::new(
                 path,
-                format!("'{}' is already inherited from the extended DataItem", field.name),
+                format!(
+                    "'{}' is already inherited from the extended DataItem",
+                    field.name
+                ),
             ));
             continue;
         } else if child_keys.contains(&field.name) {
@@ -256,7 +270,10 @@ fn name_fields(
             ));
             continue;
         } else if seen.contains(&field.name) {
-            issues.push(Issue::new(path, format!("duplicate field name '{}'", field.name)));
+            issues.push(Issue::new(
+                path,
+                format!("duplicate field name '{}'", field.name),
+            ));
             continue;
         }
         seen.insert(field.name.clone());
@@ -266,13 +283,17 @@ fn name_fields(
 /// Checks one field's constraints against its type and the catalog.
 fn check_field(catalog: &Catalog, item: &str, field: &Field, path: &str, issues: &mut Vec<Issue>) {
     let ty = field.field_type;
-    let mut refuse = |key: &str, message: String| issues.push(Issue::new(format!("{path}/{key}"), message));
+    let mut refuse =
+        |key: &str, message: String| issues.push(Issue::new(format!("{path}/{key}"), message));
     if field.label.zh.trim().is_empty() {
         refuse("label/zh", "a Chinese label is required".into());
     }
     let only = |allowed: &[FieldType]| allowed.contains(&ty);
     if !field.options.is_empty() && ty != FieldType::Enum {
-        refuse("options", format!("options apply to enum fields, not {}", ty.as_str()));
+        refuse(
+            "options",
+            format!("options apply to enum fields, not {}", ty.as_str()),
+        );
     }
     if ty == FieldType::Enum {
         if field.options.is_empty() {
@@ -283,56 +304,91 @@ fn check_field(catalog: &Catalog, item: &str, field: &Field, path: &str, issues:
             if option.trim().is_empty() {
                 refuse(&format!("options/{j}"), "an option cannot be empty".into());
             } else if !seen.insert(option) {
-                refuse(&format!("options/{j}"), format!("duplicate option '{option}'"));
+                refuse(
+                    &format!("options/{j}"),
+                    format!("duplicate option '{option}'"),
+                );
             }
         }
     }
     match (&field.target, ty) {
-        (Some(_), t) if t != FieldType::Reference => {
-            refuse("target", format!("target applies to reference fields, not {}", t.as_str()))
+        (Some(_), t) if t != FieldType::Reference => refuse(
+            "target",
+            format!("target applies to reference fields, not {}", t.as_str()),
+        ),
+        (None, FieldType::Reference) => {
+            refuse("target", "a reference field needs a target DataItem".into())
         }
-        (None, FieldType::Reference) => refuse("target", "a reference field needs a target DataItem".into()),
         (Some(target), _) if target != item && catalog.get(target).is_none() => {
             refuse("target", format!("no DataItem named '{target}'"))
         }
         _ => {}
     }
-    if (field.pattern.is_some() || field.max_length.is_some() || field.multiline) && ty != FieldType::Text {
-        refuse("pattern", format!("pattern, max_length and multiline apply to text fields, not {}", ty.as_str()));
+    if (field.pattern.is_some() || field.max_length.is_some() || field.multiline)
+        && ty != FieldType::Text
+    {
+        refuse(
+            "pattern",
+            format!(
+                "pattern, max_length and multiline apply to text fields, not {}",
+                ty.as_str()
+            ),
+        );
     }
     if let Some(pattern) = &field.pattern
         && jsonschema::validator_for(&serde_json::json!({ "pattern": pattern })).is_err()
     {
-        refuse("pattern", format!("'{pattern}' is not a valid regular expression"));
+        refuse(
+            "pattern",
+            format!("'{pattern}' is not a valid regular expression"),
+        );
     }
     if field.max_length == Some(0) {
         refuse("max_length", "max_length must be at least 1".into());
     }
     if field.scale.is_some() && ty != FieldType::Decimal {
-        refuse("scale", format!("scale applies to decimal fields, not {}", ty.as_str()));
+        refuse(
+            "scale",
+            format!("scale applies to decimal fields, not {}", ty.as_str()),
+        );
     }
     if field.scale.is_some_and(|s| s > MAX_DECIMAL_SCALE) {
-        refuse("scale", format!("scale must be at most {MAX_DECIMAL_SCALE}"));
+        refuse(
+            "scale",
+            format!("scale must be at most {MAX_DECIMAL_SCALE}"),
+        );
     }
     if field.unique && only(&[FieldType::Json, FieldType::Boolean]) {
-        refuse("unique", format!("a {} field cannot be unique", ty.as_str()));
+        refuse(
+            "unique",
+            format!("a {} field cannot be unique", ty.as_str()),
+        );
     }
     if field.searchable && !only(&[FieldType::Text, FieldType::Enum]) {
-        refuse("searchable", "only text and enum fields can be searchable".into());
+        refuse(
+            "searchable",
+            "only text and enum fields can be searchable".into(),
+        );
     }
     let mut bound = |key: &str, v: &Option<serde_json::Value>| -> Option<rust_decimal::Decimal> {
         let v = v.as_ref()?;
         if !ty.is_numeric() {
             issues.push(Issue::new(
                 format!("{path}/{key}"),
-                format!("{key} applies to integer, decimal and money fields, not {}", ty.as_str()),
+                format!(
+                    "{key} applies to integer, decimal and money fields, not {}",
+                    ty.as_str()
+                ),
             ));
             return None;
         }
         match value::decimal_from_json(v) {
             Some(d) => Some(d),
             None => {
-                issues.push(Issue::new(format!("{path}/{key}"), format!("{key} must be a number")));
+                issues.push(Issue::new(
+                    format!("{path}/{key}"),
+                    format!("{key} must be a number"),
+                ));
                 None
             }
         }
@@ -342,7 +398,10 @@ fn check_field(catalog: &Catalog, item: &str, field: &Field, path: &str, issues:
     if let (Some(min), Some(max)) = (min, max)
         && min > max
     {
-        issues.push(Issue::new(format!("{path}/min"), format!("min {min} is greater than max {max}")));
+        issues.push(Issue::new(
+            format!("{path}/min"),
+            format!("min {min} is greater than max {max}"),
+        ));
     }
     if let Some(default) = &field.default {
         let before = issues.len();
@@ -371,11 +430,17 @@ fn check_consists(candidate: &Catalog, input: &DataItem, issues: &mut Vec<Issue>
         } else if composes(candidate, &c.item, &input.name, &mut BTreeSet::new()) {
             issues.push(Issue::new(
                 path,
-                format!("'{}' already consists of '{}': composition cannot be cyclic", c.item, input.name),
+                format!(
+                    "'{}' already consists of '{}': composition cannot be cyclic",
+                    c.item, input.name
+                ),
             ));
         }
         if c.max.is_some() && c.cardinality == Cardinality::One {
-            issues.push(Issue::new(format!("/consists/{i}/max"), "max applies to cardinality 'many'"));
+            issues.push(Issue::new(
+                format!("/consists/{i}/max"),
+                "max applies to cardinality 'many'",
+            ));
         }
     }
 }
@@ -398,10 +463,17 @@ fn check_descendants(candidate: &Catalog, input: &DataItem, issues: &mut Vec<Iss
         let mut seen = BTreeSet::new();
         for e in candidate.effective_fields(&descendant) {
             if !seen.insert(e.field.name.clone()) {
-                let index = input.fields.iter().position(|f| f.name == e.field.name).unwrap_or(0);
+                let index = input
+                    .fields
+                    .iter()
+                    .position(|f| f.name == e.field.name)
+                    .unwrap_or(0);
                 issues.push(Issue::new(
                     format!("/fields/{index}/name"),
-                    format!("'{}' clashes with a field of '{descendant}', which extends this DataItem", e.field.name),
+                    format!(
+                        "'{}' clashes with a field of '{descendant}', which extends this DataItem",
+                        e.field.name
+                    ),
                 ));
             }
         }

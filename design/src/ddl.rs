@@ -38,9 +38,9 @@ pub fn index_name(prefix: &str, table: &str, column: &str) -> String {
     if full.len() <= 60 {
         return full;
     }
-    let hash = full
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     format!("{}_{:08x}", &full[..48], hash as u32)
 }
 
@@ -69,9 +69,10 @@ impl Dialect {
     /// The type a text parameter is cast to before it meets a column of `ty`, if any.
     pub fn param_cast(self, ty: FieldType) -> Option<&'static str> {
         match (self, ty) {
-            (Dialect::Sqlite, FieldType::Integer | FieldType::Decimal | FieldType::Money | FieldType::Boolean) => {
-                Some("INTEGER")
-            }
+            (
+                Dialect::Sqlite,
+                FieldType::Integer | FieldType::Decimal | FieldType::Money | FieldType::Boolean,
+            ) => Some("INTEGER"),
             (Dialect::Sqlite, _) | (Dialect::Postgres, FieldType::Text | FieldType::Enum) => None,
             (Dialect::Postgres, other) => Some(self.column_type(other)),
         }
@@ -138,7 +139,10 @@ impl Dialect {
 
     /// Drops an index created by one of the two functions above.
     pub fn drop_index(self, prefix: &str, table: &str, column: &str) -> String {
-        format!("DROP INDEX IF EXISTS {}", quote(&index_name(prefix, table, column)))
+        format!(
+            "DROP INDEX IF EXISTS {}",
+            quote(&index_name(prefix, table, column))
+        )
     }
 
     /// The indexes a field needs: unique for `unique`, a lookup index for references.
@@ -172,19 +176,28 @@ impl Dialect {
         let table = table_name(item);
         let mut columns = vec![
             format!("\"id\" {} PRIMARY KEY", self.id_type()),
-            "\"version\" BIGINT NOT NULL".to_owned(),
+            format!(
+                "\"version\" {} NOT NULL",
+                self.column_type(FieldType::Integer)
+            ),
             format!("\"created_at\" {} NOT NULL", self.stamp_type()),
             format!("\"updated_at\" {} NOT NULL", self.stamp_type()),
             "\"_search\" TEXT NOT NULL DEFAULT ''".to_owned(),
             "\"_parent_item\" TEXT".to_owned(),
             format!("\"_parent_id\" {}", self.id_type()),
         ];
-        columns.extend(
-            fields
-                .iter()
-                .map(|e| format!("{} {}", quote(&e.field.name), self.column_type(e.field.field_type))),
-        );
-        let strict = if self == Dialect::Sqlite { " STRICT" } else { "" };
+        columns.extend(fields.iter().map(|e| {
+            format!(
+                "{} {}",
+                quote(&e.field.name),
+                self.column_type(e.field.field_type)
+            )
+        }));
+        let strict = if self == Dialect::Sqlite {
+            " STRICT"
+        } else {
+            ""
+        };
         let mut out = vec![format!(
             "CREATE TABLE {} (\n  {}\n){strict}",
             quote(&table),

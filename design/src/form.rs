@@ -28,7 +28,11 @@ pub fn field_schema(field: &Field) -> Json {
         s.insert("description".into(), Json::String(en.clone()));
     }
     let with_null = |t: &str| {
-        if nullable { json!([t, "null"]) } else { json!(t) }
+        if nullable {
+            json!([t, "null"])
+        } else {
+            json!(t)
+        }
     };
     match field.field_type {
         FieldType::Text => {
@@ -52,7 +56,10 @@ pub fn field_schema(field: &Field) -> Json {
             s.insert("type".into(), Json::Array(types));
             s.insert(
                 "pattern".into(),
-                json!(format!("^-?[0-9]+(\\.[0-9]{{1,{}}})?$", field.scale().max(1))),
+                json!(format!(
+                    "^-?[0-9]+(\\.[0-9]{{1,{}}})?$",
+                    field.scale().max(1)
+                )),
             );
             bounds(field, &mut s);
         }
@@ -61,7 +68,11 @@ pub fn field_schema(field: &Field) -> Json {
         }
         FieldType::Date | FieldType::Datetime => {
             s.insert("type".into(), with_null("string"));
-            let format = if field.field_type == FieldType::Date { "date" } else { "date-time" };
+            let format = if field.field_type == FieldType::Date {
+                "date"
+            } else {
+                "date-time"
+            };
             s.insert("format".into(), json!(format));
         }
         FieldType::Enum => {
@@ -84,7 +95,10 @@ pub fn field_schema(field: &Field) -> Json {
 }
 
 fn bounds(field: &Field, s: &mut Map<String, Json>) {
-    let number = |v: &Json| crate::value::decimal_from_json(v).and_then(|d| serde_json::Number::from_f64(d.try_into().ok()?));
+    let number = |v: &Json| {
+        crate::value::decimal_from_json(v)
+            .and_then(|d| serde_json::Number::from_f64(d.try_into().ok()?))
+    };
     if let Some(min) = field.min.as_ref().and_then(number) {
         s.insert("minimum".into(), Json::Number(min));
     }
@@ -93,13 +107,27 @@ fn bounds(field: &Field, s: &mut Map<String, Json>) {
     }
 }
 
-fn object_schema(catalog: &Catalog, item: &str, with_required: bool, defs: &mut Map<String, Json>) -> Json {
+fn object_schema(
+    catalog: &Catalog,
+    item: &str,
+    with_required: bool,
+    defs: &mut Map<String, Json>,
+) -> Json {
     let fields = catalog.effective_fields(item);
     let mut properties = Map::new();
-    properties.insert("id".into(), json!({"type": "string", "format": "uuid", "readOnly": true}));
+    properties.insert(
+        "id".into(),
+        json!({"type": "string", "format": "uuid", "readOnly": true}),
+    );
     properties.insert("version".into(), json!({"type": "integer", "minimum": 1}));
-    properties.insert("created_at".into(), json!({"type": "string", "readOnly": true}));
-    properties.insert("updated_at".into(), json!({"type": "string", "readOnly": true}));
+    properties.insert(
+        "created_at".into(),
+        json!({"type": "string", "readOnly": true}),
+    );
+    properties.insert(
+        "updated_at".into(),
+        json!({"type": "string", "readOnly": true}),
+    );
     for e in &fields {
         properties.insert(e.field.name.clone(), field_schema(&e.field));
     }
@@ -129,7 +157,10 @@ fn object_schema(catalog: &Catalog, item: &str, with_required: bool, defs: &mut 
         .filter(|e| with_required && e.field.required && e.field.default.is_none())
         .map(|e| json!(e.field.name))
         .collect();
-    let label = catalog.get(item).map(|i| i.label.zh.clone()).unwrap_or_default();
+    let label = catalog
+        .get(item)
+        .map(|i| i.label.zh.clone())
+        .unwrap_or_default();
     json!({
         "title": label,
         "type": "object",
@@ -192,7 +223,11 @@ impl FormValidator {
     /// Every problem with a record write, each at the JSON pointer of the failing value.
     /// An empty list means the write may proceed.
     pub fn issues(&self, record: &Json, for_create: bool) -> Vec<Issue> {
-        let validator = if for_create { &self.create } else { &self.patch };
+        let validator = if for_create {
+            &self.create
+        } else {
+            &self.patch
+        };
         let mut out: Vec<Issue> = Vec::new();
         let mut seen = BTreeSet::new();
         for error in validator.iter_errors(record) {
@@ -202,10 +237,14 @@ impl FormValidator {
                     let name = property.as_str().unwrap_or_default();
                     vec![Issue::new(format!("{base}/{name}"), "is required")]
                 }
-                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => unexpected
-                    .iter()
-                    .map(|u| Issue::new(format!("{base}/{u}"), "is not a field of this DataItem"))
-                    .collect(),
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    unexpected
+                        .iter()
+                        .map(|u| {
+                            Issue::new(format!("{base}/{u}"), "is not a field of this DataItem")
+                        })
+                        .collect()
+                }
                 _ => vec![Issue::new(base, error.to_string())],
             };
             for issue in found {
@@ -230,15 +269,22 @@ pub fn parse_record(
     for e in fields {
         if let Some(v) = record.get(&e.field.name) {
             match Value::from_json(&e.field, v) {
-                Ok(Value::Null) if e.field.required => {
-                    issues.push(Issue::new(format!("{base}/{}", e.field.name), "is required"))
-                }
+                Ok(Value::Null) if e.field.required => issues.push(Issue::new(
+                    format!("{base}/{}", e.field.name),
+                    "is required",
+                )),
                 Ok(value) => values.push((e.field.name.clone(), value)),
-                Err(message) => issues.push(Issue::new(format!("{base}/{}", e.field.name), message)),
+                Err(message) => {
+                    issues.push(Issue::new(format!("{base}/{}", e.field.name), message))
+                }
             }
         }
     }
-    if issues.is_empty() { Ok(values) } else { Err(issues) }
+    if issues.is_empty() {
+        Ok(values)
+    } else {
+        Err(issues)
+    }
 }
 
 /// One input of a layout.
@@ -342,13 +388,20 @@ pub fn layout(catalog: &Catalog, item: &str) -> Vec<LayoutSection> {
     }
     if let Some(def) = catalog.get(item) {
         for c in &def.consists {
-            let label = catalog.get(&c.item).map(|i| i.label.clone()).unwrap_or_else(|| Label::new(&c.item, &c.item));
+            let label = catalog
+                .get(&c.item)
+                .map(|i| i.label.clone())
+                .unwrap_or_else(|| Label::new(&c.item, &c.item));
             sections.push(LayoutSection {
                 label,
                 kind: "children",
                 item: Some(c.item.clone()),
                 cardinality: Some(c.cardinality),
-                fields: catalog.effective_fields(&c.item).iter().map(|e| layout_field(&e.field)).collect(),
+                fields: catalog
+                    .effective_fields(&c.item)
+                    .iter()
+                    .map(|e| layout_field(&e.field))
+                    .collect(),
             });
         }
     }

@@ -111,13 +111,24 @@ pub fn plan(old: &Catalog, new: &Catalog, item: &str, dialect: Dialect) -> Migra
                 sql: dialect.create_table(&table_item, &after),
                 table,
                 action: StepAction::CreateTable,
-                description: format!("create the table of '{table_item}' with {} fields", after.len()),
+                description: format!(
+                    "create the table of '{table_item}' with {} fields",
+                    after.len()
+                ),
                 destructive: false,
             });
             continue;
         };
         let before = old.effective_fields(&table_item);
-        diff_table(&table_item, &table, &before, &after, to_version, dialect, &mut steps);
+        diff_table(
+            &table_item,
+            &table,
+            &before,
+            &after,
+            to_version,
+            dialect,
+            &mut steps,
+        );
     }
     if let (Some(a), Some(b)) = (old.get(item), new.get(item))
         && (a.label != b.label || a.consists != b.consists)
@@ -150,25 +161,36 @@ fn diff_table(
     dialect: Dialect,
     steps: &mut Vec<MigrationStep>,
 ) {
-    let mut push = |action: StepAction, description: String, destructive: bool, sql: Vec<String>| {
-        steps.push(MigrationStep {
-            item: item.to_owned(),
-            table: table.to_owned(),
-            action,
-            description,
-            destructive,
-            sql,
-        })
+    let mut push =
+        |action: StepAction, description: String, destructive: bool, sql: Vec<String>| {
+            steps.push(MigrationStep {
+                item: item.to_owned(),
+                table: table.to_owned(),
+                action,
+                description,
+                destructive,
+                sql,
+            })
+        };
+    let find = |list: &[EffectiveField], name: &str| {
+        list.iter()
+            .find(|e| e.field.name == name)
+            .map(|e| e.field.clone())
     };
-    let find = |list: &[EffectiveField], name: &str| list.iter().find(|e| e.field.name == name).map(|e| e.field.clone());
     for old in before.iter().map(|e| &e.field) {
         if find(after, &old.name).is_none() {
             let archived_as = archived_column(&old.name, version);
             let mut sql = dialect.drop_field_indexes(table, old);
             sql.push(dialect.rename_column(table, &old.name, &archived_as));
             push(
-                StepAction::ArchiveColumn { field: old.clone(), archived_as: archived_as.clone() },
-                format!("remove field '{}' ({}); its values are kept in column '{archived_as}'", old.name, old.label.zh),
+                StepAction::ArchiveColumn {
+                    field: old.clone(),
+                    archived_as: archived_as.clone(),
+                },
+                format!(
+                    "remove field '{}' ({}); its values are kept in column '{archived_as}'",
+                    old.name, old.label.zh
+                ),
                 true,
                 sql,
             );
@@ -182,7 +204,12 @@ fn diff_table(
             search_changed |= new.searchable;
             push(
                 StepAction::AddColumn { field: new.clone() },
-                format!("add field '{}' ({}, {})", new.name, new.label.zh, new.field_type.as_str()),
+                format!(
+                    "add field '{}' ({}, {})",
+                    new.name,
+                    new.label.zh,
+                    new.field_type.as_str()
+                ),
                 false,
                 sql,
             );
@@ -197,19 +224,30 @@ fn diff_table(
             let temp = format!("{}__new", new.name);
             let mut sql = dialect.drop_field_indexes(table, &old);
             sql.push(dialect.add_column(table, &temp, new.field_type));
-            sql.push(format!("-- erpos converts every value of {} into {temp}", new.name));
+            sql.push(format!(
+                "-- erpos converts every value of {} into {temp}",
+                new.name
+            ));
             sql.push(dialect.rename_column(table, &new.name, &archived_as));
             sql.push(dialect.rename_column(table, &temp, &new.name));
             sql.extend(dialect.field_indexes(table, new));
             let lossy = conversion_is_lossy(&old, new);
             push(
-                StepAction::RetypeColumn { from: old.clone(), to: new.clone(), archived_as: archived_as.clone() },
+                StepAction::RetypeColumn {
+                    from: old.clone(),
+                    to: new.clone(),
+                    archived_as: archived_as.clone(),
+                },
                 format!(
                     "change field '{}' from {} to {}{}; the old values are kept in column '{archived_as}'",
                     new.name,
                     old.field_type.as_str(),
                     new.field_type.as_str(),
-                    if lossy { " (values that do not convert become empty)" } else { "" }
+                    if lossy {
+                        " (values that do not convert become empty)"
+                    } else {
+                        ""
+                    }
                 ),
                 lossy,
                 sql,
@@ -221,7 +259,10 @@ fn diff_table(
             sql.push(dialect.create_unique_index(table, &new.name));
             push(
                 StepAction::AddUniqueIndex { field: new.clone() },
-                format!("make field '{}' unique (refused if values already repeat)", new.name),
+                format!(
+                    "make field '{}' unique (refused if values already repeat)",
+                    new.name
+                ),
                 false,
                 sql,
             );
@@ -240,8 +281,13 @@ fn diff_table(
         rules_old.searchable = new.searchable;
         if &rules_old != new {
             push(
-                StepAction::ChangeRules { field: Some(new.name.clone()) },
-                format!("change the rules of field '{}'; existing values are kept as they are", new.name),
+                StepAction::ChangeRules {
+                    field: Some(new.name.clone()),
+                },
+                format!(
+                    "change the rules of field '{}'; existing values are kept as they are",
+                    new.name
+                ),
                 false,
                 Vec::new(),
             );

@@ -118,7 +118,9 @@ pub fn disambiguate(base: &str, taken: impl Fn(&str) -> bool) -> String {
     (2..)
         .map(|n| {
             let suffix = format!("_{n}");
-            let keep = MAX_IDENTIFIER_LEN.saturating_sub(suffix.len()).min(base.len());
+            let keep = MAX_IDENTIFIER_LEN
+                .saturating_sub(suffix.len())
+                .min(base.len());
             format!("{}{suffix}", &base[..keep])
         })
         .find(|candidate| !taken(candidate))

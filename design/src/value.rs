@@ -115,7 +115,8 @@ impl Value {
             FieldType::Date => {
                 let s = v.as_str().ok_or_else(|| want("a date (YYYY-MM-DD)"))?;
                 Value::Date(
-                    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| want("a date (YYYY-MM-DD)"))?,
+                    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                        .map_err(|_| want("a date (YYYY-MM-DD)"))?,
                 )
             }
             FieldType::Datetime => {
@@ -169,8 +170,15 @@ impl Value {
 
     /// Reads a value back from its column cast to text.
     pub fn from_storage(field: &Field, text: Option<&str>) -> Result<Value, String> {
-        let Some(s) = text else { return Ok(Value::Null) };
-        let bad = || format!("stored value '{s}' is not a valid {}", field.field_type.as_str());
+        let Some(s) = text else {
+            return Ok(Value::Null);
+        };
+        let bad = || {
+            format!(
+                "stored value '{s}' is not a valid {}",
+                field.field_type.as_str()
+            )
+        };
         Ok(match field.field_type {
             FieldType::Text | FieldType::Enum => Value::Text(s.to_owned()),
             FieldType::Integer => Value::Integer(s.parse().map_err(|_| bad())?),
@@ -179,7 +187,9 @@ impl Value {
                 Value::Decimal(Decimal::new(scaled, field.scale()))
             }
             FieldType::Boolean => Value::Boolean(matches!(s, "1" | "true" | "t")),
-            FieldType::Date => Value::Date(NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad())?),
+            FieldType::Date => {
+                Value::Date(NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad())?)
+            }
             FieldType::Datetime => Value::Datetime(parse_datetime(s).ok_or_else(bad)?),
             FieldType::Reference => Value::Reference(uuid::Uuid::parse_str(s).map_err(|_| bad())?),
             FieldType::Json => Value::Json(serde_json::from_str(s).map_err(|_| bad())?),
@@ -321,12 +331,18 @@ mod tests {
             Some(Value::Decimal(Decimal::new(300, 2)))
         );
         assert_eq!(Value::Text("abc".into()).convert(&int), None);
-        assert_eq!(Value::Text(" 42".into()).convert(&int), Some(Value::Integer(42)));
+        assert_eq!(
+            Value::Text(" 42".into()).convert(&int),
+            Some(Value::Integer(42))
+        );
     }
 
     #[test]
     fn datetimes_parse_from_postgres_text() {
         let t = parse_datetime("2026-11-21 09:30:00.123456+00");
-        assert_eq!(t.map(|t| format_datetime(&t)).as_deref(), Some("2026-11-21T09:30:00.123456Z"));
+        assert_eq!(
+            t.map(|t| format_datetime(&t)).as_deref(),
+            Some("2026-11-21T09:30:00.123456Z")
+        );
     }
 }

@@ -1,0 +1,5 @@
+//! erpos-applications: vertical packs built on the kernel (the medical-aesthetics clinic)
+//! and the pieces of the `erpos` binary that tests and benches also use.
+
+pub mod bench;
+pub mod pack;

@@ -1,0 +1,148 @@
+//! `/api/v1/data-items`: define DataItems, see their forms, plan and apply migrations.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::extract::JsonBody;
+use crate::Kernel;
+
+/// Every DataItem definition.
+#[utoipa::path(get, path = "/api/v1/data-items", tag = "design", responses((status = 200, description = "`{items, total, next_cursor}`")))]
+pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
+    let schema = k.definitions.schema();
+    let items: Vec<Value> = schema.catalog.items().map(|i| json!(i)).collect();
+    Json(json!({"total": items.len(), "items": items, "next_cursor": null}))
+}
+
+/// Defines a DataItem and creates its table. Names left out are derived from the Chinese
+/// labels with pinyin.
+#[utoipa::path(post, path = "/api/v1/data-items", tag = "design", request_body = Object,
+    responses((status = 201, description = "the stored definition, names derived, version 1"),
+              (status = 422, description = "invalid definition; every problem at its JSON pointer", body = super::error::ErrorBody)))]
+pub async fn create(
+    State(k): State<Arc<Kernel>>,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let item = k.definitions.create(&body).await?;
+    Ok((StatusCode::CREATED, Json(json!(item))))
+}
+
+/// One DataItem definition, with its pending change if there is one.
+#[utoipa::path(get, path = "/api/v1/data-items/{name}", tag = "design",
+    params(("name" = String, Path, description = "DataItem name")),
+    responses((status = 200, description = "the definition"), (status = 404, description = "no such DataItem", body = super::error::ErrorBody)))]
+pub async fn show(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let schema = k.definitions.schema();
+    let item = schema
+        .catalog
+        .require(&name)
+        .map_err(crate::KernelError::from)?;
+    let mut out = json!(item);
+    let draft = k.definitions.draft(&name).await?;
+    out["pending_change"] = json!(draft);
+    out["descendants"] = json!(schema.catalog.descendants(&name));
+    Ok(Json(out))
+}
+
+/// Proposes a new definition of a DataItem: stored as its pending change, answered with the
+/// migration plan. Nothing changes in the tables until the plan is applied.
+#[utoipa::path(put, path = "/api/v1/data-items/{name}", tag = "design", request_body = Object,
+    params(("name" = String, Path, description = "DataItem name")),
+    responses((status = 200, description = "`{pending_change, plan}`"), (status = 422, description = "invalid definition", body = super::error::ErrorBody)))]
+pub async fn propose(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let (draft, plan) = k.definitions.propose(&name, &body).await?;
+    Ok(Json(json!({"pending_change": draft, "plan": plan})))
+}
+
+/// The generated form: a JSON Schema (draft 2020-12) that validates every write, and a layout.
+#[utoipa::path(get, path = "/api/v1/data-items/{name}/form", tag = "design",
+    params(("name" = String, Path, description = "DataItem name")),
+    responses((status = 200, description = "`{schema, patch_schema, layout}`"), (status = 404, description = "no such DataItem", body = super::error::ErrorBody)))]
+pub async fn form(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let schema = k.definitions.schema();
+    schema
+        .catalog
+        .require(&name)
+        .map_err(crate::KernelError::from)?;
+    Ok(Json(json!({
+        "item": name,
+        "schema": erpos_design::form::json_schema(&schema.catalog, &name, true),
+        "patch_schema": erpos_design::form::json_schema(&schema.catalog, &name, false),
+        "layout": erpos_design::form::layout(&schema.catalog, &name),
+    })))
+}
+
+/// The migration plan of the pending change: each step, its SQL, and which are destructive.
+#[utoipa::path(get, path = "/api/v1/data-items/{name}/migration", tag = "design",
+    params(("name" = String, Path, description = "DataItem name")),
+    responses((status = 200, description = "the plan"), (status = 409, description = "no pending change", body = super::error::ErrorBody)))]
+pub async fn migration_plan(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(k.definitions.pending_plan(&name).await?)))
+}
+
+/// Applies the pending change. Body `{"confirm_destructive": true}` is required when a step
+/// removes a field or converts values lossily (the old values are archived, never dropped).
+#[utoipa::path(post, path = "/api/v1/data-items/{name}/migration", tag = "design", request_body = Object,
+    params(("name" = String, Path, description = "DataItem name")),
+    responses((status = 200, description = "`{data_item, applied}`"),
+              (status = 409, description = "destructive and unconfirmed, no pending change, or values repeat for a new unique field", body = super::error::ErrorBody)))]
+pub async fn migration_apply(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?
+    };
+    let confirm = match body.get("confirm_destructive") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "confirm_destructive must be true or false",
+            )
+            .with_details(vec![erpos_design::Issue::new(
+                "/confirm_destructive",
+                "expected a boolean",
+            )]));
+        }
+    };
+    let (item, plan) = k.definitions.apply(&name, confirm).await?;
+    Ok(Json(json!({"data_item": item, "applied": plan})))
+}
+
+/// Discards the pending change.
+#[utoipa::path(delete, path = "/api/v1/data-items/{name}/migration", tag = "design",
+    params(("name" = String, Path, description = "DataItem name")),
+    responses((status = 204, description = "discarded"), (status = 409, description = "no pending change", body = super::error::ErrorBody)))]
+pub async fn migration_discard(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    k.definitions.discard(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

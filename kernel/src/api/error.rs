@@ -1,0 +1,148 @@
+//! The one JSON error shape of the API, and the mapping of every kernel error to a status.
+//!
+//! `{"error": {"code": "validation_failed", "message": "…", "details": [{"path": "/age", "message": "…"}]}}`
+//! Database errors are logged with the request's span and never shown in detail.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use erpos_design::{DesignError, Issue};
+use serde::Serialize;
+
+use crate::error::KernelError;
+
+/// An error as the API returns it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    details: Vec<Issue>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct Body {
+    error: ErrorBody,
+}
+
+/// The body of every 4xx/5xx response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code a program can switch on (`validation_failed`, `not_found`, …).
+    code: String,
+    /// What went wrong, for a person.
+    message: String,
+    /// Each problem at the JSON pointer of the offending input.
+    #[schema(value_type = Vec<Object>)]
+    details: Vec<Issue>,
+}
+
+impl ApiError {
+    /// An error with a status, a code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    /// Adds located problems.
+    pub fn with_details(mut self, details: Vec<Issue>) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// The 404 for a path no route serves.
+    pub fn no_route() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such API path")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Body {
+            error: ErrorBody {
+                code: self.code.to_owned(),
+                message: self.message,
+                details: self.details,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<KernelError> for ApiError {
+    fn from(e: KernelError) -> Self {
+        use StatusCode as S;
+        let message = e.to_string();
+        match e {
+            KernelError::Design(DesignError::InvalidDefinition(details)) => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_definition", "the definition is invalid").with_details(details)
+            }
+            KernelError::Design(DesignError::InvalidRecord(details)) => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "validation_failed", "the record is invalid; nothing was written")
+                    .with_details(details)
+            }
+            KernelError::Design(DesignError::UnknownItem(_)) | KernelError::NotFound(_) => {
+                ApiError::new(S::NOT_FOUND, "not_found", message)
+            }
+            KernelError::BadRequest(details) => {
+                ApiError::new(S::BAD_REQUEST, "bad_request", "the request parameters are invalid").with_details(details)
+            }
+            KernelError::VersionConflict { current, sent } => ApiError::new(S::CONFLICT, "version_conflict", message)
+                .with_details(vec![Issue::new(
+                    "/version",
+                    format!("the record is at version {current}; re-read it and retry (you sent {sent})"),
+                )]),
+            KernelError::Unique { field } => ApiError::new(S::CONFLICT, "unique_violation", message.clone())
+                .with_details(vec![Issue::new(field, "another record already has this value")]),
+            KernelError::Referenced(by) => ApiError::new(S::CONFLICT, "referenced", message)
+                .with_details(by.into_iter().map(|b| Issue::new("", format!("referenced by {b}"))).collect()),
+            KernelError::DestructiveUnconfirmed(details) => ApiError::new(
+                S::CONFLICT,
+                "destructive_change_unconfirmed",
+                "the migration removes or converts data; send {\"confirm_destructive\": true} to apply it",
+            )
+            .with_details(details),
+            KernelError::Conflict { code, message, details } => ApiError::new(S::CONFLICT, code, message).with_details(details),
+            KernelError::Database(ref db) if matches!(db, sqlx::Error::PoolTimedOut) => {
+                tracing::warn!(error = %e, "database busy");
+                ApiError::new(S::SERVICE_UNAVAILABLE, "busy", "the database is busy; retry shortly")
+            }
+            other => {
+                tracing::error!(error = %other, "internal error");
+                ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; it has been logged")
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        use StatusCode as S;
+        match r {
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with 'Content-Type: application/json'",
+            ),
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::new(S::BAD_REQUEST, "malformed_json", e.body_text())
+            }
+            JsonRejection::JsonDataError(e) => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "validation_failed", e.body_text())
+            }
+            JsonRejection::BytesRejection(e) if e.status() == S::PAYLOAD_TOO_LARGE => {
+                ApiError::new(
+                    S::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is too large",
+                )
+            }
+            other => ApiError::new(S::BAD_REQUEST, "bad_request", other.body_text()),
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The HTTP API (`/api/v1`): definitions, records, health and the OpenAPI document.
+//!
+//! Handlers only translate between HTTP and the kernel's services; they hold no business
+//! rules. Every error leaves through `ApiError`, so every 4xx/5xx has the same JSON shape.
+
+mod data_items;
+pub mod error;
+mod extract;
+mod records;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderName, Request};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::json;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+use crate::Kernel;
+pub use error::ApiError;
+
+/// The largest request body accepted (a DataItem with hundreds of fields fits easily).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The OpenAPI document, generated from the handlers' annotations.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "erpos API", description = "Metamodel-driven ERP operating kernel: DataItems, records and (soon) processes."),
+    paths(
+        healthz,
+        data_items::list,
+        data_items::create,
+        data_items::show,
+        data_items::propose,
+        data_items::form,
+        data_items::migration_plan,
+        data_items::migration_apply,
+        data_items::migration_discard,
+        records::list,
+        records::create,
+        records::show,
+        records::patch,
+        records::delete,
+        records::history,
+    ),
+    components(schemas(error::ErrorBody)),
+    tags((name = "design", description = "DataItem definitions, forms and migrations"),
+         (name = "records", description = "Records of any DataItem"),
+         (name = "system", description = "Health and API description"))
+)]
+pub struct ApiDoc;
+
+/// Liveness and database reachability.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "the node is up")))]
+async fn healthz(State(kernel): State<Arc<Kernel>>) -> impl IntoResponse {
+    let mut sql = crate::sql::Sql::new(kernel.db.dialect());
+    sql.push("SELECT CAST(1 AS TEXT)");
+    match kernel.db.fetch(sql).await {
+        Ok(_) => axum::Json(json!({"status": "ok", "database": format!("{:?}", kernel.db.dialect()).to_lowercase()}))
+            .into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+async fn openapi() -> impl IntoResponse {
+    axum::Json(ApiDoc::openapi())
+}
+
+async fn no_route() -> ApiError {
+    ApiError::no_route()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this path does not accept that method",
+    )
+}
+
+/// The whole router, with request ids, tracing and body limits.
+pub fn router(kernel: Arc<Kernel>) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let api = Router::new()
+        .route(
+            "/data-items",
+            get(data_items::list).post(data_items::create),
+        )
+        .route(
+            "/data-items/{name}",
+            get(data_items::show).put(data_items::propose),
+        )
+        .route("/data-items/{name}/form", get(data_items::form))
+        .route(
+            "/data-items/{name}/migration",
+            get(data_items::migration_plan)
+                .post(data_items::migration_apply)
+                .delete(data_items::migration_discard),
+        )
+        .route("/records/{item}", get(records::list).post(records::create))
+        .route(
+            "/records/{item}/{id}",
+            get(records::show)
+                .patch(records::patch)
+                .delete(records::delete),
+        )
+        .route("/records/{item}/{id}/history", get(records::history))
+        .route("/openapi.json", get(openapi));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/v1", api)
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(60),
+        ))
+        .with_state(kernel)
+}

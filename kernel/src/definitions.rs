@@ -1,0 +1,410 @@
+//! DataItem definitions, live: stored, versioned, and turned into tables.
+//!
+//! Creating a DataItem creates its table in the same transaction that stores its first
+//! version. Changing one stores a *pending change*; its migration plan is shown and applied
+//! only on request (destructive steps only when confirmed), again in one transaction with
+//! the new version. The active catalog is an immutable snapshot swapped after each commit,
+//! so requests never see half a change. This module must not serve records.
+
+use std::sync::{Arc, RwLock};
+
+use chrono::Utc;
+use dashmap::DashMap;
+use erpos_design::form::FormValidator;
+use erpos_design::migration::{MigrationPlan, StepAction, plan};
+use erpos_design::value::format_datetime;
+use erpos_design::{Catalog, DataItem, DesignError, FieldType, Issue, Value};
+use serde_json::Value as Json;
+
+use crate::db::{Db, Tx};
+use crate::error::{KernelError, Result};
+use crate::records::search_document;
+
+/// The active catalog plus what is derived from it (compiled forms), replaced as a whole
+/// whenever a definition changes.
+pub struct Schema {
+    /// Every active DataItem.
+    pub catalog: Catalog,
+    validators: DashMap<String, Arc<FormValidator>>,
+}
+
+impl Schema {
+    fn new(catalog: Catalog) -> Self {
+        Self {
+            catalog,
+            validators: DashMap::new(),
+        }
+    }
+
+    /// The compiled form of `item`, compiled on first use and cached for this catalog.
+    pub fn validator(&self, item: &str) -> Result<Arc<FormValidator>> {
+        if let Some(v) = self.validators.get(item) {
+            return Ok(v.clone());
+        }
+        let compiled = Arc::new(FormValidator::compile(&self.catalog, item)?);
+        self.validators.insert(item.to_owned(), compiled.clone());
+        Ok(compiled)
+    }
+}
+
+/// The definitions service.
+pub struct Definitions {
+    db: Db,
+    schema: RwLock<Arc<Schema>>,
+    /// Serialises definition changes: DDL and catalog swaps happen one at a time.
+    changing: tokio::sync::Mutex<()>,
+}
+
+fn now() -> String {
+    format_datetime(&Utc::now())
+}
+
+fn to_json_text<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| KernelError::Corrupt(e.to_string()))
+}
+
+impl Definitions {
+    /// Loads every active definition from the database.
+    pub async fn load(db: Db) -> Result<Self> {
+        let mut sql = crate::sql::Sql::new(db.dialect());
+        sql.push("SELECT ")
+            .col_text("definition")
+            .push(" FROM data_items ORDER BY name");
+        let rows = db.fetch(sql).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let text = row.first().cloned().flatten().unwrap_or_default();
+            let item: DataItem = serde_json::from_str(&text)
+                .map_err(|e| KernelError::Corrupt(format!("stored definition: {e}")))?;
+            items.push(item);
+        }
+        Ok(Self {
+            db,
+            schema: RwLock::new(Arc::new(Schema::new(Catalog::from_items(items)))),
+            changing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The active schema snapshot.
+    pub fn schema(&self) -> Arc<Schema> {
+        match self.schema.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn swap(&self, catalog: Catalog) {
+        let next = Arc::new(Schema::new(catalog));
+        match self.schema.write() {
+            Ok(mut guard) => *guard = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
+    }
+
+    /// Creates a DataItem and its table. Returns the stored definition (names derived,
+    /// version 1).
+    pub async fn create(&self, body: &Json) -> Result<DataItem> {
+        let input = erpos_design::parse_data_item(body)?;
+        let _guard = self.changing.lock().await;
+        let old = self.schema().catalog.clone();
+        let mut item = old.prepare(input, None)?;
+        item.version = 1;
+        let new = old.with(item.clone());
+        let plan = plan(&old, &new, &item.name, self.db.dialect());
+        let mut tx = self.db.begin().await?;
+        for step in &plan.steps {
+            for statement in &step.sql {
+                tx.execute_ddl(statement).await?;
+            }
+        }
+        let definition = to_json_text(&item)?;
+        let stamp = now();
+        let d = tx.dialect();
+        let mut sql = tx.sql();
+        sql.push(
+            "INSERT INTO data_items (name, version, definition, created_at, updated_at) VALUES (",
+        )
+        .text(&item.name)
+        .push(", ")
+        .param(Some("1".into()), d.param_cast(FieldType::Integer))
+        .push(", ")
+        .param(Some(definition.clone()), d.param_cast(FieldType::Json))
+        .push(", ")
+        .param(Some(stamp.clone()), d.param_cast(FieldType::Datetime))
+        .push(", ")
+        .param(Some(stamp.clone()), d.param_cast(FieldType::Datetime))
+        .push(")");
+        tx.execute(sql).await?;
+        record_version(&mut tx, &item, &plan, &stamp).await?;
+        tx.commit().await?;
+        self.swap(new);
+        tracing::info!(item = %item.name, "data item created");
+        Ok(item)
+    }
+
+    /// Stores a pending change to a DataItem and returns it with its migration plan.
+    pub async fn propose(&self, name: &str, body: &Json) -> Result<(DataItem, MigrationPlan)> {
+        let input = erpos_design::parse_data_item(body)?;
+        let _guard = self.changing.lock().await;
+        let old = self.schema().catalog.clone();
+        let current = old.require(name)?.clone();
+        let mut draft = old.prepare(input, Some(name))?;
+        draft.version = current.version + 1;
+        let new = old.with(draft.clone());
+        let plan = plan(&old, &new, name, self.db.dialect());
+        let mut tx = self.db.begin().await?;
+        let d = tx.dialect();
+        let mut sql = tx.sql();
+        sql.push("UPDATE data_items SET draft = ")
+            .param(Some(to_json_text(&draft)?), d.param_cast(FieldType::Json))
+            .push(", updated_at = ")
+            .param(Some(now()), d.param_cast(FieldType::Datetime))
+            .push(" WHERE name = ")
+            .text(name);
+        tx.execute(sql).await?;
+        tx.commit().await?;
+        Ok((draft, plan))
+    }
+
+    /// The pending change of a DataItem, if any.
+    pub async fn draft(&self, name: &str) -> Result<Option<DataItem>> {
+        self.schema().catalog.require(name)?;
+        let mut sql = crate::sql::Sql::new(self.db.dialect());
+        sql.push("SELECT ")
+            .col_text("draft")
+            .push(" FROM data_items WHERE name = ")
+            .text(name);
+        let rows = self.db.fetch(sql).await?;
+        match rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+        {
+            Some(text) => {
+                Ok(Some(serde_json::from_str(&text).map_err(|e| {
+                    KernelError::Corrupt(format!("stored draft: {e}"))
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The migration plan of the pending change of `name`.
+    pub async fn pending_plan(&self, name: &str) -> Result<MigrationPlan> {
+        let draft = self.draft(name).await?.ok_or_else(|| no_pending(name))?;
+        let old = self.schema().catalog.clone();
+        let new = old.with(draft);
+        Ok(plan(&old, &new, name, self.db.dialect()))
+    }
+
+    /// Discards the pending change of `name`.
+    pub async fn discard(&self, name: &str) -> Result<()> {
+        let _guard = self.changing.lock().await;
+        self.draft(name).await?.ok_or_else(|| no_pending(name))?;
+        let mut tx = self.db.begin().await?;
+        let mut sql = tx.sql();
+        sql.push("UPDATE data_items SET draft = NULL WHERE name = ")
+            .text(name);
+        tx.execute(sql).await?;
+        tx.commit().await
+    }
+
+    /// Applies the pending change of `name`: runs its plan and makes it the active version,
+    /// all in one transaction. Destructive steps need `confirm_destructive`.
+    pub async fn apply(
+        &self,
+        name: &str,
+        confirm_destructive: bool,
+    ) -> Result<(DataItem, MigrationPlan)> {
+        let _guard = self.changing.lock().await;
+        let draft = self.draft(name).await?.ok_or_else(|| no_pending(name))?;
+        let old = self.schema().catalog.clone();
+        // Validate again against the catalog as it is now: other items may have changed.
+        let mut draft = old.prepare(draft, Some(name))?;
+        draft.version = old.require(name)?.version + 1;
+        let new = old.with(draft.clone());
+        let plan = plan(&old, &new, name, self.db.dialect());
+        if plan.destructive && !confirm_destructive {
+            let details = plan
+                .steps
+                .iter()
+                .filter(|s| s.destructive)
+                .map(|s| Issue::new(format!("/steps/{}", s.table), s.description.clone()))
+                .collect();
+            return Err(KernelError::DestructiveUnconfirmed(details));
+        }
+        let mut tx = self.db.begin().await?;
+        for step in &plan.steps {
+            let result = run_step(&mut tx, &new, step).await;
+            if let Err(e) = result {
+                if let Some((_, message)) = e.unique_violation() {
+                    return Err(KernelError::Conflict {
+                        code: "unique_violation",
+                        message: format!("cannot apply '{}': {message}", step.description),
+                        details: vec![Issue::new(
+                            format!("/steps/{}", step.table),
+                            step.description.clone(),
+                        )],
+                    });
+                }
+                return Err(e);
+            }
+        }
+        let stamp = now();
+        let d = tx.dialect();
+        let mut sql = tx.sql();
+        sql.push("UPDATE data_items SET definition = ")
+            .param(Some(to_json_text(&draft)?), d.param_cast(FieldType::Json))
+            .push(", draft = NULL, version = ")
+            .param(
+                Some(draft.version.to_string()),
+                d.param_cast(FieldType::Integer),
+            )
+            .push(", updated_at = ")
+            .param(Some(stamp.clone()), d.param_cast(FieldType::Datetime))
+            .push(" WHERE name = ")
+            .text(name);
+        tx.execute(sql).await?;
+        record_version(&mut tx, &draft, &plan, &stamp).await?;
+        tx.commit().await?;
+        self.swap(new);
+        tracing::info!(item = %name, version = draft.version, steps = plan.steps.len(), "migration applied");
+        Ok((draft, plan))
+    }
+}
+
+fn no_pending(name: &str) -> KernelError {
+    KernelError::Conflict {
+        code: "no_pending_change",
+        message: format!("'{name}' has no pending change: PUT a new definition first"),
+        details: Vec::new(),
+    }
+}
+
+async fn record_version(
+    tx: &mut Tx,
+    item: &DataItem,
+    plan: &MigrationPlan,
+    stamp: &str,
+) -> Result<()> {
+    let d = tx.dialect();
+    let mut sql = tx.sql();
+    sql.push(
+        "INSERT INTO data_item_versions (name, version, definition, plan, applied_at) VALUES (",
+    )
+    .text(&item.name)
+    .push(", ")
+    .param(
+        Some(item.version.to_string()),
+        d.param_cast(FieldType::Integer),
+    )
+    .push(", ")
+    .param(Some(to_json_text(item)?), d.param_cast(FieldType::Json))
+    .push(", ")
+    .param(Some(to_json_text(plan)?), d.param_cast(FieldType::Json))
+    .push(", ")
+    .param(Some(stamp.to_owned()), d.param_cast(FieldType::Datetime))
+    .push(")");
+    tx.execute(sql).await?;
+    Ok(())
+}
+
+/// Runs one migration step inside the applying transaction.
+async fn run_step(tx: &mut Tx, new: &Catalog, step: &erpos_design::MigrationStep) -> Result<()> {
+    match &step.action {
+        StepAction::RetypeColumn { from, to, .. } => {
+            // The plan's SQL has a marker line where values are converted: run what comes
+            // before it, convert, then run the rest.
+            let marker = step
+                .sql
+                .iter()
+                .position(|s| s.starts_with("--"))
+                .unwrap_or(step.sql.len());
+            for statement in &step.sql[..marker] {
+                tx.execute_ddl(statement).await?;
+            }
+            let temp = format!("{}__new", to.name);
+            let d = tx.dialect();
+            let mut sql = tx.sql();
+            sql.push("SELECT ")
+                .col_text("id")
+                .push(", ")
+                .col_text(&from.name)
+                .push(" FROM ")
+                .ident(&step.table);
+            let rows = tx.fetch(sql).await?;
+            let mut lost = 0usize;
+            for row in rows {
+                let (Some(Some(id)), Some(old_text)) = (row.first(), row.get(1)) else {
+                    continue;
+                };
+                let old_value =
+                    Value::from_storage(from, old_text.as_deref()).map_err(KernelError::Corrupt)?;
+                let converted = old_value.convert(to).unwrap_or_else(|| {
+                    lost += 1;
+                    Value::Null
+                });
+                let mut sql = tx.sql();
+                sql.push("UPDATE ")
+                    .ident(&step.table)
+                    .push(" SET ")
+                    .ident(&temp)
+                    .push(" = ")
+                    .param(converted.to_storage(d), d.param_cast(to.field_type))
+                    .push(" WHERE id = ")
+                    .param(Some(id.clone()), d.param_cast(FieldType::Reference));
+                tx.execute(sql).await?;
+            }
+            if lost > 0 {
+                tracing::warn!(table = %step.table, field = %to.name, lost, "values did not convert; originals archived");
+            }
+            for statement in step.sql.iter().skip(marker + 1) {
+                tx.execute_ddl(statement).await?;
+            }
+            Ok(())
+        }
+        StepAction::RebuildSearch => {
+            let fields = new.effective_fields(&step.item);
+            let searchable: Vec<_> = fields.iter().filter(|e| e.field.searchable).collect();
+            let d = tx.dialect();
+            let mut sql = tx.sql();
+            sql.push("SELECT ").col_text("id");
+            for e in &searchable {
+                sql.push(", ").col_text(&e.field.name);
+            }
+            sql.push(" FROM ").ident(&step.table);
+            let rows = tx.fetch(sql).await?;
+            for row in rows {
+                let Some(Some(id)) = row.first() else {
+                    continue;
+                };
+                let doc = search_document(&fields, |name| {
+                    searchable
+                        .iter()
+                        .position(|e| e.field.name == name)
+                        .and_then(|i| row.get(i + 1).cloned().flatten())
+                });
+                let mut sql = tx.sql();
+                sql.push("UPDATE ")
+                    .ident(&step.table)
+                    .push(" SET \"_search\" = ")
+                    .text(doc)
+                    .push(" WHERE id = ")
+                    .param(Some(id.clone()), d.param_cast(FieldType::Reference));
+                tx.execute(sql).await?;
+            }
+            Ok(())
+        }
+        _ => {
+            for statement in &step.sql {
+                tx.execute_ddl(statement).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Turns a design error about an unknown item into the kernel's 404.
+pub fn unknown_item(name: &str) -> KernelError {
+    KernelError::Design(DesignError::UnknownItem(name.to_owned()))
+}

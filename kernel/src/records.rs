@@ -1,0 +1,1221 @@
+//! Records of DataItems: create, read, patch, delete and list, validated by the DataItem's
+//! form, stored in its generated table.
+//!
+//! A write is validated against the form's JSON Schema, parsed into typed values, checked
+//! for references and written — parent, composed children and an audit-trail row — in one
+//! transaction, so a refused write changes nothing. Patches carry the version they were
+//! based on; a stale one gets a conflict instead of overwriting someone else's change.
+//! This module must never put a value into SQL text (see `sql`).
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use erpos_design::catalog::EffectiveField;
+use erpos_design::data_item::Cardinality;
+use erpos_design::ddl::{index_name, table_name};
+use erpos_design::form::parse_record;
+use erpos_design::naming::search_keys;
+use erpos_design::value::{format_datetime, parse_datetime};
+use erpos_design::{Catalog, DesignError, Dialect, Field, FieldType, Issue, Value};
+use serde_json::{Map, Value as Json, json};
+use uuid::Uuid;
+
+use crate::db::{Db, Row, Tx};
+use crate::definitions::Definitions;
+use crate::error::{KernelError, Result};
+use crate::sql::Sql;
+
+/// The most records one list page returns.
+pub const MAX_LIMIT: usize = 500;
+/// The page size when the caller gives none.
+pub const DEFAULT_LIMIT: usize = 50;
+
+/// The pinyin search document of a record: the search keys of every searchable field.
+pub fn search_document(fields: &[EffectiveField], get: impl Fn(&str) -> Option<String>) -> String {
+    fields
+        .iter()
+        .filter(|e| e.field.searchable)
+        .filter_map(|e| get(&e.field.name))
+        .map(|text| search_keys(&text))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A comparison in a list filter (`?age__gt=30`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `field=v`
+    Eq,
+    /// `field__ne=v`
+    Ne,
+    /// `field__lt=v`
+    Lt,
+    /// `field__lte=v`
+    Lte,
+    /// `field__gt=v`
+    Gt,
+    /// `field__gte=v`
+    Gte,
+    /// `field__in=a,b,c`
+    In,
+    /// `field__contains=text` (text and enum fields, case-insensitive)
+    Contains,
+    /// `field__null=true|false`
+    Null,
+}
+
+impl Op {
+    fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "eq" => Op::Eq,
+            "ne" => Op::Ne,
+            "lt" => Op::Lt,
+            "lte" => Op::Lte,
+            "gt" => Op::Gt,
+            "gte" => Op::Gte,
+            "in" => Op::In,
+            "contains" => Op::Contains,
+            "null" => Op::Null,
+            _ => return None,
+        })
+    }
+}
+
+/// One filter of a list request, already typed.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    field: Field,
+    op: Op,
+    values: Vec<Value>,
+}
+
+/// A parsed list request.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    limit: usize,
+    cursor: Option<Vec<Option<String>>>,
+    page: Option<u64>,
+    sort: Vec<(Field, bool)>,
+    search: Vec<String>,
+    filters: Vec<Filter>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page {
+    /// The records on this page.
+    pub items: Vec<Json>,
+    /// How many records match the filters in all.
+    pub total: u64,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Pseudo-fields every record has, usable in filters and sort.
+fn stamp_field(name: &str) -> Option<Field> {
+    match name {
+        "created_at" | "updated_at" => Some(Field::new(name, name, FieldType::Datetime)),
+        "id" => Some(Field::new("id", "id", FieldType::Reference)),
+        _ => None,
+    }
+}
+
+fn lookup_field(fields: &[EffectiveField], name: &str) -> Option<Field> {
+    fields
+        .iter()
+        .find(|e| e.field.name == name)
+        .map(|e| e.field.clone())
+        .or_else(|| stamp_field(name))
+}
+
+/// Parses a query-string value for `field` (query strings carry everything as text).
+fn query_value(field: &Field, raw: &str) -> std::result::Result<Value, String> {
+    let json = match field.field_type {
+        FieldType::Boolean => match raw {
+            "true" | "1" => Json::Bool(true),
+            "false" | "0" => Json::Bool(false),
+            _ => return Err("expected true or false".into()),
+        },
+        FieldType::Json => {
+            serde_json::from_str(raw).unwrap_or_else(|_| Json::String(raw.to_owned()))
+        }
+        _ => Json::String(raw.to_owned()),
+    };
+    let mut lenient = field.clone();
+    lenient.min = None;
+    lenient.max = None;
+    lenient.max_length = None;
+    if lenient.field_type == FieldType::Enum {
+        lenient.field_type = FieldType::Text;
+    }
+    Value::from_json(&lenient, &json)
+}
+
+impl ListQuery {
+    /// Parses list parameters: `limit`, `cursor` or `page`, `sort=-a,b`, `q` (pinyin
+    /// search), and filters `field` / `field__op`. Every problem is reported at
+    /// `/query/<param>`.
+    pub fn parse(catalog: &Catalog, item: &str, params: &[(String, String)]) -> Result<ListQuery> {
+        catalog.require(item)?;
+        let fields = catalog.effective_fields(item);
+        let mut issues = Vec::new();
+        let mut q = ListQuery {
+            limit: DEFAULT_LIMIT,
+            ..ListQuery::default()
+        };
+        for (key, raw) in params {
+            let path = format!("/query/{key}");
+            match key.as_str() {
+                "limit" => match raw.parse::<usize>() {
+                    Ok(n) if (1..=MAX_LIMIT).contains(&n) => q.limit = n,
+                    _ => issues.push(Issue::new(
+                        path,
+                        format!("limit must be a whole number from 1 to {MAX_LIMIT}"),
+                    )),
+                },
+                "page" => match raw.parse::<u64>() {
+                    Ok(n) if n >= 1 => q.page = Some(n),
+                    _ => issues.push(Issue::new(path, "page must be a whole number from 1")),
+                },
+                "cursor" => match decode_cursor(raw) {
+                    Some(c) => q.cursor = Some(c),
+                    None => issues.push(Issue::new(path, "not a cursor returned by this list")),
+                },
+                "q" => q.search = raw.split_whitespace().map(str::to_lowercase).collect(),
+                "sort" => {
+                    for part in raw.split(',').filter(|s| !s.is_empty()) {
+                        let (desc, name) =
+                            part.strip_prefix('-').map_or((false, part), |n| (true, n));
+                        match lookup_field(&fields, name) {
+                            Some(f) if f.field_type != FieldType::Json => q.sort.push((f, desc)),
+                            Some(_) => issues.push(Issue::new(
+                                &path,
+                                format!("cannot sort by json field '{name}'"),
+                            )),
+                            None => {
+                                issues.push(Issue::new(&path, format!("'{name}' is not a field")))
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    let (name, op) = match key.split_once("__") {
+                        Some((name, op)) => (name, Op::parse(op)),
+                        None => (key.as_str(), Some(Op::Eq)),
+                    };
+                    let Some(op) = op else {
+                        issues.push(Issue::new(
+                            path,
+                            "unknown operator: use eq, ne, lt, lte, gt, gte, in, contains or null",
+                        ));
+                        continue;
+                    };
+                    let Some(field) = lookup_field(&fields, name) else {
+                        issues.push(Issue::new(
+                            path,
+                            format!("'{name}' is not a field of '{item}'"),
+                        ));
+                        continue;
+                    };
+                    if op == Op::Contains
+                        && !matches!(field.field_type, FieldType::Text | FieldType::Enum)
+                    {
+                        issues.push(Issue::new(path, "contains applies to text and enum fields"));
+                        continue;
+                    }
+                    if field.field_type == FieldType::Json && op != Op::Null {
+                        issues.push(Issue::new(
+                            path,
+                            "json fields can only be filtered with __null",
+                        ));
+                        continue;
+                    }
+                    let raws: Vec<&str> = match op {
+                        Op::In => raw.split(',').collect(),
+                        _ => vec![raw.as_str()],
+                    };
+                    let mut values = Vec::new();
+                    for r in raws {
+                        let parsed = match op {
+                            Op::Contains => Ok(Value::Text(r.to_lowercase())),
+                            Op::Null => query_value(&Field::new("n", "n", FieldType::Boolean), r),
+                            _ => query_value(&field, r),
+                        };
+                        match parsed {
+                            Ok(v) => values.push(v),
+                            Err(m) => issues.push(Issue::new(&path, m)),
+                        }
+                    }
+                    q.filters.push(Filter { field, op, values });
+                }
+            }
+        }
+        if q.cursor.is_some() && q.page.is_some() {
+            issues.push(Issue::new(
+                "/query/page",
+                "give either cursor or page, not both",
+            ));
+        }
+        if q.sort.is_empty() {
+            if let Some(f) = stamp_field("created_at") {
+                q.sort.push((f, false));
+            }
+        }
+        if let Some(c) = &q.cursor
+            && c.len() != q.sort.len() + 1
+        {
+            issues.push(Issue::new(
+                "/query/cursor",
+                "the cursor belongs to a list with another sort",
+            ));
+        }
+        if issues.is_empty() {
+            Ok(q)
+        } else {
+            Err(KernelError::BadRequest(issues))
+        }
+    }
+}
+
+fn encode_cursor(values: &[Option<String>]) -> String {
+    URL_SAFE_NO_PAD.encode(json!(values).to_string())
+}
+
+fn decode_cursor(raw: &str) -> Option<Vec<Option<String>>> {
+    let bytes = URL_SAFE_NO_PAD.decode(raw).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Where reads run: on the pool, or inside a write transaction (to see its own writes).
+enum Reader<'a> {
+    Db(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+impl Reader<'_> {
+    async fn fetch(&mut self, sql: Sql) -> Result<Vec<Row>> {
+        match self {
+            Reader::Db(db) => db.fetch(sql).await,
+            Reader::Tx(tx) => tx.fetch(sql).await,
+        }
+    }
+}
+
+/// The records service.
+pub struct Records {
+    db: Db,
+    definitions: Arc<Definitions>,
+}
+
+fn cast(d: Dialect, ty: FieldType) -> Option<&'static str> {
+    d.param_cast(ty)
+}
+
+fn parse_id(id: &str, item: &str) -> Result<Uuid> {
+    Uuid::parse_str(id).map_err(|_| KernelError::NotFound(format!("{item} record '{id}'")))
+}
+
+/// The SELECT list of a record table: system columns then fields, all as text.
+fn select_columns(sql: &mut Sql, fields: &[EffectiveField]) {
+    sql.push("SELECT ")
+        .col_text("id")
+        .push(", ")
+        .col_text("version")
+        .push(", ");
+    sql.col_text("created_at").push(", ").col_text("updated_at");
+    for e in fields {
+        sql.push(", ").col_text(&e.field.name);
+    }
+}
+
+fn stamp_json(text: Option<&String>) -> Json {
+    text.and_then(|t| parse_datetime(t))
+        .map_or(Json::Null, |t| Json::String(format_datetime(&t)))
+}
+
+/// Turns a row read with `select_columns` into the record's JSON (without children).
+fn row_json(fields: &[EffectiveField], row: &Row) -> Result<Map<String, Json>> {
+    let mut out = Map::new();
+    out.insert(
+        "id".into(),
+        row.first()
+            .cloned()
+            .flatten()
+            .map_or(Json::Null, Json::String),
+    );
+    for (i, e) in fields.iter().enumerate() {
+        let text = row.get(i + 4).cloned().flatten();
+        let value = Value::from_storage(&e.field, text.as_deref()).map_err(KernelError::Corrupt)?;
+        out.insert(e.field.name.clone(), value.to_json());
+    }
+    let version = row
+        .get(1)
+        .cloned()
+        .flatten()
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
+    out.insert("version".into(), json!(version));
+    out.insert(
+        "created_at".into(),
+        stamp_json(row.get(2).and_then(Option::as_ref)),
+    );
+    out.insert(
+        "updated_at".into(),
+        stamp_json(row.get(3).and_then(Option::as_ref)),
+    );
+    Ok(out)
+}
+
+/// Which field a unique violation on `item`'s table is about.
+fn unique_field(catalog: &Catalog, item: &str, error: &KernelError) -> Option<String> {
+    let (constraint, message) = error.unique_violation()?;
+    let table = table_name(item);
+    let mut candidates: Vec<String> = catalog
+        .effective_fields(item)
+        .into_iter()
+        .filter(|e| e.field.unique)
+        .map(|e| e.field.name)
+        .collect();
+    candidates.push("id".into());
+    candidates.into_iter().find(|name| {
+        constraint.as_deref() == Some(index_name("uq", &table, name).as_str())
+            || (name == "id" && constraint.as_deref() == Some(format!("{table}_pkey").as_str()))
+            || message.ends_with(&format!("{table}.{name}"))
+    })
+}
+
+impl Records {
+    /// The records service over `db`, reading definitions from `definitions`.
+    pub fn new(db: Db, definitions: Arc<Definitions>) -> Self {
+        Self { db, definitions }
+    }
+
+    fn validate(&self, catalog_item: &str, body: &Json, for_create: bool) -> Result<()> {
+        let schema = self.definitions.schema();
+        schema.catalog.require(catalog_item)?;
+        if !body.is_object() {
+            return Err(KernelError::invalid_record(
+                "",
+                "expected a JSON object keyed by field names",
+            ));
+        }
+        let issues = schema.validator(catalog_item)?.issues(body, for_create);
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(DesignError::InvalidRecord(issues).into())
+        }
+    }
+
+    /// Creates a record (and its composed children) and returns it as stored.
+    pub async fn create(&self, item: &str, body: &Json, actor: Option<&str>) -> Result<Json> {
+        self.validate(item, body, true)?;
+        let schema = self.definitions.schema();
+        let catalog = &schema.catalog;
+        let obj = body.as_object().cloned().unwrap_or_default();
+        let mut tx = self.db.begin().await?;
+        let record = Box::pin(insert_record(&mut tx, catalog, item, &obj, None, "", actor)).await?;
+        tx.commit().await?;
+        Ok(Json::Object(record))
+    }
+
+    /// Reads a record with its composed children.
+    pub async fn get(&self, item: &str, id: &str) -> Result<Json> {
+        let schema = self.definitions.schema();
+        schema.catalog.require(item)?;
+        let id = parse_id(id, item)?;
+        let mut reader = Reader::Db(&self.db);
+        let record = Box::pin(read_record(&mut reader, &schema.catalog, item, id)).await?;
+        record
+            .map(Json::Object)
+            .ok_or_else(|| KernelError::NotFound(format!("{item} record '{id}'")))
+    }
+
+    /// Changes the fields named in `body` (and replaces composed children given in it).
+    /// `expected` (from the body's `version` or an `If-Match` header) guards against
+    /// overwriting a change the caller has not seen.
+    pub async fn patch(
+        &self,
+        item: &str,
+        id: &str,
+        body: &Json,
+        expected: Option<i64>,
+        actor: Option<&str>,
+    ) -> Result<Json> {
+        self.validate(item, body, false)?;
+        let schema = self.definitions.schema();
+        let catalog = &schema.catalog;
+        let id = parse_id(id, item)?;
+        let obj = body.as_object().cloned().unwrap_or_default();
+        let expected = obj.get("version").and_then(Json::as_i64).or(expected);
+        let fields = catalog.effective_fields(item);
+        let values = parse_record(&fields, &obj, "").map_err(DesignError::InvalidRecord)?;
+        let mut tx = self.db.begin().await?;
+        let current = {
+            let mut reader = Reader::Tx(&mut tx);
+            Box::pin(read_record(&mut reader, catalog, item, id)).await?
+        }
+        .ok_or_else(|| KernelError::NotFound(format!("{item} record '{id}'")))?;
+        let current_version = current.get("version").and_then(Json::as_i64).unwrap_or(0);
+        if let Some(sent) = expected
+            && sent != current_version
+        {
+            return Err(KernelError::VersionConflict {
+                current: current_version,
+                sent,
+            });
+        }
+        check_references(&mut tx, catalog, item, &values, "").await?;
+        let mut changes = Map::new();
+        for (name, value) in &values {
+            let before = current.get(name).cloned().unwrap_or(Json::Null);
+            let after = value.to_json();
+            if before != after {
+                changes.insert(name.clone(), json!({"from": before, "to": after}));
+            }
+        }
+        let def = catalog.require(item)?.clone();
+        let children_given: Vec<_> = def
+            .consists
+            .iter()
+            .filter(|c| obj.contains_key(&c.item))
+            .collect();
+        if changes.is_empty() && children_given.is_empty() {
+            return Ok(Json::Object(current));
+        }
+        let d = tx.dialect();
+        let new_version = current_version + 1;
+        let stamp = format_datetime(&Utc::now());
+        let merged_text = |name: &str| -> Option<String> {
+            let v = values
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.to_json())
+                .or_else(|| current.get(name).cloned())?;
+            v.as_str().map(str::to_owned)
+        };
+        let mut sql = tx.sql();
+        sql.push("UPDATE ")
+            .ident(&table_name(item))
+            .push(" SET \"version\" = ");
+        sql.param(Some(new_version.to_string()), cast(d, FieldType::Integer));
+        sql.push(", \"updated_at\" = ")
+            .param(Some(stamp), cast(d, FieldType::Datetime));
+        sql.push(", \"_search\" = ")
+            .text(search_document(&fields, merged_text));
+        for (name, value) in &values {
+            if !changes.contains_key(name) {
+                continue;
+            }
+            let ty = fields
+                .iter()
+                .find(|e| &e.field.name == name)
+                .map_or(FieldType::Text, |e| e.field.field_type);
+            sql.push(", ")
+                .ident(name)
+                .push(" = ")
+                .param(value.to_storage(d), cast(d, ty));
+        }
+        sql.push(" WHERE \"id\" = ")
+            .param(Some(id.to_string()), cast(d, FieldType::Reference));
+        sql.push(" AND \"version\" = ").param(
+            Some(current_version.to_string()),
+            cast(d, FieldType::Integer),
+        );
+        let updated = match tx.execute(sql).await {
+            Ok(n) => n,
+            Err(e) => {
+                return Err(
+                    unique_field(catalog, item, &e).map_or(e, |f| KernelError::Unique {
+                        field: format!("/{f}"),
+                    }),
+                );
+            }
+        };
+        if updated == 0 {
+            return Err(KernelError::VersionConflict {
+                current: current_version + 1,
+                sent: current_version,
+            });
+        }
+        for c in children_given {
+            delete_children(&mut tx, catalog, item, id).await?;
+            let given = obj.get(&c.item).cloned().unwrap_or(Json::Null);
+            let list: Vec<Json> = match (c.cardinality, given) {
+                (_, Json::Null) => Vec::new(),
+                (Cardinality::Many, Json::Array(list)) => list,
+                (_, one) => vec![one],
+            };
+            let mut written = Vec::new();
+            for (j, child) in list.iter().enumerate() {
+                let path = match c.cardinality {
+                    Cardinality::Many => format!("/{}/{j}", c.item),
+                    Cardinality::One => format!("/{}", c.item),
+                };
+                let child_obj = child.as_object().cloned().unwrap_or_default();
+                let rec = Box::pin(insert_record(
+                    &mut tx,
+                    catalog,
+                    &c.item,
+                    &child_obj,
+                    Some((item, id)),
+                    &path,
+                    actor,
+                ))
+                .await?;
+                written.push(Json::Object(rec));
+            }
+            changes.insert(c.item.clone(), json!({"to": written}));
+        }
+        audit(
+            &mut tx,
+            item,
+            id,
+            new_version,
+            "update",
+            actor,
+            &Json::Object(changes),
+        )
+        .await?;
+        let fresh = {
+            let mut reader = Reader::Tx(&mut tx);
+            Box::pin(read_record(&mut reader, catalog, item, id)).await?
+        };
+        tx.commit().await?;
+        fresh
+            .map(Json::Object)
+            .ok_or_else(|| KernelError::NotFound(format!("{item} record '{id}'")))
+    }
+
+    /// Deletes a record and its composed children; refused while other records reference it.
+    pub async fn delete(
+        &self,
+        item: &str,
+        id: &str,
+        expected: Option<i64>,
+        actor: Option<&str>,
+    ) -> Result<()> {
+        let schema = self.definitions.schema();
+        let catalog = &schema.catalog;
+        catalog.require(item)?;
+        let id = parse_id(id, item)?;
+        let mut tx = self.db.begin().await?;
+        let current = {
+            let mut reader = Reader::Tx(&mut tx);
+            Box::pin(read_record(&mut reader, catalog, item, id)).await?
+        }
+        .ok_or_else(|| KernelError::NotFound(format!("{item} record '{id}'")))?;
+        let current_version = current.get("version").and_then(Json::as_i64).unwrap_or(0);
+        if let Some(sent) = expected
+            && sent != current_version
+        {
+            return Err(KernelError::VersionConflict {
+                current: current_version,
+                sent,
+            });
+        }
+        let d = tx.dialect();
+        let mut referenced_by = Vec::new();
+        for (other, field) in catalog.references_to(item) {
+            let mut sql = tx.sql();
+            sql.push("SELECT CAST(COUNT(*) AS TEXT) FROM ")
+                .ident(&table_name(&other))
+                .push(" WHERE ")
+                .ident(&field);
+            sql.push(" = ")
+                .param(Some(id.to_string()), cast(d, FieldType::Reference));
+            let count = tx
+                .fetch(sql)
+                .await?
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .unwrap_or_default();
+            if count != "0" {
+                referenced_by.push(format!("{other}.{field} ({count})"));
+            }
+        }
+        if !referenced_by.is_empty() {
+            return Err(KernelError::Referenced(referenced_by));
+        }
+        delete_children(&mut tx, catalog, item, id).await?;
+        let mut sql = tx.sql();
+        sql.push("DELETE FROM ")
+            .ident(&table_name(item))
+            .push(" WHERE \"id\" = ");
+        sql.param(Some(id.to_string()), cast(d, FieldType::Reference));
+        tx.execute(sql).await?;
+        audit(
+            &mut tx,
+            item,
+            id,
+            current_version + 1,
+            "delete",
+            actor,
+            &Json::Object(current),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// One page of records matching `query` (children are not included in lists).
+    pub async fn list(&self, item: &str, query: &ListQuery) -> Result<Page> {
+        let schema = self.definitions.schema();
+        let catalog = &schema.catalog;
+        catalog.require(item)?;
+        let fields = catalog.effective_fields(item);
+        let d = self.db.dialect();
+        let table = table_name(item);
+
+        let mut count = Sql::new(d);
+        count
+            .push("SELECT CAST(COUNT(*) AS TEXT) FROM ")
+            .ident(&table)
+            .push(" WHERE 1=1");
+        push_filters(&mut count, query);
+        let total = self
+            .db
+            .fetch(count)
+            .await?
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+
+        let mut sql = Sql::new(d);
+        select_columns(&mut sql, &fields);
+        sql.push(" FROM ").ident(&table).push(" WHERE 1=1");
+        push_filters(&mut sql, query);
+        if let Some(cursor) = &query.cursor {
+            push_keyset(&mut sql, query, cursor);
+        }
+        sql.push(" ORDER BY ");
+        for (f, desc) in &query.sort {
+            sql.ident(&f.name).push(if *desc {
+                " DESC NULLS FIRST, "
+            } else {
+                " ASC NULLS LAST, "
+            });
+        }
+        sql.push("\"id\" ASC");
+        sql.push(&format!(" LIMIT {}", query.limit + 1));
+        if let Some(page) = query.page {
+            sql.push(&format!(
+                " OFFSET {}",
+                (page - 1).saturating_mul(query.limit as u64)
+            ));
+        }
+        let rows = self.db.fetch(sql).await?;
+        let more = rows.len() > query.limit;
+        let mut items = Vec::with_capacity(rows.len().min(query.limit));
+        for row in rows.iter().take(query.limit) {
+            items.push(Json::Object(row_json(&fields, row)?));
+        }
+        let next_cursor = match (more, rows.get(query.limit.saturating_sub(1))) {
+            (true, Some(last)) => {
+                let mut key: Vec<Option<String>> = query
+                    .sort
+                    .iter()
+                    .map(|(f, _)| {
+                        column_index(&fields, &f.name).and_then(|i| last.get(i).cloned().flatten())
+                    })
+                    .collect();
+                key.push(last.first().cloned().flatten());
+                Some(encode_cursor(&key))
+            }
+            _ => None,
+        };
+        Ok(Page {
+            items,
+            total,
+            next_cursor,
+        })
+    }
+
+    /// The audit trail of one record, oldest first.
+    pub async fn history(&self, item: &str, id: &str) -> Result<Vec<Json>> {
+        self.definitions.schema().catalog.require(item)?;
+        let id = parse_id(id, item)?;
+        let d = self.db.dialect();
+        let mut sql = Sql::new(d);
+        sql.push("SELECT ")
+            .col_text("version")
+            .push(", ")
+            .col_text("action")
+            .push(", ")
+            .col_text("actor");
+        sql.push(", ")
+            .col_text("changes")
+            .push(", ")
+            .col_text("at")
+            .push(" FROM record_changes WHERE item = ");
+        sql.text(item)
+            .push(" AND record_id = ")
+            .param(Some(id.to_string()), cast(d, FieldType::Reference));
+        sql.push(" ORDER BY seq");
+        let rows = self.db.fetch(sql).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let get = |i: usize| r.get(i).cloned().flatten();
+                json!({
+                    "version": get(0).and_then(|v| v.parse::<i64>().ok()),
+                    "action": get(1),
+                    "actor": get(2),
+                    "changes": get(3).and_then(|c| serde_json::from_str::<Json>(&c).ok()),
+                    "at": stamp_json(get(4).as_ref()),
+                })
+            })
+            .collect())
+    }
+}
+
+/// Position of a column in a row read with `select_columns`.
+fn column_index(fields: &[EffectiveField], name: &str) -> Option<usize> {
+    match name {
+        "id" => Some(0),
+        "version" => Some(1),
+        "created_at" => Some(2),
+        "updated_at" => Some(3),
+        _ => fields
+            .iter()
+            .position(|e| e.field.name == name)
+            .map(|i| i + 4),
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+fn push_filters(sql: &mut Sql, query: &ListQuery) {
+    let d = sql.dialect();
+    for word in &query.search {
+        sql.push(" AND \"_search\" LIKE ")
+            .text(format!("%{}%", escape_like(word)))
+            .push(" ESCAPE '\\'");
+    }
+    for f in &query.filters {
+        let ty = f.field.field_type;
+        let c = cast(d, ty);
+        let col = f.field.name.as_str();
+        let first = f.values.first().and_then(|v| v.to_storage(d));
+        sql.push(" AND ");
+        match f.op {
+            Op::Eq => {
+                sql.ident(col).push(" = ").param(first, c);
+            }
+            Op::Ne => {
+                sql.push("(")
+                    .ident(col)
+                    .push(" <> ")
+                    .param(first, c)
+                    .push(" OR ")
+                    .ident(col)
+                    .push(" IS NULL)");
+            }
+            Op::Lt | Op::Lte | Op::Gt | Op::Gte => {
+                let op = match f.op {
+                    Op::Lt => " < ",
+                    Op::Lte => " <= ",
+                    Op::Gt => " > ",
+                    _ => " >= ",
+                };
+                sql.ident(col).push(op).param(first, c);
+            }
+            Op::In => {
+                sql.ident(col).push(" IN (");
+                for (i, v) in f.values.iter().enumerate() {
+                    if i > 0 {
+                        sql.push(", ");
+                    }
+                    sql.param(v.to_storage(d), c);
+                }
+                sql.push(")");
+            }
+            Op::Contains => {
+                let text = match f.values.first() {
+                    Some(Value::Text(t)) => t.clone(),
+                    _ => String::new(),
+                };
+                sql.push("LOWER(")
+                    .ident(col)
+                    .push(") LIKE ")
+                    .text(format!("%{}%", escape_like(&text)))
+                    .push(" ESCAPE '\\'");
+            }
+            Op::Null => {
+                let want_null = matches!(f.values.first(), Some(Value::Boolean(true)));
+                sql.ident(col).push(if want_null {
+                    " IS NULL"
+                } else {
+                    " IS NOT NULL"
+                });
+            }
+        }
+    }
+}
+
+/// The keyset condition "after the cursor" for the list's sort (NULLs sort last ascending,
+/// first descending, on both dialects), with the id as the final tie-breaker.
+fn push_keyset(sql: &mut Sql, query: &ListQuery, cursor: &[Option<String>]) {
+    let d = sql.dialect();
+    let mut keys: Vec<(String, FieldType, bool)> = query
+        .sort
+        .iter()
+        .map(|(f, desc)| (f.name.clone(), f.field_type, *desc))
+        .collect();
+    keys.push(("id".into(), FieldType::Reference, false));
+    sql.push(" AND (");
+    for k in 0..keys.len() {
+        if k > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(");
+        for (j, (name, ty, _)) in keys.iter().enumerate().take(k) {
+            if j > 0 {
+                sql.push(" AND ");
+            }
+            match cursor.get(j).cloned().flatten() {
+                Some(v) => sql.ident(name).push(" = ").param(Some(v), cast(d, *ty)),
+                None => sql.ident(name).push(" IS NULL"),
+            };
+        }
+        if k > 0 {
+            sql.push(" AND ");
+        }
+        let (name, ty, desc) = &keys[k];
+        match (cursor.get(k).cloned().flatten(), desc) {
+            (Some(v), false) => {
+                sql.push("(")
+                    .ident(name)
+                    .push(" > ")
+                    .param(Some(v), cast(d, *ty))
+                    .push(" OR ")
+                    .ident(name)
+                    .push(" IS NULL)");
+            }
+            (None, false) => {
+                sql.push("1=0");
+            }
+            (Some(v), true) => {
+                sql.ident(name).push(" < ").param(Some(v), cast(d, *ty));
+            }
+            (None, true) => {
+                sql.ident(name).push(" IS NOT NULL");
+            }
+        }
+        sql.push(")");
+    }
+    sql.push(")");
+}
+
+async fn check_references(
+    tx: &mut Tx,
+    catalog: &Catalog,
+    item: &str,
+    values: &[(String, Value)],
+    base: &str,
+) -> Result<()> {
+    let d = tx.dialect();
+    let fields = catalog.effective_fields(item);
+    let mut issues = Vec::new();
+    for (name, value) in values {
+        let Value::Reference(target_id) = value else {
+            continue;
+        };
+        let Some(target) = fields
+            .iter()
+            .find(|e| &e.field.name == name)
+            .and_then(|e| e.field.target.clone())
+        else {
+            continue;
+        };
+        let mut sql = tx.sql();
+        sql.push("SELECT CAST(1 AS TEXT) FROM ")
+            .ident(&table_name(&target))
+            .push(" WHERE \"id\" = ");
+        sql.param(Some(target_id.to_string()), cast(d, FieldType::Reference));
+        if tx.fetch(sql).await?.is_empty() {
+            issues.push(Issue::new(
+                format!("{base}/{name}"),
+                format!("no {target} record with id {target_id}"),
+            ));
+        }
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(DesignError::InvalidRecord(issues).into())
+    }
+}
+
+async fn insert_record(
+    tx: &mut Tx,
+    catalog: &Catalog,
+    item: &str,
+    obj: &Map<String, Json>,
+    parent: Option<(&str, Uuid)>,
+    base: &str,
+    actor: Option<&str>,
+) -> Result<Map<String, Json>> {
+    let fields = catalog.effective_fields(item);
+    let mut values = parse_record(&fields, obj, base).map_err(DesignError::InvalidRecord)?;
+    for e in &fields {
+        if !obj.contains_key(&e.field.name)
+            && let Some(default) = &e.field.default
+        {
+            let v = Value::from_json(&e.field, default)
+                .map_err(|m| KernelError::invalid_record(format!("{base}/{}", e.field.name), m))?;
+            values.push((e.field.name.clone(), v));
+        }
+    }
+    let id = match obj.get("id").and_then(Json::as_str) {
+        Some(given) => Uuid::parse_str(given)
+            .map_err(|_| KernelError::invalid_record(format!("{base}/id"), "expected a uuid"))?,
+        None => Uuid::now_v7(),
+    };
+    check_references(tx, catalog, item, &values, base).await?;
+    let d = tx.dialect();
+    let stamp = format_datetime(&Utc::now());
+    let text_of = |name: &str| {
+        values
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.to_json().as_str().map(str::to_owned))
+    };
+    let search = search_document(&fields, text_of);
+    let mut sql = tx.sql();
+    sql.push("INSERT INTO ").ident(&table_name(item));
+    sql.push(" (\"id\", \"version\", \"created_at\", \"updated_at\", \"_search\", \"_parent_item\", \"_parent_id\"");
+    for (name, _) in &values {
+        sql.push(", ").ident(name);
+    }
+    sql.push(") VALUES (")
+        .param(Some(id.to_string()), cast(d, FieldType::Reference));
+    sql.push(", ")
+        .param(Some("1".into()), cast(d, FieldType::Integer));
+    sql.push(", ")
+        .param(Some(stamp.clone()), cast(d, FieldType::Datetime));
+    sql.push(", ")
+        .param(Some(stamp.clone()), cast(d, FieldType::Datetime));
+    sql.push(", ").text(search);
+    sql.push(", ")
+        .param(parent.map(|(p, _)| p.to_owned()), None);
+    sql.push(", ").param(
+        parent.map(|(_, pid)| pid.to_string()),
+        cast(d, FieldType::Reference),
+    );
+    for (name, value) in &values {
+        let ty = fields
+            .iter()
+            .find(|e| &e.field.name == name)
+            .map_or(FieldType::Text, |e| e.field.field_type);
+        sql.push(", ").param(value.to_storage(d), cast(d, ty));
+    }
+    sql.push(")");
+    if let Err(e) = tx.execute(sql).await {
+        return Err(match unique_field(catalog, item, &e) {
+            Some(f) => KernelError::Unique {
+                field: format!("{base}/{f}"),
+            },
+            None => e,
+        });
+    }
+    let mut out = Map::new();
+    out.insert("id".into(), json!(id.to_string()));
+    for e in &fields {
+        let v = values
+            .iter()
+            .find(|(n, _)| n == &e.field.name)
+            .map_or(Json::Null, |(_, v)| v.to_json());
+        out.insert(e.field.name.clone(), v);
+    }
+    if let Some(def) = catalog.get(item) {
+        for c in &def.consists {
+            let given = obj.get(&c.item).cloned().unwrap_or(Json::Null);
+            let list: Vec<Json> = match (c.cardinality, given) {
+                (_, Json::Null) => Vec::new(),
+                (Cardinality::Many, Json::Array(list)) => list,
+                (_, one) => vec![one],
+            };
+            let mut written = Vec::new();
+            for (j, child) in list.iter().enumerate() {
+                let path = match c.cardinality {
+                    Cardinality::Many => format!("{base}/{}/{j}", c.item),
+                    Cardinality::One => format!("{base}/{}", c.item),
+                };
+                let child_obj = child.as_object().cloned().unwrap_or_default();
+                let rec = Box::pin(insert_record(
+                    tx,
+                    catalog,
+                    &c.item,
+                    &child_obj,
+                    Some((item, id)),
+                    &path,
+                    actor,
+                ))
+                .await?;
+                written.push(Json::Object(rec));
+            }
+            out.insert(
+                c.item.clone(),
+                match c.cardinality {
+                    Cardinality::Many => Json::Array(written),
+                    Cardinality::One => written.into_iter().next().unwrap_or(Json::Null),
+                },
+            );
+        }
+    }
+    out.insert("version".into(), json!(1));
+    out.insert("created_at".into(), json!(stamp));
+    out.insert("updated_at".into(), json!(stamp));
+    if parent.is_none() {
+        audit(tx, item, id, 1, "create", actor, &Json::Object(out.clone())).await?;
+    }
+    Ok(out)
+}
+
+async fn read_record(
+    reader: &mut Reader<'_>,
+    catalog: &Catalog,
+    item: &str,
+    id: Uuid,
+) -> Result<Option<Map<String, Json>>> {
+    let fields = catalog.effective_fields(item);
+    let d = catalog_dialect(reader);
+    let mut sql = Sql::new(d);
+    select_columns(&mut sql, &fields);
+    sql.push(" FROM ")
+        .ident(&table_name(item))
+        .push(" WHERE \"id\" = ");
+    sql.param(Some(id.to_string()), cast(d, FieldType::Reference));
+    let rows = reader.fetch(sql).await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let mut out = row_json(&fields, row)?;
+    let version = out.remove("version");
+    let created = out.remove("created_at");
+    let updated = out.remove("updated_at");
+    if let Some(def) = catalog.get(item) {
+        for c in &def.consists {
+            let child_fields = catalog.effective_fields(&c.item);
+            let mut sql = Sql::new(d);
+            select_columns(&mut sql, &child_fields);
+            sql.push(" FROM ")
+                .ident(&table_name(&c.item))
+                .push(" WHERE \"_parent_item\" = ")
+                .text(item);
+            sql.push(" AND \"_parent_id\" = ")
+                .param(Some(id.to_string()), cast(d, FieldType::Reference));
+            sql.push(" ORDER BY \"created_at\", \"id\"");
+            let rows = reader.fetch(sql).await?;
+            let mut children = Vec::new();
+            for r in &rows {
+                let child_id = r
+                    .first()
+                    .cloned()
+                    .flatten()
+                    .and_then(|s| Uuid::parse_str(&s).ok());
+                let child = match child_id {
+                    Some(cid) => Box::pin(read_record(reader, catalog, &c.item, cid)).await?,
+                    None => None,
+                };
+                if let Some(child) = child {
+                    children.push(Json::Object(child));
+                }
+            }
+            out.insert(
+                c.item.clone(),
+                match c.cardinality {
+                    Cardinality::Many => Json::Array(children),
+                    Cardinality::One => children.into_iter().next().unwrap_or(Json::Null),
+                },
+            );
+        }
+    }
+    out.insert("version".into(), version.unwrap_or(Json::Null));
+    out.insert("created_at".into(), created.unwrap_or(Json::Null));
+    out.insert("updated_at".into(), updated.unwrap_or(Json::Null));
+    Ok(Some(out))
+}
+
+fn catalog_dialect(reader: &Reader<'_>) -> Dialect {
+    match reader {
+        Reader::Db(db) => db.dialect(),
+        Reader::Tx(tx) => tx.dialect(),
+    }
+}
+
+async fn delete_children(tx: &mut Tx, catalog: &Catalog, item: &str, id: Uuid) -> Result<()> {
+    let d = tx.dialect();
+    let Some(def) = catalog.get(item) else {
+        return Ok(());
+    };
+    for c in &def.consists {
+        let mut sql = tx.sql();
+        sql.push("SELECT ")
+            .col_text("id")
+            .push(" FROM ")
+            .ident(&table_name(&c.item));
+        sql.push(" WHERE \"_parent_item\" = ")
+            .text(item)
+            .push(" AND \"_parent_id\" = ");
+        sql.param(Some(id.to_string()), cast(d, FieldType::Reference));
+        let rows = tx.fetch(sql).await?;
+        for row in rows {
+            if let Some(child) = row
+                .first()
+                .cloned()
+                .flatten()
+                .and_then(|s| Uuid::parse_str(&s).ok())
+            {
+                Box::pin(delete_children(tx, catalog, &c.item, child)).await?;
+                let mut sql = tx.sql();
+                sql.push("DELETE FROM ")
+                    .ident(&table_name(&c.item))
+                    .push(" WHERE \"id\" = ");
+                sql.param(Some(child.to_string()), cast(d, FieldType::Reference));
+                tx.execute(sql).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn audit(
+    tx: &mut Tx,
+    item: &str,
+    id: Uuid,
+    version: i64,
+    action: &str,
+    actor: Option<&str>,
+    changes: &Json,
+) -> Result<()> {
+    let d = tx.dialect();
+    let mut sql = tx.sql();
+    sql.push("INSERT INTO record_changes (item, record_id, version, action, actor, changes, at) VALUES (");
+    sql.text(item)
+        .push(", ")
+        .param(Some(id.to_string()), cast(d, FieldType::Reference));
+    sql.push(", ")
+        .param(Some(version.to_string()), cast(d, FieldType::Integer));
+    sql.push(", ")
+        .text(action)
+        .push(", ")
+        .param(actor.map(str::to_owned), None);
+    sql.push(", ")
+        .param(Some(changes.to_string()), cast(d, FieldType::Json));
+    sql.push(", ")
+        .param(
+            Some(format_datetime(&Utc::now())),
+            cast(d, FieldType::Datetime),
+        )
+        .push(")");
+    tx.execute(sql).await?;
+    Ok(())
+}
