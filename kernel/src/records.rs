@@ -690,15 +690,18 @@ impl Records {
         if let Some(cursor) = &query.cursor {
             push_keyset(&mut sql, query, cursor);
         }
+        // Columns are qualified with the table: in PostgreSQL a bare name in ORDER BY means
+        // the output column, which is the text cast, and money would sort as text.
         sql.push(" ORDER BY ");
         for (f, desc) in &query.sort {
-            sql.ident(&f.name).push(if *desc {
+            sql.ident(&table).push(".").ident(&f.name);
+            sql.push(if *desc {
                 " DESC NULLS FIRST, "
             } else {
                 " ASC NULLS LAST, "
             });
         }
-        sql.push("\"id\" ASC");
+        sql.ident(&table).push(".\"id\" ASC");
         sql.push(&format!(" LIMIT {}", query.limit + 1));
         if let Some(page) = query.page {
             sql.push(&format!(
@@ -1112,7 +1115,12 @@ async fn read_record(
                 .text(item);
             sql.push(" AND \"_parent_id\" = ")
                 .param(Some(id.to_string()), cast(d, FieldType::Reference));
-            sql.push(" ORDER BY \"created_at\", \"id\"");
+            let child_table = table_name(&c.item);
+            sql.push(" ORDER BY ")
+                .ident(&child_table)
+                .push(".\"created_at\", ")
+                .ident(&child_table)
+                .push(".\"id\"");
             let rows = reader.fetch(sql).await?;
             let mut children = Vec::new();
             for r in &rows {
