@@ -67,7 +67,9 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to stderr: stdout carries only what a script may read (the address served).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_env("ERPOS_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
@@ -76,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { listen, database } => {
             let kernel = Kernel::open(&database).await?;
             let listener = tokio::net::TcpListener::bind(listen).await?;
+            println!("erpos: serving on http://{}", listener.local_addr()?);
             serve(kernel, listener, shutdown_signal()).await?;
         }
         Command::Demo { listen, file } => {
@@ -96,8 +99,10 @@ async fn main() -> anyhow::Result<()> {
                 "clinic demo loaded"
             );
             let listener = tokio::net::TcpListener::bind(listen).await?;
+            let addr = listener.local_addr()?;
+            println!("erpos demo: serving the clinic on http://{addr}");
             println!(
-                "erpos demo: http://{listen}/api/v1/records/patient?q=zs  (OpenAPI at /api/v1/openapi.json)"
+                "  try http://{addr}/api/v1/records/patient?q=zs  (OpenAPI: /api/v1/openapi.json)"
             );
             serve(kernel, listener, shutdown_signal()).await?;
         }
