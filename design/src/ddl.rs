@@ -204,7 +204,7 @@ impl Dialect {
             columns.join(",\n  ")
         )];
         out.push(format!(
-            "CREATE INDEX {} ON {} (\"_parent_id\")",
+            "CREATE INDEX {} ON {} (\"_parent_id\") WHERE \"_parent_id\" IS NOT NULL",
             quote(&index_name("ix", &table, "_parent_id")),
             quote(&table)
         ));

@@ -34,10 +34,10 @@ pub enum StepAction {
     /// Change a field's type: a new column filled by converting every value, the old
     /// column kept under an archived name.
     RetypeColumn {
-        /// The field as it was.
-        from: Field,
+        /// The field as it was (boxed: fields are large and plans are mostly small steps).
+        from: Box<Field>,
         /// The field as it will be.
-        to: Field,
+        to: Box<Field>,
         /// The name the old column is kept under.
         archived_as: String,
     },
@@ -234,8 +234,8 @@ fn diff_table(
             let lossy = conversion_is_lossy(&old, new);
             push(
                 StepAction::RetypeColumn {
-                    from: old.clone(),
-                    to: new.clone(),
+                    from: Box::new(old.clone()),
+                    to: Box::new(new.clone()),
                     archived_as: archived_as.clone(),
                 },
                 format!(

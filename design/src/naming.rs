@@ -121,7 +121,10 @@ pub fn disambiguate(base: &str, taken: impl Fn(&str) -> bool) -> String {
             let keep = MAX_IDENTIFIER_LEN
                 .saturating_sub(suffix.len())
                 .min(base.len());
-            format!("{}{suffix}", &base[..keep])
+            // Cutting may leave a trailing underscore; `x_` + `_2` would be `x__2`, and double
+            // underscores are reserved for archived columns.
+            let cut = base.get(..keep).unwrap_or(base).trim_end_matches('_');
+            format!("{cut}{suffix}")
         })
         .find(|candidate| !taken(candidate))
         .unwrap_or_else(|| base.to_owned())
@@ -182,6 +185,9 @@ mod tests {
         let taken = ["beizhu", "beizhu_2"];
         assert_eq!(disambiguate("beizhu", |s| taken.contains(&s)), "beizhu_3");
         assert_eq!(disambiguate("xingming", |s| taken.contains(&s)), "xingming");
+        let long = format!("{}_bc", "a".repeat(37));
+        let second = disambiguate(&long, |s| s == long);
+        assert!(is_identifier(&second), "{second}");
     }
 
     #[test]

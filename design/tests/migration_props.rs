@@ -8,6 +8,7 @@
 //! labels, numbering repeated labels `x`, `x_2`, ….
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use erpos_design::catalog::RESERVED_NAMES;
@@ -25,7 +26,7 @@ const OTHER: &str = "zhenshi";
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 256,
+        // 256 cases unless PROPTEST_CASES says otherwise (read by the default config).
         // No regression files: the failing input is printed instead.
         failure_persistence: None,
         ..ProptestConfig::default()
@@ -234,6 +235,11 @@ fn steps_for<'a>(
     p.steps.iter().filter(|s| kind(&s.action, name)).collect()
 }
 
+/// Field equality whether a step holds the field itself or a box of it.
+fn same(a: &impl Borrow<Field>, b: &Field) -> bool {
+    a.borrow() == b
+}
+
 fn is_archive(a: &StepAction, name: &str) -> bool {
     matches!(a, StepAction::ArchiveColumn { field, .. } if field.name == name)
 }
@@ -300,7 +306,7 @@ proptest! {
                         if let Some(step) = retypes.first() {
                             prop_assert_eq!(step.destructive, conversion_is_lossy(before, after));
                             prop_assert!(
-                                matches!(&step.action, StepAction::RetypeColumn { from, to, .. } if from == before && to == after),
+                                matches!(&step.action, StepAction::RetypeColumn { from, to, .. } if same(from, before) && same(to, after)),
                                 "{:?}", step
                             );
                         }
@@ -387,6 +393,9 @@ proptest! {
         prop_assert!(names[last] != base, "repeated label {:?} kept its bare name {:?}", repeated, names[last]);
     }
 
+    // Found a real bug: `naming::disambiguate` cut a long base just after an underscore, giving
+    // `x__2` (double underscores are reserved). Minimal input: two fields labelled
+    // "a" x 37 + " bc". Fixed by trimming the cut base; this property guards it.
     #[test]
     fn any_label_derives_distinct_identifiers(labels in proptest::collection::vec(mixed_label(), 1..=6)) {
         // Like (f) with labels mixing Chinese, ASCII, digits and punctuation, each used twice.
@@ -428,5 +437,9 @@ fn mixed_label() -> impl Strategy<Value = String> {
         proptest::sample::select(vec![" ", "(", ")", "-", "/", "·", "（", "）", "_"])
             .prop_map(str::to_owned),
     ];
-    proptest::collection::vec(pieces, 1..=8).prop_map(|p| p.concat())
+    // A blank label is refused by `prepare` ("a Chinese label is required"), rightly; the
+    // property is about names derived from usable labels.
+    proptest::collection::vec(pieces, 1..=8)
+        .prop_map(|p| p.concat())
+        .prop_filter("a label must not be blank", |l| !l.trim().is_empty())
 }

@@ -224,3 +224,47 @@ impl Tx {
         Ok(())
     }
 }
+
+impl Db {
+    /// Runs `statements` as one atomic write. On SQLite, when nothing must be read first,
+    /// the whole transaction — `BEGIN IMMEDIATE; …; COMMIT` — goes to the database in a
+    /// single round trip (sqlx binds `?` parameters in order across the statements); if any
+    /// statement fails, the same connection rolls back before it returns to the pool. On
+    /// PostgreSQL it is an ordinary transaction.
+    pub async fn write_atomically(&self, statements: Vec<Sql>) -> Result<(), KernelError> {
+        match self {
+            Db::Sqlite(pool) => {
+                let mut text = String::from("BEGIN IMMEDIATE;\n");
+                let mut params = Vec::new();
+                for sql in statements {
+                    let (t, p) = sql.into_parts();
+                    text.push_str(&t);
+                    text.push_str(";\n");
+                    params.extend(p);
+                }
+                text.push_str("COMMIT;");
+                let mut conn = pool.acquire().await?;
+                let mut q = sqlx::query(AssertSqlSafe(text));
+                for p in params {
+                    q = q.bind(p);
+                }
+                if let Err(e) = q.execute(&mut *conn).await {
+                    if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                        // Either no transaction was open (BEGIN itself failed) or the
+                        // connection is broken; never hand a doubtful connection back.
+                        conn.close_on_drop();
+                    }
+                    return Err(e.into());
+                }
+                Ok(())
+            }
+            Db::Postgres(_) => {
+                let mut tx = self.begin().await?;
+                for sql in statements {
+                    tx.execute(sql).await?;
+                }
+                tx.commit().await
+            }
+        }
+    }
+}

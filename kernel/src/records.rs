@@ -258,10 +258,10 @@ impl ListQuery {
                 "give either cursor or page, not both",
             ));
         }
-        if q.sort.is_empty() {
-            if let Some(f) = stamp_field("created_at") {
-                q.sort.push((f, false));
-            }
+        if q.sort.is_empty()
+            && let Some(f) = stamp_field("created_at")
+        {
+            q.sort.push((f, false));
         }
         if let Some(c) = &q.cursor
             && c.len() != q.sort.len() + 1
@@ -415,9 +415,27 @@ impl Records {
         let schema = self.definitions.schema();
         let catalog = &schema.catalog;
         let obj = body.as_object().cloned().unwrap_or_default();
-        let mut tx = self.db.begin().await?;
-        let record = Box::pin(insert_record(&mut tx, catalog, item, &obj, None, "", actor)).await?;
-        tx.commit().await?;
+        let d = self.db.dialect();
+        let stamp = format_datetime(&Utc::now());
+        let mut plan = WritePlan::default();
+        let record = plan_insert(&mut plan, d, catalog, item, &obj, None, "", &stamp)?;
+        let id = record
+            .get("id")
+            .and_then(Json::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .unwrap_or_default();
+        let audit = audit_sql(
+            d,
+            item,
+            id,
+            1,
+            "create",
+            actor,
+            &Json::Object(record.clone()),
+        );
+        plan.statements
+            .push((audit, item.to_owned(), String::new()));
+        plan.run(&self.db, catalog).await?;
         Ok(Json::Object(record))
     }
 
@@ -540,33 +558,22 @@ impl Records {
                 sent: current_version,
             });
         }
+        let stamp = format_datetime(&Utc::now());
         for c in children_given {
             delete_children(&mut tx, catalog, item, id).await?;
-            let given = obj.get(&c.item).cloned().unwrap_or(Json::Null);
-            let list: Vec<Json> = match (c.cardinality, given) {
-                (_, Json::Null) => Vec::new(),
-                (Cardinality::Many, Json::Array(list)) => list,
-                (_, one) => vec![one],
-            };
-            let mut written = Vec::new();
-            for (j, child) in list.iter().enumerate() {
-                let path = match c.cardinality {
-                    Cardinality::Many => format!("/{}/{j}", c.item),
-                    Cardinality::One => format!("/{}", c.item),
-                };
-                let child_obj = child.as_object().cloned().unwrap_or_default();
-                let rec = Box::pin(insert_record(
-                    &mut tx,
-                    catalog,
-                    &c.item,
-                    &child_obj,
-                    Some((item, id)),
-                    &path,
-                    actor,
-                ))
-                .await?;
-                written.push(Json::Object(rec));
-            }
+            let mut plan = WritePlan::default();
+            let written = plan_children(
+                &mut plan,
+                d,
+                catalog,
+                item,
+                id,
+                c,
+                obj.get(&c.item),
+                "",
+                &stamp,
+            )?;
+            plan.run_in(&mut tx, catalog).await?;
             changes.insert(c.item.clone(), json!({"to": written}));
         }
         audit(
@@ -956,14 +963,84 @@ async fn check_references(
     }
 }
 
-async fn insert_record(
-    tx: &mut Tx,
+/// A write prepared in full before touching the database: its statements (each with the
+/// DataItem and path it writes, to name a unique violation), the references it needs to
+/// exist, and the record as it will read back.
+#[derive(Default)]
+struct WritePlan {
+    statements: Vec<(Sql, String, String)>,
+    checks: Vec<(String, String, Uuid)>,
+}
+
+impl WritePlan {
+    /// Maps a unique violation raised by one of the plan's statements to its field path.
+    fn name_error(&self, catalog: &Catalog, error: KernelError) -> KernelError {
+        for (_, item, base) in &self.statements {
+            if let Some(f) = unique_field(catalog, item, &error) {
+                return KernelError::Unique {
+                    field: format!("{base}/{f}"),
+                };
+            }
+        }
+        error
+    }
+
+    /// Runs the plan inside an open transaction: reference checks first, then the writes.
+    async fn run_in(self, tx: &mut Tx, catalog: &Catalog) -> Result<()> {
+        let d = tx.dialect();
+        let mut issues = Vec::new();
+        for (path, target, target_id) in &self.checks {
+            let mut sql = tx.sql();
+            sql.push("SELECT CAST(1 AS TEXT) FROM ")
+                .ident(&table_name(target))
+                .push(" WHERE \"id\" = ");
+            sql.param(Some(target_id.to_string()), cast(d, FieldType::Reference));
+            if tx.fetch(sql).await?.is_empty() {
+                issues.push(Issue::new(
+                    path.clone(),
+                    format!("no {target} record with id {target_id}"),
+                ));
+            }
+        }
+        if !issues.is_empty() {
+            return Err(DesignError::InvalidRecord(issues).into());
+        }
+        for (sql, _, _) in &self.statements {
+            if let Err(e) = tx.execute(sql.clone()).await {
+                return Err(self.name_error(catalog, e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the plan atomically on its own. With nothing to read first, all of it goes to
+    /// the database in one round trip (see `Db::write_atomically`).
+    async fn run(self, db: &Db, catalog: &Catalog) -> Result<()> {
+        if self.checks.is_empty() {
+            let statements = self.statements.iter().map(|(s, _, _)| s.clone()).collect();
+            return db
+                .write_atomically(statements)
+                .await
+                .map_err(|e| self.name_error(catalog, e));
+        }
+        let mut tx = db.begin().await?;
+        self.run_in(&mut tx, catalog).await?;
+        tx.commit().await
+    }
+}
+
+/// Prepares the insert of a record and its composed children into `plan`; returns the
+/// record as it will read back. Pure: nothing is sent to the database here.
+#[allow(clippy::too_many_arguments)]
+fn plan_insert(
+    plan: &mut WritePlan,
+    d: Dialect,
     catalog: &Catalog,
     item: &str,
     obj: &Map<String, Json>,
     parent: Option<(&str, Uuid)>,
     base: &str,
-    actor: Option<&str>,
+    stamp: &str,
 ) -> Result<Map<String, Json>> {
     let fields = catalog.effective_fields(item);
     let mut values = parse_record(&fields, obj, base).map_err(DesignError::InvalidRecord)?;
@@ -981,9 +1058,17 @@ async fn insert_record(
             .map_err(|_| KernelError::invalid_record(format!("{base}/id"), "expected a uuid"))?,
         None => Uuid::now_v7(),
     };
-    check_references(tx, catalog, item, &values, base).await?;
-    let d = tx.dialect();
-    let stamp = format_datetime(&Utc::now());
+    for (name, value) in &values {
+        if let Value::Reference(target_id) = value
+            && let Some(target) = fields
+                .iter()
+                .find(|e| &e.field.name == name)
+                .and_then(|e| e.field.target.clone())
+        {
+            plan.checks
+                .push((format!("{base}/{name}"), target, *target_id));
+        }
+    }
     let text_of = |name: &str| {
         values
             .iter()
@@ -991,7 +1076,7 @@ async fn insert_record(
             .and_then(|(_, v)| v.to_json().as_str().map(str::to_owned))
     };
     let search = search_document(&fields, text_of);
-    let mut sql = tx.sql();
+    let mut sql = Sql::new(d);
     sql.push("INSERT INTO ").ident(&table_name(item));
     sql.push(" (\"id\", \"version\", \"created_at\", \"updated_at\", \"_search\", \"_parent_item\", \"_parent_id\"");
     for (name, _) in &values {
@@ -1002,9 +1087,9 @@ async fn insert_record(
     sql.push(", ")
         .param(Some("1".into()), cast(d, FieldType::Integer));
     sql.push(", ")
-        .param(Some(stamp.clone()), cast(d, FieldType::Datetime));
+        .param(Some(stamp.to_owned()), cast(d, FieldType::Datetime));
     sql.push(", ")
-        .param(Some(stamp.clone()), cast(d, FieldType::Datetime));
+        .param(Some(stamp.to_owned()), cast(d, FieldType::Datetime));
     sql.push(", ").text(search);
     sql.push(", ")
         .param(parent.map(|(p, _)| p.to_owned()), None);
@@ -1020,14 +1105,8 @@ async fn insert_record(
         sql.push(", ").param(value.to_storage(d), cast(d, ty));
     }
     sql.push(")");
-    if let Err(e) = tx.execute(sql).await {
-        return Err(match unique_field(catalog, item, &e) {
-            Some(f) => KernelError::Unique {
-                field: format!("{base}/{f}"),
-            },
-            None => e,
-        });
-    }
+    plan.statements
+        .push((sql, item.to_owned(), base.to_owned()));
     let mut out = Map::new();
     out.insert("id".into(), json!(id.to_string()));
     for e in &fields {
@@ -1039,47 +1118,59 @@ async fn insert_record(
     }
     if let Some(def) = catalog.get(item) {
         for c in &def.consists {
-            let given = obj.get(&c.item).cloned().unwrap_or(Json::Null);
-            let list: Vec<Json> = match (c.cardinality, given) {
-                (_, Json::Null) => Vec::new(),
-                (Cardinality::Many, Json::Array(list)) => list,
-                (_, one) => vec![one],
-            };
-            let mut written = Vec::new();
-            for (j, child) in list.iter().enumerate() {
-                let path = match c.cardinality {
-                    Cardinality::Many => format!("{base}/{}/{j}", c.item),
-                    Cardinality::One => format!("{base}/{}", c.item),
-                };
-                let child_obj = child.as_object().cloned().unwrap_or_default();
-                let rec = Box::pin(insert_record(
-                    tx,
-                    catalog,
-                    &c.item,
-                    &child_obj,
-                    Some((item, id)),
-                    &path,
-                    actor,
-                ))
-                .await?;
-                written.push(Json::Object(rec));
-            }
-            out.insert(
-                c.item.clone(),
-                match c.cardinality {
-                    Cardinality::Many => Json::Array(written),
-                    Cardinality::One => written.into_iter().next().unwrap_or(Json::Null),
-                },
-            );
+            let written =
+                plan_children(plan, d, catalog, item, id, c, obj.get(&c.item), base, stamp)?;
+            out.insert(c.item.clone(), written);
         }
     }
     out.insert("version".into(), json!(1));
     out.insert("created_at".into(), json!(stamp));
     out.insert("updated_at".into(), json!(stamp));
-    if parent.is_none() {
-        audit(tx, item, id, 1, "create", actor, &Json::Object(out.clone())).await?;
-    }
     Ok(out)
+}
+
+/// Prepares the inserts of the children of one composition given in a document; returns
+/// them as they will read back (an array for `many`, an object or null for `one`).
+#[allow(clippy::too_many_arguments)]
+fn plan_children(
+    plan: &mut WritePlan,
+    d: Dialect,
+    catalog: &Catalog,
+    item: &str,
+    id: Uuid,
+    c: &erpos_design::Consists,
+    given: Option<&Json>,
+    base: &str,
+    stamp: &str,
+) -> Result<Json> {
+    let list: Vec<Json> = match (c.cardinality, given.cloned().unwrap_or(Json::Null)) {
+        (_, Json::Null) => Vec::new(),
+        (Cardinality::Many, Json::Array(list)) => list,
+        (_, one) => vec![one],
+    };
+    let mut written = Vec::new();
+    for (j, child) in list.iter().enumerate() {
+        let path = match c.cardinality {
+            Cardinality::Many => format!("{base}/{}/{j}", c.item),
+            Cardinality::One => format!("{base}/{}", c.item),
+        };
+        let child_obj = child.as_object().cloned().unwrap_or_default();
+        let rec = plan_insert(
+            plan,
+            d,
+            catalog,
+            &c.item,
+            &child_obj,
+            Some((item, id)),
+            &path,
+            stamp,
+        )?;
+        written.push(Json::Object(rec));
+    }
+    Ok(match c.cardinality {
+        Cardinality::Many => Json::Array(written),
+        Cardinality::One => written.into_iter().next().unwrap_or(Json::Null),
+    })
 }
 
 async fn read_record(
@@ -1195,17 +1286,17 @@ async fn delete_children(tx: &mut Tx, catalog: &Catalog, item: &str, id: Uuid) -
     Ok(())
 }
 
-async fn audit(
-    tx: &mut Tx,
+/// The audit-trail row of one write.
+fn audit_sql(
+    d: Dialect,
     item: &str,
     id: Uuid,
     version: i64,
     action: &str,
     actor: Option<&str>,
     changes: &Json,
-) -> Result<()> {
-    let d = tx.dialect();
-    let mut sql = tx.sql();
+) -> Sql {
+    let mut sql = Sql::new(d);
     sql.push("INSERT INTO record_changes (item, record_id, version, action, actor, changes, at) VALUES (");
     sql.text(item)
         .push(", ")
@@ -1224,6 +1315,19 @@ async fn audit(
             cast(d, FieldType::Datetime),
         )
         .push(")");
+    sql
+}
+
+async fn audit(
+    tx: &mut Tx,
+    item: &str,
+    id: Uuid,
+    version: i64,
+    action: &str,
+    actor: Option<&str>,
+    changes: &Json,
+) -> Result<()> {
+    let sql = audit_sql(tx.dialect(), item, id, version, action, actor, changes);
     tx.execute(sql).await?;
     Ok(())
 }

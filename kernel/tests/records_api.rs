@@ -384,3 +384,38 @@ async fn every_write_leaves_an_audit_trail() -> anyhow::Result<()> {
     })
     .await
 }
+
+#[tokio::test]
+async fn failed_writes_leave_no_transaction_open() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        clinic(&app).await?;
+        app.create("huanzhe", json!({"xingming": "周杰", "record_no": "MR-9"}))
+            .await?;
+        // More failures than the pool has connections: a connection handed back with an open
+        // transaction would hold the write lock and every later write would time out.
+        for _ in 0..20 {
+            let (status, _) = app
+                .call(
+                    "POST",
+                    "/api/v1/records/huanzhe",
+                    Some(json!({"xingming": "重复", "record_no": "MR-9"})),
+                )
+                .await?;
+            assert_eq!(status, StatusCode::CONFLICT);
+        }
+        for i in 0..10 {
+            app.create(
+                "huanzhe",
+                json!({"xingming": format!("新患者{i}"), "record_no": format!("MR-1{i}")}),
+            )
+            .await?;
+        }
+        assert_eq!(app.count_rows("huanzhe").await?, 11);
+        let (_, list) = app
+            .call("GET", "/api/v1/records/huanzhe?record_no=MR-9", None)
+            .await?;
+        assert_eq!(list["items"][0]["xingming"], "周杰");
+        Ok(())
+    })
+    .await
+}

@@ -22,7 +22,7 @@ CREATE TABLE data_item_versions (
 
 -- The audit trail of record writes: who changed what, when, from which value to which.
 CREATE TABLE record_changes (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq         INTEGER PRIMARY KEY,
     item        TEXT NOT NULL,
     record_id   TEXT NOT NULL,
     version     INTEGER NOT NULL,
