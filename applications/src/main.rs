@@ -20,42 +20,49 @@ struct Cli {
     command: Command,
 }
 
+/// Where the API listens.
+#[derive(clap::Args)]
+struct ListenArg {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, env = "ERPOS_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+}
+
+/// Which database erpos runs on.
+#[derive(clap::Args)]
+struct DatabaseArg {
+    /// Database: a SQLite file path (`sqlite:erpos.db`) or a `postgres://` URL.
+    #[arg(
+        long,
+        env = "ERPOS_DATABASE",
+        default_value = "sqlite:erpos.db",
+        hide_env_values = true
+    )]
+    database: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API (and, later, the web console) on a database.
     Serve {
-        /// Address to listen on.
-        #[arg(long, env = "ERPOS_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// Database: a SQLite file path (`sqlite:erpos.db`) or a `postgres://` URL.
-        #[arg(
-            long,
-            env = "ERPOS_DATABASE",
-            default_value = "sqlite:erpos.db",
-            hide_env_values = true
-        )]
-        database: String,
+        #[command(flatten)]
+        listen: ListenArg,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
     /// Serve the medical-aesthetics clinic demo on a fresh SQLite file (recreated on every
     /// start), with its DataItems and sample records loaded.
     Demo {
-        /// Address to listen on.
-        #[arg(long, env = "ERPOS_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
+        #[command(flatten)]
+        listen: ListenArg,
         /// The SQLite file the demo recreates.
         #[arg(long, env = "ERPOS_DEMO_DATABASE", default_value = "erpos-demo.db")]
         file: std::path::PathBuf,
     },
     /// Apply erpos's own migrations to a database and exit.
     Migrate {
-        /// Database: a SQLite file path or a `postgres://` URL.
-        #[arg(
-            long,
-            env = "ERPOS_DATABASE",
-            default_value = "sqlite:erpos.db",
-            hide_env_values = true
-        )]
-        database: String,
+        #[command(flatten)]
+        database: DatabaseArg,
     },
     /// Measure a part of erpos and print the figures (see `erpos bench --help`).
     Bench {
@@ -76,8 +83,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve { listen, database } => {
-            let kernel = Kernel::open(&database).await?;
-            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let kernel = Kernel::open(&database.database).await?;
+            let listener = tokio::net::TcpListener::bind(listen.listen).await?;
             println!("erpos: serving on http://{}", listener.local_addr()?);
             serve(kernel, listener, shutdown_signal()).await?;
         }
@@ -98,7 +105,7 @@ async fn main() -> anyhow::Result<()> {
                 records = loaded.records,
                 "clinic demo loaded"
             );
-            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let listener = tokio::net::TcpListener::bind(listen.listen).await?;
             let addr = listener.local_addr()?;
             println!("erpos demo: serving the clinic on http://{addr}");
             println!(
@@ -107,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
             serve(kernel, listener, shutdown_signal()).await?;
         }
         Command::Migrate { database } => {
-            Kernel::open(&database).await?;
+            Kernel::open(&database.database).await?;
             println!("database is up to date");
         }
         Command::Bench { suite } => bench::run(suite).await?,

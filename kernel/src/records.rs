@@ -471,21 +471,8 @@ impl Records {
         let fields = catalog.effective_fields(item);
         let values = parse_record(&fields, &obj, "").map_err(DesignError::InvalidRecord)?;
         let mut tx = self.db.begin().await?;
-        let current = {
-            let mut reader = Reader::Tx(&mut tx);
-            Box::pin(read_record(&mut reader, catalog, item, id)).await?
-        }
-        .ok_or_else(|| KernelError::NotFound(format!("{item} record '{id}'")))?;
-        let current_version = current.get("version").and_then(Json::as_i64).unwrap_or(0);
-        if let Some(sent) = expected
-            && sent != current_version
-        {
-            return Err(KernelError::VersionConflict {
-                current: current_version,
-                sent,
-            });
-        }
-        check_references(&mut tx, catalog, item, &values, "").await?;
+        let (current, current_version) = lock_current(&mut tx, catalog, item, id, expected).await?;
+        check_exist(&mut tx, &reference_checks(&fields, &values, "")).await?;
         let mut changes = Map::new();
         for (name, value) in &values {
             let before = current.get(name).cloned().unwrap_or(Json::Null);
@@ -609,20 +596,7 @@ impl Records {
         catalog.require(item)?;
         let id = parse_id(id, item)?;
         let mut tx = self.db.begin().await?;
-        let current = {
-            let mut reader = Reader::Tx(&mut tx);
-            Box::pin(read_record(&mut reader, catalog, item, id)).await?
-        }
-        .ok_or_else(|| KernelError::NotFound(format!("{item} record '{id}'")))?;
-        let current_version = current.get("version").and_then(Json::as_i64).unwrap_or(0);
-        if let Some(sent) = expected
-            && sent != current_version
-        {
-            return Err(KernelError::VersionConflict {
-                current: current_version,
-                sent,
-            });
-        }
+        let (current, current_version) = lock_current(&mut tx, catalog, item, id, expected).await?;
         let d = tx.dialect();
         let mut referenced_by = Vec::new();
         for (other, field) in catalog.references_to(item) {
@@ -923,35 +897,42 @@ fn push_keyset(sql: &mut Sql, query: &ListQuery, cursor: &[Option<String>]) {
     sql.push(")");
 }
 
-async fn check_references(
-    tx: &mut Tx,
-    catalog: &Catalog,
-    item: &str,
+/// The references among `values` that must point at existing records: (path, target, id).
+fn reference_checks(
+    fields: &[EffectiveField],
     values: &[(String, Value)],
     base: &str,
-) -> Result<()> {
+) -> Vec<(String, String, Uuid)> {
+    values
+        .iter()
+        .filter_map(|(name, value)| {
+            let Value::Reference(target_id) = value else {
+                return None;
+            };
+            let target = fields
+                .iter()
+                .find(|e| &e.field.name == name)?
+                .field
+                .target
+                .clone()?;
+            Some((format!("{base}/{name}"), target, *target_id))
+        })
+        .collect()
+}
+
+/// Refuses (422, every missing one at its path) references to records that do not exist.
+async fn check_exist(tx: &mut Tx, checks: &[(String, String, Uuid)]) -> Result<()> {
     let d = tx.dialect();
-    let fields = catalog.effective_fields(item);
     let mut issues = Vec::new();
-    for (name, value) in values {
-        let Value::Reference(target_id) = value else {
-            continue;
-        };
-        let Some(target) = fields
-            .iter()
-            .find(|e| &e.field.name == name)
-            .and_then(|e| e.field.target.clone())
-        else {
-            continue;
-        };
+    for (path, target, target_id) in checks {
         let mut sql = tx.sql();
         sql.push("SELECT CAST(1 AS TEXT) FROM ")
-            .ident(&table_name(&target))
+            .ident(&table_name(target))
             .push(" WHERE \"id\" = ");
         sql.param(Some(target_id.to_string()), cast(d, FieldType::Reference));
         if tx.fetch(sql).await?.is_empty() {
             issues.push(Issue::new(
-                format!("{base}/{name}"),
+                path.clone(),
                 format!("no {target} record with id {target_id}"),
             ));
         }
@@ -960,6 +941,30 @@ async fn check_references(
         Ok(())
     } else {
         Err(DesignError::InvalidRecord(issues).into())
+    }
+}
+
+/// Reads a record inside a write transaction and checks it is at the version the caller
+/// based the write on: 404 when it is gone, 409 when it moved on.
+async fn lock_current(
+    tx: &mut Tx,
+    catalog: &Catalog,
+    item: &str,
+    id: Uuid,
+    expected: Option<i64>,
+) -> Result<(Map<String, Json>, i64)> {
+    let current = {
+        let mut reader = Reader::Tx(tx);
+        Box::pin(read_record(&mut reader, catalog, item, id)).await?
+    }
+    .ok_or_else(|| KernelError::NotFound(format!("{item} record '{id}'")))?;
+    let current_version = current.get("version").and_then(Json::as_i64).unwrap_or(0);
+    match expected {
+        Some(sent) if sent != current_version => Err(KernelError::VersionConflict {
+            current: current_version,
+            sent,
+        }),
+        _ => Ok((current, current_version)),
     }
 }
 
@@ -987,24 +992,7 @@ impl WritePlan {
 
     /// Runs the plan inside an open transaction: reference checks first, then the writes.
     async fn run_in(self, tx: &mut Tx, catalog: &Catalog) -> Result<()> {
-        let d = tx.dialect();
-        let mut issues = Vec::new();
-        for (path, target, target_id) in &self.checks {
-            let mut sql = tx.sql();
-            sql.push("SELECT CAST(1 AS TEXT) FROM ")
-                .ident(&table_name(target))
-                .push(" WHERE \"id\" = ");
-            sql.param(Some(target_id.to_string()), cast(d, FieldType::Reference));
-            if tx.fetch(sql).await?.is_empty() {
-                issues.push(Issue::new(
-                    path.clone(),
-                    format!("no {target} record with id {target_id}"),
-                ));
-            }
-        }
-        if !issues.is_empty() {
-            return Err(DesignError::InvalidRecord(issues).into());
-        }
+        check_exist(tx, &self.checks).await?;
         for (sql, _, _) in &self.statements {
             if let Err(e) = tx.execute(sql.clone()).await {
                 return Err(self.name_error(catalog, e));
@@ -1058,17 +1046,7 @@ fn plan_insert(
             .map_err(|_| KernelError::invalid_record(format!("{base}/id"), "expected a uuid"))?,
         None => Uuid::now_v7(),
     };
-    for (name, value) in &values {
-        if let Value::Reference(target_id) = value
-            && let Some(target) = fields
-                .iter()
-                .find(|e| &e.field.name == name)
-                .and_then(|e| e.field.target.clone())
-        {
-            plan.checks
-                .push((format!("{base}/{name}"), target, *target_id));
-        }
-    }
+    plan.checks.extend(reference_checks(&fields, &values, base));
     let text_of = |name: &str| {
         values
             .iter()
