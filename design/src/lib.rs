@@ -17,6 +17,7 @@ pub mod form;
 pub mod label;
 pub mod migration;
 pub mod naming;
+pub mod service;
 pub mod value;
 
 pub use catalog::{Catalog, EffectiveField};

@@ -1,0 +1,254 @@
+//! Services: business processes as analysts define them — a graph of steps joined by
+//! transitions — which the kernel runs as process control blocks.
+//!
+//! A step is a human task, an automatic step (Instructions), a wait (event or timer), a
+//! sub-service (a child process), an exclusive gateway, a parallel split or join, or an end.
+//! Each step names who may act (its operator rule), what it needs (resource requirements),
+//! how long it takes and its deadline. Transitions carry Rhai conditions over the process
+//! context and the bound record. This module only describes; validation is in
+//! `service_check`, drawing in `flowchart`, running in the kernel.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::label::Label;
+
+/// What a step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// A person handles a task (dispatched to an operator, maybe with resources).
+    Human,
+    /// The kernel runs the step's Instructions.
+    Automatic,
+    /// The process waits for an event or a timer.
+    Wait,
+    /// A child process of another service runs; this one waits for it.
+    SubService,
+    /// Exactly one outgoing transition is taken: the first whose condition holds, else the default.
+    Exclusive,
+    /// Every outgoing transition is taken at once (parallel split).
+    Parallel,
+    /// Waits until every incoming branch has arrived (parallel join).
+    Join,
+    /// The process completes.
+    End,
+}
+
+impl StepKind {
+    /// Whether the step needs an operator to be dispatched (and so can hold resources).
+    pub fn is_dispatched(self) -> bool {
+        matches!(self, StepKind::Human | StepKind::Automatic)
+    }
+}
+
+/// How an operator is chosen among the candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperatorPolicy {
+    /// The candidate with the fewest running tasks.
+    #[default]
+    LeastLoaded,
+    /// Candidates in turn.
+    RoundRobin,
+    /// Any candidate, at random.
+    Random,
+    /// Every candidate must act (countersign).
+    All,
+}
+
+/// Who may handle a step: resolved against the organisation at run time.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorRule {
+    /// Users holding this role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Users holding this skill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill: Option<String>,
+    /// This user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// These users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// A Rhai expression yielding user names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    /// How one operator is chosen.
+    #[serde(default)]
+    pub policy: OperatorPolicy,
+}
+
+/// One resource a step needs while it runs (a room, a device, a consumable, money).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceRequirement {
+    /// The resource type (`laser_room`, `laser_device`, `botox_unit`).
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// How many units.
+    #[serde(default = "one")]
+    pub quantity: u32,
+    /// A skill or certification the resource instance must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill: Option<String>,
+    /// How long it is held (defaults to the step's duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_minutes: Option<u32>,
+    /// Keep the resource while the process waits inside this step (default: release it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hold_while_waiting: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// What a wait step waits for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitSpec {
+    /// A named event (a signal to the process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// A delay from entering the step, as an ISO 8601 duration (`PT10M`, `P7D`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// A Rhai expression giving the instant to wait until (`record.appointment_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+}
+
+/// One step of a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// The step's identifier, unique in the service.
+    pub name: String,
+    /// What the step is.
+    pub kind: StepKind,
+    /// What staff see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    /// Who may handle it (human and automatic steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operators: Option<OperatorRule>,
+    /// What it needs, all allocated together or not at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<ResourceRequirement>,
+    /// How long the work takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_minutes: Option<u32>,
+    /// When it must be done, from entering it (ISO 8601 duration, `PT2H`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// The service a `sub_service` step starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The Instructions an automatic step runs (see the rules engine).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instructions: Vec<Json>,
+    /// What a wait step waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<WaitSpec>,
+    /// The DataItem form shown at this step, with per-step field rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<Json>,
+}
+
+/// What a transition means to the person taking it (loonflow's agree / reject / other).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionAttribute {
+    /// Approve / go forward.
+    Agree,
+    /// Reject / send back.
+    Reject,
+    /// Anything else.
+    Other,
+}
+
+/// A move from one step to another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Transition {
+    /// The step it leaves.
+    pub from: String,
+    /// The step it enters.
+    pub to: String,
+    /// A name a person chooses it by (defaults to the target step's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// What staff see on the button.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
+    /// A Rhai condition over `context` and `record`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// Taken by an exclusive gateway when no condition holds.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default: bool,
+    /// Agree / reject / other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<TransitionAttribute>,
+}
+
+impl Transition {
+    /// The name a person or an API call chooses this transition by.
+    pub fn key(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.to)
+    }
+}
+
+/// A service definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// The identifier (derived from `label.zh` when absent).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// What staff see.
+    pub label: Label,
+    /// The DataItem whose record a process of this service is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The base priority of its processes (higher runs first; default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// The steps; the first is where a process starts.
+    pub steps: Vec<Step>,
+    /// The transitions.
+    #[serde(default)]
+    pub transitions: Vec<Transition>,
+    /// The version, set by the kernel when published.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub version: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+impl Service {
+    /// The step with this name.
+    pub fn step(&self, name: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    /// The step a process starts at.
+    pub fn start(&self) -> Option<&Step> {
+        self.steps.first()
+    }
+
+    /// The transitions leaving `step`, in declaration order.
+    pub fn outgoing<'a>(&'a self, step: &'a str) -> impl Iterator<Item = &'a Transition> + 'a {
+        self.transitions.iter().filter(move |t| t.from == step)
+    }
+
+    /// The transitions entering `step`.
+    pub fn incoming<'a>(&'a self, step: &'a str) -> impl Iterator<Item = &'a Transition> + 'a {
+        self.transitions.iter().filter(move |t| t.to == step)
+    }
+}
