@@ -5,10 +5,12 @@
 //! Process control blocks and the scheduler build on it.
 
 pub mod api;
+pub mod conditions;
 pub mod db;
 pub mod definitions;
 pub mod error;
 pub mod records;
+pub mod scheduler;
 pub mod server;
 pub mod sql;
 

@@ -1,0 +1,154 @@
+//! Rhai conditions: analysts' expressions over a process's `context` and bound `record`,
+//! compiled once and cached, run in a sandbox with every limit set explicitly (the
+//! defaults differ between debug and release builds). `eval` is disabled, and there is no
+//! file, network or clock access. This module must never run an expression without the
+//! limits.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use rhai::{AST, Dynamic, Engine, Scope};
+
+use crate::scheduler::{Conditions, Pcb};
+
+/// The sandboxed Rhai engine with its AST cache.
+pub struct RhaiConditions {
+    engine: Engine,
+    cache: DashMap<u64, Arc<AST>>,
+}
+
+impl Default for RhaiConditions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RhaiConditions {
+    /// An engine with erpos's limits.
+    pub fn new() -> Self {
+        let mut engine = Engine::new();
+        engine.set_max_operations(100_000);
+        engine.set_max_call_levels(32);
+        engine.set_max_expr_depths(64, 32);
+        engine.set_max_string_size(64 * 1024);
+        engine.set_max_array_size(10_000);
+        engine.set_max_map_size(10_000);
+        engine.set_max_modules(0);
+        engine.disable_symbol("eval");
+        Self {
+            engine,
+            cache: DashMap::new(),
+        }
+    }
+
+    fn compile(&self, source: &str) -> Result<Arc<AST>, String> {
+        let mut h = DefaultHasher::new();
+        source.hash(&mut h);
+        let key = h.finish();
+        if let Some(ast) = self.cache.get(&key) {
+            return Ok(ast.clone());
+        }
+        let ast = Arc::new(
+            self.engine
+                .compile_expression(source)
+                .map_err(|e| e.to_string())?,
+        );
+        self.cache.insert(key, ast.clone());
+        Ok(ast)
+    }
+
+    fn eval(&self, source: &str, pcb: &Pcb) -> Result<Dynamic, String> {
+        let ast = self.compile(source)?;
+        let mut scope = Scope::new();
+        let context = rhai::serde::to_dynamic(&pcb.context).map_err(|e| e.to_string())?;
+        let record = pcb
+            .context
+            .get("record")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        scope.push_constant("context", context);
+        scope.push_constant(
+            "record",
+            rhai::serde::to_dynamic(&record).map_err(|e| e.to_string())?,
+        );
+        scope.push_constant("priority", i64::from(pcb.priority));
+        self.engine
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Conditions for RhaiConditions {
+    fn holds(&self, expression: &str, pcb: &Pcb) -> Result<bool, String> {
+        self.eval(expression, pcb)?
+            .as_bool()
+            .map_err(|t| format!("the condition gave a {t}, not true or false"))
+    }
+
+    fn instant(&self, expression: &str, pcb: &Pcb) -> Result<i64, String> {
+        let v = self.eval(expression, pcb)?;
+        if let Ok(ms) = v.as_int() {
+            return Ok(ms);
+        }
+        let text = v
+            .into_string()
+            .map_err(|t| format!("the expression gave a {t}, not a time"))?;
+        erpos_design::value::parse_datetime(&text)
+            .map(|t| t.timestamp_millis())
+            .ok_or_else(|| format!("'{text}' is not an RFC 3339 time"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::ProcessState;
+    use serde_json::json;
+
+    fn pcb(context: serde_json::Value) -> Pcb {
+        Pcb {
+            id: 1,
+            service: "s".into(),
+            version: 1,
+            parent: None,
+            predecessor: None,
+            record: None,
+            state: ProcessState::Running,
+            exit: None,
+            suspended_from: None,
+            priority: 5,
+            step: None,
+            join: None,
+            operator: None,
+            allocations: Vec::new(),
+            context,
+            wait: None,
+            deadline_ms: None,
+            ready_since_ms: None,
+            children: Vec::new(),
+            version_no: 0,
+        }
+    }
+
+    #[test]
+    fn conditions_see_context_and_record_and_are_sandboxed() {
+        let c = RhaiConditions::new();
+        let p = pcb(json!({"days": 4, "record": {"first_visit": true}}));
+        assert_eq!(c.holds("context.days > 3", &p), Ok(true));
+        assert_eq!(c.holds("record.first_visit == true", &p), Ok(true));
+        assert!(
+            c.holds("context.days", &p).is_err(),
+            "a number is not a condition"
+        );
+        assert!(c.holds("eval(\"1\")", &p).is_err(), "eval is disabled");
+        assert!(
+            c.holds("{ let x = 0; loop { x += 1; } }", &p).is_err(),
+            "statements are not expressions"
+        );
+        assert_eq!(
+            c.instant("\"2026-11-28T09:00:00Z\"", &p),
+            Ok(1_795_856_400_000)
+        );
+    }
+}

@@ -1,0 +1,1420 @@
+//! The scheduler core: a pure, synchronous state machine over PCBs, resources and
+//! operators. It takes a command and the time, and returns what happened — history entries
+//! (every move, with the PCB after it) and effects for the runtime (run an automatic step's
+//! instructions, a timer to keep). It never does I/O and never reads a clock, so it can be
+//! driven exhaustively by tests and replayed exactly.
+//!
+//! Commands are checked completely before anything changes: a refused command leaves the
+//! core exactly as it was.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use erpos_design::service::{OperatorPolicy, Service, Step, StepKind};
+use serde_json::{Value as Json, json};
+
+use super::pcb::{ExitStatus, HistoryEntry, Pcb, Pid, ProcessState, WaitReason};
+use super::resources::{Need, Operator, Resource, ResourcePool};
+
+/// Evaluates analysts' expressions for the core (Rhai in the kernel; anything in tests).
+pub trait Conditions {
+    /// Whether a transition condition holds for a process.
+    fn holds(&self, expression: &str, pcb: &Pcb) -> Result<bool, String>;
+    /// The instant (ms since epoch) an `until` expression of a wait step names.
+    fn instant(&self, expression: &str, pcb: &Pcb) -> Result<i64, String>;
+}
+
+/// What the core is asked to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Create a process of a service (newest published version unless given).
+    Start {
+        /// Service name.
+        service: String,
+        /// Version (None: the newest).
+        version: Option<u32>,
+        /// Base priority (None: the service's, else 5).
+        priority: Option<i32>,
+        /// Bound record (DataItem, id).
+        record: Option<(String, String)>,
+        /// Initial context variables.
+        context: Json,
+        /// Start after this process terminates (a sequential chain).
+        predecessor: Option<Pid>,
+        /// Do not admit before this instant (ms).
+        start_at_ms: Option<i64>,
+        /// Who asks.
+        by: String,
+    },
+    /// Finish the current (running) step, taking a transition.
+    Complete {
+        /// The process.
+        pid: Pid,
+        /// The transition's key; None when there is only one way on (or conditions decide).
+        transition: Option<String>,
+        /// Context variables to merge in.
+        context: Option<Json>,
+        /// Who.
+        by: String,
+    },
+    /// Deliver an event to a process waiting for it.
+    Signal {
+        /// The process.
+        pid: Pid,
+        /// The event name.
+        event: String,
+        /// Merged into the context under `signals.<event>`.
+        payload: Json,
+        /// Who.
+        by: String,
+    },
+    /// Take a process (and its children) out of scheduling.
+    Suspend {
+        /// The process.
+        pid: Pid,
+        /// Who.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+    /// Return a suspended process (and its children) to where it was.
+    Resume {
+        /// The process.
+        pid: Pid,
+        /// Who.
+        by: String,
+    },
+    /// Cancel a process and its children.
+    Terminate {
+        /// The process.
+        pid: Pid,
+        /// Who.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+    /// Fire every timer due at the given time.
+    Tick,
+}
+
+/// Something the runtime must do after a command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Run an automatic step's instructions, then send `Complete`.
+    RunAutomatic {
+        /// The process.
+        pid: Pid,
+        /// The step.
+        step: String,
+    },
+}
+
+/// Why the core refused a command. Nothing changed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CoreError {
+    /// No process with this id.
+    #[error("no process {0}")]
+    NoProcess(Pid),
+    /// No published service with this name (and version).
+    #[error("no published service '{0}'")]
+    NoService(String),
+    /// The move is not in the table of legal moves.
+    #[error("process {pid} is {from:?}; it cannot become {to:?} (allowed: {allowed:?})")]
+    IllegalMove {
+        /// The process.
+        pid: Pid,
+        /// Its state.
+        from: ProcessState,
+        /// The state asked for.
+        to: ProcessState,
+        /// What its state allows.
+        allowed: Vec<ProcessState>,
+    },
+    /// The command needs the process in another state or step.
+    #[error("process {pid} is {state:?}{}: {message}", .step.as_ref().map(|s| format!(" at '{s}'")).unwrap_or_default())]
+    WrongState {
+        /// The process.
+        pid: Pid,
+        /// Its state.
+        state: ProcessState,
+        /// Its step.
+        step: Option<String>,
+        /// What was expected.
+        message: String,
+    },
+    /// No such transition from the current step.
+    #[error("step '{step}' has no transition '{name}' (choose one of: {})", .available.join(", "))]
+    NoTransition {
+        /// The step.
+        step: String,
+        /// The name asked for.
+        name: String,
+        /// The transitions there are.
+        available: Vec<String>,
+    },
+}
+
+/// The result of one command.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    /// The process the command created or addressed.
+    pub pid: Option<Pid>,
+    /// Every change, in order.
+    pub entries: Vec<HistoryEntry>,
+    /// What the runtime must do.
+    pub effects: Vec<Effect>,
+}
+
+/// Deepest chain of instant steps (gateways) followed in one command; beyond it the process
+/// is failed rather than looping forever.
+const MAX_INSTANT_STEPS: usize = 256;
+/// Default base priority.
+pub const DEFAULT_PRIORITY: i32 = 5;
+
+/// The scheduler core.
+#[derive(Debug, Clone)]
+pub struct Scheduler {
+    services: BTreeMap<String, BTreeMap<u32, Arc<Service>>>,
+    pcbs: BTreeMap<Pid, Pcb>,
+    ready: BTreeSet<(i64, Pid)>,
+    timers: BTreeSet<(i64, Pid)>,
+    pool: ResourcePool,
+    operators: BTreeMap<String, Operator>,
+    load: BTreeMap<String, u32>,
+    round_robin: BTreeMap<String, usize>,
+    rng: u64,
+    next_pid: Pid,
+    aging_ms: i64,
+    dirty: bool,
+    out: Outcome,
+}
+
+impl Scheduler {
+    /// An empty core. `aging_ms`: waiting this long in READY is worth one priority level.
+    pub fn new(aging_ms: i64) -> Self {
+        Self {
+            services: BTreeMap::new(),
+            pcbs: BTreeMap::new(),
+            ready: BTreeSet::new(),
+            timers: BTreeSet::new(),
+            pool: ResourcePool::default(),
+            operators: BTreeMap::new(),
+            load: BTreeMap::new(),
+            round_robin: BTreeMap::new(),
+            rng: 0x9E37_79B9_7F4A_7C15,
+            next_pid: 1,
+            aging_ms: aging_ms.max(1),
+            dirty: false,
+            out: Outcome::default(),
+        }
+    }
+
+    /// Publishes a (validated) service version.
+    pub fn publish(&mut self, service: Service) {
+        self.services
+            .entry(service.name.clone())
+            .or_default()
+            .insert(service.version, Arc::new(service));
+    }
+
+    /// Adds or replaces a resource.
+    pub fn add_resource(&mut self, resource: Resource) {
+        self.pool.upsert(resource);
+        self.dirty = true;
+    }
+
+    /// Adds or replaces an operator.
+    pub fn add_operator(&mut self, operator: Operator) {
+        self.operators.insert(operator.id.clone(), operator);
+        self.dirty = true;
+    }
+
+    /// Restores a process read back from storage (after a restart).
+    pub fn restore(&mut self, pcb: Pcb) {
+        self.next_pid = self.next_pid.max(pcb.id + 1);
+        if pcb.state == ProcessState::Ready {
+            self.ready.insert((self.key(&pcb), pcb.id));
+        }
+        if let Some(WaitReason::Timer { at_ms }) = &pcb.wait
+            && matches!(pcb.state, ProcessState::Waiting | ProcessState::New)
+        {
+            self.timers.insert((*at_ms, pcb.id));
+        }
+        self.pool.commit(pcb.id, &pcb.allocations);
+        if pcb.state == ProcessState::Running
+            && let Some(op) = &pcb.operator
+        {
+            *self.load.entry(op.clone()).or_default() += 1;
+        }
+        self.pcbs.insert(pcb.id, pcb);
+        self.dirty = true;
+    }
+
+    /// A process.
+    pub fn pcb(&self, pid: Pid) -> Option<&Pcb> {
+        self.pcbs.get(&pid)
+    }
+
+    /// Every process.
+    pub fn pcbs(&self) -> impl Iterator<Item = &Pcb> {
+        self.pcbs.values()
+    }
+
+    /// The resource pool.
+    pub fn pool(&self) -> &ResourcePool {
+        &self.pool
+    }
+
+    /// The earliest pending timer (so the runtime knows when to `Tick`).
+    pub fn next_timer(&self) -> Option<i64> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    /// The READY processes in dispatch order.
+    pub fn ready_queue(&self) -> Vec<Pid> {
+        self.ready.iter().map(|(_, p)| *p).collect()
+    }
+
+    /// A published service version.
+    pub fn service(&self, name: &str, version: u32) -> Option<&Arc<Service>> {
+        self.services.get(name).and_then(|v| v.get(&version))
+    }
+
+    /// The dispatch key: lower runs first. `ready_since − priority × aging` orders by
+    /// effective priority (priority + time waited / aging) without depending on the clock,
+    /// so it never needs recomputing and nothing starves.
+    fn key(&self, pcb: &Pcb) -> i64 {
+        pcb.ready_since_ms
+            .unwrap_or(0)
+            .saturating_sub(i64::from(pcb.priority).saturating_mul(self.aging_ms))
+    }
+
+    /// Applies a command at `now_ms`. On error nothing changed.
+    pub fn apply(
+        &mut self,
+        command: Command,
+        now_ms: i64,
+        conditions: &dyn Conditions,
+    ) -> Result<Outcome, CoreError> {
+        self.out = Outcome::default();
+        match command {
+            Command::Start {
+                service,
+                version,
+                priority,
+                record,
+                context,
+                predecessor,
+                start_at_ms,
+                by,
+            } => {
+                let svc = self.resolve(&service, version)?;
+                if let Some(p) = predecessor
+                    && !self.pcbs.contains_key(&p)
+                {
+                    return Err(CoreError::NoProcess(p));
+                }
+                let pid = self.spawn(
+                    &svc,
+                    priority,
+                    record,
+                    context,
+                    None,
+                    predecessor,
+                    None,
+                    &by,
+                    now_ms,
+                );
+                self.out.pid = Some(pid);
+                let waits_for_predecessor = predecessor
+                    .and_then(|p| self.pcbs.get(&p))
+                    .is_some_and(|p| p.state != ProcessState::Terminated);
+                match start_at_ms {
+                    Some(at) if at > now_ms => {
+                        self.set_wait(
+                            pid,
+                            Some(WaitReason::Timer { at_ms: at }),
+                            &by,
+                            now_ms,
+                            "start time not reached",
+                        );
+                        self.timers.insert((at, pid));
+                    }
+                    _ if waits_for_predecessor => {}
+                    _ => {
+                        let first = svc.start().map(|s| s.name.clone()).unwrap_or_default();
+                        self.enter(pid, &first, &by, now_ms, conditions, 0);
+                    }
+                }
+            }
+            Command::Complete {
+                pid,
+                transition,
+                context,
+                by,
+            } => {
+                let pcb = self.get(pid)?;
+                let step = self.current_step(pcb)?;
+                if pcb.state != ProcessState::Running || !step.kind.is_dispatched() {
+                    return Err(CoreError::WrongState {
+                        pid,
+                        state: pcb.state,
+                        step: pcb.step.clone(),
+                        message: "only a RUNNING human or automatic step can be completed".into(),
+                    });
+                }
+                let svc = self.service_of(pcb)?;
+                let mut pcb_view = pcb.clone();
+                if let Some(patch) = &context {
+                    merge(&mut pcb_view.context, patch);
+                }
+                let next = choose(&svc, &step, transition.as_deref(), &pcb_view, conditions)?;
+                self.out.pid = Some(pid);
+                if let Some(patch) = context {
+                    self.mutate(pid, &by, now_ms, "context updated", |p| {
+                        merge(&mut p.context, &patch)
+                    });
+                }
+                self.leave_dispatched(pid, &by, now_ms, "step completed");
+                self.go(pid, next, &by, now_ms, conditions);
+            }
+            Command::Signal {
+                pid,
+                event,
+                payload,
+                by,
+            } => {
+                let pcb = self.get(pid)?;
+                let waiting_for =
+                    matches!(&pcb.wait, Some(WaitReason::Event { name }) if *name == event);
+                if pcb.state != ProcessState::Waiting || !waiting_for {
+                    return Err(CoreError::WrongState {
+                        pid,
+                        state: pcb.state,
+                        step: pcb.step.clone(),
+                        message: format!("it is not waiting for event '{event}'"),
+                    });
+                }
+                let step = self.current_step(pcb)?;
+                let svc = self.service_of(pcb)?;
+                let mut view = pcb.clone();
+                merge(
+                    &mut view.context,
+                    &json!({"signals": {event.clone(): payload.clone()}}),
+                );
+                let next = choose(&svc, &step, None, &view, conditions)?;
+                self.out.pid = Some(pid);
+                self.mutate(
+                    pid,
+                    &by,
+                    now_ms,
+                    &format!("event '{event}' received"),
+                    |p| {
+                        merge(
+                            &mut p.context,
+                            &json!({"signals": {event.clone(): payload.clone()}}),
+                        );
+                        p.wait = None;
+                    },
+                );
+                self.go(pid, next, &by, now_ms, conditions);
+            }
+            Command::Suspend { pid, by, reason } => {
+                let pcb = self.get(pid)?;
+                self.check_move(pcb, ProcessState::Suspended)?;
+                self.out.pid = Some(pid);
+                self.suspend_tree(pid, &by, now_ms, &reason);
+            }
+            Command::Resume { pid, by } => {
+                let pcb = self.get(pid)?;
+                if pcb.state != ProcessState::Suspended {
+                    return Err(CoreError::WrongState {
+                        pid,
+                        state: pcb.state,
+                        step: pcb.step.clone(),
+                        message: "only a SUSPENDED process can be resumed".into(),
+                    });
+                }
+                self.out.pid = Some(pid);
+                self.resume_tree(pid, &by, now_ms);
+            }
+            Command::Terminate { pid, by, reason } => {
+                let pcb = self.get(pid)?;
+                self.check_move(pcb, ProcessState::Terminated)?;
+                self.out.pid = Some(pid);
+                self.terminate(pid, ExitStatus::Cancelled, &by, now_ms, &reason, conditions);
+            }
+            Command::Tick => {
+                let due: Vec<(i64, Pid)> =
+                    self.timers.range(..=(now_ms, Pid::MAX)).copied().collect();
+                for (at, pid) in due {
+                    let Some(pcb) = self.pcbs.get(&pid) else {
+                        self.timers.remove(&(at, pid));
+                        continue;
+                    };
+                    match pcb.state {
+                        ProcessState::Suspended => continue,
+                        ProcessState::New => {
+                            self.timers.remove(&(at, pid));
+                            let first = self
+                                .service_of(pcb)
+                                .ok()
+                                .and_then(|s| s.start().map(|s| s.name.clone()));
+                            self.set_wait(pid, None, "timer", now_ms, "start time reached");
+                            if let Some(first) = first {
+                                self.enter(pid, &first, "timer", now_ms, conditions, 0);
+                            }
+                        }
+                        ProcessState::Waiting if matches!(pcb.wait, Some(WaitReason::Timer { at_ms }) if at_ms == at) =>
+                        {
+                            self.timers.remove(&(at, pid));
+                            let (Ok(svc), Ok(step)) =
+                                (self.service_of(pcb), self.current_step(pcb))
+                            else {
+                                continue;
+                            };
+                            let view = pcb.clone();
+                            self.set_wait(pid, None, "timer", now_ms, "timer fired");
+                            match choose(&svc, &step, None, &view, conditions) {
+                                Ok(next) => self.go(pid, next, "timer", now_ms, conditions),
+                                Err(e) => self.terminate(
+                                    pid,
+                                    ExitStatus::Failed,
+                                    "timer",
+                                    now_ms,
+                                    &e.to_string(),
+                                    conditions,
+                                ),
+                            }
+                        }
+                        _ => {
+                            self.timers.remove(&(at, pid));
+                        }
+                    }
+                }
+            }
+        }
+        self.dispatch(now_ms, conditions);
+        Ok(std::mem::take(&mut self.out))
+    }
+
+    fn get(&self, pid: Pid) -> Result<&Pcb, CoreError> {
+        self.pcbs.get(&pid).ok_or(CoreError::NoProcess(pid))
+    }
+
+    fn resolve(&self, name: &str, version: Option<u32>) -> Result<Arc<Service>, CoreError> {
+        let versions = self
+            .services
+            .get(name)
+            .ok_or_else(|| CoreError::NoService(name.to_owned()))?;
+        let found = match version {
+            Some(v) => versions.get(&v),
+            None => versions.values().next_back(),
+        };
+        found
+            .cloned()
+            .ok_or_else(|| CoreError::NoService(format!("{name} v{}", version.unwrap_or(0))))
+    }
+
+    fn service_of(&self, pcb: &Pcb) -> Result<Arc<Service>, CoreError> {
+        self.resolve(&pcb.service, Some(pcb.version))
+    }
+
+    fn current_step(&self, pcb: &Pcb) -> Result<Step, CoreError> {
+        let svc = self.service_of(pcb)?;
+        pcb.step
+            .as_ref()
+            .and_then(|s| svc.step(s))
+            .cloned()
+            .ok_or_else(|| CoreError::WrongState {
+                pid: pcb.id,
+                state: pcb.state,
+                step: pcb.step.clone(),
+                message: "it is at no step".into(),
+            })
+    }
+
+    fn check_move(&self, pcb: &Pcb, to: ProcessState) -> Result<(), CoreError> {
+        if pcb.state.can_move_to(to) {
+            Ok(())
+        } else {
+            Err(CoreError::IllegalMove {
+                pid: pcb.id,
+                from: pcb.state,
+                to,
+                allowed: pcb.state.allowed_moves().to_vec(),
+            })
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        &mut self,
+        svc: &Service,
+        priority: Option<i32>,
+        record: Option<(String, String)>,
+        context: Json,
+        parent: Option<Pid>,
+        predecessor: Option<Pid>,
+        join: Option<String>,
+        by: &str,
+        now_ms: i64,
+    ) -> Pid {
+        let pid = self.next_pid;
+        self.next_pid += 1;
+        let pcb = Pcb {
+            id: pid,
+            service: svc.name.clone(),
+            version: svc.version,
+            parent,
+            predecessor,
+            record,
+            state: ProcessState::New,
+            exit: None,
+            suspended_from: None,
+            priority: priority.or(svc.priority).unwrap_or(DEFAULT_PRIORITY),
+            step: None,
+            join,
+            operator: None,
+            allocations: Vec::new(),
+            context: if context.is_null() {
+                json!({})
+            } else {
+                context
+            },
+            wait: None,
+            deadline_ms: None,
+            ready_since_ms: None,
+            children: Vec::new(),
+            version_no: 0,
+        };
+        self.pcbs.insert(pid, pcb.clone());
+        self.push_entry(
+            pid,
+            ProcessState::New,
+            ProcessState::New,
+            by,
+            now_ms,
+            "created",
+        );
+        if let Some(parent) = parent {
+            self.mutate(parent, by, now_ms, &format!("child {pid} started"), |p| {
+                p.children.push(pid)
+            });
+        }
+        pid
+    }
+
+    /// Appends a history entry for the PCB as it is now.
+    fn push_entry(
+        &mut self,
+        pid: Pid,
+        from: ProcessState,
+        to: ProcessState,
+        by: &str,
+        now_ms: i64,
+        reason: &str,
+    ) {
+        if let Some(pcb) = self.pcbs.get_mut(&pid) {
+            pcb.version_no += 1;
+            let entry = HistoryEntry {
+                pid,
+                seq: pcb.version_no,
+                at_ms: now_ms,
+                by: by.to_owned(),
+                from,
+                to,
+                reason: reason.to_owned(),
+                after: pcb.clone(),
+            };
+            self.out.entries.push(entry);
+        }
+    }
+
+    /// Changes fields (not the state) of a PCB and records it.
+    fn mutate(
+        &mut self,
+        pid: Pid,
+        by: &str,
+        now_ms: i64,
+        reason: &str,
+        change: impl FnOnce(&mut Pcb),
+    ) {
+        let Some(pcb) = self.pcbs.get_mut(&pid) else {
+            return;
+        };
+        change(pcb);
+        let state = pcb.state;
+        self.push_entry(pid, state, state, by, now_ms, reason);
+    }
+
+    fn set_wait(
+        &mut self,
+        pid: Pid,
+        wait: Option<WaitReason>,
+        by: &str,
+        now_ms: i64,
+        reason: &str,
+    ) {
+        self.mutate(pid, by, now_ms, reason, |p| p.wait = wait);
+    }
+
+    /// Moves a process to another state (a legal move only) and records it, keeping the
+    /// ready queue in step with the state.
+    fn move_to(
+        &mut self,
+        pid: Pid,
+        to: ProcessState,
+        by: &str,
+        now_ms: i64,
+        reason: &str,
+        change: impl FnOnce(&mut Pcb),
+    ) {
+        let aging = self.aging_ms;
+        let Some(pcb) = self.pcbs.get_mut(&pid) else {
+            return;
+        };
+        let from = pcb.state;
+        if from != to && !from.can_move_to(to) {
+            // Internal moves are chosen from the table; reaching here is a bug. Refuse it
+            // loudly in tests, and leave the process as it is in production.
+            debug_assert!(false, "illegal internal move {from:?} -> {to:?} for {pid}");
+            return;
+        }
+        if from == ProcessState::Ready {
+            let key = pcb
+                .ready_since_ms
+                .unwrap_or(0)
+                .saturating_sub(i64::from(pcb.priority).saturating_mul(aging));
+            self.ready.remove(&(key, pid));
+        }
+        pcb.state = to;
+        change(pcb);
+        if to == ProcessState::Ready {
+            if from != ProcessState::Ready && from != ProcessState::Suspended {
+                pcb.ready_since_ms = Some(now_ms);
+            }
+            let key = pcb
+                .ready_since_ms
+                .unwrap_or(0)
+                .saturating_sub(i64::from(pcb.priority).saturating_mul(aging));
+            self.ready.insert((key, pid));
+            self.dirty = true;
+        } else if from == ProcessState::Suspended || to != ProcessState::Suspended {
+            pcb.ready_since_ms = None;
+        }
+        self.push_entry(pid, from, to, by, now_ms, reason);
+    }
+
+    /// Enters a step: the state the process takes depends on the step's kind. Gateways and
+    /// joins pass straight through.
+    fn enter(
+        &mut self,
+        pid: Pid,
+        step_name: &str,
+        by: &str,
+        now_ms: i64,
+        conditions: &dyn Conditions,
+        depth: usize,
+    ) {
+        let Some(pcb) = self.pcbs.get(&pid) else {
+            return;
+        };
+        let Ok(svc) = self.service_of(pcb) else {
+            return;
+        };
+        if depth > MAX_INSTANT_STEPS {
+            self.terminate(
+                pid,
+                ExitStatus::Failed,
+                by,
+                now_ms,
+                "the service loops through gateways without stopping",
+                conditions,
+            );
+            return;
+        }
+        if pcb.join.as_deref() == Some(step_name) {
+            self.terminate(
+                pid,
+                ExitStatus::Completed,
+                by,
+                now_ms,
+                "branch reached its join",
+                conditions,
+            );
+            return;
+        }
+        let Some(step) = svc.step(step_name).cloned() else {
+            self.terminate(
+                pid,
+                ExitStatus::Failed,
+                by,
+                now_ms,
+                &format!("no step '{step_name}'"),
+                conditions,
+            );
+            return;
+        };
+        let deadline = step
+            .deadline
+            .as_deref()
+            .and_then(iso_seconds)
+            .map(|s| now_ms + s * 1000);
+        let state = pcb.state;
+        self.mutate(pid, by, now_ms, &format!("entered '{step_name}'"), |p| {
+            p.step = Some(step_name.to_owned());
+            p.deadline_ms = deadline;
+        });
+        match step.kind {
+            StepKind::Human | StepKind::Automatic => {
+                self.move_to(
+                    pid,
+                    ProcessState::Ready,
+                    by,
+                    now_ms,
+                    "queued for dispatch",
+                    |p| p.wait = None,
+                );
+            }
+            StepKind::Wait => {
+                let spec = step
+                    .wait
+                    .clone()
+                    .unwrap_or(erpos_design::service::WaitSpec {
+                        event: None,
+                        after: None,
+                        until: None,
+                    });
+                let wait = if let Some(event) = spec.event {
+                    Ok(WaitReason::Event { name: event })
+                } else if let Some(after) = spec.after.as_deref().and_then(iso_seconds) {
+                    Ok(WaitReason::Timer {
+                        at_ms: now_ms + after * 1000,
+                    })
+                } else if let Some(until) = spec.until {
+                    let view = self.pcbs.get(&pid).cloned();
+                    match view.map(|v| conditions.instant(&until, &v)) {
+                        Some(Ok(at)) => Ok(WaitReason::Timer { at_ms: at }),
+                        Some(Err(e)) => Err(e),
+                        None => Err("process vanished".into()),
+                    }
+                } else {
+                    Err("the wait step says nothing to wait for".into())
+                };
+                match wait {
+                    Ok(w) => {
+                        if let WaitReason::Timer { at_ms } = &w {
+                            self.timers.insert((*at_ms, pid));
+                        }
+                        let to = ProcessState::Waiting;
+                        if state == to {
+                            self.set_wait(pid, Some(w), by, now_ms, "waiting");
+                        } else {
+                            self.move_to(pid, to, by, now_ms, "waiting", |p| p.wait = Some(w));
+                        }
+                    }
+                    Err(e) => self.terminate(pid, ExitStatus::Failed, by, now_ms, &e, conditions),
+                }
+            }
+            StepKind::SubService => {
+                let child_svc = step.service.as_deref().map(|s| self.resolve(s, None));
+                let Some(Ok(child_svc)) = child_svc else {
+                    self.terminate(
+                        pid,
+                        ExitStatus::Failed,
+                        by,
+                        now_ms,
+                        "the sub-service is not published",
+                        conditions,
+                    );
+                    return;
+                };
+                self.block_on_children(pid, state, by, now_ms);
+                let (record, context, priority) = self
+                    .pcbs
+                    .get(&pid)
+                    .map(|p| (p.record.clone(), p.context.clone(), p.priority))
+                    .unwrap_or((None, Json::Null, DEFAULT_PRIORITY));
+                let child = self.spawn(
+                    &child_svc,
+                    Some(priority),
+                    record,
+                    context,
+                    Some(pid),
+                    None,
+                    None,
+                    by,
+                    now_ms,
+                );
+                let first = child_svc
+                    .start()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
+                self.enter(child, &first, by, now_ms, conditions, 0);
+            }
+            StepKind::Parallel => {
+                let targets: Vec<String> = svc.outgoing(step_name).map(|t| t.to.clone()).collect();
+                let join = targets.first().and_then(|t| find_join(&svc, t));
+                self.block_on_children(pid, state, by, now_ms);
+                let (record, context, priority) = self
+                    .pcbs
+                    .get(&pid)
+                    .map(|p| (p.record.clone(), p.context.clone(), p.priority))
+                    .unwrap_or((None, Json::Null, DEFAULT_PRIORITY));
+                for target in targets {
+                    let child = self.spawn(
+                        &svc,
+                        Some(priority),
+                        record.clone(),
+                        context.clone(),
+                        Some(pid),
+                        None,
+                        join.clone(),
+                        by,
+                        now_ms,
+                    );
+                    self.enter(child, &target, by, now_ms, conditions, 0);
+                }
+            }
+            StepKind::Exclusive | StepKind::Join => {
+                let Some(view) = self.pcbs.get(&pid).cloned() else {
+                    return;
+                };
+                match choose(&svc, &step, None, &view, conditions) {
+                    Ok(next) => self.enter(pid, &next, by, now_ms, conditions, depth + 1),
+                    Err(e) => self.terminate(
+                        pid,
+                        ExitStatus::Failed,
+                        by,
+                        now_ms,
+                        &e.to_string(),
+                        conditions,
+                    ),
+                }
+            }
+            StepKind::End => self.terminate(
+                pid,
+                ExitStatus::Completed,
+                by,
+                now_ms,
+                "reached the end",
+                conditions,
+            ),
+        }
+    }
+
+    fn block_on_children(&mut self, pid: Pid, state: ProcessState, by: &str, now_ms: i64) {
+        if state == ProcessState::Waiting {
+            self.set_wait(
+                pid,
+                Some(WaitReason::Children),
+                by,
+                now_ms,
+                "waiting for children",
+            );
+        } else {
+            self.move_to(
+                pid,
+                ProcessState::Waiting,
+                by,
+                now_ms,
+                "waiting for children",
+                |p| p.wait = Some(WaitReason::Children),
+            );
+        }
+    }
+
+    /// Moves on after a step was left: enters the next step.
+    fn go(&mut self, pid: Pid, next: String, by: &str, now_ms: i64, conditions: &dyn Conditions) {
+        self.enter(pid, &next, by, now_ms, conditions, 0);
+    }
+
+    /// Releases what a dispatched step held (operator, resources).
+    fn leave_dispatched(&mut self, pid: Pid, by: &str, now_ms: i64, reason: &str) {
+        let Some(pcb) = self.pcbs.get(&pid) else {
+            return;
+        };
+        let allocations = pcb.allocations.clone();
+        let operator = pcb.operator.clone();
+        self.pool.release(pid, &allocations);
+        if let Some(op) = &operator
+            && let Some(l) = self.load.get_mut(op)
+        {
+            *l = l.saturating_sub(1);
+        }
+        self.dirty = true;
+        self.mutate(pid, by, now_ms, reason, |p| {
+            p.allocations.clear();
+            p.operator = None;
+        });
+    }
+
+    fn terminate(
+        &mut self,
+        pid: Pid,
+        exit: ExitStatus,
+        by: &str,
+        now_ms: i64,
+        reason: &str,
+        conditions: &dyn Conditions,
+    ) {
+        let Some(pcb) = self.pcbs.get(&pid) else {
+            return;
+        };
+        if pcb.state == ProcessState::Terminated {
+            return;
+        }
+        let children: Vec<Pid> = pcb.children.clone();
+        let parent = pcb.parent;
+        let was_running = pcb.state == ProcessState::Running;
+        for child in children {
+            self.terminate(
+                child,
+                ExitStatus::Cancelled,
+                by,
+                now_ms,
+                "parent ended",
+                conditions,
+            );
+        }
+        if was_running {
+            self.leave_dispatched(pid, by, now_ms, "released on termination");
+        } else if let Some(p) = self.pcbs.get(&pid) {
+            let allocations = p.allocations.clone();
+            self.pool.release(pid, &allocations);
+        }
+        self.timers.retain(|(_, p)| *p != pid);
+        self.dirty = true;
+        self.move_to(pid, ProcessState::Terminated, by, now_ms, reason, |p| {
+            p.exit = Some(exit);
+            p.step = None;
+            p.wait = None;
+            p.allocations.clear();
+            p.operator = None;
+            p.suspended_from = None;
+            p.deadline_ms = None;
+        });
+        if let Some(parent) = parent {
+            self.child_ended(parent, pid, exit, now_ms, conditions);
+        }
+        let successors: Vec<Pid> = self
+            .pcbs
+            .values()
+            .filter(|p| {
+                p.predecessor == Some(pid) && p.state == ProcessState::New && p.wait.is_none()
+            })
+            .map(|p| p.id)
+            .collect();
+        for s in successors {
+            let first = self
+                .pcbs
+                .get(&s)
+                .and_then(|p| self.service_of(p).ok())
+                .and_then(|svc| svc.start().map(|st| st.name.clone()));
+            if let Some(first) = first {
+                self.enter(s, &first, "scheduler", now_ms, conditions, 0);
+            }
+        }
+    }
+
+    fn child_ended(
+        &mut self,
+        parent: Pid,
+        child: Pid,
+        exit: ExitStatus,
+        now_ms: i64,
+        conditions: &dyn Conditions,
+    ) {
+        let Some(p) = self.pcbs.get(&parent) else {
+            return;
+        };
+        if p.state == ProcessState::Terminated {
+            return;
+        }
+        self.mutate(
+            parent,
+            "scheduler",
+            now_ms,
+            &format!("child {child} ended ({exit:?})"),
+            |p| p.children.retain(|c| *c != child),
+        );
+        let Some(p) = self.pcbs.get(&parent) else {
+            return;
+        };
+        if exit != ExitStatus::Completed {
+            self.terminate(
+                parent,
+                ExitStatus::Failed,
+                "scheduler",
+                now_ms,
+                &format!("child {child} did not complete"),
+                conditions,
+            );
+            return;
+        }
+        if !p.children.is_empty()
+            || p.state != ProcessState::Waiting
+            || p.wait != Some(WaitReason::Children)
+        {
+            return;
+        }
+        let (Ok(svc), Ok(step)) = (self.service_of(p), self.current_step(p)) else {
+            return;
+        };
+        let view = p.clone();
+        self.set_wait(parent, None, "scheduler", now_ms, "children done");
+        let next = if step.kind == StepKind::Parallel {
+            svc.outgoing(&step.name)
+                .next()
+                .and_then(|t| find_join(&svc, &t.to))
+                .ok_or_else(|| "the parallel split has no join".to_owned())
+        } else {
+            choose(&svc, &step, None, &view, conditions).map_err(|e| e.to_string())
+        };
+        match next {
+            Ok(next) => self.enter(parent, &next, "scheduler", now_ms, conditions, 0),
+            Err(e) => self.terminate(
+                parent,
+                ExitStatus::Failed,
+                "scheduler",
+                now_ms,
+                &e,
+                conditions,
+            ),
+        }
+    }
+
+    fn suspend_tree(&mut self, pid: Pid, by: &str, now_ms: i64, reason: &str) {
+        let Some(pcb) = self.pcbs.get(&pid) else {
+            return;
+        };
+        if !pcb.state.can_move_to(ProcessState::Suspended) {
+            return;
+        }
+        let children = pcb.children.clone();
+        let from = pcb.state;
+        if from == ProcessState::Running
+            && let Some(op) = &pcb.operator
+            && let Some(l) = self.load.get_mut(op)
+        {
+            // A context switch: the operator is free for other work; the process keeps its
+            // resources and comes back to the same operator.
+            *l = l.saturating_sub(1);
+            self.dirty = true;
+        }
+        self.move_to(pid, ProcessState::Suspended, by, now_ms, reason, |p| {
+            p.suspended_from = Some(from)
+        });
+        for c in children {
+            self.suspend_tree(c, by, now_ms, "parent suspended");
+        }
+    }
+
+    fn resume_tree(&mut self, pid: Pid, by: &str, now_ms: i64) {
+        let Some(pcb) = self.pcbs.get(&pid) else {
+            return;
+        };
+        if pcb.state != ProcessState::Suspended {
+            return;
+        }
+        let back = pcb.suspended_from.unwrap_or(ProcessState::Ready);
+        let children = pcb.children.clone();
+        if back == ProcessState::Running
+            && let Some(op) = &pcb.operator
+        {
+            *self.load.entry(op.clone()).or_default() += 1;
+        }
+        self.move_to(pid, back, by, now_ms, "resumed", |p| {
+            p.suspended_from = None
+        });
+        for c in children {
+            self.resume_tree(c, by, now_ms);
+        }
+    }
+
+    /// Dispatches READY processes in key order while operators and resources allow. A
+    /// process that cannot get its resources reserves their types for the rest of the
+    /// round, so later, smaller requests cannot starve it.
+    fn dispatch(&mut self, now_ms: i64, conditions: &dyn Conditions) {
+        while self.dirty {
+            self.dirty = false;
+            let mut reserved: BTreeSet<String> = BTreeSet::new();
+            let queue: Vec<Pid> = self.ready.iter().map(|(_, p)| *p).collect();
+            let mut runs = VecDeque::new();
+            for pid in queue {
+                let Some(pcb) = self.pcbs.get(&pid).cloned() else {
+                    continue;
+                };
+                let Ok(step) = self.current_step(&pcb) else {
+                    continue;
+                };
+                let needs: Vec<Need> = step
+                    .resources
+                    .iter()
+                    .map(|r| Need {
+                        resource_type: r.resource_type.clone(),
+                        quantity: r.quantity,
+                        skill: r.skill.clone(),
+                        hold_while_waiting: r.hold_while_waiting,
+                    })
+                    .collect();
+                let operator = if step.kind == StepKind::Automatic {
+                    Some("system".to_owned())
+                } else {
+                    self.pick_operator(&step, &pcb)
+                };
+                let Some(operator) = operator else {
+                    if pcb.wait != Some(WaitReason::Operator) {
+                        self.set_wait(
+                            pid,
+                            Some(WaitReason::Operator),
+                            "scheduler",
+                            now_ms,
+                            "no operator free",
+                        );
+                    }
+                    continue;
+                };
+                match self.pool.plan(&needs, &reserved) {
+                    Ok(allocations) => {
+                        self.pool.commit(pid, &allocations);
+                        if operator != "system" {
+                            *self.load.entry(operator.clone()).or_default() += 1;
+                        }
+                        self.move_to(
+                            pid,
+                            ProcessState::Running,
+                            "scheduler",
+                            now_ms,
+                            "dispatched",
+                            |p| {
+                                p.allocations = allocations;
+                                p.operator = Some(operator);
+                                p.wait = None;
+                            },
+                        );
+                        if step.kind == StepKind::Automatic {
+                            runs.push_back((pid, step));
+                        }
+                    }
+                    Err(missing) => {
+                        reserved.extend(needs.iter().map(|n| n.resource_type.clone()));
+                        let wait = Some(WaitReason::Resource { types: missing });
+                        if pcb.wait != wait {
+                            self.set_wait(pid, wait, "scheduler", now_ms, "resources busy");
+                        }
+                    }
+                }
+            }
+            // Automatic steps without instructions complete at once; the others are handed
+            // to the runtime.
+            while let Some((pid, step)) = runs.pop_front() {
+                if step.instructions.is_empty() {
+                    let Some(pcb) = self.pcbs.get(&pid).cloned() else {
+                        continue;
+                    };
+                    let Ok(svc) = self.service_of(&pcb) else {
+                        continue;
+                    };
+                    match choose(&svc, &step, None, &pcb, conditions) {
+                        Ok(next) => {
+                            self.leave_dispatched(pid, "system", now_ms, "automatic step done");
+                            self.go(pid, next, "system", now_ms, conditions);
+                        }
+                        Err(e) => self.terminate(
+                            pid,
+                            ExitStatus::Failed,
+                            "system",
+                            now_ms,
+                            &e.to_string(),
+                            conditions,
+                        ),
+                    }
+                } else {
+                    self.out.effects.push(Effect::RunAutomatic {
+                        pid,
+                        step: step.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn pick_operator(&mut self, step: &Step, pcb: &Pcb) -> Option<String> {
+        let rule = step.operators.clone().unwrap_or_default();
+        let free: Vec<&Operator> = self
+            .operators
+            .values()
+            .filter(|o| {
+                rule.role.as_ref().is_none_or(|r| o.roles.contains(r))
+                    && rule.skill.as_ref().is_none_or(|s| o.skills.contains(s))
+                    && rule.user.as_ref().is_none_or(|u| &o.id == u)
+                    && (rule.users.is_empty() || rule.users.contains(&o.id))
+                    && self.load.get(&o.id).copied().unwrap_or(0) < o.capacity
+            })
+            .collect();
+        if free.is_empty() {
+            return None;
+        }
+        match rule.policy {
+            OperatorPolicy::LeastLoaded | OperatorPolicy::All => free
+                .iter()
+                .min_by_key(|o| (self.load.get(&o.id).copied().unwrap_or(0), o.id.clone()))
+                .map(|o| o.id.clone()),
+            OperatorPolicy::RoundRobin => {
+                let key = format!("{}/{}", pcb.service, step.name);
+                let cursor = self.round_robin.entry(key).or_default();
+                let pick = free.get(*cursor % free.len()).map(|o| o.id.clone());
+                *cursor = cursor.wrapping_add(1);
+                pick
+            }
+            OperatorPolicy::Random => {
+                // xorshift: deterministic, so a replay of the same commands picks the same.
+                self.rng ^= self.rng << 13;
+                self.rng ^= self.rng >> 7;
+                self.rng ^= self.rng << 17;
+                free.get((self.rng % free.len() as u64) as usize)
+                    .map(|o| o.id.clone())
+            }
+        }
+    }
+
+    /// Checks the core's invariants; an empty list means all hold. Used by tests after
+    /// every command.
+    pub fn check_invariants(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .pool
+            .over_allocated()
+            .into_iter()
+            .map(|r| format!("{r} over-allocated"))
+            .collect();
+        for (r, pid, _) in self.pool.allocations() {
+            match self.pcbs.get(&pid) {
+                Some(p) if p.state == ProcessState::Terminated => {
+                    out.push(format!("{r} held by terminated {pid}"))
+                }
+                None => out.push(format!("{r} held by unknown {pid}")),
+                _ => {}
+            }
+        }
+        for p in self.pcbs.values() {
+            let queued = self.ready.iter().any(|(_, q)| *q == p.id);
+            if (p.state == ProcessState::Ready) != queued {
+                out.push(format!("{} is {:?} but queued={queued}", p.id, p.state));
+            }
+            if p.state == ProcessState::Running && p.operator.is_none() {
+                out.push(format!("{} RUNNING without operator", p.id));
+            }
+        }
+        out
+    }
+}
+
+/// Picks the transition to take from `step`: the one named; else, among those leaving it,
+/// the first whose condition holds, else the default, else the only one.
+fn choose(
+    svc: &Service,
+    step: &Step,
+    name: Option<&str>,
+    pcb: &Pcb,
+    conditions: &dyn Conditions,
+) -> Result<String, CoreError> {
+    let outgoing: Vec<_> = svc.outgoing(&step.name).collect();
+    let available = || {
+        outgoing
+            .iter()
+            .map(|t| t.key().to_owned())
+            .collect::<Vec<_>>()
+    };
+    if let Some(name) = name {
+        return outgoing
+            .iter()
+            .find(|t| t.key() == name)
+            .map(|t| t.to.clone())
+            .ok_or_else(|| CoreError::NoTransition {
+                step: step.name.clone(),
+                name: name.to_owned(),
+                available: available(),
+            });
+    }
+    for t in outgoing.iter().filter(|t| !t.default) {
+        if let Some(cond) = &t.condition {
+            match conditions.holds(cond, pcb) {
+                Ok(true) => return Ok(t.to.clone()),
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(CoreError::WrongState {
+                        pid: pcb.id,
+                        state: pcb.state,
+                        step: Some(step.name.clone()),
+                        message: format!("condition '{cond}' failed: {e}"),
+                    });
+                }
+            }
+        }
+    }
+    if let Some(t) = outgoing.iter().find(|t| t.default) {
+        return Ok(t.to.clone());
+    }
+    let unconditional: Vec<_> = outgoing.iter().filter(|t| t.condition.is_none()).collect();
+    match unconditional.as_slice() {
+        [only] => Ok(only.to.clone()),
+        _ => Err(CoreError::NoTransition {
+            step: step.name.clone(),
+            name: String::new(),
+            available: available(),
+        }),
+    }
+}
+
+/// The first join step reachable from `from` (where a parallel branch ends).
+fn find_join(svc: &Service, from: &str) -> Option<String> {
+    let mut seen = BTreeSet::new();
+    let mut queue = VecDeque::from([from.to_owned()]);
+    while let Some(s) = queue.pop_front() {
+        if !seen.insert(s.clone()) {
+            continue;
+        }
+        if svc.step(&s).is_some_and(|st| st.kind == StepKind::Join) {
+            return Some(s);
+        }
+        queue.extend(svc.outgoing(&s).map(|t| t.to.clone()));
+    }
+    None
+}
+
+/// Merges a JSON object into another (objects recursively; anything else replaces).
+pub fn merge(target: &mut Json, patch: &Json) {
+    match (target, patch) {
+        (Json::Object(t), Json::Object(p)) => {
+            for (k, v) in p {
+                merge(t.entry(k.clone()).or_insert(Json::Null), v);
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// Seconds in an ISO 8601 duration of the forms `PnD`, `PTnHnMnS`, `PnDTnH…`.
+pub fn iso_seconds(s: &str) -> Option<i64> {
+    let rest = s.strip_prefix('P')?;
+    let (date, time) = rest.split_once('T').unwrap_or((rest, ""));
+    let mut total: i64 = 0;
+    let mut parse = |part: &str, units: &[(char, i64)]| -> Option<()> {
+        let mut num = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() {
+                num.push(c);
+            } else {
+                let (_, mult) = units.iter().find(|(u, _)| *u == c)?;
+                total = total.checked_add(num.parse::<i64>().ok()?.checked_mul(*mult)?)?;
+                num.clear();
+            }
+        }
+        num.is_empty().then_some(())
+    };
+    parse(date, &[('W', 604_800), ('D', 86_400)])?;
+    parse(time, &[('H', 3_600), ('M', 60), ('S', 1)])?;
+    (rest != "T" && !rest.is_empty()).then_some(total)
+}

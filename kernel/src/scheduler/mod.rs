@@ -1,0 +1,10 @@
+//! The scheduler: PCBs, the legal moves between their states, resources and operators, and
+//! the pure core that decides every move. The async runtime, storage and API sit around it.
+
+pub mod core;
+pub mod pcb;
+pub mod resources;
+
+pub use self::core::{Command, Conditions, CoreError, Effect, Outcome, Scheduler};
+pub use pcb::{ExitStatus, HistoryEntry, Pcb, Pid, ProcessState, WaitReason};
+pub use resources::{Operator, Resource, ResourcePool};

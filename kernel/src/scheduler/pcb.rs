@@ -1,0 +1,229 @@
+//! The process control block and its states: what the kernel knows about one running
+//! business process, and the one table of legal moves between states.
+//!
+//! Every change to a PCB is an appended `HistoryEntry` carrying the state it leaves the PCB
+//! in, so replaying the history rebuilds the PCB exactly. Nothing here decides anything;
+//! the scheduler does.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// A process id: unique, assigned by the scheduler in creation order (never last+1 read
+/// from a table: the scheduler owns the counter, so concurrent starts cannot collide).
+pub type Pid = u64;
+
+/// The six states of a process (an OS process's, with operators and resources as the
+/// processors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ProcessState {
+    /// Created, not yet admitted (its start time has not come).
+    New,
+    /// Could proceed now; queued for an operator and the step's resources.
+    Ready,
+    /// Dispatched: operator and resources allocated, the step is being worked on.
+    Running,
+    /// Blocked on something other than dispatch: an event, a timer, children.
+    Waiting,
+    /// Taken out of scheduling by a person or a rule; resumes to where it was.
+    Suspended,
+    /// Completed, cancelled or failed.
+    Terminated,
+}
+
+impl ProcessState {
+    /// Every state.
+    pub const ALL: [ProcessState; 6] = [
+        ProcessState::New,
+        ProcessState::Ready,
+        ProcessState::Running,
+        ProcessState::Waiting,
+        ProcessState::Suspended,
+        ProcessState::Terminated,
+    ];
+
+    /// The states this one may move to: the only table of legal moves in erpos.
+    pub fn allowed_moves(self) -> &'static [ProcessState] {
+        use ProcessState as S;
+        match self {
+            S::New => &[S::Ready, S::Waiting, S::Suspended, S::Terminated],
+            S::Ready => &[S::Running, S::Waiting, S::Suspended, S::Terminated],
+            S::Running => &[S::Ready, S::Waiting, S::Suspended, S::Terminated],
+            S::Waiting => &[S::Ready, S::Suspended, S::Terminated],
+            S::Suspended => &[S::New, S::Ready, S::Running, S::Waiting, S::Terminated],
+            S::Terminated => &[],
+        }
+    }
+
+    /// Whether moving from `self` to `to` is legal.
+    pub fn can_move_to(self, to: ProcessState) -> bool {
+        self.allowed_moves().contains(&to)
+    }
+}
+
+/// How a terminated process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitStatus {
+    /// It reached an end step.
+    Completed,
+    /// A person, a rule or its parent cancelled it.
+    Cancelled,
+    /// Something it depended on failed.
+    Failed,
+}
+
+/// Why a process is not running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WaitReason {
+    /// READY, but the step's resources cannot all be allocated now.
+    Resource {
+        /// The resource types it waits for.
+        types: Vec<String>,
+    },
+    /// READY, but no operator who may handle the step is free.
+    Operator,
+    /// WAITING for a named event.
+    Event {
+        /// The event name.
+        name: String,
+    },
+    /// WAITING (or NEW) until a moment, in milliseconds since the Unix epoch.
+    Timer {
+        /// When it wakes.
+        at_ms: i64,
+    },
+    /// WAITING for child processes (sub-service, parallel branches).
+    Children,
+}
+
+/// A resource allocation held by a process.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Allocation {
+    /// The resource instance.
+    pub resource: String,
+    /// How many units.
+    pub quantity: u32,
+    /// Kept while the process waits inside the step.
+    pub hold_while_waiting: bool,
+}
+
+/// The process control block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pcb {
+    /// The process id.
+    pub id: Pid,
+    /// The service it runs.
+    pub service: String,
+    /// The service version it runs (kept for its whole life).
+    pub version: u32,
+    /// The process that started it (sub-service or parallel branch), if any.
+    pub parent: Option<Pid>,
+    /// The process it follows in a sequential chain, if any.
+    pub predecessor: Option<Pid>,
+    /// The bound business record: (DataItem, record id).
+    pub record: Option<(String, String)>,
+    /// Where it is.
+    pub state: ProcessState,
+    /// How it ended (TERMINATED only).
+    pub exit: Option<ExitStatus>,
+    /// The state it was suspended from (SUSPENDED only).
+    pub suspended_from: Option<ProcessState>,
+    /// Base priority (higher first).
+    pub priority: i32,
+    /// The step it is at (None once terminated).
+    pub step: Option<String>,
+    /// For a parallel branch: the join step where the branch ends.
+    pub join: Option<String>,
+    /// The operator handling the current step.
+    pub operator: Option<String>,
+    /// Resources held.
+    pub allocations: Vec<Allocation>,
+    /// Context variables.
+    pub context: Json,
+    /// Why it is not running.
+    pub wait: Option<WaitReason>,
+    /// When the current step is due (ms since epoch).
+    pub deadline_ms: Option<i64>,
+    /// When it became READY (ms), the base of its aging.
+    pub ready_since_ms: Option<i64>,
+    /// Children still running (sub-service or branches).
+    pub children: Vec<Pid>,
+    /// Number of changes so far (the history length).
+    pub version_no: u64,
+}
+
+/// One change to a PCB: who, when, from, to, why, and the PCB's fields after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The process.
+    pub pid: Pid,
+    /// Position in the process's history (1-based).
+    pub seq: u64,
+    /// When (ms since epoch).
+    pub at_ms: i64,
+    /// Who caused it (a user, `scheduler`, `timer`, a rule).
+    pub by: String,
+    /// The state before.
+    pub from: ProcessState,
+    /// The state after (equal to `from` for a step change within a state).
+    pub to: ProcessState,
+    /// Why, in words.
+    pub reason: String,
+    /// The PCB after the change.
+    pub after: Pcb,
+}
+
+impl Pcb {
+    /// Rebuilds a PCB from its history: the state after the last entry, checked to be a
+    /// chain of legal moves with consecutive sequence numbers. None if the history is
+    /// empty or broken.
+    pub fn replay(history: &[HistoryEntry]) -> Option<Pcb> {
+        let mut current: Option<Pcb> = None;
+        for (i, entry) in history.iter().enumerate() {
+            if entry.seq != i as u64 + 1 {
+                return None;
+            }
+            if let Some(prev) = &current
+                && (prev.state != entry.from
+                    || (entry.from != entry.to && !entry.from.can_move_to(entry.to)))
+            {
+                return None;
+            }
+            current = Some(entry.after.clone());
+        }
+        current
+    }
+}
+
+/// Counts of processes by state, for the queues view.
+pub fn count_by_state<'a>(pcbs: impl Iterator<Item = &'a Pcb>) -> BTreeMap<ProcessState, usize> {
+    let mut out: BTreeMap<ProcessState, usize> =
+        ProcessState::ALL.iter().map(|s| (*s, 0)).collect();
+    for p in pcbs {
+        *out.entry(p.state).or_default() += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminated_is_final_and_nothing_moves_to_itself() {
+        assert!(ProcessState::Terminated.allowed_moves().is_empty());
+        for s in ProcessState::ALL {
+            assert!(!s.can_move_to(s), "{s:?} must not list itself");
+            assert!(
+                s == ProcessState::Terminated || s.can_move_to(ProcessState::Terminated),
+                "{s:?} cannot be terminated"
+            );
+        }
+        assert!(!ProcessState::Waiting.can_move_to(ProcessState::Running));
+        assert!(!ProcessState::New.can_move_to(ProcessState::Running));
+    }
+}
