@@ -13,11 +13,13 @@ pub mod data_item;
 pub mod ddl;
 pub mod error;
 pub mod field;
+pub mod flowchart;
 pub mod form;
 pub mod label;
 pub mod migration;
 pub mod naming;
 pub mod service;
+pub mod service_check;
 pub mod value;
 
 pub use catalog::{Catalog, EffectiveField};

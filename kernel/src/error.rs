@@ -45,6 +45,9 @@ pub enum KernelError {
         /// Where.
         details: Vec<Issue>,
     },
+    /// The scheduler refused a process command (nothing changed).
+    #[error(transparent)]
+    Process(#[from] crate::scheduler::CoreError),
     /// The database failed (logged; never shown to callers in detail).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -64,9 +64,14 @@ impl Sql {
         self.param(Some(value.into()), None)
     }
 
-    /// Appends a column read as text: `CAST("col" AS TEXT)`.
+    /// Appends a column read as text: `CAST("col" AS TEXT) AS "t__col"`. The alias can never
+    /// be a column name (double underscores are reserved), so a bare `ORDER BY col` always
+    /// means the table's column: in PostgreSQL an output column named like the table column
+    /// would win, and numbers would sort as text.
     pub fn col_text(&mut self, column: &str) -> &mut Self {
         self.text.push_str(&self.dialect.as_text(column));
+        self.text.push_str(" AS ");
+        self.text.push_str(&quote(&format!("t__{column}")));
         self
     }
 

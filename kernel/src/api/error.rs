@@ -108,6 +108,18 @@ impl From<KernelError> for ApiError {
             )
             .with_details(details),
             KernelError::Conflict { code, message, details } => ApiError::new(S::CONFLICT, code, message).with_details(details),
+            KernelError::Process(core) => {
+                use crate::scheduler::CoreError as C;
+                match core {
+                    C::NoProcess(_) | C::NoService(_) => ApiError::new(S::NOT_FOUND, "not_found", message),
+                    C::IllegalMove { from, allowed, .. } => ApiError::new(S::CONFLICT, "illegal_move", message).with_details(vec![
+                        Issue::new("/state", format!("the process is {from:?}; it may move to: {allowed:?}")),
+                    ]),
+                    C::WrongState { .. } => ApiError::new(S::CONFLICT, "wrong_state", message),
+                    C::NoTransition { available, .. } => ApiError::new(S::UNPROCESSABLE_ENTITY, "validation_failed", message)
+                        .with_details(vec![Issue::new("/transition", format!("choose one of: {}", available.join(", ")))]),
+                }
+            }
             KernelError::Database(ref db) if matches!(db, sqlx::Error::PoolTimedOut) => {
                 tracing::warn!(error = %e, "database busy");
                 ApiError::new(S::SERVICE_UNAVAILABLE, "busy", "the database is busy; retry shortly")

@@ -6,7 +6,10 @@
 mod data_items;
 pub mod error;
 mod extract;
+mod processes;
 mod records;
+mod resources;
+mod services;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,10 +50,27 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         records::patch,
         records::delete,
         records::history,
+        services::list,
+        services::save,
+        services::show,
+        services::publish,
+        services::flowchart,
+        resources::create_type,
+        resources::list_types,
+        resources::create,
+        resources::list,
+        resources::create_user,
+        processes::start,
+        processes::list,
+        processes::show,
+        processes::act,
+        processes::queues,
     ),
     components(schemas(error::ErrorBody)),
     tags((name = "design", description = "DataItem definitions, forms and migrations"),
          (name = "records", description = "Records of any DataItem"),
+         (name = "processes", description = "Processes (PCBs), actions and queues"),
+         (name = "resources", description = "Resource types, resources and users"),
          (name = "system", description = "Health and API description"))
 )]
 pub struct ApiDoc;
@@ -110,6 +130,26 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
                 .delete(records::delete),
         )
         .route("/records/{item}/{id}/history", get(records::history))
+        .route("/services", get(services::list).post(services::save))
+        .route("/services/{name}", get(services::show))
+        .route(
+            "/services/{name}/publish",
+            axum::routing::post(services::publish),
+        )
+        .route("/services/{name}/flowchart.svg", get(services::flowchart))
+        .route(
+            "/resource-types",
+            get(resources::list_types).post(resources::create_type),
+        )
+        .route("/resources", get(resources::list).post(resources::create))
+        .route("/users", axum::routing::post(resources::create_user))
+        .route("/processes", get(processes::list).post(processes::start))
+        .route("/processes/{id}", get(processes::show))
+        .route(
+            "/processes/{id}/{action}",
+            axum::routing::post(processes::act),
+        )
+        .route("/queues", get(processes::queues))
         .route("/openapi.json", get(openapi));
     Router::new()
         .route("/healthz", get(healthz))

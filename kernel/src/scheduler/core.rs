@@ -93,6 +93,15 @@ pub enum Command {
         /// Why.
         reason: String,
     },
+    /// End a process as failed (an automatic step's instruction failed).
+    Fail {
+        /// The process.
+        pid: Pid,
+        /// Who.
+        by: String,
+        /// Why.
+        reason: String,
+    },
     /// Fire every timer due at the given time.
     Tick,
 }
@@ -275,6 +284,11 @@ impl Scheduler {
         self.ready.iter().map(|(_, p)| *p).collect()
     }
 
+    /// Every published service version, by name then version.
+    pub fn published(&self) -> impl Iterator<Item = &Arc<Service>> {
+        self.services.values().flat_map(|v| v.values())
+    }
+
     /// A published service version.
     pub fn service(&self, name: &str, version: u32) -> Option<&Arc<Service>> {
         self.services.get(name).and_then(|v| v.get(&version))
@@ -443,6 +457,12 @@ impl Scheduler {
                 self.check_move(pcb, ProcessState::Terminated)?;
                 self.out.pid = Some(pid);
                 self.terminate(pid, ExitStatus::Cancelled, &by, now_ms, &reason, conditions);
+            }
+            Command::Fail { pid, by, reason } => {
+                let pcb = self.get(pid)?;
+                self.check_move(pcb, ProcessState::Terminated)?;
+                self.out.pid = Some(pid);
+                self.terminate(pid, ExitStatus::Failed, &by, now_ms, &reason, conditions);
             }
             Command::Tick => {
                 let due: Vec<(i64, Pid)> =
@@ -1396,25 +1416,7 @@ pub fn merge(target: &mut Json, patch: &Json) {
     }
 }
 
-/// Seconds in an ISO 8601 duration of the forms `PnD`, `PTnHnMnS`, `PnDTnH…`.
-pub fn iso_seconds(s: &str) -> Option<i64> {
-    let rest = s.strip_prefix('P')?;
-    let (date, time) = rest.split_once('T').unwrap_or((rest, ""));
-    let mut total: i64 = 0;
-    let mut parse = |part: &str, units: &[(char, i64)]| -> Option<()> {
-        let mut num = String::new();
-        for c in part.chars() {
-            if c.is_ascii_digit() {
-                num.push(c);
-            } else {
-                let (_, mult) = units.iter().find(|(u, _)| *u == c)?;
-                total = total.checked_add(num.parse::<i64>().ok()?.checked_mul(*mult)?)?;
-                num.clear();
-            }
-        }
-        num.is_empty().then_some(())
-    };
-    parse(date, &[('W', 604_800), ('D', 86_400)])?;
-    parse(time, &[('H', 3_600), ('M', 60), ('S', 1)])?;
-    (rest != "T" && !rest.is_empty()).then_some(total)
+/// Seconds in an ISO 8601 duration (`PT2H`, `P7D`), as the design layer validates them.
+fn iso_seconds(s: &str) -> Option<i64> {
+    erpos_design::service_check::parse_iso_duration(s).and_then(|v| i64::try_from(v).ok())
 }

@@ -14,9 +14,11 @@ use super::pcb::{Allocation, Pid};
 pub struct Resource {
     /// Unique id (`laser-room-1`).
     pub id: String,
-    /// Its type (`laser_room`).
+    /// Its type (`laser_room`); `type` in the API and in storage.
+    #[serde(rename = "type")]
     pub resource_type: String,
     /// Units it offers at once (1 for a room; the stock for a lot).
+    #[serde(default = "one")]
     pub capacity: u32,
     /// Skills or certifications it carries.
     #[serde(default)]

@@ -55,6 +55,10 @@ pub async fn backends() -> anyhow::Result<Vec<TestDb>> {
 pub struct TestApp {
     /// The backend's name.
     pub backend: &'static str,
+    /// The database URL (to reopen it, as a restart would).
+    pub url: String,
+    /// The clock the kernel runs on; tests move it forward.
+    pub clock: Arc<erpos_kernel::clock::ManualClock>,
     /// The kernel.
     pub kernel: Arc<Kernel>,
     /// The router (the real one).
@@ -64,14 +68,38 @@ pub struct TestApp {
 
 /// Opens a kernel on `db`.
 pub async fn app(db: TestDb) -> anyhow::Result<TestApp> {
-    let kernel = Kernel::open(&db.url).await?;
+    let clock = Arc::new(erpos_kernel::clock::ManualClock::new(1_795_856_400_000));
+    let kernel = Kernel::open_with_clock(&db.url, clock.clone()).await?;
     let router = erpos_kernel::api::router(kernel.clone());
     Ok(TestApp {
         backend: db.name,
+        url: db.url.clone(),
+        clock,
         kernel,
         router,
         _db: db,
     })
+}
+
+impl TestApp {
+    /// Closes this kernel and opens a new one on the same database, as a restart would.
+    pub async fn restart(mut self) -> anyhow::Result<TestApp> {
+        self.kernel.db.close().await;
+        let kernel = Kernel::open_with_clock(&self.url, self.clock.clone()).await?;
+        self.router = erpos_kernel::api::router(kernel.clone());
+        self.kernel = kernel;
+        Ok(self)
+    }
+
+    /// Moves time forward and fires every timer due.
+    pub async fn advance(&self, ms: i64) -> anyhow::Result<()> {
+        self.clock.advance_ms(ms);
+        self.kernel
+            .engine
+            .command(erpos_kernel::scheduler::Command::Tick)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Runs `test` once per backend, each on its own fresh database.
@@ -129,6 +157,24 @@ impl TestApp {
             serde_json::from_slice(&bytes)?
         };
         Ok((status, json))
+    }
+
+    /// Sends a GET and returns the status, the content type and the body as text.
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<(StatusCode, String, String)> {
+        let res = self
+            .router
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty())?)
+            .await?;
+        let status = res.status();
+        let ctype = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = res.into_body().collect().await?.to_bytes();
+        Ok((status, ctype, String::from_utf8(bytes.to_vec())?))
     }
 
     /// POSTs a DataItem and asserts it was created.

@@ -1,0 +1,382 @@
+//! `/api/v1/processes` and `/api/v1/queues`: start processes, watch them, act on them.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use erpos_design::Issue;
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::extract::{JsonBody, QueryPairs};
+use crate::Kernel;
+use crate::engine::state_name;
+use crate::error::KernelError;
+use crate::scheduler::{Command, Pcb, Pid, ProcessState};
+
+fn invalid(path: &str, message: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+        "the request is invalid",
+    )
+    .with_details(vec![Issue::new(path, message)])
+}
+
+/// The PCB as the API shows it.
+pub fn pcb_json(p: &Pcb) -> Value {
+    let mut v = json!(p);
+    v["state"] = json!(state_name(p.state));
+    v["current_steps"] = json!(p.step.iter().collect::<Vec<_>>());
+    v["record"] = p
+        .record
+        .as_ref()
+        .map_or(Value::Null, |(item, id)| json!({"item": item, "id": id}));
+    v
+}
+
+/// Starts a process: `{"service", "version"?, "record": {"item", "id"}?, "priority"?,
+/// "context"?, "predecessor"?, "start_at"?}`. The bound record must exist; it is put in the
+/// context as `record` for conditions.
+#[utoipa::path(post, path = "/api/v1/processes", tag = "processes", request_body = Object,
+    responses((status = 201, description = "the PCB"), (status = 404, description = "no such service", body = super::error::ErrorBody),
+              (status = 422, description = "invalid request", body = super::error::ErrorBody)))]
+pub async fn start(
+    State(k): State<Arc<Kernel>>,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| invalid("", "expected a JSON object"))?;
+    for key in obj.keys() {
+        if ![
+            "service",
+            "version",
+            "record",
+            "priority",
+            "context",
+            "predecessor",
+            "start_at",
+        ]
+        .contains(&key.as_str())
+        {
+            return Err(invalid(&format!("/{key}"), "unknown key"));
+        }
+    }
+    let service = obj
+        .get("service")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("/service", "the service name is required"))?;
+    let version = match obj.get("version") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or_else(|| invalid("/version", "expected a version number"))?,
+        ),
+    };
+    let priority = match obj.get("priority") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_i64()
+                .filter(|p| (0..=100).contains(p))
+                .map(|p| p as i32)
+                .ok_or_else(|| invalid("/priority", "expected a whole number from 0 to 100"))?,
+        ),
+    };
+    let mut context = obj.get("context").cloned().unwrap_or_else(|| json!({}));
+    if !context.is_object() {
+        return Err(invalid("/context", "expected a JSON object"));
+    }
+    let record = match obj.get("record") {
+        None | Some(Value::Null) => None,
+        Some(r) => {
+            let item = r
+                .get("item")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("/record/item", "the DataItem is required"))?;
+            let id = r
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| invalid("/record/id", "the record id is required"))?;
+            let stored = k.records.get(item, id).await.map_err(|e| match e {
+                KernelError::NotFound(_) | KernelError::Design(_) => {
+                    invalid("/record", &e.to_string())
+                }
+                other => ApiError::from(other),
+            })?;
+            context["record"] = stored;
+            Some((item.to_owned(), id.to_owned()))
+        }
+    };
+    let predecessor = match obj.get("predecessor") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| invalid("/predecessor", "expected a process id"))?,
+        ),
+    };
+    let start_at_ms = match obj.get("start_at") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_str()
+                .and_then(erpos_design::value::parse_datetime)
+                .map(|t| t.timestamp_millis())
+                .ok_or_else(|| invalid("/start_at", "expected an RFC 3339 date-time"))?,
+        ),
+    };
+    let outcome = k
+        .engine
+        .command(Command::Start {
+            service: service.to_owned(),
+            version,
+            priority,
+            record,
+            context,
+            predecessor,
+            start_at_ms,
+            by: "api".into(),
+        })
+        .await?;
+    let pid = outcome
+        .pid
+        .ok_or_else(|| ApiError::from(KernelError::Corrupt("start gave no pid".into())))?;
+    let pcb = k.engine.read(|c| c.pcb(pid).map(pcb_json)).await;
+    Ok((StatusCode::CREATED, Json(pcb.unwrap_or(Value::Null))))
+}
+
+/// Lists processes: filters `state`, `service`, `operator`, `resource`, `wait` (resource,
+/// operator, event, timer, children), `parent`; `limit` (1–500, default 50) and `cursor`
+/// (the last id seen); newest first.
+#[utoipa::path(get, path = "/api/v1/processes", tag = "processes",
+    params(("state" = Option<String>, Query, description = "NEW, READY, RUNNING, WAITING, SUSPENDED or TERMINATED"),
+           ("service" = Option<String>, Query, description = "service name"),
+           ("operator" = Option<String>, Query, description = "operator handling the current step"),
+           ("resource" = Option<String>, Query, description = "resource held"),
+           ("wait" = Option<String>, Query, description = "wait reason kind"),
+           ("limit" = Option<u32>, Query, description = "page size"), ("cursor" = Option<String>, Query, description = "next_cursor")),
+    responses((status = 200, description = "`{items, total, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
+pub async fn list(
+    State(k): State<Arc<Kernel>>,
+    QueryPairs(params): QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    let mut limit = 50usize;
+    let mut cursor: Option<Pid> = None;
+    let mut filters: Vec<(String, String)> = Vec::new();
+    let bad = |key: &str, m: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request parameters are invalid",
+        )
+        .with_details(vec![Issue::new(format!("/query/{key}"), m)])
+    };
+    for (key, value) in params {
+        match key.as_str() {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=500).contains(n))
+                    .ok_or_else(|| bad(&key, "limit must be 1 to 500"))?
+            }
+            "cursor" => {
+                cursor = Some(
+                    value
+                        .parse()
+                        .map_err(|_| bad(&key, "not a cursor from this list"))?,
+                )
+            }
+            "state" => {
+                if !ProcessState::ALL
+                    .iter()
+                    .any(|s| state_name(*s) == value.to_uppercase())
+                {
+                    return Err(bad(
+                        &key,
+                        "one of NEW, READY, RUNNING, WAITING, SUSPENDED, TERMINATED",
+                    ));
+                }
+                filters.push((key, value.to_uppercase()));
+            }
+            "service" | "operator" | "resource" | "wait" | "parent" => filters.push((key, value)),
+            _ => return Err(bad(&key, "unknown parameter")),
+        }
+    }
+    let page = k
+        .engine
+        .read(|core| {
+            let matches = |p: &Pcb| {
+                filters.iter().all(|(key, value)| match key.as_str() {
+                    "state" => state_name(p.state) == value,
+                    "service" => &p.service == value,
+                    "operator" => p.operator.as_deref() == Some(value),
+                    "resource" => p.allocations.iter().any(|a| &a.resource == value),
+                    "wait" => {
+                        p.wait
+                            .as_ref()
+                            .and_then(|w| serde_json::to_value(w).ok())
+                            .and_then(|w| w["kind"].as_str().map(str::to_owned))
+                            .as_deref()
+                            == Some(value)
+                    }
+                    "parent" => p.parent.map(|x| x.to_string()).as_deref() == Some(value),
+                    _ => false,
+                })
+            };
+            let all: Vec<&Pcb> = core.pcbs().filter(|p| matches(p)).collect();
+            let total = all.len();
+            let items: Vec<Value> = all
+                .iter()
+                .rev()
+                .filter(|p| cursor.is_none_or(|c| p.id < c))
+                .take(limit + 1)
+                .map(|p| pcb_json(p))
+                .collect();
+            (total, items)
+        })
+        .await;
+    let (total, mut items) = page;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items
+            .last()
+            .and_then(|p| p["id"].as_u64())
+            .map(|id| id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(
+        json!({"items": items, "total": total, "next_cursor": next_cursor}),
+    ))
+}
+
+/// One process with its full history (every move: who, when, from, to, why, step, context).
+#[utoipa::path(get, path = "/api/v1/processes/{id}", tag = "processes",
+    params(("id" = u64, Path, description = "process id")),
+    responses((status = 200, description = "the PCB with `history`"), (status = 404, description = "no such process", body = super::error::ErrorBody)))]
+pub async fn show(
+    State(k): State<Arc<Kernel>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let pid: Pid = id
+        .parse()
+        .map_err(|_| ApiError::from(KernelError::NotFound(format!("process '{id}'"))))?;
+    let pcb = k
+        .engine
+        .read(|c| c.pcb(pid).map(pcb_json))
+        .await
+        .ok_or_else(|| ApiError::from(KernelError::NotFound(format!("process {pid}"))))?;
+    let mut out = pcb;
+    out["history"] = json!(k.engine.history(pid).await?);
+    Ok(Json(out))
+}
+
+/// Acts on a process: `suspend` / `terminate` (`{"reason"}`), `resume`, `signal`
+/// (`{"event", "payload"}`), `complete` (`{"transition", "context"}`). An illegal request
+/// gets 409 naming the current state and the allowed moves.
+#[utoipa::path(post, path = "/api/v1/processes/{id}/{action}", tag = "processes", request_body = Object,
+    params(("id" = u64, Path, description = "process id"), ("action" = String, Path, description = "suspend, resume, terminate, signal or complete")),
+    responses((status = 200, description = "the PCB after the action"), (status = 409, description = "illegal in the current state", body = super::error::ErrorBody)))]
+pub async fn act(
+    State(k): State<Arc<Kernel>>,
+    Path((id, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let pid: Pid = id
+        .parse()
+        .map_err(|_| ApiError::from(KernelError::NotFound(format!("process '{id}'"))))?;
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?
+    };
+    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
+    let by = "api".to_owned();
+    let command = match action.as_str() {
+        "suspend" => Command::Suspend {
+            pid,
+            by,
+            reason: text("reason").unwrap_or_else(|| "suspended over the API".into()),
+        },
+        "resume" => Command::Resume { pid, by },
+        "terminate" => Command::Terminate {
+            pid,
+            by,
+            reason: text("reason").unwrap_or_else(|| "terminated over the API".into()),
+        },
+        "signal" => Command::Signal {
+            pid,
+            event: text("event").ok_or_else(|| invalid("/event", "the event name is required"))?,
+            payload: body.get("payload").cloned().unwrap_or(Value::Null),
+            by,
+        },
+        "complete" => {
+            let context = body.get("context").cloned();
+            if context.as_ref().is_some_and(|c| !c.is_object()) {
+                return Err(invalid("/context", "expected a JSON object"));
+            }
+            Command::Complete {
+                pid,
+                transition: text("transition"),
+                context,
+                by,
+            }
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no action '{other}': use suspend, resume, terminate, signal or complete"),
+            ));
+        }
+    };
+    k.engine.command(command).await?;
+    let pcb = k.engine.read(|c| c.pcb(pid).map(pcb_json)).await;
+    Ok(Json(pcb.unwrap_or(Value::Null)))
+}
+
+/// Queue counts: processes per state and per wait reason, and per resource its capacity,
+/// units in use, holders and how many READY processes wait for its type.
+#[utoipa::path(get, path = "/api/v1/queues", tag = "processes", responses((status = 200, description = "counts")))]
+pub async fn queues(State(k): State<Arc<Kernel>>) -> Json<Value> {
+    let out = k
+        .engine
+        .read(|core| {
+            let states: serde_json::Map<String, Value> = crate::scheduler::pcb::count_by_state(core.pcbs())
+                .into_iter()
+                .map(|(s, n)| (state_name(s).to_owned(), json!(n)))
+                .collect();
+            let mut waits: std::collections::BTreeMap<String, usize> = Default::default();
+            let mut waiting_for_type: std::collections::BTreeMap<String, usize> = Default::default();
+            for p in core.pcbs() {
+                if let Some(w) = &p.wait {
+                    let kind = serde_json::to_value(w).ok().and_then(|v| v["kind"].as_str().map(str::to_owned)).unwrap_or_default();
+                    *waits.entry(kind).or_default() += 1;
+                    if let crate::scheduler::WaitReason::Resource { types } = w {
+                        for t in types {
+                            *waiting_for_type.entry(t.clone()).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            let resources: Vec<Value> = core
+                .pool()
+                .iter()
+                .map(|r| {
+                    json!({
+                        "id": r.id, "type": r.resource_type, "capacity": r.capacity,
+                        "in_use": core.pool().in_use(&r.id),
+                        "holders": core.pool().holders(&r.id).into_iter().map(|(p, q)| json!({"process": p, "quantity": q})).collect::<Vec<_>>(),
+                        "waiting": waiting_for_type.get(&r.resource_type).copied().unwrap_or(0),
+                    })
+                })
+                .collect();
+            json!({"states": states, "waiting": waits, "resources": resources, "ready_queue": core.ready_queue()})
+        })
+        .await;
+    Json(out)
+}

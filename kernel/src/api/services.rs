@@ -1,0 +1,98 @@
+//! `/api/v1/services`: define, publish and draw business processes.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::extract::{JsonBody, QueryPairs};
+use crate::Kernel;
+use crate::error::KernelError;
+
+/// Every service with its newest published version and whether a draft is pending.
+#[utoipa::path(get, path = "/api/v1/services", tag = "design", responses((status = 200, description = "`{items, total}`")))]
+pub async fn list(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError> {
+    let items = k.services.list().await?;
+    Ok(Json(
+        json!({"total": items.len(), "items": items, "next_cursor": null}),
+    ))
+}
+
+/// Saves a service draft (validated: unreachable steps, no end, dangling transitions,
+/// gateways without default, conditions that do not compile are refused, naming the step).
+#[utoipa::path(post, path = "/api/v1/services", tag = "design", request_body = Object,
+    responses((status = 201, description = "the draft as stored"), (status = 422, description = "invalid service", body = super::error::ErrorBody)))]
+pub async fn save(
+    State(k): State<Arc<Kernel>>,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let draft = k.services.save_draft(&body).await?;
+    Ok((StatusCode::CREATED, Json(json!(draft))))
+}
+
+/// A service: its draft, its newest published version and every version number.
+#[utoipa::path(get, path = "/api/v1/services/{name}", tag = "design", params(("name" = String, Path, description = "service name")),
+    responses((status = 200, description = "`{name, draft, published, versions}`"), (status = 404, description = "no such service", body = super::error::ErrorBody)))]
+pub async fn show(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let draft = k.services.draft(&name).await?;
+    let versions = k.services.versions(&name).await;
+    if draft.is_none() && versions.is_empty() {
+        return Err(KernelError::NotFound(format!("service '{name}'")).into());
+    }
+    Ok(Json(json!({
+        "name": name,
+        "draft": draft,
+        "published": versions.last().map(|s| json!(**s)),
+        "versions": versions.iter().map(|s| s.version).collect::<Vec<_>>(),
+    })))
+}
+
+/// Publishes the draft as a new frozen version; running processes keep theirs.
+#[utoipa::path(post, path = "/api/v1/services/{name}/publish", tag = "design", params(("name" = String, Path, description = "service name")),
+    responses((status = 200, description = "the published version"), (status = 409, description = "no draft", body = super::error::ErrorBody),
+              (status = 422, description = "invalid (e.g. a sub-service not published)", body = super::error::ErrorBody)))]
+pub async fn publish(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(k.services.publish(&name).await?)))
+}
+
+/// The service drawn as an SVG flowchart (layered; `?version=N`, else the newest published,
+/// else the draft).
+#[utoipa::path(get, path = "/api/v1/services/{name}/flowchart.svg", tag = "design",
+    params(("name" = String, Path, description = "service name"), ("version" = Option<u32>, Query, description = "a published version")),
+    responses((status = 200, description = "image/svg+xml"), (status = 404, description = "no such service", body = super::error::ErrorBody)))]
+pub async fn flowchart(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+    QueryPairs(params): QueryPairs,
+) -> Result<impl IntoResponse, ApiError> {
+    let version: Option<u32> = params
+        .iter()
+        .find(|(k, _)| k == "version")
+        .and_then(|(_, v)| v.parse().ok());
+    let versions = k.services.versions(&name).await;
+    let service = match version {
+        Some(v) => versions
+            .iter()
+            .find(|s| s.version == v)
+            .map(|s| (**s).clone()),
+        None => match versions.last() {
+            Some(s) => Some((**s).clone()),
+            None => k.services.draft(&name).await?,
+        },
+    };
+    let service = service.ok_or_else(|| KernelError::NotFound(format!("service '{name}'")))?;
+    Ok((
+        [(header::CONTENT_TYPE, "image/svg+xml; charset=utf-8")],
+        erpos_design::flowchart::flowchart_svg(&service),
+    ))
+}

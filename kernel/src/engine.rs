@@ -1,0 +1,396 @@
+//! The process runtime: the scheduler core behind a lock, with storage around it.
+//!
+//! A command is applied to the core, and every history entry it produced is written —
+//! with the PCB rows it leaves — in one transaction before anyone is answered, so an
+//! acknowledged transition is durable. If the write fails, the core is rebuilt from
+//! storage so memory never runs ahead of the disk. On start the core is rebuilt from the
+//! stored PCBs, published services, resources and operators, and timers resume. This
+//! module must never answer before the transaction commits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use erpos_design::FieldType;
+use erpos_design::service::Service;
+use serde_json::{Value as Json, json};
+use tokio::sync::{Mutex, broadcast};
+
+use crate::clock::Clock;
+use crate::conditions::RhaiConditions;
+use crate::db::{Db, Row};
+use crate::error::{KernelError, Result};
+use crate::scheduler::{
+    Command, Effect, HistoryEntry, Operator, Outcome, Pcb, Pid, Resource, Scheduler,
+};
+use crate::sql::Sql;
+
+/// One priority level is worth this much waiting in READY.
+pub const AGING_MS: i64 = 60_000;
+
+/// A change broadcast to watchers (the WebSocket), in commit order.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Change {
+    /// Position in the stream of changes since this node started.
+    pub seq: u64,
+    /// The history entry.
+    pub entry: HistoryEntry,
+}
+
+/// The process runtime.
+pub struct Engine {
+    db: Db,
+    core: Mutex<Scheduler>,
+    conditions: RhaiConditions,
+    clock: Arc<dyn Clock>,
+    changes: broadcast::Sender<Change>,
+    seq: std::sync::atomic::AtomicU64,
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| KernelError::Corrupt(e.to_string()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(row: &Row, i: usize, what: &str) -> Result<T> {
+    let text = row.get(i).cloned().flatten().unwrap_or_default();
+    serde_json::from_str(&text).map_err(|e| KernelError::Corrupt(format!("stored {what}: {e}")))
+}
+
+impl Engine {
+    /// Loads the runtime from storage.
+    pub async fn load(db: Db, clock: Arc<dyn Clock>) -> Result<Arc<Engine>> {
+        let core = Self::rebuild(&db).await?;
+        let (changes, _) = broadcast::channel(4096);
+        Ok(Arc::new(Engine {
+            db,
+            core: Mutex::new(core),
+            conditions: RhaiConditions::new(),
+            clock,
+            changes,
+            seq: std::sync::atomic::AtomicU64::new(0),
+        }))
+    }
+
+    /// Reads everything the core needs back from storage.
+    async fn rebuild(db: &Db) -> Result<Scheduler> {
+        let mut core = Scheduler::new(AGING_MS);
+        let mut sql = Sql::new(db.dialect());
+        sql.push("SELECT ")
+            .col_text("definition")
+            .push(" FROM services ORDER BY name, version");
+        for row in db.fetch(sql).await? {
+            core.publish(parse::<Service>(&row, 0, "service")?);
+        }
+        let mut sql = Sql::new(db.dialect());
+        sql.push("SELECT ")
+            .col_text("definition")
+            .push(" FROM resources ORDER BY id");
+        for row in db.fetch(sql).await? {
+            core.add_resource(parse::<Resource>(&row, 0, "resource")?);
+        }
+        let mut sql = Sql::new(db.dialect());
+        sql.push("SELECT ")
+            .col_text("definition")
+            .push(" FROM users ORDER BY id");
+        for row in db.fetch(sql).await? {
+            core.add_operator(parse::<Operator>(&row, 0, "user")?);
+        }
+        let mut sql = Sql::new(db.dialect());
+        sql.push("SELECT ")
+            .col_text("pcb")
+            .push(" FROM processes ORDER BY pid");
+        for row in db.fetch(sql).await? {
+            core.restore(parse::<Pcb>(&row, 0, "process")?);
+        }
+        Ok(core)
+    }
+
+    /// The clock the runtime uses.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Subscribes to changes (for the WebSocket).
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// Reads the core under its lock (for lists, queues and snapshots).
+    pub async fn read<T>(&self, f: impl FnOnce(&Scheduler) -> T) -> T {
+        let core = self.core.lock().await;
+        f(&core)
+    }
+
+    /// Applies a command, makes its changes durable, then answers.
+    pub async fn command(&self, command: Command) -> Result<Outcome> {
+        let mut pending = vec![command];
+        let mut first: Option<Outcome> = None;
+        while let Some(command) = pending.pop() {
+            let outcome = {
+                let mut core = self.core.lock().await;
+                let now = self.clock.now_ms();
+                let outcome = core
+                    .apply(command, now, &self.conditions)
+                    .map_err(KernelError::Process)?;
+                if let Err(e) = self.persist(&outcome.entries).await {
+                    tracing::error!(error = %e, "persisting transitions failed; rebuilding the core from storage");
+                    match Self::rebuild(&self.db).await {
+                        Ok(fresh) => *core = fresh,
+                        Err(e2) => tracing::error!(error = %e2, "rebuilding the core failed"),
+                    }
+                    return Err(e);
+                }
+                for entry in &outcome.entries {
+                    let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    let _ = self.changes.send(Change {
+                        seq,
+                        entry: entry.clone(),
+                    });
+                }
+                outcome
+            };
+            for effect in &outcome.effects {
+                let Effect::RunAutomatic { pid, step } = effect;
+                pending.push(self.run_automatic(*pid, step).await);
+            }
+            if first.is_none() {
+                first = Some(outcome);
+            }
+        }
+        first.ok_or_else(|| KernelError::Corrupt("no outcome".into()))
+    }
+
+    /// Runs an automatic step's instructions. The full instruction set comes with the rules
+    /// engine; until then, an instruction erpos cannot run fails the process, visibly,
+    /// rather than being skipped.
+    async fn run_automatic(&self, pid: Pid, step: &str) -> Command {
+        let fail = |reason: String| Command::Fail {
+            pid,
+            by: "system".into(),
+            reason,
+        };
+        let found = self
+            .read(|core| {
+                let pcb = core.pcb(pid)?;
+                let svc = core.service(&pcb.service, pcb.version)?;
+                Some(svc.step(step)?.instructions.clone())
+            })
+            .await;
+        let Some(instructions) = found else {
+            return fail(format!("step '{step}' vanished"));
+        };
+        if let Some(instruction) = instructions.first() {
+            let op = instruction
+                .get("op")
+                .and_then(Json::as_str)
+                .unwrap_or_default();
+            return fail(format!(
+                "instruction '{op}' is not supported yet (it arrives with the rules engine)"
+            ));
+        }
+        Command::Complete {
+            pid,
+            transition: None,
+            context: None,
+            by: "system".into(),
+        }
+    }
+
+    /// Writes history entries and the PCB rows they leave, in one transaction.
+    async fn persist(&self, entries: &[HistoryEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut latest: BTreeMap<Pid, &Pcb> = BTreeMap::new();
+        let mut statements = Vec::with_capacity(entries.len() * 2);
+        let d = self.db.dialect();
+        let int = d.param_cast(FieldType::Integer);
+        let jsonb = d.param_cast(FieldType::Json);
+        for e in entries {
+            let mut sql = Sql::new(d);
+            sql.push("INSERT INTO process_history (pid, seq, at_ms, actor, from_state, to_state, reason, pcb) VALUES (");
+            sql.param(Some(e.pid.to_string()), int)
+                .push(", ")
+                .param(Some(e.seq.to_string()), int);
+            sql.push(", ")
+                .param(Some(e.at_ms.to_string()), int)
+                .push(", ")
+                .text(&e.by);
+            sql.push(", ")
+                .text(state_name(e.from))
+                .push(", ")
+                .text(state_name(e.to))
+                .push(", ")
+                .text(&e.reason);
+            sql.push(", ")
+                .param(Some(json_text(&e.after)?), jsonb)
+                .push(")");
+            statements.push(sql);
+            latest.insert(e.pid, &e.after);
+        }
+        for (pid, pcb) in latest {
+            let mut sql = Sql::new(d);
+            sql.push("INSERT INTO processes (pid, service, version, state, step, operator, wait_kind, parent, record_item, record_id, pcb, updated_at) VALUES (");
+            sql.param(Some(pid.to_string()), int)
+                .push(", ")
+                .text(&pcb.service);
+            sql.push(", ")
+                .param(Some(pcb.version.to_string()), int)
+                .push(", ")
+                .text(state_name(pcb.state));
+            sql.push(", ")
+                .param(pcb.step.clone(), None)
+                .push(", ")
+                .param(pcb.operator.clone(), None);
+            let wait_kind = pcb
+                .wait
+                .as_ref()
+                .and_then(|w| serde_json::to_value(w).ok())
+                .and_then(|v| v.get("kind").and_then(Json::as_str).map(str::to_owned));
+            sql.push(", ")
+                .param(wait_kind, None)
+                .push(", ")
+                .param(pcb.parent.map(|p| p.to_string()), int);
+            sql.push(", ")
+                .param(pcb.record.as_ref().map(|r| r.0.clone()), None)
+                .push(", ")
+                .param(pcb.record.as_ref().map(|r| r.1.clone()), None);
+            sql.push(", ")
+                .param(Some(json_text(pcb)?), jsonb)
+                .push(", ")
+                .param(Some(self.clock.now_ms().to_string()), int);
+            sql.push(") ON CONFLICT (pid) DO UPDATE SET state = excluded.state, step = excluded.step, operator = excluded.operator, ");
+            sql.push("wait_kind = excluded.wait_kind, pcb = excluded.pcb, updated_at = excluded.updated_at");
+            statements.push(sql);
+        }
+        self.db.write_atomically(statements).await
+    }
+
+    /// Stores and publishes a service version (already validated and numbered).
+    pub async fn publish(&self, service: Service) -> Result<()> {
+        let d = self.db.dialect();
+        let mut sql = Sql::new(d);
+        sql.push("INSERT INTO services (name, version, definition, published_at) VALUES (")
+            .text(&service.name);
+        sql.push(", ").param(
+            Some(service.version.to_string()),
+            d.param_cast(FieldType::Integer),
+        );
+        sql.push(", ")
+            .param(Some(json_text(&service)?), d.param_cast(FieldType::Json));
+        sql.push(", ").param(
+            Some(erpos_design::value::format_datetime(&chrono::Utc::now())),
+            d.param_cast(FieldType::Datetime),
+        );
+        sql.push(")");
+        let mut core = self.core.lock().await;
+        self.db.write_atomically(vec![sql]).await?;
+        core.publish(service);
+        Ok(())
+    }
+
+    /// Stores a resource (or replaces it) and makes it schedulable.
+    pub async fn put_resource(&self, resource: Resource, definition: &Json) -> Result<()> {
+        let d = self.db.dialect();
+        let mut sql = Sql::new(d);
+        sql.push("INSERT INTO resources (id, type, definition) VALUES (")
+            .text(&resource.id)
+            .push(", ")
+            .text(&resource.resource_type);
+        sql.push(", ")
+            .param(Some(json_text(definition)?), d.param_cast(FieldType::Json));
+        sql.push(") ON CONFLICT (id) DO UPDATE SET definition = excluded.definition");
+        let mut core = self.core.lock().await;
+        self.db.write_atomically(vec![sql]).await?;
+        core.add_resource(resource);
+        Ok(())
+    }
+
+    /// Stores an operator (user) and makes them available for dispatch.
+    pub async fn put_operator(&self, operator: Operator) -> Result<Outcome> {
+        let d = self.db.dialect();
+        let mut sql = Sql::new(d);
+        sql.push("INSERT INTO users (id, definition) VALUES (")
+            .text(&operator.id);
+        sql.push(", ")
+            .param(Some(json_text(&operator)?), d.param_cast(FieldType::Json));
+        sql.push(") ON CONFLICT (id) DO UPDATE SET definition = excluded.definition");
+        {
+            let mut core = self.core.lock().await;
+            self.db.write_atomically(vec![sql]).await?;
+            core.add_operator(operator);
+        }
+        // A new operator may let waiting work be dispatched.
+        self.command(Command::Tick).await
+    }
+
+    /// The stored history of a process, oldest first.
+    pub async fn history(&self, pid: Pid) -> Result<Vec<Json>> {
+        let d = self.db.dialect();
+        let mut sql = Sql::new(d);
+        sql.push("SELECT ")
+            .col_text("seq")
+            .push(", ")
+            .col_text("at_ms")
+            .push(", ")
+            .col_text("actor")
+            .push(", ");
+        sql.col_text("from_state")
+            .push(", ")
+            .col_text("to_state")
+            .push(", ")
+            .col_text("reason")
+            .push(", ")
+            .col_text("pcb");
+        sql.push(" FROM process_history WHERE pid = ")
+            .param(Some(pid.to_string()), d.param_cast(FieldType::Integer));
+        sql.push(" ORDER BY seq");
+        let rows = self.db.fetch(sql).await?;
+        rows.iter()
+            .map(|r| {
+                let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                let at_ms: i64 = get(1).parse().unwrap_or(0);
+                let pcb: Json = serde_json::from_str(&get(6)).map_err(|e| KernelError::Corrupt(e.to_string()))?;
+                Ok(json!({
+                    "seq": get(0).parse::<u64>().unwrap_or(0),
+                    "at": chrono::DateTime::from_timestamp_millis(at_ms).map(|t| erpos_design::value::format_datetime(&t)),
+                    "by": get(2), "from": get(3), "to": get(4), "reason": get(5),
+                    "step": pcb.get("step"), "context": pcb.get("context"), "pcb": pcb,
+                }))
+            })
+            .collect()
+    }
+
+    /// Fires due timers now and then, until the runtime is dropped.
+    pub fn spawn_timer(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(engine) = weak.upgrade() else { break };
+                let now = engine.now_ms();
+                let next = engine.read(|c| c.next_timer()).await;
+                if next.is_some_and(|at| at <= now)
+                    && let Err(e) = engine.command(Command::Tick).await
+                {
+                    tracing::warn!(error = %e, "timer tick failed");
+                }
+                let wait = next.map_or(1_000, |at| (at - now).clamp(10, 1_000));
+                drop(engine);
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+        })
+    }
+}
+
+/// The stored name of a state.
+pub fn state_name(s: crate::scheduler::ProcessState) -> &'static str {
+    use crate::scheduler::ProcessState as S;
+    match s {
+        S::New => "NEW",
+        S::Ready => "READY",
+        S::Running => "RUNNING",
+        S::Waiting => "WAITING",
+        S::Suspended => "SUSPENDED",
+        S::Terminated => "TERMINATED",
+    }
+}

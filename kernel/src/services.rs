@@ -1,0 +1,177 @@
+//! Service definitions, live: an editable draft per service, validated on every save, and
+//! published versions that are frozen. Running processes keep the version they started
+//! with; new processes take the newest. This module must not run processes.
+
+use std::sync::Arc;
+
+use erpos_design::FieldType;
+use erpos_design::service::Service;
+use erpos_design::service_check::prepare_service;
+use serde_json::Value as Json;
+
+use crate::db::Db;
+use crate::definitions::Definitions;
+use crate::engine::Engine;
+use crate::error::{KernelError, Result};
+use crate::sql::Sql;
+
+/// The services store.
+pub struct Services {
+    db: Db,
+    definitions: Arc<Definitions>,
+    engine: Arc<Engine>,
+}
+
+impl Services {
+    /// The store over `db`.
+    pub fn new(db: Db, definitions: Arc<Definitions>, engine: Arc<Engine>) -> Self {
+        Self {
+            db,
+            definitions,
+            engine,
+        }
+    }
+
+    async fn published_names(&self) -> Vec<String> {
+        self.engine
+            .read(|c| c.published().map(|s| s.name.clone()).collect())
+            .await
+    }
+
+    /// Validates and saves a draft (created or replaced). Sub-services may name other
+    /// drafts; publishing checks they are published.
+    pub async fn save_draft(&self, body: &Json) -> Result<Service> {
+        let input: Service = serde_path_to_error::deserialize(body).map_err(|e| {
+            let path = erpos_design::error::serde_path_to_pointer(&e.path().to_string());
+            KernelError::Design(erpos_design::DesignError::InvalidDefinition(vec![
+                erpos_design::Issue::new(path, e.inner().to_string()),
+            ]))
+        })?;
+        let mut known = self.published_names().await;
+        known.extend(self.draft_names().await?);
+        if !input.name.is_empty() {
+            known.push(input.name.clone());
+        }
+        let catalog = self.definitions.schema().catalog.clone();
+        let mut prepared =
+            prepare_service(input, &catalog, &|name| known.iter().any(|k| k == name))?;
+        // Versions are the kernel's to number, at publication.
+        prepared.version = 0;
+        let d = self.db.dialect();
+        let mut sql = Sql::new(d);
+        sql.push("INSERT INTO service_drafts (name, definition, updated_at) VALUES (")
+            .text(&prepared.name);
+        sql.push(", ").param(
+            Some(
+                serde_json::to_string(&prepared)
+                    .map_err(|e| KernelError::Corrupt(e.to_string()))?,
+            ),
+            d.param_cast(FieldType::Json),
+        );
+        sql.push(", ").param(
+            Some(erpos_design::value::format_datetime(&chrono::Utc::now())),
+            d.param_cast(FieldType::Datetime),
+        );
+        sql.push(") ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at");
+        self.db.write_atomically(vec![sql]).await?;
+        Ok(prepared)
+    }
+
+    async fn draft_names(&self) -> Result<Vec<String>> {
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("SELECT name FROM service_drafts ORDER BY name");
+        Ok(self
+            .db
+            .fetch(sql)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect())
+    }
+
+    /// The draft of a service, if any.
+    pub async fn draft(&self, name: &str) -> Result<Option<Service>> {
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("SELECT ")
+            .col_text("definition")
+            .push(" FROM service_drafts WHERE name = ")
+            .text(name);
+        let rows = self.db.fetch(sql).await?;
+        match rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+        {
+            Some(text) => Ok(Some(
+                serde_json::from_str(&text).map_err(|e| KernelError::Corrupt(e.to_string()))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Every published version of a service, oldest first.
+    pub async fn versions(&self, name: &str) -> Vec<Arc<Service>> {
+        self.engine
+            .read(|c| c.published().filter(|s| s.name == name).cloned().collect())
+            .await
+    }
+
+    /// Every service: name, label, newest published version, whether a draft exists.
+    pub async fn list(&self) -> Result<Vec<Json>> {
+        let drafts = self.draft_names().await?;
+        let published: Vec<Arc<Service>> =
+            self.engine.read(|c| c.published().cloned().collect()).await;
+        let mut names: Vec<String> = published
+            .iter()
+            .map(|s| s.name.clone())
+            .chain(drafts.iter().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut out = Vec::new();
+        for name in names {
+            let newest = published
+                .iter()
+                .filter(|s| s.name == name)
+                .max_by_key(|s| s.version);
+            let label = match newest {
+                Some(s) => Some(s.label.clone()),
+                None => self.draft(&name).await?.map(|d| d.label),
+            };
+            out.push(serde_json::json!({
+                "name": name, "label": label,
+                "version": newest.map(|s| s.version),
+                "has_draft": drafts.contains(&name),
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Publishes the draft as the next version: validated again, now requiring every
+    /// sub-service to be published.
+    pub async fn publish(&self, name: &str) -> Result<Service> {
+        let draft = self
+            .draft(name)
+            .await?
+            .ok_or_else(|| KernelError::Conflict {
+                code: "no_draft",
+                message: format!("service '{name}' has no draft to publish: POST it first"),
+                details: Vec::new(),
+            })?;
+        let mut known = self.published_names().await;
+        known.push(name.to_owned());
+        let catalog = self.definitions.schema().catalog.clone();
+        let mut prepared = prepare_service(draft, &catalog, &|n| known.iter().any(|k| k == n))?;
+        prepared.version = self
+            .versions(name)
+            .await
+            .iter()
+            .map(|s| s.version)
+            .max()
+            .unwrap_or(0)
+            + 1;
+        self.engine.publish(prepared.clone()).await?;
+        tracing::info!(service = %name, version = prepared.version, "service published");
+        Ok(prepared)
+    }
+}
