@@ -14,7 +14,7 @@ use std::time::Duration;
 use erpos_design::FieldType;
 use erpos_design::service::Service;
 use serde_json::{Value as Json, json};
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::conditions::RhaiConditions;
@@ -37,6 +37,18 @@ pub struct Change {
     pub entry: HistoryEntry,
 }
 
+/// Transitions waiting for the writer: numbered, in the order the core made them.
+struct Job {
+    first_gseq: u64,
+    entries: Vec<HistoryEntry>,
+    ack: oneshot::Sender<std::result::Result<(), String>>,
+}
+
+/// Rows per multi-row INSERT: fixed, so the statement text (and its prepared form) repeats.
+const CHUNK: usize = 32;
+/// The most commands one group commit takes.
+const MAX_BATCH: usize = 512;
+
 /// The process runtime.
 pub struct Engine {
     db: Db,
@@ -45,6 +57,7 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     changes: broadcast::Sender<Change>,
     seq: std::sync::atomic::AtomicU64,
+    writer: mpsc::UnboundedSender<Job>,
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -60,15 +73,28 @@ impl Engine {
     /// Loads the runtime from storage.
     pub async fn load(db: Db, clock: Arc<dyn Clock>) -> Result<Arc<Engine>> {
         let core = Self::rebuild(&db).await?;
+        let mut sql = Sql::new(db.dialect());
+        sql.push("SELECT CAST(COALESCE(MAX(gseq), 0) AS TEXT) FROM process_history");
+        let last: u64 = db
+            .fetch(sql)
+            .await?
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
         let (changes, _) = broadcast::channel(4096);
-        Ok(Arc::new(Engine {
+        let (writer, jobs) = mpsc::unbounded_channel();
+        let engine = Arc::new(Engine {
             db,
             core: Mutex::new(core),
             conditions: RhaiConditions::new(),
             clock,
             changes,
-            seq: std::sync::atomic::AtomicU64::new(0),
-        }))
+            seq: std::sync::atomic::AtomicU64::new(last),
+            writer,
+        });
+        tokio::spawn(write_loop(Arc::downgrade(&engine), jobs));
+        Ok(engine)
     }
 
     /// Reads everything the core needs back from storage.
@@ -121,34 +147,46 @@ impl Engine {
         f(&core)
     }
 
-    /// Applies a command, makes its changes durable, then answers.
+    /// Applies a command, makes its changes durable, then answers. Commands from many
+    /// callers are committed together (group commit); nobody is answered before the
+    /// transaction holding their transitions has committed.
     pub async fn command(&self, command: Command) -> Result<Outcome> {
         let mut pending = vec![command];
         let mut first: Option<Outcome> = None;
         while let Some(command) = pending.pop() {
-            let outcome = {
+            let (outcome, ack) = {
                 let mut core = self.core.lock().await;
                 let now = self.clock.now_ms();
                 let outcome = core
                     .apply(command, now, &self.conditions)
                     .map_err(KernelError::Process)?;
-                if let Err(e) = self.persist(&outcome.entries).await {
-                    tracing::error!(error = %e, "persisting transitions failed; rebuilding the core from storage");
-                    match Self::rebuild(&self.db).await {
-                        Ok(fresh) => *core = fresh,
-                        Err(e2) => tracing::error!(error = %e2, "rebuilding the core failed"),
+                let ack = if outcome.entries.is_empty() {
+                    None
+                } else {
+                    let n = outcome.entries.len() as u64;
+                    let first_gseq = self.seq.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + 1;
+                    let (tx, rx) = oneshot::channel();
+                    let job = Job {
+                        first_gseq,
+                        entries: outcome.entries.clone(),
+                        ack: tx,
+                    };
+                    if self.writer.send(job).is_err() {
+                        return Err(KernelError::Corrupt("the writer has stopped".into()));
                     }
-                    return Err(e);
-                }
-                for entry in &outcome.entries {
-                    let seq = self.seq.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                    let _ = self.changes.send(Change {
-                        seq,
-                        entry: entry.clone(),
-                    });
-                }
-                outcome
+                    Some(rx)
+                };
+                (outcome, ack)
             };
+            if let Some(ack) = ack {
+                match ack.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        return Err(KernelError::Corrupt(format!("transitions not stored: {e}")));
+                    }
+                    Err(_) => return Err(KernelError::Corrupt("the writer has stopped".into())),
+                }
+            }
             for effect in &outcome.effects {
                 let Effect::RunAutomatic { pid, step } = effect;
                 pending.push(self.run_automatic(*pid, step).await);
@@ -196,74 +234,92 @@ impl Engine {
         }
     }
 
-    /// Writes history entries and the PCB rows they leave, in one transaction.
-    async fn persist(&self, entries: &[HistoryEntry]) -> Result<()> {
+    /// Writes history entries (with their global sequence numbers) and the PCB rows they
+    /// leave, in one transaction, with multi-row inserts of a fixed size.
+    async fn persist(&self, entries: &[(u64, &HistoryEntry)]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut latest: BTreeMap<Pid, &Pcb> = BTreeMap::new();
-        let mut statements = Vec::with_capacity(entries.len() * 2);
         let d = self.db.dialect();
         let int = d.param_cast(FieldType::Integer);
         let jsonb = d.param_cast(FieldType::Json);
-        for e in entries {
+        let mut statements = Vec::new();
+        for chunk in entries.chunks(CHUNK) {
             let mut sql = Sql::new(d);
-            sql.push("INSERT INTO process_history (pid, seq, at_ms, actor, from_state, to_state, reason, pcb) VALUES (");
-            sql.param(Some(e.pid.to_string()), int)
-                .push(", ")
-                .param(Some(e.seq.to_string()), int);
-            sql.push(", ")
-                .param(Some(e.at_ms.to_string()), int)
-                .push(", ")
-                .text(&e.by);
-            sql.push(", ")
-                .text(state_name(e.from))
-                .push(", ")
-                .text(state_name(e.to))
-                .push(", ")
-                .text(&e.reason);
-            sql.push(", ")
-                .param(Some(json_text(&e.after)?), jsonb)
-                .push(")");
+            sql.push("INSERT INTO process_history (pid, seq, at_ms, actor, from_state, to_state, reason, pcb, gseq) VALUES ");
+            for (i, (gseq, e)) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.param(Some(e.pid.to_string()), int)
+                    .push(", ")
+                    .param(Some(e.seq.to_string()), int);
+                sql.push(", ")
+                    .param(Some(e.at_ms.to_string()), int)
+                    .push(", ")
+                    .text(&e.by);
+                sql.push(", ")
+                    .text(state_name(e.from))
+                    .push(", ")
+                    .text(state_name(e.to))
+                    .push(", ")
+                    .text(&e.reason);
+                sql.push(", ")
+                    .param(Some(json_text(&e.after)?), jsonb)
+                    .push(", ")
+                    .param(Some(gseq.to_string()), int)
+                    .push(")");
+            }
             statements.push(sql);
+        }
+        let mut latest: BTreeMap<Pid, &Pcb> = BTreeMap::new();
+        for (_, e) in entries {
             latest.insert(e.pid, &e.after);
         }
-        for (pid, pcb) in latest {
+        let latest: Vec<(Pid, &Pcb)> = latest.into_iter().collect();
+        let now = self.clock.now_ms().to_string();
+        for chunk in latest.chunks(CHUNK) {
             let mut sql = Sql::new(d);
-            sql.push("INSERT INTO processes (pid, service, version, state, step, operator, wait_kind, parent, record_item, record_id, pcb, updated_at) VALUES (");
-            sql.param(Some(pid.to_string()), int)
-                .push(", ")
-                .text(&pcb.service);
-            sql.push(", ")
-                .param(Some(pcb.version.to_string()), int)
-                .push(", ")
-                .text(state_name(pcb.state));
-            sql.push(", ")
-                .param(pcb.step.clone(), None)
-                .push(", ")
-                .param(pcb.operator.clone(), None);
-            let wait_kind = pcb
-                .wait
-                .as_ref()
-                .and_then(|w| serde_json::to_value(w).ok())
-                .and_then(|v| v.get("kind").and_then(Json::as_str).map(str::to_owned));
-            sql.push(", ")
-                .param(wait_kind, None)
-                .push(", ")
-                .param(pcb.parent.map(|p| p.to_string()), int);
-            sql.push(", ")
-                .param(pcb.record.as_ref().map(|r| r.0.clone()), None)
-                .push(", ")
-                .param(pcb.record.as_ref().map(|r| r.1.clone()), None);
-            sql.push(", ")
-                .param(Some(json_text(pcb)?), jsonb)
-                .push(", ")
-                .param(Some(self.clock.now_ms().to_string()), int);
-            sql.push(") ON CONFLICT (pid) DO UPDATE SET state = excluded.state, step = excluded.step, operator = excluded.operator, ");
+            sql.push("INSERT INTO processes (pid, service, version, state, step, operator, wait_kind, parent, record_item, record_id, pcb, updated_at) VALUES ");
+            for (i, (pid, pcb)) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.param(Some(pid.to_string()), int)
+                    .push(", ")
+                    .text(&pcb.service);
+                sql.push(", ")
+                    .param(Some(pcb.version.to_string()), int)
+                    .push(", ")
+                    .text(state_name(pcb.state));
+                sql.push(", ")
+                    .param(pcb.step.clone(), None)
+                    .push(", ")
+                    .param(pcb.operator.clone(), None);
+                let wait_kind = pcb
+                    .wait
+                    .as_ref()
+                    .and_then(|w| serde_json::to_value(w).ok())
+                    .and_then(|v| v.get("kind").and_then(Json::as_str).map(str::to_owned));
+                sql.push(", ")
+                    .param(wait_kind, None)
+                    .push(", ")
+                    .param(pcb.parent.map(|p| p.to_string()), int);
+                sql.push(", ")
+                    .param(pcb.record.as_ref().map(|r| r.0.clone()), None)
+                    .push(", ")
+                    .param(pcb.record.as_ref().map(|r| r.1.clone()), None);
+                sql.push(", ")
+                    .param(Some(json_text(pcb)?), jsonb)
+                    .push(", ")
+                    .param(Some(now.clone()), int)
+                    .push(")");
+            }
+            sql.push(" ON CONFLICT (pid) DO UPDATE SET state = excluded.state, step = excluded.step, operator = excluded.operator, ");
             sql.push("wait_kind = excluded.wait_kind, pcb = excluded.pcb, updated_at = excluded.updated_at");
             statements.push(sql);
         }
-        self.db.write_atomically(statements).await
+        let mut tx = self.db.begin().await?;
+        for sql in statements {
+            tx.execute(sql).await?;
+        }
+        tx.commit().await
     }
 
     /// Stores and publishes a service version (already validated and numbered).
@@ -379,6 +435,74 @@ impl Engine {
                 tokio::time::sleep(Duration::from_millis(wait as u64)).await;
             }
         })
+    }
+}
+
+/// The writer: takes every queued job, commits them in one transaction, then answers and
+/// broadcasts in order. On failure, memory has run ahead of the disk: everything queued is
+/// failed and the core is rebuilt from storage under its lock.
+async fn write_loop(engine: std::sync::Weak<Engine>, mut jobs: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let Some(engine) = engine.upgrade() else {
+            for job in batch {
+                let _ = job.ack.send(Err("the runtime is shutting down".into()));
+            }
+            break;
+        };
+        let rows: Vec<(u64, &HistoryEntry)> = batch
+            .iter()
+            .flat_map(|j| {
+                j.entries
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, e)| (j.first_gseq + i as u64, e))
+            })
+            .collect();
+        match engine.persist(&rows).await {
+            Ok(()) => {
+                for (seq, entry) in &rows {
+                    let _ = engine.changes.send(Change {
+                        seq: *seq,
+                        entry: (*entry).clone(),
+                    });
+                }
+                for job in batch {
+                    let _ = job.ack.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storing transitions failed; rebuilding the core from storage");
+                let mut core = engine.core.lock().await;
+                let message = e.to_string();
+                for job in batch {
+                    let _ = job.ack.send(Err(message.clone()));
+                }
+                while let Ok(job) = jobs.try_recv() {
+                    let _ = job.ack.send(Err(message.clone()));
+                }
+                match Engine::rebuild(&engine.db).await {
+                    Ok(fresh) => *core = fresh,
+                    Err(e2) => tracing::error!(error = %e2, "rebuilding the core failed"),
+                }
+                let mut sql = Sql::new(engine.db.dialect());
+                sql.push("SELECT CAST(COALESCE(MAX(gseq), 0) AS TEXT) FROM process_history");
+                if let Ok(rows) = engine.db.fetch(sql).await {
+                    let last = rows
+                        .first()
+                        .and_then(|r| r.first().cloned().flatten())
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(0);
+                    engine.seq.store(last, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
     }
 }
 

@@ -60,5 +60,8 @@ CREATE TABLE process_history (
     to_state    TEXT NOT NULL,
     reason      TEXT NOT NULL,
     pcb         TEXT NOT NULL,
+    gseq        INTEGER NOT NULL,
     PRIMARY KEY (pid, seq)
 ) STRICT;
+-- The global order of changes: WebSocket clients resume from it without gaps.
+CREATE UNIQUE INDEX ux_process_history_gseq ON process_history (gseq);
