@@ -136,9 +136,89 @@ impl Engine {
         self.clock.now_ms()
     }
 
-    /// Subscribes to changes (for the WebSocket).
-    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.changes.subscribe()
+    /// Subscribes to changes and takes a snapshot in one step: under the core lock, so no
+    /// change falls between the snapshot and the subscription. Returns the snapshot, the
+    /// sequence number it reflects (every change after it arrives on the receiver, possibly
+    /// with some already included — skip `seq <= at`), and the receiver.
+    pub async fn subscribe<T>(
+        &self,
+        snapshot: impl FnOnce(&Scheduler) -> T,
+    ) -> (T, u64, broadcast::Receiver<Change>) {
+        let core = self.core.lock().await;
+        let rx = self.changes.subscribe();
+        // Changes are broadcast by the writer after commit; those numbered but not yet
+        // committed will still arrive on `rx`. The snapshot may already show them.
+        let at = self.committed_seq().await;
+        (snapshot(&core), at, rx)
+    }
+
+    /// The highest change sequence number committed to storage.
+    pub async fn committed_seq(&self) -> u64 {
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("SELECT CAST(COALESCE(MAX(gseq), 0) AS TEXT) FROM process_history");
+        match self.db.fetch(sql).await {
+            Ok(rows) => rows
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// Stored changes with a sequence number in `(after, upto]`, in order (resuming a
+    /// stream after a reconnect).
+    pub async fn changes_between(&self, after: u64, upto: u64) -> Result<Vec<Change>> {
+        let d = self.db.dialect();
+        let int = d.param_cast(FieldType::Integer);
+        let mut sql = Sql::new(d);
+        sql.push("SELECT ")
+            .col_text("gseq")
+            .push(", ")
+            .col_text("pid")
+            .push(", ")
+            .col_text("seq")
+            .push(", ");
+        sql.col_text("at_ms")
+            .push(", ")
+            .col_text("actor")
+            .push(", ")
+            .col_text("from_state")
+            .push(", ");
+        sql.col_text("to_state")
+            .push(", ")
+            .col_text("reason")
+            .push(", ")
+            .col_text("pcb");
+        sql.push(" FROM process_history WHERE gseq > ")
+            .param(Some(after.to_string()), int);
+        sql.push(" AND gseq <= ")
+            .param(Some(upto.to_string()), int)
+            .push(" ORDER BY gseq");
+        let rows = self.db.fetch(sql).await?;
+        rows.iter()
+            .map(|r| {
+                let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                let state = |t: String| {
+                    serde_json::from_value(Json::String(t))
+                        .map_err(|e| KernelError::Corrupt(e.to_string()))
+                };
+                Ok(Change {
+                    seq: get(0).parse().unwrap_or(0),
+                    entry: HistoryEntry {
+                        pid: get(1).parse().unwrap_or(0),
+                        seq: get(2).parse().unwrap_or(0),
+                        at_ms: get(3).parse().unwrap_or(0),
+                        by: get(4),
+                        from: state(get(5))?,
+                        to: state(get(6))?,
+                        reason: get(7),
+                        after: serde_json::from_str(&get(8))
+                            .map_err(|e| KernelError::Corrupt(e.to_string()))?,
+                    },
+                })
+            })
+            .collect()
     }
 
     /// Reads the core under its lock (for lists, queues and snapshots).

@@ -10,6 +10,7 @@ mod processes;
 mod records;
 mod resources;
 mod services;
+mod ws;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,6 +151,7 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
             axum::routing::post(processes::act),
         )
         .route("/queues", get(processes::queues))
+        .route("/ws", get(ws::upgrade))
         .route("/openapi.json", get(openapi));
     Router::new()
         .route("/healthz", get(healthz))

@@ -1,0 +1,193 @@
+//! `/api/v1/ws`: live streams of process changes for the operator dashboard.
+//!
+//! A client sends one subscription: `{"subscribe": "queues"}`, `{"subscribe": "service",
+//! "name": "treatment_visit"}` or `{"subscribe": "process", "id": 7}`, optionally with
+//! `"since": N` (the last `seq` it saw). It gets a `snapshot` (or, with `since`, every stored
+//! change after N: a `resume`), then every `change` in order, each with its `seq` — so a
+//! client that reconnects resumes without gaps. A client too slow to keep up is closed
+//! with a reason telling it where to resume; it never slows the kernel, which only ever
+//! broadcasts into a bounded buffer.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::processes::pcb_json;
+use crate::Kernel;
+use crate::engine::{Change, state_name};
+use crate::scheduler::Pcb;
+
+/// What a client watches.
+#[derive(Debug, Clone)]
+enum Topic {
+    Queues,
+    Service(String),
+    Process(u64),
+}
+
+impl Topic {
+    fn parse(v: &Value) -> Result<(Topic, Option<u64>), String> {
+        let since = v.get("since").and_then(Value::as_u64);
+        let topic = match v.get("subscribe").and_then(Value::as_str) {
+            Some("queues") => Topic::Queues,
+            Some("service") => Topic::Service(
+                v.get("name")
+                    .and_then(Value::as_str)
+                    .ok_or("a service subscription needs \"name\"")?
+                    .to_owned(),
+            ),
+            Some("process") => Topic::Process(
+                v.get("id")
+                    .and_then(Value::as_u64)
+                    .ok_or("a process subscription needs \"id\"")?,
+            ),
+            _ => {
+                return Err(
+                    "send {\"subscribe\": \"queues\" | \"service\" | \"process\", …}".into(),
+                );
+            }
+        };
+        Ok((topic, since))
+    }
+
+    fn wants(&self, pcb: &Pcb) -> bool {
+        match self {
+            Topic::Queues => true,
+            Topic::Service(name) => &pcb.service == name,
+            Topic::Process(id) => pcb.id == *id || pcb.parent == Some(*id),
+        }
+    }
+}
+
+fn change_json(c: &Change) -> Value {
+    json!({
+        "type": "change", "seq": c.seq, "process": c.entry.pid, "at_ms": c.entry.at_ms, "by": c.entry.by,
+        "from": state_name(c.entry.from), "to": state_name(c.entry.to), "reason": c.entry.reason,
+        "step": c.entry.after.step, "pcb": pcb_json(&c.entry.after),
+    })
+}
+
+/// Upgrades to a WebSocket.
+pub async fn upgrade(State(k): State<Arc<Kernel>>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(64 * 1024)
+        .on_upgrade(move |socket| serve(k, socket))
+}
+
+async fn send(socket: &mut WebSocket, v: Value) -> bool {
+    socket
+        .send(Message::Text(v.to_string().into()))
+        .await
+        .is_ok()
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: String) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+}
+
+async fn serve(k: Arc<Kernel>, mut socket: WebSocket) {
+    let first = match tokio::time::timeout(std::time::Duration::from_secs(30), socket.recv()).await
+    {
+        Ok(Some(Ok(Message::Text(t)))) => t,
+        _ => return close(&mut socket, 1008, "send a subscription first".into()).await,
+    };
+    let parsed = serde_json::from_str::<Value>(first.as_str())
+        .map_err(|e| e.to_string())
+        .and_then(|v| Topic::parse(&v));
+    let (topic, since) = match parsed {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = send(
+                &mut socket,
+                json!({"type": "error", "error": {"code": "bad_subscription", "message": e}}),
+            )
+            .await;
+            return close(&mut socket, 1008, "bad subscription".into()).await;
+        }
+    };
+    let t = topic.clone();
+    let (snapshot, at, mut rx) = k
+        .engine
+        .subscribe(move |core| {
+            let processes: Vec<Value> = core.pcbs().filter(|p| t.wants(p)).map(pcb_json).collect();
+            let states: serde_json::Map<String, Value> =
+                crate::scheduler::pcb::count_by_state(core.pcbs().filter(|p| t.wants(p)))
+                    .into_iter()
+                    .map(|(s, n)| (state_name(s).to_owned(), json!(n)))
+                    .collect();
+            (processes, states)
+        })
+        .await;
+    let mut last = at;
+    match since {
+        Some(since) if since <= at => match k.engine.changes_between(since, at).await {
+            Ok(missed) => {
+                if !send(
+                    &mut socket,
+                    json!({"type": "resume", "from": since, "to": at}),
+                )
+                .await
+                {
+                    return;
+                }
+                for c in missed.iter().filter(|c| topic.wants(&c.entry.after)) {
+                    if !send(&mut socket, change_json(c)).await {
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading missed changes failed");
+                return close(
+                    &mut socket,
+                    1011,
+                    "could not read missed changes; subscribe without since".into(),
+                )
+                .await;
+            }
+        },
+        _ => {
+            let (processes, states) = snapshot;
+            let body = match &topic {
+                Topic::Queues => json!({"type": "snapshot", "seq": at, "states": states}),
+                _ => {
+                    json!({"type": "snapshot", "seq": at, "states": states, "processes": processes})
+                }
+            };
+            if !send(&mut socket, body).await {
+                return;
+            }
+        }
+    }
+    loop {
+        tokio::select! {
+            change = rx.recv() => match change {
+                Ok(c) => {
+                    if c.seq <= last {
+                        continue;
+                    }
+                    last = c.seq;
+                    if topic.wants(&c.entry.after) && !send(&mut socket, change_json(&c)).await {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    return close(&mut socket, 4000, format!("too slow to keep up; reconnect with since={last}")).await;
+                }
+                Err(RecvError::Closed) => return close(&mut socket, 1001, "server shutting down".into()).await,
+            },
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                _ => {}
+            },
+        }
+    }
+}
