@@ -22,12 +22,30 @@ pub enum Suite {
         #[arg(long, default_value_t = 2)]
         rounds: usize,
     },
+    /// PCB transitions/s in memory and persisted (SQLite), five-step processes/s end to end,
+    /// and the ratio to raw sqlx inserts of the same history rows.
+    Kernel {
+        /// Processes run through the in-memory core.
+        #[arg(long, default_value_t = 100_000)]
+        memory_processes: usize,
+        /// Processes run end to end on SQLite.
+        #[arg(long, default_value_t = 20_000)]
+        processes: usize,
+        /// Clients driving processes at once (group commit batches their transitions).
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
 }
 
 /// Runs a suite and prints its figures.
 pub async fn run(suite: Suite) -> anyhow::Result<()> {
     match suite {
         Suite::Records { rows, rounds } => records(rows, rounds).await.map(|_| ()),
+        Suite::Kernel {
+            memory_processes,
+            processes,
+            concurrency,
+        } => crate::bench_kernel::run(memory_processes, processes, concurrency).await,
     }
 }
 

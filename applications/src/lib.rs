@@ -2,4 +2,5 @@
 //! and the pieces of the `erpos` binary that tests and benches also use.
 
 pub mod bench;
+pub mod bench_kernel;
 pub mod pack;

@@ -122,7 +122,7 @@ mod tests {
             join: None,
             operator: None,
             allocations: Vec::new(),
-            context,
+            context: std::sync::Arc::new(context),
             wait: None,
             deadline_ms: None,
             ready_since_ms: None,

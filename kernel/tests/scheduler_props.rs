@@ -483,3 +483,52 @@ fn aging_lets_an_old_low_priority_process_overtake_newer_high_priority_ones() {
         "dispatch order"
     );
 }
+
+#[test]
+fn a_successor_starts_when_its_predecessor_terminates() {
+    let conditions = RhaiConditions::new();
+    let mut core = clinic();
+    let start = |core: &mut Scheduler, predecessor| {
+        core.apply(
+            Command::Start {
+                service: "consultation".into(),
+                version: None,
+                priority: None,
+                record: None,
+                context: json!({}),
+                predecessor,
+                start_at_ms: None,
+                by: "t".into(),
+            },
+            0,
+            &conditions,
+        )
+        .unwrap()
+        .pid
+        .unwrap()
+    };
+    let first = start(&mut core, None);
+    let second = start(&mut core, Some(first));
+    assert_eq!(
+        core.pcb(second).unwrap().state,
+        ProcessState::New,
+        "waits for its predecessor"
+    );
+    core.apply(
+        Command::Complete {
+            pid: first,
+            transition: None,
+            context: None,
+            by: "李医生".into(),
+        },
+        1,
+        &conditions,
+    )
+    .unwrap();
+    assert_eq!(core.pcb(first).unwrap().state, ProcessState::Terminated);
+    assert_eq!(
+        core.pcb(second).unwrap().state,
+        ProcessState::Running,
+        "started when the predecessor ended"
+    );
+}

@@ -188,6 +188,10 @@ pub struct Scheduler {
     ready: BTreeSet<(i64, Pid)>,
     timers: BTreeSet<(i64, Pid)>,
     pool: ResourcePool,
+    /// Processes waiting (NEW) for a predecessor to terminate, by predecessor.
+    successors: BTreeMap<Pid, Vec<Pid>>,
+    /// Quiet changes not yet in an entry, by process: the next entry carries them.
+    notes: BTreeMap<Pid, String>,
     operators: BTreeMap<String, Operator>,
     load: BTreeMap<String, u32>,
     round_robin: BTreeMap<String, usize>,
@@ -207,6 +211,8 @@ impl Scheduler {
             ready: BTreeSet::new(),
             timers: BTreeSet::new(),
             pool: ResourcePool::default(),
+            successors: BTreeMap::new(),
+            notes: BTreeMap::new(),
             operators: BTreeMap::new(),
             load: BTreeMap::new(),
             round_robin: BTreeMap::new(),
@@ -250,6 +256,11 @@ impl Scheduler {
             self.timers.insert((*at_ms, pcb.id));
         }
         self.pool.commit(pcb.id, &pcb.allocations);
+        if pcb.state == ProcessState::New
+            && let Some(p) = pcb.predecessor
+        {
+            self.successors.entry(p).or_default().push(pcb.id);
+        }
         if pcb.state == ProcessState::Running
             && let Some(op) = &pcb.operator
         {
@@ -354,7 +365,18 @@ impl Scheduler {
                         );
                         self.timers.insert((at, pid));
                     }
-                    _ if waits_for_predecessor => {}
+                    _ if waits_for_predecessor => {
+                        if let Some(p) = predecessor {
+                            self.successors.entry(p).or_default().push(pid);
+                            self.mutate(
+                                pid,
+                                &by,
+                                now_ms,
+                                &format!("waits for process {p}"),
+                                |_| {},
+                            );
+                        }
+                    }
                     _ => {
                         let first = svc.start().map(|s| s.name.clone()).unwrap_or_default();
                         self.enter(pid, &first, &by, now_ms, conditions, 0);
@@ -380,13 +402,13 @@ impl Scheduler {
                 let svc = self.service_of(pcb)?;
                 let mut pcb_view = pcb.clone();
                 if let Some(patch) = &context {
-                    merge(&mut pcb_view.context, patch);
+                    merge(Arc::make_mut(&mut pcb_view.context), patch);
                 }
                 let next = choose(&svc, &step, transition.as_deref(), &pcb_view, conditions)?;
                 self.out.pid = Some(pid);
                 if let Some(patch) = context {
-                    self.mutate(pid, &by, now_ms, "context updated", |p| {
-                        merge(&mut p.context, &patch)
+                    self.quiet(pid, "context updated", |p| {
+                        merge(Arc::make_mut(&mut p.context), &patch)
                     });
                 }
                 self.leave_dispatched(pid, &by, now_ms, "step completed");
@@ -413,24 +435,18 @@ impl Scheduler {
                 let svc = self.service_of(pcb)?;
                 let mut view = pcb.clone();
                 merge(
-                    &mut view.context,
+                    Arc::make_mut(&mut view.context),
                     &json!({"signals": {event.clone(): payload.clone()}}),
                 );
                 let next = choose(&svc, &step, None, &view, conditions)?;
                 self.out.pid = Some(pid);
-                self.mutate(
-                    pid,
-                    &by,
-                    now_ms,
-                    &format!("event '{event}' received"),
-                    |p| {
-                        merge(
-                            &mut p.context,
-                            &json!({"signals": {event.clone(): payload.clone()}}),
-                        );
-                        p.wait = None;
-                    },
-                );
+                self.quiet(pid, &format!("event '{event}' received"), |p| {
+                    merge(
+                        Arc::make_mut(&mut p.context),
+                        &json!({"signals": {event.clone(): payload.clone()}}),
+                    );
+                    p.wait = None;
+                });
                 self.go(pid, next, &by, now_ms, conditions);
             }
             Command::Suspend { pid, by, reason } => {
@@ -480,7 +496,7 @@ impl Scheduler {
                                 .service_of(pcb)
                                 .ok()
                                 .and_then(|s| s.start().map(|s| s.name.clone()));
-                            self.set_wait(pid, None, "timer", now_ms, "start time reached");
+                            self.quiet(pid, "start time reached", |p| p.wait = None);
                             if let Some(first) = first {
                                 self.enter(pid, &first, "timer", now_ms, conditions, 0);
                             }
@@ -494,7 +510,7 @@ impl Scheduler {
                                 continue;
                             };
                             let view = pcb.clone();
-                            self.set_wait(pid, None, "timer", now_ms, "timer fired");
+                            self.quiet(pid, "timer fired", |p| p.wait = None);
                             match choose(&svc, &step, None, &view, conditions) {
                                 Ok(next) => self.go(pid, next, "timer", now_ms, conditions),
                                 Err(e) => self.terminate(
@@ -515,6 +531,12 @@ impl Scheduler {
             }
         }
         self.dispatch(now_ms, conditions);
+        // A quiet change must reach the history: any not carried by a later entry gets its own.
+        for (pid, note) in std::mem::take(&mut self.notes) {
+            if let Some(state) = self.pcbs.get(&pid).map(|p| p.state) {
+                self.push_entry(pid, state, state, "scheduler", now_ms, &note);
+            }
+        }
         Ok(std::mem::take(&mut self.out))
     }
 
@@ -598,9 +620,9 @@ impl Scheduler {
             operator: None,
             allocations: Vec::new(),
             context: if context.is_null() {
-                json!({})
+                Arc::new(json!({}))
             } else {
-                context
+                Arc::new(context)
             },
             wait: None,
             deadline_ms: None,
@@ -608,15 +630,8 @@ impl Scheduler {
             children: Vec::new(),
             version_no: 0,
         };
-        self.pcbs.insert(pid, pcb.clone());
-        self.push_entry(
-            pid,
-            ProcessState::New,
-            ProcessState::New,
-            by,
-            now_ms,
-            "created",
-        );
+        self.pcbs.insert(pid, pcb);
+        self.quiet(pid, "created", |_| {});
         if let Some(parent) = parent {
             self.mutate(parent, by, now_ms, &format!("child {pid} started"), |p| {
                 p.children.push(pid)
@@ -635,6 +650,10 @@ impl Scheduler {
         now_ms: i64,
         reason: &str,
     ) {
+        let reason = match self.notes.remove(&pid) {
+            Some(note) if note != reason => format!("{note}; {reason}"),
+            _ => reason.to_owned(),
+        };
         if let Some(pcb) = self.pcbs.get_mut(&pid) {
             pcb.version_no += 1;
             let entry = HistoryEntry {
@@ -644,7 +663,7 @@ impl Scheduler {
                 by: by.to_owned(),
                 from,
                 to,
-                reason: reason.to_owned(),
+                reason,
                 after: pcb.clone(),
             };
             self.out.entries.push(entry);
@@ -666,6 +685,21 @@ impl Scheduler {
         change(pcb);
         let state = pcb.state;
         self.push_entry(pid, state, state, by, now_ms, reason);
+    }
+
+    /// Changes fields of a PCB without an entry of its own: the next entry for the process
+    /// (in this command) carries the change and `note` in its reason. Used where one
+    /// logical transition touches a PCB several times.
+    fn quiet(&mut self, pid: Pid, note: &str, change: impl FnOnce(&mut Pcb)) {
+        let Some(pcb) = self.pcbs.get_mut(&pid) else {
+            return;
+        };
+        change(pcb);
+        let n = self.notes.entry(pid).or_default();
+        if !n.is_empty() {
+            n.push_str("; ");
+        }
+        n.push_str(note);
     }
 
     fn set_wait(
@@ -782,7 +816,7 @@ impl Scheduler {
             .and_then(iso_seconds)
             .map(|s| now_ms + s * 1000);
         let state = pcb.state;
-        self.mutate(pid, by, now_ms, &format!("entered '{step_name}'"), |p| {
+        self.quiet(pid, &format!("entered '{step_name}'"), |p| {
             p.step = Some(step_name.to_owned());
             p.deadline_ms = deadline;
         });
@@ -854,7 +888,7 @@ impl Scheduler {
                 let (record, context, priority) = self
                     .pcbs
                     .get(&pid)
-                    .map(|p| (p.record.clone(), p.context.clone(), p.priority))
+                    .map(|p| (p.record.clone(), (*p.context).clone(), p.priority))
                     .unwrap_or((None, Json::Null, DEFAULT_PRIORITY));
                 let child = self.spawn(
                     &child_svc,
@@ -880,7 +914,7 @@ impl Scheduler {
                 let (record, context, priority) = self
                     .pcbs
                     .get(&pid)
-                    .map(|p| (p.record.clone(), p.context.clone(), p.priority))
+                    .map(|p| (p.record.clone(), (*p.context).clone(), p.priority))
                     .unwrap_or((None, Json::Null, DEFAULT_PRIORITY));
                 for target in targets {
                     let child = self.spawn(
@@ -964,7 +998,8 @@ impl Scheduler {
             *l = l.saturating_sub(1);
         }
         self.dirty = true;
-        self.mutate(pid, by, now_ms, reason, |p| {
+        let _ = (by, now_ms);
+        self.quiet(pid, reason, |p| {
             p.allocations.clear();
             p.operator = None;
         });
@@ -1019,12 +1054,15 @@ impl Scheduler {
             self.child_ended(parent, pid, exit, now_ms, conditions);
         }
         let successors: Vec<Pid> = self
-            .pcbs
-            .values()
-            .filter(|p| {
-                p.predecessor == Some(pid) && p.state == ProcessState::New && p.wait.is_none()
+            .successors
+            .remove(&pid)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| {
+                self.pcbs
+                    .get(s)
+                    .is_some_and(|p| p.state == ProcessState::New && p.wait.is_none())
             })
-            .map(|p| p.id)
             .collect();
         for s in successors {
             let first = self
@@ -1083,7 +1121,7 @@ impl Scheduler {
             return;
         };
         let view = p.clone();
-        self.set_wait(parent, None, "scheduler", now_ms, "children done");
+        self.quiet(parent, "children done", |p| p.wait = None);
         let next = if step.kind == StepKind::Parallel {
             svc.outgoing(&step.name)
                 .next()
@@ -1163,12 +1201,18 @@ impl Scheduler {
             let queue: Vec<Pid> = self.ready.iter().map(|(_, p)| *p).collect();
             let mut runs = VecDeque::new();
             for pid in queue {
-                let Some(pcb) = self.pcbs.get(&pid).cloned() else {
+                // Borrow the step from the (shared) service instead of cloning PCB and step.
+                let Some((svc, index, wait)) = self.pcbs.get(&pid).and_then(|p| {
+                    let svc = self.resolve(&p.service, Some(p.version)).ok()?;
+                    let index = svc
+                        .steps
+                        .iter()
+                        .position(|s| p.step.as_deref() == Some(s.name.as_str()))?;
+                    Some((svc, index, p.wait.clone()))
+                }) else {
                     continue;
                 };
-                let Ok(step) = self.current_step(&pcb) else {
-                    continue;
-                };
+                let step = &svc.steps[index];
                 let needs: Vec<Need> = step
                     .resources
                     .iter()
@@ -1182,10 +1226,10 @@ impl Scheduler {
                 let operator = if step.kind == StepKind::Automatic {
                     Some("system".to_owned())
                 } else {
-                    self.pick_operator(&step, &pcb)
+                    self.pick_operator(step, &svc.name)
                 };
                 let Some(operator) = operator else {
-                    if pcb.wait != Some(WaitReason::Operator) {
+                    if wait != Some(WaitReason::Operator) {
                         self.set_wait(
                             pid,
                             Some(WaitReason::Operator),
@@ -1215,29 +1259,27 @@ impl Scheduler {
                             },
                         );
                         if step.kind == StepKind::Automatic {
-                            runs.push_back((pid, step));
+                            runs.push_back((pid, svc.clone(), index));
                         }
                     }
                     Err(missing) => {
                         reserved.extend(needs.iter().map(|n| n.resource_type.clone()));
-                        let wait = Some(WaitReason::Resource { types: missing });
-                        if pcb.wait != wait {
-                            self.set_wait(pid, wait, "scheduler", now_ms, "resources busy");
+                        let blocked = Some(WaitReason::Resource { types: missing });
+                        if wait != blocked {
+                            self.set_wait(pid, blocked, "scheduler", now_ms, "resources busy");
                         }
                     }
                 }
             }
             // Automatic steps without instructions complete at once; the others are handed
             // to the runtime.
-            while let Some((pid, step)) = runs.pop_front() {
+            while let Some((pid, svc, index)) = runs.pop_front() {
+                let step = &svc.steps[index];
                 if step.instructions.is_empty() {
-                    let Some(pcb) = self.pcbs.get(&pid).cloned() else {
+                    let Some(pcb) = self.pcbs.get(&pid) else {
                         continue;
                     };
-                    let Ok(svc) = self.service_of(&pcb) else {
-                        continue;
-                    };
-                    match choose(&svc, &step, None, &pcb, conditions) {
+                    match choose(&svc, step, None, pcb, conditions) {
                         Ok(next) => {
                             self.leave_dispatched(pid, "system", now_ms, "automatic step done");
                             self.go(pid, next, "system", now_ms, conditions);
@@ -1261,8 +1303,9 @@ impl Scheduler {
         }
     }
 
-    fn pick_operator(&mut self, step: &Step, pcb: &Pcb) -> Option<String> {
-        let rule = step.operators.clone().unwrap_or_default();
+    fn pick_operator(&mut self, step: &Step, service: &str) -> Option<String> {
+        let default = erpos_design::service::OperatorRule::default();
+        let rule = step.operators.as_ref().unwrap_or(&default);
         let free: Vec<&Operator> = self
             .operators
             .values()
@@ -1283,7 +1326,7 @@ impl Scheduler {
                 .min_by_key(|o| (self.load.get(&o.id).copied().unwrap_or(0), o.id.clone()))
                 .map(|o| o.id.clone()),
             OperatorPolicy::RoundRobin => {
-                let key = format!("{}/{}", pcb.service, step.name);
+                let key = format!("{service}/{}", step.name);
                 let cursor = self.round_robin.entry(key).or_default();
                 let pick = free.get(*cursor % free.len()).map(|o| o.id.clone());
                 *cursor = cursor.wrapping_add(1);

@@ -142,8 +142,9 @@ pub struct Pcb {
     pub operator: Option<String>,
     /// Resources held.
     pub allocations: Vec<Allocation>,
-    /// Context variables.
-    pub context: Json,
+    /// Context variables. Shared (`Arc`): history entries snapshot the PCB many times, and
+    /// the context only changes when a step or a signal writes to it (copy on write).
+    pub context: std::sync::Arc<Json>,
     /// Why it is not running.
     pub wait: Option<WaitReason>,
     /// When the current step is due (ms since epoch).
