@@ -8,9 +8,7 @@ use std::time::Instant;
 
 use erpos_design::service::Service;
 use erpos_kernel::conditions::RhaiConditions;
-use erpos_kernel::scheduler::{
-    Command, HistoryEntry, Operator, Pid, ProcessState, Resource, Scheduler,
-};
+use erpos_kernel::scheduler::{Command, Operator, Pid, ProcessState, Resource, Scheduler};
 use erpos_kernel::{Db, Kernel};
 use serde_json::json;
 
@@ -52,6 +50,9 @@ fn room(capacity: u32) -> Resource {
     }
 }
 
+/// One history row as the raw baseline inserts it.
+type RawRow = (i64, i64, i64, String, String, String, String, String);
+
 /// Runs the kernel suite and prints its figures.
 pub async fn run(
     memory_processes: usize,
@@ -72,7 +73,6 @@ pub async fn run(
     core.add_resource(room(u32::MAX));
     let mut entries = 0usize;
     let mut moves = 0usize;
-    let mut sample: Vec<HistoryEntry> = Vec::new();
     let start = Instant::now();
     for i in 0..memory_processes {
         let out = core.apply(
@@ -90,7 +90,8 @@ pub async fn run(
             &conditions,
         )?;
         let pid = out.pid.unwrap_or_default();
-        let mut all = out.entries;
+        entries += out.entries.len();
+        moves += out.entries.iter().filter(|e| e.from != e.to).count();
         for _ in 0..2 {
             let out = core.apply(
                 Command::Complete {
@@ -102,12 +103,8 @@ pub async fn run(
                 i as i64,
                 &conditions,
             )?;
-            all.extend(out.entries);
-        }
-        entries += all.len();
-        moves += all.iter().filter(|e| e.from != e.to).count();
-        if sample.len() < 200_000 {
-            sample.extend(all);
+            entries += out.entries.len();
+            moves += out.entries.iter().filter(|e| e.from != e.to).count();
         }
     }
     let secs = start.elapsed().as_secs_f64();
@@ -217,22 +214,12 @@ pub async fn run(
     )
     .execute(pool)
     .await?;
-    let rows: Vec<(i64, i64, i64, String, String, String, String, String)> = sample
-        .iter()
-        .take(stored.max(0) as usize)
-        .map(|e| {
-            (
-                e.pid as i64,
-                e.seq as i64,
-                e.at_ms,
-                e.by.clone(),
-                format!("{:?}", e.from),
-                format!("{:?}", e.to),
-                e.reason.clone(),
-                serde_json::to_string(&e.after).unwrap_or_default(),
-            )
-        })
-        .collect();
+    // The very rows erpos stored, read back.
+    let rows: Vec<RawRow> = sqlx::query_as(
+        "SELECT pid, seq, at_ms, actor, from_state, to_state, reason, pcb FROM process_history ORDER BY gseq",
+    )
+    .fetch_all(pool)
+    .await?;
     let start = Instant::now();
     for (n, chunk) in rows.chunks(256).enumerate() {
         let mut tx = pool.begin().await?;

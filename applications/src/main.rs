@@ -9,6 +9,19 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use erpos_applications::{bench, pack};
+
+/// Prints a line to stdout, ignoring errors: a server must not die because whoever
+/// started it stopped reading its output (a closed pipe makes `println!` panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// The allocator: see `mimalloc` in the workspace Cargo.toml for why.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use erpos_kernel::Kernel;
 use erpos_kernel::server::{serve, shutdown_signal};
 
@@ -85,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve { listen, database } => {
             let kernel = Kernel::open(&database.database).await?;
             let listener = tokio::net::TcpListener::bind(listen.listen).await?;
-            println!("erpos: serving on http://{}", listener.local_addr()?);
+            say!("erpos: serving on http://{}", listener.local_addr()?);
             serve(kernel, listener, shutdown_signal()).await?;
         }
         Command::Demo { listen, file } => {
@@ -107,15 +120,15 @@ async fn main() -> anyhow::Result<()> {
             );
             let listener = tokio::net::TcpListener::bind(listen.listen).await?;
             let addr = listener.local_addr()?;
-            println!("erpos demo: serving the clinic on http://{addr}");
-            println!(
+            say!("erpos demo: serving the clinic on http://{addr}");
+            say!(
                 "  try http://{addr}/api/v1/records/patient?q=zs  (OpenAPI: /api/v1/openapi.json)"
             );
             serve(kernel, listener, shutdown_signal()).await?;
         }
         Command::Migrate { database } => {
             Kernel::open(&database.database).await?;
-            println!("database is up to date");
+            say!("database is up to date");
         }
         Command::Bench { suite } => bench::run(suite).await?,
     }

@@ -18,9 +18,13 @@ pub async fn serve(
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "erpos is serving");
     let app = router(kernel.clone());
-    axum::serve(listener, app)
+    // Timers fire from here: the kernel's clock, checked as often as the next timer needs.
+    let timers = kernel.engine.spawn_timer();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    timers.abort();
+    served?;
     kernel.db.close().await;
     tracing::info!("erpos stopped");
     Ok(())

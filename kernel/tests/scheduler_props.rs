@@ -532,3 +532,64 @@ fn a_successor_starts_when_its_predecessor_terminates() {
         "started when the predecessor ended"
     );
 }
+
+#[test]
+fn a_timer_of_a_suspended_process_survives_a_restore_and_fires_after_resume() {
+    let conditions = RhaiConditions::new();
+    let mut core = Scheduler::new(60_000);
+    core.publish(service(json!({"name": "care", "label": {"zh": "术后观察"},
+        "steps": [{"name": "observe", "kind": "wait", "wait": {"after": "PT30M"}}, {"name": "end", "kind": "end"}],
+        "transitions": [{"from": "observe", "to": "end"}]})));
+    let pid = core
+        .apply(
+            Command::Start {
+                service: "care".into(),
+                version: None,
+                priority: None,
+                record: None,
+                context: json!({}),
+                predecessor: None,
+                start_at_ms: None,
+                by: "t".into(),
+            },
+            0,
+            &conditions,
+        )
+        .unwrap()
+        .pid
+        .unwrap();
+    core.apply(
+        Command::Suspend {
+            pid,
+            by: "t".into(),
+            reason: "patient stepped out".into(),
+        },
+        1,
+        &conditions,
+    )
+    .unwrap();
+    // A restart: a new core rebuilt from the stored PCBs and services.
+    let mut restored = Scheduler::new(60_000);
+    restored.publish(core.service("care", 1).map(|s| (**s).clone()).unwrap());
+    for pcb in core.pcbs() {
+        restored.restore(pcb.clone());
+    }
+    restored
+        .apply(
+            Command::Resume {
+                pid,
+                by: "t".into(),
+            },
+            2,
+            &conditions,
+        )
+        .unwrap();
+    restored
+        .apply(Command::Tick, 31 * 60_000, &conditions)
+        .unwrap();
+    assert_eq!(
+        restored.pcb(pid).unwrap().state,
+        ProcessState::Terminated,
+        "the timer fired after resume"
+    );
+}

@@ -251,7 +251,10 @@ impl Scheduler {
             self.ready.insert((self.key(&pcb), pcb.id));
         }
         if let Some(WaitReason::Timer { at_ms }) = &pcb.wait
-            && matches!(pcb.state, ProcessState::Waiting | ProcessState::New)
+            && matches!(
+                pcb.state,
+                ProcessState::Waiting | ProcessState::New | ProcessState::Suspended
+            )
         {
             self.timers.insert((*at_ms, pcb.id));
         }
