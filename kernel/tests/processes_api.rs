@@ -376,3 +376,39 @@ async fn processes_and_timers_survive_a_restart() -> anyhow::Result<()> {
     })
     .await
 }
+
+#[tokio::test]
+async fn running_processes_keep_their_version_and_new_ones_take_the_newest() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        clinic(&app).await?;
+        let (_, old) = app.call("POST", "/api/v1/processes", Some(json!({"service": "consultation"}))).await?;
+        // Version 2 adds a follow-up call after the assessment.
+        let v2 = json!({
+            "name": "consultation", "label": {"zh": "面诊", "en": "Consultation"},
+            "steps": [
+                {"name": "assess", "kind": "human", "operators": {"role": "doctor"}, "resources": [{"type": "consult_room"}]},
+                {"name": "follow_up", "kind": "human", "label": {"zh": "电话回访"}, "operators": {"role": "front_desk"}},
+                {"name": "end", "kind": "end"}],
+            "transitions": [{"from": "assess", "to": "follow_up"}, {"from": "follow_up", "to": "end"}]});
+        let (s, b) = app.call("POST", "/api/v1/services", Some(v2)).await?;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let (s, published) = app.call("POST", "/api/v1/services/consultation/publish", None).await?;
+        assert_eq!(s, StatusCode::OK, "{published}");
+        assert_eq!(published["version"], 2);
+        let (_, info) = app.call("GET", "/api/v1/services/consultation", None).await?;
+        assert_eq!(info["versions"], json!([1, 2]));
+
+        let old_pid = old["id"].as_u64().unwrap();
+        assert_eq!(process(&app, old_pid).await?["version"], 1);
+        complete(&app, old_pid, json!({})).await?;
+        assert_eq!(process(&app, old_pid).await?["state"], "TERMINATED", "version 1 ends after the assessment");
+
+        let (_, new) = app.call("POST", "/api/v1/processes", Some(json!({"service": "consultation"}))).await?;
+        let new_pid = new["id"].as_u64().unwrap();
+        assert_eq!(new["version"], 2);
+        complete(&app, new_pid, json!({})).await?;
+        assert_eq!(at(&process(&app, new_pid).await?), ("RUNNING".into(), Some("follow_up".into())));
+        Ok(())
+    })
+    .await
+}

@@ -802,7 +802,7 @@ impl Scheduler {
             );
             return;
         }
-        let Some(step) = svc.step(step_name).cloned() else {
+        let Some(step) = svc.step(step_name) else {
             self.terminate(
                 pid,
                 ExitStatus::Failed,
