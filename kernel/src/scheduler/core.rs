@@ -938,7 +938,7 @@ impl Scheduler {
                 let Some(view) = self.pcbs.get(&pid).cloned() else {
                     return;
                 };
-                match choose(&svc, &step, None, &view, conditions) {
+                match choose(&svc, step, None, &view, conditions) {
                     Ok(next) => self.enter(pid, &next, by, now_ms, conditions, depth + 1),
                     Err(e) => self.terminate(
                         pid,
