@@ -116,6 +116,8 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(
                 data_items = loaded.data_items,
                 records = loaded.records,
+                services = loaded.services,
+                processes = loaded.processes,
                 "clinic demo loaded"
             );
             let listener = tokio::net::TcpListener::bind(listen.listen).await?;

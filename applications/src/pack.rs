@@ -27,6 +27,8 @@ pub struct Manifest {
 pub struct Pack {
     /// `pack.json`.
     pub manifest: &'static str,
+    /// `processes.json`: resource types, resources, users, services and demo visits.
+    pub processes: Option<&'static str>,
     /// `(item, records/<item>.json)`.
     pub records: &'static [(&'static str, &'static str)],
 }
@@ -34,6 +36,7 @@ pub struct Pack {
 /// The medical-aesthetics clinic (医美诊所).
 pub const CLINIC: Pack = Pack {
     manifest: include_str!("../../seeds/clinic/pack.json"),
+    processes: Some(include_str!("../../seeds/clinic/processes.json")),
     records: &[
         ("room", include_str!("../../seeds/clinic/records/room.json")),
         (
@@ -62,6 +65,34 @@ pub struct Loaded {
     pub data_items: usize,
     /// Records created.
     pub records: usize,
+    /// Services published.
+    pub services: usize,
+    /// Processes started.
+    pub processes: usize,
+}
+
+/// The process part of a pack.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Processes {
+    #[serde(default)]
+    resource_types: Vec<Value>,
+    #[serde(default)]
+    resources: Vec<Value>,
+    #[serde(default)]
+    users: Vec<Value>,
+    #[serde(default)]
+    services: Vec<Value>,
+    visits: Option<Visits>,
+}
+
+/// Demo processes: one visit for each of the first `count` records of `item`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Visits {
+    service: String,
+    item: String,
+    count: usize,
 }
 
 /// Loads `pack` into `kernel`: defines every DataItem not yet defined, then creates the
@@ -100,5 +131,82 @@ pub async fn load(kernel: &Kernel, pack: &Pack) -> anyhow::Result<Loaded> {
             loaded.records += 1;
         }
     }
+    if let Some(text) = pack.processes {
+        load_processes(kernel, &manifest.name, text, &mut loaded).await?;
+    }
     Ok(loaded)
+}
+
+/// Loads resource types, resources, users and services, then starts the demo visits.
+async fn load_processes(
+    kernel: &Kernel,
+    pack: &str,
+    text: &str,
+    loaded: &mut Loaded,
+) -> anyhow::Result<()> {
+    let p: Processes = serde_json::from_str(text)?;
+    let at = |what: &str, i: usize, e: erpos_kernel::KernelError| {
+        anyhow::anyhow!("pack '{pack}', {what} #{i}: {e}")
+    };
+    for (i, t) in p.resource_types.iter().enumerate() {
+        erpos_kernel::resources::put_type(kernel, t)
+            .await
+            .map_err(|e| at("resource type", i, e))?;
+    }
+    for (i, r) in p.resources.iter().enumerate() {
+        erpos_kernel::resources::put(kernel, r)
+            .await
+            .map_err(|e| at("resource", i, e))?;
+    }
+    for (i, u) in p.users.iter().enumerate() {
+        erpos_kernel::resources::put_user(kernel, u)
+            .await
+            .map_err(|e| at("user", i, e))?;
+    }
+    for (i, s) in p.services.iter().enumerate() {
+        let draft = kernel
+            .services
+            .save_draft(s)
+            .await
+            .map_err(|e| at("service", i, e))?;
+        kernel
+            .services
+            .publish(&draft.name)
+            .await
+            .map_err(|e| at("service", i, e))?;
+        loaded.services += 1;
+    }
+    if let Some(v) = p.visits {
+        let query = erpos_kernel::records::ListQuery::parse(
+            &kernel.definitions.schema().catalog,
+            &v.item,
+            &[
+                ("limit".to_owned(), v.count.to_string()),
+                ("sort".to_owned(), "created_at".to_owned()),
+            ],
+        )?;
+        let page = kernel.records.list(&v.item, &query).await?;
+        for record in page.items {
+            let id = record
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            kernel
+                .engine
+                .command(erpos_kernel::scheduler::Command::Start {
+                    service: v.service.clone(),
+                    version: None,
+                    priority: None,
+                    record: Some((v.item.clone(), id)),
+                    context: serde_json::json!({"record": record}),
+                    predecessor: None,
+                    start_at_ms: None,
+                    by: "pack".into(),
+                })
+                .await?;
+            loaded.processes += 1;
+        }
+    }
+    Ok(())
 }

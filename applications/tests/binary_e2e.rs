@@ -79,6 +79,14 @@ fn demo_serves_the_clinic_and_stops_on_sigterm() -> anyhow::Result<()> {
         assert!(patients["total"].as_u64().unwrap_or(0) >= 30, "{patients}");
         let (_, rooms) = get(&addr, "/api/v1/records/room?limit=100")?;
         assert_eq!(rooms["total"], 8);
+        let (_, queues) = get(&addr, "/api/v1/queues")?;
+        assert_eq!(
+            queues["states"]["RUNNING"], 6,
+            "six demo visits at check-in: {queues}"
+        );
+        let (status, services) = get(&addr, "/api/v1/services")?;
+        assert_eq!(status, 200);
+        assert_eq!(services["total"], 2);
         let (_, doc) = get(&addr, "/api/v1/openapi.json")?;
         assert!(doc["paths"]["/api/v1/records/{item}"].is_object());
         Ok(())

@@ -1027,18 +1027,15 @@ fn tooltip(step: &Step, kind: &str) -> String {
     lines.join("\n")
 }
 
-/// What an edge says: its condition (shortened), else its label, else its name, else what
-/// its default or attribute means.
+/// What an edge says: its label (written for people: 初诊), else its condition (shortened),
+/// else its name, else what its default or attribute means.
 fn edge_label(t: &Transition) -> Option<String> {
     let text = t
-        .condition
-        .clone()
-        .or_else(|| {
-            t.label
-                .as_ref()
-                .map(|l| l.zh.trim().to_owned())
-                .filter(|zh| !zh.is_empty())
-        })
+        .label
+        .as_ref()
+        .map(|l| l.zh.trim().to_owned())
+        .filter(|zh| !zh.is_empty())
+        .or_else(|| t.condition.clone())
         .or_else(|| t.name.clone())
         .or_else(|| t.default.then(|| "否则".to_owned()))
         .or(match t.attribute {
@@ -1514,5 +1511,13 @@ mod tests {
         assert_eq!(num(1.25), "1.3");
         assert_eq!(num(-0.01), "0");
         assert_eq!(num(12.0), "12");
+    }
+
+    #[test]
+    fn an_edge_label_written_for_people_wins_over_its_condition() {
+        let t: Transition = serde_json::from_value(json!({"from": "route", "to": "consult",
+            "condition": "record.first_visit == true", "label": {"zh": "初诊"}}))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(edge_label(&t).as_deref(), Some("初诊"));
     }
 }

@@ -12,6 +12,7 @@ pub mod definitions;
 pub mod engine;
 pub mod error;
 pub mod records;
+pub mod resources;
 pub mod scheduler;
 pub mod server;
 pub mod services;
