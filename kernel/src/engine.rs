@@ -363,15 +363,15 @@ impl Engine {
                 sql.push(if i == 0 { "(" } else { ", (" });
                 sql.param(Some(pid.to_string()), int)
                     .push(", ")
-                    .text(&pcb.service);
+                    .text(&*pcb.service);
                 sql.push(", ")
                     .param(Some(pcb.version.to_string()), int)
                     .push(", ")
                     .text(state_name(pcb.state));
                 sql.push(", ")
-                    .param(pcb.step.clone(), None)
+                    .param(pcb.step.as_deref().map(str::to_owned), None)
                     .push(", ")
-                    .param(pcb.operator.clone(), None);
+                    .param(pcb.operator.as_deref().map(str::to_owned), None);
                 let wait_kind = pcb
                     .wait
                     .as_ref()

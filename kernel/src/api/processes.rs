@@ -211,7 +211,7 @@ pub async fn list(
             let matches = |p: &Pcb| {
                 filters.iter().all(|(key, value)| match key.as_str() {
                     "state" => state_name(p.state) == value,
-                    "service" => &p.service == value,
+                    "service" => &*p.service == value.as_str(),
                     "operator" => p.operator.as_deref() == Some(value),
                     "resource" => p.allocations.iter().any(|a| &a.resource == value),
                     "wait" => {

@@ -57,7 +57,7 @@ impl Topic {
     fn wants(&self, pcb: &Pcb) -> bool {
         match self {
             Topic::Queues => true,
-            Topic::Service(name) => &pcb.service == name,
+            Topic::Service(name) => &*pcb.service == name.as_str(),
             Topic::Process(id) => pcb.id == *id || pcb.parent == Some(*id),
         }
     }

@@ -267,7 +267,7 @@ impl Scheduler {
         if pcb.state == ProcessState::Running
             && let Some(op) = &pcb.operator
         {
-            *self.load.entry(op.clone()).or_default() += 1;
+            *self.load.entry(op.to_string()).or_default() += 1;
         }
         self.pcbs.insert(pcb.id, pcb);
         self.dirty = true;
@@ -398,7 +398,7 @@ impl Scheduler {
                     return Err(CoreError::WrongState {
                         pid,
                         state: pcb.state,
-                        step: pcb.step.clone(),
+                        step: pcb.step.as_deref().map(str::to_owned),
                         message: "only a RUNNING human or automatic step can be completed".into(),
                     });
                 }
@@ -430,7 +430,7 @@ impl Scheduler {
                     return Err(CoreError::WrongState {
                         pid,
                         state: pcb.state,
-                        step: pcb.step.clone(),
+                        step: pcb.step.as_deref().map(str::to_owned),
                         message: format!("it is not waiting for event '{event}'"),
                     });
                 }
@@ -464,7 +464,7 @@ impl Scheduler {
                     return Err(CoreError::WrongState {
                         pid,
                         state: pcb.state,
-                        step: pcb.step.clone(),
+                        step: pcb.step.as_deref().map(str::to_owned),
                         message: "only a SUSPENDED process can be resumed".into(),
                     });
                 }
@@ -574,7 +574,7 @@ impl Scheduler {
             .ok_or_else(|| CoreError::WrongState {
                 pid: pcb.id,
                 state: pcb.state,
-                step: pcb.step.clone(),
+                step: pcb.step.as_deref().map(str::to_owned),
                 message: "it is at no step".into(),
             })
     }
@@ -609,7 +609,7 @@ impl Scheduler {
         self.next_pid += 1;
         let pcb = Pcb {
             id: pid,
-            service: svc.name.clone(),
+            service: Arc::from(svc.name.as_str()),
             version: svc.version,
             parent,
             predecessor,
@@ -820,7 +820,7 @@ impl Scheduler {
             .map(|s| now_ms + s * 1000);
         let state = pcb.state;
         self.quiet(pid, &format!("entered '{step_name}'"), |p| {
-            p.step = Some(step_name.to_owned());
+            p.step = Some(Arc::from(step_name));
             p.deadline_ms = deadline;
         });
         match step.kind {
@@ -996,7 +996,7 @@ impl Scheduler {
         let operator = pcb.operator.clone();
         self.pool.release(pid, &allocations);
         if let Some(op) = &operator
-            && let Some(l) = self.load.get_mut(op)
+            && let Some(l) = self.load.get_mut(&**op)
         {
             *l = l.saturating_sub(1);
         }
@@ -1157,7 +1157,7 @@ impl Scheduler {
         let from = pcb.state;
         if from == ProcessState::Running
             && let Some(op) = &pcb.operator
-            && let Some(l) = self.load.get_mut(op)
+            && let Some(l) = self.load.get_mut(&**op)
         {
             // A context switch: the operator is free for other work; the process keeps its
             // resources and comes back to the same operator.
@@ -1184,7 +1184,7 @@ impl Scheduler {
         if back == ProcessState::Running
             && let Some(op) = &pcb.operator
         {
-            *self.load.entry(op.clone()).or_default() += 1;
+            *self.load.entry(op.to_string()).or_default() += 1;
         }
         self.move_to(pid, back, by, now_ms, "resumed", |p| {
             p.suspended_from = None
@@ -1257,7 +1257,7 @@ impl Scheduler {
                             "dispatched",
                             |p| {
                                 p.allocations = allocations;
-                                p.operator = Some(operator);
+                                p.operator = Some(Arc::from(operator.as_str()));
                                 p.wait = None;
                             },
                         );

@@ -116,8 +116,8 @@ pub struct Allocation {
 pub struct Pcb {
     /// The process id.
     pub id: Pid,
-    /// The service it runs.
-    pub service: String,
+    /// The service it runs (shared: every history snapshot carries it).
+    pub service: std::sync::Arc<str>,
     /// The service version it runs (kept for its whole life).
     pub version: u32,
     /// The process that started it (sub-service or parallel branch), if any.
@@ -135,11 +135,11 @@ pub struct Pcb {
     /// Base priority (higher first).
     pub priority: i32,
     /// The step it is at (None once terminated).
-    pub step: Option<String>,
+    pub step: Option<std::sync::Arc<str>>,
     /// For a parallel branch: the join step where the branch ends.
     pub join: Option<String>,
     /// The operator handling the current step.
-    pub operator: Option<String>,
+    pub operator: Option<std::sync::Arc<str>>,
     /// Resources held.
     pub allocations: Vec<Allocation>,
     /// Context variables. Shared (`Arc`): history entries snapshot the PCB many times, and
