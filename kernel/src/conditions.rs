@@ -80,6 +80,22 @@ impl RhaiConditions {
 }
 
 impl Conditions for RhaiConditions {
+    fn operators(&self, expression: &str, pcb: &Pcb) -> Result<Vec<String>, String> {
+        let v = self.eval(expression, pcb)?;
+        if v.is_string() {
+            return Ok(vec![v.into_string().map_err(|t| t.to_owned())?]);
+        }
+        let list = v.into_array().map_err(|t| {
+            format!("the operator rule gave a {t}, not a user id or a list of them")
+        })?;
+        list.into_iter()
+            .map(|u| {
+                u.into_string()
+                    .map_err(|t| format!("the operator rule listed a {t}, not a user id"))
+            })
+            .collect()
+    }
+
     fn holds(&self, expression: &str, pcb: &Pcb) -> Result<bool, String> {
         self.eval(expression, pcb)?
             .as_bool()

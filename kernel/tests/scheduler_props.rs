@@ -593,3 +593,62 @@ fn a_timer_of_a_suspended_process_survives_a_restore_and_fires_after_resume() {
         "the timer fired after resume"
     );
 }
+
+#[test]
+fn an_operator_rule_expression_picks_the_patients_own_doctor() {
+    let conditions = RhaiConditions::new();
+    let mut core = clinic();
+    core.publish(service(json!({"name": "review", "label": {"zh": "复诊评估"},
+        "steps": [{"name": "review", "kind": "human", "operators": {"role": "doctor", "expression": "record.doctor"}},
+                  {"name": "end", "kind": "end"}],
+        "transitions": [{"from": "review", "to": "end"}]})));
+    let pid = core
+        .apply(
+            Command::Start {
+                service: "review".into(),
+                version: None,
+                priority: None,
+                record: None,
+                context: json!({"record": {"doctor": "张医生"}}),
+                predecessor: None,
+                start_at_ms: None,
+                by: "前台".into(),
+            },
+            0,
+            &conditions,
+        )
+        .unwrap()
+        .pid
+        .unwrap();
+    assert_eq!(
+        core.pcb(pid).unwrap().operator.as_deref(),
+        Some("张医生"),
+        "李医生 comes first by name but is not the patient's doctor"
+    );
+    let stranger = core
+        .apply(
+            Command::Start {
+                service: "review".into(),
+                version: None,
+                priority: None,
+                record: None,
+                context: json!({"record": {"doctor": "不在职的医生"}}),
+                predecessor: None,
+                start_at_ms: None,
+                by: "前台".into(),
+            },
+            0,
+            &conditions,
+        )
+        .unwrap()
+        .pid
+        .unwrap();
+    let p = core.pcb(stranger).unwrap();
+    assert_eq!(
+        (p.state, p.wait.clone()),
+        (
+            ProcessState::Ready,
+            Some(erpos_kernel::scheduler::WaitReason::Operator)
+        )
+    );
+}

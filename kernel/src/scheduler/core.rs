@@ -22,6 +22,8 @@ pub trait Conditions {
     fn holds(&self, expression: &str, pcb: &Pcb) -> Result<bool, String>;
     /// The instant (ms since epoch) an `until` expression of a wait step names.
     fn instant(&self, expression: &str, pcb: &Pcb) -> Result<i64, String>;
+    /// The user ids an operator-rule expression allows to handle a step.
+    fn operators(&self, expression: &str, pcb: &Pcb) -> Result<Vec<String>, String>;
 }
 
 /// What the core is asked to do.
@@ -1229,7 +1231,31 @@ impl Scheduler {
                 let operator = if step.kind == StepKind::Automatic {
                     Some("system".to_owned())
                 } else {
-                    self.pick_operator(step, &svc.name)
+                    let allowed = match step
+                        .operators
+                        .as_ref()
+                        .and_then(|r| r.expression.as_deref())
+                    {
+                        None => Ok(None),
+                        Some(expr) => match self.pcbs.get(&pid) {
+                            Some(p) => conditions.operators(expr, p).map(Some),
+                            None => Ok(None),
+                        },
+                    };
+                    match allowed {
+                        Ok(allowed) => self.pick_operator(step, &svc.name, allowed.as_deref()),
+                        Err(e) => {
+                            self.terminate(
+                                pid,
+                                ExitStatus::Failed,
+                                "scheduler",
+                                now_ms,
+                                &format!("operator rule failed: {e}"),
+                                conditions,
+                            );
+                            continue;
+                        }
+                    }
                 };
                 let Some(operator) = operator else {
                     if wait != Some(WaitReason::Operator) {
@@ -1306,7 +1332,12 @@ impl Scheduler {
         }
     }
 
-    fn pick_operator(&mut self, step: &Step, service: &str) -> Option<String> {
+    fn pick_operator(
+        &mut self,
+        step: &Step,
+        service: &str,
+        allowed: Option<&[String]>,
+    ) -> Option<String> {
         let default = erpos_design::service::OperatorRule::default();
         let rule = step.operators.as_ref().unwrap_or(&default);
         let free: Vec<&Operator> = self
@@ -1317,6 +1348,7 @@ impl Scheduler {
                     && rule.skill.as_ref().is_none_or(|s| o.skills.contains(s))
                     && rule.user.as_ref().is_none_or(|u| &o.id == u)
                     && (rule.users.is_empty() || rule.users.contains(&o.id))
+                    && allowed.is_none_or(|a| a.contains(&o.id))
                     && self.load.get(&o.id).copied().unwrap_or(0) < o.capacity
             })
             .collect();
