@@ -346,13 +346,13 @@ pub async fn queues(State(k): State<Arc<Kernel>>) -> Json<Value> {
     let out = k
         .engine
         .read(|core| {
-            let states: serde_json::Map<String, Value> = crate::scheduler::pcb::count_by_state(core.pcbs())
+            let states: serde_json::Map<String, Value> = crate::scheduler::pcb::count_by_state(core.pcbs_unordered())
                 .into_iter()
                 .map(|(s, n)| (state_name(s).to_owned(), json!(n)))
                 .collect();
             let mut waits: std::collections::BTreeMap<String, usize> = Default::default();
             let mut waiting_for_type: std::collections::BTreeMap<String, usize> = Default::default();
-            for p in core.pcbs() {
+            for p in core.pcbs_unordered() {
                 if let Some(w) = &p.wait {
                     let kind = serde_json::to_value(w).ok().and_then(|v| v["kind"].as_str().map(str::to_owned)).unwrap_or_default();
                     *waits.entry(kind).or_default() += 1;

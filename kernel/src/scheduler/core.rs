@@ -186,7 +186,8 @@ pub const DEFAULT_PRIORITY: i32 = 5;
 #[derive(Debug, Clone)]
 pub struct Scheduler {
     services: BTreeMap<String, BTreeMap<u32, Arc<Service>>>,
-    pcbs: BTreeMap<Pid, Pcb>,
+    /// Every process by id: hashed, since every command looks processes up many times.
+    pcbs: std::collections::HashMap<Pid, Pcb>,
     ready: BTreeSet<(i64, Pid)>,
     timers: BTreeSet<(i64, Pid)>,
     pool: ResourcePool,
@@ -209,7 +210,7 @@ impl Scheduler {
     pub fn new(aging_ms: i64) -> Self {
         Self {
             services: BTreeMap::new(),
-            pcbs: BTreeMap::new(),
+            pcbs: std::collections::HashMap::new(),
             ready: BTreeSet::new(),
             timers: BTreeSet::new(),
             pool: ResourcePool::default(),
@@ -280,8 +281,15 @@ impl Scheduler {
         self.pcbs.get(&pid)
     }
 
-    /// Every process.
+    /// Every process, in id order.
     pub fn pcbs(&self) -> impl Iterator<Item = &Pcb> {
+        let mut all: Vec<&Pcb> = self.pcbs.values().collect();
+        all.sort_unstable_by_key(|p| p.id);
+        all.into_iter()
+    }
+
+    /// Every process, in no particular order (cheaper, for counts).
+    pub fn pcbs_unordered(&self) -> impl Iterator<Item = &Pcb> {
         self.pcbs.values()
     }
 
@@ -656,7 +664,11 @@ impl Scheduler {
         reason: &str,
     ) {
         let reason = match self.notes.remove(&pid) {
-            Some(note) if note != reason => format!("{note}; {reason}"),
+            Some(mut note) if note != reason => {
+                note.push_str("; ");
+                note.push_str(reason);
+                note
+            }
             _ => reason.to_owned(),
         };
         if let Some(pcb) = self.pcbs.get_mut(&pid) {
