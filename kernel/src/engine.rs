@@ -323,11 +323,18 @@ impl Engine {
         let d = self.db.dialect();
         let int = d.param_cast(FieldType::Integer);
         let jsonb = d.param_cast(FieldType::Json);
+        // Each snapshot is serialized once: for its history row and, if it is the process's
+        // latest, for the process row too.
+        let texts: Vec<String> = entries
+            .iter()
+            .map(|(_, e)| json_text(&e.after))
+            .collect::<Result<_>>()?;
         let mut statements = Vec::new();
-        for chunk in entries.chunks(CHUNK) {
+        for (chunk_no, chunk) in entries.chunks(CHUNK).enumerate() {
             let mut sql = Sql::new(d);
             sql.push("INSERT INTO process_history (pid, seq, at_ms, actor, from_state, to_state, reason, pcb, gseq) VALUES ");
             for (i, (gseq, e)) in chunk.iter().enumerate() {
+                let text = &texts[chunk_no * CHUNK + i];
                 sql.push(if i == 0 { "(" } else { ", (" });
                 sql.param(Some(e.pid.to_string()), int)
                     .push(", ")
@@ -343,23 +350,23 @@ impl Engine {
                     .push(", ")
                     .text(&e.reason);
                 sql.push(", ")
-                    .param(Some(json_text(&e.after)?), jsonb)
+                    .param(Some(text.clone()), jsonb)
                     .push(", ")
                     .param(Some(gseq.to_string()), int)
                     .push(")");
             }
             statements.push(sql);
         }
-        let mut latest: BTreeMap<Pid, &Pcb> = BTreeMap::new();
-        for (_, e) in entries {
-            latest.insert(e.pid, &e.after);
+        let mut latest: BTreeMap<Pid, (&Pcb, &str)> = BTreeMap::new();
+        for ((_, e), text) in entries.iter().zip(&texts) {
+            latest.insert(e.pid, (&e.after, text));
         }
-        let latest: Vec<(Pid, &Pcb)> = latest.into_iter().collect();
+        let latest: Vec<(Pid, (&Pcb, &str))> = latest.into_iter().collect();
         let now = self.clock.now_ms().to_string();
         for chunk in latest.chunks(CHUNK) {
             let mut sql = Sql::new(d);
             sql.push("INSERT INTO processes (pid, service, version, state, step, operator, wait_kind, parent, record_item, record_id, pcb, updated_at) VALUES ");
-            for (i, (pid, pcb)) in chunk.iter().enumerate() {
+            for (i, (pid, (pcb, text))) in chunk.iter().enumerate() {
                 sql.push(if i == 0 { "(" } else { ", (" });
                 sql.param(Some(pid.to_string()), int)
                     .push(", ")
@@ -386,7 +393,7 @@ impl Engine {
                     .push(", ")
                     .param(pcb.record.as_ref().map(|r| r.1.clone()), None);
                 sql.push(", ")
-                    .param(Some(json_text(pcb)?), jsonb)
+                    .param(Some((*text).to_owned()), jsonb)
                     .push(", ")
                     .param(Some(now.clone()), int)
                     .push(")");
