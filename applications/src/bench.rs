@@ -25,8 +25,9 @@ pub enum Suite {
     /// PCB transitions/s in memory and persisted (SQLite), five-step processes/s end to end,
     /// and the ratio to raw sqlx inserts of the same history rows.
     Kernel {
-        /// Processes run through the in-memory core.
-        #[arg(long, default_value_t = 100_000)]
+        /// Processes run through the in-memory core (enough to measure the steady state, not
+        /// the warm-up).
+        #[arg(long, default_value_t = 200_000)]
         memory_processes: usize,
         /// Processes run end to end on SQLite.
         #[arg(long, default_value_t = 20_000)]

@@ -61,17 +61,14 @@ impl RhaiConditions {
     fn eval(&self, source: &str, pcb: &Pcb) -> Result<Dynamic, String> {
         let ast = self.compile(source)?;
         let mut scope = Scope::new();
-        let context = rhai::serde::to_dynamic(&pcb.context).map_err(|e| e.to_string())?;
-        let record = pcb
-            .context
-            .get("record")
-            .cloned()
-            .unwrap_or(serde_json::Value::Null);
+        // The bound record lives in the context: convert the context once and take it from there.
+        let context = rhai::serde::to_dynamic(&*pcb.context).map_err(|e| e.to_string())?;
+        let record = context
+            .read_lock::<rhai::Map>()
+            .and_then(|m| m.get("record").cloned())
+            .unwrap_or(Dynamic::UNIT);
         scope.push_constant("context", context);
-        scope.push_constant(
-            "record",
-            rhai::serde::to_dynamic(&record).map_err(|e| e.to_string())?,
-        );
+        scope.push_constant("record", record);
         scope.push_constant("priority", i64::from(pcb.priority));
         self.engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)

@@ -708,6 +708,17 @@ impl Scheduler {
     /// (in this command) carries the change and `note` in its reason. Used where one
     /// logical transition touches a PCB several times.
     fn quiet(&mut self, pid: Pid, note: &str, change: impl FnOnce(&mut Pcb)) {
+        self.quiet_with(pid, |n| n.push_str(note), change);
+    }
+
+    /// `quiet` with the note written straight into the pending note (no intermediate string:
+    /// this runs for every step a process enters).
+    fn quiet_with(
+        &mut self,
+        pid: Pid,
+        write: impl FnOnce(&mut String),
+        change: impl FnOnce(&mut Pcb),
+    ) {
         let Some(pcb) = self.pcbs.get_mut(&pid) else {
             return;
         };
@@ -716,7 +727,7 @@ impl Scheduler {
         if !n.is_empty() {
             n.push_str("; ");
         }
-        n.push_str(note);
+        write(n);
     }
 
     fn set_wait(
@@ -833,7 +844,12 @@ impl Scheduler {
             .and_then(iso_seconds)
             .map(|s| now_ms + s * 1000);
         let state = pcb.state;
-        self.quiet(pid, &format!("entered '{step_name}'"), |p| {
+        let entered = |n: &mut String| {
+            n.push_str("entered '");
+            n.push_str(step_name);
+            n.push('\'');
+        };
+        self.quiet_with(pid, entered, |p| {
             p.step = Some(Arc::from(step_name));
             p.deadline_ms = deadline;
         });
