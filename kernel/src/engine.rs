@@ -14,7 +14,7 @@ use std::time::Duration;
 use erpos_design::FieldType;
 use erpos_design::service::Service;
 use serde_json::{Value as Json, json};
-use tokio::sync::{Mutex, broadcast, mpsc, oneshot};
+use tokio::sync::{Mutex, MutexGuard, broadcast, mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::conditions::RhaiConditions;
@@ -58,6 +58,9 @@ pub struct Engine {
     changes: broadcast::Sender<Change>,
     seq: std::sync::atomic::AtomicU64,
     writer: mpsc::UnboundedSender<Job>,
+    /// (highest change number committed, number of failed batches so far): readers wait on
+    /// it so that they never see a transition that is not durable yet.
+    committed: watch::Sender<(u64, u64)>,
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -92,6 +95,7 @@ impl Engine {
             changes,
             seq: std::sync::atomic::AtomicU64::new(last),
             writer,
+            committed: watch::Sender::new((last, 0)),
         });
         tokio::spawn(write_loop(Arc::downgrade(&engine), jobs));
         Ok(engine)
@@ -144,25 +148,28 @@ impl Engine {
         &self,
         snapshot: impl FnOnce(&Scheduler) -> T,
     ) -> (T, u64, broadcast::Receiver<Change>) {
-        let core = self.core.lock().await;
+        let (core, at) = self.settled().await;
         let rx = self.changes.subscribe();
-        // Changes are broadcast by the writer after commit; those numbered but not yet
-        // committed will still arrive on `rx`. The snapshot may already show them.
-        let at = self.committed_seq().await;
         (snapshot(&core), at, rx)
     }
 
-    /// The highest change sequence number committed to storage.
-    pub async fn committed_seq(&self) -> u64 {
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT CAST(COALESCE(MAX(gseq), 0) AS TEXT) FROM process_history");
-        match self.db.fetch(sql).await {
-            Ok(rows) => rows
-                .first()
-                .and_then(|r| r.first().cloned().flatten())
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0),
-            Err(_) => 0,
+    /// The core with everything applied to it committed: under the lock nothing new can be
+    /// applied, so once the writer has caught up, memory and storage agree. Returns the lock
+    /// and the change number they agree at. If the writer fails meanwhile, the lock is
+    /// released (the writer needs it to rebuild the core) and the wait starts over.
+    async fn settled(&self) -> (MutexGuard<'_, Scheduler>, u64) {
+        loop {
+            let core = self.core.lock().await;
+            let target = self.seq.load(std::sync::atomic::Ordering::SeqCst);
+            let mut rx = self.committed.subscribe();
+            let failures = rx.borrow().1;
+            let reached = rx
+                .wait_for(|(done, failed)| *done >= target || *failed != failures)
+                .await;
+            match reached {
+                Ok(state) if state.1 == failures => return (core, target),
+                _ => drop(core),
+            }
         }
     }
 
@@ -221,9 +228,10 @@ impl Engine {
             .collect()
     }
 
-    /// Reads the core under its lock (for lists, queues and snapshots).
+    /// Reads the core as it is committed (for lists, queues, snapshots): a reader never sees
+    /// a transition that a crash could still lose.
     pub async fn read<T>(&self, f: impl FnOnce(&Scheduler) -> T) -> T {
-        let core = self.core.lock().await;
+        let (core, _) = self.settled().await;
         f(&core)
     }
 
@@ -560,12 +568,17 @@ async fn write_loop(engine: std::sync::Weak<Engine>, mut jobs: mpsc::UnboundedRe
                         entry: (*entry).clone(),
                     });
                 }
+                if let Some((last, _)) = rows.last() {
+                    engine.committed.send_modify(|c| c.0 = c.0.max(*last));
+                }
                 for job in batch {
                     let _ = job.ack.send(Ok(()));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "storing transitions failed; rebuilding the core from storage");
+                // Release readers waiting for this batch: they hold the core lock.
+                engine.committed.send_modify(|c| c.1 += 1);
                 let mut core = engine.core.lock().await;
                 let message = e.to_string();
                 for job in batch {
@@ -587,6 +600,7 @@ async fn write_loop(engine: std::sync::Weak<Engine>, mut jobs: mpsc::UnboundedRe
                         .and_then(|t| t.parse().ok())
                         .unwrap_or(0);
                     engine.seq.store(last, std::sync::atomic::Ordering::SeqCst);
+                    engine.committed.send_modify(|c| c.0 = last);
                 }
             }
         }

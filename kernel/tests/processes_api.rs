@@ -412,3 +412,57 @@ async fn running_processes_keep_their_version_and_new_ones_take_the_newest() -> 
     })
     .await
 }
+
+#[tokio::test]
+async fn readers_never_see_a_transition_before_it_is_stored() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        clinic(&app).await?;
+        let mut pids = Vec::new();
+        for _ in 0..8 {
+            let (_, p) = app
+                .call(
+                    "POST",
+                    "/api/v1/processes",
+                    Some(json!({"service": "treatment_visit", "context": {"first_visit": false}})),
+                )
+                .await?;
+            pids.push(p["id"].as_u64().unwrap());
+        }
+        // Writers suspend and resume the visits as fast as they can (many small group
+        // commits) while a reader checks every process it reads against stored history.
+        let app = std::sync::Arc::new(app);
+        let mut writers = Vec::new();
+        for (w, pid) in pids.iter().copied().enumerate() {
+            let app = app.clone();
+            writers.push(tokio::spawn(async move {
+                for _ in 0..15 {
+                    for action in ["suspend", "resume"] {
+                        let (s, b) = app
+                            .call("POST", &format!("/api/v1/processes/{pid}/{action}"), None)
+                            .await?;
+                        anyhow::ensure!(s == StatusCode::OK, "writer {w}: {action} {s} {b}");
+                    }
+                }
+                anyhow::Ok(())
+            }));
+        }
+        let mut reads = 0;
+        while writers.iter().any(|w| !w.is_finished()) || reads < 20 {
+            for pid in &pids {
+                let p = process(&app, *pid).await?;
+                let version = p["version_no"].as_u64().unwrap();
+                let stored = p["history"].as_array().unwrap().len() as u64;
+                assert!(
+                    stored >= version,
+                    "process {pid} shown at version {version} with only {stored} entries stored"
+                );
+                reads += 1;
+            }
+        }
+        for w in writers {
+            w.await??;
+        }
+        Ok(())
+    })
+    .await
+}
