@@ -404,8 +404,10 @@ fn check_field(catalog: &Catalog, item: &str, field: &Field, path: &str, issues:
         ));
     }
     if let Some(default) = &field.default {
-        let before = issues.len();
-        if issues[..before].iter().all(|i| !i.path.starts_with(path)) {
+        // Only a field otherwise valid can have its default checked against it. The `/`
+        // keeps `/fields/1` from matching `/fields/10`.
+        let field_prefix = format!("{path}/");
+        if issues.iter().all(|i| !i.path.starts_with(&field_prefix)) {
             if let Err(message) = value::Value::from_json(field, default) {
                 issues.push(Issue::new(format!("{path}/default"), message));
             } else if let Err(problems) = crate::form::check_default(field, default) {
@@ -477,5 +479,35 @@ fn check_descendants(candidate: &Catalog, input: &DataItem, issues: &mut Vec<Iss
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::field::Field;
+    use crate::label::Label;
+
+    #[test]
+    fn a_bad_default_is_reported_even_when_a_field_numbered_alike_is_invalid() {
+        let mut fields: Vec<Field> = (0..11)
+            .map(|i| Field::new(&format!("f{i}"), "字段", FieldType::Integer))
+            .collect();
+        fields[1].default = Some(serde_json::json!("not a number"));
+        fields[10].name = "Bad Name".into();
+        let item = DataItem {
+            name: "huanzhe".into(),
+            label: Label::new("患者", "Patient"),
+            extends: None,
+            fields,
+            consists: Vec::new(),
+            version: 0,
+        };
+        let Err(DesignError::InvalidDefinition(issues)) = Catalog::new().prepare(item, None) else {
+            panic!("the definition must be refused");
+        };
+        let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert!(paths.contains(&"/fields/1/default"), "{paths:?}");
+        assert!(paths.contains(&"/fields/10/name"), "{paths:?}");
     }
 }

@@ -231,7 +231,6 @@ impl Value {
             (Value::Text(s), FieldType::Integer | FieldType::Decimal | FieldType::Money) => {
                 Json::String(s.trim().to_owned())
             }
-            (other, FieldType::Json) => other.to_json(),
             (other, _) => other.to_json(),
         };
         Value::from_json(to, &as_json).ok()

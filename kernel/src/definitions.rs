@@ -13,7 +13,7 @@ use dashmap::DashMap;
 use erpos_design::form::FormValidator;
 use erpos_design::migration::{MigrationPlan, StepAction, plan};
 use erpos_design::value::format_datetime;
-use erpos_design::{Catalog, DataItem, DesignError, FieldType, Issue, Value};
+use erpos_design::{Catalog, DataItem, FieldType, Issue, Value};
 use serde_json::Value as Json;
 
 use crate::db::{Db, Tx};
@@ -402,9 +402,4 @@ async fn run_step(tx: &mut Tx, new: &Catalog, step: &erpos_design::MigrationStep
             Ok(())
         }
     }
-}
-
-/// Turns a design error about an unknown item into the kernel's 404.
-pub fn unknown_item(name: &str) -> KernelError {
-    KernelError::Design(DesignError::UnknownItem(name.to_owned()))
 }

@@ -76,15 +76,7 @@ impl Engine {
     /// Loads the runtime from storage.
     pub async fn load(db: Db, clock: Arc<dyn Clock>) -> Result<Arc<Engine>> {
         let core = Self::rebuild(&db).await?;
-        let mut sql = Sql::new(db.dialect());
-        sql.push("SELECT CAST(COALESCE(MAX(gseq), 0) AS TEXT) FROM process_history");
-        let last: u64 = db
-            .fetch(sql)
-            .await?
-            .first()
-            .and_then(|r| r.first().cloned().flatten())
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
+        let last = last_stored_change(&db).await?;
         let (changes, _) = broadcast::channel(4096);
         let (writer, jobs) = mpsc::unbounded_channel();
         let engine = Arc::new(Engine {
@@ -533,6 +525,20 @@ impl Engine {
     }
 }
 
+/// The number of the last change in storage (0 when there is none): where numbering
+/// resumes after a start or a failed batch.
+async fn last_stored_change(db: &Db) -> Result<u64> {
+    let mut sql = Sql::new(db.dialect());
+    sql.push("SELECT CAST(COALESCE(MAX(gseq), 0) AS TEXT) FROM process_history");
+    Ok(db
+        .fetch(sql)
+        .await?
+        .first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0))
+}
+
 /// The writer: takes every queued job, commits them in one transaction, then answers and
 /// broadcasts in order. On failure, memory has run ahead of the disk: everything queued is
 /// failed and the core is rebuilt from storage under its lock.
@@ -591,14 +597,7 @@ async fn write_loop(engine: std::sync::Weak<Engine>, mut jobs: mpsc::UnboundedRe
                     Ok(fresh) => *core = fresh,
                     Err(e2) => tracing::error!(error = %e2, "rebuilding the core failed"),
                 }
-                let mut sql = Sql::new(engine.db.dialect());
-                sql.push("SELECT CAST(COALESCE(MAX(gseq), 0) AS TEXT) FROM process_history");
-                if let Ok(rows) = engine.db.fetch(sql).await {
-                    let last = rows
-                        .first()
-                        .and_then(|r| r.first().cloned().flatten())
-                        .and_then(|t| t.parse().ok())
-                        .unwrap_or(0);
+                if let Ok(last) = last_stored_change(&engine.db).await {
                     engine.seq.store(last, std::sync::atomic::Ordering::SeqCst);
                     engine.committed.send_modify(|c| c.0 = last);
                 }
