@@ -3,11 +3,14 @@
 //! Analysts describe a business as definitions: DataItems with typed fields, composition and
 //! inheritance. This crate turns those definitions into the things the kernel executes:
 //! validated definitions with derived pinyin identifiers, JSON Schemas and layouts for forms,
-//! typed values, and DDL / migration plans for SQLite and PostgreSQL.
+//! typed values, and DDL / migration plans for SQLite and PostgreSQL. It also holds the
+//! time-service building blocks the kernel's timers compute with: working calendars and
+//! recurring schedules, and the ServiceRules that react to events.
 //!
 //! It must stay pure: no I/O, no async, no database driver. That is what lets every rule
 //! about definitions be tested exhaustively and fast.
 
+pub mod calendar;
 pub mod catalog;
 pub mod data_item;
 pub mod ddl;
@@ -18,10 +21,14 @@ pub mod form;
 pub mod label;
 pub mod migration;
 pub mod naming;
+pub mod recurrence;
+pub mod rule;
 pub mod service;
 pub mod service_check;
+pub mod template;
 pub mod value;
 
+pub use calendar::{ClockTime, Interval, LocalDate, Weekly, WorkingCalendar};
 pub use catalog::{Catalog, EffectiveField};
 pub use data_item::{Cardinality, Consists, DataItem};
 pub use ddl::Dialect;
@@ -29,6 +36,7 @@ pub use error::{DesignError, Issue};
 pub use field::{Field, FieldType};
 pub use label::Label;
 pub use migration::{MigrationPlan, MigrationStep, StepAction};
+pub use recurrence::{Offset, Recurrence};
 pub use value::Value;
 
 /// Parses a DataItem definition from JSON, reporting every shape problem (unknown key,

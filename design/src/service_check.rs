@@ -64,6 +64,9 @@ pub fn prepare_service(
             "a service needs an 'end' step, where its processes complete",
         ));
     }
+    for (i, step) in input.steps.iter().enumerate() {
+        check_step_instructions(step, i, catalog, known_services, &mut issues);
+    }
     let edges = check_transitions(&input, &index, &engine, &mut issues);
     check_graph(&input, &index, &edges, &mut issues);
     if issues.is_empty() {
@@ -130,7 +133,7 @@ fn identifier_rule(name: &str) -> String {
 }
 
 /// The engine conditions are parsed with: no packages (parsing needs none), explicit limits.
-fn condition_engine() -> rhai::Engine {
+pub(crate) fn condition_engine() -> rhai::Engine {
     let mut engine = rhai::Engine::new_raw();
     engine.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_EXPR_DEPTH);
     engine
@@ -138,7 +141,12 @@ fn condition_engine() -> rhai::Engine {
 
 /// Checks that `script` parses as one Rhai expression, reporting rhai's own message (which
 /// carries the line and position) at `path`.
-fn check_expression(engine: &rhai::Engine, script: &str, path: String, issues: &mut Vec<Issue>) {
+pub(crate) fn check_expression(
+    engine: &rhai::Engine,
+    script: &str,
+    path: String,
+    issues: &mut Vec<Issue>,
+) {
     if script.trim().is_empty() {
         issues.push(Issue::new(path, "the expression is empty"));
     } else if let Err(e) = engine.compile_expression(script) {
@@ -266,6 +274,34 @@ fn check_step(
             format!("wait applies to wait steps, not {kind}"),
         )),
         (_, None) => {}
+    }
+}
+
+/// An automatic step's instructions: parsed and checked like a rule's.
+fn check_step_instructions(
+    step: &Step,
+    i: usize,
+    catalog: &Catalog,
+    known_services: &dyn Fn(&str) -> bool,
+    issues: &mut Vec<Issue>,
+) {
+    if step.instructions.is_empty() {
+        return;
+    }
+    let base = format!("/steps/{i}/instructions");
+    if step.kind != StepKind::Automatic {
+        issues.push(Issue::new(
+            base,
+            format!(
+                "instructions apply to automatic steps, not {}",
+                kind_name(step.kind)
+            ),
+        ));
+        return;
+    }
+    match crate::rule::parse_instructions(&step.instructions, &base) {
+        Ok(list) => crate::rule::check_instructions(&list, &base, catalog, known_services, issues),
+        Err(mut found) => issues.append(&mut found),
     }
 }
 

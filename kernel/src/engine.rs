@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::conditions::RhaiConditions;
 use crate::db::{Db, Row};
 use crate::error::{KernelError, Result};
+use crate::events::Events;
 use crate::scheduler::{
     Command, Effect, HistoryEntry, Operator, Outcome, Pcb, Pid, Resource, Scheduler,
 };
@@ -49,9 +50,26 @@ const CHUNK: usize = 32;
 /// The most commands one group commit takes.
 const MAX_BATCH: usize = 512;
 
+/// What runs an automatic step's instructions: the rules engine's executor, attached
+/// after both exist (it writes records, which the runtime does not know about). Returns
+/// an error message to fail the process with.
+pub trait AutomaticSteps: Send + Sync {
+    /// Runs `instructions` for process `pcb` at `step`.
+    fn run<'a>(
+        &'a self,
+        pcb: Pcb,
+        step: &'a str,
+        instructions: Vec<Json>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send + 'a>,
+    >;
+}
+
 /// The process runtime.
 pub struct Engine {
     db: Db,
+    events: Arc<Events>,
+    automatic: std::sync::OnceLock<std::sync::Weak<dyn AutomaticSteps>>,
     core: Mutex<Scheduler>,
     conditions: RhaiConditions,
     clock: Arc<dyn Clock>,
@@ -74,13 +92,15 @@ fn parse<T: serde::de::DeserializeOwned>(row: &Row, i: usize, what: &str) -> Res
 
 impl Engine {
     /// Loads the runtime from storage.
-    pub async fn load(db: Db, clock: Arc<dyn Clock>) -> Result<Arc<Engine>> {
+    pub async fn load(db: Db, clock: Arc<dyn Clock>, events: Arc<Events>) -> Result<Arc<Engine>> {
         let core = Self::rebuild(&db).await?;
         let last = last_stored_change(&db).await?;
         let (changes, _) = broadcast::channel(4096);
         let (writer, jobs) = mpsc::unbounded_channel();
         let engine = Arc::new(Engine {
             db,
+            events,
+            automatic: std::sync::OnceLock::new(),
             core: Mutex::new(core),
             conditions: RhaiConditions::new(),
             clock,
@@ -125,6 +145,17 @@ impl Engine {
             core.restore(parse::<Pcb>(&row, 0, "process")?);
         }
         Ok(core)
+    }
+
+    /// Attaches what runs automatic steps' instructions (once).
+    pub fn attach_automatic(&self, runner: std::sync::Weak<dyn AutomaticSteps>) {
+        let _ = self.automatic.set(runner);
+    }
+
+    /// The names of the published services (what rules may name).
+    pub async fn service_names(&self) -> std::collections::BTreeSet<String> {
+        self.read(|core| core.published().map(|s| s.name.clone()).collect())
+            .await
     }
 
     /// The clock the runtime uses.
@@ -212,6 +243,7 @@ impl Engine {
                         from: state(get(5))?,
                         to: state(get(6))?,
                         reason: get(7),
+                        from_step: None,
                         after: serde_json::from_str(&get(8))
                             .map_err(|e| KernelError::Corrupt(e.to_string()))?,
                     },
@@ -291,20 +323,20 @@ impl Engine {
             .read(|core| {
                 let pcb = core.pcb(pid)?;
                 let svc = core.service(&pcb.service, pcb.version)?;
-                Some(svc.step(step)?.instructions.clone())
+                Some((pcb.clone(), svc.step(step)?.instructions.clone()))
             })
             .await;
-        let Some(instructions) = found else {
+        let Some((pcb, instructions)) = found else {
             return fail(format!("step '{step}' vanished"));
         };
-        if let Some(instruction) = instructions.first() {
-            let op = instruction
-                .get("op")
-                .and_then(Json::as_str)
-                .unwrap_or_default();
-            return fail(format!(
-                "instruction '{op}' is not supported yet (it arrives with the rules engine)"
-            ));
+        if !instructions.is_empty() {
+            let runner = self.automatic.get().and_then(std::sync::Weak::upgrade);
+            let Some(runner) = runner else {
+                return fail("no instruction runner is attached".into());
+            };
+            if let Err(message) = runner.run(pcb, step, instructions).await {
+                return fail(format!("step '{step}': {message}"));
+            }
         }
         Command::Complete {
             pid,
@@ -402,11 +434,24 @@ impl Engine {
             sql.push("wait_kind = excluded.wait_kind, pcb = excluded.pcb, updated_at = excluded.updated_at");
             statements.push(sql);
         }
+        let interest = self.events.interest();
+        let mut evented = false;
+        if !interest.is_empty() {
+            for (_, e) in entries {
+                let found = self.events.process_events(&interest, e);
+                evented |= !found.is_empty();
+                statements.extend(found);
+            }
+        }
         let mut tx = self.db.begin().await?;
         for sql in statements {
             tx.execute(sql).await?;
         }
-        tx.commit().await
+        tx.commit().await?;
+        if evented {
+            self.events.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Stores and publishes a service version (already validated and numbered).

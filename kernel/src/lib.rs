@@ -11,12 +11,16 @@ pub mod db;
 pub mod definitions;
 pub mod engine;
 pub mod error;
+pub mod events;
+pub mod outbox;
 pub mod records;
 pub mod resources;
+pub mod rules;
 pub mod scheduler;
 pub mod server;
 pub mod services;
 pub mod sql;
+pub mod stats;
 
 use std::sync::Arc;
 
@@ -32,11 +36,78 @@ pub struct Kernel {
     /// DataItem definitions, live.
     pub definitions: Arc<Definitions>,
     /// Records of every DataItem.
-    pub records: Records,
+    pub records: Arc<Records>,
     /// Processes: the scheduler core and its storage.
     pub engine: Arc<engine::Engine>,
     /// Service definitions: drafts and published versions.
     pub services: services::Services,
+    /// Keeps the automatic-step runner alive (the runtime holds it weakly, to avoid a
+    /// cycle through the rules engine).
+    _step_runner: Arc<dyn engine::AutomaticSteps>,
+    /// The event log.
+    pub events: Arc<events::Events>,
+    /// ServiceRules and their worker.
+    pub rules: Arc<rules::Rules>,
+    /// Deliveries (notifications, webhooks, process commands) and their worker.
+    pub outbox: Arc<outbox::Outbox>,
+}
+
+/// Runs automatic steps' instructions through the rules engine's executor, in one
+/// transaction per step (with its outbox rows).
+struct StepRunner {
+    rules: Arc<rules::Rules>,
+    db: Db,
+    outbox: Arc<outbox::Outbox>,
+    clock: Arc<dyn clock::Clock>,
+}
+
+impl engine::AutomaticSteps for StepRunner {
+    fn run<'a>(
+        &'a self,
+        pcb: scheduler::Pcb,
+        step: &'a str,
+        instructions: Vec<serde_json::Value>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            let list = erpos_design::rule::parse_instructions(&instructions, "")
+                .map_err(|issues| format!("{}: {}", issues[0].path, issues[0].message))?;
+            let record = match &pcb.record {
+                Some((item, id)) => self
+                    .rules_record(item, id)
+                    .await
+                    .map(|r| (item.clone(), id.clone(), r)),
+                None => None,
+            };
+            let situation = rules::exec::Situation {
+                rule: None,
+                event: None,
+                record,
+                pid: Some(pcb.id),
+                context: (*pcb.context).clone(),
+                depth: 0,
+            };
+            let mut tx = self.db.begin().await.map_err(|e| e.to_string())?;
+            let (_, queued) = self
+                .rules
+                .executor()
+                .run(&mut tx, &situation, &list, self.clock.now_ms())
+                .await
+                .map_err(|e| format!("at '{step}', {e}"))?;
+            tx.commit().await.map_err(|e| e.to_string())?;
+            if queued {
+                self.outbox.wake.notify_one();
+            }
+            Ok(())
+        })
+    }
+}
+
+impl StepRunner {
+    async fn rules_record(&self, item: &str, id: &str) -> Option<serde_json::Value> {
+        self.rules.record(item, id).await
+    }
 }
 
 impl Kernel {
@@ -54,15 +125,46 @@ impl Kernel {
         let db = Db::connect(database_url).await?;
         db.migrate().await?;
         let definitions = Arc::new(Definitions::load(db.clone()).await?);
-        let records = Records::new(db.clone(), definitions.clone());
-        let engine = engine::Engine::load(db.clone(), clock).await?;
+        let events = Arc::new(events::Events::new(db.clone(), clock.clone()));
+        let records = Arc::new(Records::new(
+            db.clone(),
+            definitions.clone(),
+            events.clone(),
+        ));
+        let engine = engine::Engine::load(db.clone(), clock.clone(), events.clone()).await?;
         let services = services::Services::new(db.clone(), definitions.clone(), engine.clone());
+        let outbox = Arc::new(outbox::Outbox::new(
+            db.clone(),
+            clock.clone(),
+            engine.clone(),
+        )?);
+        let rules = rules::Rules::load(
+            db.clone(),
+            clock.clone(),
+            events.clone(),
+            records.clone(),
+            engine.clone(),
+            outbox.clone(),
+            Arc::new(rules::sandbox::Sandbox::new()),
+        )
+        .await?;
+        let runner: Arc<dyn engine::AutomaticSteps> = Arc::new(StepRunner {
+            rules: rules.clone(),
+            db: db.clone(),
+            outbox: outbox.clone(),
+            clock,
+        });
+        engine.attach_automatic(Arc::downgrade(&runner));
         Ok(Arc::new(Kernel {
             db,
             definitions,
             records,
             engine,
             services,
+            events,
+            rules,
+            outbox,
+            _step_runner: runner,
         }))
     }
 }

@@ -22,9 +22,12 @@ use erpos_design::{Catalog, DesignError, Dialect, Field, FieldType, Issue, Value
 use serde_json::{Map, Value as Json, json};
 use uuid::Uuid;
 
+use erpos_design::rule::EventKind;
+
 use crate::db::{Db, Row, Tx};
 use crate::definitions::Definitions;
 use crate::error::{KernelError, Result};
+use crate::events::Events;
 use crate::sql::Sql;
 
 /// The most records one list page returns.
@@ -307,6 +310,7 @@ impl Reader<'_> {
 pub struct Records {
     db: Db,
     definitions: Arc<Definitions>,
+    events: Arc<Events>,
 }
 
 fn cast(d: Dialect, ty: FieldType) -> Option<&'static str> {
@@ -387,9 +391,14 @@ fn unique_field(catalog: &Catalog, item: &str, error: &KernelError) -> Option<St
 }
 
 impl Records {
-    /// The records service over `db`, reading definitions from `definitions`.
-    pub fn new(db: Db, definitions: Arc<Definitions>) -> Self {
-        Self { db, definitions }
+    /// The records service over `db`, reading definitions from `definitions`; writes put
+    /// their events (those a rule listens for) in `events`' log in the same transaction.
+    pub fn new(db: Db, definitions: Arc<Definitions>, events: Arc<Events>) -> Self {
+        Self {
+            db,
+            definitions,
+            events,
+        }
     }
 
     fn validate(&self, catalog_item: &str, body: &Json, for_create: bool) -> Result<()> {
@@ -411,6 +420,40 @@ impl Records {
 
     /// Creates a record (and its composed children) and returns it as stored.
     pub async fn create(&self, item: &str, body: &Json, actor: Option<&str>) -> Result<Json> {
+        let (plan, record, evented) = self.plan_create(item, body, actor, 0)?;
+        let schema = self.definitions.schema();
+        plan.run(&self.db, &schema.catalog).await?;
+        if evented {
+            self.events.wake.notify_one();
+        }
+        Ok(record)
+    }
+
+    /// Creates a record inside the caller's transaction (a rule's instructions); `depth`
+    /// is how many rule runs led here, carried by the event it makes.
+    pub async fn create_in(
+        &self,
+        tx: &mut Tx,
+        item: &str,
+        body: &Json,
+        actor: Option<&str>,
+        depth: u32,
+    ) -> Result<Json> {
+        let (plan, record, _) = self.plan_create(item, body, actor, depth)?;
+        let schema = self.definitions.schema();
+        plan.run_in(tx, &schema.catalog).await?;
+        Ok(record)
+    }
+
+    /// Validates a new record and prepares every statement of its creation: the rows,
+    /// the audit row and its event (and says whether there is one).
+    fn plan_create(
+        &self,
+        item: &str,
+        body: &Json,
+        actor: Option<&str>,
+        depth: u32,
+    ) -> Result<(WritePlan, Json, bool)> {
         self.validate(item, body, true)?;
         let schema = self.definitions.schema();
         let catalog = &schema.catalog;
@@ -435,8 +478,32 @@ impl Records {
         );
         plan.statements
             .push((audit, item.to_owned(), String::new()));
-        plan.run(&self.db, catalog).await?;
-        Ok(Json::Object(record))
+        let record = Json::Object(record);
+        let event = self.events.record_event(
+            EventKind::RecordCreated,
+            item,
+            &id.to_string(),
+            json!({ "record": record }),
+            depth,
+        );
+        let evented = event.is_some();
+        if let Some(event) = event {
+            plan.statements
+                .push((event, item.to_owned(), String::new()));
+        }
+        Ok((plan, record, evented))
+    }
+
+    /// The type of a DataItem's field (its own or inherited), if both exist.
+    pub fn field_type(&self, item: &str, field: &str) -> Option<FieldType> {
+        let schema = self.definitions.schema();
+        schema.catalog.get(item)?;
+        schema
+            .catalog
+            .effective_fields(item)
+            .iter()
+            .find(|e| e.field.name == field)
+            .map(|e| e.field.field_type)
     }
 
     /// Reads a record with its composed children.
@@ -462,6 +529,30 @@ impl Records {
         expected: Option<i64>,
         actor: Option<&str>,
     ) -> Result<Json> {
+        let mut tx = self.db.begin().await?;
+        let (record, evented) = self
+            .patch_in(&mut tx, item, id, body, expected, actor, 0)
+            .await?;
+        tx.commit().await?;
+        if evented {
+            self.events.wake.notify_one();
+        }
+        Ok(record)
+    }
+
+    /// Changes a record inside the caller's transaction; returns it and whether an event
+    /// was written.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch_in(
+        &self,
+        tx: &mut Tx,
+        item: &str,
+        id: &str,
+        body: &Json,
+        expected: Option<i64>,
+        actor: Option<&str>,
+        depth: u32,
+    ) -> Result<(Json, bool)> {
         self.validate(item, body, false)?;
         let schema = self.definitions.schema();
         let catalog = &schema.catalog;
@@ -470,9 +561,8 @@ impl Records {
         let expected = obj.get("version").and_then(Json::as_i64).or(expected);
         let fields = catalog.effective_fields(item);
         let values = parse_record(&fields, &obj, "").map_err(DesignError::InvalidRecord)?;
-        let mut tx = self.db.begin().await?;
-        let (current, current_version) = lock_current(&mut tx, catalog, item, id, expected).await?;
-        check_exist(&mut tx, &reference_checks(&fields, &values, "")).await?;
+        let (current, current_version) = lock_current(tx, catalog, item, id, expected).await?;
+        check_exist(tx, &reference_checks(&fields, &values, "")).await?;
         let mut changes = Map::new();
         for (name, value) in &values {
             let before = current.get(name).cloned().unwrap_or(Json::Null);
@@ -488,7 +578,7 @@ impl Records {
             .filter(|c| obj.contains_key(&c.item))
             .collect();
         if changes.is_empty() && children_given.is_empty() {
-            return Ok(Json::Object(current));
+            return Ok((Json::Object(current), false));
         }
         let d = tx.dialect();
         let new_version = current_version + 1;
@@ -547,7 +637,7 @@ impl Records {
         }
         let stamp = format_datetime(&Utc::now());
         for c in children_given {
-            delete_children(&mut tx, catalog, item, id).await?;
+            delete_children(tx, catalog, item, id).await?;
             let mut plan = WritePlan::default();
             let written = plan_children(
                 &mut plan,
@@ -560,27 +650,30 @@ impl Records {
                 "",
                 &stamp,
             )?;
-            plan.run_in(&mut tx, catalog).await?;
+            plan.run_in(tx, catalog).await?;
             changes.insert(c.item.clone(), json!({"to": written}));
         }
-        audit(
-            &mut tx,
-            item,
-            id,
-            new_version,
-            "update",
-            actor,
-            &Json::Object(changes),
-        )
-        .await?;
+        let changed: Vec<String> = changes.keys().cloned().collect();
+        let changes = Json::Object(changes);
+        audit(tx, item, id, new_version, "update", actor, &changes).await?;
         let fresh = {
-            let mut reader = Reader::Tx(&mut tx);
+            let mut reader = Reader::Tx(tx);
             Box::pin(read_record(&mut reader, catalog, item, id)).await?
-        };
-        tx.commit().await?;
-        fresh
-            .map(Json::Object)
-            .ok_or_else(|| KernelError::NotFound(format!("{item} record '{id}'")))
+        }
+        .map(Json::Object)
+        .ok_or_else(|| KernelError::NotFound(format!("{item} record '{id}'")))?;
+        let event = self.events.record_event(
+            EventKind::RecordUpdated,
+            item,
+            &id.to_string(),
+            json!({"record": fresh, "changed": changed, "changes": changes}),
+            depth,
+        );
+        let evented = event.is_some();
+        if let Some(event) = event {
+            tx.execute(event).await?;
+        }
+        Ok((fresh, evented))
     }
 
     /// Deletes a record and its composed children; refused while other records reference it.
@@ -627,6 +720,7 @@ impl Records {
             .push(" WHERE \"id\" = ");
         sql.param(Some(id.to_string()), cast(d, FieldType::Reference));
         tx.execute(sql).await?;
+        let current = Json::Object(current);
         audit(
             &mut tx,
             item,
@@ -634,10 +728,25 @@ impl Records {
             current_version + 1,
             "delete",
             actor,
-            &Json::Object(current),
+            &current,
         )
         .await?;
-        tx.commit().await
+        let event = self.events.record_event(
+            EventKind::RecordDeleted,
+            item,
+            &id.to_string(),
+            json!({ "record": current }),
+            0,
+        );
+        let evented = event.is_some();
+        if let Some(event) = event {
+            tx.execute(event).await?;
+        }
+        tx.commit().await?;
+        if evented {
+            self.events.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// One page of records matching `query` (children are not included in lists).

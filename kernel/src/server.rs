@@ -20,10 +20,15 @@ pub async fn serve(
     let app = router(kernel.clone());
     // Timers fire from here: the kernel's clock, checked as often as the next timer needs.
     let timers = kernel.engine.spawn_timer();
+    // Rules read the event log (and fire time rules); the outbox delivers what they queued.
+    let rules = kernel.rules.spawn();
+    let outbox = kernel.outbox.spawn();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     timers.abort();
+    rules.abort();
+    outbox.abort();
     served?;
     kernel.db.close().await;
     tracing::info!("erpos stopped");

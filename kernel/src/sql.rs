@@ -64,6 +64,29 @@ impl Sql {
         self.param(Some(value.into()), None)
     }
 
+    /// Appends an integer placeholder (BIGINT on PostgreSQL).
+    pub fn int(&mut self, value: i64) -> &mut Self {
+        let cast = self.dialect.param_cast(erpos_design::FieldType::Integer);
+        self.param(Some(value.to_string()), cast)
+    }
+
+    /// Appends an optional integer placeholder (NULL when absent).
+    pub fn opt_int(&mut self, value: Option<i64>) -> &mut Self {
+        let cast = self.dialect.param_cast(erpos_design::FieldType::Integer);
+        self.param(value.map(|v| v.to_string()), cast)
+    }
+
+    /// Appends a JSON document placeholder (JSONB on PostgreSQL, TEXT on SQLite).
+    pub fn json(&mut self, value: &serde_json::Value) -> &mut Self {
+        let cast = self.dialect.param_cast(erpos_design::FieldType::Json);
+        self.param(Some(value.to_string()), cast)
+    }
+
+    /// Appends an optional text placeholder (NULL when absent).
+    pub fn opt_text(&mut self, value: Option<&str>) -> &mut Self {
+        self.param(value.map(str::to_owned), None)
+    }
+
     /// Appends a column read as text: `CAST("col" AS TEXT) AS "t__col"`. The alias can never
     /// be a column name (double underscores are reserved), so a bare `ORDER BY col` always
     /// means the table's column: in PostgreSQL an output column named like the table column

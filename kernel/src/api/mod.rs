@@ -9,7 +9,9 @@ mod extract;
 mod processes;
 mod records;
 mod resources;
+mod rules;
 mod services;
+mod stats;
 mod ws;
 
 use std::sync::Arc;
@@ -66,12 +68,29 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         processes::show,
         processes::act,
         processes::queues,
+        rules::list,
+        rules::save,
+        rules::show,
+        rules::replace,
+        rules::delete,
+        rules::runs,
+        rules::events,
+        rules::signal,
+        rules::outbox,
+        rules::retry,
+        rules::notifications,
+        stats::services,
+        stats::steps,
+        stats::operators,
+        stats::roles,
     ),
     components(schemas(error::ErrorBody)),
     tags((name = "design", description = "DataItem definitions, forms and migrations"),
          (name = "records", description = "Records of any DataItem"),
          (name = "processes", description = "Processes (PCBs), actions and queues"),
          (name = "resources", description = "Resource types, resources and users"),
+         (name = "rules", description = "ServiceRules, the event log, the outbox and notifications"),
+         (name = "stats", description = "Process statistics per service, step, operator and role"),
          (name = "system", description = "Health and API description"))
 )]
 pub struct ApiDoc;
@@ -151,6 +170,21 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
             axum::routing::post(processes::act),
         )
         .route("/queues", get(processes::queues))
+        .route("/rules", get(rules::list).post(rules::save))
+        .route(
+            "/rules/{name}",
+            get(rules::show).put(rules::replace).delete(rules::delete),
+        )
+        .route("/rules/{name}/runs", get(rules::runs))
+        .route("/events", get(rules::events))
+        .route("/events/{name}", axum::routing::post(rules::signal))
+        .route("/outbox", get(rules::outbox))
+        .route("/outbox/{id}/retry", axum::routing::post(rules::retry))
+        .route("/notifications", get(rules::notifications))
+        .route("/stats/services", get(stats::services))
+        .route("/stats/services/{name}/steps", get(stats::steps))
+        .route("/stats/operators", get(stats::operators))
+        .route("/stats/roles", get(stats::roles))
         .route("/ws", get(ws::upgrade))
         .route("/openapi.json", get(openapi));
     Router::new()

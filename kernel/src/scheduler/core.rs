@@ -104,6 +104,15 @@ pub enum Command {
         /// Why.
         reason: String,
     },
+    /// Change a process's base priority (a rule's escalation, an operator's decision).
+    SetPriority {
+        /// The process.
+        pid: Pid,
+        /// The new base priority.
+        priority: i32,
+        /// Who.
+        by: String,
+    },
     /// Fire every timer due at the given time.
     Tick,
 }
@@ -195,6 +204,8 @@ pub struct Scheduler {
     successors: BTreeMap<Pid, Vec<Pid>>,
     /// Quiet changes not yet in an entry, by process: the next entry carries them.
     notes: BTreeMap<Pid, String>,
+    /// The step each process was at in its last history entry (for `from_step`).
+    entry_steps: std::collections::HashMap<Pid, Option<Arc<str>>>,
     operators: BTreeMap<String, Operator>,
     load: BTreeMap<String, u32>,
     round_robin: BTreeMap<String, usize>,
@@ -216,6 +227,7 @@ impl Scheduler {
             pool: ResourcePool::default(),
             successors: BTreeMap::new(),
             notes: BTreeMap::new(),
+            entry_steps: std::collections::HashMap::new(),
             operators: BTreeMap::new(),
             load: BTreeMap::new(),
             round_robin: BTreeMap::new(),
@@ -272,6 +284,7 @@ impl Scheduler {
         {
             *self.load.entry(op.to_string()).or_default() += 1;
         }
+        self.entry_steps.insert(pcb.id, pcb.step.clone());
         self.pcbs.insert(pcb.id, pcb);
         self.dirty = true;
     }
@@ -493,6 +506,36 @@ impl Scheduler {
                 self.out.pid = Some(pid);
                 self.terminate(pid, ExitStatus::Failed, &by, now_ms, &reason, conditions);
             }
+            Command::SetPriority { pid, priority, by } => {
+                let pcb = self.get(pid)?;
+                if pcb.state == ProcessState::Terminated {
+                    return Err(CoreError::WrongState {
+                        pid,
+                        state: pcb.state,
+                        step: None,
+                        message: "a terminated process has no priority to change".into(),
+                    });
+                }
+                let old = pcb.priority;
+                let queued = (pcb.state == ProcessState::Ready).then(|| (self.key(pcb), pid));
+                self.out.pid = Some(pid);
+                if let Some(entry) = queued {
+                    self.ready.remove(&entry);
+                }
+                self.mutate(
+                    pid,
+                    &by,
+                    now_ms,
+                    &format!("priority {old} → {priority}"),
+                    |p| p.priority = priority,
+                );
+                if let Some(pcb) = self.pcbs.get(&pid)
+                    && queued.is_some()
+                {
+                    let key = self.key(pcb);
+                    self.ready.insert((key, pid));
+                }
+            }
             Command::Tick => {
                 let due: Vec<(i64, Pid)> =
                     self.timers.range(..=(now_ms, Pid::MAX)).copied().collect();
@@ -673,7 +716,13 @@ impl Scheduler {
         };
         if let Some(pcb) = self.pcbs.get_mut(&pid) {
             pcb.version_no += 1;
+            let from_step = if pcb.state == ProcessState::Terminated {
+                self.entry_steps.remove(&pid).flatten()
+            } else {
+                self.entry_steps.insert(pid, pcb.step.clone()).flatten()
+            };
             let entry = HistoryEntry {
+                from_step,
                 pid,
                 seq: pcb.version_no,
                 at_ms: now_ms,

@@ -174,6 +174,10 @@ pub struct HistoryEntry {
     pub to: ProcessState,
     /// Why, in words.
     pub reason: String,
+    /// The step the process was at in its previous entry (step entered / left events
+    /// compare it with `after.step`). Not stored: replayed entries leave it empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_step: Option<std::sync::Arc<str>>,
     /// The PCB after the change.
     pub after: Pcb,
 }

@@ -1,0 +1,272 @@
+//! `/api/v1/rules`, `/api/v1/events`, `/api/v1/outbox` and `/api/v1/notifications`: what
+//! the kernel does by itself, what it reacted to, and what it still has to deliver.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use erpos_design::Issue;
+use erpos_design::naming::is_identifier;
+use erpos_design::rule::EventKind;
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::extract::{JsonBody, QueryPairs};
+use crate::Kernel;
+use crate::events::NewEvent;
+
+fn bad(key: &str, message: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+        "the request parameters are invalid",
+    )
+    .with_details(vec![Issue::new(format!("/query/{key}"), message)])
+}
+
+/// Paging parameters every list here takes: `limit` (1–500, default 50) and `before` (the
+/// `next_cursor` of the previous page). Other keys are handed to `other`.
+fn paging(
+    params: Vec<(String, String)>,
+    mut other: impl FnMut(&str, String) -> Result<(), ApiError>,
+) -> Result<(usize, Option<i64>), ApiError> {
+    let mut limit = 50usize;
+    let mut before = None;
+    for (key, value) in params {
+        match key.as_str() {
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=500).contains(n))
+                    .ok_or_else(|| bad(&key, "limit must be 1 to 500"))?
+            }
+            "before" | "cursor" => {
+                before = Some(
+                    value
+                        .parse()
+                        .map_err(|_| bad(&key, "not a cursor from this list"))?,
+                )
+            }
+            _ => other(&key, value)?,
+        }
+    }
+    Ok((limit, before))
+}
+
+fn page(items: Vec<Value>, limit: usize, key: &str) -> Json<Value> {
+    let next = (items.len() == limit)
+        .then(|| items.last().and_then(|i| i.get(key).cloned()))
+        .flatten();
+    Json(json!({"items": items, "next_cursor": next}))
+}
+
+fn unknown(key: &str) -> ApiError {
+    bad(key, "unknown parameter")
+}
+
+/// Every ServiceRule with its counters.
+#[utoipa::path(get, path = "/api/v1/rules", tag = "rules", responses((status = 200, description = "`{items, total}`")))]
+pub async fn list(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError> {
+    let mut items = Vec::new();
+    for rule in k.rules.all().iter() {
+        items.push(k.rules.show(&rule.name).await?);
+    }
+    Ok(Json(
+        json!({"total": items.len(), "items": items, "next_cursor": null}),
+    ))
+}
+
+/// Creates or replaces a rule: `{"label": {"zh": "新患者回访"}, "event": {"kind":
+/// "record.created", "item": "huanzhe"}, "condition": "record.age >= 18", "instructions":
+/// [{"op": "start_service", "service": "follow_up"}]}`.
+#[utoipa::path(post, path = "/api/v1/rules", tag = "rules", request_body = Object,
+    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+pub async fn save(
+    State(k): State<Arc<Kernel>>,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let schema = k.definitions.schema();
+    let rule = k.rules.save(&body, &schema.catalog).await?;
+    Ok((StatusCode::CREATED, Json(k.rules.show(&rule.name).await?)))
+}
+
+/// Replaces a rule (the name in the path wins).
+#[utoipa::path(put, path = "/api/v1/rules/{name}", tag = "rules", request_body = Object,
+    responses((status = 200, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+pub async fn replace(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+    JsonBody(mut body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(o) = body.as_object_mut() {
+        o.insert("name".into(), json!(name));
+    }
+    let schema = k.definitions.schema();
+    let rule = k.rules.save(&body, &schema.catalog).await?;
+    Ok(Json(k.rules.show(&rule.name).await?))
+}
+
+/// A rule, with `stats`: evaluated, fired, failed, last run and its outcome or error.
+#[utoipa::path(get, path = "/api/v1/rules/{name}", tag = "rules", responses((status = 200, description = "the rule"), (status = 404, description = "no such rule", body = super::error::ErrorBody)))]
+pub async fn show(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(k.rules.show(&name).await?))
+}
+
+/// Deletes a rule (its runs are kept).
+#[utoipa::path(delete, path = "/api/v1/rules/{name}", tag = "rules", responses((status = 204, description = "deleted"), (status = 404, description = "no such rule", body = super::error::ErrorBody)))]
+pub async fn delete(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    k.rules.delete(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A rule's runs, newest first: the event, when, outcome (`done` / `failed`), error and
+/// effects.
+#[utoipa::path(get, path = "/api/v1/rules/{name}/runs", tag = "rules",
+    params(("limit" = Option<u32>, Query, description = "page size"), ("before" = Option<u64>, Query, description = "next_cursor")),
+    responses((status = 200, description = "`{items, next_cursor}`")))]
+pub async fn runs(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+    QueryPairs(params): QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    k.rules.show(&name).await?;
+    let (limit, before) = paging(params, |key, _| Err(unknown(key)))?;
+    let items = k.rules.runs(&name, before.map(|b| b as u64), limit).await?;
+    Ok(page(items, limit, "event_seq"))
+}
+
+/// The event log, newest first; filters `kind` and `subject`.
+#[utoipa::path(get, path = "/api/v1/events", tag = "rules",
+    params(("kind" = Option<String>, Query, description = "record.created, …, signal, time"), ("subject" = Option<String>, Query, description = "DataItem, service or signal name"),
+           ("limit" = Option<u32>, Query, description = "page size"), ("before" = Option<u64>, Query, description = "next_cursor")),
+    responses((status = 200, description = "`{items, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
+pub async fn events(
+    State(k): State<Arc<Kernel>>,
+    QueryPairs(params): QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    let mut kind = None;
+    let mut subject = None;
+    let (limit, before) = paging(params, |key, value| {
+        match key {
+            "kind" => {
+                kind = Some(EventKind::parse(&value).ok_or_else(|| {
+                    let kinds: Vec<_> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+                    bad(key, &format!("one of {}", kinds.join(", ")))
+                })?)
+            }
+            "subject" => subject = Some(value),
+            _ => return Err(unknown(key)),
+        }
+        Ok(())
+    })?;
+    let items = k
+        .events
+        .list(kind, subject.as_deref(), before.map(|b| b as u64), limit)
+        .await?;
+    let items = items
+        .into_iter()
+        .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
+        .collect();
+    Ok(page(items, limit, "seq"))
+}
+
+/// Sends a named signal from outside: the body is its payload. Rules on `{"kind":
+/// "signal", "name": …}` run on it.
+#[utoipa::path(post, path = "/api/v1/events/{name}", tag = "rules", request_body = Object,
+    responses((status = 202, description = "`{seq}`: logged, rules will run"), (status = 422, description = "bad name", body = super::error::ErrorBody)))]
+pub async fn signal(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    if !is_identifier(&name) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_signal",
+            "the signal's name is not an identifier",
+        )
+        .with_details(vec![Issue::new(
+            "/path/name",
+            "lowercase letters, digits and _, starting with a letter",
+        )]));
+    }
+    let seq = k
+        .events
+        .append(NewEvent {
+            kind: EventKind::Signal,
+            subject: Some(name.clone()),
+            record_id: None,
+            pid: None,
+            payload: json!({"name": name, "data": body}),
+            depth: 0,
+        })
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"seq": seq}))))
+}
+
+/// Outbox entries, newest first: kind, state (`pending`, `delivered`, `failed`),
+/// attempts, next attempt and last error. Secrets are masked.
+#[utoipa::path(get, path = "/api/v1/outbox", tag = "rules",
+    params(("state" = Option<String>, Query, description = "pending, delivered or failed"),
+           ("limit" = Option<u32>, Query, description = "page size"), ("before" = Option<u64>, Query, description = "next_cursor")),
+    responses((status = 200, description = "`{items, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
+pub async fn outbox(
+    State(k): State<Arc<Kernel>>,
+    QueryPairs(params): QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    let mut state = None;
+    let (limit, before) = paging(params, |key, value| match key {
+        "state" if ["pending", "delivered", "failed"].contains(&value.as_str()) => {
+            state = Some(value);
+            Ok(())
+        }
+        "state" => Err(bad(key, "one of pending, delivered, failed")),
+        _ => Err(unknown(key)),
+    })?;
+    let items = k.outbox.list(state.as_deref(), before, limit).await?;
+    Ok(page(items, limit, "id"))
+}
+
+/// Puts an undelivered entry back in line now, attempts reset.
+#[utoipa::path(post, path = "/api/v1/outbox/{id}/retry", tag = "rules",
+    responses((status = 202, description = "queued"), (status = 404, description = "no undelivered entry", body = super::error::ErrorBody)))]
+pub async fn retry(
+    State(k): State<Arc<Kernel>>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    k.outbox.retry(id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "state": "pending"})),
+    ))
+}
+
+/// A user's notifications (what `notify` delivered), newest first.
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "rules",
+    params(("user" = String, Query, description = "user id"), ("limit" = Option<u32>, Query, description = "page size")),
+    responses((status = 200, description = "`{items}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
+pub async fn notifications(
+    State(k): State<Arc<Kernel>>,
+    QueryPairs(params): QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    let mut user = None;
+    let (limit, _) = paging(params, |key, value| match key {
+        "user" => {
+            user = Some(value);
+            Ok(())
+        }
+        _ => Err(unknown(key)),
+    })?;
+    let user = user.ok_or_else(|| bad("user", "required"))?;
+    let items = k.outbox.notifications(&user, limit).await?;
+    Ok(Json(json!({"items": items})))
+}

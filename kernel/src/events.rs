@@ -1,0 +1,317 @@
+//! The event log: what happened, numbered, for the rules engine.
+//!
+//! An event is written in the same transaction as the change that caused it (a record
+//! write, a process transition), so a committed change never loses its event and a rolled
+//! back one never leaves one behind. Only events some enabled rule listens for are written
+//! (the interest index): the record audit trail and the process history already keep
+//! everything, and a kernel with no rules pays nothing. Signals from outside and time
+//! events are appended directly.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use erpos_design::rule::{Event, EventKind, ServiceRule};
+use serde_json::{Value as Json, json};
+
+use crate::clock::Clock;
+use crate::db::{Db, Row};
+use crate::error::{KernelError, Result};
+use crate::scheduler::{HistoryEntry, ProcessState};
+use crate::sql::Sql;
+
+/// Which (kind, subject) pairs enabled rules listen for.
+#[derive(Debug, Default, Clone)]
+pub struct Interest {
+    /// Kinds some rule listens for whatever the subject.
+    any: HashSet<EventKind>,
+    /// (kind, subject) pairs.
+    subjects: HashSet<(EventKind, String)>,
+}
+
+impl Interest {
+    /// The interest of these rules (disabled ones are ignored).
+    pub fn of(rules: &[ServiceRule]) -> Self {
+        let mut interest = Interest::default();
+        for rule in rules.iter().filter(|r| r.enabled) {
+            let Some(kind) = rule.event.kind else {
+                continue;
+            };
+            match rule.event.subject() {
+                Some(subject) => {
+                    interest.subjects.insert((kind, subject.to_owned()));
+                }
+                None => {
+                    interest.any.insert(kind);
+                }
+            }
+        }
+        interest
+    }
+
+    /// Whether an event of `kind` about `subject` would be seen by a rule.
+    pub fn wants(&self, kind: EventKind, subject: Option<&str>) -> bool {
+        self.any.contains(&kind)
+            || subject.is_some_and(|s| self.subjects.contains(&(kind, s.to_owned())))
+    }
+
+    /// Whether no rule listens for anything (the fast path for every write).
+    pub fn is_empty(&self) -> bool {
+        self.any.is_empty() && self.subjects.is_empty()
+    }
+}
+
+/// An event about to be written.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// The DataItem, service or signal name.
+    pub subject: Option<String>,
+    /// The record, if any.
+    pub record_id: Option<String>,
+    /// The process, if any.
+    pub pid: Option<u64>,
+    /// Everything else.
+    pub payload: Json,
+    /// Rule runs that led to it.
+    pub depth: u32,
+}
+
+/// The event log's writer side, shared by records, the process runtime and the API.
+pub struct Events {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    interest: RwLock<Arc<Interest>>,
+    /// Woken when events are committed, so the rules engine reads them at once.
+    pub wake: tokio::sync::Notify,
+}
+
+impl Events {
+    /// The log over `db`, stamping events with `clock`.
+    pub fn new(db: Db, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            db,
+            clock,
+            interest: RwLock::new(Arc::new(Interest::default())),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Replaces the interest index (after a rule is saved, enabled or deleted).
+    pub fn set_interest(&self, interest: Interest) {
+        if let Ok(mut slot) = self.interest.write() {
+            *slot = Arc::new(interest);
+        }
+    }
+
+    /// The current interest index.
+    pub fn interest(&self) -> Arc<Interest> {
+        self.interest
+            .read()
+            .map(|i| i.clone())
+            .unwrap_or_else(|_| Arc::new(Interest::default()))
+    }
+
+    /// The clock events are stamped with.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The INSERT of one event.
+    pub fn insert_sql(&self, event: &NewEvent) -> Sql {
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push(
+            "INSERT INTO events (kind, subject, record_id, pid, at_ms, depth, payload) VALUES (",
+        )
+        .text(event.kind.as_str())
+        .push(", ")
+        .opt_text(event.subject.as_deref());
+        sql.push(", ")
+            .opt_text(event.record_id.as_deref())
+            .push(", ")
+            .opt_int(event.pid.map(|p| p as i64));
+        sql.push(", ")
+            .int(self.clock.now_ms())
+            .push(", ")
+            .int(i64::from(event.depth))
+            .push(", ")
+            .json(&event.payload)
+            .push(")");
+        sql
+    }
+
+    /// The INSERT of a record event, if a rule listens for it.
+    pub fn record_event(
+        &self,
+        kind: EventKind,
+        item: &str,
+        id: &str,
+        payload: Json,
+        depth: u32,
+    ) -> Option<Sql> {
+        if !self.interest().wants(kind, Some(item)) {
+            return None;
+        }
+        Some(self.insert_sql(&NewEvent {
+            kind,
+            subject: Some(item.to_owned()),
+            record_id: Some(id.to_owned()),
+            pid: None,
+            payload,
+            depth,
+        }))
+    }
+
+    /// The INSERTs of the events a history entry makes (state changed, step left, step
+    /// entered) that some rule listens for.
+    pub fn process_events(&self, interest: &Interest, entry: &HistoryEntry) -> Vec<Sql> {
+        let pcb = &entry.after;
+        let service = Some(&*pcb.service);
+        let mut out = Vec::new();
+        let base = |extra: Json| {
+            let mut payload = json!({
+                "service": &*pcb.service, "version": pcb.version,
+                "state": state_text(pcb.state), "reason": entry.reason, "by": entry.by,
+                "record": pcb.record.as_ref().map(|(item, id)| json!({"item": item, "id": id})),
+                "context": &*pcb.context,
+            });
+            if let (Some(p), Json::Object(extra)) = (payload.as_object_mut(), extra) {
+                p.extend(extra);
+            }
+            payload
+        };
+        let mut push = |kind: EventKind, payload: Json| {
+            if interest.wants(kind, service) {
+                out.push(self.insert_sql(&NewEvent {
+                    kind,
+                    subject: Some(pcb.service.to_string()),
+                    record_id: pcb.record.as_ref().map(|r| r.1.clone()),
+                    pid: Some(pcb.id),
+                    payload,
+                    depth: 0,
+                }));
+            }
+        };
+        let step_now = pcb.step.as_deref();
+        let step_before = entry.from_step.as_deref();
+        if step_before != step_now
+            && let Some(left) = step_before
+        {
+            push(EventKind::StepLeft, base(json!({"step": left})));
+        }
+        if entry.from != entry.to {
+            push(
+                EventKind::ProcessStateChanged,
+                base(json!({
+                    "from": state_text(entry.from), "to": state_text(entry.to),
+                    "step": step_now.or(step_before),
+                })),
+            );
+        }
+        if step_before != step_now
+            && let Some(entered) = step_now
+        {
+            push(EventKind::StepEntered, base(json!({"step": entered})));
+        }
+        out
+    }
+
+    /// Appends an event now (signals from outside, time events) and wakes the rules
+    /// engine. Returns its sequence number.
+    pub async fn append(&self, event: NewEvent) -> Result<u64> {
+        let mut sql = self.insert_sql(&event);
+        sql.push(" RETURNING CAST(seq AS TEXT)");
+        let mut tx = self.db.begin().await?;
+        let seq = first_int(&tx.fetch(sql).await?).unwrap_or(0) as u64;
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(seq)
+    }
+
+    /// Stored events after `after`, oldest first, at most `limit`.
+    pub async fn after(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
+        let mut sql = Sql::new(self.db.dialect());
+        select_events(&mut sql);
+        sql.push(" WHERE seq > ").int(after as i64);
+        sql.push(" ORDER BY seq LIMIT ").int(limit as i64);
+        self.db.fetch(sql).await?.iter().map(parse_event).collect()
+    }
+
+    /// A page of events, newest first, optionally of one kind and subject, before a cursor.
+    pub async fn list(
+        &self,
+        kind: Option<EventKind>,
+        subject: Option<&str>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let mut sql = Sql::new(self.db.dialect());
+        select_events(&mut sql);
+        sql.push(" WHERE 1=1");
+        if let Some(kind) = kind {
+            sql.push(" AND kind = ").text(kind.as_str());
+        }
+        if let Some(subject) = subject {
+            sql.push(" AND subject = ").text(subject);
+        }
+        if let Some(before) = before {
+            sql.push(" AND seq < ").int(before as i64);
+        }
+        sql.push(" ORDER BY seq DESC LIMIT ").int(limit as i64);
+        self.db.fetch(sql).await?.iter().map(parse_event).collect()
+    }
+}
+
+fn select_events(sql: &mut Sql) {
+    sql.push("SELECT ");
+    for (i, col) in [
+        "seq",
+        "kind",
+        "subject",
+        "record_id",
+        "pid",
+        "at_ms",
+        "depth",
+        "payload",
+    ]
+    .iter()
+    .enumerate()
+    {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.col_text(col);
+    }
+    sql.push(" FROM events");
+}
+
+fn parse_event(row: &Row) -> Result<Event> {
+    let get = |i: usize| row.get(i).cloned().flatten();
+    let int = |i: usize| get(i).and_then(|t| t.parse::<i64>().ok());
+    let kind_text = get(1).unwrap_or_default();
+    let kind = EventKind::parse(&kind_text)
+        .ok_or_else(|| KernelError::Corrupt(format!("stored event kind '{kind_text}'")))?;
+    Ok(Event {
+        seq: int(0).unwrap_or(0) as u64,
+        kind,
+        subject: get(2),
+        record_id: get(3),
+        pid: int(4).map(|p| p as u64),
+        at_ms: int(5).unwrap_or(0),
+        depth: int(6).unwrap_or(0) as u32,
+        payload: serde_json::from_str(&get(7).unwrap_or_default())
+            .map_err(|e| KernelError::Corrupt(format!("stored event payload: {e}")))?,
+    })
+}
+
+/// The first column of the first row as an integer.
+pub fn first_int(rows: &[Row]) -> Option<i64> {
+    rows.first()
+        .and_then(|r| r.first().cloned().flatten())
+        .and_then(|t| t.parse().ok())
+}
+
+/// A state as events and rules name it.
+fn state_text(s: ProcessState) -> &'static str {
+    crate::engine::state_name(s)
+}

@@ -1,0 +1,557 @@
+//! The outbox: deliveries that must happen at least once, whatever crashes meanwhile.
+//!
+//! A rule's notifications, webhooks and process commands are written as outbox rows in the
+//! rule's own transaction, so they exist exactly when the rule's run committed. A worker
+//! delivers due rows in order; a failure is retried with exponential backoff until
+//! `MAX_ATTEMPTS`, then the row is `failed` — visible and retryable over the API. Rows
+//! survive restarts (they are only rows), and a row due while the server was down is
+//! delivered on start.
+//!
+//! Exactly-once where erpos can make it so: a notification is inserted into the inbox in
+//! the same transaction that marks its row delivered; a started process carries its
+//! outbox id (`context._origin.outbox`), so a start redelivered after a crash finds the
+//! process it already started. A webhook receiver gets the row id in `X-Erpos-Delivery`
+//! to drop the rare duplicate.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Value as Json, json};
+use sha2::Sha256;
+
+use crate::clock::Clock;
+use crate::db::{Db, Row};
+use crate::engine::Engine;
+use crate::error::{KernelError, Result};
+use crate::events::first_int;
+use crate::scheduler::Command;
+use crate::sql::Sql;
+
+/// Attempts before a delivery is given up (and shown as failed).
+pub const MAX_ATTEMPTS: i64 = 8;
+/// The first retry waits this long; each next one twice as long (capped at an hour).
+pub const BASE_BACKOFF_MS: i64 = 1_000;
+/// How long a webhook receiver may take.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What an outbox row delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A notification to users' inboxes.
+    Notify,
+    /// An HTTP POST.
+    Webhook,
+    /// A command to the process runtime.
+    Process,
+}
+
+impl Kind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Notify => "notify",
+            Kind::Webhook => "webhook",
+            Kind::Process => "process",
+        }
+    }
+}
+
+/// A row to enqueue.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// What it is.
+    pub kind: Kind,
+    /// What to deliver.
+    pub payload: Json,
+    /// Not before (ms).
+    pub due_ms: i64,
+    /// The rule that made it.
+    pub rule: Option<String>,
+    /// The event the rule ran on.
+    pub event_seq: Option<u64>,
+}
+
+/// The INSERT of an outbox row (run in the caller's transaction).
+pub fn enqueue_sql(db: &Db, delivery: &Delivery, now_ms: i64) -> Sql {
+    let mut sql = Sql::new(db.dialect());
+    sql.push("INSERT INTO outbox (kind, payload, state, attempts, next_at_ms, created_at_ms, rule, event_seq) VALUES (")
+        .text(delivery.kind.as_str())
+        .push(", ")
+        .json(&delivery.payload);
+    sql.push(", 'pending', 0, ")
+        .int(delivery.due_ms)
+        .push(", ")
+        .int(now_ms);
+    sql.push(", ")
+        .opt_text(delivery.rule.as_deref())
+        .push(", ")
+        .opt_int(delivery.event_seq.map(|s| s as i64))
+        .push(")");
+    sql
+}
+
+/// The outbox worker.
+pub struct Outbox {
+    db: Db,
+    clock: Arc<dyn Clock>,
+    engine: Arc<Engine>,
+    http: reqwest::Client,
+    /// Woken when rows are committed, so they go out at once.
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+/// Why one delivery did not happen.
+enum Failure {
+    /// Worth retrying (network, 5xx, storage).
+    Transient(String),
+    /// Will fail the same way again (a refused process command, a 4xx): not retried.
+    Permanent(String),
+}
+
+impl Outbox {
+    /// The worker over `db`, delivering process commands to `engine`.
+    pub fn new(db: Db, clock: Arc<dyn Clock>, engine: Arc<Engine>) -> Result<Self> {
+        // One crypto provider for the process; a second install is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(WEBHOOK_TIMEOUT)
+            .user_agent("erpos-outbox/1")
+            .build()
+            .map_err(|e| KernelError::Corrupt(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            db,
+            clock,
+            engine,
+            http,
+            wake: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    /// Delivers every due row; returns how many were attempted.
+    pub async fn deliver_due(&self) -> Result<usize> {
+        let now = self.clock.now_ms();
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("SELECT ")
+            .col_text("id")
+            .push(", ")
+            .col_text("kind")
+            .push(", ")
+            .col_text("payload")
+            .push(", ");
+        sql.col_text("attempts")
+            .push(", ")
+            .col_text("claimed_at_ms")
+            .push(", ")
+            .col_text("rule");
+        sql.push(" FROM outbox WHERE state = 'pending' AND next_at_ms <= ")
+            .int(now)
+            .push(" ORDER BY next_at_ms, id LIMIT 64");
+        let rows = self.db.fetch(sql).await?;
+        for row in &rows {
+            self.deliver_row(row).await?;
+        }
+        Ok(rows.len())
+    }
+
+    async fn deliver_row(&self, row: &Row) -> Result<()> {
+        let get = |i: usize| row.get(i).cloned().flatten();
+        let id: i64 = get(0).and_then(|t| t.parse().ok()).unwrap_or(0);
+        let kind = get(1).unwrap_or_default();
+        let payload: Json = serde_json::from_str(&get(2).unwrap_or_default())
+            .map_err(|e| KernelError::Corrupt(format!("outbox payload: {e}")))?;
+        let attempts: i64 = get(3).and_then(|t| t.parse().ok()).unwrap_or(0);
+        let claimed = get(4).is_some();
+        let rule = get(5);
+        let result = match kind.as_str() {
+            "notify" => return self.deliver_notification(id, &payload).await,
+            "webhook" => self.post(id, &payload, rule.as_deref()).await,
+            "process" => self.command(id, &payload, claimed).await,
+            other => Err(Failure::Permanent(format!(
+                "unknown delivery kind '{other}'"
+            ))),
+        };
+        let now = self.clock.now_ms();
+        let mut sql = Sql::new(self.db.dialect());
+        match result {
+            Ok(()) => {
+                sql.push("UPDATE outbox SET state = 'delivered', attempts = ")
+                    .int(attempts + 1)
+                    .push(", delivered_at_ms = ")
+                    .int(now)
+                    .push(", last_error = NULL");
+            }
+            Err(failure) => {
+                let (permanent, message) = match failure {
+                    Failure::Transient(m) => (false, m),
+                    Failure::Permanent(m) => (true, m),
+                };
+                let tried = attempts + 1;
+                let gave_up = permanent || tried >= MAX_ATTEMPTS;
+                tracing::warn!(outbox = id, attempt = tried, error = %message, "delivery failed");
+                sql.push("UPDATE outbox SET state = ")
+                    .text(if gave_up { "failed" } else { "pending" })
+                    .push(", attempts = ")
+                    .int(tried);
+                sql.push(", next_at_ms = ")
+                    .int(now + backoff_ms(tried))
+                    .push(", last_error = ")
+                    .text(message);
+            }
+        }
+        sql.push(" WHERE id = ").int(id);
+        self.db.write_atomically(vec![sql]).await
+    }
+
+    /// A notification: inbox rows and the delivered mark in one transaction.
+    async fn deliver_notification(&self, id: i64, payload: &Json) -> Result<()> {
+        let now = self.clock.now_ms();
+        let text = |k: &str| payload.get(k).and_then(Json::as_str).unwrap_or_default();
+        let mut statements = Vec::new();
+        for user in payload
+            .get("to")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Json::as_str)
+        {
+            let mut sql = Sql::new(self.db.dialect());
+            sql.push("INSERT INTO notifications (user_id, title, body, at_ms, outbox_id) VALUES (")
+                .text(user)
+                .push(", ")
+                .text(text("title"));
+            sql.push(", ")
+                .text(text("body"))
+                .push(", ")
+                .int(now)
+                .push(", ")
+                .int(id);
+            sql.push(") ON CONFLICT (outbox_id, user_id) DO NOTHING");
+            statements.push(sql);
+        }
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push(
+            "UPDATE outbox SET state = 'delivered', attempts = attempts + 1, delivered_at_ms = ",
+        )
+        .int(now)
+        .push(" WHERE id = ")
+        .int(id);
+        statements.push(sql);
+        self.db.write_atomically(statements).await
+    }
+
+    /// A webhook: POST the body, signed when a secret is given.
+    async fn post(&self, id: i64, payload: &Json, rule: Option<&str>) -> Result<(), Failure> {
+        let url = payload
+            .get("url")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let body = payload
+            .get("body")
+            .cloned()
+            .unwrap_or(Json::Null)
+            .to_string();
+        let timestamp = (self.clock.now_ms() / 1000).to_string();
+        let mut request = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-erpos-delivery", id.to_string())
+            .header("x-erpos-timestamp", &timestamp);
+        if let Some(rule) = rule {
+            request = request.header("x-erpos-rule", rule);
+        }
+        if let Some(secret) = payload.get("secret").and_then(Json::as_str) {
+            request = request.header(
+                "x-erpos-signature",
+                format!("sha256={}", sign(secret, &timestamp, &body)),
+            );
+        }
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Failure::Transient(format!("POST {url}: {e}")))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text: String = response
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        let message = format!("POST {url}: HTTP {}: {text}", status.as_u16());
+        // 408 and 429 are worth another try; other 4xx mean the request itself is wrong.
+        if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
+            Err(Failure::Permanent(message))
+        } else {
+            Err(Failure::Transient(message))
+        }
+    }
+
+    /// A process command. A start remembers its outbox id, so a redelivery after a crash
+    /// finds the process instead of starting a second one.
+    async fn command(&self, id: i64, p: &Json, claimed: bool) -> Result<(), Failure> {
+        let text = |k: &str| p.get(k).and_then(Json::as_str).map(str::to_owned);
+        let pid = p.get("pid").and_then(Json::as_u64).unwrap_or(0);
+        let by = format!("rule:{}", text("rule").unwrap_or_default());
+        let command = match text("op").as_deref() {
+            Some("start_service") => {
+                if claimed && let Some(found) = self.started_by(id).await {
+                    tracing::info!(
+                        outbox = id,
+                        pid = found,
+                        "start already done before a restart"
+                    );
+                    return Ok(());
+                }
+                self.claim(id)
+                    .await
+                    .map_err(|e| Failure::Transient(e.to_string()))?;
+                let mut context = p.get("context").cloned().unwrap_or_else(|| json!({}));
+                if let Some(c) = context.as_object_mut() {
+                    c.insert(
+                        "_origin".into(),
+                        json!({"outbox": id, "rule": text("rule")}),
+                    );
+                }
+                let record = p.get("record").and_then(|r| {
+                    Some((
+                        r.get("item")?.as_str()?.to_owned(),
+                        r.get("id")?.as_str()?.to_owned(),
+                    ))
+                });
+                Command::Start {
+                    service: text("service").unwrap_or_default(),
+                    version: None,
+                    priority: p.get("priority").and_then(Json::as_i64).map(|v| v as i32),
+                    record,
+                    context,
+                    predecessor: None,
+                    start_at_ms: p.get("start_at_ms").and_then(Json::as_i64),
+                    by,
+                }
+            }
+            Some("signal_process") => Command::Signal {
+                pid,
+                event: text("signal").unwrap_or_default(),
+                payload: p.get("payload").cloned().unwrap_or(Json::Null),
+                by,
+            },
+            Some("set_priority") => Command::SetPriority {
+                pid,
+                priority: p.get("priority").and_then(Json::as_i64).unwrap_or(5) as i32,
+                by,
+            },
+            Some("suspend_process") => Command::Suspend {
+                pid,
+                by,
+                reason: text("reason").unwrap_or_else(|| "suspended by a rule".into()),
+            },
+            Some("resume_process") => Command::Resume { pid, by },
+            Some("terminate_process") => Command::Terminate {
+                pid,
+                by,
+                reason: text("reason").unwrap_or_else(|| "terminated by a rule".into()),
+            },
+            other => {
+                return Err(Failure::Permanent(format!(
+                    "unknown process command {other:?}"
+                )));
+            }
+        };
+        match self.engine.command(command).await {
+            Ok(_) => Ok(()),
+            Err(KernelError::Process(e)) => Err(Failure::Permanent(e.to_string())),
+            Err(e) => Err(Failure::Transient(e.to_string())),
+        }
+    }
+
+    /// Marks a row as being delivered (so a restart knows a start may have happened).
+    async fn claim(&self, id: i64) -> Result<()> {
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("UPDATE outbox SET claimed_at_ms = ")
+            .int(self.clock.now_ms())
+            .push(" WHERE id = ")
+            .int(id);
+        self.db.write_atomically(vec![sql]).await
+    }
+
+    /// The process a start row already started, if any.
+    async fn started_by(&self, id: i64) -> Option<u64> {
+        self.engine
+            .read(|core| {
+                core.pcbs_unordered()
+                    .find(|p| {
+                        p.context
+                            .get("_origin")
+                            .and_then(|o| o.get("outbox"))
+                            .and_then(Json::as_i64)
+                            == Some(id)
+                    })
+                    .map(|p| p.id)
+            })
+            .await
+    }
+
+    /// Puts a failed (or pending) row back in line now, with its attempts reset.
+    pub async fn retry(&self, id: i64) -> Result<()> {
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("UPDATE outbox SET state = 'pending', attempts = 0, next_at_ms = ")
+            .int(self.clock.now_ms())
+            .push(" WHERE id = ")
+            .int(id)
+            .push(" AND state <> 'delivered' RETURNING CAST(id AS TEXT)");
+        let mut tx = self.db.begin().await?;
+        let found = first_int(&tx.fetch(sql).await?);
+        tx.commit().await?;
+        if found.is_none() {
+            return Err(KernelError::NotFound(format!(
+                "undelivered outbox entry {id}"
+            )));
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// A page of rows, newest first, optionally in one state, before a cursor.
+    pub async fn list(
+        &self,
+        state: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Json>> {
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("SELECT ");
+        let cols = [
+            "id",
+            "kind",
+            "payload",
+            "state",
+            "attempts",
+            "next_at_ms",
+            "last_error",
+            "created_at_ms",
+            "delivered_at_ms",
+            "rule",
+            "event_seq",
+        ];
+        for (i, c) in cols.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.col_text(c);
+        }
+        sql.push(" FROM outbox WHERE 1=1");
+        if let Some(state) = state {
+            sql.push(" AND state = ").text(state);
+        }
+        if let Some(before) = before {
+            sql.push(" AND id < ").int(before);
+        }
+        sql.push(" ORDER BY id DESC LIMIT ").int(limit as i64);
+        let rows = self.db.fetch(sql).await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let get = |i: usize| r.get(i).cloned().flatten();
+                let int = |i: usize| get(i).and_then(|t| t.parse::<i64>().ok());
+                let mut payload: Json = get(2)
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or(Json::Null);
+                if let Some(p) = payload.as_object_mut()
+                    && p.contains_key("secret")
+                {
+                    p.insert("secret".into(), json!("***"));
+                }
+                json!({
+                    "id": int(0), "kind": get(1), "payload": payload, "state": get(3),
+                    "attempts": int(4), "next_at_ms": int(5), "last_error": get(6),
+                    "created_at_ms": int(7), "delivered_at_ms": int(8), "rule": get(9),
+                    "event_seq": int(10),
+                })
+            })
+            .collect())
+    }
+
+    /// A user's notifications, newest first.
+    pub async fn notifications(&self, user: &str, limit: usize) -> Result<Vec<Json>> {
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("SELECT ")
+            .col_text("id")
+            .push(", ")
+            .col_text("title")
+            .push(", ")
+            .col_text("body")
+            .push(", ")
+            .col_text("at_ms");
+        sql.push(" FROM notifications WHERE user_id = ")
+            .text(user)
+            .push(" ORDER BY id DESC LIMIT ")
+            .int(limit as i64);
+        let rows = self.db.fetch(sql).await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let get = |i: usize| r.get(i).cloned().flatten();
+                json!({
+                    "id": get(0).and_then(|t| t.parse::<i64>().ok()),
+                    "title": get(1), "body": get(2),
+                    "at_ms": get(3).and_then(|t| t.parse::<i64>().ok()),
+                })
+            })
+            .collect())
+    }
+
+    /// Delivers due rows until the worker is dropped: woken by new rows, else every 250 ms
+    /// (retries become due with time).
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(outbox) = weak.upgrade() else { break };
+                let delivered = match outbox.deliver_due().await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox round failed");
+                        0
+                    }
+                };
+                if delivered == 0 {
+                    let wake = outbox.wake.clone();
+                    drop(outbox);
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Backoff before attempt `tried + 1`: 1 s, 2 s, 4 s, … capped at an hour.
+pub fn backoff_ms(tried: i64) -> i64 {
+    BASE_BACKOFF_MS
+        .saturating_mul(1_i64 << (tried - 1).clamp(0, 20))
+        .min(3_600_000)
+}
+
+/// `hex(HMAC-SHA256(secret, "{timestamp}.{body}"))`: the receiver recomputes it, and the
+/// timestamp in the signed text stops a replay of an old delivery.
+pub fn sign(secret: &str, timestamp: &str, body: &str) -> String {
+    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

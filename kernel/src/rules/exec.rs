@@ -1,0 +1,429 @@
+//! Running instructions: the kernel's system calls, for rules and automatic steps alike.
+//!
+//! Record instructions run in the caller's transaction (the rule run's, or the automatic
+//! step's), so they commit together with the run's record or not at all. Everything that
+//! leaves the database — notifications, webhooks — and every process command goes into
+//! the outbox in that same transaction, to be delivered at least once after it commits.
+
+use std::sync::Arc;
+
+use erpos_design::rule::{Event, Instruction, parse_instructions};
+use erpos_design::service_check::parse_iso_duration;
+use erpos_design::template::{render, render_json};
+use serde_json::{Map, Value as Json, json};
+
+use super::sandbox::{Bindings, Sandbox};
+use crate::db::{Db, Tx};
+use crate::outbox::{Delivery, Kind, enqueue_sql};
+use crate::records::Records;
+
+/// How many rule runs may lead to one another before the kernel stops the cascade (a rule
+/// that updates the record it listens for would otherwise run for ever).
+pub const MAX_DEPTH: u32 = 8;
+
+/// What an instruction list runs on.
+#[derive(Debug, Clone, Default)]
+pub struct Situation {
+    /// The rule running (None for an automatic step).
+    pub rule: Option<String>,
+    /// The event it runs on, if any.
+    pub event: Option<Event>,
+    /// The record concerned: (DataItem, id, record).
+    pub record: Option<(String, String, Json)>,
+    /// The process concerned.
+    pub pid: Option<u64>,
+    /// The process's context.
+    pub context: Json,
+    /// Rule runs that led here.
+    pub depth: u32,
+}
+
+/// Why an instruction list stopped.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("instruction {index} ({op}): {message}")]
+pub struct InstructionError {
+    /// Position in the list (0-based).
+    pub index: usize,
+    /// Its op.
+    pub op: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Runs instructions.
+pub struct Executor {
+    db: Db,
+    records: Arc<Records>,
+    sandbox: Arc<Sandbox>,
+}
+
+impl Executor {
+    /// An executor writing through `records`, evaluating in `sandbox`.
+    pub fn new(db: Db, records: Arc<Records>, sandbox: Arc<Sandbox>) -> Self {
+        Self {
+            db,
+            records,
+            sandbox,
+        }
+    }
+
+    /// The sandbox (conditions are evaluated there too).
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// The variables a situation shows to expressions.
+    pub fn bindings(situation: &Situation, now_ms: i64) -> Bindings {
+        Bindings {
+            event: situation
+                .event
+                .as_ref()
+                .and_then(|e| serde_json::to_value(e).ok())
+                .unwrap_or(Json::Null),
+            record: situation
+                .record
+                .as_ref()
+                .map(|r| r.2.clone())
+                .unwrap_or(Json::Null),
+            context: situation.context.clone(),
+            now_ms,
+            vars: Vec::new(),
+        }
+    }
+
+    /// Runs `list` in `tx`; returns a summary of each effect (for the run's record) and
+    /// whether anything went to the outbox.
+    pub async fn run(
+        &self,
+        tx: &mut Tx,
+        situation: &Situation,
+        list: &[Instruction],
+        now_ms: i64,
+    ) -> Result<(Vec<Json>, bool), InstructionError> {
+        let mut bindings = Self::bindings(situation, now_ms);
+        let mut effects = Vec::new();
+        let mut queued = false;
+        let mut work: Vec<(usize, Instruction, bool)> = list
+            .iter()
+            .enumerate()
+            .map(|(i, ins)| (i, ins.clone(), false))
+            .rev()
+            .collect();
+        while let Some((index, ins, from_script)) = work.pop() {
+            let fail = |message: String| InstructionError {
+                index,
+                op: ins.op().to_owned(),
+                message,
+            };
+            if let Instruction::Script { source } = &ins {
+                if from_script {
+                    return Err(fail("a script cannot return another script".into()));
+                }
+                let built = self.sandbox.script(source, &bindings).map_err(fail)?;
+                let parsed = parse_instructions(&built, "")
+                    .map_err(|issues| fail(format!("the script returned {}", issues[0].message)))?;
+                effects.push(json!({"op": "script", "instructions": parsed.len()}));
+                for next in parsed.into_iter().rev() {
+                    work.push((index, next, true));
+                }
+                continue;
+            }
+            let (effect, delivery) = self
+                .one(tx, situation, &mut bindings, &ins, now_ms)
+                .await
+                .map_err(fail)?;
+            for d in delivery {
+                queued = true;
+                tx.execute(enqueue_sql(&self.db, &d, now_ms))
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            effects.push(effect);
+        }
+        Ok((effects, queued))
+    }
+
+    /// One instruction: record writes happen here; the rest becomes deliveries.
+    async fn one(
+        &self,
+        tx: &mut Tx,
+        s: &Situation,
+        bindings: &mut Bindings,
+        ins: &Instruction,
+        now_ms: i64,
+    ) -> Result<(Json, Vec<Delivery>), String> {
+        let actor = match &s.rule {
+            Some(rule) => format!("rule:{rule}"),
+            None => "system".to_owned(),
+        };
+        let depth = s.depth + 1;
+        let deliver = |kind: Kind, mut payload: Json, due_ms: i64| {
+            if let Some(p) = payload.as_object_mut() {
+                p.insert("rule".into(), json!(s.rule));
+            }
+            Delivery {
+                kind,
+                payload,
+                due_ms,
+                rule: s.rule.clone(),
+                event_seq: s.event.as_ref().map(|e| e.seq),
+            }
+        };
+        let root = || {
+            let mut root = json!({
+                "event": bindings.event, "record": bindings.record, "context": bindings.context,
+            });
+            if let Some(r) = root.as_object_mut() {
+                for (k, v) in &bindings.vars {
+                    r.insert(k.clone(), v.clone());
+                }
+            }
+            root
+        };
+        match ins {
+            Instruction::CreateRecord {
+                item,
+                set,
+                compute,
+                bind,
+            } => {
+                let body = self.values(set, compute, bindings)?;
+                let record = self
+                    .records
+                    .create_in(tx, item, &body, Some(&actor), depth)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let id = record.get("id").cloned().unwrap_or(Json::Null);
+                if let Some(name) = bind {
+                    bindings.vars.push((name.clone(), record));
+                }
+                Ok((
+                    json!({"op": "create_record", "item": item, "id": id}),
+                    vec![],
+                ))
+            }
+            Instruction::UpdateRecord {
+                item,
+                id,
+                set,
+                compute,
+            } => {
+                let (item, id) = match (item, id) {
+                    (Some(item), Some(expr)) => {
+                        let id = self.sandbox.eval(expr, bindings)?;
+                        let id = id
+                            .as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| format!("'id' gave {id}, not a record id"))?;
+                        (item.clone(), id)
+                    }
+                    (wanted, _) => {
+                        let (item, id, _) = s.record.as_ref().ok_or(
+                            "there is no record here to update: give 'item' and 'id'".to_owned(),
+                        )?;
+                        if wanted.as_ref().is_some_and(|w| w != item) {
+                            return Err(format!(
+                                "the record here is a '{item}', not a '{}': give its 'id'",
+                                wanted.as_deref().unwrap_or_default()
+                            ));
+                        }
+                        (item.clone(), id.clone())
+                    }
+                };
+                let body = self.values(set, compute, bindings)?;
+                let (record, _) = self
+                    .records
+                    .patch_in(tx, &item, &id, &body, None, Some(&actor), depth)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if s.record.as_ref().is_some_and(|r| r.1 == id) {
+                    bindings.record = record;
+                }
+                Ok((
+                    json!({"op": "update_record", "item": item, "id": id}),
+                    vec![],
+                ))
+            }
+            Instruction::StartService {
+                service,
+                record,
+                priority,
+                context,
+                compute,
+                delay,
+            } => {
+                let (bound, snapshot) = match record {
+                    Some(expr) => {
+                        let r = self.sandbox.eval(expr, bindings)?;
+                        match (
+                            r.get("item").and_then(Json::as_str),
+                            r.get("id").and_then(Json::as_str),
+                        ) {
+                            (Some(item), Some(id)) => {
+                                let stored = self
+                                    .records
+                                    .get(item, id)
+                                    .await
+                                    .map_err(|e| e.to_string())?;
+                                (Some(json!({"item": item, "id": id})), Some(stored))
+                            }
+                            _ => return Err(format!("'record' gave {r}, not #{{item: …, id: …}}")),
+                        }
+                    }
+                    None => match &s.record {
+                        Some((item, id, stored)) => {
+                            (Some(json!({"item": item, "id": id})), Some(stored.clone()))
+                        }
+                        None => (None, None),
+                    },
+                };
+                let mut context = self.values(context, compute, bindings)?;
+                // Like a start over the API: the bound record's snapshot is in the context,
+                // for the service's conditions.
+                if let (Some(c), Some(stored)) = (context.as_object_mut(), snapshot) {
+                    c.insert("record".into(), stored);
+                }
+                let start_at_ms = delay
+                    .as_deref()
+                    .and_then(parse_iso_duration)
+                    .map(|secs| now_ms + secs as i64 * 1000);
+                let payload = json!({
+                    "op": "start_service", "service": service, "record": bound,
+                    "priority": priority, "context": context, "start_at_ms": start_at_ms,
+                });
+                Ok((
+                    json!({"op": "start_service", "service": service}),
+                    vec![deliver(Kind::Process, payload, now_ms)],
+                ))
+            }
+            Instruction::SignalProcess {
+                process,
+                signal,
+                payload,
+            } => {
+                let pid = self.pid(process, s, bindings)?;
+                let body = json!({"op": "signal_process", "pid": pid, "signal": signal, "payload": payload});
+                Ok((
+                    json!({"op": "signal_process", "pid": pid, "signal": signal}),
+                    vec![deliver(Kind::Process, body, now_ms)],
+                ))
+            }
+            Instruction::SetPriority { process, priority } => {
+                let pid = self.pid(process, s, bindings)?;
+                let body = json!({"op": "set_priority", "pid": pid, "priority": priority});
+                Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
+            }
+            Instruction::SuspendProcess {
+                process,
+                reason,
+                period,
+            } => {
+                let pid = self.pid(process, s, bindings)?;
+                let body = json!({"op": "suspend_process", "pid": pid, "reason": reason});
+                let mut out = vec![deliver(Kind::Process, body, now_ms)];
+                if let Some(secs) = period.as_deref().and_then(parse_iso_duration) {
+                    let resume = json!({"op": "resume_process", "pid": pid});
+                    out.push(deliver(Kind::Process, resume, now_ms + secs as i64 * 1000));
+                }
+                Ok((
+                    json!({"op": "suspend_process", "pid": pid, "for": period}),
+                    out,
+                ))
+            }
+            Instruction::ResumeProcess { process } => {
+                let pid = self.pid(process, s, bindings)?;
+                let body = json!({"op": "resume_process", "pid": pid});
+                Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
+            }
+            Instruction::TerminateProcess { process, reason } => {
+                let pid = self.pid(process, s, bindings)?;
+                let body = json!({"op": "terminate_process", "pid": pid, "reason": reason});
+                Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
+            }
+            Instruction::Notify {
+                to,
+                to_expr,
+                title,
+                body,
+            } => {
+                let mut users = to.clone();
+                if let Some(expr) = to_expr {
+                    match self.sandbox.eval(expr, bindings)? {
+                        Json::String(u) => users.push(u),
+                        Json::Array(list) => {
+                            for u in list {
+                                users.push(u.as_str().map(str::to_owned).ok_or_else(|| {
+                                    format!("'to_expr' listed {u}, not a user id")
+                                })?);
+                            }
+                        }
+                        other => return Err(format!("'to_expr' gave {other}, not user ids")),
+                    }
+                }
+                users.sort();
+                users.dedup();
+                let root = root();
+                let payload = json!({
+                    "to": users, "title": render(title, &root), "body": render(body, &root),
+                });
+                Ok((
+                    json!({"op": "notify", "to": users}),
+                    vec![deliver(Kind::Notify, payload, now_ms)],
+                ))
+            }
+            Instruction::Webhook { url, secret, body } => {
+                let root = root();
+                let body = match body {
+                    Some(template) => render_json(template, &root),
+                    None => {
+                        json!({"rule": s.rule, "event": bindings.event, "record": bindings.record})
+                    }
+                };
+                let payload = json!({"url": url, "secret": secret, "body": body});
+                Ok((
+                    json!({"op": "webhook", "url": url}),
+                    vec![deliver(Kind::Webhook, payload, now_ms)],
+                ))
+            }
+            Instruction::Script { .. } => Err("scripts are expanded before they run".into()),
+        }
+    }
+
+    /// Literal values merged with computed ones.
+    fn values(
+        &self,
+        set: &Map<String, Json>,
+        compute: &std::collections::BTreeMap<String, String>,
+        bindings: &Bindings,
+    ) -> Result<Json, String> {
+        let mut out = set.clone();
+        for (name, expr) in compute {
+            let v = self
+                .sandbox
+                .eval(expr, bindings)
+                .map_err(|e| format!("computing '{name}': {e}"))?;
+            out.insert(name.clone(), v);
+        }
+        Ok(Json::Object(out))
+    }
+
+    /// The process an instruction targets: its expression, else the situation's.
+    fn pid(
+        &self,
+        expr: &Option<String>,
+        s: &Situation,
+        bindings: &Bindings,
+    ) -> Result<u64, String> {
+        match expr {
+            Some(e) => {
+                let v = self.sandbox.eval(e, bindings)?;
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|t| t.parse().ok()))
+                    .ok_or_else(|| format!("'process' gave {v}, not a process id"))
+            }
+            None => s
+                .pid
+                .ok_or_else(|| "there is no process here: give 'process'".to_owned()),
+        }
+    }
+}
