@@ -36,6 +36,16 @@ pub enum Suite {
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
     },
+    /// Cached rule-condition evaluations/s (one core) and events/s through the rules
+    /// engine end to end (SQLite).
+    Rules {
+        /// Condition evaluations measured.
+        #[arg(long, default_value_t = 200_000)]
+        evaluations: usize,
+        /// Signals sent through the rules engine.
+        #[arg(long, default_value_t = 2_000)]
+        events: usize,
+    },
 }
 
 /// Runs a suite and prints its figures.
@@ -47,6 +57,10 @@ pub async fn run(suite: Suite) -> anyhow::Result<()> {
             processes,
             concurrency,
         } => crate::bench_kernel::run(memory_processes, processes, concurrency).await,
+        Suite::Rules {
+            evaluations,
+            events,
+        } => crate::bench_rules::run(evaluations, events).await,
     }
 }
 

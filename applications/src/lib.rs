@@ -3,4 +3,5 @@
 
 pub mod bench;
 pub mod bench_kernel;
+pub mod bench_rules;
 pub mod pack;
