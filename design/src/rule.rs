@@ -350,6 +350,43 @@ pub enum Instruction {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// Gives a process's current step to a user (a reassignment): a queued step is
+    /// dispatched only to them, a running one is taken back and handed over.
+    AssignOperator {
+        /// An expression giving the pid (default: the event's process).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        process: Option<String>,
+        /// The user.
+        user: String,
+    },
+    /// Allocates a resource instance to a process for its current step (on top of what
+    /// the step requires); refused if it is not free.
+    AllocateResource {
+        /// An expression giving the pid (default: the event's process).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        process: Option<String>,
+        /// The resource instance.
+        resource: String,
+        /// Units (default 1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quantity: Option<u32>,
+    },
+    /// Releases a resource a process holds.
+    ReleaseResource {
+        /// An expression giving the pid (default: the event's process).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        process: Option<String>,
+        /// The resource instance.
+        resource: String,
+    },
+    /// Leaves the process's current step by a named transition, undone (an escalation).
+    TakeTransition {
+        /// An expression giving the pid (default: the event's process).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        process: Option<String>,
+        /// The transition's name.
+        transition: String,
+    },
     /// Notifies users: a title and a body rendered from `{{path}}` templates over the
     /// event, record and context; delivered through the outbox.
     Notify {
@@ -398,6 +435,10 @@ impl Instruction {
             Instruction::SuspendProcess { .. } => "suspend_process",
             Instruction::ResumeProcess { .. } => "resume_process",
             Instruction::TerminateProcess { .. } => "terminate_process",
+            Instruction::AssignOperator { .. } => "assign_operator",
+            Instruction::AllocateResource { .. } => "allocate_resource",
+            Instruction::ReleaseResource { .. } => "release_resource",
+            Instruction::TakeTransition { .. } => "take_transition",
             Instruction::Notify { .. } => "notify",
             Instruction::Webhook { .. } => "webhook",
             Instruction::Script { .. } => "script",
@@ -881,7 +922,18 @@ pub fn check_instructions(
             }
             Instruction::SetPriority { process, .. }
             | Instruction::ResumeProcess { process }
-            | Instruction::TerminateProcess { process, .. } => expr("process", process, issues),
+            | Instruction::TerminateProcess { process, .. }
+            | Instruction::AssignOperator { process, .. }
+            | Instruction::ReleaseResource { process, .. }
+            | Instruction::TakeTransition { process, .. } => expr("process", process, issues),
+            Instruction::AllocateResource {
+                process, quantity, ..
+            } => {
+                expr("process", process, issues);
+                if *quantity == Some(0) {
+                    issues.push(Issue::new(at("quantity"), "at least 1"));
+                }
+            }
             Instruction::SuspendProcess {
                 process, period, ..
             } => {

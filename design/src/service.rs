@@ -156,6 +156,35 @@ pub struct Step {
     /// The DataItem form shown at this step, with per-step field rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form: Option<Json>,
+    /// The working calendar the deadline is counted in (default: the `organisation`
+    /// calendar if one is defined, else every hour counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
+    /// What happens as the deadline nears and when it passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<Escalation>,
+}
+
+/// A step's escalation: a warning before its deadline, and on expiry any of notify,
+/// raise the priority, reassign, take a named transition (in that order).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Escalation {
+    /// Warn this long before the deadline (ISO 8601 duration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_before: Option<String>,
+    /// Users told at the warning and at expiry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+    /// The process's new priority at expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raise_priority: Option<i32>,
+    /// The user who takes the step over at expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassign: Option<String>,
+    /// The named transition taken at expiry (leaving the step undone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<String>,
 }
 
 /// What a transition means to the person taking it (loonflow's agree / reject / other).

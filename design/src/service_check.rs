@@ -66,6 +66,7 @@ pub fn prepare_service(
     }
     for (i, step) in input.steps.iter().enumerate() {
         check_step_instructions(step, i, catalog, known_services, &mut issues);
+        check_escalation(&input, step, i, &mut issues);
     }
     let edges = check_transitions(&input, &index, &engine, &mut issues);
     check_graph(&input, &index, &edges, &mut issues);
@@ -302,6 +303,42 @@ fn check_step_instructions(
     match crate::rule::parse_instructions(&step.instructions, &base) {
         Ok(list) => crate::rule::check_instructions(&list, &base, catalog, known_services, issues),
         Err(mut found) => issues.append(&mut found),
+    }
+}
+
+/// A step's escalation: it needs a deadline, its durations must parse and its transition
+/// must leave this step.
+fn check_escalation(service: &Service, step: &Step, i: usize, issues: &mut Vec<Issue>) {
+    let Some(e) = &step.escalation else {
+        return;
+    };
+    let at = |key: &str| format!("/steps/{i}/escalation/{key}");
+    if step.deadline.is_none() {
+        issues.push(Issue::new(
+            format!("/steps/{i}/escalation"),
+            "an escalation needs the step's 'deadline'",
+        ));
+    }
+    if let Some(w) = &e.warn_before
+        && parse_iso_duration(w).is_none()
+    {
+        issues.push(Issue::new(at("warn_before"), duration_rule(w)));
+    }
+    if let Some(t) = &e.transition
+        && !service
+            .transitions
+            .iter()
+            .any(|tr| tr.from == step.name && tr.key() == t)
+    {
+        issues.push(Issue::new(
+            at("transition"),
+            format!("no transition named '{t}' leaves step '{}'", step.name),
+        ));
+    }
+    if let Some(p) = e.raise_priority
+        && !(0..=100).contains(&p)
+    {
+        issues.push(Issue::new(at("raise_priority"), "a priority is 0 to 100"));
     }
 }
 

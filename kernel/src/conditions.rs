@@ -16,6 +16,7 @@ use crate::scheduler::{Conditions, Pcb};
 pub struct RhaiConditions {
     engine: Engine,
     cache: DashMap<u64, Arc<AST>>,
+    calendars: Option<Arc<crate::calendars::Calendars>>,
 }
 
 impl Default for RhaiConditions {
@@ -39,7 +40,14 @@ impl RhaiConditions {
         Self {
             engine,
             cache: DashMap::new(),
+            calendars: None,
         }
+    }
+
+    /// Counts deadlines in these working calendars (else in wall time).
+    pub fn with_calendars(mut self, calendars: Arc<crate::calendars::Calendars>) -> Self {
+        self.calendars = Some(calendars);
+        self
     }
 
     fn compile(&self, source: &str) -> Result<Arc<AST>, String> {
@@ -77,6 +85,13 @@ impl RhaiConditions {
 }
 
 impl Conditions for RhaiConditions {
+    fn due_ms(&self, calendar: Option<&str>, now_ms: i64, seconds: i64) -> i64 {
+        match &self.calendars {
+            Some(c) => c.due_ms(calendar, now_ms, seconds),
+            None => now_ms.saturating_add(seconds.saturating_mul(1000)),
+        }
+    }
+
     fn operators(&self, expression: &str, pcb: &Pcb) -> Result<Vec<String>, String> {
         let v = self.eval(expression, pcb)?;
         if v.is_string() {
@@ -141,6 +156,7 @@ mod tests {
             ready_since_ms: None,
             children: Vec::new(),
             version_no: 0,
+            assignee: None,
         }
     }
 

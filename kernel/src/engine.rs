@@ -92,7 +92,12 @@ fn parse<T: serde::de::DeserializeOwned>(row: &Row, i: usize, what: &str) -> Res
 
 impl Engine {
     /// Loads the runtime from storage.
-    pub async fn load(db: Db, clock: Arc<dyn Clock>, events: Arc<Events>) -> Result<Arc<Engine>> {
+    pub async fn load(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        events: Arc<Events>,
+        calendars: Arc<crate::calendars::Calendars>,
+    ) -> Result<Arc<Engine>> {
         let core = Self::rebuild(&db).await?;
         let last = last_stored_change(&db).await?;
         let (changes, _) = broadcast::channel(4096);
@@ -102,7 +107,7 @@ impl Engine {
             events,
             automatic: std::sync::OnceLock::new(),
             core: Mutex::new(core),
-            conditions: RhaiConditions::new(),
+            conditions: RhaiConditions::new().with_calendars(calendars),
             clock,
             changes,
             seq: std::sync::atomic::AtomicU64::new(last),
@@ -156,6 +161,17 @@ impl Engine {
     pub async fn service_names(&self) -> std::collections::BTreeSet<String> {
         self.read(|core| core.published().map(|s| s.name.clone()).collect())
             .await
+    }
+
+    /// Deadline alarms due now (the time service handles them).
+    pub async fn alarms_due(&self) -> Vec<crate::scheduler::Alarm> {
+        let now = self.clock.now_ms();
+        self.read(|core| core.alarms_due(now)).await
+    }
+
+    /// Forgets a handled alarm.
+    pub async fn clear_alarm(&self, alarm: &crate::scheduler::Alarm) {
+        self.core.lock().await.clear_alarm(alarm);
     }
 
     /// The clock the runtime uses.

@@ -5,6 +5,7 @@
 //! Process control blocks and the scheduler build on it.
 
 pub mod api;
+pub mod calendars;
 pub mod clock;
 pub mod conditions;
 pub mod db;
@@ -44,6 +45,8 @@ pub struct Kernel {
     /// Keeps the automatic-step runner alive (the runtime holds it weakly, to avoid a
     /// cycle through the rules engine).
     _step_runner: Arc<dyn engine::AutomaticSteps>,
+    /// Working calendars (deadlines are counted in them).
+    pub calendars: Arc<calendars::Calendars>,
     /// The event log.
     pub events: Arc<events::Events>,
     /// ServiceRules and their worker.
@@ -131,7 +134,10 @@ impl Kernel {
             definitions.clone(),
             events.clone(),
         ));
-        let engine = engine::Engine::load(db.clone(), clock.clone(), events.clone()).await?;
+        let calendars = calendars::Calendars::load(db.clone()).await?;
+        let engine =
+            engine::Engine::load(db.clone(), clock.clone(), events.clone(), calendars.clone())
+                .await?;
         let services = services::Services::new(db.clone(), definitions.clone(), engine.clone());
         let outbox = Arc::new(outbox::Outbox::new(
             db.clone(),
@@ -164,6 +170,7 @@ impl Kernel {
             events,
             rules,
             outbox,
+            calendars,
             _step_runner: runner,
         }))
     }

@@ -297,7 +297,10 @@ impl Outbox {
     async fn command(&self, id: i64, p: &Json, claimed: bool) -> Result<(), Failure> {
         let text = |k: &str| p.get(k).and_then(Json::as_str).map(str::to_owned);
         let pid = p.get("pid").and_then(Json::as_u64).unwrap_or(0);
-        let by = format!("rule:{}", text("rule").unwrap_or_default());
+        let by = match text("rule") {
+            Some(rule) => format!("rule:{rule}"),
+            None => "system".to_owned(),
+        };
         let command = match text("op").as_deref() {
             Some("start_service") => {
                 if claimed && let Some(found) = self.started_by(id).await {
@@ -352,6 +355,27 @@ impl Outbox {
                 reason: text("reason").unwrap_or_else(|| "suspended by a rule".into()),
             },
             Some("resume_process") => Command::Resume { pid, by },
+            Some("assign_operator") => Command::Assign {
+                pid,
+                user: text("user").unwrap_or_default(),
+                by,
+            },
+            Some("allocate_resource") => Command::Allocate {
+                pid,
+                resource: text("resource").unwrap_or_default(),
+                quantity: p.get("quantity").and_then(Json::as_u64).unwrap_or(1) as u32,
+                by,
+            },
+            Some("release_resource") => Command::Release {
+                pid,
+                resource: text("resource").unwrap_or_default(),
+                by,
+            },
+            Some("take_transition") => Command::TakeTransition {
+                pid,
+                transition: text("transition").unwrap_or_default(),
+                by,
+            },
             Some("terminate_process") => Command::Terminate {
                 pid,
                 by,

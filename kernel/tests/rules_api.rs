@@ -408,3 +408,77 @@ async fn runaway_scripts_are_stopped_with_the_rule_and_line_named_and_other_rule
     })
     .await
 }
+
+#[tokio::test]
+async fn a_deadline_in_working_hours_skips_a_holiday_warns_and_escalates_once() -> anyhow::Result<()>
+{
+    each_backend(|app| async move {
+        clinic(&app).await?;
+        let (s, b) = app.call("POST", "/api/v1/calendars", Some(json!({
+            "name": "organisation", "label": {"zh": "门诊工作日历"}, "utc_offset_minutes": 480,
+            "weekly": {"mon": [["09:00", "12:00"], ["13:00", "18:00"]], "tue": [["09:00", "12:00"], ["13:00", "18:00"]],
+                       "wed": [["09:00", "12:00"], ["13:00", "18:00"]], "thu": [["09:00", "12:00"], ["13:00", "18:00"]],
+                       "fri": [["09:00", "12:00"], ["13:00", "18:00"]]},
+            "holidays": ["2026-11-30"]
+        }))).await?;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let (s, b) = app.call("POST", "/api/v1/calendars", Some(json!({"label": {"zh": "坏日历"}, "utc_offset_minutes": 480, "weekly": {"mon": [["18:00", "09:00"]]}}))).await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(b["error"]["details"][0]["path"], "/weekly/mon/0", "{b}");
+
+        let (s, b) = app.call("POST", "/api/v1/services", Some(json!({
+            "name": "consent_review", "label": {"zh": "知情同意审核"},
+            "steps": [
+                {"name": "review", "kind": "human", "label": {"zh": "审核知情同意书"}, "deadline": "PT4H",
+                 "escalation": {"warn_before": "PT1H", "notify": ["dr_chen"], "raise_priority": 9, "transition": "timeout"}},
+                {"name": "supervisor", "kind": "human", "label": {"zh": "主任复核"}},
+                {"name": "end", "kind": "end"}],
+            "transitions": [
+                {"from": "review", "to": "end", "name": "approve"},
+                {"from": "review", "to": "supervisor", "name": "timeout"},
+                {"from": "supervisor", "to": "end"}]
+        }))).await?;
+        assert!(s.is_success(), "{b}");
+        app.call("POST", "/api/v1/services/consent_review/publish", None).await?;
+        rule(&app, json!({"name": "late_review", "label": {"zh": "超时通知"},
+                          "event": {"kind": "deadline.passed", "service": "consent_review"},
+                          "instructions": [{"op": "notify", "to": ["dr_li"], "title": "{{event.payload.step}} 超时"}]})).await?;
+
+        // Saturday 2026-11-28 17:00 China time: the clock's start.
+        let (_, p) = app.call("POST", "/api/v1/processes", Some(json!({"service": "consent_review", "priority": 3}))).await?;
+        let pid = p["id"].as_u64().unwrap_or_default();
+        // Monday is a holiday: Tuesday 09:00–12:00 and 13:00–14:00 make the four hours.
+        let tuesday_14h = 1_795_856_400_000 + 2 * DAY + 21 * 3_600_000;
+        assert_eq!(p["deadline_ms"], tuesday_14h, "{p}");
+
+        app.advance(2 * DAY).await?; // Monday 17:00, the holiday
+        settle(&app).await?;
+        assert!(notifications(&app, "dr_chen").await?.is_empty());
+        app.advance(20 * 3_600_000 + 30 * 60_000).await?; // Tuesday 13:30
+        settle(&app).await?;
+        let warned = notifications(&app, "dr_chen").await?;
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert_eq!(warned[0]["title"], "即将超时：审核知情同意书");
+
+        let app = app.restart().await?;
+        settle(&app).await?;
+        assert_eq!(notifications(&app, "dr_chen").await?.len(), 1, "the warning fires once across a restart");
+        app.advance(31 * 60_000).await?; // Tuesday 14:01
+        settle(&app).await?;
+        let chen = notifications(&app, "dr_chen").await?;
+        assert_eq!(chen.len(), 2);
+        assert_eq!(chen[0]["title"], "已超时：审核知情同意书");
+        assert_eq!(notifications(&app, "dr_li").await?[0]["title"], "review 超时", "rules see deadline.passed");
+        let (_, pcb) = app.call("GET", &format!("/api/v1/processes/{pid}"), None).await?;
+        assert_eq!(pcb["step"], "supervisor", "{pcb}");
+        assert_eq!(pcb["priority"], 9);
+        let history = pcb["history"].as_array().cloned().unwrap_or_default();
+        assert!(history.iter().any(|h| h["reason"].as_str().unwrap_or_default().contains("escalated by 'timeout'")), "{history:?}");
+
+        app.advance(DAY).await?;
+        settle(&app).await?;
+        assert_eq!(notifications(&app, "dr_chen").await?.len(), 2, "nothing fires twice");
+        Ok(())
+    })
+    .await
+}

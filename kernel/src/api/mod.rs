@@ -3,6 +3,7 @@
 //! Handlers only translate between HTTP and the kernel's services; they hold no business
 //! rules. Every error leaves through `ApiError`, so every 4xx/5xx has the same JSON shape.
 
+mod calendars;
 mod data_items;
 pub mod error;
 mod extract;
@@ -79,6 +80,10 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         rules::outbox,
         rules::retry,
         rules::notifications,
+        calendars::list,
+        calendars::save,
+        calendars::show,
+        calendars::delete,
         stats::services,
         stats::steps,
         stats::operators,
@@ -90,6 +95,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
          (name = "processes", description = "Processes (PCBs), actions and queues"),
          (name = "resources", description = "Resource types, resources and users"),
          (name = "rules", description = "ServiceRules, the event log, the outbox and notifications"),
+         (name = "time", description = "Working calendars for deadlines"),
          (name = "stats", description = "Process statistics per service, step, operator and role"),
          (name = "system", description = "Health and API description"))
 )]
@@ -181,6 +187,11 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
         .route("/outbox", get(rules::outbox))
         .route("/outbox/{id}/retry", axum::routing::post(rules::retry))
         .route("/notifications", get(rules::notifications))
+        .route("/calendars", get(calendars::list).post(calendars::save))
+        .route(
+            "/calendars/{name}",
+            get(calendars::show).delete(calendars::delete),
+        )
         .route("/stats/services", get(stats::services))
         .route("/stats/services/{name}/steps", get(stats::steps))
         .route("/stats/operators", get(stats::operators))

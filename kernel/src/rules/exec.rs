@@ -340,6 +340,34 @@ impl Executor {
                 let body = json!({"op": "terminate_process", "pid": pid, "reason": reason});
                 Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
             }
+            Instruction::AssignOperator { process, user } => {
+                let pid = self.pid(process, s, bindings)?;
+                let body = json!({"op": "assign_operator", "pid": pid, "user": user});
+                Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
+            }
+            Instruction::AllocateResource {
+                process,
+                resource,
+                quantity,
+            } => {
+                let pid = self.pid(process, s, bindings)?;
+                let body = json!({"op": "allocate_resource", "pid": pid, "resource": resource,
+                                  "quantity": quantity.unwrap_or(1)});
+                Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
+            }
+            Instruction::ReleaseResource { process, resource } => {
+                let pid = self.pid(process, s, bindings)?;
+                let body = json!({"op": "release_resource", "pid": pid, "resource": resource});
+                Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
+            }
+            Instruction::TakeTransition {
+                process,
+                transition,
+            } => {
+                let pid = self.pid(process, s, bindings)?;
+                let body = json!({"op": "take_transition", "pid": pid, "transition": transition});
+                Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
+            }
             Instruction::Notify {
                 to,
                 to_expr,

@@ -249,6 +249,7 @@ impl Rules {
     /// yet read. Returns how many events were read.
     pub async fn round(&self) -> Result<usize> {
         time::fire_due(self).await?;
+        time::fire_deadlines(self).await?;
         let cursor = self.cursor().await?;
         let batch = self.events.after(cursor, BATCH).await?;
         let mut last = cursor;

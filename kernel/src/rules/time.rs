@@ -10,13 +10,15 @@
 
 use chrono::{DateTime, NaiveDate};
 use erpos_design::ddl::table_name;
-use erpos_design::rule::{EventKind, ServiceRule, TimeSpec};
+use erpos_design::rule::{EventKind, Instruction, ServiceRule, TimeSpec};
 use erpos_design::{FieldType, Recurrence};
 use serde_json::json;
 
 use super::Rules;
+use super::exec::Situation;
 use crate::error::Result;
 use crate::events::{NewEvent, first_int};
+use crate::scheduler::AlarmKind;
 use crate::sql::Sql;
 
 const DAY_MS: i64 = 86_400_000;
@@ -213,4 +215,148 @@ async fn offset_due(
             .and_then(serde_json::Value::as_i64)
     });
     Ok(out)
+}
+
+/// Handles every due deadline alarm: its event, and for a passed deadline the step's
+/// escalation (notify, raise the priority, reassign, take a transition), in one
+/// transaction with the alarm's mark, so each alarm fires once across restarts.
+pub async fn fire_deadlines(rules: &Rules) -> Result<()> {
+    for alarm in rules.engine.alarms_due().await {
+        let found = rules
+            .engine
+            .read(|c| {
+                let pcb = c.pcb(alarm.pid)?.clone();
+                let svc = c.service(&pcb.service, pcb.version)?.clone();
+                let step = svc.step(pcb.step.as_deref()?)?.clone();
+                Some((pcb, step))
+            })
+            .await;
+        let Some((pcb, step)) = found else {
+            rules.engine.clear_alarm(&alarm).await;
+            continue;
+        };
+        let now = rules.clock.now_ms();
+        let kind_text = match alarm.kind {
+            AlarmKind::Warning => "warning",
+            AlarmKind::Passed => "passed",
+        };
+        let mut tx = rules.db.begin().await?;
+        let mut mark = tx.sql();
+        mark.push("INSERT INTO deadline_marks (pid, kind, deadline_ms, at_ms) VALUES (")
+            .int(alarm.pid as i64)
+            .push(", ")
+            .text(kind_text);
+        mark.push(", ")
+            .int(alarm.deadline_ms)
+            .push(", ")
+            .int(now)
+            .push(") ON CONFLICT (pid, kind, deadline_ms) DO NOTHING RETURNING CAST(pid AS TEXT)");
+        if tx.fetch(mark).await?.is_empty() {
+            drop(tx);
+            rules.engine.clear_alarm(&alarm).await;
+            continue;
+        }
+        let event_kind = match alarm.kind {
+            AlarmKind::Warning => EventKind::DeadlineWarning,
+            AlarmKind::Passed => EventKind::DeadlinePassed,
+        };
+        let record = pcb
+            .record
+            .as_ref()
+            .map(|(item, id)| json!({"item": item, "id": id}));
+        let due = DateTime::from_timestamp_millis(alarm.deadline_ms)
+            .map(|t| erpos_design::value::format_datetime(&t))
+            .unwrap_or_default();
+        if rules
+            .events
+            .interest()
+            .wants(event_kind, Some(&pcb.service))
+        {
+            tx.execute(rules.events.insert_sql(&NewEvent {
+                kind: event_kind,
+                subject: Some(pcb.service.to_string()),
+                record_id: pcb.record.as_ref().map(|r| r.1.clone()),
+                pid: Some(pcb.id),
+                payload: json!({
+                    "service": &*pcb.service, "step": step.name, "deadline_ms": alarm.deadline_ms,
+                    "deadline": due, "record": record, "context": &*pcb.context,
+                }),
+                depth: 0,
+            }))
+            .await?;
+        }
+        let escalation = step.escalation.clone().unwrap_or_default();
+        let step_label = step
+            .label
+            .as_ref()
+            .map_or(step.name.clone(), |l| l.zh.clone());
+        let mut list = Vec::new();
+        if !escalation.notify.is_empty() {
+            let (title, body) = match alarm.kind {
+                AlarmKind::Warning => (
+                    format!("即将超时：{step_label}"),
+                    format!("流程 {} 的「{step_label}」将于 {due} 到期", pcb.id),
+                ),
+                AlarmKind::Passed => (
+                    format!("已超时：{step_label}"),
+                    format!("流程 {} 的「{step_label}」已于 {due} 到期", pcb.id),
+                ),
+            };
+            // Titles and bodies are rendered as templates: braces in labels are kept.
+            list.push(Instruction::Notify {
+                to: escalation.notify.clone(),
+                to_expr: None,
+                title: title.replace("{{", "{ {"),
+                body: body.replace("{{", "{ {"),
+            });
+        }
+        if alarm.kind == AlarmKind::Passed {
+            if let Some(priority) = escalation.raise_priority {
+                list.push(Instruction::SetPriority {
+                    process: None,
+                    priority,
+                });
+            }
+            if let Some(user) = &escalation.reassign {
+                list.push(Instruction::AssignOperator {
+                    process: None,
+                    user: user.clone(),
+                });
+            }
+            if let Some(transition) = &escalation.transition {
+                list.push(Instruction::TakeTransition {
+                    process: None,
+                    transition: transition.clone(),
+                });
+            }
+        }
+        let situation = Situation {
+            rule: None,
+            event: None,
+            record: match &pcb.record {
+                Some((item, id)) => rules
+                    .record(item, id)
+                    .await
+                    .map(|r| (item.clone(), id.clone(), r)),
+                None => None,
+            },
+            pid: Some(pcb.id),
+            context: (*pcb.context).clone(),
+            depth: 0,
+        };
+        let queued = match rules.executor.run(&mut tx, &situation, &list, now).await {
+            Ok((_, queued)) => queued,
+            Err(e) => {
+                tracing::warn!(pid = pcb.id, error = %e, "escalation failed");
+                false
+            }
+        };
+        tx.commit().await?;
+        rules.engine.clear_alarm(&alarm).await;
+        rules.events.wake.notify_one();
+        if queued {
+            rules.outbox.wake.notify_one();
+        }
+    }
+    Ok(())
 }

@@ -24,6 +24,34 @@ pub trait Conditions {
     fn instant(&self, expression: &str, pcb: &Pcb) -> Result<i64, String>;
     /// The user ids an operator-rule expression allows to handle a step.
     fn operators(&self, expression: &str, pcb: &Pcb) -> Result<Vec<String>, String>;
+    /// When a deadline of `seconds` from `now_ms` falls, counted in `calendar`'s working
+    /// time (None: the organisation's). Without calendars every hour counts.
+    fn due_ms(&self, calendar: Option<&str>, now_ms: i64, seconds: i64) -> i64 {
+        let _ = calendar;
+        now_ms.saturating_add(seconds.saturating_mul(1000))
+    }
+}
+
+/// A deadline alarm of a process's current step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlarmKind {
+    /// The deadline is near (`escalation.warn_before`).
+    Warning,
+    /// The deadline has passed.
+    Passed,
+}
+
+/// A due alarm, as the time service reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alarm {
+    /// When it is due (ms).
+    pub at_ms: i64,
+    /// The process.
+    pub pid: Pid,
+    /// Which alarm.
+    pub kind: AlarmKind,
+    /// The deadline it belongs to (identifies the visit of the step).
+    pub deadline_ms: i64,
 }
 
 /// What the core is asked to do.
@@ -110,6 +138,44 @@ pub enum Command {
         pid: Pid,
         /// The new base priority.
         priority: i32,
+        /// Who.
+        by: String,
+    },
+    /// Give the current step to a user (reassign).
+    Assign {
+        /// The process.
+        pid: Pid,
+        /// The user.
+        user: String,
+        /// Who.
+        by: String,
+    },
+    /// Allocate a resource instance to the process for its current step.
+    Allocate {
+        /// The process.
+        pid: Pid,
+        /// The resource instance.
+        resource: String,
+        /// Units.
+        quantity: u32,
+        /// Who.
+        by: String,
+    },
+    /// Release a resource instance the process holds.
+    Release {
+        /// The process.
+        pid: Pid,
+        /// The resource instance.
+        resource: String,
+        /// Who.
+        by: String,
+    },
+    /// Leave the current step, undone, by a named transition (an escalation).
+    TakeTransition {
+        /// The process.
+        pid: Pid,
+        /// The transition's key.
+        transition: String,
         /// Who.
         by: String,
     },
@@ -204,6 +270,8 @@ pub struct Scheduler {
     successors: BTreeMap<Pid, Vec<Pid>>,
     /// Quiet changes not yet in an entry, by process: the next entry carries them.
     notes: BTreeMap<Pid, String>,
+    /// Deadline alarms by due time: (at, pid, kind, deadline).
+    alarms: BTreeSet<(i64, Pid, AlarmKind, i64)>,
     /// The step each process was at in its last history entry (for `from_step`).
     entry_steps: std::collections::HashMap<Pid, Option<Arc<str>>>,
     operators: BTreeMap<String, Operator>,
@@ -228,6 +296,7 @@ impl Scheduler {
             successors: BTreeMap::new(),
             notes: BTreeMap::new(),
             entry_steps: std::collections::HashMap::new(),
+            alarms: BTreeSet::new(),
             operators: BTreeMap::new(),
             load: BTreeMap::new(),
             round_robin: BTreeMap::new(),
@@ -285,8 +354,65 @@ impl Scheduler {
             *self.load.entry(op.to_string()).or_default() += 1;
         }
         self.entry_steps.insert(pcb.id, pcb.step.clone());
+        let alarms = self.alarms_for(&pcb, pcb.deadline_ms);
+        self.alarms.extend(alarms);
         self.pcbs.insert(pcb.id, pcb);
         self.dirty = true;
+    }
+
+    /// The alarms of a PCB's current step for `deadline`: passed at the deadline, and a
+    /// warning `warn_before` it (not before the deadline was set, if that is later).
+    fn alarms_for(&self, pcb: &Pcb, deadline: Option<i64>) -> Vec<(i64, Pid, AlarmKind, i64)> {
+        let Some(deadline) = deadline else {
+            return Vec::new();
+        };
+        let mut out = vec![(deadline, pcb.id, AlarmKind::Passed, deadline)];
+        let warn = self
+            .resolve(&pcb.service, Some(pcb.version))
+            .ok()
+            .and_then(|svc| {
+                let step = svc.step(pcb.step.as_deref()?)?;
+                let w = step.escalation.as_ref()?.warn_before.as_deref()?;
+                iso_seconds(w)
+            });
+        if let Some(w) = warn {
+            out.push((deadline - w * 1000, pcb.id, AlarmKind::Warning, deadline));
+        }
+        out
+    }
+
+    /// Replaces a process's alarms with those of `deadline`.
+    fn set_alarms(&mut self, pid: Pid, deadline: Option<i64>) {
+        self.alarms.retain(|a| a.1 != pid);
+        if let Some(pcb) = self.pcbs.get(&pid) {
+            let fresh = self.alarms_for(pcb, deadline);
+            self.alarms.extend(fresh);
+        }
+    }
+
+    /// Alarms due at `now_ms`, earliest first, of processes that are not suspended.
+    pub fn alarms_due(&self, now_ms: i64) -> Vec<Alarm> {
+        self.alarms
+            .range(..=(now_ms, Pid::MAX, AlarmKind::Passed, i64::MAX))
+            .filter(|(_, pid, _, _)| {
+                self.pcbs
+                    .get(pid)
+                    .is_some_and(|p| p.state != ProcessState::Suspended)
+            })
+            .map(|&(at_ms, pid, kind, deadline_ms)| Alarm {
+                at_ms,
+                pid,
+                kind,
+                deadline_ms,
+            })
+            .collect()
+    }
+
+    /// Forgets an alarm once the time service has handled it (not a change of the
+    /// process: no history entry; after a restart the time service's marks dedupe).
+    pub fn clear_alarm(&mut self, alarm: &Alarm) {
+        self.alarms
+            .remove(&(alarm.at_ms, alarm.pid, alarm.kind, alarm.deadline_ms));
     }
 
     /// A process.
@@ -536,6 +662,149 @@ impl Scheduler {
                     self.ready.insert((key, pid));
                 }
             }
+            Command::Assign { pid, user, by } => {
+                let pcb = self.get(pid)?;
+                if pcb.state == ProcessState::Terminated || !self.operators.contains_key(&user) {
+                    return Err(CoreError::WrongState {
+                        pid,
+                        state: pcb.state,
+                        step: pcb.step.as_deref().map(str::to_owned),
+                        message: if self.operators.contains_key(&user) {
+                            "a terminated process cannot be reassigned".into()
+                        } else {
+                            format!("there is no user '{user}'")
+                        },
+                    });
+                }
+                let running = pcb.state == ProcessState::Running;
+                self.out.pid = Some(pid);
+                let reason = format!("assigned to {user}");
+                if running {
+                    // Taken back from its operator and queued for the new one.
+                    self.leave_dispatched(pid, &by, now_ms, "taken back");
+                    self.quiet(pid, &reason, |p| {
+                        p.assignee = Some(Arc::from(user.as_str()))
+                    });
+                    self.move_to(
+                        pid,
+                        ProcessState::Ready,
+                        &by,
+                        now_ms,
+                        "queued for dispatch",
+                        |p| {
+                            p.ready_since_ms = Some(now_ms);
+                        },
+                    );
+                } else {
+                    self.mutate(pid, &by, now_ms, &reason, |p| {
+                        p.assignee = Some(Arc::from(user.as_str()))
+                    });
+                }
+                self.dirty = true;
+            }
+            Command::Allocate {
+                pid,
+                resource,
+                quantity,
+                by,
+            } => {
+                let pcb = self.get(pid)?;
+                let free = self
+                    .pool
+                    .get(&resource)
+                    .map(|r| r.capacity.saturating_sub(self.pool.in_use(&resource)));
+                let refuse = |message: String| CoreError::WrongState {
+                    pid,
+                    state: pcb.state,
+                    step: pcb.step.as_deref().map(str::to_owned),
+                    message,
+                };
+                match free {
+                    _ if pcb.state == ProcessState::Terminated => {
+                        return Err(refuse("a terminated process holds nothing".into()));
+                    }
+                    None => return Err(refuse(format!("there is no resource '{resource}'"))),
+                    Some(f) if f < quantity => {
+                        return Err(refuse(format!(
+                            "'{resource}' has {f} free, {quantity} asked"
+                        )));
+                    }
+                    Some(_) => {}
+                }
+                let allocation = super::pcb::Allocation {
+                    resource: resource.clone(),
+                    quantity,
+                    hold_while_waiting: true,
+                };
+                self.pool.commit(pid, std::slice::from_ref(&allocation));
+                self.out.pid = Some(pid);
+                self.mutate(
+                    pid,
+                    &by,
+                    now_ms,
+                    &format!("allocated {quantity} × {resource}"),
+                    |p| p.allocations.push(allocation),
+                );
+            }
+            Command::Release { pid, resource, by } => {
+                let pcb = self.get(pid)?;
+                let held: Vec<_> = pcb
+                    .allocations
+                    .iter()
+                    .filter(|a| a.resource == resource)
+                    .cloned()
+                    .collect();
+                if held.is_empty() {
+                    return Err(CoreError::WrongState {
+                        pid,
+                        state: pcb.state,
+                        step: pcb.step.as_deref().map(str::to_owned),
+                        message: format!("it holds no '{resource}'"),
+                    });
+                }
+                self.pool.release(pid, &held);
+                self.out.pid = Some(pid);
+                self.dirty = true;
+                self.mutate(pid, &by, now_ms, &format!("released {resource}"), |p| {
+                    p.allocations.retain(|a| a.resource != resource)
+                });
+            }
+            Command::TakeTransition {
+                pid,
+                transition,
+                by,
+            } => {
+                let pcb = self.get(pid)?;
+                let step = self.current_step(pcb)?;
+                let movable = match pcb.state {
+                    ProcessState::Ready | ProcessState::Running => step.kind.is_dispatched(),
+                    ProcessState::Waiting => step.kind == StepKind::Wait,
+                    _ => false,
+                };
+                if !movable {
+                    return Err(CoreError::WrongState {
+                        pid,
+                        state: pcb.state,
+                        step: pcb.step.as_deref().map(str::to_owned),
+                        message: "only a queued, running or waiting step can be escalated".into(),
+                    });
+                }
+                let svc = self.service_of(pcb)?;
+                let next = choose(&svc, &step, Some(&transition), pcb, conditions)?;
+                let state = pcb.state;
+                let queued = (state == ProcessState::Ready).then(|| (self.key(pcb), pid));
+                self.out.pid = Some(pid);
+                if let Some(entry) = queued {
+                    self.ready.remove(&entry);
+                }
+                if state == ProcessState::Running {
+                    self.leave_dispatched(pid, &by, now_ms, "step escalated");
+                }
+                self.timers.retain(|(_, p)| *p != pid);
+                let note = format!("escalated by '{transition}'");
+                self.quiet(pid, &note, |p| p.wait = None);
+                self.go(pid, next, &by, now_ms, conditions);
+            }
             Command::Tick => {
                 let due: Vec<(i64, Pid)> =
                     self.timers.range(..=(now_ms, Pid::MAX)).copied().collect();
@@ -685,6 +954,7 @@ impl Scheduler {
             ready_since_ms: None,
             children: Vec::new(),
             version_no: 0,
+            assignee: None,
         };
         self.pcbs.insert(pid, pcb);
         self.quiet(pid, "created", |_| {});
@@ -891,7 +1161,7 @@ impl Scheduler {
             .deadline
             .as_deref()
             .and_then(iso_seconds)
-            .map(|s| now_ms + s * 1000);
+            .map(|s| conditions.due_ms(step.calendar.as_deref(), now_ms, s));
         let state = pcb.state;
         let entered = |n: &mut String| {
             n.push_str("entered '");
@@ -901,7 +1171,9 @@ impl Scheduler {
         self.quiet_with(pid, entered, |p| {
             p.step = Some(Arc::from(step_name));
             p.deadline_ms = deadline;
+            p.assignee = None;
         });
+        self.set_alarms(pid, deadline);
         match step.kind {
             StepKind::Human | StepKind::Automatic => {
                 self.move_to(
@@ -1131,7 +1403,9 @@ impl Scheduler {
             p.operator = None;
             p.suspended_from = None;
             p.deadline_ms = None;
+            p.assignee = None;
         });
+        self.alarms.retain(|a| a.1 != pid);
         if let Some(parent) = parent {
             self.child_ended(parent, pid, exit, now_ms, conditions);
         }
@@ -1305,8 +1579,14 @@ impl Scheduler {
                         hold_while_waiting: r.hold_while_waiting,
                     })
                     .collect();
+                let assignee = self.pcbs.get(&pid).and_then(|p| p.assignee.clone());
                 let operator = if step.kind == StepKind::Automatic {
                     Some("system".to_owned())
+                } else if let Some(user) = assignee {
+                    self.operators
+                        .get(&*user)
+                        .filter(|o| self.load.get(&o.id).copied().unwrap_or(0) < o.capacity)
+                        .map(|o| o.id.clone())
                 } else {
                     let allowed = match step
                         .operators

@@ -5,6 +5,8 @@ pub mod core;
 pub mod pcb;
 pub mod resources;
 
-pub use self::core::{Command, Conditions, CoreError, Effect, Outcome, Scheduler};
+pub use self::core::{
+    Alarm, AlarmKind, Command, Conditions, CoreError, Effect, Outcome, Scheduler,
+};
 pub use pcb::{ExitStatus, HistoryEntry, Pcb, Pid, ProcessState, WaitReason};
 pub use resources::{Operator, Resource, ResourcePool};

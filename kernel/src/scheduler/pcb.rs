@@ -155,6 +155,10 @@ pub struct Pcb {
     pub children: Vec<Pid>,
     /// Number of changes so far (the history length).
     pub version_no: u64,
+    /// The user the current step was given to (a reassignment): only they are dispatched
+    /// to it. Cleared when the step is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<std::sync::Arc<str>>,
 }
 
 /// One change to a PCB: who, when, from, to, why, and the PCB's fields after it.

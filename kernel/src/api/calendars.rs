@@ -1,0 +1,60 @@
+//! `/api/v1/calendars`: working calendars (weekly hours, holidays, exceptions) that
+//! deadlines are counted in.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::extract::JsonBody;
+use crate::Kernel;
+use crate::error::KernelError;
+
+/// Every calendar.
+#[utoipa::path(get, path = "/api/v1/calendars", tag = "time", responses((status = 200, description = "`{items, total}`")))]
+pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
+    let all = k.calendars.all();
+    let items: Vec<&erpos_design::WorkingCalendar> = all.values().collect();
+    Json(json!({"total": items.len(), "items": items, "next_cursor": null}))
+}
+
+/// Creates or replaces a calendar: `{"name": "organisation", "label": {"zh": "门诊工作日历"},
+/// "utc_offset_minutes": 480, "weekly": {"mon": [["09:00", "12:00"], ["13:00", "18:00"]], …},
+/// "holidays": ["2026-10-01"], "exceptions": {"2026-09-27": [["09:00", "18:00"]]}}`. The
+/// one named `organisation` is the default for every deadline.
+#[utoipa::path(post, path = "/api/v1/calendars", tag = "time", request_body = Object,
+    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+pub async fn save(
+    State(k): State<Arc<Kernel>>,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let cal = k.calendars.put(&body, k.engine.now_ms()).await?;
+    Ok((StatusCode::CREATED, Json(cal)))
+}
+
+/// One calendar.
+#[utoipa::path(get, path = "/api/v1/calendars/{name}", tag = "time", responses((status = 200, description = "the calendar"), (status = 404, description = "no such calendar", body = super::error::ErrorBody)))]
+pub async fn show(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let all = k.calendars.all();
+    let cal = all
+        .get(&name)
+        .ok_or_else(|| KernelError::NotFound(format!("calendar '{name}'")))?;
+    Ok(Json(json!(cal)))
+}
+
+/// Deletes a calendar (deadlines already set keep their instant).
+#[utoipa::path(delete, path = "/api/v1/calendars/{name}", tag = "time", responses((status = 204, description = "deleted"), (status = 404, description = "no such calendar", body = super::error::ErrorBody)))]
+pub async fn delete(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    k.calendars.delete(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
