@@ -55,6 +55,19 @@ impl ApiError {
         self
     }
 
+    /// The 400 for a bad query parameter, naming it at `/query/{key}`.
+    pub fn bad_parameter(key: &str, message: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the request parameters are invalid",
+        )
+        .with_details(vec![erpos_design::Issue::new(
+            format!("/query/{key}"),
+            message,
+        )])
+    }
+
     /// The 404 for a path no route serves.
     pub fn no_route() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such API path")

@@ -165,14 +165,7 @@ pub async fn list(
     let mut limit = 50usize;
     let mut cursor: Option<Pid> = None;
     let mut filters: Vec<(String, String)> = Vec::new();
-    let bad = |key: &str, m: &str| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the request parameters are invalid",
-        )
-        .with_details(vec![Issue::new(format!("/query/{key}"), m)])
-    };
+    let bad = ApiError::bad_parameter;
     for (key, value) in params {
         match key.as_str() {
             "limit" => {

@@ -18,12 +18,7 @@ use crate::Kernel;
 use crate::events::NewEvent;
 
 fn bad(key: &str, message: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-        "the request parameters are invalid",
-    )
-    .with_details(vec![Issue::new(format!("/query/{key}"), message)])
+    ApiError::bad_parameter(key, message)
 }
 
 /// Paging parameters every list here takes: `limit` (1–500, default 50) and `before` (the

@@ -13,9 +13,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use chrono::NaiveDate;
-use erpos_design::Issue;
 use erpos_design::service::{Service, StepKind};
 use serde_json::{Value, json};
 
@@ -30,12 +28,7 @@ const DEFAULT_DAYS: i64 = 30;
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 fn bad(key: &str, message: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-        "the request parameters are invalid",
-    )
-    .with_details(vec![Issue::new(format!("/query/{key}"), message)])
+    ApiError::bad_parameter(key, message)
 }
 
 /// An instant as a client may write it: an RFC 3339 date-time, or a date (UTC midnight).
