@@ -157,6 +157,7 @@ mod tests {
             children: Vec::new(),
             version_no: 0,
             assignee: None,
+            serial: None,
         }
     }
 

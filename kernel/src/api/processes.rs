@@ -156,6 +156,7 @@ pub async fn start(
            ("operator" = Option<String>, Query, description = "operator handling the current step"),
            ("resource" = Option<String>, Query, description = "resource held"),
            ("wait" = Option<String>, Query, description = "wait reason kind"),
+           ("serial" = Option<String>, Query, description = "serial number (LEAVE-20261121-0007)"),
            ("limit" = Option<u32>, Query, description = "page size"), ("cursor" = Option<String>, Query, description = "next_cursor")),
     responses((status = 200, description = "`{items, total, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
 pub async fn list(
@@ -194,7 +195,9 @@ pub async fn list(
                 }
                 filters.push((key, value.to_uppercase()));
             }
-            "service" | "operator" | "resource" | "wait" | "parent" => filters.push((key, value)),
+            "service" | "operator" | "resource" | "wait" | "parent" | "serial" => {
+                filters.push((key, value))
+            }
             _ => return Err(bad(&key, "unknown parameter")),
         }
     }
@@ -216,6 +219,7 @@ pub async fn list(
                             == Some(value)
                     }
                     "parent" => p.parent.map(|x| x.to_string()).as_deref() == Some(value),
+                    "serial" => p.serial.as_deref() == Some(value),
                     _ => false,
                 })
             };

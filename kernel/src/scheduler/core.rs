@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use erpos_design::service::{OperatorPolicy, Service, Step, StepKind};
+use erpos_design::service::{OperatorPolicy, SerialSpec, Service, Step, StepKind};
 use serde_json::{Value as Json, json};
 
 use super::pcb::{ExitStatus, HistoryEntry, Pcb, Pid, ProcessState, WaitReason};
@@ -270,6 +270,8 @@ pub struct Scheduler {
     successors: BTreeMap<Pid, Vec<Pid>>,
     /// Quiet changes not yet in an entry, by process: the next entry carries them.
     notes: BTreeMap<Pid, String>,
+    /// The last serial number given in each scope (prefix and day).
+    serials: std::collections::HashMap<String, u64>,
     /// Deadline alarms by due time: (at, pid, kind, deadline).
     alarms: BTreeSet<(i64, Pid, AlarmKind, i64)>,
     /// The step each process was at in its last history entry (for `from_step`).
@@ -297,6 +299,7 @@ impl Scheduler {
             notes: BTreeMap::new(),
             entry_steps: std::collections::HashMap::new(),
             alarms: BTreeSet::new(),
+            serials: std::collections::HashMap::new(),
             operators: BTreeMap::new(),
             load: BTreeMap::new(),
             round_robin: BTreeMap::new(),
@@ -354,6 +357,10 @@ impl Scheduler {
             *self.load.entry(op.to_string()).or_default() += 1;
         }
         self.entry_steps.insert(pcb.id, pcb.step.clone());
+        if let Some((scope, n)) = pcb.serial.as_deref().and_then(SerialSpec::parse) {
+            let last = self.serials.entry(scope.to_owned()).or_default();
+            *last = (*last).max(n);
+        }
         let alarms = self.alarms_for(&pcb, pcb.deadline_ms);
         self.alarms.extend(alarms);
         self.pcbs.insert(pcb.id, pcb);
@@ -929,6 +936,21 @@ impl Scheduler {
     ) -> Pid {
         let pid = self.next_pid;
         self.next_pid += 1;
+        // Serial numbers are counted here, under the core's lock, and stored with the
+        // process they name: unique and gap-free whatever the concurrency.
+        // Parallel branches (which have a join) are parts of their parent's process and are
+        // not numbered.
+        let numbered = if join.is_none() {
+            svc.serial.as_ref()
+        } else {
+            None
+        };
+        let serial = numbered.map(|spec| {
+            let scope = spec.scope(now_ms);
+            let n = self.serials.entry(scope.clone()).or_default();
+            *n += 1;
+            spec.format(&scope, *n)
+        });
         let pcb = Pcb {
             id: pid,
             service: Arc::from(svc.name.as_str()),
@@ -955,6 +977,7 @@ impl Scheduler {
             children: Vec::new(),
             version_no: 0,
             assignee: None,
+            serial,
         };
         self.pcbs.insert(pid, pcb);
         self.quiet(pid, "created", |_| {});

@@ -159,6 +159,9 @@ pub struct Pcb {
     /// to it. Cleared when the step is left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<std::sync::Arc<str>>,
+    /// The number people use for it (`LEAVE-20261121-0007`), if its service numbers them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
 }
 
 /// One change to a PCB: who, when, from, to, why, and the PCB's fields after it.
