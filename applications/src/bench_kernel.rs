@@ -38,6 +38,7 @@ fn staff(capacity: u32) -> Operator {
         roles: ["staff".to_owned()].into(),
         skills: Default::default(),
         capacity,
+        department: None,
     }
 }
 

@@ -76,6 +76,15 @@ pub struct OperatorRule {
     /// A Rhai expression yielding user names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expression: Option<String>,
+    /// Members of this department or of any department below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// The field of the bound record that names the user (`doctor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The context variable a previous handler set to a user id or a list of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variable: Option<String>,
     /// How one operator is chosen.
     #[serde(default)]
     pub policy: OperatorPolicy,

@@ -144,6 +144,15 @@ impl Engine {
         }
         let mut sql = Sql::new(db.dialect());
         sql.push("SELECT ")
+            .col_text("definition")
+            .push(" FROM departments ORDER BY name");
+        for row in db.fetch(sql).await? {
+            let def = parse::<Json>(&row, 0, "department")?;
+            let name = def.get("name").and_then(Json::as_str).unwrap_or_default();
+            core.add_department(name, def.get("parent").and_then(Json::as_str));
+        }
+        let mut sql = Sql::new(db.dialect());
+        sql.push("SELECT ")
             .col_text("pcb")
             .push(" FROM processes ORDER BY pid");
         for row in db.fetch(sql).await? {
@@ -508,6 +517,18 @@ impl Engine {
         self.db.write_atomically(vec![sql]).await?;
         core.add_resource(resource);
         Ok(())
+    }
+
+    /// Stores a department (the statement is the caller's) and puts it in the tree the
+    /// scheduler resolves participants with.
+    pub async fn put_department(&self, sql: Sql, name: &str, parent: Option<&str>) -> Result<()> {
+        {
+            let mut core = self.core.lock().await;
+            self.db.write_atomically(vec![sql]).await?;
+            core.add_department(name, parent);
+        }
+        // Members of a new branch of the tree may now be dispatched.
+        self.command(Command::Tick).await.map(|_| ())
     }
 
     /// Stores an operator (user) and makes them available for dispatch.

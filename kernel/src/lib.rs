@@ -13,6 +13,7 @@ pub mod definitions;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod organisation;
 pub mod outbox;
 pub mod records;
 pub mod resources;

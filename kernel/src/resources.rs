@@ -173,6 +173,22 @@ pub async fn put_user(k: &Kernel, body: &Value) -> Result<()> {
     let roles = strings(body, "roles", &mut issues);
     let skills = strings(body, "skills", &mut issues);
     let capacity = capacity(body, &mut issues);
+    let department = match body.get("department") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) => {
+            if !crate::organisation::department_exists(k, d).await? {
+                issues.push(Issue::new(
+                    "/department",
+                    format!("no department named '{d}'"),
+                ));
+            }
+            Some(d.clone())
+        }
+        Some(_) => {
+            issues.push(Issue::new("/department", "expected a department name"));
+            None
+        }
+    };
     if !issues.is_empty() {
         return Err(invalid(issues));
     }
@@ -182,6 +198,7 @@ pub async fn put_user(k: &Kernel, body: &Value) -> Result<()> {
             roles,
             skills,
             capacity,
+            department,
         })
         .await
         .map(|_| ())

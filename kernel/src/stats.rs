@@ -627,6 +627,7 @@ mod tests {
                     roles: [role.to_owned()].into(),
                     skills: BTreeSet::new(),
                     capacity: 5,
+                    department: None,
                 });
             }
             Sim {

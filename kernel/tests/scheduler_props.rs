@@ -83,6 +83,7 @@ fn clinic() -> Scheduler {
                 [skill.to_owned()].into()
             },
             capacity: 1,
+            department: None,
         });
     }
     core
@@ -425,6 +426,7 @@ fn aging_lets_an_old_low_priority_process_overtake_newer_high_priority_ones() {
         roles: BTreeSet::new(),
         skills: BTreeSet::new(),
         capacity: 1,
+        department: None,
     });
     let start = |core: &mut Scheduler, priority, now| {
         core.apply(

@@ -107,3 +107,78 @@ async fn serial_numbers_stay_gap_free_and_unique_with_50_concurrent_creations() 
     })
     .await
 }
+
+#[tokio::test]
+async fn departments_form_a_tree_and_steps_resolve_participants_from_it() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        for id in ["dr_li", "dr_chen", "hushi_wang", "qiantai_zhou"] {
+            let (s, b) = app.call("POST", "/api/v1/users", Some(json!({"id": id, "capacity": 3}))).await?;
+            assert!(s.is_success(), "{b}");
+        }
+        let (s, b) = app.call("POST", "/api/v1/departments", Some(json!({"label": {"zh": "门诊部", "en": "Outpatients"}, "leader": "dr_li"}))).await?;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert_eq!(b["name"], "menzhenbu", "named from the Chinese label");
+        let (s, b) = app.call("POST", "/api/v1/departments", Some(json!({"name": "pifuke", "label": {"zh": "皮肤科"}, "parent": "menzhenbu", "leader": "dr_chen"}))).await?;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        app.call("POST", "/api/v1/departments", Some(json!({"name": "qiantai", "label": {"zh": "前台"}}))).await?;
+
+        // The tree stays a tree; parents and leaders must exist.
+        let (s, b) = app.call("POST", "/api/v1/departments", Some(json!({"name": "menzhenbu", "label": {"zh": "门诊部"}, "parent": "pifuke"}))).await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(b["error"]["details"][0]["path"], "/parent");
+        let (s, b) = app.call("POST", "/api/v1/departments", Some(json!({"label": {"zh": "美容科"}, "parent": "nowhere", "leader": "nobody"}))).await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        let paths: Vec<&str> = b["error"]["details"].as_array().into_iter().flatten().filter_map(|d| d["path"].as_str()).collect();
+        assert_eq!(paths, ["/parent", "/leader"]);
+        let (s, b) = app.call("POST", "/api/v1/users", Some(json!({"id": "ghost", "department": "nowhere"}))).await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+
+        for (id, dept) in [("hushi_wang", "pifuke"), ("qiantai_zhou", "qiantai"), ("dr_chen", "pifuke"), ("dr_li", "menzhenbu")] {
+            let (s, b) = app.call("POST", "/api/v1/users", Some(json!({"id": id, "capacity": 3, "department": dept}))).await?;
+            assert!(s.is_success(), "{b}");
+        }
+        let (s, _) = app.call("POST", "/api/v1/roles", Some(json!({"name": "front_desk", "label": {"zh": "前台接待"}}))).await?;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, _) = app.call("POST", "/api/v1/skills", Some(json!({"name": "laser", "label": {"zh": "激光治疗"}, "certification": true}))).await?;
+        assert_eq!(s, StatusCode::CREATED);
+        let (_, skills) = app.call("GET", "/api/v1/skills", None).await?;
+        assert_eq!(skills["items"][0]["certification"], true);
+
+        let (s, b) = app.call("POST", "/api/v1/services", Some(json!({
+            "name": "skin_check", "label": {"zh": "皮肤检测"},
+            "steps": [
+                {"name": "triage", "kind": "human", "label": {"zh": "分诊"}, "operators": {"department": "pifuke"}},
+                {"name": "review", "kind": "human", "label": {"zh": "复核"}, "operators": {"variable": "reviewer"}},
+                {"name": "end", "kind": "end"}],
+            "transitions": [{"from": "triage", "to": "review"}, {"from": "review", "to": "end"}]
+        }))).await?;
+        assert!(s.is_success(), "{b}");
+        app.call("POST", "/api/v1/services/skin_check/publish", None).await?;
+        let (_, p) = app.call("POST", "/api/v1/processes", Some(json!({"service": "skin_check"}))).await?;
+        let pid = p["id"].as_u64().unwrap_or_default();
+        assert!(["hushi_wang", "dr_chen"].contains(&p["operator"].as_str().unwrap_or_default()), "a member of 皮肤科: {p}");
+
+        let (s, p) = app.call("POST", &format!("/api/v1/processes/{pid}/complete"), Some(json!({"context": {"reviewer": "dr_li"}}))).await?;
+        assert!(s.is_success(), "{p}");
+        assert_eq!(p["operator"], "dr_li", "the handler named by the previous step: {p}");
+
+        let (_, users) = app.call("GET", "/api/v1/users", None).await?;
+        let li = users["items"].as_array().into_iter().flatten().find(|u| u["id"] == "dr_li").cloned().unwrap_or_default();
+        assert_eq!(li["department"], "menzhenbu");
+        assert_eq!(li["load"], 1);
+
+        // A department higher up takes its sub-departments' members too.
+        let app = app.restart().await?;
+        let (_, b) = app.call("POST", "/api/v1/services", Some(json!({
+            "name": "outpatient_task", "label": {"zh": "门诊任务"},
+            "steps": [{"name": "do", "kind": "human", "operators": {"department": "menzhenbu", "users": ["hushi_wang", "qiantai_zhou"]}}, {"name": "end", "kind": "end"}],
+            "transitions": [{"from": "do", "to": "end"}]
+        }))).await?;
+        assert!(b.get("error").is_none(), "{b}");
+        app.call("POST", "/api/v1/services/outpatient_task/publish", None).await?;
+        let (_, p) = app.call("POST", "/api/v1/processes", Some(json!({"service": "outpatient_task"}))).await?;
+        assert_eq!(p["operator"], "hushi_wang", "皮肤科 lies below 门诊部, 前台 does not (the tree survives a restart): {p}");
+        Ok(())
+    })
+    .await
+}

@@ -7,6 +7,7 @@ mod calendars;
 mod data_items;
 pub mod error;
 mod extract;
+mod organisation;
 mod processes;
 mod records;
 mod resources;
@@ -80,6 +81,13 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         rules::outbox,
         rules::retry,
         rules::notifications,
+        organisation::departments,
+        organisation::save_department,
+        organisation::roles,
+        organisation::save_role,
+        organisation::skills,
+        organisation::save_skill,
+        organisation::users,
         calendars::list,
         calendars::save,
         calendars::show,
@@ -95,6 +103,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
          (name = "processes", description = "Processes (PCBs), actions and queues"),
          (name = "resources", description = "Resource types, resources and users"),
          (name = "rules", description = "ServiceRules, the event log, the outbox and notifications"),
+         (name = "organisation", description = "Departments, roles, skills and users"),
          (name = "time", description = "Working calendars for deadlines"),
          (name = "stats", description = "Process statistics per service, step, operator and role"),
          (name = "system", description = "Health and API description"))
@@ -168,7 +177,22 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
             get(resources::list_types).post(resources::create_type),
         )
         .route("/resources", get(resources::list).post(resources::create))
-        .route("/users", axum::routing::post(resources::create_user))
+        .route(
+            "/users",
+            get(organisation::users).post(resources::create_user),
+        )
+        .route(
+            "/departments",
+            get(organisation::departments).post(organisation::save_department),
+        )
+        .route(
+            "/roles",
+            get(organisation::roles).post(organisation::save_role),
+        )
+        .route(
+            "/skills",
+            get(organisation::skills).post(organisation::save_skill),
+        )
         .route("/processes", get(processes::list).post(processes::start))
         .route("/processes/{id}", get(processes::show))
         .route(

@@ -270,6 +270,8 @@ pub struct Scheduler {
     successors: BTreeMap<Pid, Vec<Pid>>,
     /// Quiet changes not yet in an entry, by process: the next entry carries them.
     notes: BTreeMap<Pid, String>,
+    /// The department tree: each department's parent.
+    departments: BTreeMap<String, Option<String>>,
     /// The last serial number given in each scope (prefix and day).
     serials: std::collections::HashMap<String, u64>,
     /// Deadline alarms by due time: (at, pid, kind, deadline).
@@ -300,6 +302,7 @@ impl Scheduler {
             entry_steps: std::collections::HashMap::new(),
             alarms: BTreeSet::new(),
             serials: std::collections::HashMap::new(),
+            departments: BTreeMap::new(),
             operators: BTreeMap::new(),
             load: BTreeMap::new(),
             round_robin: BTreeMap::new(),
@@ -420,6 +423,41 @@ impl Scheduler {
     pub fn clear_alarm(&mut self, alarm: &Alarm) {
         self.alarms
             .remove(&(alarm.at_ms, alarm.pid, alarm.kind, alarm.deadline_ms));
+    }
+
+    /// Every user, by id.
+    pub fn operators(&self) -> impl Iterator<Item = &Operator> {
+        self.operators.values()
+    }
+
+    /// How many steps a user is working on now.
+    pub fn load_of(&self, id: &str) -> u32 {
+        self.load.get(id).copied().unwrap_or(0)
+    }
+
+    /// Whether a user exists.
+    pub fn has_operator(&self, id: &str) -> bool {
+        self.operators.contains_key(id)
+    }
+
+    /// Adds (or moves) a department in the tree.
+    pub fn add_department(&mut self, name: &str, parent: Option<&str>) {
+        self.departments
+            .insert(name.to_owned(), parent.map(str::to_owned));
+        self.dirty = true;
+    }
+
+    /// Whether department `member` is `department` or lies below it.
+    fn within(&self, member: Option<&str>, department: &str) -> bool {
+        let mut at = member;
+        for _ in 0..=self.departments.len() {
+            match at {
+                Some(d) if d == department => return true,
+                Some(d) => at = self.departments.get(d).and_then(|p| p.as_deref()),
+                None => return false,
+            }
+        }
+        false
     }
 
     /// A process.
@@ -1622,6 +1660,16 @@ impl Scheduler {
                             None => Ok(None),
                         },
                     };
+                    let allowed = allowed.map(|a| {
+                        named_users(step, self.pcbs.get(&pid)).map_or(a.clone(), |named| {
+                            Some(match a {
+                                Some(list) => {
+                                    list.into_iter().filter(|u| named.contains(u)).collect()
+                                }
+                                None => named,
+                            })
+                        })
+                    });
                     match allowed {
                         Ok(allowed) => self.pick_operator(step, &svc.name, allowed.as_deref()),
                         Err(e) => {
@@ -1729,6 +1777,10 @@ impl Scheduler {
                     && rule.user.as_ref().is_none_or(|u| &o.id == u)
                     && (rule.users.is_empty() || rule.users.contains(&o.id))
                     && allowed.is_none_or(|a| a.contains(&o.id))
+                    && rule
+                        .department
+                        .as_deref()
+                        .is_none_or(|d| self.within(o.department.as_deref(), d))
                     && self.load.get(&o.id).copied().unwrap_or(0) < o.capacity
             })
             .collect();
@@ -1875,6 +1927,44 @@ pub fn merge(target: &mut Json, patch: &Json) {
 }
 
 /// Seconds in an ISO 8601 duration (`PT2H`, `P7D`), as the design layer validates them.
+/// The users a step's operator rule names through the bound record's `field` or a context
+/// `variable` (None when it names none that way). A missing value names nobody, so the
+/// step waits for one to be set.
+fn named_users(step: &Step, pcb: Option<&Pcb>) -> Option<Vec<String>> {
+    let rule = step.operators.as_ref()?;
+    if rule.field.is_none() && rule.variable.is_none() {
+        return None;
+    }
+    let context = pcb.map(|p| &*p.context);
+    let users = |v: Option<&Json>| -> Vec<String> {
+        match v {
+            Some(Json::String(s)) => vec![s.clone()],
+            Some(Json::Array(list)) => list
+                .iter()
+                .filter_map(Json::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut out: Option<Vec<String>> = None;
+    if let Some(field) = &rule.field {
+        out = Some(users(
+            context
+                .and_then(|c| c.get("record"))
+                .and_then(|r| r.get(field)),
+        ));
+    }
+    if let Some(var) = &rule.variable {
+        let named = users(context.and_then(|c| c.get(var)));
+        out = Some(match out {
+            Some(prev) => prev.into_iter().filter(|u| named.contains(u)).collect(),
+            None => named,
+        });
+    }
+    out
+}
+
 fn iso_seconds(s: &str) -> Option<i64> {
     erpos_design::service_check::parse_iso_duration(s).and_then(|v| i64::try_from(v).ok())
 }

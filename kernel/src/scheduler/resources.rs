@@ -182,6 +182,9 @@ pub struct Operator {
     /// How many steps they can work on at once.
     #[serde(default = "one")]
     pub capacity: u32,
+    /// The department they belong to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
 }
 
 fn one() -> u32 {

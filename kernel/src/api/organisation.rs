@@ -1,0 +1,90 @@
+//! `/api/v1/departments`, `/api/v1/roles`, `/api/v1/skills` and the list of users: the
+//! organisation that steps' participants are resolved from.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::extract::JsonBody;
+use crate::Kernel;
+use crate::organisation::{self, Catalogue};
+
+fn listing(items: Vec<Value>) -> Json<Value> {
+    Json(json!({"total": items.len(), "items": items, "next_cursor": null}))
+}
+
+/// Every department (`parent` and `leader` make the tree).
+#[utoipa::path(get, path = "/api/v1/departments", tag = "organisation", responses((status = 200, description = "`{items, total}`")))]
+pub async fn departments(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError> {
+    Ok(listing(organisation::list(&k, "departments").await?))
+}
+
+/// Creates or replaces a department: `{"label": {"zh": "皮肤科"}, "parent": "menzhenbu",
+/// "leader": "dr_chen"}`.
+#[utoipa::path(post, path = "/api/v1/departments", tag = "organisation", request_body = Object,
+    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+pub async fn save_department(
+    State(k): State<Arc<Kernel>>,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let dept = organisation::put_department(&k, &body).await?;
+    Ok((StatusCode::CREATED, Json(dept)))
+}
+
+/// Every role.
+#[utoipa::path(get, path = "/api/v1/roles", tag = "organisation", responses((status = 200, description = "`{items, total}`")))]
+pub async fn roles(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError> {
+    Ok(listing(organisation::list(&k, "roles").await?))
+}
+
+/// Creates or replaces a role: `{"name": "front_desk", "label": {"zh": "前台"}}`.
+#[utoipa::path(post, path = "/api/v1/roles", tag = "organisation", request_body = Object,
+    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+pub async fn save_role(
+    State(k): State<Arc<Kernel>>,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let role = organisation::put_title(&k, Catalogue::Roles, &body).await?;
+    Ok((StatusCode::CREATED, Json(role)))
+}
+
+/// Every skill (and certification).
+#[utoipa::path(get, path = "/api/v1/skills", tag = "organisation", responses((status = 200, description = "`{items, total}`")))]
+pub async fn skills(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError> {
+    Ok(listing(organisation::list(&k, "skills").await?))
+}
+
+/// Creates or replaces a skill: `{"name": "laser", "label": {"zh": "激光治疗"},
+/// "certification": true}`.
+#[utoipa::path(post, path = "/api/v1/skills", tag = "organisation", request_body = Object,
+    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+pub async fn save_skill(
+    State(k): State<Arc<Kernel>>,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let skill = organisation::put_title(&k, Catalogue::Skills, &body).await?;
+    Ok((StatusCode::CREATED, Json(skill)))
+}
+
+/// Every user with roles, skills, capacity, department and current load.
+#[utoipa::path(get, path = "/api/v1/users", tag = "organisation", responses((status = 200, description = "`{items, total}`")))]
+pub async fn users(State(k): State<Arc<Kernel>>) -> Json<Value> {
+    let items = k
+        .engine
+        .read(|c| {
+            c.operators()
+                .map(|o| {
+                    let mut v = json!(o);
+                    v["load"] = json!(c.load_of(&o.id));
+                    v
+                })
+                .collect()
+        })
+        .await;
+    listing(items)
+}
