@@ -76,6 +76,22 @@ async fn serial_numbers_stay_gap_free_and_unique_with_50_concurrent_creations() 
             .call("GET", "/api/v1/processes?serial=LEAVE-20261128-0007", None)
             .await?;
         assert_eq!(found["total"], 1, "{found}");
+        // Batch state lookup by ids.
+        let (_, batch) = app
+            .call("GET", "/api/v1/processes?ids=1,3,5,999", None)
+            .await?;
+        let mut ids: Vec<u64> = batch["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["id"].as_u64())
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, [1, 3, 5], "{batch}");
+        assert!(batch["items"][0]["state"].is_string());
+        let (s, b) = app.call("GET", "/api/v1/processes?ids=1,x", None).await?;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        assert_eq!(b["error"]["details"][0]["path"], "/query/ids");
 
         // Seven hours later it is the next day in China: the count starts again.
         app.advance(7 * 3_600_000).await?;

@@ -157,6 +157,7 @@ pub async fn start(
            ("resource" = Option<String>, Query, description = "resource held"),
            ("wait" = Option<String>, Query, description = "wait reason kind"),
            ("serial" = Option<String>, Query, description = "serial number (LEAVE-20261121-0007)"),
+           ("ids" = Option<String>, Query, description = "batch lookup: comma-separated process ids"),
            ("limit" = Option<u32>, Query, description = "page size"), ("cursor" = Option<String>, Query, description = "next_cursor")),
     responses((status = 200, description = "`{items, total, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
 pub async fn list(
@@ -198,6 +199,17 @@ pub async fn list(
             "service" | "operator" | "resource" | "wait" | "parent" | "serial" => {
                 filters.push((key, value))
             }
+            // Batch state lookup: `ids=3,7,12` (at most 500).
+            "ids" => {
+                let ids: Vec<&str> = value.split(',').filter(|v| !v.is_empty()).collect();
+                if ids.is_empty()
+                    || ids.len() > 500
+                    || ids.iter().any(|v| v.parse::<Pid>().is_err())
+                {
+                    return Err(bad(&key, "a comma-separated list of 1 to 500 process ids"));
+                }
+                filters.push((key, value));
+            }
             _ => return Err(bad(&key, "unknown parameter")),
         }
     }
@@ -220,6 +232,9 @@ pub async fn list(
                     }
                     "parent" => p.parent.map(|x| x.to_string()).as_deref() == Some(value),
                     "serial" => p.serial.as_deref() == Some(value),
+                    "ids" => value
+                        .split(',')
+                        .any(|v| v.parse::<Pid>().ok() == Some(p.id)),
                     _ => false,
                 })
             };
