@@ -208,9 +208,10 @@ pub struct Step {
     /// The service a `sub_service` step starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
-    /// The Instructions an automatic step runs (see the rules engine).
+    /// The Instructions an automatic step runs (see the rules engine): typed here, so
+    /// they are parsed once, when the service is saved, not every time the step runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub instructions: Vec<Json>,
+    pub instructions: Vec<crate::rule::Instruction>,
     /// What a wait step waits for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait: Option<WaitSpec>,
@@ -343,5 +344,38 @@ impl Service {
     /// The transitions entering `step`.
     pub fn incoming<'a>(&'a self, step: &'a str) -> impl Iterator<Item = &'a Transition> + 'a {
         self.transitions.iter().filter(move |t| t.to == step)
+    }
+}
+
+/// Test fixtures shared by the design layer's tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use serde_json::{Value as Json, json};
+
+    /// The clinic's treatment visit, as ENGINEERING.md posts it.
+    pub fn clinic_json() -> Json {
+        json!({
+          "name": "treatment_visit",
+          "label": {"zh": "治疗就诊", "en": "Treatment visit"},
+          "subject": "appointment",
+          "steps": [
+            {"name": "checkin", "kind": "human", "label": {"zh": "到诊登记"}, "operators": {"role": "front_desk"}},
+            {"name": "route", "kind": "exclusive"},
+            {"name": "consult", "kind": "sub_service", "service": "consultation"},
+            {"name": "treat", "kind": "human", "operators": {"skill": "laser", "policy": "least_loaded"},
+             "resources": [{"type": "laser_room", "quantity": 1}, {"type": "laser_device", "quantity": 1}],
+             "duration_minutes": 45, "deadline": "PT2H"},
+            {"name": "bill", "kind": "automatic", "instructions": [{"op": "update_record", "set": {"billed": true}}]},
+            {"name": "end", "kind": "end"}
+          ],
+          "transitions": [
+            {"from": "checkin", "to": "route"},
+            {"from": "route", "to": "consult", "condition": "record.first_visit == true"},
+            {"from": "route", "to": "treat", "default": true},
+            {"from": "consult", "to": "treat"},
+            {"from": "treat", "to": "bill", "attribute": "agree"},
+            {"from": "bill", "to": "end"}
+          ]
+        })
     }
 }

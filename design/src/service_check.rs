@@ -318,10 +318,7 @@ fn check_step_instructions(
         ));
         return;
     }
-    match crate::rule::parse_instructions(&step.instructions, &base) {
-        Ok(list) => crate::rule::check_instructions(&list, &base, catalog, known_services, issues),
-        Err(mut found) => issues.append(&mut found),
-    }
+    crate::rule::check_instructions(&step.instructions, &base, catalog, known_services, issues);
 }
 
 /// A step's escalation: it needs a deadline, its durations must parse and its transition
@@ -650,32 +647,7 @@ mod tests {
     use super::*;
     use serde_json::{Value as Json, json};
 
-    /// The clinic's treatment visit, as ENGINEERING.md posts it.
-    fn clinic() -> Json {
-        json!({
-          "name": "treatment_visit",
-          "label": {"zh": "治疗就诊", "en": "Treatment visit"},
-          "subject": "appointment",
-          "steps": [
-            {"name": "checkin", "kind": "human", "label": {"zh": "到诊登记"}, "operators": {"role": "front_desk"}},
-            {"name": "route", "kind": "exclusive"},
-            {"name": "consult", "kind": "sub_service", "service": "consultation"},
-            {"name": "treat", "kind": "human", "operators": {"skill": "laser", "policy": "least_loaded"},
-             "resources": [{"type": "laser_room", "quantity": 1}, {"type": "laser_device", "quantity": 1}],
-             "duration_minutes": 45, "deadline": "PT2H"},
-            {"name": "bill", "kind": "automatic", "instructions": [{"op": "update_record", "set": {"billed": true}}]},
-            {"name": "end", "kind": "end"}
-          ],
-          "transitions": [
-            {"from": "checkin", "to": "route"},
-            {"from": "route", "to": "consult", "condition": "record.first_visit == true"},
-            {"from": "route", "to": "treat", "default": true},
-            {"from": "consult", "to": "treat"},
-            {"from": "treat", "to": "bill", "attribute": "agree"},
-            {"from": "bill", "to": "end"}
-          ]
-        })
-    }
+    use crate::service::fixtures::clinic_json as clinic;
 
     fn catalog() -> Catalog {
         let item = crate::parse_data_item(&json!({"name": "appointment", "label": {"zh": "预约"}}))

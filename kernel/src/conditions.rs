@@ -1,8 +1,7 @@
 //! Rhai conditions: analysts' expressions over a process's `context` and bound `record`,
-//! compiled once and cached, run in a sandbox with every limit set explicitly (the
-//! defaults differ between debug and release builds). `eval` is disabled, and there is no
-//! file, network or clock access. This module must never run an expression without the
-//! limits.
+//! compiled once and cached, run in the same sandboxed engine as rules
+//! (`rules::sandbox::limited_engine`: every limit set explicitly, `eval` disabled, no file,
+//! network or clock access). This module must never run an expression without the limits.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -28,17 +27,8 @@ impl Default for RhaiConditions {
 impl RhaiConditions {
     /// An engine with erpos's limits.
     pub fn new() -> Self {
-        let mut engine = Engine::new();
-        engine.set_max_operations(100_000);
-        engine.set_max_call_levels(32);
-        engine.set_max_expr_depths(64, 32);
-        engine.set_max_string_size(64 * 1024);
-        engine.set_max_array_size(10_000);
-        engine.set_max_map_size(10_000);
-        engine.set_max_modules(0);
-        engine.disable_symbol("eval");
         Self {
-            engine,
+            engine: crate::rules::sandbox::limited_engine(),
             cache: DashMap::new(),
             calendars: None,
         }

@@ -59,7 +59,7 @@ pub trait AutomaticSteps: Send + Sync {
         &'a self,
         pcb: Pcb,
         step: &'a str,
-        instructions: Vec<Json>,
+        instructions: Vec<erpos_design::rule::Instruction>,
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send + 'a>,
     >;

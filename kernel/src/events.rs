@@ -7,7 +7,7 @@
 //! everything, and a kernel with no rules pays nothing. Signals from outside and time
 //! events are appended directly.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use erpos_design::rule::{Event, EventKind, ServiceRule};
@@ -15,8 +15,9 @@ use serde_json::{Value as Json, json};
 
 use crate::clock::Clock;
 use crate::db::{Db, Row};
+use crate::engine::state_name;
 use crate::error::{KernelError, Result};
-use crate::scheduler::{HistoryEntry, ProcessState};
+use crate::scheduler::HistoryEntry;
 use crate::sql::Sql;
 
 /// Which (kind, subject) pairs enabled rules listen for.
@@ -24,8 +25,8 @@ use crate::sql::Sql;
 pub struct Interest {
     /// Kinds some rule listens for whatever the subject.
     any: HashSet<EventKind>,
-    /// (kind, subject) pairs.
-    subjects: HashSet<(EventKind, String)>,
+    /// Subjects listened for, by kind (looked up by `&str`: no allocation per write).
+    subjects: HashMap<EventKind, HashSet<String>>,
 }
 
 impl Interest {
@@ -38,7 +39,11 @@ impl Interest {
             };
             match rule.event.subject() {
                 Some(subject) => {
-                    interest.subjects.insert((kind, subject.to_owned()));
+                    interest
+                        .subjects
+                        .entry(kind)
+                        .or_default()
+                        .insert(subject.to_owned());
                 }
                 None => {
                     interest.any.insert(kind);
@@ -51,7 +56,7 @@ impl Interest {
     /// Whether an event of `kind` about `subject` would be seen by a rule.
     pub fn wants(&self, kind: EventKind, subject: Option<&str>) -> bool {
         self.any.contains(&kind)
-            || subject.is_some_and(|s| self.subjects.contains(&(kind, s.to_owned())))
+            || subject.is_some_and(|s| self.subjects.get(&kind).is_some_and(|set| set.contains(s)))
     }
 
     /// Whether no rule listens for anything (the fast path for every write).
@@ -83,7 +88,7 @@ pub struct Events {
     clock: Arc<dyn Clock>,
     interest: RwLock<Arc<Interest>>,
     /// Woken when events are committed, so the rules engine reads them at once.
-    pub wake: tokio::sync::Notify,
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl Events {
@@ -93,7 +98,7 @@ impl Events {
             db,
             clock,
             interest: RwLock::new(Arc::new(Interest::default())),
-            wake: tokio::sync::Notify::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -171,7 +176,7 @@ impl Events {
         let base = |extra: Json| {
             let mut payload = json!({
                 "service": &*pcb.service, "version": pcb.version,
-                "state": state_text(pcb.state), "reason": entry.reason, "by": entry.by,
+                "state": state_name(pcb.state), "reason": entry.reason, "by": entry.by,
                 "record": pcb.record.as_ref().map(|(item, id)| json!({"item": item, "id": id})),
                 "context": &*pcb.context,
             });
@@ -180,14 +185,15 @@ impl Events {
             }
             payload
         };
-        let mut push = |kind: EventKind, payload: Json| {
+        // The payload (with a copy of the context) is built only for an event a rule wants.
+        let mut push = |kind: EventKind, extra: &dyn Fn() -> Json| {
             if interest.wants(kind, service) {
                 out.push(self.insert_sql(&NewEvent {
                     kind,
                     subject: Some(pcb.service.to_string()),
                     record_id: pcb.record.as_ref().map(|r| r.1.clone()),
                     pid: Some(pcb.id),
-                    payload,
+                    payload: base(extra()),
                     depth: 0,
                 }));
             }
@@ -197,21 +203,20 @@ impl Events {
         if step_before != step_now
             && let Some(left) = step_before
         {
-            push(EventKind::StepLeft, base(json!({"step": left})));
+            push(EventKind::StepLeft, &|| json!({"step": left}));
         }
         if entry.from != entry.to {
-            push(
-                EventKind::ProcessStateChanged,
-                base(json!({
-                    "from": state_text(entry.from), "to": state_text(entry.to),
+            push(EventKind::ProcessStateChanged, &|| {
+                json!({
+                    "from": state_name(entry.from), "to": state_name(entry.to),
                     "step": step_now.or(step_before),
-                })),
-            );
+                })
+            });
         }
         if step_before != step_now
             && let Some(entered) = step_now
         {
-            push(EventKind::StepEntered, base(json!({"step": entered})));
+            push(EventKind::StepEntered, &|| json!({"step": entered}));
         }
         out
     }
@@ -309,9 +314,4 @@ pub fn first_int(rows: &[Row]) -> Option<i64> {
     rows.first()
         .and_then(|r| r.first().cloned().flatten())
         .and_then(|t| t.parse().ok())
-}
-
-/// A state as events and rules name it.
-fn state_text(s: ProcessState) -> &'static str {
-    crate::engine::state_name(s)
 }

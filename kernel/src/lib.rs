@@ -23,6 +23,7 @@ pub mod server;
 pub mod services;
 pub mod sql;
 pub mod stats;
+pub mod worker;
 
 use std::sync::Arc;
 
@@ -70,16 +71,15 @@ impl engine::AutomaticSteps for StepRunner {
         &'a self,
         pcb: scheduler::Pcb,
         step: &'a str,
-        instructions: Vec<serde_json::Value>,
+        list: Vec<erpos_design::rule::Instruction>,
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send + 'a>,
     > {
         Box::pin(async move {
-            let list = erpos_design::rule::parse_instructions(&instructions, "")
-                .map_err(|issues| format!("{}: {}", issues[0].path, issues[0].message))?;
             let record = match &pcb.record {
                 Some((item, id)) => self
-                    .rules_record(item, id)
+                    .rules
+                    .record(item, id)
                     .await
                     .map(|r| (item.clone(), id.clone(), r)),
                 None => None,
@@ -105,12 +105,6 @@ impl engine::AutomaticSteps for StepRunner {
             }
             Ok(())
         })
-    }
-}
-
-impl StepRunner {
-    async fn rules_record(&self, item: &str, id: &str) -> Option<serde_json::Value> {
-        self.rules.record(item, id).await
     }
 }
 

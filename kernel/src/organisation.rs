@@ -119,34 +119,22 @@ pub async fn put_department(k: &Kernel, body: &Value) -> Result<Department> {
     let mut dept: Department = parse(body)?;
     let mut issues = Vec::new();
     name_of(&mut dept.name, &dept.label, &mut issues);
-    let existing = names(k, "departments").await?;
-    let parent_of = |name: &str| -> Option<String> {
-        existing
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, d)| d.get("parent").and_then(Value::as_str).map(str::to_owned))
-    };
     if let Some(parent) = &dept.parent {
-        if !existing.iter().any(|(n, _)| n == parent) {
+        // The scheduler holds the tree: no read of the table to check it.
+        let (exists, loops) = k
+            .engine
+            .read(|c| (c.has_department(parent), c.within(Some(parent), &dept.name)))
+            .await;
+        if !exists {
             issues.push(Issue::new(
                 "/parent",
                 format!("no department named '{parent}'"),
             ));
-        } else {
-            let mut at = Some(parent.clone());
-            for _ in 0..=existing.len() {
-                match at {
-                    Some(d) if d == dept.name => {
-                        issues.push(Issue::new(
-                            "/parent",
-                            format!("'{parent}' lies below '{}': the tree would loop", dept.name),
-                        ));
-                        break;
-                    }
-                    Some(d) => at = parent_of(&d),
-                    None => break,
-                }
-            }
+        } else if loops {
+            issues.push(Issue::new(
+                "/parent",
+                format!("'{parent}' lies below '{}': the tree would loop", dept.name),
+            ));
         }
     }
     if let Some(leader) = &dept.leader
@@ -199,8 +187,5 @@ pub async fn put_title(k: &Kernel, catalogue: Catalogue, body: &Value) -> Result
 
 /// Whether a department exists.
 pub async fn department_exists(k: &Kernel, name: &str) -> Result<bool> {
-    Ok(names(k, "departments")
-        .await?
-        .iter()
-        .any(|(n, _)| n == name))
+    Ok(k.engine.read(|c| c.has_department(name)).await)
 }

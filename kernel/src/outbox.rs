@@ -529,31 +529,22 @@ impl Outbox {
             })
             .collect())
     }
+}
 
-    /// Delivers due rows until the worker is dropped: woken by new rows, else every 250 ms
-    /// (retries become due with time).
-    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let Some(outbox) = weak.upgrade() else { break };
-                let delivered = match outbox.deliver_due().await {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "outbox round failed");
-                        0
-                    }
-                };
-                if delivered == 0 {
-                    let wake = outbox.wake.clone();
-                    drop(outbox);
-                    tokio::select! {
-                        _ = wake.notified() => {}
-                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    }
-                }
-            }
-        })
+impl crate::worker::Worker for Outbox {
+    const NAME: &'static str = "outbox";
+
+    fn round(&self) -> impl std::future::Future<Output = Result<usize>> + Send {
+        self.deliver_due()
+    }
+
+    /// Due rows are taken 64 at a time; after an empty round, wait.
+    fn busy(&self, done: usize) -> bool {
+        done > 0
+    }
+
+    fn wake(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
     }
 }
 

@@ -21,8 +21,8 @@ pub async fn serve(
     // Timers fire from here: the kernel's clock, checked as often as the next timer needs.
     let timers = kernel.engine.spawn_timer();
     // Rules read the event log (and fire time rules); the outbox delivers what they queued.
-    let rules = kernel.rules.spawn();
-    let outbox = kernel.outbox.spawn();
+    let rules = crate::worker::spawn(&kernel.rules);
+    let outbox = crate::worker::spawn(&kernel.outbox);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

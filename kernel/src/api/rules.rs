@@ -65,10 +65,7 @@ fn unknown(key: &str) -> ApiError {
 /// Every ServiceRule with its counters.
 #[utoipa::path(get, path = "/api/v1/rules", tag = "rules", responses((status = 200, description = "`{items, total}`")))]
 pub async fn list(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError> {
-    let mut items = Vec::new();
-    for rule in k.rules.all().iter() {
-        items.push(k.rules.show(&rule.name).await?);
-    }
+    let items = k.rules.list().await?;
     Ok(Json(
         json!({"total": items.len(), "items": items, "next_cursor": null}),
     ))

@@ -14,8 +14,8 @@ pub mod sandbox;
 pub mod time;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use erpos_design::Catalog;
 use erpos_design::rule::{Event, EventKind, ServiceRule, parse_rule, prepare_rule};
@@ -53,6 +53,10 @@ pub struct Rules {
     outbox: Arc<Outbox>,
     executor: Executor,
     rules: RwLock<Arc<Vec<ServiceRule>>>,
+    /// The newest event a run was stored for. Only events up to it can have run already
+    /// (when a crash or a failed round left the cursor behind), so only they are looked up
+    /// in `rule_runs`; the usual event costs no read.
+    ran_upto: AtomicU64,
     /// Since when the head of the log has had a gap (see `GAP_PATIENCE_MS`).
     gap_since: std::sync::Mutex<Option<std::time::Instant>>,
 }
@@ -69,6 +73,9 @@ impl Rules {
         sandbox: Arc<sandbox::Sandbox>,
     ) -> Result<Arc<Rules>> {
         let executor = Executor::new(db.clone(), records.clone(), sandbox);
+        let mut sql = Sql::new(db.dialect());
+        sql.push("SELECT CAST(COALESCE(MAX(event_seq), 0) AS TEXT) FROM rule_runs");
+        let ran_upto = first_int(&db.fetch(sql).await?).unwrap_or(0) as u64;
         let rules = Arc::new(Rules {
             db,
             clock,
@@ -79,6 +86,7 @@ impl Rules {
             executor,
             rules: RwLock::new(Arc::new(Vec::new())),
             gap_since: std::sync::Mutex::new(None),
+            ran_upto: AtomicU64::new(ran_upto),
         });
         rules.reload().await?;
         Ok(rules)
@@ -168,6 +176,20 @@ impl Rules {
 
     /// A rule with its counters and last outcome.
     pub async fn show(&self, name: &str) -> Result<Json> {
+        self.with_stats(Some(name))
+            .await?
+            .pop()
+            .ok_or_else(|| KernelError::NotFound(format!("rule '{name}'")))
+    }
+
+    /// Every rule with its counters, in one query.
+    pub async fn list(&self) -> Result<Vec<Json>> {
+        self.with_stats(None).await
+    }
+
+    /// Rules (one, or all by name) as stored, each with `stats`: evaluated, fired,
+    /// failed, last run, its outcome and error.
+    async fn with_stats(&self, name: Option<&str>) -> Result<Vec<Json>> {
         let mut sql = Sql::new(self.db.dialect());
         sql.push("SELECT ");
         for (i, c) in [
@@ -188,26 +210,31 @@ impl Rules {
             }
             sql.col_text(c);
         }
-        sql.push(" FROM rules WHERE name = ").text(name);
-        let rows = self.db.fetch(sql).await?;
-        let row = rows
-            .first()
-            .ok_or_else(|| KernelError::NotFound(format!("rule '{name}'")))?;
-        let get = |i: usize| row.get(i).cloned().flatten();
-        let int = |i: usize| get(i).and_then(|t| t.parse::<i64>().ok());
-        let mut out: Json = serde_json::from_str(&get(0).unwrap_or_default())
-            .map_err(|e| KernelError::Corrupt(format!("stored rule: {e}")))?;
-        if let Some(o) = out.as_object_mut() {
-            o.insert(
-                "stats".into(),
-                json!({
-                    "evaluated": int(1), "fired": int(2), "failed": int(3),
-                    "last_at_ms": int(4), "last_outcome": get(5), "last_error": get(6),
-                    "updated_at_ms": int(7),
-                }),
-            );
+        sql.push(" FROM rules");
+        if let Some(name) = name {
+            sql.push(" WHERE name = ").text(name);
         }
-        Ok(out)
+        sql.push(" ORDER BY name");
+        let rows = self.db.fetch(sql).await?;
+        rows.iter()
+            .map(|row| {
+                let get = |i: usize| row.get(i).cloned().flatten();
+                let int = |i: usize| get(i).and_then(|t| t.parse::<i64>().ok());
+                let mut out: Json = serde_json::from_str(&get(0).unwrap_or_default())
+                    .map_err(|e| KernelError::Corrupt(format!("stored rule: {e}")))?;
+                if let Some(o) = out.as_object_mut() {
+                    o.insert(
+                        "stats".into(),
+                        json!({
+                            "evaluated": int(1), "fired": int(2), "failed": int(3),
+                            "last_at_ms": int(4), "last_outcome": get(5), "last_error": get(6),
+                            "updated_at_ms": int(7),
+                        }),
+                    );
+                }
+                Ok(out)
+            })
+            .collect()
     }
 
     /// A rule's runs, newest first, before an event number.
@@ -320,7 +347,8 @@ impl Rules {
         matching.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name.cmp(&b.name)));
         let situation = self.situation(event).await;
         for rule in matching {
-            if self.already_ran(&rule.name, event.seq).await? {
+            let may_have_run = event.seq <= self.ran_upto.load(Ordering::SeqCst);
+            if may_have_run && self.already_ran(&rule.name, event.seq).await? {
                 continue;
             }
             self.run_rule(rule, event, &situation, tally).await?;
@@ -425,6 +453,7 @@ impl Rules {
                     tx.execute(sql).await?;
                 }
                 tx.commit().await?;
+                self.ran_upto.fetch_max(event.seq, Ordering::SeqCst);
                 if queued {
                     self.outbox.wake.notify_one();
                 }
@@ -434,7 +463,9 @@ impl Rules {
             Err(message) => {
                 tracing::info!(rule = %rule.name, event = event.seq, error = %message, "rule failed");
                 let rows = self.run_rows(rule, event.seq, now, "failed", Some(&message), &[]);
-                self.db.write_atomically(rows).await
+                self.db.write_atomically(rows).await?;
+                self.ran_upto.fetch_max(event.seq, Ordering::SeqCst);
+                Ok(())
             }
         }
     }
@@ -486,31 +517,21 @@ impl Rules {
             .text(&rule.name);
         vec![run, stats]
     }
+}
 
-    /// Runs rounds until the engine is dropped: woken by new events, else every 250 ms
-    /// (time rules become due with time).
-    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let Some(rules) = weak.upgrade() else { break };
-                let read = match rules.round().await {
-                    Ok(n) => n,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "rules round failed");
-                        0
-                    }
-                };
-                if read < BATCH {
-                    let events = rules.events.clone();
-                    drop(rules);
-                    let wake = events.wake.notified();
-                    tokio::select! {
-                        _ = wake => {}
-                        _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    }
-                }
-            }
-        })
+impl crate::worker::Worker for Rules {
+    const NAME: &'static str = "rules";
+
+    fn round(&self) -> impl std::future::Future<Output = Result<usize>> + Send {
+        Rules::round(self)
+    }
+
+    /// A full batch means the log may hold more.
+    fn busy(&self, done: usize) -> bool {
+        done >= BATCH
+    }
+
+    fn wake(&self) -> Arc<tokio::sync::Notify> {
+        self.events.wake.clone()
     }
 }

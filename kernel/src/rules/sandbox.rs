@@ -60,25 +60,33 @@ pub struct Bindings {
     pub vars: Vec<(String, Json)>,
 }
 
+/// A Rhai engine with erpos's packages and limits and nothing else: every Rhai
+/// expression erpos runs (transition conditions, operator rules, rules, scripts) runs in
+/// one of these, so the limits and the missing clock hold everywhere alike.
+pub fn limited_engine() -> Engine {
+    let mut engine = Engine::new_raw();
+    engine.register_global_module(CorePackage::new().as_shared_module());
+    engine.register_global_module(BasicArrayPackage::new().as_shared_module());
+    engine.register_global_module(BasicMapPackage::new().as_shared_module());
+    engine.register_global_module(BasicMathPackage::new().as_shared_module());
+    engine.register_global_module(MoreStringPackage::new().as_shared_module());
+    engine.set_max_operations(MAX_OPERATIONS);
+    engine.set_max_call_levels(MAX_CALL_LEVELS);
+    engine.set_max_expr_depths(64, 32);
+    engine.set_max_string_size(MAX_STRING);
+    engine.set_max_array_size(MAX_COLLECTION);
+    engine.set_max_map_size(MAX_COLLECTION);
+    engine.set_max_modules(0);
+    engine.disable_symbol("eval");
+    engine.on_print(|_| {});
+    engine.on_debug(|_, _, _| {});
+    engine
+}
+
 impl Sandbox {
-    /// A sandbox with erpos's limits.
+    /// A sandbox with erpos's limits and the script API.
     pub fn new() -> Self {
-        let mut engine = Engine::new_raw();
-        engine.register_global_module(CorePackage::new().as_shared_module());
-        engine.register_global_module(BasicArrayPackage::new().as_shared_module());
-        engine.register_global_module(BasicMapPackage::new().as_shared_module());
-        engine.register_global_module(BasicMathPackage::new().as_shared_module());
-        engine.register_global_module(MoreStringPackage::new().as_shared_module());
-        engine.set_max_operations(MAX_OPERATIONS);
-        engine.set_max_call_levels(MAX_CALL_LEVELS);
-        engine.set_max_expr_depths(64, 32);
-        engine.set_max_string_size(MAX_STRING);
-        engine.set_max_array_size(MAX_COLLECTION);
-        engine.set_max_map_size(MAX_COLLECTION);
-        engine.set_max_modules(0);
-        engine.disable_symbol("eval");
-        engine.on_print(|_| {});
-        engine.on_debug(|_, _, _| {});
+        let mut engine = limited_engine();
         register_api(&mut engine);
         Self {
             engine,

@@ -302,12 +302,11 @@ pub async fn fire_deadlines(rules: &Rules) -> Result<()> {
                     format!("流程 {} 的「{step_label}」已于 {due} 到期", pcb.id),
                 ),
             };
-            // Titles and bodies are rendered as templates: braces in labels are kept.
             list.push(Instruction::Notify {
                 to: escalation.notify.clone(),
                 to_expr: None,
-                title: title.replace("{{", "{ {"),
-                body: body.replace("{{", "{ {"),
+                title,
+                body,
             });
         }
         if alarm.kind == AlarmKind::Passed {

@@ -447,8 +447,13 @@ impl Scheduler {
         self.dirty = true;
     }
 
+    /// Whether a department exists.
+    pub fn has_department(&self, name: &str) -> bool {
+        self.departments.contains_key(name)
+    }
+
     /// Whether department `member` is `department` or lies below it.
-    fn within(&self, member: Option<&str>, department: &str) -> bool {
+    pub fn within(&self, member: Option<&str>, department: &str) -> bool {
         let mut at = member;
         for _ in 0..=self.departments.len() {
             match at {
