@@ -276,6 +276,8 @@ pub struct Scheduler {
     serials: std::collections::HashMap<String, u64>,
     /// Deadline alarms by due time: (at, pid, kind, deadline).
     alarms: BTreeSet<(i64, Pid, AlarmKind, i64)>,
+    /// Each process's entries in `alarms` (to remove them without a scan).
+    alarm_keys: std::collections::HashMap<Pid, Vec<(i64, Pid, AlarmKind, i64)>>,
     /// The step each process was at in its last history entry (for `from_step`).
     entry_steps: std::collections::HashMap<Pid, Option<Arc<str>>>,
     operators: BTreeMap<String, Operator>,
@@ -301,6 +303,7 @@ impl Scheduler {
             notes: BTreeMap::new(),
             entry_steps: std::collections::HashMap::new(),
             alarms: BTreeSet::new(),
+            alarm_keys: std::collections::HashMap::new(),
             serials: std::collections::HashMap::new(),
             departments: BTreeMap::new(),
             operators: BTreeMap::new(),
@@ -365,7 +368,10 @@ impl Scheduler {
             *last = (*last).max(n);
         }
         let alarms = self.alarms_for(&pcb, pcb.deadline_ms);
-        self.alarms.extend(alarms);
+        self.alarms.extend(alarms.iter().copied());
+        if !alarms.is_empty() {
+            self.alarm_keys.insert(pcb.id, alarms);
+        }
         self.pcbs.insert(pcb.id, pcb);
         self.dirty = true;
     }
@@ -392,11 +398,16 @@ impl Scheduler {
     }
 
     /// Replaces a process's alarms with those of `deadline`.
+    /// Only this process's own entries are touched (through the deadline they were set
+    /// for), never a scan of every alarm: this runs for every step entered.
     fn set_alarms(&mut self, pid: Pid, deadline: Option<i64>) {
-        self.alarms.retain(|a| a.1 != pid);
-        if let Some(pcb) = self.pcbs.get(&pid) {
+        for old in self.alarm_keys.remove(&pid).unwrap_or_default() {
+            self.alarms.remove(&old);
+        }
+        if let (Some(pcb), Some(_)) = (self.pcbs.get(&pid), deadline) {
             let fresh = self.alarms_for(pcb, deadline);
-            self.alarms.extend(fresh);
+            self.alarms.extend(fresh.iter().copied());
+            self.alarm_keys.insert(pid, fresh);
         }
     }
 
@@ -1229,6 +1240,7 @@ impl Scheduler {
             .and_then(iso_seconds)
             .map(|s| conditions.due_ms(step.calendar.as_deref(), now_ms, s));
         let state = pcb.state;
+        let had_deadline = pcb.deadline_ms.is_some();
         let entered = |n: &mut String| {
             n.push_str("entered '");
             n.push_str(step_name);
@@ -1239,7 +1251,9 @@ impl Scheduler {
             p.deadline_ms = deadline;
             p.assignee = None;
         });
-        self.set_alarms(pid, deadline);
+        if had_deadline || deadline.is_some() {
+            self.set_alarms(pid, deadline);
+        }
         match step.kind {
             StepKind::Human | StepKind::Automatic => {
                 self.move_to(
@@ -1471,7 +1485,7 @@ impl Scheduler {
             p.deadline_ms = None;
             p.assignee = None;
         });
-        self.alarms.retain(|a| a.1 != pid);
+        self.set_alarms(pid, None);
         if let Some(parent) = parent {
             self.child_ended(parent, pid, exit, now_ms, conditions);
         }
