@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod calendars;
+pub mod caller;
 pub mod clock;
 pub mod conditions;
 pub mod db;
