@@ -54,6 +54,19 @@ struct DatabaseArg {
     database: String,
 }
 
+/// The administrator's token.
+#[derive(clap::Args)]
+struct BootstrapArg {
+    /// A secret of at least 16 characters: `Authorization: Bearer <it>` acts as the
+    /// administrator `admin` (to create the first users and roles). Never logged.
+    #[arg(long, env = "ERPOS_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    bootstrap_token: Option<String>,
+}
+
+/// The password every demo user gets when the demo runs without a bootstrap token (see the
+/// README): a person can log in as any of the clinic's staff, or as `admin`.
+const DEMO_PASSWORD: &str = "erpos-demo";
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API (and, later, the web console) on a database.
@@ -62,12 +75,17 @@ enum Command {
         listen: ListenArg,
         #[command(flatten)]
         database: DatabaseArg,
+        #[command(flatten)]
+        bootstrap: BootstrapArg,
     },
     /// Serve the medical-aesthetics clinic demo on a fresh SQLite file (recreated on every
-    /// start), with its DataItems and sample records loaded.
+    /// start), with its DataItems and sample records loaded. Without a bootstrap token,
+    /// every demo user (and `admin`) logs in with the demo password `erpos-demo`.
     Demo {
         #[command(flatten)]
         listen: ListenArg,
+        #[command(flatten)]
+        bootstrap: BootstrapArg,
         /// The SQLite file the demo recreates.
         #[arg(long, env = "ERPOS_DEMO_DATABASE", default_value = "erpos-demo.db")]
         file: std::path::PathBuf,
@@ -95,13 +113,22 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { listen, database } => {
+        Command::Serve {
+            listen,
+            database,
+            bootstrap,
+        } => {
             let kernel = Kernel::open(&database.database).await?;
+            kernel.set_bootstrap_token(bootstrap.bootstrap_token.as_deref())?;
             let listener = tokio::net::TcpListener::bind(listen.listen).await?;
             say!("erpos: serving on http://{}", listener.local_addr()?);
             serve(kernel, listener, shutdown_signal()).await?;
         }
-        Command::Demo { listen, file } => {
+        Command::Demo {
+            listen,
+            file,
+            bootstrap,
+        } => {
             for suffix in ["", "-wal", "-shm"] {
                 let mut path = file.clone().into_os_string();
                 path.push(suffix);
@@ -112,7 +139,12 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             let kernel = Kernel::open(&format!("sqlite:{}", file.display())).await?;
+            kernel.set_bootstrap_token(bootstrap.bootstrap_token.as_deref())?;
             let loaded = pack::load(&kernel, &pack::CLINIC).await?;
+            let demo_logins = bootstrap.bootstrap_token.is_none();
+            if demo_logins {
+                pack::demo_passwords(&kernel, DEMO_PASSWORD).await?;
+            }
             tracing::info!(
                 data_items = loaded.data_items,
                 records = loaded.records,
@@ -126,6 +158,11 @@ async fn main() -> anyhow::Result<()> {
             say!(
                 "  try http://{addr}/api/v1/records/patient?q=zs  (OpenAPI: /api/v1/openapi.json)"
             );
+            if demo_logins {
+                say!(
+                    "  log in: POST /api/v1/sessions {{\"user\": \"admin\", \"password\": <the demo password in the README>}}"
+                );
+            }
             serve(kernel, listener, shutdown_signal()).await?;
         }
         Command::Migrate { database } => {

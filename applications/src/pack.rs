@@ -27,7 +27,8 @@ pub struct Manifest {
 pub struct Pack {
     /// `pack.json`.
     pub manifest: &'static str,
-    /// `processes.json`: resource types, resources, users, services and demo visits.
+    /// `processes.json`: resource types, resources, roles (with their permissions), users,
+    /// services and demo visits.
     pub processes: Option<&'static str>,
     /// `(item, records/<item>.json)`.
     pub records: &'static [(&'static str, &'static str)],
@@ -79,6 +80,8 @@ struct Processes {
     resource_types: Vec<Value>,
     #[serde(default)]
     resources: Vec<Value>,
+    #[serde(default)]
+    roles: Vec<Value>,
     #[serde(default)]
     users: Vec<Value>,
     #[serde(default)]
@@ -158,6 +161,15 @@ async fn load_processes(
             .await
             .map_err(|e| at("resource", i, e))?;
     }
+    for (i, r) in p.roles.iter().enumerate() {
+        erpos_kernel::organisation::put_title(
+            kernel,
+            erpos_kernel::organisation::Catalogue::Roles,
+            r,
+        )
+        .await
+        .map_err(|e| at("role", i, e))?;
+    }
     for (i, u) in p.users.iter().enumerate() {
         erpos_kernel::resources::put_user(kernel, u)
             .await
@@ -207,6 +219,25 @@ async fn load_processes(
                 .await?;
             loaded.processes += 1;
         }
+    }
+    Ok(())
+}
+
+/// Gives every user of the loaded pack the password `password`, and adds the user `admin`
+/// (role `administrator`, every grant) with it too: the demo, run without a bootstrap
+/// token, must let a person log in. Never used outside the demo.
+pub async fn demo_passwords(kernel: &Kernel, password: &str) -> anyhow::Result<()> {
+    erpos_kernel::resources::put_user(
+        kernel,
+        &serde_json::json!({"id": "admin", "name": "管理员", "roles": ["administrator"]}),
+    )
+    .await?;
+    let users: Vec<String> = kernel
+        .engine
+        .read(|c| c.operators().map(|o| o.id.clone()).collect())
+        .await;
+    for user in users {
+        kernel.auth.set_password(&user, password).await?;
     }
     Ok(())
 }

@@ -6,19 +6,43 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// The bootstrap token the demo is started with.
+const TOKEN: &str = "e2e-bootstrap-token-0123";
+
 fn erpos() -> Command {
     Command::new(env!("CARGO_BIN_EXE_erpos"))
 }
 
-/// Sends one HTTP/1.1 GET over a plain socket and returns (status, body).
+/// Sends one HTTP/1.1 GET over a plain socket as the bootstrap administrator and returns
+/// (status, body).
 fn get(addr: &str, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+    request(addr, "GET", path, None, Some(TOKEN))
+}
+
+/// Sends one HTTP/1.1 request (a JSON body, a bearer token, both optional) and returns
+/// (status, body).
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    token: Option<&str>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if body.is_some() {
+        head.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            payload.len()
+        ));
+    }
+    write!(stream, "{head}\r\n{payload}")?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8(raw)?;
@@ -57,6 +81,7 @@ fn demo_serves_the_clinic_and_stops_on_sigterm() -> anyhow::Result<()> {
         .args(["demo", "--listen", "127.0.0.1:0", "--file"])
         .arg(dir.path().join("demo.db"))
         .env("ERPOS_LOG", "warn")
+        .env("ERPOS_BOOTSTRAP_TOKEN", TOKEN)
         .stdout(Stdio::piped())
         .spawn()?;
     let stdout = child.stdout.take().expect("piped stdout");
@@ -89,6 +114,19 @@ fn demo_serves_the_clinic_and_stops_on_sigterm() -> anyhow::Result<()> {
         assert_eq!(services["total"], 2);
         let (_, doc) = get(&addr, "/api/v1/openapi.json")?;
         assert!(doc["paths"]["/api/v1/records/{item}"].is_object());
+        let (status, refused) = request(&addr, "GET", "/api/v1/services", None, None)?;
+        assert_eq!(status, 401, "{refused}");
+        let (status, _) = request(
+            &addr,
+            "POST",
+            "/api/v1/sessions",
+            Some(&serde_json::json!({"user": "admin", "password": "erpos-demo"})),
+            None,
+        )?;
+        assert_eq!(
+            status, 401,
+            "with a bootstrap token, no demo passwords are set"
+        );
         Ok(())
     })();
     // SIGTERM: graceful shutdown, exit code 0.
@@ -111,6 +149,99 @@ fn demo_serves_the_clinic_and_stops_on_sigterm() -> anyhow::Result<()> {
         "erpos did not stop cleanly on SIGTERM: {status:?}"
     );
     Ok(())
+}
+
+/// Starts `erpos demo` with `envs` and returns the child and the address it serves on.
+fn start_demo(
+    dir: &std::path::Path,
+    envs: &[(&str, &str)],
+) -> anyhow::Result<(std::process::Child, String)> {
+    let mut cmd = erpos();
+    cmd.args(["demo", "--listen", "127.0.0.1:0", "--file"])
+        .arg(dir.join("demo.db"))
+        .env("ERPOS_LOG", "warn")
+        .env_remove("ERPOS_BOOTSTRAP_TOKEN")
+        .stdout(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut reader = BufReader::new(stdout);
+    let mut first = String::new();
+    reader.read_line(&mut first)?;
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    // Keep reading (and dropping) what it prints, so it never writes to a closed pipe.
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
+            sink.clear();
+        }
+    });
+    Ok((child, addr))
+}
+
+#[test]
+fn demo_without_a_bootstrap_token_lets_a_person_log_in_with_the_demo_password() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let (mut child, addr) = start_demo(dir.path(), &[])?;
+    let outcome = (|| -> anyhow::Result<()> {
+        anyhow::ensure!(!addr.is_empty(), "no address printed");
+        let (status, _) = request(&addr, "GET", "/api/v1/records/patient", None, None)?;
+        assert_eq!(status, 401);
+        let (status, session) = request(
+            &addr,
+            "POST",
+            "/api/v1/sessions",
+            Some(&serde_json::json!({"user": "qiantai_zhou", "password": "erpos-demo"})),
+            None,
+        )?;
+        assert_eq!(status, 201, "{session}");
+        let token = session["token"].as_str().unwrap_or_default();
+        let (status, found) = request(
+            &addr,
+            "GET",
+            "/api/v1/records/patient?q=zs",
+            None,
+            Some(token),
+        )?;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(found["items"][0]["xingming"], "张三");
+        let (status, refused) = request(
+            &addr,
+            "POST",
+            "/api/v1/data-items",
+            Some(&serde_json::json!({})),
+            Some(token),
+        )?;
+        assert_eq!(status, 403, "front desk staff do not design: {refused}");
+        let (status, admin) = request(
+            &addr,
+            "POST",
+            "/api/v1/sessions",
+            Some(&serde_json::json!({"user": "admin", "password": "erpos-demo"})),
+            None,
+        )?;
+        assert_eq!(status, 201, "{admin}");
+        let (status, queues) = request(
+            &addr,
+            "GET",
+            "/api/v1/queues",
+            None,
+            admin["token"].as_str(),
+        )?;
+        assert_eq!(status, 200, "{queues}");
+        Ok(())
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    outcome
 }
 
 #[test]

@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 const CLIENTS: u64 = 4;
 /// How long timers pending at a restart get to fire.
 const TIMER_PATIENCE: Duration = Duration::from_secs(10);
+/// The bootstrap token the server is started with; every request sends it.
+const TOKEN: &str = "crash-test-bootstrap-token";
 
 // ---------------------------------------------------------------------------------------
 // The server under test.
@@ -42,6 +44,7 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--database"])
             .arg(format!("sqlite:{}", db.display()))
             .env("ERPOS_LOG", "warn")
+            .env("ERPOS_BOOTSTRAP_TOKEN", TOKEN)
             .stdout(Stdio::piped())
             .spawn()?;
         let stdout = child.stdout.take();
@@ -91,7 +94,9 @@ fn call(
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(30)))?;
     let payload = body.map(Value::to_string).unwrap_or_default();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\n"
+    );
     if body.is_some() {
         request.push_str("Content-Type: application/json\r\n");
     }

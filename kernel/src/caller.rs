@@ -193,18 +193,166 @@ impl Caller {
     }
 }
 
+/// Which fields of a DataItem's records a caller may touch with one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldAccess {
+    /// Every field (a whole-operation grant such as `records:huanzhe:read`).
+    All,
+    /// Only these fields (per-field grants such as `records:huanzhe:read:age`).
+    Fields(BTreeSet<String>),
+    /// None at all.
+    Nothing,
+}
+
+impl FieldAccess {
+    /// Whether `field` is allowed.
+    pub fn allows(&self, field: &str) -> bool {
+        match self {
+            FieldAccess::All => true,
+            FieldAccess::Fields(f) => f.contains(field),
+            FieldAccess::Nothing => false,
+        }
+    }
+}
+
+impl Caller {
+    /// A user authenticated by a session (or any bearer credential of their own), with the
+    /// grants their roles give.
+    pub fn user(user: &str, grants: Arc<BTreeSet<String>>) -> Self {
+        Self {
+            user: user.to_owned(),
+            kind: CallerKind::User,
+            grants,
+        }
+    }
+
+    /// The holder of the bootstrap token: the administrator `admin`, allowed everything.
+    pub fn bootstrap() -> Self {
+        Self {
+            user: "admin".to_owned(),
+            kind: CallerKind::Bootstrap,
+            grants: Arc::new(BTreeSet::from(["admin".to_owned()])),
+        }
+    }
+
+    /// Which fields of `item` the caller may `op`: all of them with a whole-operation grant,
+    /// else those named by per-field grants (`records:{item|*}:{op|*}:{field}`).
+    pub fn record_fields(&self, item: &str, op: RecordOp) -> FieldAccess {
+        if self.may(Permission::Record {
+            item,
+            op,
+            field: None,
+        }) {
+            return FieldAccess::All;
+        }
+        let fields: BTreeSet<String> = self
+            .grants
+            .iter()
+            .filter_map(|g| {
+                let parts: Vec<&str> = g.split(':').collect();
+                match parts.as_slice() {
+                    ["records", i, o, f]
+                        if (*i == item || *i == "*") && (*o == op.word() || *o == "*") =>
+                    {
+                        Some((*f).to_owned())
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        if fields.is_empty() {
+            FieldAccess::Nothing
+        } else {
+            FieldAccess::Fields(fields)
+        }
+    }
+}
+
+/// Checks the shape of a grant string: `admin`, `design`, `organisation`, `monitor`,
+/// `records:{item|*}:{read|create|update|delete|*}[:{field}]` or
+/// `services:{name|*}:{start|view|handle|administer|*}`. Returns what is wrong.
+pub fn check_grant(grant: &str) -> Result<(), String> {
+    let name_ok = |s: &str| s == "*" || erpos_design::naming::is_identifier(s);
+    let parts: Vec<&str> = grant.split(':').collect();
+    match parts.as_slice() {
+        ["admin" | "design" | "organisation" | "monitor"] => Ok(()),
+        ["records", item, op, rest @ ..] if rest.len() <= 1 => {
+            if !name_ok(item) {
+                return Err(format!("'{item}' is not a DataItem name or *"));
+            }
+            if !["read", "create", "update", "delete", "*"].contains(op) {
+                return Err(format!(
+                    "'{op}' is not one of read, create, update, delete, *"
+                ));
+            }
+            match rest.first() {
+                Some(f) if !erpos_design::naming::is_identifier(f) => {
+                    Err(format!("'{f}' is not a field name"))
+                }
+                _ => Ok(()),
+            }
+        }
+        ["services", name, op] => {
+            if !name_ok(name) {
+                return Err(format!("'{name}' is not a service name or *"));
+            }
+            if !["start", "view", "handle", "administer", "*"].contains(op) {
+                return Err(format!(
+                    "'{op}' is not one of start, view, handle, administer, *"
+                ));
+            }
+            Ok(())
+        }
+        _ => Err("expected admin, design, organisation, monitor, \
+                  records:{item}:{read|create|update|delete}[:{field}] or \
+                  services:{name}:{start|view|handle|administer} (* for any name or operation)"
+            .to_owned()),
+    }
+}
+
+/// Whether the grant pattern `pattern` allows at least everything `grant` allows: `admin`
+/// covers everything; otherwise segment by segment, `*` covering any name or operation, and
+/// a whole-operation records grant covering its per-field grants.
+pub fn covers(pattern: &str, grant: &str) -> bool {
+    if pattern == "admin" {
+        return true;
+    }
+    let p: Vec<&str> = pattern.split(':').collect();
+    let g: Vec<&str> = grant.split(':').collect();
+    let prefix_ok = p.len() == g.len() || (p.len() == 3 && g.len() == 4 && p[0] == "records");
+    prefix_ok && p.iter().zip(&g).all(|(a, b)| a == b || *a == "*")
+}
+
+/// The grants an app token acting for a user holds: each of the user's grants that one of
+/// the token's scopes covers, and each scope that one of the user's grants covers (so a
+/// user with `records:*:read` and a token scoped to `records:leave:read` gets the latter).
+/// Never more than the user has, never more than the scopes allow.
+pub fn restrict(user: &BTreeSet<String>, scopes: &[String]) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = user
+        .iter()
+        .filter(|g| scopes.iter().any(|s| covers(s, g)))
+        .cloned()
+        .collect();
+    out.extend(
+        scopes
+            .iter()
+            .filter(|s| user.iter().any(|g| covers(g, s)))
+            .cloned(),
+    );
+    out
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = crate::api::ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        // The authentication layer puts the caller in the extensions of every request it
-        // lets through. Until it runs on every route, a request without one acts as the API
-        // itself, as before.
-        Ok(parts
+        // The authentication layer (`api::auth`) puts the caller in the extensions of every
+        // request it lets through; a request without one was never authenticated.
+        parts
             .extensions
             .get::<Caller>()
             .cloned()
-            .unwrap_or_else(|| Caller::system("api")))
+            .ok_or_else(|| crate::api::ApiError::unauthorized("credentials are required"))
     }
 }
 
@@ -256,5 +404,75 @@ mod tests {
         assert!(app.may(on("leave")));
         assert!(!app.may(on("expense")));
         assert!(!app.in_scope("expense"));
+    }
+
+    #[test]
+    fn grant_shapes_are_checked() {
+        for ok in [
+            "admin",
+            "design",
+            "organisation",
+            "monitor",
+            "records:huanzhe:read",
+            "records:*:*",
+            "records:huanzhe:update:age",
+            "services:leave:start",
+            "services:*:*",
+        ] {
+            assert_eq!(check_grant(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "root",
+            "records:huanzhe",
+            "records:huanzhe:write",
+            "records:Huanzhe:read",
+            "records:huanzhe:read:*",
+            "records:huanzhe:read:age:x",
+            "services:leave:delete",
+            "services:leave",
+        ] {
+            assert!(check_grant(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn app_scopes_never_widen_a_users_grants() {
+        let user: BTreeSet<String> = ["records:*:read", "services:leave:start", "design"]
+            .iter()
+            .map(|g| (*g).to_owned())
+            .collect();
+        let scopes = vec![
+            "records:leave:read".to_owned(),
+            "services:*:*".to_owned(),
+            "organisation".to_owned(),
+        ];
+        let got = restrict(&user, &scopes);
+        let want: BTreeSet<String> = ["records:leave:read", "services:leave:start"]
+            .iter()
+            .map(|g| (*g).to_owned())
+            .collect();
+        assert_eq!(got, want);
+        let admin = BTreeSet::from(["admin".to_owned()]);
+        assert_eq!(restrict(&admin, &scopes), scopes.iter().cloned().collect());
+        assert!(covers("records:leave:update", "records:leave:update:days"));
+        assert!(!covers("records:leave:update:days", "records:leave:update"));
+    }
+
+    #[test]
+    fn per_field_grants_give_only_their_fields() {
+        let c = user(&["records:huanzhe:read:age", "records:*:read:xingming"]);
+        assert_eq!(
+            c.record_fields("huanzhe", RecordOp::Read),
+            FieldAccess::Fields(BTreeSet::from(["age".to_owned(), "xingming".to_owned()]))
+        );
+        assert_eq!(
+            c.record_fields("huanzhe", RecordOp::Update),
+            FieldAccess::Nothing
+        );
+        assert_eq!(
+            user(&["records:huanzhe:*"]).record_fields("huanzhe", RecordOp::Delete),
+            FieldAccess::All
+        );
     }
 }

@@ -48,6 +48,26 @@ pub enum KernelError {
     /// The scheduler refused a process command (nothing changed).
     #[error(transparent)]
     Process(#[from] crate::scheduler::CoreError),
+    /// A request's input is invalid (not a definition nor a record: a password, a token's
+    /// scopes, …), every problem at its JSON pointer.
+    #[error("the request is invalid")]
+    Invalid(Vec<Issue>),
+    /// The caller could not be authenticated (no, unknown, expired or badly signed
+    /// credentials). The message never says whether a user exists.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller is authenticated but lacks a grant; the message names it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed logins for this user name: refused without checking, for a while.
+    #[error("too many failed attempts; retry in {retry_after_s} s")]
+    TooManyAttempts {
+        /// Seconds until the next attempt is checked.
+        retry_after_s: i64,
+    },
+    /// The node's configuration is unusable (a bootstrap token too short, …).
+    #[error("configuration: {0}")]
+    Config(String),
     /// The database failed (logged; never shown to callers in detail).
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

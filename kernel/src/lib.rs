@@ -5,6 +5,7 @@
 //! Process control blocks and the scheduler build on it.
 
 pub mod api;
+pub mod auth;
 pub mod calendars;
 pub mod caller;
 pub mod clock;
@@ -56,6 +57,10 @@ pub struct Kernel {
     pub rules: Arc<rules::Rules>,
     /// Deliveries (notifications, webhooks, process commands) and their worker.
     pub outbox: Arc<outbox::Outbox>,
+    /// Who requests come from: sessions, the bootstrap token, app tokens, users' grants.
+    pub auth: Arc<auth::Auth>,
+    /// The kernel's clock (tests move it; app signatures' timestamps are checked on it).
+    pub clock: Arc<dyn clock::Clock>,
 }
 
 /// Runs automatic steps' instructions through the rules engine's executor, in one
@@ -123,6 +128,7 @@ impl Kernel {
     ) -> Result<Arc<Kernel>, KernelError> {
         let db = Db::connect(database_url).await?;
         db.migrate().await?;
+        let db_auth = db.clone();
         let definitions = Arc::new(Definitions::load(db.clone()).await?);
         let events = Arc::new(events::Events::new(db.clone(), clock.clone()));
         let records = Arc::new(Records::new(
@@ -154,7 +160,7 @@ impl Kernel {
             rules: rules.clone(),
             db: db.clone(),
             outbox: outbox.clone(),
-            clock,
+            clock: clock.clone(),
         });
         engine.attach_automatic(Arc::downgrade(&runner));
         Ok(Arc::new(Kernel {
@@ -168,6 +174,15 @@ impl Kernel {
             outbox,
             calendars,
             _step_runner: runner,
+            auth: Arc::new(auth::Auth::new(db_auth, clock.clone())),
+            clock,
         }))
+    }
+
+    /// Sets (or clears) the bootstrap token (`ERPOS_BOOTSTRAP_TOKEN`): `Authorization:
+    /// Bearer <it>` then acts as the administrator `admin`. Only its digest is kept; refused
+    /// when shorter than 16 characters.
+    pub fn set_bootstrap_token(&self, token: Option<&str>) -> Result<(), KernelError> {
+        self.auth.set_bootstrap_token(token)
     }
 }

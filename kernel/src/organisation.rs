@@ -43,6 +43,10 @@ pub struct Title {
     /// For skills: whether holding it needs a certificate.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub certification: bool,
+    /// For roles: the grants everyone holding the role has (`design`,
+    /// `records:huanzhe:read`, `services:leave:start`, … see `caller::check_grant`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<String>,
 }
 
 /// Which catalogue a title belongs to.
@@ -169,6 +173,14 @@ pub async fn put_title(k: &Kernel, catalogue: Catalogue, body: &Value) -> Result
             "only skills are certifications",
         ));
     }
+    if catalogue == Catalogue::Skills && !title.permissions.is_empty() {
+        issues.push(Issue::new("/permissions", "only roles carry permissions"));
+    }
+    for (i, grant) in title.permissions.iter().enumerate() {
+        if let Err(e) = crate::caller::check_grant(grant) {
+            issues.push(Issue::new(format!("/permissions/{i}"), e));
+        }
+    }
     if !issues.is_empty() {
         return Err(KernelError::Design(DesignError::InvalidDefinition(issues)));
     }
@@ -182,6 +194,10 @@ pub async fn put_title(k: &Kernel, catalogue: Catalogue, body: &Value) -> Result
         .json(&def)
         .push(") ON CONFLICT (name) DO UPDATE SET definition = excluded.definition");
     k.db.write_atomically(vec![sql]).await?;
+    if catalogue == Catalogue::Roles {
+        // Whoever holds the role now has other grants.
+        k.auth.roles_changed();
+    }
     Ok(title)
 }
 

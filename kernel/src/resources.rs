@@ -166,10 +166,26 @@ pub async fn put(k: &Kernel, body: &Value) -> Result<()> {
 }
 
 /// Defines (or replaces) a user who can handle steps: `{"id", "name", "roles", "skills",
-/// "capacity"}`.
+/// "capacity", "department", "password"?}`. The password (at least 8 characters) is stored
+/// only as its argon2id hash, never in the user's definition.
 pub async fn put_user(k: &Kernel, body: &Value) -> Result<()> {
     let mut issues = Vec::new();
     let id = identifier(body, "id", &mut issues);
+    let password = match body.get("password") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => match crate::auth::check_password(p, "/password") {
+            Ok(()) => Some(p.as_str()),
+            Err(KernelError::Invalid(mut i)) => {
+                issues.append(&mut i);
+                None
+            }
+            Err(e) => return Err(e),
+        },
+        Some(_) => {
+            issues.push(Issue::new("/password", "expected a string"));
+            None
+        }
+    };
     let roles = strings(body, "roles", &mut issues);
     let skills = strings(body, "skills", &mut issues);
     let capacity = capacity(body, &mut issues);
@@ -192,14 +208,28 @@ pub async fn put_user(k: &Kernel, body: &Value) -> Result<()> {
     if !issues.is_empty() {
         return Err(invalid(issues));
     }
-    k.engine
+    // Hashed before anything is stored: a failure leaves no user without their password.
+    let hash = match password {
+        Some(p) => Some(crate::auth::hash_password(p).await?),
+        None => None,
+    };
+    let result = k
+        .engine
         .put_operator(Operator {
-            id,
+            id: id.clone(),
             roles,
             skills,
             capacity,
             department,
         })
         .await
-        .map(|_| ())
+        .map(|_| ());
+    // Their roles may have changed, and with them their grants.
+    k.auth.user_changed(&id);
+    result?;
+    if let Some(hash) = hash {
+        k.db.write_atomically(vec![k.auth.password_sql(&id, &hash)])
+            .await?;
+    }
+    Ok(())
 }

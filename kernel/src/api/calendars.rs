@@ -10,8 +10,10 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::auth::require;
 use super::extract::JsonBody;
 use crate::Kernel;
+use crate::caller::{Caller, Permission};
 use crate::error::KernelError;
 
 /// Every calendar.
@@ -30,8 +32,10 @@ pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
     responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
 pub async fn save(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    require(&caller, Permission::Design, "defining calendars")?;
     let cal = k.calendars.put(&body, k.engine.now_ms()).await?;
     Ok((StatusCode::CREATED, Json(cal)))
 }
@@ -53,8 +57,10 @@ pub async fn show(
 #[utoipa::path(delete, path = "/api/v1/calendars/{name}", tag = "time", responses((status = 204, description = "deleted"), (status = 404, description = "no such calendar", body = super::error::ErrorBody)))]
 pub async fn delete(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    require(&caller, Permission::Design, "deleting calendars")?;
     k.calendars.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,8 +9,10 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::auth::require;
 use super::extract::JsonBody;
 use crate::Kernel;
+use crate::caller::{Caller, Permission};
 
 /// Every DataItem definition.
 #[utoipa::path(get, path = "/api/v1/data-items", tag = "design", responses((status = 200, description = "`{items, total, next_cursor}`")))]
@@ -27,8 +29,10 @@ pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
               (status = 422, description = "invalid definition; every problem at its JSON pointer", body = super::error::ErrorBody)))]
 pub async fn create(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    require(&caller, Permission::Design, "defining DataItems")?;
     let item = k.definitions.create(&body).await?;
     Ok((StatusCode::CREATED, Json(json!(item))))
 }
@@ -60,9 +64,11 @@ pub async fn show(
     responses((status = 200, description = "`{pending_change, plan}`"), (status = 422, description = "invalid definition", body = super::error::ErrorBody)))]
 pub async fn propose(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(name): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Design, "changing DataItems")?;
     let (draft, plan) = k.definitions.propose(&name, &body).await?;
     Ok(Json(json!({"pending_change": draft, "plan": plan})))
 }
@@ -107,9 +113,11 @@ pub async fn migration_plan(
               (status = 409, description = "destructive and unconfirmed, no pending change, or values repeat for a new unique field", body = super::error::ErrorBody)))]
 pub async fn migration_apply(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Design, "migrating DataItems")?;
     let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -141,8 +149,10 @@ pub async fn migration_apply(
     responses((status = 204, description = "discarded"), (status = 409, description = "no pending change", body = super::error::ErrorBody)))]
 pub async fn migration_discard(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    require(&caller, Permission::Design, "discarding DataItem changes")?;
     k.definitions.discard(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

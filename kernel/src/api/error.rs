@@ -19,6 +19,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Vec<Issue>,
+    /// `Retry-After` seconds (429).
+    retry_after: Option<i64>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -46,7 +48,29 @@ impl ApiError {
             code,
             message: message.into(),
             details: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// The 401 for a request without valid credentials (sent with `WWW-Authenticate:
+    /// Bearer`).
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// The 403 for an authenticated caller without the grant `grant`: says what is needed,
+    /// so an administrator knows which grant to give.
+    pub fn forbidden(what: &str, grant: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("{what} needs {grant}"),
+        )
+    }
+
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status
     }
 
     /// Adds located problems.
@@ -83,7 +107,20 @@ impl IntoResponse for ApiError {
                 details: self.details,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"erpos\""),
+            );
+        }
+        if let Some(s) = self.retry_after
+            && let Ok(v) = axum::http::HeaderValue::from_str(&s.to_string())
+        {
+            headers.insert(axum::http::header::RETRY_AFTER, v);
+        }
+        response
     }
 }
 
@@ -132,6 +169,16 @@ impl From<KernelError> for ApiError {
                     C::NoTransition { available, .. } => ApiError::new(S::UNPROCESSABLE_ENTITY, "validation_failed", message)
                         .with_details(vec![Issue::new("/transition", format!("choose one of: {}", available.join(", ")))]),
                 }
+            }
+            KernelError::Invalid(details) => {
+                ApiError::new(S::UNPROCESSABLE_ENTITY, "validation_failed", message).with_details(details)
+            }
+            KernelError::Unauthorized(m) => ApiError::unauthorized(m),
+            KernelError::Forbidden(m) => ApiError::new(S::FORBIDDEN, "forbidden", m),
+            KernelError::TooManyAttempts { retry_after_s } => {
+                let mut e = ApiError::new(S::TOO_MANY_REQUESTS, "too_many_attempts", message);
+                e.retry_after = Some(retry_after_s);
+                e
             }
             KernelError::Database(ref db) if matches!(db, sqlx::Error::PoolTimedOut) => {
                 tracing::warn!(error = %e, "database busy");

@@ -2,7 +2,10 @@
 //!
 //! Handlers only translate between HTTP and the kernel's services; they hold no business
 //! rules. Every error leaves through `ApiError`, so every 4xx/5xx has the same JSON shape.
+//! Every `/api/v1` route but `POST /sessions` sits behind `auth::authenticate`: a handler
+//! never runs without a `Caller`, and checks that caller's grants before changing anything.
 
+pub mod auth;
 mod calendars;
 mod data_items;
 pub mod error;
@@ -22,8 +25,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, Request};
+use axum::middleware;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{delete, get, post, put};
 use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -96,6 +100,13 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         stats::steps,
         stats::operators,
         stats::roles,
+        auth::login,
+        auth::whoami,
+        auth::logout,
+        auth::set_password,
+        auth::create_app,
+        auth::list_apps,
+        auth::revoke_app,
     ),
     components(schemas(error::ErrorBody)),
     tags((name = "design", description = "DataItem definitions, forms and migrations"),
@@ -106,6 +117,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
          (name = "organisation", description = "Departments, roles, skills and users"),
          (name = "time", description = "Working calendars for deadlines"),
          (name = "stats", description = "Process statistics per service, step, operator and role"),
+         (name = "auth", description = "Sessions, passwords and app tokens"),
          (name = "system", description = "Health and API description"))
 )]
 pub struct ApiDoc;
@@ -141,7 +153,7 @@ async fn method_not_allowed() -> ApiError {
 /// The whole router, with request ids, tracing and body limits.
 pub fn router(kernel: Arc<Kernel>) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
-    let api = Router::new()
+    let protected = Router::new()
         .route(
             "/data-items",
             get(data_items::list).post(data_items::create),
@@ -220,8 +232,25 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
         .route("/stats/services/{name}/steps", get(stats::steps))
         .route("/stats/operators", get(stats::operators))
         .route("/stats/roles", get(stats::roles))
-        .route("/ws", get(ws::upgrade))
-        .route("/openapi.json", get(openapi));
+        .route("/openapi.json", get(openapi))
+        .route("/sessions/current", get(auth::whoami).delete(auth::logout))
+        .route("/users/{id}/password", put(auth::set_password))
+        .route("/app-tokens", get(auth::list_apps).post(auth::create_app))
+        .route("/app-tokens/{name}", delete(auth::revoke_app))
+        .route_layer(middleware::from_fn_with_state(
+            kernel.clone(),
+            auth::authenticate,
+        ));
+    let websocket =
+        Router::new()
+            .route("/ws", get(ws::upgrade))
+            .route_layer(middleware::from_fn_with_state(
+                kernel.clone(),
+                auth::authenticate_ws,
+            ));
+    // Logging in is the one route that needs no credentials.
+    let public = Router::new().route("/sessions", post(auth::login));
+    let api = public.merge(protected).merge(websocket);
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)

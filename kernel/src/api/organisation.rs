@@ -10,8 +10,10 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::auth::require;
 use super::extract::JsonBody;
 use crate::Kernel;
+use crate::caller::{Caller, Permission};
 use crate::organisation::{self, Catalogue};
 
 fn listing(items: Vec<Value>) -> Json<Value> {
@@ -30,8 +32,10 @@ pub async fn departments(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, Ap
     responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
 pub async fn save_department(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    require(&caller, Permission::Organisation, "defining departments")?;
     let dept = organisation::put_department(&k, &body).await?;
     Ok((StatusCode::CREATED, Json(dept)))
 }
@@ -42,13 +46,17 @@ pub async fn roles(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError
     Ok(listing(organisation::list(&k, "roles").await?))
 }
 
-/// Creates or replaces a role: `{"name": "front_desk", "label": {"zh": "前台"}}`.
+/// Creates or replaces a role: `{"name": "front_desk", "label": {"zh": "前台"},
+/// "permissions": ["records:huanzhe:read", "services:treatment_visit:start"]}`. Everyone
+/// holding the role has its permissions (each checked: 422 at `/permissions/N`).
 #[utoipa::path(post, path = "/api/v1/roles", tag = "organisation", request_body = Object,
     responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
 pub async fn save_role(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    require(&caller, Permission::Organisation, "defining roles")?;
     let role = organisation::put_title(&k, Catalogue::Roles, &body).await?;
     Ok((StatusCode::CREATED, Json(role)))
 }
@@ -65,8 +73,10 @@ pub async fn skills(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiErro
     responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
 pub async fn save_skill(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    require(&caller, Permission::Organisation, "defining skills")?;
     let skill = organisation::put_title(&k, Catalogue::Skills, &body).await?;
     Ok((StatusCode::CREATED, Json(skill)))
 }

@@ -1,4 +1,11 @@
-//! `/api/v1/records/{item}`: records of any DataItem.
+//! `/api/v1/records/{item}`: records of any DataItem, as the caller's grants allow.
+//!
+//! Grants are `records:{item}:{op}` for a whole operation or `records:{item}:{op}:{field}`
+//! for one field. Creating or patching with per-field grants only: every field in the body
+//! must be granted (403 naming the first that is not). Reading with per-field read grants
+//! only: the fields not granted are left out (`id`, `version` and the stamps always show),
+//! and filtering or sorting on them is refused; the history needs the whole `read`. This
+//! module must never change a record before the caller's grants were checked.
 
 use std::sync::Arc;
 
@@ -11,7 +18,51 @@ use serde_json::{Value, json};
 use super::ApiError;
 use super::extract::{IfMatch, JsonBody, QueryPairs};
 use crate::Kernel;
+use crate::caller::{Caller, FieldAccess, RecordOp};
 use crate::records::ListQuery;
+
+/// Keys every record has, shown to anyone who may read it at all.
+const STAMPS: [&str; 4] = ["id", "version", "created_at", "updated_at"];
+
+fn needs(what: &str, grant: String) -> ApiError {
+    ApiError::forbidden(what, &grant)
+}
+
+/// What the caller may do with `op` on `item`'s records; 403 when nothing.
+fn access(caller: &Caller, item: &str, op: RecordOp) -> Result<FieldAccess, ApiError> {
+    match caller.record_fields(item, op) {
+        FieldAccess::Nothing => Err(needs(
+            &format!("{} records of '{item}'", op.word()),
+            format!("records:{item}:{}", op.word()),
+        )),
+        access => Ok(access),
+    }
+}
+
+/// Refuses a write whose body holds a field the caller may not write.
+fn check_write(caller: &Caller, item: &str, op: RecordOp, body: &Value) -> Result<(), ApiError> {
+    let access = access(caller, item, op)?;
+    if access == FieldAccess::All {
+        return Ok(());
+    }
+    let fields = body.as_object().into_iter().flat_map(|o| o.keys());
+    for field in fields.filter(|f| !["id", "version"].contains(&f.as_str())) {
+        if !access.allows(field) {
+            return Err(needs(
+                &format!("writing the field '{field}' of '{item}'"),
+                format!("records:{item}:{}:{field}", op.word()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Leaves out the fields a per-field reader may not see.
+fn redact(access: &FieldAccess, record: &mut Value) {
+    if let (FieldAccess::Fields(_), Some(o)) = (access, record.as_object_mut()) {
+        o.retain(|k, _| STAMPS.contains(&k.as_str()) || access.allows(k));
+    }
+}
 
 /// Lists records: filters `field=v` or `field__op=v` (eq, ne, lt, lte, gt, gte, in,
 /// contains, null), `q` (matches text, pinyin and initials of searchable fields), `sort`
@@ -27,11 +78,39 @@ use crate::records::ListQuery;
               (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
 pub async fn list(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(item): Path<String>,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
+    let access = access(&caller, &item, RecordOp::Read)?;
+    if access != FieldAccess::All {
+        // Filters and sorts on hidden fields would reveal their values.
+        for (key, value) in &params {
+            let fields: Vec<&str> = match key.as_str() {
+                "limit" | "cursor" | "page" | "q" => Vec::new(),
+                "sort" => value
+                    .split(',')
+                    .map(|f| f.trim().trim_start_matches('-'))
+                    .collect(),
+                other => vec![other.split_once("__").map_or(other, |(f, _)| f)],
+            };
+            if let Some(f) = fields
+                .into_iter()
+                .find(|f| !f.is_empty() && !STAMPS.contains(f) && !access.allows(f))
+            {
+                return Err(needs(
+                    &format!("filtering or sorting on the field '{f}' of '{item}'"),
+                    format!("records:{item}:read:{f}"),
+                ));
+            }
+        }
+    }
     let query = ListQuery::parse(&k.definitions.schema().catalog, &item, &params)?;
-    Ok(Json(json!(k.records.list(&item, &query).await?)))
+    let mut page = k.records.list(&item, &query).await?;
+    for record in &mut page.items {
+        redact(&access, record);
+    }
+    Ok(Json(json!(page)))
 }
 
 /// Creates a record (with composed children under the child DataItem's name).
@@ -42,10 +121,13 @@ pub async fn list(
               (status = 422, description = "every failing field, nothing written", body = super::error::ErrorBody)))]
 pub async fn create(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(item): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    let record = k.records.create(&item, &body, None).await?;
+    check_write(&caller, &item, RecordOp::Create, &body)?;
+    let mut record = k.records.create(&item, &body, Some(&caller.user)).await?;
+    redact(&caller.record_fields(&item, RecordOp::Read), &mut record);
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -55,9 +137,13 @@ pub async fn create(
     responses((status = 200, description = "the record"), (status = 404, description = "no such record", body = super::error::ErrorBody)))]
 pub async fn show(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path((item, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(k.records.get(&item, &id).await?))
+    let access = access(&caller, &item, RecordOp::Read)?;
+    let mut record = k.records.get(&item, &id).await?;
+    redact(&access, &mut record);
+    Ok(Json(record))
 }
 
 /// Changes the fields given. Send the `version` you read (in the body or `If-Match`): a
@@ -69,13 +155,18 @@ pub async fn show(
               (status = 422, description = "every failing field, nothing written", body = super::error::ErrorBody)))]
 pub async fn patch(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path((item, id)): Path<(String, String)>,
     IfMatch(expected): IfMatch,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(
-        k.records.patch(&item, &id, &body, expected, None).await?,
-    ))
+    check_write(&caller, &item, RecordOp::Update, &body)?;
+    let mut record = k
+        .records
+        .patch(&item, &id, &body, expected, Some(&caller.user))
+        .await?;
+    redact(&caller.record_fields(&item, RecordOp::Read), &mut record);
+    Ok(Json(record))
 }
 
 /// Deletes a record and its composed children; refused while other records reference it.
@@ -84,10 +175,19 @@ pub async fn patch(
     responses((status = 204, description = "deleted"), (status = 409, description = "still referenced, or stale If-Match", body = super::error::ErrorBody)))]
 pub async fn delete(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path((item, id)): Path<(String, String)>,
     IfMatch(expected): IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    k.records.delete(&item, &id, expected, None).await?;
+    if caller.record_fields(&item, RecordOp::Delete) != FieldAccess::All {
+        return Err(needs(
+            &format!("deleting records of '{item}'"),
+            format!("records:{item}:delete"),
+        ));
+    }
+    k.records
+        .delete(&item, &id, expected, Some(&caller.user))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -97,8 +197,15 @@ pub async fn delete(
     responses((status = 200, description = "`{items, total}`")))]
 pub async fn history(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path((item, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
+    if caller.record_fields(&item, RecordOp::Read) != FieldAccess::All {
+        return Err(needs(
+            &format!("reading the history of '{item}' records"),
+            format!("records:{item}:read"),
+        ));
+    }
     let items = k.records.history(&item, &id).await?;
     Ok(Json(
         json!({"total": items.len(), "items": items, "next_cursor": null}),

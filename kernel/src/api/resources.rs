@@ -10,16 +10,20 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::auth::require;
 use super::extract::JsonBody;
 use crate::Kernel;
+use crate::caller::{Caller, Permission};
 
 /// Defines a resource type: `{"name": "laser_room", "kind": "facility", "label": {"zh": "激光室"}}`.
 #[utoipa::path(post, path = "/api/v1/resource-types", tag = "resources", request_body = Object,
     responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
 pub async fn create_type(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    require(&caller, Permission::Design, "defining resource types")?;
     crate::resources::put_type(&k, &body).await?;
     Ok((StatusCode::CREATED, Json(body)))
 }
@@ -39,8 +43,10 @@ pub async fn list_types(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, Api
     responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
 pub async fn create(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    require(&caller, Permission::Organisation, "defining resources")?;
     crate::resources::put(&k, &body).await?;
     Ok((StatusCode::CREATED, Json(body)))
 }
@@ -65,13 +71,19 @@ pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
 }
 
 /// Defines (or replaces) a user who can handle steps: `{"id": "li_yisheng", "name": "李医生",
-/// "roles": ["doctor"], "skills": ["laser"], "capacity": 1}`.
+/// "roles": ["doctor"], "skills": ["laser"], "capacity": 1, "password"?}`. The password (at
+/// least 8 characters) is stored as an argon2id hash and never echoed.
 #[utoipa::path(post, path = "/api/v1/users", tag = "resources", request_body = Object,
     responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
 pub async fn create_user(
     State(k): State<Arc<Kernel>>,
-    JsonBody(body): JsonBody,
+    caller: Caller,
+    JsonBody(mut body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    require(&caller, Permission::Organisation, "defining users")?;
     crate::resources::put_user(&k, &body).await?;
+    if let Some(o) = body.as_object_mut() {
+        o.remove("password");
+    }
     Ok((StatusCode::CREATED, Json(body)))
 }

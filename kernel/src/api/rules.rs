@@ -13,8 +13,10 @@ use erpos_design::rule::EventKind;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::auth::require;
 use super::extract::{JsonBody, QueryPairs};
 use crate::Kernel;
+use crate::caller::{Caller, Permission};
 use crate::events::NewEvent;
 
 fn bad(key: &str, message: &str) -> ApiError {
@@ -78,8 +80,10 @@ pub async fn list(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError>
     responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
 pub async fn save(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    require(&caller, Permission::Design, "defining rules")?;
     let schema = k.definitions.schema();
     let rule = k.rules.save(&body, &schema.catalog).await?;
     Ok((StatusCode::CREATED, Json(k.rules.show(&rule.name).await?)))
@@ -90,9 +94,11 @@ pub async fn save(
     responses((status = 200, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
 pub async fn replace(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(name): Path<String>,
     JsonBody(mut body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Design, "changing rules")?;
     if let Some(o) = body.as_object_mut() {
         o.insert("name".into(), json!(name));
     }
@@ -114,8 +120,10 @@ pub async fn show(
 #[utoipa::path(delete, path = "/api/v1/rules/{name}", tag = "rules", responses((status = 204, description = "deleted"), (status = 404, description = "no such rule", body = super::error::ErrorBody)))]
 pub async fn delete(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    require(&caller, Permission::Design, "deleting rules")?;
     k.rules.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -127,9 +135,11 @@ pub async fn delete(
     responses((status = 200, description = "`{items, next_cursor}`")))]
 pub async fn runs(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(name): Path<String>,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Monitor, "reading rule runs")?;
     k.rules.show(&name).await?;
     let (limit, before) = paging(params, |key, _| Err(unknown(key)))?;
     let items = k.rules.runs(&name, before.map(|b| b as u64), limit).await?;
@@ -143,8 +153,10 @@ pub async fn runs(
     responses((status = 200, description = "`{items, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
 pub async fn events(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Monitor, "reading the event log")?;
     let mut kind = None;
     let mut subject = None;
     let (limit, before) = paging(params, |key, value| {
@@ -177,9 +189,11 @@ pub async fn events(
     responses((status = 202, description = "`{seq}`: logged, rules will run"), (status = 422, description = "bad name", body = super::error::ErrorBody)))]
 pub async fn signal(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(name): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    require(&caller, Permission::Design, "sending signals")?;
     if !is_identifier(&name) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -213,8 +227,10 @@ pub async fn signal(
     responses((status = 200, description = "`{items, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
 pub async fn outbox(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Monitor, "reading the outbox")?;
     let mut state = None;
     let (limit, before) = paging(params, |key, value| match key {
         "state" if ["pending", "delivered", "failed"].contains(&value.as_str()) => {
@@ -233,8 +249,10 @@ pub async fn outbox(
     responses((status = 202, description = "queued"), (status = 404, description = "no undelivered entry", body = super::error::ErrorBody)))]
 pub async fn retry(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
+    require(&caller, Permission::Admin, "retrying deliveries")?;
     k.outbox.retry(id).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -242,12 +260,14 @@ pub async fn retry(
     ))
 }
 
-/// A user's notifications (what `notify` delivered), newest first.
+/// A user's notifications (what `notify` delivered), newest first: the caller's own, or
+/// (with `monitor`) anyone's.
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "rules",
-    params(("user" = String, Query, description = "user id"), ("limit" = Option<u32>, Query, description = "page size")),
+    params(("user" = Option<String>, Query, description = "user id (default: the caller)"), ("limit" = Option<u32>, Query, description = "page size")),
     responses((status = 200, description = "`{items}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
 pub async fn notifications(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
     let mut user = None;
@@ -258,7 +278,14 @@ pub async fn notifications(
         }
         _ => Err(unknown(key)),
     })?;
-    let user = user.ok_or_else(|| bad("user", "required"))?;
+    let user = user.unwrap_or_else(|| caller.user.clone());
+    if user != caller.user {
+        require(
+            &caller,
+            Permission::Monitor,
+            "reading another user's notifications",
+        )?;
+    }
     let items = k.outbox.notifications(&user, limit).await?;
     Ok(Json(json!({"items": items})))
 }

@@ -9,14 +9,37 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::auth::require;
 use super::extract::{JsonBody, QueryPairs};
 use crate::Kernel;
+use crate::caller::{Caller, Permission};
 use crate::error::KernelError;
 
-/// Every service with its newest published version and whether a draft is pending.
+/// An app token only sees the services it was issued for; any other is "not found" to it,
+/// as if it did not exist.
+fn visible(caller: &Caller, name: &str) -> Result<(), ApiError> {
+    if caller.in_scope(name) {
+        Ok(())
+    } else {
+        Err(KernelError::NotFound(format!("service '{name}'")).into())
+    }
+}
+
+/// Every service with its newest published version and whether a draft is pending (for an
+/// app token: only its own services).
 #[utoipa::path(get, path = "/api/v1/services", tag = "design", responses((status = 200, description = "`{items, total}`")))]
-pub async fn list(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError> {
-    let items = k.services.list().await?;
+pub async fn list(State(k): State<Arc<Kernel>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    let items: Vec<Value> = k
+        .services
+        .list()
+        .await?
+        .into_iter()
+        .filter(|s| {
+            s.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| caller.in_scope(n))
+        })
+        .collect();
     Ok(Json(
         json!({"total": items.len(), "items": items, "next_cursor": null}),
     ))
@@ -28,8 +51,13 @@ pub async fn list(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError>
     responses((status = 201, description = "the draft as stored"), (status = 422, description = "invalid service", body = super::error::ErrorBody)))]
 pub async fn save(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    require(&caller, Permission::Design, "defining services")?;
+    if let Some(name) = body.get("name").and_then(Value::as_str) {
+        visible(&caller, name)?;
+    }
     let draft = k.services.save_draft(&body).await?;
     Ok((StatusCode::CREATED, Json(json!(draft))))
 }
@@ -39,8 +67,10 @@ pub async fn save(
     responses((status = 200, description = "`{name, draft, published, versions}`"), (status = 404, description = "no such service", body = super::error::ErrorBody)))]
 pub async fn show(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    visible(&caller, &name)?;
     let draft = k.services.draft(&name).await?;
     let versions = k.services.versions(&name).await;
     if draft.is_none() && versions.is_empty() {
@@ -60,8 +90,11 @@ pub async fn show(
               (status = 422, description = "invalid (e.g. a sub-service not published)", body = super::error::ErrorBody)))]
 pub async fn publish(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Design, "publishing services")?;
+    visible(&caller, &name)?;
     Ok(Json(json!(k.services.publish(&name).await?)))
 }
 
@@ -72,9 +105,11 @@ pub async fn publish(
     responses((status = 200, description = "image/svg+xml"), (status = 404, description = "no such service", body = super::error::ErrorBody)))]
 pub async fn flowchart(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(name): Path<String>,
     QueryPairs(params): QueryPairs,
 ) -> Result<impl IntoResponse, ApiError> {
+    visible(&caller, &name)?;
     let version: Option<u32> = params
         .iter()
         .find(|(k, _)| k == "version")

@@ -18,8 +18,10 @@ use erpos_design::service::{Service, StepKind};
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::auth::require;
 use super::extract::QueryPairs;
 use crate::Kernel;
+use crate::caller::{Caller, Permission};
 use crate::error::KernelError;
 use crate::stats::{self, Figures, Period, Report};
 
@@ -163,8 +165,10 @@ fn check_service(
               (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
 pub async fn services(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Monitor, "reading statistics")?;
     let req = request(params, true, k.engine.now_ms())?;
     let published = published(&k).await;
     check_service(&req, &published)?;
@@ -196,9 +200,11 @@ pub async fn services(
               (status = 404, description = "no such service", body = super::error::ErrorBody)))]
 pub async fn steps(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(name): Path<String>,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Monitor, "reading statistics")?;
     let req = request(params, false, k.engine.now_ms())?;
     let published = published(&k).await;
     let definition = published
@@ -245,8 +251,10 @@ pub async fn steps(
               (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
 pub async fn operators(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Monitor, "reading statistics")?;
     let req = request(params, true, k.engine.now_ms())?;
     check_service(&req, &published(&k).await)?;
     let (report, roles) = report(&k, req.period, req.service.as_deref()).await?;
@@ -272,8 +280,10 @@ pub async fn operators(
               (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
 pub async fn roles(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Monitor, "reading statistics")?;
     let req = request(params, true, k.engine.now_ms())?;
     check_service(&req, &published(&k).await)?;
     let (report, roles) = report(&k, req.period, req.service.as_deref()).await?;

@@ -1,6 +1,12 @@
 //! Test harness: a fresh database per test (a temp SQLite file, and a freshly created
 //! PostgreSQL database when `ERPOS_TEST_POSTGRES_URL` is set), the real router, and a helper
 //! that sends a request through it.
+//!
+//! The kernel is opened with the bootstrap token `BOOTSTRAP`, and `TestApp::router` sends it
+//! with every request that carries no credentials of its own, so tests written before
+//! authentication act as the administrator. `call_as` sends as someone else (another bearer
+//! token, an app signature, or nobody) through `TestApp::bare`, the router as a real client
+//! meets it.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -51,6 +57,50 @@ pub async fn backends() -> anyhow::Result<Vec<TestDb>> {
     Ok(out)
 }
 
+/// The bootstrap token every test kernel is opened with.
+pub const BOOTSTRAP: &str = "test-bootstrap-token-0123456789";
+
+/// Adds the bootstrap token to a request that carries no credentials (no `Authorization`,
+/// no app signature, no `access_token`).
+async fn default_credentials(mut req: Request<Body>) -> Request<Body> {
+    let has = req.headers().contains_key("authorization")
+        || req.headers().contains_key("x-erpos-app")
+        || req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p.starts_with("access_token=")));
+    if !has && let Ok(v) = format!("Bearer {BOOTSTRAP}").parse() {
+        req.headers_mut().insert("authorization", v);
+    }
+    req
+}
+
+fn routers(kernel: &Arc<Kernel>) -> (Router, Router) {
+    let bare = erpos_kernel::api::router(kernel.clone());
+    let router = bare
+        .clone()
+        .layer(axum::middleware::map_request(default_credentials));
+    (router, bare)
+}
+
+/// Whom a request is sent as (`TestApp::call_as`).
+#[derive(Debug, Clone, Copy)]
+pub enum As<'a> {
+    /// No credentials at all.
+    Nobody,
+    /// `Authorization: Bearer <token>`.
+    Bearer(&'a str),
+    /// An app token's signature (signed now, on the kernel's clock), for `user`.
+    App {
+        /// The app token's name.
+        app: &'a str,
+        /// Its secret.
+        secret: &'a str,
+        /// The user it acts for.
+        user: &'a str,
+    },
+}
+
 /// A kernel and its router on a fresh database.
 pub struct TestApp {
     /// The backend's name.
@@ -61,8 +111,10 @@ pub struct TestApp {
     pub clock: Arc<erpos_kernel::clock::ManualClock>,
     /// The kernel.
     pub kernel: Arc<Kernel>,
-    /// The router (the real one).
+    /// The real router, sending the bootstrap token when a request carries no credentials.
     pub router: Router,
+    /// The real router, as clients meet it (nothing added).
+    pub bare: Router,
     _db: TestDb,
 }
 
@@ -70,13 +122,15 @@ pub struct TestApp {
 pub async fn app(db: TestDb) -> anyhow::Result<TestApp> {
     let clock = Arc::new(erpos_kernel::clock::ManualClock::new(1_795_856_400_000));
     let kernel = Kernel::open_with_clock(&db.url, clock.clone()).await?;
-    let router = erpos_kernel::api::router(kernel.clone());
+    kernel.set_bootstrap_token(Some(BOOTSTRAP))?;
+    let (router, bare) = routers(&kernel);
     Ok(TestApp {
         backend: db.name,
         url: db.url.clone(),
         clock,
         kernel,
         router,
+        bare,
         _db: db,
     })
 }
@@ -86,7 +140,8 @@ impl TestApp {
     pub async fn restart(mut self) -> anyhow::Result<TestApp> {
         self.kernel.db.close().await;
         let kernel = Kernel::open_with_clock(&self.url, self.clock.clone()).await?;
-        self.router = erpos_kernel::api::router(kernel.clone());
+        kernel.set_bootstrap_token(Some(BOOTSTRAP))?;
+        (self.router, self.bare) = routers(&kernel);
         self.kernel = kernel;
         Ok(self)
     }
@@ -138,6 +193,80 @@ impl TestApp {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<(StatusCode, Value)> {
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.send(&self.router, method, path, body, headers).await
+    }
+
+    /// Sends as `who` (see `As`) through the bare router.
+    pub async fn call_as(
+        &self,
+        who: As<'_>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let body = body.map(|b| b.to_string().into_bytes());
+        let headers = self.credentials(who, method, path, body.as_deref().unwrap_or_default());
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.send(&self.bare, method, path, body, &headers).await
+    }
+
+    /// The headers that authenticate a request as `who`, signed for exactly this method,
+    /// path and body.
+    pub fn credentials(
+        &self,
+        who: As<'_>,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> Vec<(String, String)> {
+        use erpos_kernel::clock::Clock as _;
+        match who {
+            As::Nobody => Vec::new(),
+            As::Bearer(token) => vec![("authorization".into(), format!("Bearer {token}"))],
+            As::App { app, secret, user } => {
+                let ts = (self.clock.now_ms() / 1000).to_string();
+                let text = erpos_kernel::auth::apps::string_to_sign(&ts, method, path, body);
+                vec![
+                    ("x-erpos-app".into(), app.to_owned()),
+                    ("x-erpos-timestamp".into(), ts),
+                    ("x-erpos-user".into(), user.to_owned()),
+                    (
+                        "x-erpos-signature".into(),
+                        erpos_kernel::auth::apps::sign(secret, &text),
+                    ),
+                ]
+            }
+        }
+    }
+
+    /// Sends raw body bytes with exactly these headers through the bare router (for
+    /// tampered or replayed requests).
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(String, String)],
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.send(&self.bare, method, path, body, &headers).await
+    }
+
+    async fn send(
+        &self,
+        router: &Router,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<(StatusCode, Value)> {
         let mut req = Request::builder().method(method).uri(path);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -145,10 +274,10 @@ impl TestApp {
         let req = match body {
             Some(b) => req
                 .header("content-type", "application/json")
-                .body(Body::from(b.to_string()))?,
+                .body(Body::from(b))?,
             None => req.body(Body::empty())?,
         };
-        let res = self.router.clone().oneshot(req).await?;
+        let res = router.clone().oneshot(req).await?;
         let status = res.status();
         let bytes = res.into_body().collect().await?.to_bytes();
         let json = if bytes.is_empty() {
@@ -175,6 +304,46 @@ impl TestApp {
             .to_owned();
         let bytes = res.into_body().collect().await?.to_bytes();
         Ok((status, ctype, String::from_utf8(bytes.to_vec())?))
+    }
+
+    /// Creates a user with `password` holding one role (named after them) that carries
+    /// `grants`, and logs them in; returns the session token.
+    pub async fn user_with(&self, id: &str, grants: &[&str]) -> anyhow::Result<String> {
+        let role = format!("role_{id}");
+        let password = format!("password-of-{id}");
+        let (s, b) = self
+            .call(
+                "POST",
+                "/api/v1/roles",
+                Some(
+                    serde_json::json!({"name": role, "label": {"zh": role}, "permissions": grants}),
+                ),
+            )
+            .await?;
+        anyhow::ensure!(s == StatusCode::CREATED, "role: {s} {b}");
+        let (s, b) = self
+            .call(
+                "POST",
+                "/api/v1/users",
+                Some(serde_json::json!({"id": id, "roles": [role], "password": password})),
+            )
+            .await?;
+        anyhow::ensure!(s == StatusCode::CREATED, "user: {s} {b}");
+        self.login(id, &password).await
+    }
+
+    /// Logs in; returns the session token.
+    pub async fn login(&self, user: &str, password: &str) -> anyhow::Result<String> {
+        let (s, b) = self
+            .call_as(
+                As::Nobody,
+                "POST",
+                "/api/v1/sessions",
+                Some(serde_json::json!({"user": user, "password": password})),
+            )
+            .await?;
+        anyhow::ensure!(s == StatusCode::CREATED, "login {user}: {s} {b}");
+        Ok(b["token"].as_str().unwrap_or_default().to_owned())
     }
 
     /// POSTs a DataItem and asserts it was created.

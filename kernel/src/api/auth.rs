@@ -1,0 +1,348 @@
+//! Authentication over HTTP: the middleware that turns credentials into a `Caller` on every
+//! `/api/v1` route (but `POST /sessions`), login and logout, password changes, app tokens,
+//! and the helpers handlers use to refuse with 403.
+//!
+//! Credentials, in order: `Authorization: Bearer <token>` (the bootstrap token or a
+//! session's), the app signature headers (`X-Erpos-App`, `X-Erpos-Timestamp`,
+//! `X-Erpos-User`, `X-Erpos-Signature`), and for the WebSocket only `?access_token=`.
+//! Missing or invalid credentials get 401 with `WWW-Authenticate: Bearer`. This module must
+//! never log or echo a password, a token or a secret, and never let a request through
+//! without a `Caller` in its extensions.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{OriginalUri, Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use erpos_design::Issue;
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::extract::JsonBody;
+use crate::Kernel;
+use crate::auth::apps::SignedRequest;
+use crate::auth::{check_password, sha256_hex};
+use crate::caller::{Caller, CallerKind, Permission};
+use crate::error::KernelError;
+
+/// The hash of the session token a request came with (only for session callers): logout
+/// ends it, a password change keeps it.
+#[derive(Debug, Clone)]
+pub struct CurrentSession(pub String);
+
+/// Refuses with 403 unless the caller may `permission`; the message says what `what` needs
+/// (`"defining DataItems needs design"`).
+pub fn require(caller: &Caller, permission: Permission<'_>, what: &str) -> Result<(), ApiError> {
+    if caller.may(permission) {
+        return Ok(());
+    }
+    let grant = permission
+        .grants()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "admin".to_owned());
+    Err(ApiError::forbidden(what, &grant))
+}
+
+fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Authenticates every protected route; see the module's doc.
+pub async fn authenticate(State(k): State<Arc<Kernel>>, req: Request, next: Next) -> Response {
+    match identify(&k, req, false).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Authenticates the WebSocket: like `authenticate`, also accepting `?access_token=`
+/// (browsers cannot set headers on a WebSocket).
+pub async fn authenticate_ws(State(k): State<Arc<Kernel>>, req: Request, next: Next) -> Response {
+    match identify(&k, req, true).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn with_bearer(k: &Kernel, mut req: Request, token: &str) -> Result<Request, ApiError> {
+    let caller = k.auth.bearer(token).await?.ok_or_else(|| {
+        ApiError::unauthorized("the token is unknown, expired or logged out; log in again")
+    })?;
+    if caller.kind == CallerKind::User {
+        req.extensions_mut()
+            .insert(CurrentSession(sha256_hex(token.as_bytes())));
+    }
+    req.extensions_mut().insert(caller);
+    Ok(req)
+}
+
+async fn identify(k: &Kernel, req: Request, query_token: bool) -> Result<Request, ApiError> {
+    if let Some(value) = req.headers().get(axum::http::header::AUTHORIZATION) {
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("use 'Authorization: Bearer <token>'"))?
+            .to_owned();
+        return with_bearer(k, req, &token).await;
+    }
+    if header(&req, "x-erpos-app").is_some() {
+        return signed(k, req).await;
+    }
+    if query_token
+        && let Some(token) = req.uri().query().and_then(|q| {
+            q.split('&')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(key, _)| *key == "access_token")
+                .map(|(_, v)| v.to_owned())
+        })
+    {
+        return with_bearer(k, req, &token).await;
+    }
+    Err(ApiError::unauthorized(
+        "credentials are required: 'Authorization: Bearer <token>' (log in with POST /api/v1/sessions) or an app signature",
+    ))
+}
+
+async fn signed(k: &Kernel, req: Request) -> Result<Request, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, super::MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is too large",
+            )
+        })?;
+    let path_and_query = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |o| &o.0)
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let get = |name: &str| -> Result<String, ApiError> {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::unauthorized(format!(
+                    "app signature refused: the header {name} is missing"
+                ))
+            })
+    };
+    let (app, timestamp, user, signature) = (
+        get("x-erpos-app")?,
+        get("x-erpos-timestamp")?,
+        get("x-erpos-user")?,
+        get("x-erpos-signature")?,
+    );
+    let caller = k
+        .auth
+        .signed(&SignedRequest {
+            app: &app,
+            timestamp: &timestamp,
+            user: &user,
+            signature: &signature,
+            method: parts.method.as_str(),
+            path_and_query: &path_and_query,
+            body: &bytes,
+        })
+        .await?;
+    parts.extensions.insert(caller);
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+fn field<'a>(body: &'a Value, key: &str) -> Result<&'a str, ApiError> {
+    body.get(key).and_then(Value::as_str).ok_or_else(|| {
+        ApiError::from(KernelError::Invalid(vec![Issue::new(
+            format!("/{key}"),
+            "a string is required",
+        )]))
+    })
+}
+
+fn timestamp(ms: i64) -> Value {
+    chrono::DateTime::from_timestamp_millis(ms).map_or(Value::Null, |t| {
+        json!(erpos_design::value::format_datetime(&t))
+    })
+}
+
+/// Logs in: `{"user", "password"}` → `{"token", "user", "expires_at"}`. Send the token as
+/// `Authorization: Bearer <token>`; it lasts 12 hours from login (fixed, not sliding). A
+/// wrong user name or password gets 401 with one message; five failures in a row lock the
+/// name for a minute (429).
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "auth", request_body = Object,
+    responses((status = 201, description = "`{token, user, expires_at}`"),
+              (status = 401, description = "wrong user name or password", body = super::error::ErrorBody),
+              (status = 422, description = "user or password missing", body = super::error::ErrorBody),
+              (status = 429, description = "too many failures: retry later", body = super::error::ErrorBody)))]
+pub async fn login(
+    State(k): State<Arc<Kernel>>,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = field(&body, "user")?;
+    let password = field(&body, "password")?;
+    let session = k.auth.login(user, password).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "token": session.token,
+            "user": session.user,
+            "expires_at": timestamp(session.expires_ms),
+        })),
+    ))
+}
+
+/// Who the caller is: user, how they authenticated, their grants.
+#[utoipa::path(get, path = "/api/v1/sessions/current", tag = "auth",
+    responses((status = 200, description = "`{user, kind, app?, services?, grants}`"), (status = 401, description = "no credentials", body = super::error::ErrorBody)))]
+pub async fn whoami(caller: Caller) -> Json<Value> {
+    let kind = match &caller.kind {
+        CallerKind::System => "system",
+        CallerKind::Bootstrap => "bootstrap",
+        CallerKind::User => "user",
+        CallerKind::App { .. } => "app",
+    };
+    let mut out = json!({"user": caller.user, "kind": kind, "grants": *caller.grants});
+    if let CallerKind::App { app, services } = &caller.kind {
+        out["app"] = json!(app);
+        out["services"] = json!(services);
+    }
+    Json(out)
+}
+
+/// Logs out: ends the session whose token the request carries.
+#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "auth",
+    responses((status = 204, description = "logged out"), (status = 400, description = "the request did not come with a session token", body = super::error::ErrorBody)))]
+pub async fn logout(
+    State(k): State<Arc<Kernel>>,
+    session: Option<axum::Extension<CurrentSession>>,
+) -> Result<StatusCode, ApiError> {
+    let Some(axum::Extension(CurrentSession(hash))) = session else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "only a session (a token from POST /api/v1/sessions) can be logged out",
+        ));
+    };
+    k.auth.end_session(&hash).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets a user's password: `{"password", "old_password"?}`. The user themselves, with their
+/// old password; or anyone with `organisation`, without. At least 8 characters. Every other
+/// session of the user ends.
+#[utoipa::path(put, path = "/api/v1/users/{id}/password", tag = "auth", request_body = Object,
+    params(("id" = String, Path, description = "user id")),
+    responses((status = 204, description = "changed"),
+              (status = 403, description = "neither the user with the old password nor organisation", body = super::error::ErrorBody),
+              (status = 404, description = "no such user", body = super::error::ErrorBody),
+              (status = 422, description = "too short", body = super::error::ErrorBody)))]
+pub async fn set_password(
+    State(k): State<Arc<Kernel>>,
+    caller: Caller,
+    session: Option<axum::Extension<CurrentSession>>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<StatusCode, ApiError> {
+    let own = caller.user == id && caller.kind == CallerKind::User;
+    if !caller.may(Permission::Organisation) {
+        if !own {
+            return Err(ApiError::forbidden(
+                "setting another user's password",
+                "organisation",
+            ));
+        }
+        let old = body
+            .get("old_password")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                ApiError::from(KernelError::Invalid(vec![Issue::new(
+                    "/old_password",
+                    "changing your own password needs your current one",
+                )]))
+            })?;
+        if !k.auth.check_password_of(&id, old).await? {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "the old password does not match",
+            ));
+        }
+    }
+    if k.auth.roles_of(&id).await?.is_none() {
+        return Err(KernelError::NotFound(format!("user '{id}'")).into());
+    }
+    let password = field(&body, "password")?;
+    check_password(password, "/password")?;
+    k.auth.set_password(&id, password).await?;
+    let keep = session.map(|axum::Extension(CurrentSession(h))| h);
+    k.auth
+        .end_sessions_of(&id, keep.as_deref().filter(|_| own))
+        .await?;
+    tracing::info!(user = %id, by = %caller.user, "password changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Creates an app token for a calling system: `{"name", "services": ["leave"], "scopes":
+/// ["records:leave:*", "services:leave:*"], "label"?}`. The answer holds the `secret`,
+/// shown this once.
+#[utoipa::path(post, path = "/api/v1/app-tokens", tag = "auth", request_body = Object,
+    responses((status = 201, description = "the token with its secret"),
+              (status = 403, description = "needs organisation", body = super::error::ErrorBody),
+              (status = 409, description = "the name is taken", body = super::error::ErrorBody),
+              (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+pub async fn create_app(
+    State(k): State<Arc<Kernel>>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    require(&caller, Permission::Organisation, "creating app tokens")?;
+    let (token, secret) = k.auth.create_app(&body, &caller.user).await?;
+    let mut out = json!(token);
+    out["secret"] = json!(secret);
+    out["created_at"] = timestamp(token.created_ms);
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// Every app token (revoked ones too), secrets masked.
+#[utoipa::path(get, path = "/api/v1/app-tokens", tag = "auth",
+    responses((status = 200, description = "`{items, total}`"), (status = 403, description = "needs organisation", body = super::error::ErrorBody)))]
+pub async fn list_apps(
+    State(k): State<Arc<Kernel>>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Organisation, "listing app tokens")?;
+    let items: Vec<Value> = k.auth.apps().await?.iter().map(|a| a.masked()).collect();
+    Ok(Json(
+        json!({"total": items.len(), "items": items, "next_cursor": null}),
+    ))
+}
+
+/// Revokes an app token: its signatures are refused from now on.
+#[utoipa::path(delete, path = "/api/v1/app-tokens/{name}", tag = "auth",
+    params(("name" = String, Path, description = "app token name")),
+    responses((status = 204, description = "revoked"), (status = 403, description = "needs organisation", body = super::error::ErrorBody),
+              (status = 404, description = "no live token of that name", body = super::error::ErrorBody)))]
+pub async fn revoke_app(
+    State(k): State<Arc<Kernel>>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require(&caller, Permission::Organisation, "revoking app tokens")?;
+    k.auth.revoke_app(&name, &caller.user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

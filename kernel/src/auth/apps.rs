@@ -1,0 +1,426 @@
+//! App tokens: how a calling system (an OA, a web shop) acts on behalf of a user.
+//!
+//! A token has a name, a secret, the services it may touch and scopes (grant patterns). A
+//! request is signed: `X-Erpos-Signature: hex(HMAC-SHA256(secret, "{timestamp}\n{METHOD}\n
+//! {path_and_query}\n{hex sha256(body)}"))`, with `X-Erpos-App`, `X-Erpos-Timestamp` (unix
+//! seconds, within `WINDOW_S` of the kernel's clock) and `X-Erpos-User`. Each signature is
+//! accepted once: it is stored with its timestamp and a second use within the window is
+//! refused (older ones are refused by their timestamp anyway, and pruned).
+//!
+//! This module must never return a secret except once, when the token is created, and
+//! never log one; it compares signatures in constant time.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use erpos_design::Issue;
+use erpos_design::naming::is_identifier;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::{Auth, random_token};
+use crate::caller::{Caller, CallerKind, check_grant, restrict};
+use crate::error::{KernelError, Result};
+use crate::sql::Sql;
+
+/// How far a request's timestamp may be from the kernel's clock, in seconds (either way).
+pub const WINDOW_S: i64 = 300;
+
+/// An app token as stored (the secret is never serialized).
+#[derive(Debug, Clone, Serialize)]
+pub struct AppToken {
+    /// Its name (`X-Erpos-App`).
+    pub name: String,
+    /// The services whose processes it may touch (`*`: any).
+    pub services: Vec<String>,
+    /// Grant patterns limiting what the user it acts for may do through it.
+    pub scopes: Vec<String>,
+    /// A label for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<Value>,
+    /// When it was created (ms since the epoch).
+    pub created_ms: i64,
+    /// Who created it.
+    pub created_by: String,
+    /// When it was revoked, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_ms: Option<i64>,
+    /// Who revoked it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_by: Option<String>,
+    #[serde(skip)]
+    secret: String,
+}
+
+impl AppToken {
+    /// The token as the API lists it: the secret masked but for its last four characters.
+    pub fn masked(&self) -> Value {
+        let tail: String = self
+            .secret
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let mut v = json!(self);
+        v["secret"] = json!(format!("****{tail}"));
+        v
+    }
+}
+
+/// What a signed request carries, read from its headers, method, URI and body.
+#[derive(Debug)]
+pub struct SignedRequest<'a> {
+    /// `X-Erpos-App`.
+    pub app: &'a str,
+    /// `X-Erpos-Timestamp` (unix seconds, as sent).
+    pub timestamp: &'a str,
+    /// `X-Erpos-User`.
+    pub user: &'a str,
+    /// `X-Erpos-Signature` (hex).
+    pub signature: &'a str,
+    /// The HTTP method.
+    pub method: &'a str,
+    /// The path and query as sent (`/api/v1/records/leave?limit=5`).
+    pub path_and_query: &'a str,
+    /// The body bytes.
+    pub body: &'a [u8],
+}
+
+/// The text an app signs (and the kernel recomputes).
+pub fn string_to_sign(timestamp: &str, method: &str, path_and_query: &str, body: &[u8]) -> String {
+    format!(
+        "{timestamp}\n{method}\n{path_and_query}\n{}",
+        super::sha256_hex(body)
+    )
+}
+
+/// `hex(HMAC-SHA256(secret, text))` — what a client puts in `X-Erpos-Signature`.
+pub fn sign(secret: &str, text: &str) -> String {
+    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(text.as_bytes());
+    super::hex(&mac.finalize().into_bytes())
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
+fn strings(body: &Value, key: &str, issues: &mut Vec<Issue>) -> Vec<String> {
+    match body.get(key) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| match v.as_str() {
+                Some(s) => Some(s.to_owned()),
+                None => {
+                    issues.push(Issue::new(format!("/{key}/{i}"), "expected a string"));
+                    None
+                }
+            })
+            .collect(),
+        Some(_) => {
+            issues.push(Issue::new(
+                format!("/{key}"),
+                "expected an array of strings",
+            ));
+            Vec::new()
+        }
+    }
+}
+
+fn parse_row(r: &[Option<String>]) -> Result<AppToken> {
+    let get = |i: usize| r.get(i).cloned().flatten();
+    let def: Value = serde_json::from_str(&get(1).unwrap_or_default())
+        .map_err(|e| KernelError::Corrupt(format!("stored app token: {e}")))?;
+    let list = |key: &str| -> Vec<String> {
+        def.get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(AppToken {
+        name: get(0).unwrap_or_default(),
+        services: list("services"),
+        scopes: list("scopes"),
+        label: def.get("label").cloned().filter(|l| !l.is_null()),
+        created_ms: get(3).and_then(|v| v.parse().ok()).unwrap_or(0),
+        created_by: get(4).unwrap_or_default(),
+        revoked_ms: get(5).and_then(|v| v.parse().ok()),
+        revoked_by: get(6),
+        secret: get(2).unwrap_or_default(),
+    })
+}
+
+fn select(sql: &mut Sql) {
+    sql.push("SELECT ")
+        .col_text("name")
+        .push(", ")
+        .col_text("definition")
+        .push(", ")
+        .col_text("secret")
+        .push(", ")
+        .col_text("created_ms")
+        .push(", ")
+        .col_text("created_by")
+        .push(", ")
+        .col_text("revoked_ms")
+        .push(", ")
+        .col_text("revoked_by")
+        .push(" FROM app_tokens");
+}
+
+fn refused(message: &str) -> KernelError {
+    KernelError::Unauthorized(format!("app signature refused: {message}"))
+}
+
+impl Auth {
+    /// Creates an app token: `{"name", "services": [...], "scopes": [grant patterns],
+    /// "label"?}`. Answers with the token and its secret, which is never shown again.
+    pub async fn create_app(&self, body: &Value, by: &str) -> Result<(AppToken, String)> {
+        let mut issues = Vec::new();
+        let Some(obj) = body.as_object() else {
+            return Err(KernelError::Invalid(vec![Issue::new(
+                "",
+                "expected a JSON object",
+            )]));
+        };
+        for key in obj.keys() {
+            if !["name", "services", "scopes", "label"].contains(&key.as_str()) {
+                issues.push(Issue::new(format!("/{key}"), "unknown key"));
+            }
+        }
+        let name = match obj.get("name").and_then(Value::as_str) {
+            Some(n) if is_identifier(n) => n.to_owned(),
+            Some(_) => {
+                issues.push(Issue::new(
+                    "/name",
+                    "use lowercase letters, digits and single underscores, starting with a letter",
+                ));
+                String::new()
+            }
+            None => {
+                issues.push(Issue::new("/name", "is required"));
+                String::new()
+            }
+        };
+        let services = strings(body, "services", &mut issues);
+        for (i, s) in services.iter().enumerate() {
+            if s != "*" && !is_identifier(s) {
+                issues.push(Issue::new(
+                    format!("/services/{i}"),
+                    "not a service name or *",
+                ));
+            }
+        }
+        let scopes = strings(body, "scopes", &mut issues);
+        for (i, s) in scopes.iter().enumerate() {
+            if let Err(e) = check_grant(s) {
+                issues.push(Issue::new(format!("/scopes/{i}"), e));
+            }
+        }
+        if !issues.is_empty() {
+            return Err(KernelError::Invalid(issues));
+        }
+        let label = obj.get("label").cloned().filter(|l| !l.is_null());
+        let secret = random_token()?;
+        let now = self.now_ms();
+        let definition = json!({"services": services, "scopes": scopes, "label": label});
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push(
+            "INSERT INTO app_tokens (name, secret, definition, created_ms, created_by) VALUES (",
+        )
+        .text(&name)
+        .push(", ")
+        .text(&secret)
+        .push(", ")
+        .json(&definition)
+        .push(", ")
+        .int(now)
+        .push(", ")
+        .text(by)
+        .push(") ON CONFLICT (name) DO NOTHING");
+        let mut tx = self.db.begin().await?;
+        if tx.execute(sql).await? == 0 {
+            return Err(KernelError::Conflict {
+                code: "app_token_exists",
+                message: format!(
+                    "an app token named '{name}' exists (or existed: names of revoked tokens are not reused)"
+                ),
+                details: vec![Issue::new("/name", "choose another name")],
+            });
+        }
+        tx.commit().await?;
+        tracing::info!(app = %name, by, "app token created");
+        let token = AppToken {
+            name,
+            services,
+            scopes,
+            label,
+            created_ms: now,
+            created_by: by.to_owned(),
+            revoked_ms: None,
+            revoked_by: None,
+            secret: secret.clone(),
+        };
+        Ok((token, secret))
+    }
+
+    /// Every app token, revoked ones included, by name.
+    pub async fn apps(&self) -> Result<Vec<AppToken>> {
+        let mut sql = Sql::new(self.db.dialect());
+        select(&mut sql);
+        sql.push(" ORDER BY name");
+        self.db
+            .fetch(sql)
+            .await?
+            .iter()
+            .map(|r| parse_row(r))
+            .collect()
+    }
+
+    /// The live (not revoked) app token of that name.
+    async fn app(&self, name: &str) -> Result<Option<Arc<AppToken>>> {
+        if let Some(a) = self.apps.get(name) {
+            return Ok(Some(a.clone()));
+        }
+        let mut sql = Sql::new(self.db.dialect());
+        select(&mut sql);
+        sql.push(" WHERE revoked_ms IS NULL AND name = ").text(name);
+        let Some(row) = self.db.fetch(sql).await?.into_iter().next() else {
+            return Ok(None);
+        };
+        let app = Arc::new(parse_row(&row)?);
+        self.apps.insert(name.to_owned(), app.clone());
+        Ok(Some(app))
+    }
+
+    /// Revokes an app token: from now on its signatures are refused. Its row stays, for
+    /// the record of who created and revoked it.
+    pub async fn revoke_app(&self, name: &str, by: &str) -> Result<()> {
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("UPDATE app_tokens SET revoked_ms = ")
+            .int(self.now_ms())
+            .push(", revoked_by = ")
+            .text(by)
+            .push(" WHERE revoked_ms IS NULL AND name = ")
+            .text(name);
+        let mut tx = self.db.begin().await?;
+        let changed = tx.execute(sql).await?;
+        tx.commit().await?;
+        self.apps.remove(name);
+        if changed == 0 {
+            return Err(KernelError::NotFound(format!("app token '{name}'")));
+        }
+        tracing::info!(app = %name, by, "app token revoked");
+        Ok(())
+    }
+
+    /// Authenticates a signed request: the caller is the named user, acting through the
+    /// app, with the user's grants narrowed to the token's scopes. Refused (401) when the
+    /// app is unknown or revoked, the timestamp is outside the window, the signature does
+    /// not match, the user is unknown, or the same signature was already used.
+    pub async fn signed(&self, req: &SignedRequest<'_>) -> Result<Caller> {
+        let now = self.now_ms();
+        let Some(app) = self.app(req.app).await? else {
+            return Err(refused("unknown or revoked app"));
+        };
+        let ts: i64 = req
+            .timestamp
+            .trim()
+            .parse()
+            .map_err(|_| refused("X-Erpos-Timestamp must be unix seconds"))?;
+        if (now / 1000 - ts).abs() > WINDOW_S {
+            return Err(refused(&format!(
+                "the timestamp is more than {WINDOW_S} s from the server's clock"
+            )));
+        }
+        let sent = unhex(req.signature.trim()).ok_or_else(|| refused("bad signature"))?;
+        let text = string_to_sign(req.timestamp, req.method, req.path_and_query, req.body);
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(app.secret.as_bytes())
+            .map_err(|_| refused("bad signature"))?;
+        mac.update(text.as_bytes());
+        // Constant time.
+        mac.verify_slice(&sent)
+            .map_err(|_| refused("bad signature"))?;
+        let Some(_) = self.roles_of(req.user).await? else {
+            return Err(refused("unknown user"));
+        };
+        self.use_signature(&app.name, &super::hex(&sent), ts * 1000, now)
+            .await?;
+        let grants = self.grants_of(req.user).await?;
+        Ok(Caller {
+            user: req.user.to_owned(),
+            kind: CallerKind::App {
+                app: app.name.clone(),
+                services: app.services.clone(),
+            },
+            grants: Arc::new(restrict(&grants, &app.scopes)),
+        })
+    }
+
+    /// Records a signature as used; refuses one used before. Signatures whose timestamp
+    /// left the window are pruned now and then (they are refused by their timestamp).
+    async fn use_signature(&self, app: &str, signature: &str, at_ms: i64, now: i64) -> Result<()> {
+        let mut tx = self.db.begin().await?;
+        let last = self.last_prune_ms.load(Ordering::Relaxed);
+        if now - last > 60_000 {
+            let mut prune = tx.sql();
+            prune
+                .push("DELETE FROM app_signatures WHERE at_ms < ")
+                .int(now - 2 * WINDOW_S * 1000);
+            tx.execute(prune).await?;
+            self.last_prune_ms.store(now, Ordering::Relaxed);
+        }
+        let mut sql = tx.sql();
+        sql.push("INSERT INTO app_signatures (app, signature, at_ms) VALUES (")
+            .text(app)
+            .push(", ")
+            .text(signature)
+            .push(", ")
+            .int(at_ms)
+            .push(") ON CONFLICT (app, signature) DO NOTHING");
+        if tx.execute(sql).await? == 0 {
+            tracing::warn!(app, "replayed app signature refused");
+            return Err(refused("this signed request was already used"));
+        }
+        tx.commit().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_string_to_sign_is_timestamp_method_path_and_body_digest() {
+        let text = string_to_sign("1795856400", "POST", "/api/v1/records/leave?x=1", b"{}");
+        assert_eq!(
+            text,
+            "1795856400\nPOST\n/api/v1/records/leave?x=1\n\
+             44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        let sig = sign("s3cret", &text);
+        assert_eq!(sig.len(), 64);
+        assert_eq!(unhex(&sig).map(|b| b.len()), Some(32));
+        assert_eq!(unhex("zz"), None);
+    }
+}
