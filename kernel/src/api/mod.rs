@@ -45,6 +45,8 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
     info(title = "erpos API", description = "Metamodel-driven ERP operating kernel: DataItems, records and (soon) processes."),
     paths(
         healthz,
+        openapi,
+        ws::upgrade,
         data_items::list,
         data_items::create,
         data_items::show,
@@ -134,6 +136,8 @@ async fn healthz(State(kernel): State<Arc<Kernel>>) -> impl IntoResponse {
     }
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "the OpenAPI document")))]
 async fn openapi() -> impl IntoResponse {
     axum::Json(ApiDoc::openapi())
 }

@@ -71,7 +71,12 @@ fn change_json(c: &Change) -> Value {
     })
 }
 
-/// Upgrades to a WebSocket.
+/// Upgrades to a WebSocket (see the module's doc for the protocol). Browsers, which cannot
+/// set headers on a WebSocket, may send their session token as `?access_token=`.
+#[utoipa::path(get, path = "/api/v1/ws", tag = "processes",
+    params(("access_token" = Option<String>, Query, description = "a session token, for clients that cannot send Authorization")),
+    responses((status = 101, description = "switching to the WebSocket protocol"),
+              (status = 401, description = "no credentials", body = super::error::ErrorBody)))]
 pub async fn upgrade(State(k): State<Arc<Kernel>>, ws: WebSocketUpgrade) -> Response {
     ws.max_message_size(64 * 1024)
         .on_upgrade(move |socket| serve(k, socket))
