@@ -434,6 +434,25 @@ async fn roles_give_grants_and_handlers_refuse_what_they_do_not_allow() -> anyho
         assert_eq!(s, StatusCode::FORBIDDEN);
         let (s, _) = app.call_as(As::Bearer(&watcher), "GET", "/api/v1/notifications?user=analyst", None).await?;
         assert_eq!(s, StatusCode::OK);
+        // Changes without a history of their own are in the audit log, with their actor.
+        let (s, log) = app
+            .call_as(As::Bearer(&watcher), "GET", "/api/v1/audit?actor=analyst", None)
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{log}");
+        assert_eq!(log["items"][0]["action"], "data_item.create", "{log}");
+        assert_eq!(log["items"][0]["subject"], "huanzhe", "{log}");
+        let (_, log) = app.call("GET", "/api/v1/audit?limit=500", None).await?;
+        let actions: Vec<String> = log["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| format!("{} {} {}", e["actor"].as_str().unwrap_or(""), e["action"].as_str().unwrap_or(""), e["subject"].as_str().unwrap_or("")))
+            .collect();
+        for want in ["admin role.save role_clerk", "admin user.save clerk", "analyst data_item.create huanzhe"] {
+            assert!(actions.iter().any(|a| a == want), "{want} not in {actions:?}");
+        }
+        let (s, _) = app.call_as(As::Bearer(&analyst), "GET", "/api/v1/audit", None).await?;
+        assert_eq!(s, StatusCode::FORBIDDEN);
         Ok(())
     })
     .await
@@ -1106,6 +1125,7 @@ async fn digest(app: &TestApp, f: &Fixture) -> anyhow::Result<BTreeMap<String, V
         "/api/v1/events".to_owned(),
         "/api/v1/outbox".to_owned(),
         "/api/v1/queues".to_owned(),
+        "/api/v1/audit".to_owned(),
     ] {
         let (s, b) = app.call("GET", &path, None).await?;
         anyhow::ensure!(s == StatusCode::OK, "{path}: {s} {b}");
@@ -1183,7 +1203,7 @@ async fn every_route_refuses_no_credentials_and_every_write_refuses_a_user_witho
             assert_eq!(Some(was), after.get(path), "{path} changed");
         }
         // Reads of what needs a grant are refused too.
-        for path in ["/api/v1/records/huanzhe", "/api/v1/events", "/api/v1/outbox", "/api/v1/stats/services", "/api/v1/rules/welcome/runs", "/api/v1/app-tokens"] {
+        for path in ["/api/v1/records/huanzhe", "/api/v1/events", "/api/v1/outbox", "/api/v1/stats/services", "/api/v1/rules/welcome/runs", "/api/v1/app-tokens", "/api/v1/audit"] {
             let (s, b) = app.call_as(As::Bearer(&nobody), "GET", path, None).await?;
             assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {b}");
         }

@@ -38,3 +38,13 @@ CREATE TABLE app_signatures (
     PRIMARY KEY (app, signature)
 ) STRICT;
 CREATE INDEX ix_app_signatures_at ON app_signatures (at_ms);
+
+-- Who changed definitions, the organisation and access (records and processes keep their
+-- own history with the actor): one row per accepted change, written right after it.
+CREATE TABLE audit_log (
+    seq      INTEGER PRIMARY KEY,
+    at_ms    INTEGER NOT NULL,
+    actor    TEXT NOT NULL,
+    action   TEXT NOT NULL,
+    subject  TEXT NOT NULL
+) STRICT;

@@ -289,6 +289,7 @@ pub async fn set_password(
     let password = field(&body, "password")?;
     check_password(password, "/password")?;
     k.auth.set_password(&id, password).await?;
+    crate::audit::record(&k, &caller.user, "user.password", &id).await;
     let keep = session.map(|axum::Extension(CurrentSession(h))| h);
     k.auth
         .end_sessions_of(&id, keep.as_deref().filter(|_| own))
@@ -312,6 +313,7 @@ pub async fn create_app(
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Organisation, "creating app tokens")?;
     let (token, secret) = k.auth.create_app(&body, &caller.user).await?;
+    crate::audit::record(&k, &caller.user, "app_token.create", &token.name).await;
     let mut out = json!(token);
     out["secret"] = json!(secret);
     out["created_at"] = timestamp(token.created_ms);
@@ -344,5 +346,48 @@ pub async fn revoke_app(
 ) -> Result<StatusCode, ApiError> {
     require(&caller, Permission::Organisation, "revoking app tokens")?;
     k.auth.revoke_app(&name, &caller.user).await?;
+    crate::audit::record(&k, &caller.user, "app_token.revoke", &name).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The audit log, newest first: who changed which definition, organisation entry, password
+/// or app token, and when (records and processes have their own histories). `actor`
+/// filters; `limit` (1–500, default 50) and `before` (the `next_cursor`) page.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "auth",
+    params(("actor" = Option<String>, Query, description = "only this user's changes"),
+           ("limit" = Option<u32>, Query, description = "page size"), ("before" = Option<i64>, Query, description = "next_cursor")),
+    responses((status = 200, description = "`{items: [{seq, at, actor, action, subject}], next_cursor}`"),
+              (status = 400, description = "bad parameter", body = super::error::ErrorBody),
+              (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
+pub async fn audit(
+    State(k): State<Arc<Kernel>>,
+    caller: Caller,
+    super::extract::QueryPairs(params): super::extract::QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Monitor, "reading the audit log")?;
+    let (mut actor, mut before, mut limit) = (None, None, 50usize);
+    for (key, value) in params {
+        match key.as_str() {
+            "actor" => actor = Some(value),
+            "before" | "cursor" => {
+                before =
+                    Some(value.parse::<i64>().map_err(|_| {
+                        ApiError::bad_parameter(&key, "not a cursor from this list")
+                    })?)
+            }
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=500).contains(n))
+                    .ok_or_else(|| ApiError::bad_parameter(&key, "limit must be 1 to 500"))?
+            }
+            _ => return Err(ApiError::bad_parameter(&key, "unknown parameter")),
+        }
+    }
+    let items = crate::audit::list(&k, actor.as_deref(), before, limit).await?;
+    let next = (items.len() == limit)
+        .then(|| items.last().and_then(|i| i.get("seq").cloned()))
+        .flatten();
+    Ok(Json(json!({"items": items, "next_cursor": next})))
 }

@@ -37,6 +37,7 @@ pub async fn save(
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Design, "defining calendars")?;
     let cal = k.calendars.put(&body, k.engine.now_ms()).await?;
+    crate::audit::record(&k, &caller.user, "calendar.save", &cal.name).await;
     Ok((StatusCode::CREATED, Json(cal)))
 }
 
@@ -62,5 +63,6 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     require(&caller, Permission::Design, "deleting calendars")?;
     k.calendars.delete(&name).await?;
+    crate::audit::record(&k, &caller.user, "calendar.delete", &name).await;
     Ok(StatusCode::NO_CONTENT)
 }

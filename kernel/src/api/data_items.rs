@@ -34,6 +34,7 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Design, "defining DataItems")?;
     let item = k.definitions.create(&body).await?;
+    crate::audit::record(&k, &caller.user, "data_item.create", &item.name).await;
     Ok((StatusCode::CREATED, Json(json!(item))))
 }
 
@@ -70,6 +71,7 @@ pub async fn propose(
 ) -> Result<Json<Value>, ApiError> {
     require(&caller, Permission::Design, "changing DataItems")?;
     let (draft, plan) = k.definitions.propose(&name, &body).await?;
+    crate::audit::record(&k, &caller.user, "data_item.propose", &name).await;
     Ok(Json(json!({"pending_change": draft, "plan": plan})))
 }
 
@@ -140,6 +142,7 @@ pub async fn migration_apply(
         }
     };
     let (item, plan) = k.definitions.apply(&name, confirm).await?;
+    crate::audit::record(&k, &caller.user, "data_item.migrate", &name).await;
     Ok(Json(json!({"data_item": item, "applied": plan})))
 }
 
@@ -154,5 +157,6 @@ pub async fn migration_discard(
 ) -> Result<StatusCode, ApiError> {
     require(&caller, Permission::Design, "discarding DataItem changes")?;
     k.definitions.discard(&name).await?;
+    crate::audit::record(&k, &caller.user, "data_item.discard", &name).await;
     Ok(StatusCode::NO_CONTENT)
 }

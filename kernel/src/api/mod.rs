@@ -109,6 +109,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         auth::create_app,
         auth::list_apps,
         auth::revoke_app,
+        auth::audit,
     ),
     components(schemas(error::ErrorBody)),
     tags((name = "design", description = "DataItem definitions, forms and migrations"),
@@ -241,6 +242,7 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
         .route("/users/{id}/password", put(auth::set_password))
         .route("/app-tokens", get(auth::list_apps).post(auth::create_app))
         .route("/app-tokens/{name}", delete(auth::revoke_app))
+        .route("/audit", get(auth::audit))
         .route_layer(middleware::from_fn_with_state(
             kernel.clone(),
             auth::authenticate,

@@ -37,6 +37,7 @@ pub async fn save_department(
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Organisation, "defining departments")?;
     let dept = organisation::put_department(&k, &body).await?;
+    crate::audit::record(&k, &caller.user, "department.save", &dept.name).await;
     Ok((StatusCode::CREATED, Json(dept)))
 }
 
@@ -58,6 +59,7 @@ pub async fn save_role(
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Organisation, "defining roles")?;
     let role = organisation::put_title(&k, Catalogue::Roles, &body).await?;
+    crate::audit::record(&k, &caller.user, "role.save", &role.name).await;
     Ok((StatusCode::CREATED, Json(role)))
 }
 
@@ -78,6 +80,7 @@ pub async fn save_skill(
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Organisation, "defining skills")?;
     let skill = organisation::put_title(&k, Catalogue::Skills, &body).await?;
+    crate::audit::record(&k, &caller.user, "skill.save", &skill.name).await;
     Ok((StatusCode::CREATED, Json(skill)))
 }
 

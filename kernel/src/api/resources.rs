@@ -25,6 +25,13 @@ pub async fn create_type(
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Design, "defining resource types")?;
     crate::resources::put_type(&k, &body).await?;
+    crate::audit::record(
+        &k,
+        &caller.user,
+        "resource_type.save",
+        body.get("name").and_then(Value::as_str).unwrap_or_default(),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -48,6 +55,13 @@ pub async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Organisation, "defining resources")?;
     crate::resources::put(&k, &body).await?;
+    crate::audit::record(
+        &k,
+        &caller.user,
+        "resource.save",
+        body.get("id").and_then(Value::as_str).unwrap_or_default(),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -82,6 +96,13 @@ pub async fn create_user(
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Organisation, "defining users")?;
     crate::resources::put_user(&k, &body).await?;
+    crate::audit::record(
+        &k,
+        &caller.user,
+        "user.save",
+        body.get("id").and_then(Value::as_str).unwrap_or_default(),
+    )
+    .await;
     if let Some(o) = body.as_object_mut() {
         o.remove("password");
     }

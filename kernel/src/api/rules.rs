@@ -86,6 +86,7 @@ pub async fn save(
     require(&caller, Permission::Design, "defining rules")?;
     let schema = k.definitions.schema();
     let rule = k.rules.save(&body, &schema.catalog).await?;
+    crate::audit::record(&k, &caller.user, "rule.save", &rule.name).await;
     Ok((StatusCode::CREATED, Json(k.rules.show(&rule.name).await?)))
 }
 
@@ -104,6 +105,7 @@ pub async fn replace(
     }
     let schema = k.definitions.schema();
     let rule = k.rules.save(&body, &schema.catalog).await?;
+    crate::audit::record(&k, &caller.user, "rule.save", &rule.name).await;
     Ok(Json(k.rules.show(&rule.name).await?))
 }
 
@@ -125,6 +127,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     require(&caller, Permission::Design, "deleting rules")?;
     k.rules.delete(&name).await?;
+    crate::audit::record(&k, &caller.user, "rule.delete", &name).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -216,6 +219,7 @@ pub async fn signal(
             depth: 0,
         })
         .await?;
+    crate::audit::record(&k, &caller.user, "signal.send", &name).await;
     Ok((StatusCode::ACCEPTED, Json(json!({"seq": seq}))))
 }
 
@@ -254,6 +258,7 @@ pub async fn retry(
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Admin, "retrying deliveries")?;
     k.outbox.retry(id).await?;
+    crate::audit::record(&k, &caller.user, "outbox.retry", &id.to_string()).await;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "state": "pending"})),

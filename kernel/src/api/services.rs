@@ -59,6 +59,7 @@ pub async fn save(
         visible(&caller, name)?;
     }
     let draft = k.services.save_draft(&body).await?;
+    crate::audit::record(&k, &caller.user, "service.save", &draft.name).await;
     Ok((StatusCode::CREATED, Json(json!(draft))))
 }
 
@@ -95,7 +96,9 @@ pub async fn publish(
 ) -> Result<Json<Value>, ApiError> {
     require(&caller, Permission::Design, "publishing services")?;
     visible(&caller, &name)?;
-    Ok(Json(json!(k.services.publish(&name).await?)))
+    let published = k.services.publish(&name).await?;
+    crate::audit::record(&k, &caller.user, "service.publish", &name).await;
+    Ok(Json(json!(published)))
 }
 
 /// The service drawn as an SVG flowchart (layered; `?version=N`, else the newest published,
