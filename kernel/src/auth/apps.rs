@@ -423,4 +423,23 @@ mod tests {
         assert_eq!(unhex(&sig).map(|b| b.len()), Some(32));
         assert_eq!(unhex("zz"), None);
     }
+
+    #[test]
+    fn the_readme_example_signs_as_documented() {
+        let text = string_to_sign(
+            "1795856400",
+            "POST",
+            "/api/v1/records/leave",
+            br#"{"days":3}"#,
+        );
+        assert_eq!(
+            text,
+            "1795856400\nPOST\n/api/v1/records/leave\n\
+             7ba9aa5c370eb3f549174c6673b04e54248b183a6ed20e351a1c42be967f6ce8"
+        );
+        assert_eq!(
+            sign("Qx3v9-example-secret-shown-once-at-creation", &text),
+            "c470c37372a2549e4b0a642a096901a780dee34717fe3e9a11a66612af77b9d2"
+        );
+    }
 }
