@@ -459,6 +459,96 @@ async fn roles_give_grants_and_handlers_refuse_what_they_do_not_allow() -> anyho
 }
 
 #[tokio::test]
+async fn the_organisation_cannot_hand_out_more_than_it_holds() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        let hr = app
+            .user_with("hr", &["organisation", "records:*:read"])
+            .await?;
+        app.user_with("boss", &["admin"]).await?;
+        let as_hr = |method: &'static str, path: &'static str, body: Value| {
+            let (app, hr) = (&app, hr.clone());
+            async move { app.call_as(As::Bearer(&hr), method, path, Some(body)).await }
+        };
+        let (s, b) = as_hr(
+            "POST",
+            "/api/v1/roles",
+            json!({"name": "root", "label": {"zh": "超级"}, "permissions": ["admin"]}),
+        )
+        .await?;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("'admin'"),
+            "{b}"
+        );
+        let (s, b) = as_hr(
+            "POST",
+            "/api/v1/roles",
+            json!({"name": "reader", "label": {"zh": "读者"},
+            "permissions": ["records:huanzhe:read", "records:*:read:age"]}),
+        )
+        .await?;
+        assert_eq!(s, StatusCode::CREATED, "what it holds it may give: {b}");
+        let (s, b) = as_hr(
+            "POST",
+            "/api/v1/users",
+            json!({"id": "mole", "roles": ["role_boss"], "password": "mole-password"}),
+        )
+        .await?;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "a user with a role beyond its grants: {b}"
+        );
+        let (s, b) = as_hr(
+            "POST",
+            "/api/v1/users",
+            json!({"id": "boss", "roles": [], "password": "taken-over-1"}),
+        )
+        .await?;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "nor rewrite an administrator: {b}"
+        );
+        let (s, b) = as_hr(
+            "PUT",
+            "/api/v1/users/boss/password",
+            json!({"password": "taken-over-1"}),
+        )
+        .await?;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "nor take one over by their password: {b}"
+        );
+        let (s, b) = as_hr(
+            "POST",
+            "/api/v1/app-tokens",
+            json!({"name": "backdoor", "services": ["*"], "scopes": ["admin"]}),
+        )
+        .await?;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "nor mint a token wider than itself: {b}"
+        );
+        let (s, b) = as_hr(
+            "POST",
+            "/api/v1/users",
+            json!({"id": "newbie", "roles": ["reader"], "password": "newbie-password"}),
+        )
+        .await?;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        app.login("boss", "password-of-boss").await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
 async fn per_field_grants_limit_what_is_written_and_shown() -> anyhow::Result<()> {
     each_backend(|app| async move {
         app.define(patient_def()).await?;

@@ -25,7 +25,7 @@ use super::extract::JsonBody;
 use crate::Kernel;
 use crate::auth::apps::SignedRequest;
 use crate::auth::{check_password, sha256_hex};
-use crate::caller::{Caller, CallerKind, Permission};
+use crate::caller::{Caller, CallerKind, Permission, covers};
 use crate::error::KernelError;
 
 /// The hash of the session token a request came with (only for session callers): logout
@@ -45,6 +45,27 @@ pub fn require(caller: &Caller, permission: Permission<'_>, what: &str) -> Resul
         .next()
         .unwrap_or_else(|| "admin".to_owned());
     Err(ApiError::forbidden(what, &grant))
+}
+
+/// Refuses to hand out a grant the caller does not hold (in a role's permissions, a user's
+/// roles, an app token's scopes, or by taking a user over with a new password): holding
+/// `organisation` must not make anyone an administrator. An administrator gives anything.
+pub fn require_delegable<'a>(
+    caller: &Caller,
+    grants: impl IntoIterator<Item = &'a String>,
+) -> Result<(), ApiError> {
+    if caller.is_admin() {
+        return Ok(());
+    }
+    for g in grants {
+        if !caller.grants.iter().any(|mine| covers(mine, g)) {
+            return Err(ApiError::forbidden(
+                &format!("handing out the grant '{g}'"),
+                g,
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
@@ -286,6 +307,10 @@ pub async fn set_password(
     if k.auth.roles_of(&id).await?.is_none() {
         return Err(KernelError::NotFound(format!("user '{id}'")).into());
     }
+    if !own {
+        // Setting someone's password is becoming them.
+        require_delegable(&caller, k.auth.grants_of(&id).await?.iter())?;
+    }
     let password = field(&body, "password")?;
     check_password(password, "/password")?;
     k.auth.set_password(&id, password).await?;
@@ -312,6 +337,16 @@ pub async fn create_app(
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Organisation, "creating app tokens")?;
+    // A token acts for any user within its scopes: its creator must hold them.
+    let scopes: Vec<String> = body
+        .get("scopes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    require_delegable(&caller, &scopes)?;
     let (token, secret) = k.auth.create_app(&body, &caller.user).await?;
     crate::audit::record(&k, &caller.user, "app_token.create", &token.name).await;
     let mut out = json!(token);

@@ -58,6 +58,15 @@ pub async fn save_role(
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Organisation, "defining roles")?;
+    let permissions: Vec<String> = body
+        .get("permissions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect();
+    super::auth::require_delegable(&caller, &permissions)?;
     let role = organisation::put_title(&k, Catalogue::Roles, &body).await?;
     crate::audit::record(&k, &caller.user, "role.save", &role.name).await;
     Ok((StatusCode::CREATED, Json(role)))

@@ -121,10 +121,18 @@ pub fn check_password(password: &str, path: &str) -> Result<()> {
     Ok(())
 }
 
+/// How many password hashes run at once: each takes 19 MiB and a core for tens of
+/// milliseconds, so a flood of logins queues here instead of exhausting memory.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 /// Hashes a password with argon2id (default parameters: 19 MiB, 2 passes) into a PHC
 /// string carrying its own salt. Runs off the async threads.
 pub async fn hash_password(password: &str) -> Result<String> {
     let password = password.to_owned();
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| KernelError::Corrupt(format!("hashing a password failed: {e}")))?;
     tokio::task::spawn_blocking(move || {
         use argon2::PasswordHasher as _;
         argon2::Argon2::default()
@@ -144,6 +152,9 @@ const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 pub async fn verify_password(password: &str, phc: &str) -> bool {
     let password = password.to_owned();
     let phc = phc.to_owned();
+    let Ok(_permit) = HASHING.acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         use argon2::PasswordVerifier as _;
         argon2::PasswordHash::new(&phc).is_ok_and(|h| {
@@ -471,6 +482,13 @@ impl Auth {
             return Ok(g.clone());
         }
         let roles = self.roles_of(user).await?.unwrap_or_default();
+        let grants = Arc::new(self.permissions_of(&roles).await?);
+        self.grants.insert(user.to_owned(), grants.clone());
+        Ok(grants)
+    }
+
+    /// The union of the permissions of these roles (unknown roles give none).
+    pub async fn permissions_of(&self, roles: &BTreeSet<String>) -> Result<BTreeSet<String>> {
         let mut grants = BTreeSet::new();
         if !roles.is_empty() {
             let mut sql = Sql::new(self.db.dialect());
@@ -495,8 +513,6 @@ impl Auth {
                 }
             }
         }
-        let grants = Arc::new(grants);
-        self.grants.insert(user.to_owned(), grants.clone());
         Ok(grants)
     }
 
