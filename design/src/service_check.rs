@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::catalog::Catalog;
 use crate::error::{DesignError, Issue};
 use crate::naming::{MAX_IDENTIFIER_LEN, derive_identifier, is_identifier};
-use crate::service::{Service, Step, StepKind};
+use crate::service::{OperatorPolicy, Service, Step, StepKind};
 
 /// The deepest expression nesting a condition may have. Set explicitly because rhai's default
 /// differs between debug and release builds, and a definition must not be valid in one and
@@ -75,6 +75,10 @@ pub fn prepare_service(
     let index = check_step_names(&input, &mut issues);
     for (i, step) in input.steps.iter().enumerate() {
         check_step(&input.name, step, i, &engine, known_services, &mut issues);
+        check_human_step(step, i, input.subject.as_deref(), catalog, &mut issues);
+    }
+    if let Some(expression) = &input.may_start {
+        check_expression(&engine, expression, "/may_start".to_owned(), &mut issues);
     }
     if !input.steps.is_empty() && !input.steps.iter().any(|s| s.kind == StepKind::End) {
         issues.push(Issue::new(
@@ -293,6 +297,62 @@ fn check_step(
             format!("wait applies to wait steps, not {kind}"),
         )),
         (_, None) => {}
+    }
+}
+
+/// What only a human step carries: per-field access (fields of the subject), notices, and
+/// how a committee decides.
+fn check_human_step(
+    step: &Step,
+    i: usize,
+    subject: Option<&str>,
+    catalog: &Catalog,
+    issues: &mut Vec<Issue>,
+) {
+    let at = |key: &str| format!("/steps/{i}/{key}");
+    let human = step.kind == StepKind::Human;
+    if !human && !step.fields.is_empty() {
+        issues.push(Issue::new(at("fields"), "fields apply to human steps"));
+    }
+    if !human && step.notify.is_some() {
+        issues.push(Issue::new(at("notify"), "notify applies to human steps"));
+    }
+    if !step.fields.is_empty() {
+        match subject.filter(|s| catalog.get(s).is_some()) {
+            None => issues.push(Issue::new(
+                at("fields"),
+                "per-field access needs the service's subject DataItem",
+            )),
+            Some(name) => {
+                let known = catalog.effective_fields(name);
+                for field in step.fields.keys() {
+                    if !known.iter().any(|f| f.field.name == *field) {
+                        issues.push(Issue::new(
+                            at(&format!("fields/{field}")),
+                            format!("'{name}' has no field '{field}'"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(rule) = &step.operators {
+        match (rule.policy, rule.quorum) {
+            (OperatorPolicy::All, Some(0)) => {
+                issues.push(Issue::new(at("operators/quorum"), "a quorum is at least 1"))
+            }
+            (OperatorPolicy::All, _) | (_, None) => {}
+            (_, Some(_)) => issues.push(Issue::new(
+                at("operators/quorum"),
+                "a quorum applies to the policy 'all'",
+            )),
+        }
+        if rule.policy == OperatorPolicy::Claim && !human {
+            issues.push(Issue::new(
+                at("operators/policy"),
+                "only a human step can be claimed",
+            ));
+        }
     }
 }
 
