@@ -745,6 +745,33 @@ mod tests {
     }
 
     #[test]
+    fn human_task_settings_are_checked_where_they_apply() {
+        // Fields must exist on the subject; only human steps carry fields and notices.
+        let doc = clinic_with(|d| {
+            d["steps"][0]["fields"] = json!({"riqi": "required"});
+            d["steps"][4]["notify"] = json!({"todo": {"title": "x"}});
+            d["steps"][3]["operators"]["quorum"] = json!(2);
+            d["may_start"] = json!("started.this_month <");
+        });
+        assert!(refused_at(doc.clone(), "/steps/0/fields/riqi").contains("no field 'riqi'"));
+        assert!(refused_at(doc.clone(), "/steps/4/notify").contains("human steps"));
+        assert!(refused_at(doc.clone(), "/steps/3/operators/quorum").contains("'all'"));
+        refused_at(doc, "/may_start");
+        let doc = clinic_with(|d| {
+            d["steps"][0]["operators"] =
+                json!({"role": "front_desk", "policy": "all", "quorum": 0});
+        });
+        refused_at(doc, "/steps/0/operators/quorum");
+        // A committee, a claim pool and a start limit as the leave request uses them.
+        let fine = clinic_with(|d| {
+            d["steps"][0]["operators"] = json!({"role": "front_desk", "policy": "claim"});
+            d["steps"][3]["operators"] = json!({"role": "doctor", "policy": "all", "quorum": 2});
+            d["may_start"] = json!("started.this_month < 2 && user.roles.contains(\"nurse\")");
+        });
+        assert!(prepare(fine).is_ok());
+    }
+
+    #[test]
     fn the_clinic_service_is_accepted_as_is() {
         let prepared = prepare(clinic()).unwrap();
         assert_eq!(prepared.name, "treatment_visit");

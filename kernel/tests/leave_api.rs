@@ -717,6 +717,8 @@ async fn returns_withdrawals_delegations_state_changes_and_start_limits() -> any
     each_backend(|app| async move {
         let mut service = leave_service();
         service["may_start"] = json!("started.this_month < 2 && user.roles.contains(\"nurse\")");
+        service["steps"][3]["deadline"] = json!("PT4H");
+        service["steps"][3]["notify"] = json!({"timeout": {"title": "已超时：{{serial}} {{step_label}}", "body": "{{user}} 请尽快处理"}});
         setup_with(&app, service).await?;
 
         // At most two requests a month per nurse; an HR member may not apply at all here.
@@ -804,6 +806,15 @@ async fn returns_withdrawals_delegations_state_changes_and_start_limits() -> any
         assert_eq!(mine["total"], 1, "{mine}");
         let (s, _) = call_as(&app, "liuyang", "DELETE", &format!("/api/v1/delegations/{}", d["id"]), None).await?;
         assert_eq!(s, StatusCode::OK);
+        // Four hours on, the step's own timeout notice reaches whoever holds it.
+        app.advance(5 * 3_600_000).await?;
+        for _ in 0..5 {
+            app.kernel.rules.round().await?;
+            while app.kernel.outbox.deliver_due().await? > 0 {}
+        }
+        let (_, inbox) = call_as(&app, "chenzong", "GET", "/api/v1/notifications?user=chenzong", None).await?;
+        let titles: Vec<&str> = inbox["items"].as_array().into_iter().flatten().filter_map(|n| n["title"].as_str()).collect();
+        assert!(titles.iter().any(|t| t.starts_with("已超时：LEAVE-") && t.ends_with("医务总监审批")), "{titles:?}");
         act(&app, "chenzong", pid3, "handle", json!({"attribute": "agree", "comment": "代刘总监批"})).await?;
 
         // The lists filter and page.
