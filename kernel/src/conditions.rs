@@ -116,6 +116,13 @@ impl Conditions for RhaiConditions {
             .collect()
     }
 
+    fn on_duty(&self, calendar: &str, at_ms: i64) -> (bool, Option<i64>) {
+        match &self.calendars {
+            Some(c) => c.on_duty(calendar, at_ms),
+            None => (true, None),
+        }
+    }
+
     fn holds_over(
         &self,
         expression: &str,

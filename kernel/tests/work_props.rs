@@ -64,6 +64,7 @@ fn core() -> Scheduler {
             skills: BTreeSet::new(),
             capacity: 2,
             department: None,
+            calendar: None,
         });
     }
     core

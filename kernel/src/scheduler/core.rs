@@ -35,6 +35,12 @@ pub trait Conditions {
         let _ = calendar;
         now_ms.saturating_add(seconds.saturating_mul(1000))
     }
+    /// Whether `at_ms` is working time in the user calendar `calendar`, and if not when it
+    /// next starts (so the dispatcher looks again then). Without calendars: always.
+    fn on_duty(&self, calendar: &str, at_ms: i64) -> (bool, Option<i64>) {
+        let _ = (calendar, at_ms);
+        (true, None)
+    }
     /// Whether `expression` holds over named values (a service's `may_start`). Evaluators
     /// without it refuse, so a limit is never silently skipped.
     fn holds_over(
@@ -375,6 +381,9 @@ pub struct Scheduler {
     leaders: BTreeMap<String, String>,
     /// Each user's delegations (periods their work items go to a deputy).
     delegations: BTreeMap<String, Vec<Delegation>>,
+    /// When an operator skipped for being off duty comes on duty: the dispatcher looks at
+    /// the queue again then.
+    duty_check: Option<i64>,
     /// Notifications made in this command, by process: the next entry carries them.
     notices: BTreeMap<Pid, Vec<Notice>>,
     load: BTreeMap<String, u32>,
@@ -406,6 +415,7 @@ impl Scheduler {
             leaders: BTreeMap::new(),
             delegations: BTreeMap::new(),
             notices: BTreeMap::new(),
+            duty_check: None,
             load: BTreeMap::new(),
             round_robin: BTreeMap::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
@@ -603,7 +613,11 @@ impl Scheduler {
 
     /// The earliest pending timer (so the runtime knows when to `Tick`).
     pub fn next_timer(&self) -> Option<i64> {
-        self.timers.first().map(|(at, _)| *at)
+        let timer = self.timers.first().map(|(at, _)| *at);
+        match (timer, self.duty_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The READY processes in dispatch order.
@@ -1015,6 +1029,10 @@ impl Scheduler {
                 by,
             } => self.change_state(pid, &step, &reason, &by, now_ms, conditions)?,
             Command::Tick => {
+                if self.duty_check.is_some_and(|at| at <= now_ms) {
+                    self.duty_check = None;
+                    self.dirty = true;
+                }
                 let due: Vec<(i64, Pid)> =
                     self.timers.range(..=(now_ms, Pid::MAX)).copied().collect();
                 for (at, pid) in due {
@@ -1820,6 +1838,7 @@ impl Scheduler {
                     })
                     .collect();
                 let assignee = self.pcbs.get(&pid).and_then(|p| p.assignee.clone());
+                let comes_on_duty = std::cell::Cell::new(None);
                 let policy = step
                     .operators
                     .as_ref()
@@ -1834,6 +1853,7 @@ impl Scheduler {
                     self.operators
                         .get(&*user)
                         .filter(|o| self.load.get(&o.id).copied().unwrap_or(0) < o.capacity)
+                        .filter(|o| on_duty(o, now_ms, conditions, &comes_on_duty))
                         .map(|o| o.id.clone())
                 } else {
                     let allowed = self.allowed_users(step, pid, conditions);
@@ -1854,7 +1874,13 @@ impl Scheduler {
                             committee = self.eligible(step, allowed.as_deref());
                             committee.first().cloned()
                         }
-                        Ok(allowed) => self.pick_operator(step, &svc.name, allowed.as_deref()),
+                        Ok(allowed) => self.pick_operator(
+                            step,
+                            &svc.name,
+                            allowed.as_deref(),
+                            now_ms,
+                            conditions,
+                        ),
                         Err(e) => {
                             self.terminate(
                                 pid,
@@ -1868,6 +1894,7 @@ impl Scheduler {
                         }
                     }
                 };
+                self.recheck_at(comes_on_duty.get());
                 let Some(operator) = operator else {
                     if wait != Some(WaitReason::Operator) {
                         self.set_wait(
@@ -1968,22 +1995,37 @@ impl Scheduler {
         }
     }
 
+    /// Remembers to dispatch again when someone skipped for being off duty comes on duty.
+    fn recheck_at(&mut self, at: Option<i64>) {
+        if let Some(at) = at {
+            self.duty_check = Some(self.duty_check.map_or(at, |m| m.min(at)));
+        }
+    }
+
     fn pick_operator(
         &mut self,
         step: &Step,
         service: &str,
         allowed: Option<&[String]>,
+        now_ms: i64,
+        conditions: &dyn Conditions,
     ) -> Option<String> {
         let default = erpos_design::service::OperatorRule::default();
         let rule = step.operators.as_ref().unwrap_or(&default);
+        let comes_on_duty = std::cell::Cell::new(None);
         let free: Vec<&Operator> = self
             .operators
             .values()
             .filter(|o| {
                 self.qualifies(o, rule, allowed)
                     && self.load.get(&o.id).copied().unwrap_or(0) < o.capacity
+                    && on_duty(o, now_ms, conditions, &comes_on_duty)
             })
             .collect();
+        // (The field itself: `free` still borrows the operators.)
+        if let Some(at) = comes_on_duty.get() {
+            self.duty_check = Some(self.duty_check.map_or(at, |m| m.min(at)));
+        }
         if free.is_empty() {
             return None;
         }
@@ -2039,6 +2081,24 @@ impl Scheduler {
         }
         out
     }
+}
+
+/// Whether an operator is in working time (without a calendar: always). Off duty, `next`
+/// keeps the soonest moment one of them comes on duty, for the dispatcher to look again.
+fn on_duty(
+    o: &Operator,
+    now_ms: i64,
+    conditions: &dyn Conditions,
+    next: &std::cell::Cell<Option<i64>>,
+) -> bool {
+    let Some(calendar) = o.calendar.as_deref() else {
+        return true;
+    };
+    let (working, starts) = conditions.on_duty(calendar, now_ms);
+    if let Some(at) = starts.filter(|_| !working) {
+        next.set(Some(next.get().map_or(at, |m| m.min(at))));
+    }
+    working
 }
 
 /// Picks the transition to take from `step`: the one named; else, among those leaving it,
