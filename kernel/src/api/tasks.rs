@@ -430,9 +430,13 @@ async fn handle(
     })))
 }
 
-/// A process as a list shows it, with the user's items in it.
-fn entry(p: &Pcb, user: &str) -> Value {
+/// A process as a list shows it, with its step's label and the user's items in it.
+fn entry(core: &crate::scheduler::Scheduler, p: &Pcb, user: &str) -> Value {
     let mut v = pcb_json(p);
+    v["step_label"] = json!(
+        core.service(&p.service, p.version)
+            .and_then(|s| s.step(p.step.as_deref()?).and_then(|st| st.label.clone()))
+    );
     if let Some(o) = v.as_object_mut() {
         o.remove("context");
         o.remove("history");
@@ -560,7 +564,7 @@ pub async fn work_items(
                 .rev()
                 .filter(|p| cursor.is_none_or(|c| p.id < c))
                 .take(limit + 1)
-                .map(|p| entry(p, &user))
+                .map(|p| entry(core, p, &user))
                 .collect();
             (all.len(), items)
         })
