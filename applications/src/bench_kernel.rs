@@ -39,6 +39,7 @@ fn staff(capacity: u32) -> Operator {
         skills: Default::default(),
         capacity,
         department: None,
+        calendar: None,
     }
 }
 

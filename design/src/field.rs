@@ -136,6 +136,11 @@ pub struct Field {
     /// Help text shown under the input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub help: Option<Label>,
+    /// Free-form labels for callers' own logic (loonflow's field label, e.g.
+    /// `{"finance": "amount"}`): stored and returned with the form, never interpreted by
+    /// erpos, so changing them changes no table.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub tags: serde_json::Map<String, serde_json::Value>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -176,6 +181,7 @@ impl Field {
             section: None,
             widget: None,
             help: None,
+            tags: serde_json::Map::new(),
         }
     }
 }

@@ -310,6 +310,9 @@ pub struct LayoutField {
     /// Help text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<Label>,
+    /// The field's labels for callers' own logic.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub tags: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A section of a layout: a group of fields, or a composed child DataItem edited inline.
@@ -360,6 +363,7 @@ fn layout_field(field: &Field) -> LayoutField {
         options: field.options.clone(),
         target: field.target.clone(),
         help: field.help.clone(),
+        tags: field.tags.clone(),
     }
 }
 

@@ -53,8 +53,11 @@ pub enum OperatorPolicy {
     RoundRobin,
     /// Any candidate, at random.
     Random,
-    /// Every candidate must act (countersign).
+    /// Every candidate gets a work item and must act (countersign, a committee): the step
+    /// completes by `quorum` agrees, or is rejected by any reject.
     All,
+    /// Every candidate sees the work item; the first to claim it handles it (loonflow's 接单).
+    Claim,
 }
 
 /// Who may handle a step: resolved against the organisation at run time.
@@ -85,9 +88,59 @@ pub struct OperatorRule {
     /// The context variable a previous handler set to a user id or a list of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variable: Option<String>,
+    /// The user who started the process (an applicant editing a returned request).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub creator: bool,
+    /// The leader of the creator's department.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub creator_leader: bool,
     /// How one operator is chosen.
     #[serde(default)]
     pub policy: OperatorPolicy,
+    /// With policy `all`: how many agrees complete the step (default: every candidate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
+}
+
+/// What a person handling a step may do with one field of the bound record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldAccess {
+    /// Editable, and must have a value when a transition that checks it is taken.
+    Required,
+    /// Editable.
+    Optional,
+    /// Shown, not editable.
+    Readonly,
+    /// Not shown to the handler at this step.
+    Hidden,
+}
+
+/// A notification sent at a step, with `{{path}}` placeholders over the process
+/// (`{{serial}}`, `{{record.days}}`, `{{step}}`, `{{user}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticeTemplate {
+    /// The title.
+    pub title: String,
+    /// The body.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+}
+
+/// The notifications of a human step, delivered through the outbox to users' inboxes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepNotices {
+    /// To each person the step becomes a to-do for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub todo: Option<NoticeTemplate>,
+    /// To the people holding the step when its deadline passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<NoticeTemplate>,
+    /// To the creator when the step is handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished: Option<NoticeTemplate>,
 }
 
 /// One resource a step needs while it runs (a room, a device, a consumable, money).
@@ -218,6 +271,13 @@ pub struct Step {
     /// The DataItem form shown at this step, with per-step field rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form: Option<Json>,
+    /// What the handler may do with each field of the bound record at this step (fields
+    /// not listed are read-only).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fields: std::collections::BTreeMap<String, FieldAccess>,
+    /// Notifications (to-do, timeout, finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<StepNotices>,
     /// The working calendar the deadline is counted in (default: the `organisation`
     /// calendar if one is defined, else every hour counts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -284,6 +344,14 @@ pub struct Transition {
     /// Agree / reject / other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attribute: Option<TransitionAttribute>,
+    /// Whether the step's required fields must have values to take it (default yes; a
+    /// reject usually says no).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub check_required: bool,
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
 }
 
 impl Transition {
@@ -319,6 +387,11 @@ pub struct Service {
     /// How processes of this service are numbered for people (`LEAVE-20261121-0007`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial: Option<SerialSpec>,
+    /// Who may start one: a Rhai expression over `user` (`id`, `roles`, `department`) and
+    /// `started` (this user's processes of the service: `today`, `this_month`,
+    /// `last_30_days`, `open`), e.g. `started.this_month < 2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_start: Option<String>,
 }
 
 fn is_zero(v: &u32) -> bool {

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::catalog::Catalog;
 use crate::error::{DesignError, Issue};
 use crate::naming::{MAX_IDENTIFIER_LEN, derive_identifier, is_identifier};
-use crate::service::{Service, Step, StepKind};
+use crate::service::{OperatorPolicy, Service, Step, StepKind};
 
 /// The deepest expression nesting a condition may have. Set explicitly because rhai's default
 /// differs between debug and release builds, and a definition must not be valid in one and
@@ -75,6 +75,10 @@ pub fn prepare_service(
     let index = check_step_names(&input, &mut issues);
     for (i, step) in input.steps.iter().enumerate() {
         check_step(&input.name, step, i, &engine, known_services, &mut issues);
+        check_human_step(step, i, input.subject.as_deref(), catalog, &mut issues);
+    }
+    if let Some(expression) = &input.may_start {
+        check_expression(&engine, expression, "/may_start".to_owned(), &mut issues);
     }
     if !input.steps.is_empty() && !input.steps.iter().any(|s| s.kind == StepKind::End) {
         issues.push(Issue::new(
@@ -293,6 +297,62 @@ fn check_step(
             format!("wait applies to wait steps, not {kind}"),
         )),
         (_, None) => {}
+    }
+}
+
+/// What only a human step carries: per-field access (fields of the subject), notices, and
+/// how a committee decides.
+fn check_human_step(
+    step: &Step,
+    i: usize,
+    subject: Option<&str>,
+    catalog: &Catalog,
+    issues: &mut Vec<Issue>,
+) {
+    let at = |key: &str| format!("/steps/{i}/{key}");
+    let human = step.kind == StepKind::Human;
+    if !human && !step.fields.is_empty() {
+        issues.push(Issue::new(at("fields"), "fields apply to human steps"));
+    }
+    if !human && step.notify.is_some() {
+        issues.push(Issue::new(at("notify"), "notify applies to human steps"));
+    }
+    if !step.fields.is_empty() {
+        match subject.filter(|s| catalog.get(s).is_some()) {
+            None => issues.push(Issue::new(
+                at("fields"),
+                "per-field access needs the service's subject DataItem",
+            )),
+            Some(name) => {
+                let known = catalog.effective_fields(name);
+                for field in step.fields.keys() {
+                    if !known.iter().any(|f| f.field.name == *field) {
+                        issues.push(Issue::new(
+                            at(&format!("fields/{field}")),
+                            format!("'{name}' has no field '{field}'"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(rule) = &step.operators {
+        match (rule.policy, rule.quorum) {
+            (OperatorPolicy::All, Some(0)) => {
+                issues.push(Issue::new(at("operators/quorum"), "a quorum is at least 1"))
+            }
+            (OperatorPolicy::All, _) | (_, None) => {}
+            (_, Some(_)) => issues.push(Issue::new(
+                at("operators/quorum"),
+                "a quorum applies to the policy 'all'",
+            )),
+        }
+        if rule.policy == OperatorPolicy::Claim && !human {
+            issues.push(Issue::new(
+                at("operators/policy"),
+                "only a human step can be claimed",
+            ));
+        }
     }
 }
 
@@ -682,6 +742,33 @@ mod tests {
         let mut doc = clinic();
         f(&mut doc);
         doc
+    }
+
+    #[test]
+    fn human_task_settings_are_checked_where_they_apply() {
+        // Fields must exist on the subject; only human steps carry fields and notices.
+        let doc = clinic_with(|d| {
+            d["steps"][0]["fields"] = json!({"riqi": "required"});
+            d["steps"][4]["notify"] = json!({"todo": {"title": "x"}});
+            d["steps"][3]["operators"]["quorum"] = json!(2);
+            d["may_start"] = json!("started.this_month <");
+        });
+        assert!(refused_at(doc.clone(), "/steps/0/fields/riqi").contains("no field 'riqi'"));
+        assert!(refused_at(doc.clone(), "/steps/4/notify").contains("human steps"));
+        assert!(refused_at(doc.clone(), "/steps/3/operators/quorum").contains("'all'"));
+        refused_at(doc, "/may_start");
+        let doc = clinic_with(|d| {
+            d["steps"][0]["operators"] =
+                json!({"role": "front_desk", "policy": "all", "quorum": 0});
+        });
+        refused_at(doc, "/steps/0/operators/quorum");
+        // A committee, a claim pool and a start limit as the leave request uses them.
+        let fine = clinic_with(|d| {
+            d["steps"][0]["operators"] = json!({"role": "front_desk", "policy": "claim"});
+            d["steps"][3]["operators"] = json!({"role": "doctor", "policy": "all", "quorum": 2});
+            d["may_start"] = json!("started.this_month < 2 && user.roles.contains(\"nurse\")");
+        });
+        assert!(prepare(fine).is_ok());
     }
 
     #[test]

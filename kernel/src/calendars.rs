@@ -92,6 +92,16 @@ impl Calendars {
         }
     }
 
+    /// Whether `at_ms` is working time in `calendar` (an unknown calendar: always), and if
+    /// not, when working time next starts.
+    pub fn on_duty(&self, calendar: &str, at_ms: i64) -> (bool, Option<i64>) {
+        match self.all().get(calendar) {
+            None => (true, None),
+            Some(cal) if cal.is_working(at_ms) => (true, None),
+            Some(cal) => (false, cal.next_working_start(at_ms)),
+        }
+    }
+
     /// When `seconds` of working time from `now_ms` have passed in `calendar` (or the
     /// organisation's). A calendar with no working time at all gives wall time rather
     /// than a deadline that never comes.

@@ -56,6 +56,24 @@ impl RhaiConditions {
         Ok(ast)
     }
 
+    fn evaluate_over(
+        &self,
+        expression: &str,
+        bindings: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<bool, String> {
+        let ast = self.compile(expression)?;
+        let mut scope = Scope::new();
+        for (name, value) in bindings {
+            let v = rhai::serde::to_dynamic(value).map_err(|e| e.to_string())?;
+            scope.push_constant(name.as_str(), v);
+        }
+        self.engine
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+            .map_err(|e| e.to_string())?
+            .as_bool()
+            .map_err(|t| format!("the expression gave a {t}, not true or false"))
+    }
+
     fn eval(&self, source: &str, pcb: &Pcb) -> Result<Dynamic, String> {
         let ast = self.compile(source)?;
         let mut scope = Scope::new();
@@ -96,6 +114,21 @@ impl Conditions for RhaiConditions {
                     .map_err(|t| format!("the operator rule listed a {t}, not a user id"))
             })
             .collect()
+    }
+
+    fn on_duty(&self, calendar: &str, at_ms: i64) -> (bool, Option<i64>) {
+        match &self.calendars {
+            Some(c) => c.on_duty(calendar, at_ms),
+            None => (true, None),
+        }
+    }
+
+    fn holds_over(
+        &self,
+        expression: &str,
+        bindings: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<bool, String> {
+        self.evaluate_over(expression, bindings)
     }
 
     fn holds(&self, expression: &str, pcb: &Pcb) -> Result<bool, String> {
@@ -148,6 +181,11 @@ mod tests {
             version_no: 0,
             assignee: None,
             serial: None,
+            creator: None,
+            created_ms: 0,
+            visit: 0,
+            work: Vec::new(),
+            handlers: Default::default(),
         }
     }
 

@@ -79,6 +79,8 @@ pub struct Engine {
     /// (highest change number committed, number of failed batches so far): readers wait on
     /// it so that they never see a transition that is not durable yet.
     committed: watch::Sender<(u64, u64)>,
+    /// Wakes the outbox worker when a commit enqueued notifications (shared with it).
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
@@ -113,6 +115,7 @@ impl Engine {
             seq: std::sync::atomic::AtomicU64::new(last),
             writer,
             committed: watch::Sender::new((last, 0)),
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
         });
         tokio::spawn(write_loop(Arc::downgrade(&engine), jobs));
         Ok(engine)
@@ -127,6 +130,16 @@ impl Engine {
             .push(" FROM services ORDER BY name, version");
         for row in db.fetch(sql).await? {
             core.publish(parse::<Service>(&row, 0, "service")?);
+        }
+        let mut sql = crate::delegations::select(db.dialect());
+        sql.push(" ORDER BY id");
+        let mut delegations: BTreeMap<String, Vec<crate::scheduler::Delegation>> = BTreeMap::new();
+        for row in db.fetch(sql).await? {
+            let d = crate::delegations::from_row(&row)?;
+            delegations.entry(d.user.clone()).or_default().push(d);
+        }
+        for (user, list) in delegations {
+            core.set_delegations(&user, list);
         }
         let mut sql = Sql::new(db.dialect());
         sql.push("SELECT ")
@@ -149,7 +162,11 @@ impl Engine {
         for row in db.fetch(sql).await? {
             let def = parse::<Json>(&row, 0, "department")?;
             let name = def.get("name").and_then(Json::as_str).unwrap_or_default();
-            core.add_department(name, def.get("parent").and_then(Json::as_str));
+            core.add_department(
+                name,
+                def.get("parent").and_then(Json::as_str),
+                def.get("leader").and_then(Json::as_str),
+            );
         }
         let mut sql = Sql::new(db.dialect());
         sql.push("SELECT ")
@@ -268,6 +285,7 @@ impl Engine {
                         from: state(get(5))?,
                         to: state(get(6))?,
                         reason: get(7),
+                        notices: Vec::new(),
                         from_step: None,
                         after: serde_json::from_str(&get(8))
                             .map_err(|e| KernelError::Corrupt(e.to_string()))?,
@@ -468,6 +486,23 @@ impl Engine {
                 statements.extend(found);
             }
         }
+        // Step notifications go out through the outbox, committed with the change.
+        let mut noticed = false;
+        for (_, e) in entries {
+            for n in &e.notices {
+                let delivery = crate::outbox::Delivery {
+                    kind: crate::outbox::Kind::Notify,
+                    payload: serde_json::json!({
+                        "to": n.to, "title": n.title, "body": n.body, "process": e.pid,
+                    }),
+                    due_ms: e.at_ms,
+                    rule: None,
+                    event_seq: None,
+                };
+                statements.push(crate::outbox::enqueue_sql(&self.db, &delivery, e.at_ms));
+                noticed = true;
+            }
+        }
         let mut tx = self.db.begin().await?;
         for sql in statements {
             tx.execute(sql).await?;
@@ -475,6 +510,9 @@ impl Engine {
         tx.commit().await?;
         if evented {
             self.events.wake.notify_one();
+        }
+        if noticed {
+            self.outbox_wake.notify_one();
         }
         Ok(())
     }
@@ -521,14 +559,30 @@ impl Engine {
 
     /// Stores a department (the statement is the caller's) and puts it in the tree the
     /// scheduler resolves participants with.
-    pub async fn put_department(&self, sql: Sql, name: &str, parent: Option<&str>) -> Result<()> {
+    pub async fn put_department(
+        &self,
+        sql: Sql,
+        name: &str,
+        parent: Option<&str>,
+        leader: Option<&str>,
+    ) -> Result<()> {
         {
             let mut core = self.core.lock().await;
             self.db.write_atomically(vec![sql]).await?;
-            core.add_department(name, parent);
+            core.add_department(name, parent, leader);
         }
         // Members of a new branch of the tree may now be dispatched.
         self.command(Command::Tick).await.map(|_| ())
+    }
+
+    /// The sandboxed expression evaluator (for checks outside a process, like `may_start`).
+    pub fn conditions(&self) -> &RhaiConditions {
+        &self.conditions
+    }
+
+    /// Replaces a user's delegations in the scheduler (after they were stored).
+    pub async fn set_delegations(&self, user: &str, list: Vec<crate::scheduler::Delegation>) {
+        self.core.lock().await.set_delegations(user, list);
     }
 
     /// Stores an operator (user) and makes them available for dispatch.
@@ -580,7 +634,10 @@ impl Engine {
                     "seq": get(0).parse::<u64>().unwrap_or(0),
                     "at": chrono::DateTime::from_timestamp_millis(at_ms).map(|t| erpos_design::value::format_datetime(&t)),
                     "by": get(2), "from": get(3), "to": get(4), "reason": get(5),
-                    "step": pcb.get("step"), "context": pcb.get("context"), "pcb": pcb,
+                    "step": pcb.get("step"), "context": pcb.get("context"),
+                    // The bound record as it was at this entry (all its fields).
+                    "record": pcb.get("context").and_then(|c| c.get("record")),
+                    "pcb": pcb,
                 }))
             })
             .collect()

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod conditions;
 pub mod db;
 pub mod definitions;
+pub mod delegations;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -26,6 +27,7 @@ pub mod server;
 pub mod services;
 pub mod sql;
 pub mod stats;
+pub mod tasks;
 pub mod worker;
 
 use std::sync::Arc;

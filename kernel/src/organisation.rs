@@ -157,7 +157,12 @@ pub async fn put_department(k: &Kernel, body: &Value) -> Result<Department> {
         .json(&def)
         .push(") ON CONFLICT (name) DO UPDATE SET definition = excluded.definition");
     k.engine
-        .put_department(sql, &dept.name, dept.parent.as_deref())
+        .put_department(
+            sql,
+            &dept.name,
+            dept.parent.as_deref(),
+            dept.leader.as_deref(),
+        )
         .await?;
     Ok(dept)
 }

@@ -122,9 +122,9 @@ impl Outbox {
         Ok(Self {
             db,
             clock,
+            wake: engine.outbox_wake.clone(),
             engine,
             http,
-            wake: Arc::new(tokio::sync::Notify::new()),
         })
     }
 

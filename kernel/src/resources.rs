@@ -205,6 +205,19 @@ pub async fn put_user(k: &Kernel, body: &Value) -> Result<()> {
             None
         }
     };
+    let calendar = match body.get("calendar") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) => {
+            if !k.calendars.all().contains_key(c) {
+                issues.push(Issue::new("/calendar", format!("no calendar named '{c}'")));
+            }
+            Some(c.clone())
+        }
+        Some(_) => {
+            issues.push(Issue::new("/calendar", "expected a calendar name"));
+            None
+        }
+    };
     if !issues.is_empty() {
         return Err(invalid(issues));
     }
@@ -221,6 +234,7 @@ pub async fn put_user(k: &Kernel, body: &Value) -> Result<()> {
             skills,
             capacity,
             department,
+            calendar,
         })
         .await
         .map(|_| ());

@@ -628,6 +628,7 @@ mod tests {
                     skills: BTreeSet::new(),
                     capacity: 5,
                     department: None,
+                    calendar: None,
                 });
             }
             Sim {

@@ -266,3 +266,47 @@ async fn a_parent_change_migrates_the_tables_that_inherit_it() -> anyhow::Result
     })
     .await
 }
+
+#[tokio::test]
+async fn field_tags_travel_with_the_form_and_change_no_table() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        let def = |tags: serde_json::Value| {
+            json!({"name": "qingjia", "label": {"zh": "请假单"}, "fields": [
+            {"name": "days", "label": {"zh": "请假天数"}, "type": "integer", "tags": tags}]})
+        };
+        app.define(def(json!({"hr": "leave_days", "report": true})))
+            .await?;
+        let (_, form) = app
+            .call("GET", "/api/v1/data-items/qingjia/form", None)
+            .await?;
+        assert_eq!(
+            form["layout"][0]["fields"][0]["tags"],
+            json!({"hr": "leave_days", "report": true}),
+            "{form}"
+        );
+        let (_, shown) = app.call("GET", "/api/v1/data-items/qingjia", None).await?;
+        assert_eq!(shown["fields"][0]["tags"]["hr"], "leave_days", "{shown}");
+        // New tags are a new version of the definition, but touch no table.
+        let (status, proposed) = app
+            .call(
+                "PUT",
+                "/api/v1/data-items/qingjia",
+                Some(def(json!({"hr": "annual_leave"}))),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{proposed}");
+        let (_, plan) = app
+            .call("GET", "/api/v1/data-items/qingjia/migration", None)
+            .await?;
+        assert_eq!(plan["destructive"], false, "{plan}");
+        let sql: Vec<&Value> = plan["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["sql"].as_array().into_iter().flatten())
+            .collect();
+        assert!(sql.is_empty(), "{plan}");
+        Ok(())
+    })
+    .await
+}

@@ -168,7 +168,7 @@ async fn a_clinic_visit_runs_to_completion() -> anyhow::Result<()> {
             HistoryEntry {
                 pid, seq: i as u64 + 1, at_ms: 0, by: h["by"].as_str().unwrap().into(),
                 from: serde_json::from_value(h["from"].clone()).unwrap(), to: serde_json::from_value(h["to"].clone()).unwrap(),
-                reason: h["reason"].as_str().unwrap().into(), from_step: None, after,
+                reason: h["reason"].as_str().unwrap().into(), from_step: None, after, notices: Vec::new(),
             }
         }).collect();
         for w in history.windows(2) {

@@ -84,6 +84,7 @@ fn clinic() -> Scheduler {
             },
             capacity: 1,
             department: None,
+            calendar: None,
         });
     }
     core
@@ -427,6 +428,7 @@ fn aging_lets_an_old_low_priority_process_overtake_newer_high_priority_ones() {
         skills: BTreeSet::new(),
         capacity: 1,
         department: None,
+        calendar: None,
     });
     let start = |core: &mut Scheduler, priority, now| {
         core.apply(

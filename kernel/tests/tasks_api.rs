@@ -198,3 +198,40 @@ async fn departments_form_a_tree_and_steps_resolve_participants_from_it() -> any
     })
     .await
 }
+
+#[tokio::test]
+async fn nothing_is_dispatched_to_a_user_outside_their_working_calendar() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        let (s, b) = app.call("POST", "/api/v1/calendars", Some(json!({
+            "name": "day_shift", "label": {"zh": "白班"}, "utc_offset_minutes": 480,
+            "weekly": {"mon": [["09:00", "18:00"]], "tue": [["09:00", "18:00"]], "wed": [["09:00", "18:00"]],
+                       "thu": [["09:00", "18:00"]], "fri": [["09:00", "18:00"]]}
+        }))).await?;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let (s, b) = app.call("POST", "/api/v1/users", Some(json!({"id": "dr_wang", "calendar": "night"}))).await?;
+        assert_eq!((s, b["error"]["details"][0]["path"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("/calendar")), "{b}");
+        for user in [json!({"id": "dr_wang", "calendar": "day_shift", "capacity": 5}), json!({"id": "dr_zhao", "capacity": 5})] {
+            let (s, b) = app.call("POST", "/api/v1/users", Some(user)).await?;
+            assert!(s.is_success(), "{b}");
+        }
+        let (_, b) = app.call("POST", "/api/v1/services", Some(json!({
+            "name": "skin_check", "label": {"zh": "皮肤检测"},
+            "steps": [{"name": "check", "kind": "human", "operators": {"users": ["dr_wang"]}}, {"name": "end", "kind": "end"}],
+            "transitions": [{"from": "check", "to": "end"}]
+        }))).await?;
+        assert!(b.get("error").is_none(), "{b}");
+        app.call("POST", "/api/v1/services/skin_check/publish", None).await?;
+        // Saturday 17:00 in China: dr_wang is off; the step waits for him.
+        let (_, p) = app.call("POST", "/api/v1/processes", Some(json!({"service": "skin_check"}))).await?;
+        assert_eq!((p["state"].clone(), p["wait"]["kind"].clone()), (json!("READY"), json!("operator")), "{p}");
+        // Monday 08:59 still nothing; at 09:00 it is his.
+        app.advance(40 * 3_600_000 - 60_000).await?;
+        let (_, now) = app.call("GET", &format!("/api/v1/processes/{}", p["id"]), None).await?;
+        assert_eq!(now["state"], "READY");
+        app.advance(60_000).await?;
+        let (_, now) = app.call("GET", &format!("/api/v1/processes/{}", p["id"]), None).await?;
+        assert_eq!((now["state"].clone(), now["operator"].clone()), (json!("RUNNING"), json!("dr_wang")), "{now}");
+        Ok(())
+    })
+    .await
+}

@@ -166,6 +166,7 @@ impl From<KernelError> for ApiError {
                         Issue::new("/state", format!("the process is {from:?}; it may move to: {allowed:?}")),
                     ]),
                     C::WrongState { .. } => ApiError::new(S::CONFLICT, "wrong_state", message),
+                    C::NotAllowed(_) => ApiError::new(S::FORBIDDEN, "forbidden", message),
                     C::NoTransition { available, .. } => ApiError::new(S::UNPROCESSABLE_ENTITY, "validation_failed", message)
                         .with_details(vec![Issue::new("/transition", format!("choose one of: {}", available.join(", ")))]),
                 }

@@ -17,6 +17,7 @@ mod resources;
 mod rules;
 mod services;
 mod stats;
+mod tasks;
 mod ws;
 
 use std::sync::Arc;
@@ -75,7 +76,12 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         processes::list,
         processes::show,
         processes::act,
+        processes::actions,
         processes::queues,
+        tasks::work_items,
+        tasks::delegations,
+        tasks::create_delegation,
+        tasks::delete_delegation,
         rules::list,
         rules::save,
         rules::show,
@@ -212,6 +218,16 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
         )
         .route("/processes", get(processes::list).post(processes::start))
         .route("/processes/{id}", get(processes::show))
+        .route("/processes/{id}/actions", get(processes::actions))
+        .route("/work-items", get(tasks::work_items))
+        .route(
+            "/delegations",
+            get(tasks::delegations).post(tasks::create_delegation),
+        )
+        .route(
+            "/delegations/{id}",
+            axum::routing::delete(tasks::delete_delegation),
+        )
         .route(
             "/processes/{id}/{action}",
             axum::routing::post(processes::act),

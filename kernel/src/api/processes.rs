@@ -12,9 +12,35 @@ use serde_json::{Value, json};
 use super::ApiError;
 use super::extract::{JsonBody, QueryPairs};
 use crate::Kernel;
+use crate::caller::{Caller, Permission, ServiceOp};
 use crate::engine::state_name;
 use crate::error::KernelError;
 use crate::scheduler::{Command, Pcb, Pid, ProcessState};
+
+/// A 403: the caller lacks what the request needs (nothing changed).
+pub fn forbidden(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+/// The process if the caller may see it: 404 when there is none, 403 when it is not theirs
+/// to see.
+pub async fn visible_pcb(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb, ApiError> {
+    let pid: Pid = id
+        .parse()
+        .map_err(|_| ApiError::from(KernelError::NotFound(format!("process '{id}'"))))?;
+    let pcb = k
+        .engine
+        .read(|c| c.pcb(pid).cloned())
+        .await
+        .ok_or_else(|| ApiError::from(KernelError::NotFound(format!("process {pid}"))))?;
+    if !crate::tasks::visible(&pcb, caller) {
+        return Err(forbidden(format!(
+            "process {pid} is not yours to see (needs services:{}:view)",
+            pcb.service
+        )));
+    }
+    Ok(pcb)
+}
 
 fn invalid(path: &str, message: &str) -> ApiError {
     ApiError::new(
@@ -45,6 +71,7 @@ pub fn pcb_json(p: &Pcb) -> Value {
               (status = 422, description = "invalid request", body = super::error::ErrorBody)))]
 pub async fn start(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let obj = body
@@ -69,6 +96,14 @@ pub async fn start(
         .get("service")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("/service", "the service name is required"))?;
+    if !caller.may(Permission::Service {
+        name: service,
+        op: ServiceOp::Start,
+    }) {
+        return Err(forbidden(format!(
+            "starting '{service}' needs services:{service}:start"
+        )));
+    }
     let version = match obj.get("version") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -137,7 +172,7 @@ pub async fn start(
             context,
             predecessor,
             start_at_ms,
-            by: "api".into(),
+            by: caller.user.clone(),
         })
         .await?;
     let pid = outcome
@@ -162,6 +197,7 @@ pub async fn start(
     responses((status = 200, description = "`{items, total, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
 pub async fn list(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
     let mut limit = 50usize;
@@ -196,7 +232,7 @@ pub async fn list(
                 }
                 filters.push((key, value.to_uppercase()));
             }
-            "service" | "operator" | "resource" | "wait" | "parent" | "serial" => {
+            "service" | "operator" | "resource" | "wait" | "parent" | "serial" | "creator" => {
                 filters.push((key, value))
             }
             // Batch state lookup: `ids=3,7,12` (at most 500).
@@ -232,13 +268,17 @@ pub async fn list(
                     }
                     "parent" => p.parent.map(|x| x.to_string()).as_deref() == Some(value),
                     "serial" => p.serial.as_deref() == Some(value),
+                    "creator" => p.creator.as_deref() == Some(value),
                     "ids" => value
                         .split(',')
                         .any(|v| v.parse::<Pid>().ok() == Some(p.id)),
                     _ => false,
                 })
             };
-            let all: Vec<&Pcb> = core.pcbs().filter(|p| matches(p)).collect();
+            let all: Vec<&Pcb> = core
+                .pcbs()
+                .filter(|p| matches(p) && crate::tasks::visible(p, &caller))
+                .collect();
             let total = all.len();
             let items: Vec<Value> = all
                 .iter()
@@ -271,81 +311,75 @@ pub async fn list(
     responses((status = 200, description = "the PCB with `history`"), (status = 404, description = "no such process", body = super::error::ErrorBody)))]
 pub async fn show(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let pid: Pid = id
-        .parse()
-        .map_err(|_| ApiError::from(KernelError::NotFound(format!("process '{id}'"))))?;
-    let pcb = k
+    let pcb = visible_pcb(&k, &caller, &id).await?;
+    let (form, actions) = k
         .engine
-        .read(|c| c.pcb(pid).map(pcb_json))
-        .await
-        .ok_or_else(|| ApiError::from(KernelError::NotFound(format!("process {pid}"))))?;
-    let mut out = pcb;
-    out["history"] = json!(k.engine.history(pid).await?);
+        .read(|c| {
+            (
+                crate::tasks::form(c, &pcb, &caller),
+                crate::tasks::actions(c, &pcb, &caller),
+            )
+        })
+        .await;
+    let mut out = pcb_json(&pcb);
+    out["form"] = form;
+    out["actions"] = json!(actions);
+    out["history"] = json!(k.engine.history(pcb.id).await?);
     Ok(Json(out))
 }
 
-/// Acts on a process: `suspend` / `terminate` (`{"reason"}`), `resume`, `signal`
-/// (`{"event", "payload"}`), `complete` (`{"transition", "context"}`). An illegal request
-/// gets 409 naming the current state and the allowed moves.
+/// What the caller may do at a process now: claim, handle (each transition with its
+/// attribute), forward, add a signer, return (to which steps), withdraw, change state.
+#[utoipa::path(get, path = "/api/v1/processes/{id}/actions", tag = "processes",
+    params(("id" = u64, Path, description = "process id")),
+    responses((status = 200, description = "`{actions: [...]}`"), (status = 403, description = "not the caller's to see", body = super::error::ErrorBody),
+              (status = 404, description = "no such process", body = super::error::ErrorBody)))]
+pub async fn actions(
+    State(k): State<Arc<Kernel>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let pcb = visible_pcb(&k, &caller, &id).await?;
+    let actions = k
+        .engine
+        .read(|c| crate::tasks::actions(c, &pcb, &caller))
+        .await;
+    Ok(Json(json!({"process": pcb.id, "actions": actions})))
+}
+
+/// Acts on a process. Work items: `claim`, `handle` (`{"transition"?, "attribute"?: agree |
+/// reject | other, "comment"?, "fields"?, "context"?}`), `forward` (`{"to", "reason"}`),
+/// `add_signer` (`{"signer", "reason"}`), `return` (`{"step", "to": "last_handler" |
+/// "candidates", "reason"}`), `withdraw` (the creator). Administration: `suspend` /
+/// `terminate` (`{"reason"}`), `resume`, `signal` (`{"event", "payload"}`),
+/// `change_state` (`{"step", "reason"}`), and `complete` (`{"transition", "context"}`, the
+/// step's operator or an administrator). An illegal request gets 409 naming the current
+/// state; one the caller may not make gets 403; neither changes anything.
 #[utoipa::path(post, path = "/api/v1/processes/{id}/{action}", tag = "processes", request_body = Object,
-    params(("id" = u64, Path, description = "process id"), ("action" = String, Path, description = "suspend, resume, terminate, signal or complete")),
-    responses((status = 200, description = "the PCB after the action"), (status = 409, description = "illegal in the current state", body = super::error::ErrorBody)))]
+    params(("id" = u64, Path, description = "process id"), ("action" = String, Path, description = "claim, handle, forward, add_signer, return, withdraw, change_state, suspend, resume, terminate, signal or complete")),
+    responses((status = 200, description = "the PCB after the action"), (status = 403, description = "not allowed", body = super::error::ErrorBody),
+              (status = 409, description = "illegal in the current state", body = super::error::ErrorBody)))]
 pub async fn act(
     State(k): State<Arc<Kernel>>,
+    caller: Caller,
     Path((id, action)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let pid: Pid = id
-        .parse()
-        .map_err(|_| ApiError::from(KernelError::NotFound(format!("process '{id}'"))))?;
     let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?
     };
-    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
-    let by = "api".to_owned();
-    let command = match action.as_str() {
-        "suspend" => Command::Suspend {
-            pid,
-            by,
-            reason: text("reason").unwrap_or_else(|| "suspended over the API".into()),
-        },
-        "resume" => Command::Resume { pid, by },
-        "terminate" => Command::Terminate {
-            pid,
-            by,
-            reason: text("reason").unwrap_or_else(|| "terminated over the API".into()),
-        },
-        "signal" => Command::Signal {
-            pid,
-            event: text("event").ok_or_else(|| invalid("/event", "the event name is required"))?,
-            payload: body.get("payload").cloned().unwrap_or(Value::Null),
-            by,
-        },
-        "complete" => {
-            let context = body.get("context").cloned();
-            if context.as_ref().is_some_and(|c| !c.is_object()) {
-                return Err(invalid("/context", "expected a JSON object"));
-            }
-            Command::Complete {
-                pid,
-                transition: text("transition"),
-                context,
-                by,
-            }
-        }
-        other => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no action '{other}': use suspend, resume, terminate, signal or complete"),
-            ));
-        }
-    };
+    if !body.is_object() {
+        return Err(invalid("", "expected a JSON object"));
+    }
+    let pcb = visible_pcb(&k, &caller, &id).await?;
+    let pid = pcb.id;
+    let command = super::tasks::command(&k, &caller, &pcb, &action, &body).await?;
     k.engine.command(command).await?;
     let pcb = k.engine.read(|c| c.pcb(pid).map(pcb_json)).await;
     Ok(Json(pcb.unwrap_or(Value::Null)))
@@ -353,8 +387,11 @@ pub async fn act(
 
 /// Queue counts: processes per state and per wait reason, and per resource its capacity,
 /// units in use, holders and how many READY processes wait for its type.
-#[utoipa::path(get, path = "/api/v1/queues", tag = "processes", responses((status = 200, description = "counts")))]
-pub async fn queues(State(k): State<Arc<Kernel>>) -> Json<Value> {
+#[utoipa::path(get, path = "/api/v1/queues", tag = "processes", responses((status = 200, description = "counts"), (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
+pub async fn queues(State(k): State<Arc<Kernel>>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    if !caller.may(Permission::Monitor) {
+        return Err(forbidden("the queues need the monitor grant"));
+    }
     let out = k
         .engine
         .read(|core| {
@@ -390,5 +427,5 @@ pub async fn queues(State(k): State<Arc<Kernel>>) -> Json<Value> {
             json!({"states": states, "waiting": waits, "resources": resources, "ready_queue": core.ready_queue()})
         })
         .await;
-    Json(out)
+    Ok(Json(out))
 }

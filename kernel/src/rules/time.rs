@@ -228,10 +228,15 @@ pub async fn fire_deadlines(rules: &Rules) -> Result<()> {
                 let pcb = c.pcb(alarm.pid)?.clone();
                 let svc = c.service(&pcb.service, pcb.version)?.clone();
                 let step = svc.step(pcb.step.as_deref()?)?.clone();
-                Some((pcb, step))
+                // The step's own timeout notice, to whoever holds its work items.
+                let notice = match alarm.kind {
+                    AlarmKind::Passed => c.timeout_notice(alarm.pid),
+                    AlarmKind::Warning => None,
+                };
+                Some((pcb, step, notice))
             })
             .await;
-        let Some((pcb, step)) = found else {
+        let Some((pcb, step, notice)) = found else {
             rules.engine.clear_alarm(&alarm).await;
             continue;
         };
@@ -307,6 +312,14 @@ pub async fn fire_deadlines(rules: &Rules) -> Result<()> {
                 to_expr: None,
                 title,
                 body,
+            });
+        }
+        if let Some(n) = notice {
+            list.push(Instruction::Notify {
+                to: n.to,
+                to_expr: None,
+                title: n.title,
+                body: n.body,
             });
         }
         if alarm.kind == AlarmKind::Passed {

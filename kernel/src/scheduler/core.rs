@@ -13,8 +13,13 @@ use std::sync::Arc;
 use erpos_design::service::{OperatorPolicy, SerialSpec, Service, Step, StepKind};
 use serde_json::{Value as Json, json};
 
-use super::pcb::{ExitStatus, HistoryEntry, Pcb, Pid, ProcessState, WaitReason};
+use super::pcb::{
+    ExitStatus, HistoryEntry, ItemRole, ItemState, Notice, Pcb, Pid, ProcessState, WaitReason,
+};
+
+pub mod work;
 use super::resources::{Need, Operator, Resource, ResourcePool};
+pub use work::{Delegation, HandleAction};
 
 /// Evaluates analysts' expressions for the core (Rhai in the kernel; anything in tests).
 pub trait Conditions {
@@ -29,6 +34,22 @@ pub trait Conditions {
     fn due_ms(&self, calendar: Option<&str>, now_ms: i64, seconds: i64) -> i64 {
         let _ = calendar;
         now_ms.saturating_add(seconds.saturating_mul(1000))
+    }
+    /// Whether `at_ms` is working time in the user calendar `calendar`, and if not when it
+    /// next starts (so the dispatcher looks again then). Without calendars: always.
+    fn on_duty(&self, calendar: &str, at_ms: i64) -> (bool, Option<i64>) {
+        let _ = (calendar, at_ms);
+        (true, None)
+    }
+    /// Whether `expression` holds over named values (a service's `may_start`). Evaluators
+    /// without it refuse, so a limit is never silently skipped.
+    fn holds_over(
+        &self,
+        expression: &str,
+        bindings: &serde_json::Map<String, Json>,
+    ) -> Result<bool, String> {
+        let _ = bindings;
+        Err(format!("cannot evaluate '{expression}' here"))
     }
 }
 
@@ -179,6 +200,78 @@ pub enum Command {
         /// Who.
         by: String,
     },
+    /// Claim a step offered to several people (policy `claim`): the claimer handles it.
+    Claim {
+        /// The process.
+        pid: Pid,
+        /// The user claiming it.
+        user: String,
+        /// Who.
+        by: String,
+    },
+    /// Act on a work item: decide the step (agree / reject / other, or a named transition),
+    /// vote in a committee, or sign for whoever added the user as a signer.
+    Handle(Box<HandleAction>),
+    /// Hand one's work item to another person, with a reason.
+    Forward {
+        /// The process.
+        pid: Pid,
+        /// Whose item.
+        user: String,
+        /// To whom.
+        to: String,
+        /// Why.
+        reason: String,
+        /// Who.
+        by: String,
+    },
+    /// Ask another person to act before one's item comes back.
+    AddSigner {
+        /// The process.
+        pid: Pid,
+        /// Whose item.
+        user: String,
+        /// The signer.
+        signer: String,
+        /// Why.
+        reason: String,
+        /// Who.
+        by: String,
+    },
+    /// Send the process back to a human step it has passed, to the last handler there or to
+    /// all its candidates.
+    Return {
+        /// The process.
+        pid: Pid,
+        /// The earlier step.
+        step: String,
+        /// Give it to the last handler there (else to the step's candidates).
+        to_last_handler: bool,
+        /// Why.
+        reason: String,
+        /// Who.
+        by: String,
+    },
+    /// The creator takes the process back while nobody else has acted on it.
+    Withdraw {
+        /// The process.
+        pid: Pid,
+        /// Why.
+        reason: String,
+        /// Who (must be the creator).
+        by: String,
+    },
+    /// An administrator puts the process at any step directly (recorded as such).
+    ChangeState {
+        /// The process.
+        pid: Pid,
+        /// The step.
+        step: String,
+        /// Why.
+        reason: String,
+        /// Who.
+        by: String,
+    },
     /// Fire every timer due at the given time.
     Tick,
 }
@@ -216,6 +309,9 @@ pub enum CoreError {
         /// What its state allows.
         allowed: Vec<ProcessState>,
     },
+    /// The caller may not do this (a service's `may_start` refused a start).
+    #[error("{0}")]
+    NotAllowed(String),
     /// The command needs the process in another state or step.
     #[error("process {pid} is {state:?}{}: {message}", .step.as_ref().map(|s| format!(" at '{s}'")).unwrap_or_default())]
     WrongState {
@@ -281,6 +377,15 @@ pub struct Scheduler {
     /// The step each process was at in its last history entry (for `from_step`).
     entry_steps: std::collections::HashMap<Pid, Option<Arc<str>>>,
     operators: BTreeMap<String, Operator>,
+    /// Each department's leader.
+    leaders: BTreeMap<String, String>,
+    /// Each user's delegations (periods their work items go to a deputy).
+    delegations: BTreeMap<String, Vec<Delegation>>,
+    /// When an operator skipped for being off duty comes on duty: the dispatcher looks at
+    /// the queue again then.
+    duty_check: Option<i64>,
+    /// Notifications made in this command, by process: the next entry carries them.
+    notices: BTreeMap<Pid, Vec<Notice>>,
     load: BTreeMap<String, u32>,
     round_robin: BTreeMap<String, usize>,
     rng: u64,
@@ -307,6 +412,10 @@ impl Scheduler {
             serials: std::collections::HashMap::new(),
             departments: BTreeMap::new(),
             operators: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+            delegations: BTreeMap::new(),
+            notices: BTreeMap::new(),
+            duty_check: None,
             load: BTreeMap::new(),
             round_robin: BTreeMap::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
@@ -451,10 +560,14 @@ impl Scheduler {
         self.operators.contains_key(id)
     }
 
-    /// Adds (or moves) a department in the tree.
-    pub fn add_department(&mut self, name: &str, parent: Option<&str>) {
+    /// Adds (or moves) a department in the tree, with its leader.
+    pub fn add_department(&mut self, name: &str, parent: Option<&str>, leader: Option<&str>) {
         self.departments
             .insert(name.to_owned(), parent.map(str::to_owned));
+        match leader {
+            Some(l) => self.leaders.insert(name.to_owned(), l.to_owned()),
+            None => self.leaders.remove(name),
+        };
         self.dirty = true;
     }
 
@@ -500,7 +613,11 @@ impl Scheduler {
 
     /// The earliest pending timer (so the runtime knows when to `Tick`).
     pub fn next_timer(&self) -> Option<i64> {
-        self.timers.first().map(|(at, _)| *at)
+        let timer = self.timers.first().map(|(at, _)| *at);
+        match (timer, self.duty_check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The READY processes in dispatch order.
@@ -547,6 +664,7 @@ impl Scheduler {
                 by,
             } => {
                 let svc = self.resolve(&service, version)?;
+                self.check_may_start(&svc, &by, now_ms, conditions)?;
                 if let Some(p) = predecessor
                     && !self.pcbs.contains_key(&p)
                 {
@@ -758,6 +876,7 @@ impl Scheduler {
                     );
                 } else {
                     self.mutate(pid, &by, now_ms, &reason, |p| {
+                        work::close_pending(p, "reassigned", now_ms);
                         p.assignee = Some(Arc::from(user.as_str()))
                     });
                 }
@@ -863,10 +982,57 @@ impl Scheduler {
                 }
                 self.timers.retain(|(_, p)| *p != pid);
                 let note = format!("escalated by '{transition}'");
-                self.quiet(pid, &note, |p| p.wait = None);
+                self.quiet(pid, &note, |p| {
+                    p.wait = None;
+                    work::close_pending(p, "escalated", now_ms);
+                });
                 self.go(pid, next, &by, now_ms, conditions);
             }
+            Command::Claim { pid, user, by } => self.claim(pid, &user, &by, now_ms)?,
+            Command::Handle(action) => self.handle(*action, now_ms, conditions)?,
+            Command::Forward {
+                pid,
+                user,
+                to,
+                reason,
+                by,
+            } => self.forward(pid, &user, &to, &reason, &by, now_ms)?,
+            Command::AddSigner {
+                pid,
+                user,
+                signer,
+                reason,
+                by,
+            } => self.add_signer(pid, &user, &signer, &reason, &by, now_ms)?,
+            Command::Return {
+                pid,
+                step,
+                to_last_handler,
+                reason,
+                by,
+            } => self.return_to(
+                pid,
+                &step,
+                to_last_handler,
+                &reason,
+                &by,
+                now_ms,
+                conditions,
+            )?,
+            Command::Withdraw { pid, reason, by } => {
+                self.withdraw(pid, &reason, &by, now_ms, conditions)?
+            }
+            Command::ChangeState {
+                pid,
+                step,
+                reason,
+                by,
+            } => self.change_state(pid, &step, &reason, &by, now_ms, conditions)?,
             Command::Tick => {
+                if self.duty_check.is_some_and(|at| at <= now_ms) {
+                    self.duty_check = None;
+                    self.dirty = true;
+                }
                 let due: Vec<(i64, Pid)> =
                     self.timers.range(..=(now_ms, Pid::MAX)).copied().collect();
                 for (at, pid) in due {
@@ -1032,6 +1198,14 @@ impl Scheduler {
             version_no: 0,
             assignee: None,
             serial,
+            creator: match parent.and_then(|p| self.pcbs.get(&p)) {
+                Some(p) => p.creator.clone(),
+                None => Some(Arc::from(by)),
+            },
+            created_ms: now_ms,
+            visit: 0,
+            work: Vec::new(),
+            handlers: BTreeMap::new(),
         };
         self.pcbs.insert(pid, pcb);
         self.quiet(pid, "created", |_| {});
@@ -1078,6 +1252,7 @@ impl Scheduler {
                 to,
                 reason,
                 after: pcb.clone(),
+                notices: self.notices.remove(&pid).unwrap_or_default(),
             };
             self.out.entries.push(entry);
         }
@@ -1250,6 +1425,7 @@ impl Scheduler {
             p.step = Some(Arc::from(step_name));
             p.deadline_ms = deadline;
             p.assignee = None;
+            p.visit = p.visit.wrapping_add(1);
         });
         if had_deadline || deadline.is_some() {
             self.set_alarms(pid, deadline);
@@ -1432,10 +1608,11 @@ impl Scheduler {
             *l = l.saturating_sub(1);
         }
         self.dirty = true;
-        let _ = (by, now_ms);
+        let _ = by;
         self.quiet(pid, reason, |p| {
             p.allocations.clear();
             p.operator = None;
+            work::close_pending(p, "step left", now_ms);
         });
     }
 
@@ -1484,6 +1661,7 @@ impl Scheduler {
             p.suspended_from = None;
             p.deadline_ms = None;
             p.assignee = None;
+            work::close_pending(p, "process ended", now_ms);
         });
         self.set_alarms(pid, None);
         if let Some(parent) = parent {
@@ -1660,37 +1838,49 @@ impl Scheduler {
                     })
                     .collect();
                 let assignee = self.pcbs.get(&pid).and_then(|p| p.assignee.clone());
+                let comes_on_duty = std::cell::Cell::new(None);
+                let policy = step
+                    .operators
+                    .as_ref()
+                    .map(|r| r.policy)
+                    .unwrap_or_default();
+                let human = step.kind == StepKind::Human;
+                // A committee's members (policy `all`): everyone votes, the first chairs.
+                let mut committee: Vec<String> = Vec::new();
                 let operator = if step.kind == StepKind::Automatic {
                     Some("system".to_owned())
                 } else if let Some(user) = assignee {
                     self.operators
                         .get(&*user)
                         .filter(|o| self.load.get(&o.id).copied().unwrap_or(0) < o.capacity)
+                        .filter(|o| on_duty(o, now_ms, conditions, &comes_on_duty))
                         .map(|o| o.id.clone())
                 } else {
-                    let allowed = match step
-                        .operators
-                        .as_ref()
-                        .and_then(|r| r.expression.as_deref())
-                    {
-                        None => Ok(None),
-                        Some(expr) => match self.pcbs.get(&pid) {
-                            Some(p) => conditions.operators(expr, p).map(Some),
-                            None => Ok(None),
-                        },
-                    };
-                    let allowed = allowed.map(|a| {
-                        named_users(step, self.pcbs.get(&pid)).map_or(a.clone(), |named| {
-                            Some(match a {
-                                Some(list) => {
-                                    list.into_iter().filter(|u| named.contains(u)).collect()
-                                }
-                                None => named,
-                            })
-                        })
-                    });
+                    let allowed = self.allowed_users(step, pid, conditions);
                     match allowed {
-                        Ok(allowed) => self.pick_operator(step, &svc.name, allowed.as_deref()),
+                        Ok(allowed) if human && policy == OperatorPolicy::Claim => {
+                            let offered = self.pcbs.get(&pid).is_some_and(|p| {
+                                p.work
+                                    .iter()
+                                    .any(|w| w.visit == p.visit && w.state == ItemState::Offered)
+                            });
+                            if !offered {
+                                let candidates = self.eligible(step, allowed.as_deref());
+                                self.offer(pid, step, &svc.name, candidates, now_ms);
+                            }
+                            continue;
+                        }
+                        Ok(allowed) if human && policy == OperatorPolicy::All => {
+                            committee = self.eligible(step, allowed.as_deref());
+                            committee.first().cloned()
+                        }
+                        Ok(allowed) => self.pick_operator(
+                            step,
+                            &svc.name,
+                            allowed.as_deref(),
+                            now_ms,
+                            conditions,
+                        ),
                         Err(e) => {
                             self.terminate(
                                 pid,
@@ -1704,6 +1894,7 @@ impl Scheduler {
                         }
                     }
                 };
+                self.recheck_at(comes_on_duty.get());
                 let Some(operator) = operator else {
                     if wait != Some(WaitReason::Operator) {
                         self.set_wait(
@@ -1718,6 +1909,25 @@ impl Scheduler {
                 };
                 match self.pool.plan(&needs, &reserved) {
                     Ok(allocations) => {
+                        // The handler (or each member) gets a work item, unless one is open
+                        // already (a claimed step); a delegation sends it to the deputy.
+                        let holders: Vec<(String, Option<String>)> = if !human {
+                            Vec::new()
+                        } else if committee.is_empty() {
+                            vec![self.delegate(&operator, &svc.name, now_ms)]
+                        } else {
+                            committee
+                                .iter()
+                                .map(|m| self.delegate(m, &svc.name, now_ms))
+                                .collect()
+                        };
+                        let operator = holders.first().map_or(operator, |(user, _)| user.clone());
+                        let role = if committee.is_empty() {
+                            ItemRole::Handler
+                        } else {
+                            ItemRole::Voter
+                        };
+                        let mut made = Vec::new();
                         self.pool.commit(pid, &allocations);
                         if operator != "system" {
                             *self.load.entry(operator.clone()).or_default() += 1;
@@ -1732,8 +1942,14 @@ impl Scheduler {
                                 p.allocations = allocations;
                                 p.operator = Some(Arc::from(operator.as_str()));
                                 p.wait = None;
+                                if human {
+                                    made = work::ensure_items(p, &holders, role, now_ms);
+                                }
                             },
                         );
+                        if !made.is_empty() {
+                            self.todo_notice(pid, step, made);
+                        }
                         if step.kind == StepKind::Automatic {
                             runs.push_back((pid, svc.clone(), index));
                         }
@@ -1779,35 +1995,42 @@ impl Scheduler {
         }
     }
 
+    /// Remembers to dispatch again when someone skipped for being off duty comes on duty.
+    fn recheck_at(&mut self, at: Option<i64>) {
+        if let Some(at) = at {
+            self.duty_check = Some(self.duty_check.map_or(at, |m| m.min(at)));
+        }
+    }
+
     fn pick_operator(
         &mut self,
         step: &Step,
         service: &str,
         allowed: Option<&[String]>,
+        now_ms: i64,
+        conditions: &dyn Conditions,
     ) -> Option<String> {
         let default = erpos_design::service::OperatorRule::default();
         let rule = step.operators.as_ref().unwrap_or(&default);
+        let comes_on_duty = std::cell::Cell::new(None);
         let free: Vec<&Operator> = self
             .operators
             .values()
             .filter(|o| {
-                rule.role.as_ref().is_none_or(|r| o.roles.contains(r))
-                    && rule.skill.as_ref().is_none_or(|s| o.skills.contains(s))
-                    && rule.user.as_ref().is_none_or(|u| &o.id == u)
-                    && (rule.users.is_empty() || rule.users.contains(&o.id))
-                    && allowed.is_none_or(|a| a.contains(&o.id))
-                    && rule
-                        .department
-                        .as_deref()
-                        .is_none_or(|d| self.within(o.department.as_deref(), d))
+                self.qualifies(o, rule, allowed)
                     && self.load.get(&o.id).copied().unwrap_or(0) < o.capacity
+                    && on_duty(o, now_ms, conditions, &comes_on_duty)
             })
             .collect();
+        // (The field itself: `free` still borrows the operators.)
+        if let Some(at) = comes_on_duty.get() {
+            self.duty_check = Some(self.duty_check.map_or(at, |m| m.min(at)));
+        }
         if free.is_empty() {
             return None;
         }
         match rule.policy {
-            OperatorPolicy::LeastLoaded | OperatorPolicy::All => free
+            OperatorPolicy::LeastLoaded | OperatorPolicy::All | OperatorPolicy::Claim => free
                 .iter()
                 .min_by_key(|o| (self.load.get(&o.id).copied().unwrap_or(0), o.id.clone()))
                 .map(|o| o.id.clone()),
@@ -1858,6 +2081,24 @@ impl Scheduler {
         }
         out
     }
+}
+
+/// Whether an operator is in working time (without a calendar: always). Off duty, `next`
+/// keeps the soonest moment one of them comes on duty, for the dispatcher to look again.
+fn on_duty(
+    o: &Operator,
+    now_ms: i64,
+    conditions: &dyn Conditions,
+    next: &std::cell::Cell<Option<i64>>,
+) -> bool {
+    let Some(calendar) = o.calendar.as_deref() else {
+        return true;
+    };
+    let (working, starts) = conditions.on_duty(calendar, now_ms);
+    if let Some(at) = starts.filter(|_| !working) {
+        next.set(Some(next.get().map_or(at, |m| m.min(at))));
+    }
+    working
 }
 
 /// Picks the transition to take from `step`: the one named; else, among those leaving it,

@@ -6,7 +6,11 @@ pub mod pcb;
 pub mod resources;
 
 pub use self::core::{
-    Alarm, AlarmKind, Command, Conditions, CoreError, Effect, Outcome, Scheduler,
+    Alarm, AlarmKind, Command, Conditions, CoreError, Delegation, Effect, HandleAction, Outcome,
+    Scheduler,
 };
-pub use pcb::{ExitStatus, HistoryEntry, Pcb, Pid, ProcessState, WaitReason};
+pub use pcb::{
+    ExitStatus, HistoryEntry, ItemRole, ItemState, Notice, Pcb, Pid, ProcessState, WaitReason,
+    WorkItem,
+};
 pub use resources::{Operator, Resource, ResourcePool};

@@ -162,6 +162,110 @@ pub struct Pcb {
     /// The number people use for it (`LEAVE-20261121-0007`), if its service numbers them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
+    /// The user who started it (a child process inherits its parent's): the applicant who
+    /// may withdraw it, whose leader a step may go to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creator: Option<std::sync::Arc<str>>,
+    /// When it was created (ms since epoch).
+    #[serde(default)]
+    pub created_ms: i64,
+    /// Counts the steps entered: work items carry the visit they belong to, so the votes
+    /// of a step entered twice are never mixed.
+    #[serde(default)]
+    pub visit: u32,
+    /// Every work item the process has had, in creation order (`id` is the position + 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub work: Vec<WorkItem>,
+    /// Who handled each human step the last time it was completed (for a return to it).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub handlers: BTreeMap<String, Vec<String>>,
+}
+
+/// Where a work item is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemState {
+    /// In a claim pool: every candidate sees it, the first to claim it handles it.
+    Offered,
+    /// To do.
+    Open,
+    /// Sent to an added signer; it comes back when they have acted.
+    Waiting,
+    /// Acted on (see `action`).
+    Done,
+    /// No longer needed: claimed by someone else, decided by the others, the step left.
+    Closed,
+}
+
+impl ItemState {
+    /// Whether the item still asks something of its user.
+    pub fn is_pending(self) -> bool {
+        matches!(
+            self,
+            ItemState::Offered | ItemState::Open | ItemState::Waiting
+        )
+    }
+}
+
+/// Why a person holds a work item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemRole {
+    /// Handles the step: their decision moves the process.
+    Handler,
+    /// One vote of a committee (policy `all`).
+    Voter,
+    /// An added signer: acts, then the item goes back to whoever asked.
+    Signer,
+}
+
+/// A human step's task for one person (loonflow's ticket in someone's to-do list).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkItem {
+    /// Its number within the process (1-based).
+    pub id: u32,
+    /// The step.
+    pub step: std::sync::Arc<str>,
+    /// The step visit it belongs to (`Pcb::visit` when it was made).
+    pub visit: u32,
+    /// Who it is for.
+    pub user: std::sync::Arc<str>,
+    /// The person it was meant for when a delegation sent it to `user`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<std::sync::Arc<str>>,
+    /// Why they hold it.
+    pub role: ItemRole,
+    /// For a signer: the item that waits for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_item: Option<u32>,
+    /// Where it is.
+    pub state: ItemState,
+    /// What was done: agree, reject, other, claimed, forwarded, signed, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// The comment or reason given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// Who acted, when not `user` (an administrator handling it for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acted_by: Option<String>,
+    /// When it was made (ms).
+    pub created_ms: i64,
+    /// When it was done or closed (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<i64>,
+}
+
+/// A notification a change sends (a step's to-do or finished template), written to the
+/// outbox in the same transaction as the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    /// The users.
+    pub to: Vec<String>,
+    /// The rendered title.
+    pub title: String,
+    /// The rendered body.
+    pub body: String,
 }
 
 /// One change to a PCB: who, when, from, to, why, and the PCB's fields after it.
@@ -187,6 +291,9 @@ pub struct HistoryEntry {
     pub from_step: Option<std::sync::Arc<str>>,
     /// The PCB after the change.
     pub after: Pcb,
+    /// Notifications to send with it (written to the outbox with the entry; not stored).
+    #[serde(default, skip)]
+    pub notices: Vec<Notice>,
 }
 
 impl Pcb {

@@ -185,6 +185,9 @@ pub struct Operator {
     /// The department they belong to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub department: Option<String>,
+    /// Their working calendar: outside its hours nothing new is dispatched to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
 }
 
 fn one() -> u32 {

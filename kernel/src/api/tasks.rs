@@ -1,0 +1,668 @@
+//! Work items over HTTP: the actions people take on processes (claim, handle, forward, add
+//! a signer, return, withdraw, and the administrators' ones), each checked against the
+//! caller's grants; the to-do / handled / created / related lists; and delegations.
+//!
+//! Commands are only built here; the scheduler core decides whether they are legal in the
+//! process's state, so a refused one changes nothing.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use erpos_design::Issue;
+use erpos_design::service::{FieldAccess, TransitionAttribute};
+use serde_json::{Map, Value, json};
+
+use super::ApiError;
+use super::extract::{JsonBody, QueryPairs};
+use super::processes::{forbidden, pcb_json};
+use crate::Kernel;
+use crate::caller::{Caller, Permission, ServiceOp};
+use crate::engine::state_name;
+use crate::error::KernelError;
+use crate::scheduler::{Command, HandleAction, ItemState, Pcb, Pid, ProcessState};
+use crate::tasks::View;
+
+/// The longest comment or reason kept.
+const MAX_COMMENT: usize = 2_000;
+
+fn invalid(issues: Vec<Issue>) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+        "the request is invalid",
+    )
+    .with_details(issues)
+}
+
+fn text(body: &Value, key: &str) -> Result<Option<String>, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() > MAX_COMMENT => {
+            Err(invalid(vec![Issue::new(
+                format!("/{key}"),
+                format!("at most {MAX_COMMENT} characters"),
+            )]))
+        }
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid(vec![Issue::new(
+            format!("/{key}"),
+            "expected a string",
+        )])),
+    }
+}
+
+fn required(body: &Value, key: &str) -> Result<String, ApiError> {
+    text(body, key)?
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            invalid(vec![Issue::new(
+                format!("/{key}"),
+                format!("'{key}' is required"),
+            )])
+        })
+}
+
+fn only_keys(body: &Value, allowed: &[&str]) -> Result<(), ApiError> {
+    let unknown: Vec<Issue> = body
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !allowed.contains(&k.as_str()))
+        .map(|(k, _)| {
+            Issue::new(
+                format!("/{k}"),
+                format!("unknown attribute (use: {})", allowed.join(", ")),
+            )
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(unknown))
+    }
+}
+
+fn grant(caller: &Caller, pcb: &Pcb, op: ServiceOp) -> bool {
+    caller.may(Permission::Service {
+        name: &pcb.service,
+        op,
+    })
+}
+
+/// Whose item an action is on: the caller's, or (with `services:{name}:handle`) the user
+/// named in `user`.
+fn holder(caller: &Caller, pcb: &Pcb, body: &Value) -> Result<String, ApiError> {
+    match text(body, "user")? {
+        Some(user) if user != caller.user => {
+            if grant(caller, pcb, ServiceOp::Handle) || grant(caller, pcb, ServiceOp::Administer) {
+                Ok(user)
+            } else {
+                Err(forbidden(format!(
+                    "acting on {user}'s item needs services:{}:handle",
+                    pcb.service
+                )))
+            }
+        }
+        _ => Ok(caller.user.clone()),
+    }
+}
+
+fn administer(caller: &Caller, pcb: &Pcb, action: &str) -> Result<(), ApiError> {
+    if grant(caller, pcb, ServiceOp::Administer) {
+        Ok(())
+    } else {
+        Err(forbidden(format!(
+            "'{action}' needs services:{}:administer",
+            pcb.service
+        )))
+    }
+}
+
+fn attribute(body: &Value) -> Result<Option<TransitionAttribute>, ApiError> {
+    match text(body, "attribute")?.as_deref() {
+        None => Ok(None),
+        Some("agree") => Ok(Some(TransitionAttribute::Agree)),
+        Some("reject") => Ok(Some(TransitionAttribute::Reject)),
+        Some("other") => Ok(Some(TransitionAttribute::Other)),
+        Some(other) => Err(invalid(vec![Issue::new(
+            "/attribute",
+            format!("'{other}' is not agree, reject or other"),
+        )])),
+    }
+}
+
+fn blank(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.trim().is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// Builds the command for `action` on `pcb`, checking the caller may take it.
+pub async fn command(
+    k: &Kernel,
+    caller: &Caller,
+    pcb: &Pcb,
+    action: &str,
+    body: &Value,
+) -> Result<Command, ApiError> {
+    let pid = pcb.id;
+    let by = caller.user.clone();
+    Ok(match action {
+        "claim" => {
+            only_keys(body, &["user"])?;
+            Command::Claim {
+                pid,
+                user: holder(caller, pcb, body)?,
+                by,
+            }
+        }
+        "handle" => {
+            only_keys(
+                body,
+                &[
+                    "user",
+                    "transition",
+                    "attribute",
+                    "comment",
+                    "fields",
+                    "context",
+                ],
+            )?;
+            let user = holder(caller, pcb, body)?;
+            handle(k, pcb, user, body, by).await?
+        }
+        "forward" => {
+            only_keys(body, &["user", "to", "reason"])?;
+            Command::Forward {
+                pid,
+                user: holder(caller, pcb, body)?,
+                to: required(body, "to")?,
+                reason: required(body, "reason")?,
+                by,
+            }
+        }
+        "add_signer" => {
+            only_keys(body, &["user", "signer", "reason"])?;
+            Command::AddSigner {
+                pid,
+                user: holder(caller, pcb, body)?,
+                signer: required(body, "signer")?,
+                reason: required(body, "reason")?,
+                by,
+            }
+        }
+        "return" => {
+            only_keys(body, &["step", "to", "reason"])?;
+            let holds = pcb.work.iter().any(|w| {
+                w.visit == pcb.visit && w.user.as_ref() == caller.user && w.state == ItemState::Open
+            });
+            if !holds && !grant(caller, pcb, ServiceOp::Administer) {
+                return Err(forbidden(
+                    "only the person handling the step (or an administrator) may return it",
+                ));
+            }
+            let to_last_handler = match text(body, "to")?.as_deref() {
+                None | Some("last_handler") => true,
+                Some("candidates") => false,
+                Some(other) => {
+                    return Err(invalid(vec![Issue::new(
+                        "/to",
+                        format!("'{other}' is not last_handler or candidates"),
+                    )]));
+                }
+            };
+            Command::Return {
+                pid,
+                step: required(body, "step")?,
+                to_last_handler,
+                reason: text(body, "reason")?.unwrap_or_else(|| "returned".into()),
+                by,
+            }
+        }
+        "withdraw" => {
+            only_keys(body, &["reason"])?;
+            Command::Withdraw {
+                pid,
+                reason: text(body, "reason")?.unwrap_or_else(|| "withdrawn".into()),
+                by,
+            }
+        }
+        "change_state" => {
+            only_keys(body, &["step", "reason"])?;
+            administer(caller, pcb, action)?;
+            Command::ChangeState {
+                pid,
+                step: required(body, "step")?,
+                reason: required(body, "reason")?,
+                by,
+            }
+        }
+        "suspend" | "terminate" => {
+            only_keys(body, &["reason"])?;
+            administer(caller, pcb, action)?;
+            let reason = text(body, "reason")?;
+            if action == "suspend" {
+                Command::Suspend {
+                    pid,
+                    by,
+                    reason: reason.unwrap_or_else(|| "suspended over the API".into()),
+                }
+            } else {
+                Command::Terminate {
+                    pid,
+                    by,
+                    reason: reason.unwrap_or_else(|| "terminated over the API".into()),
+                }
+            }
+        }
+        "resume" => {
+            administer(caller, pcb, action)?;
+            Command::Resume { pid, by }
+        }
+        "signal" => {
+            administer(caller, pcb, action)?;
+            Command::Signal {
+                pid,
+                event: required(body, "event")?,
+                payload: body.get("payload").cloned().unwrap_or(Value::Null),
+                by,
+            }
+        }
+        "complete" => {
+            if pcb.operator.as_deref() != Some(caller.user.as_str())
+                && !grant(caller, pcb, ServiceOp::Handle)
+                && !grant(caller, pcb, ServiceOp::Administer)
+            {
+                return Err(forbidden(format!(
+                    "only the step's operator or services:{}:handle may complete it",
+                    pcb.service
+                )));
+            }
+            let context = body.get("context").cloned();
+            if context.as_ref().is_some_and(|c| !c.is_object()) {
+                return Err(invalid(vec![Issue::new(
+                    "/context",
+                    "expected a JSON object",
+                )]));
+            }
+            Command::Complete {
+                pid,
+                transition: text(body, "transition")?,
+                context,
+                by,
+            }
+        }
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no action '{other}': use claim, handle, forward, add_signer, return, withdraw, change_state, suspend, resume, terminate, signal or complete"
+                ),
+            ));
+        }
+    })
+}
+
+/// `handle`: checks the fields against the step's access and the transition's required
+/// check, writes them to the bound record, and snapshots the record into the command.
+async fn handle(
+    k: &Kernel,
+    pcb: &Pcb,
+    user: String,
+    body: &Value,
+    by: String,
+) -> Result<Command, ApiError> {
+    let attribute = attribute(body)?;
+    let transition = text(body, "transition")?;
+    let comment = text(body, "comment")?;
+    let context = body.get("context").cloned();
+    if context.as_ref().is_some_and(|c| !c.is_object()) {
+        return Err(invalid(vec![Issue::new(
+            "/context",
+            "expected a JSON object",
+        )]));
+    }
+    let fields: Map<String, Value> = match body.get("fields") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => {
+            return Err(invalid(vec![Issue::new(
+                "/fields",
+                "expected a JSON object",
+            )]));
+        }
+    };
+    let svc = k
+        .engine
+        .read(|c| c.service(&pcb.service, pcb.version).cloned())
+        .await
+        .ok_or_else(|| {
+            ApiError::from(KernelError::NotFound(format!("service '{}'", pcb.service)))
+        })?;
+    let step = pcb.step.as_deref().and_then(|s| svc.step(s));
+    let access = |f: &str| step.and_then(|s| s.fields.get(f).copied());
+    let mut issues = Vec::new();
+    for name in fields.keys() {
+        if !matches!(
+            access(name),
+            Some(FieldAccess::Required | FieldAccess::Optional)
+        ) {
+            issues.push(Issue::new(
+                format!("/fields/{name}"),
+                format!(
+                    "not editable at step '{}'",
+                    pcb.step.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    // Whether the transition taken checks required fields: the one named, else those the
+    // attribute could take, else any leaving the step.
+    let check = step.is_some_and(|s| {
+        let outgoing: Vec<_> = svc
+            .outgoing(&s.name)
+            .filter(|t| match (&transition, attribute) {
+                (Some(name), _) => t.key() == name,
+                (None, Some(a)) => t.attribute == Some(a),
+                (None, None) => true,
+            })
+            .collect();
+        outgoing.is_empty() || outgoing.iter().any(|t| t.check_required)
+    });
+    let can_act = pcb.state == ProcessState::Running
+        && pcb
+            .work
+            .iter()
+            .any(|w| w.visit == pcb.visit && w.user.as_ref() == user && w.state == ItemState::Open);
+    let record = match &pcb.record {
+        None if !fields.is_empty() => {
+            issues.push(Issue::new("/fields", "the process has no bound record"));
+            None
+        }
+        None => None,
+        Some((item, id)) => {
+            let current = k.records.get(item, id).await?;
+            if check {
+                for (name, a) in step.map(|s| s.fields.iter()).into_iter().flatten() {
+                    if *a == FieldAccess::Required
+                        && blank(fields.get(name).or_else(|| current.get(name)))
+                    {
+                        issues.push(Issue::new(
+                            format!("/fields/{name}"),
+                            format!(
+                                "required at step '{}'",
+                                pcb.step.as_deref().unwrap_or_default()
+                            ),
+                        ));
+                    }
+                }
+            }
+            if issues.is_empty() && !fields.is_empty() && can_act {
+                Some(
+                    k.records
+                        .patch(item, id, &Value::Object(fields.clone()), None, Some(&by))
+                        .await?,
+                )
+            } else {
+                Some(current)
+            }
+        }
+    };
+    if !issues.is_empty() {
+        return Err(invalid(issues));
+    }
+    Ok(Command::Handle(Box::new(HandleAction {
+        pid: pcb.id,
+        user,
+        attribute,
+        transition,
+        comment,
+        context,
+        record,
+        by,
+    })))
+}
+
+/// A process as a list shows it, with its step's label and the user's items in it.
+fn entry(core: &crate::scheduler::Scheduler, p: &Pcb, user: &str) -> Value {
+    let mut v = pcb_json(p);
+    v["step_label"] = json!(
+        core.service(&p.service, p.version)
+            .and_then(|s| s.step(p.step.as_deref()?).and_then(|st| st.label.clone()))
+    );
+    if let Some(o) = v.as_object_mut() {
+        o.remove("context");
+        o.remove("history");
+    }
+    v["created_at"] =
+        json!(chrono::DateTime::from_timestamp_millis(p.created_ms).map(|t| t.to_rfc3339()));
+    v["record_snapshot"] = p.context.get("record").cloned().unwrap_or(Value::Null);
+    v["work"] = json!(
+        p.work
+            .iter()
+            .filter(|w| &*w.user == user)
+            .collect::<Vec<_>>()
+    );
+    v
+}
+
+/// A person's lists: `view` = `todo` (default), `handled`, `created` or `related`; `user`
+/// (default the caller; another's needs `monitor`); filters `service`, `state`, `step`,
+/// `ids` (comma-separated), `finished` (true/false), `created_from` / `created_to` (RFC
+/// 3339); `limit` (1–500, default 50) and `cursor`; newest first.
+#[utoipa::path(get, path = "/api/v1/work-items", tag = "processes",
+    params(("view" = Option<String>, Query, description = "todo, handled, created or related"),
+           ("user" = Option<String>, Query, description = "whose lists (default: the caller)"),
+           ("service" = Option<String>, Query, description = "service name"),
+           ("state" = Option<String>, Query, description = "process state"),
+           ("step" = Option<String>, Query, description = "current step"),
+           ("ids" = Option<String>, Query, description = "comma-separated process ids"),
+           ("finished" = Option<bool>, Query, description = "ended or not"),
+           ("created_from" = Option<String>, Query, description = "RFC 3339"),
+           ("created_to" = Option<String>, Query, description = "RFC 3339"),
+           ("limit" = Option<u32>, Query, description = "page size"), ("cursor" = Option<String>, Query, description = "next_cursor")),
+    responses((status = 200, description = "`{items, total, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody),
+              (status = 403, description = "another user's lists", body = super::error::ErrorBody)))]
+pub async fn work_items(
+    State(k): State<Arc<Kernel>>,
+    caller: Caller,
+    QueryPairs(params): QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    let bad = ApiError::bad_parameter;
+    let mut view = View::Todo;
+    let mut user = caller.user.clone();
+    let mut limit = 50usize;
+    let mut cursor: Option<Pid> = None;
+    let mut service: Option<String> = None;
+    let mut state: Option<String> = None;
+    let mut step: Option<String> = None;
+    let mut ids: Option<Vec<Pid>> = None;
+    let mut finished: Option<bool> = None;
+    let mut from_ms: Option<i64> = None;
+    let mut to_ms: Option<i64> = None;
+    let time = |key: &str, v: &str| {
+        erpos_design::value::parse_datetime(v)
+            .map(|t| t.timestamp_millis())
+            .ok_or_else(|| bad(key, "expected an RFC 3339 date-time"))
+    };
+    for (key, value) in params {
+        match key.as_str() {
+            "view" => {
+                view = View::parse(&value)
+                    .ok_or_else(|| bad(&key, "one of todo, handled, created, related"))?
+            }
+            "user" => user = value,
+            "limit" => {
+                limit = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=500).contains(n))
+                    .ok_or_else(|| bad(&key, "limit must be 1 to 500"))?
+            }
+            "cursor" => {
+                cursor = Some(
+                    value
+                        .parse()
+                        .map_err(|_| bad(&key, "not a cursor from this list"))?,
+                )
+            }
+            "service" => service = Some(value),
+            "step" => step = Some(value),
+            "state" => {
+                let upper = value.to_uppercase();
+                if !ProcessState::ALL.iter().any(|s| state_name(*s) == upper) {
+                    return Err(bad(
+                        &key,
+                        "one of NEW, READY, RUNNING, WAITING, SUSPENDED, TERMINATED",
+                    ));
+                }
+                state = Some(upper);
+            }
+            "ids" => {
+                let list: Option<Vec<Pid>> =
+                    value.split(',').map(|v| v.trim().parse().ok()).collect();
+                ids = Some(
+                    list.filter(|l| !l.is_empty() && l.len() <= 500)
+                        .ok_or_else(|| {
+                            bad(&key, "a comma-separated list of 1 to 500 process ids")
+                        })?,
+                );
+            }
+            "finished" => finished = Some(value.parse().map_err(|_| bad(&key, "true or false"))?),
+            "created_from" => from_ms = Some(time(&key, &value)?),
+            "created_to" => to_ms = Some(time(&key, &value)?),
+            _ => return Err(bad(&key, "unknown parameter")),
+        }
+    }
+    if user != caller.user && !caller.may(Permission::Monitor) {
+        return Err(forbidden(format!("{user}'s lists need the monitor grant")));
+    }
+    let (total, mut items) = k
+        .engine
+        .read(|core| {
+            let keep = |p: &Pcb| {
+                crate::tasks::in_view(p, &user, view)
+                    && caller.in_scope(&p.service)
+                    && service.as_deref().is_none_or(|s| *p.service == *s)
+                    && state.as_deref().is_none_or(|s| state_name(p.state) == s)
+                    && step.as_deref().is_none_or(|s| p.step.as_deref() == Some(s))
+                    && ids.as_ref().is_none_or(|l| l.contains(&p.id))
+                    && finished.is_none_or(|f| f == (p.state == ProcessState::Terminated))
+                    && from_ms.is_none_or(|t| p.created_ms >= t)
+                    && to_ms.is_none_or(|t| p.created_ms < t)
+            };
+            let all: Vec<&Pcb> = core.pcbs().filter(|p| keep(p)).collect();
+            let items: Vec<Value> = all
+                .iter()
+                .rev()
+                .filter(|p| cursor.is_none_or(|c| p.id < c))
+                .take(limit + 1)
+                .map(|p| entry(core, p, &user))
+                .collect();
+            (all.len(), items)
+        })
+        .await;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items
+            .last()
+            .and_then(|p| p["id"].as_u64())
+            .map(|id| id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(
+        json!({"items": items, "total": total, "next_cursor": next_cursor}),
+    ))
+}
+
+/// Delegations: the caller's own (`?user=` another's, or `?all=true`, needs
+/// `organisation`).
+#[utoipa::path(get, path = "/api/v1/delegations", tag = "organisation",
+    params(("user" = Option<String>, Query, description = "whose"), ("all" = Option<bool>, Query, description = "everyone's")),
+    responses((status = 200, description = "`{items, total, next_cursor}`"), (status = 403, description = "another user's", body = super::error::ErrorBody)))]
+pub async fn delegations(
+    State(k): State<Arc<Kernel>>,
+    caller: Caller,
+    QueryPairs(params): QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    let mut user = Some(caller.user.clone());
+    for (key, value) in params {
+        match key.as_str() {
+            "user" => user = Some(value),
+            "all" if value == "true" => user = None,
+            "all" if value == "false" => {}
+            _ => return Err(ApiError::bad_parameter(&key, "unknown parameter")),
+        }
+    }
+    if user.as_deref() != Some(caller.user.as_str()) && !caller.may(Permission::Organisation) {
+        return Err(forbidden(
+            "other users' delegations need the organisation grant",
+        ));
+    }
+    let items: Vec<Value> = crate::delegations::list(&k, user.as_deref())
+        .await
+        .iter()
+        .map(crate::delegations::to_json)
+        .collect();
+    Ok(Json(
+        json!({"total": items.len(), "items": items, "next_cursor": null}),
+    ))
+}
+
+/// Creates a delegation `{"user"?, "deputy", "from", "to", "services"?}`: from `from` to
+/// `to`, the user's new work items go to the deputy. For another user it needs
+/// `organisation`.
+#[utoipa::path(post, path = "/api/v1/delegations", tag = "organisation", request_body = Object,
+    responses((status = 201, description = "the delegation"), (status = 403, description = "another user's", body = super::error::ErrorBody),
+              (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+pub async fn create_delegation(
+    State(k): State<Arc<Kernel>>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let user = body
+        .get("user")
+        .and_then(Value::as_str)
+        .unwrap_or(&caller.user);
+    if user != caller.user && !caller.may(Permission::Organisation) {
+        return Err(forbidden(
+            "delegating another user's work needs the organisation grant",
+        ));
+    }
+    let d = crate::delegations::create(&k, &body, &caller.user).await?;
+    Ok((StatusCode::CREATED, Json(crate::delegations::to_json(&d))))
+}
+
+/// Ends a delegation (one's own, or anyone's with `organisation`).
+#[utoipa::path(delete, path = "/api/v1/delegations/{id}", tag = "organisation",
+    params(("id" = i64, Path, description = "delegation id")),
+    responses((status = 200, description = "the removed delegation"), (status = 403, description = "another user's", body = super::error::ErrorBody),
+              (status = 404, description = "no such delegation", body = super::error::ErrorBody)))]
+pub async fn delete_delegation(
+    State(k): State<Arc<Kernel>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::from(KernelError::NotFound(format!("delegation '{id}'"))))?;
+    let own = crate::delegations::list(&k, Some(&caller.user))
+        .await
+        .iter()
+        .any(|d| d.id == id);
+    if !own && !caller.may(Permission::Organisation) {
+        return Err(forbidden(
+            "other users' delegations need the organisation grant",
+        ));
+    }
+    let d = crate::delegations::remove(&k, id).await?;
+    Ok(Json(crate::delegations::to_json(&d)))
+}

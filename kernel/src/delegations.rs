@@ -1,0 +1,203 @@
+//! Delegations: for a period, a user's new work items go to a deputy (holidays, business
+//! trips). Validated and stored here; the scheduler core applies them when it gives out
+//! work items. Items handed out before a delegation starts stay where they are (forward
+//! them to move them). This module never decides who handles a step.
+
+use erpos_design::{DesignError, Issue};
+use serde_json::{Value as Json, json};
+
+use crate::Kernel;
+use crate::db::Row;
+use crate::error::{KernelError, Result};
+use crate::scheduler::Delegation;
+use crate::sql::Sql;
+
+/// `SELECT … FROM delegations` with the columns `from_row` reads.
+pub fn select(dialect: erpos_design::ddl::Dialect) -> Sql {
+    let mut sql = Sql::new(dialect);
+    sql.push("SELECT ");
+    for (i, column) in ["id", "user_id", "deputy", "from_ms", "to_ms", "services"]
+        .iter()
+        .enumerate()
+    {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.col_text(column);
+    }
+    sql.push(" FROM delegations");
+    sql
+}
+
+/// Reads a stored delegation (`id, user_id, deputy, from_ms, to_ms, services`).
+pub fn from_row(row: &Row) -> Result<Delegation> {
+    let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+    let int = |i: usize| {
+        text(i)
+            .parse::<i64>()
+            .map_err(|_| KernelError::Corrupt(format!("stored delegation column {i}")))
+    };
+    Ok(Delegation {
+        id: int(0)?,
+        user: text(1),
+        deputy: text(2),
+        from_ms: int(3)?,
+        to_ms: int(4)?,
+        services: serde_json::from_str(&text(5))
+            .map_err(|e| KernelError::Corrupt(format!("stored delegation services: {e}")))?,
+    })
+}
+
+/// A delegation as the API shows it (times as RFC 3339 as well as ms).
+pub fn to_json(d: &Delegation) -> Json {
+    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339());
+    json!({
+        "id": d.id, "user": d.user, "deputy": d.deputy, "from": at(d.from_ms), "to": at(d.to_ms),
+        "from_ms": d.from_ms, "to_ms": d.to_ms, "services": d.services,
+    })
+}
+
+/// Checks and stores `{"user", "deputy", "from", "to", "services"?}` (`user` defaults to
+/// `by`), then hands the user's delegations to the scheduler.
+pub async fn create(k: &Kernel, body: &Json, by: &str) -> Result<Delegation> {
+    let mut issues = Vec::new();
+    let Some(obj) = body.as_object() else {
+        return Err(KernelError::BadRequest(vec![Issue::new(
+            "",
+            "expected a JSON object",
+        )]));
+    };
+    for key in obj.keys() {
+        if !["user", "deputy", "from", "to", "services"].contains(&key.as_str()) {
+            issues.push(Issue::new(format!("/{key}"), "unknown attribute"));
+        }
+    }
+    let user = obj
+        .get("user")
+        .and_then(Json::as_str)
+        .unwrap_or(by)
+        .to_owned();
+    let deputy = obj
+        .get("deputy")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let time = |key: &str, issues: &mut Vec<Issue>| {
+        let t = obj
+            .get(key)
+            .and_then(Json::as_str)
+            .and_then(erpos_design::value::parse_datetime)
+            .map(|t| t.timestamp_millis());
+        if t.is_none() {
+            issues.push(Issue::new(
+                format!("/{key}"),
+                "expected an RFC 3339 date-time",
+            ));
+        }
+        t.unwrap_or(0)
+    };
+    let from_ms = time("from", &mut issues);
+    let to_ms = time("to", &mut issues);
+    if from_ms >= to_ms && issues.is_empty() {
+        issues.push(Issue::new("/to", "must be after 'from'"));
+    }
+    let services: Vec<String> = match obj.get("services") {
+        None | Some(Json::Null) => Vec::new(),
+        Some(v) => serde_json::from_value(v.clone()).unwrap_or_else(|_| {
+            issues.push(Issue::new("/services", "expected a list of service names"));
+            Vec::new()
+        }),
+    };
+    let known = k.engine.service_names().await;
+    for (i, s) in services.iter().enumerate() {
+        if !known.contains(s) {
+            issues.push(Issue::new(
+                format!("/services/{i}"),
+                format!("no service named '{s}'"),
+            ));
+        }
+    }
+    let (user_known, deputy_known) = k
+        .engine
+        .read(|c| (c.has_operator(&user), c.has_operator(&deputy)))
+        .await;
+    if !user_known {
+        issues.push(Issue::new("/user", format!("there is no user '{user}'")));
+    }
+    if deputy.is_empty() {
+        issues.push(Issue::new("/deputy", "the deputy is required"));
+    } else if !deputy_known {
+        issues.push(Issue::new(
+            "/deputy",
+            format!("there is no user '{deputy}'"),
+        ));
+    } else if deputy == user {
+        issues.push(Issue::new("/deputy", "a user cannot be their own deputy"));
+    }
+    if !issues.is_empty() {
+        return Err(DesignError::InvalidDefinition(issues).into());
+    }
+    let mut sql = Sql::new(k.db.dialect());
+    sql.push("INSERT INTO delegations (user_id, deputy, from_ms, to_ms, services, created_by, created_at_ms) VALUES (")
+        .text(&user)
+        .push(", ")
+        .text(&deputy)
+        .push(", ")
+        .int(from_ms)
+        .push(", ")
+        .int(to_ms)
+        .push(", ")
+        .json(&json!(services))
+        .push(", ")
+        .text(by)
+        .push(", ")
+        .int(k.engine.now_ms())
+        .push(")");
+    k.db.write_atomically(vec![sql]).await?;
+    let list = reload(k, &user).await?;
+    list.into_iter()
+        .max_by_key(|d| d.id)
+        .ok_or_else(|| KernelError::Corrupt("the delegation vanished".into()))
+}
+
+/// Every delegation, or one user's.
+pub async fn list(k: &Kernel, user: Option<&str>) -> Vec<Delegation> {
+    k.engine
+        .read(|c| {
+            c.delegations()
+                .filter(|d| user.is_none_or(|u| d.user == u))
+                .cloned()
+                .collect()
+        })
+        .await
+}
+
+/// Ends a delegation early (removes it). Returns the removed one.
+pub async fn remove(k: &Kernel, id: i64) -> Result<Delegation> {
+    let found = k
+        .engine
+        .read(|c| c.delegations().find(|d| d.id == id).cloned())
+        .await
+        .ok_or_else(|| KernelError::NotFound(format!("delegation {id}")))?;
+    let mut sql = Sql::new(k.db.dialect());
+    sql.push("DELETE FROM delegations WHERE id = ").int(id);
+    k.db.write_atomically(vec![sql]).await?;
+    reload(k, &found.user).await?;
+    Ok(found)
+}
+
+/// Reads a user's delegations back and gives them to the scheduler.
+async fn reload(k: &Kernel, user: &str) -> Result<Vec<Delegation>> {
+    let mut sql = select(k.db.dialect());
+    sql.push(" WHERE user_id = ")
+        .text(user)
+        .push(" ORDER BY id");
+    let list: Vec<Delegation> =
+        k.db.fetch(sql)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect::<Result<_>>()?;
+    k.engine.set_delegations(user, list.clone()).await;
+    Ok(list)
+}
