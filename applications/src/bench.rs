@@ -46,6 +46,16 @@ pub enum Suite {
         #[arg(long, default_value_t = 2_000)]
         events: usize,
     },
+    /// Handled work items/s end to end over HTTP: the clinic's leave request, every person
+    /// with their own session (SQLite).
+    Tasks {
+        /// Leave requests run from start to end.
+        #[arg(long, default_value_t = 600)]
+        processes: usize,
+        /// Clients at once (one applying nurse each).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
 }
 
 /// Runs a suite and prints its figures.
@@ -61,6 +71,10 @@ pub async fn run(suite: Suite) -> anyhow::Result<()> {
             evaluations,
             events,
         } => crate::bench_rules::run(evaluations, events).await,
+        Suite::Tasks {
+            processes,
+            concurrency,
+        } => crate::bench_tasks::run(processes, concurrency).await,
     }
 }
 

@@ -4,4 +4,5 @@
 pub mod bench;
 pub mod bench_kernel;
 pub mod bench_rules;
+pub mod bench_tasks;
 pub mod pack;

@@ -32,12 +32,15 @@ pub struct Pack {
     pub processes: Option<&'static str>,
     /// `(item, records/<item>.json)`.
     pub records: &'static [(&'static str, &'static str)],
+    /// `leave.json`: the leave request (departments, roles, people, its form and service).
+    pub leave: Option<&'static str>,
 }
 
 /// The medical-aesthetics clinic (医美诊所).
 pub const CLINIC: Pack = Pack {
     manifest: include_str!("../../seeds/clinic/pack.json"),
     processes: Some(include_str!("../../seeds/clinic/processes.json")),
+    leave: Some(include_str!("../../seeds/clinic/leave.json")),
     records: &[
         ("room", include_str!("../../seeds/clinic/records/room.json")),
         (
@@ -137,7 +140,59 @@ pub async fn load(kernel: &Kernel, pack: &Pack) -> anyhow::Result<Loaded> {
     if let Some(text) = pack.processes {
         load_processes(kernel, &manifest.name, text, &mut loaded).await?;
     }
+    if let Some(text) = pack.leave {
+        load_leave(kernel, text, &mut loaded).await?;
+    }
     Ok(loaded)
+}
+
+/// Loads the leave request: the organisation it runs in, its form and its service (the
+/// one `kernel/tests/leave_api.rs` and `erpos bench tasks` run).
+async fn load_leave(kernel: &Kernel, text: &str, loaded: &mut Loaded) -> anyhow::Result<()> {
+    let seed: Value = serde_json::from_str(text)?;
+    let list = |key: &str| seed[key].as_array().cloned().unwrap_or_default();
+    let at = |what: &str, i: usize, e: erpos_kernel::KernelError| {
+        anyhow::anyhow!("leave request, {what} #{i}: {e}")
+    };
+    for (i, d) in list("departments").iter().enumerate() {
+        erpos_kernel::organisation::put_department(kernel, d)
+            .await
+            .map_err(|e| at("department", i, e))?;
+    }
+    for (i, r) in list("roles").iter().enumerate() {
+        erpos_kernel::organisation::put_title(
+            kernel,
+            erpos_kernel::organisation::Catalogue::Roles,
+            r,
+        )
+        .await
+        .map_err(|e| at("role", i, e))?;
+    }
+    for (i, u) in list("users").iter().enumerate() {
+        erpos_kernel::resources::put_user(kernel, u)
+            .await
+            .map_err(|e| at("user", i, e))?;
+    }
+    if kernel.definitions.schema().catalog.get("qingjia").is_none() {
+        kernel
+            .definitions
+            .create(&seed["data_item"])
+            .await
+            .map_err(|e| at("DataItem", 0, e))?;
+        loaded.data_items += 1;
+    }
+    let draft = kernel
+        .services
+        .save_draft(&seed["service"])
+        .await
+        .map_err(|e| at("service", 0, e))?;
+    kernel
+        .services
+        .publish(&draft.name)
+        .await
+        .map_err(|e| at("service", 0, e))?;
+    loaded.services += 1;
+    Ok(())
 }
 
 /// Loads resource types, resources, users and services, then starts the demo visits.

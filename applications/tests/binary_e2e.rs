@@ -93,42 +93,46 @@ fn demo_serves_the_clinic_and_stops_on_sigterm() -> anyhow::Result<()> {
         .map(str::trim)
         .unwrap_or_default()
         .to_owned();
-    let outcome = (|| -> anyhow::Result<()> {
-        anyhow::ensure!(!addr.is_empty(), "no address printed: {first:?}");
-        let (status, health) = get(&addr, "/healthz")?;
-        assert_eq!(status, 200, "{health}");
-        let (status, found) = get(&addr, "/api/v1/records/patient?q=zs")?;
-        assert_eq!(status, 200);
-        assert_eq!(found["items"][0]["xingming"], "张三");
-        let (_, patients) = get(&addr, "/api/v1/records/patient?limit=1")?;
-        assert!(patients["total"].as_u64().unwrap_or(0) >= 30, "{patients}");
-        let (_, rooms) = get(&addr, "/api/v1/records/room?limit=100")?;
-        assert_eq!(rooms["total"], 8);
-        let (_, queues) = get(&addr, "/api/v1/queues")?;
-        assert_eq!(
-            queues["states"]["RUNNING"], 6,
-            "six demo visits at check-in: {queues}"
-        );
-        let (status, services) = get(&addr, "/api/v1/services")?;
-        assert_eq!(status, 200);
-        assert_eq!(services["total"], 2);
-        let (_, doc) = get(&addr, "/api/v1/openapi.json")?;
-        assert!(doc["paths"]["/api/v1/records/{item}"].is_object());
-        let (status, refused) = request(&addr, "GET", "/api/v1/services", None, None)?;
-        assert_eq!(status, 401, "{refused}");
-        let (status, _) = request(
-            &addr,
-            "POST",
-            "/api/v1/sessions",
-            Some(&serde_json::json!({"user": "admin", "password": "erpos-demo"})),
-            None,
-        )?;
-        assert_eq!(
-            status, 401,
-            "with a bootstrap token, no demo passwords are set"
-        );
-        Ok(())
-    })();
+    // A failed assertion must still stop the child (else it outlives the test and holds the
+    // test runner's output open): catch it, clean up, then fail.
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> anyhow::Result<()> {
+            anyhow::ensure!(!addr.is_empty(), "no address printed: {first:?}");
+            let (status, health) = get(&addr, "/healthz")?;
+            assert_eq!(status, 200, "{health}");
+            let (status, found) = get(&addr, "/api/v1/records/patient?q=zs")?;
+            assert_eq!(status, 200);
+            assert_eq!(found["items"][0]["xingming"], "张三");
+            let (_, patients) = get(&addr, "/api/v1/records/patient?limit=1")?;
+            assert!(patients["total"].as_u64().unwrap_or(0) >= 30, "{patients}");
+            let (_, rooms) = get(&addr, "/api/v1/records/room?limit=100")?;
+            assert_eq!(rooms["total"], 8);
+            let (_, queues) = get(&addr, "/api/v1/queues")?;
+            assert_eq!(
+                queues["states"]["RUNNING"], 6,
+                "six demo visits at check-in: {queues}"
+            );
+            let (status, services) = get(&addr, "/api/v1/services")?;
+            assert_eq!(status, 200);
+            // The clinic's two visit services and the leave request.
+            assert_eq!(services["total"], 3, "{services}");
+            let (_, doc) = get(&addr, "/api/v1/openapi.json")?;
+            assert!(doc["paths"]["/api/v1/records/{item}"].is_object());
+            let (status, refused) = request(&addr, "GET", "/api/v1/services", None, None)?;
+            assert_eq!(status, 401, "{refused}");
+            let (status, _) = request(
+                &addr,
+                "POST",
+                "/api/v1/sessions",
+                Some(&serde_json::json!({"user": "admin", "password": "erpos-demo"})),
+                None,
+            )?;
+            assert_eq!(
+                status, 401,
+                "with a bootstrap token, no demo passwords are set"
+            );
+            Ok(())
+        }));
     // SIGTERM: graceful shutdown, exit code 0.
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status()?;
@@ -143,7 +147,10 @@ fn demo_serves_the_clinic_and_stops_on_sigterm() -> anyhow::Result<()> {
     if status.is_none() {
         child.kill()?;
     }
-    outcome?;
+    match outcome {
+        Ok(result) => result?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
     assert!(
         status.is_some_and(|s| s.success()),
         "erpos did not stop cleanly on SIGTERM: {status:?}"
@@ -191,57 +198,91 @@ fn demo_without_a_bootstrap_token_lets_a_person_log_in_with_the_demo_password() 
 {
     let dir = tempfile::tempdir()?;
     let (mut child, addr) = start_demo(dir.path(), &[])?;
-    let outcome = (|| -> anyhow::Result<()> {
-        anyhow::ensure!(!addr.is_empty(), "no address printed");
-        let (status, _) = request(&addr, "GET", "/api/v1/records/patient", None, None)?;
-        assert_eq!(status, 401);
-        let (status, session) = request(
-            &addr,
-            "POST",
-            "/api/v1/sessions",
-            Some(&serde_json::json!({"user": "qiantai_zhou", "password": "erpos-demo"})),
-            None,
-        )?;
-        assert_eq!(status, 201, "{session}");
-        let token = session["token"].as_str().unwrap_or_default();
-        let (status, found) = request(
-            &addr,
-            "GET",
-            "/api/v1/records/patient?q=zs",
-            None,
-            Some(token),
-        )?;
-        assert_eq!(status, 200, "{found}");
-        assert_eq!(found["items"][0]["xingming"], "张三");
-        let (status, refused) = request(
-            &addr,
-            "POST",
-            "/api/v1/data-items",
-            Some(&serde_json::json!({})),
-            Some(token),
-        )?;
-        assert_eq!(status, 403, "front desk staff do not design: {refused}");
-        let (status, admin) = request(
-            &addr,
-            "POST",
-            "/api/v1/sessions",
-            Some(&serde_json::json!({"user": "admin", "password": "erpos-demo"})),
-            None,
-        )?;
-        assert_eq!(status, 201, "{admin}");
-        let (status, queues) = request(
-            &addr,
-            "GET",
-            "/api/v1/queues",
-            None,
-            admin["token"].as_str(),
-        )?;
-        assert_eq!(status, 200, "{queues}");
-        Ok(())
-    })();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        || -> anyhow::Result<()> {
+            anyhow::ensure!(!addr.is_empty(), "no address printed");
+            let (status, _) = request(&addr, "GET", "/api/v1/records/patient", None, None)?;
+            assert_eq!(status, 401);
+            let (status, session) = request(
+                &addr,
+                "POST",
+                "/api/v1/sessions",
+                Some(&serde_json::json!({"user": "qiantai_zhou", "password": "erpos-demo"})),
+                None,
+            )?;
+            assert_eq!(status, 201, "{session}");
+            let token = session["token"].as_str().unwrap_or_default();
+            let (status, found) = request(
+                &addr,
+                "GET",
+                "/api/v1/records/patient?q=zs",
+                None,
+                Some(token),
+            )?;
+            assert_eq!(status, 200, "{found}");
+            assert_eq!(found["items"][0]["xingming"], "张三");
+            let (status, refused) = request(
+                &addr,
+                "POST",
+                "/api/v1/data-items",
+                Some(&serde_json::json!({})),
+                Some(token),
+            )?;
+            assert_eq!(status, 403, "front desk staff do not design: {refused}");
+            let (status, admin) = request(
+                &addr,
+                "POST",
+                "/api/v1/sessions",
+                Some(&serde_json::json!({"user": "admin", "password": "erpos-demo"})),
+                None,
+            )?;
+            assert_eq!(status, 201, "{admin}");
+            let (status, queues) = request(
+                &addr,
+                "GET",
+                "/api/v1/queues",
+                None,
+                admin["token"].as_str(),
+            )?;
+            assert_eq!(status, 200, "{queues}");
+            // The leave request ships with the demo: a nurse logs in and applies.
+            let (status, nurse) = request(
+                &addr,
+                "POST",
+                "/api/v1/sessions",
+                Some(&serde_json::json!({"user": "xiaoli", "password": "erpos-demo"})),
+                None,
+            )?;
+            assert_eq!(status, 201, "{nurse}");
+            let token = nurse["token"].as_str().unwrap_or_default();
+            let (status, form) = request(
+                &addr,
+                "POST",
+                "/api/v1/records/qingjia",
+                Some(&serde_json::json!({"days": 2, "reason": "休息"})),
+                Some(token),
+            )?;
+            assert_eq!(status, 201, "{form}");
+            let (status, started) = request(
+                &addr,
+                "POST",
+                "/api/v1/processes",
+                Some(
+                    &serde_json::json!({"service": "leave", "record": {"item": "qingjia", "id": form["id"]}}),
+                ),
+                Some(token),
+            )?;
+            assert_eq!(status, 201, "{started}");
+            assert_eq!(started["creator"], "xiaoli");
+            Ok(())
+        },
+    ));
     let _ = child.kill();
     let _ = child.wait();
-    outcome
+    match outcome {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
 
 #[test]

@@ -10,25 +10,11 @@ mod common;
 use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
-use common::{TestApp, each_backend};
+use common::{As, TestApp, each_backend};
 use serde_json::{Value, json};
 
-/// The people of the clinic in this story: (id, name, roles, department).
-const PEOPLE: &[(&str, &str, &[&str], &str)] = &[
-    ("xiaoli", "护士小李", &["nurse"], "pifuke"),
-    ("wangjing", "王静", &["team_leader"], "pifuke"),
-    ("zhaolei", "赵磊", &["team_leader"], "pifuke"),
-    ("sunli", "孙丽", &["team_leader"], "pifuke"),
-    ("zhoumin", "周敏", &["nurse"], "pifuke"),
-    ("qianhui", "钱慧", &["hr"], "renshi"),
-    ("liuyang", "刘洋", &["director"], "yiwu"),
-    ("chenzong", "陈院长", &["president"], "yiwu"),
-    ("wei", "魏委员", &["committee"], "renshi"),
-    ("he", "何委员", &["committee"], "renshi"),
-    ("lu", "陆委员", &["committee"], "renshi"),
-];
-
-/// Sends a request as `user` (a session of theirs).
+/// Sends a request as `user`, with a session of theirs (logged in with their password once
+/// per database).
 async fn call_as(
     app: &TestApp,
     user: &str,
@@ -36,88 +22,58 @@ async fn call_as(
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<(StatusCode, Value)> {
-    // Until sessions land: the caller the authentication layer would make for them.
-    let caller = erpos_kernel::caller::Caller {
-        user: user.to_owned(),
-        kind: erpos_kernel::caller::CallerKind::User,
-        grants: std::sync::Arc::new(
-            ["services:leave:start", "records:qingjia:*"]
-                .iter()
-                .map(|g| (*g).to_owned())
-                .collect(),
-        ),
+    static SESSIONS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<(String, String), String>>,
+    > = std::sync::OnceLock::new();
+    let sessions = SESSIONS.get_or_init(Default::default);
+    let key = (app.url.clone(), user.to_owned());
+    let known = sessions
+        .lock()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .get(&key)
+        .cloned();
+    let token = match known {
+        Some(t) => t,
+        None => {
+            let t = app.login(user, "clinic-pass-2026").await?;
+            sessions
+                .lock()
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .insert(key, t.clone());
+            t
+        }
     };
-    let mut req = axum::http::Request::builder().method(method).uri(path);
-    req = req.extension(caller);
-    let req = match body {
-        Some(b) => req
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(b.to_string()))?,
-        None => req.body(axum::body::Body::empty())?,
-    };
-    let res = tower::ServiceExt::oneshot(app.router.clone(), req).await?;
-    let status = res.status();
-    let bytes = http_body_util::BodyExt::collect(res.into_body())
-        .await?
-        .to_bytes();
-    let json = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)?
-    };
-    Ok((status, json))
+    app.call_as(As::Bearer(&token), method, path, body).await
 }
 
 async fn setup(app: &TestApp) -> anyhow::Result<()> {
     setup_with(app, leave_service()).await
 }
 
+/// The clinic's leave request: departments, roles, people, the form and the service, as
+/// the demo pack ships them.
+fn seed() -> Value {
+    serde_json::from_str(include_str!("../../seeds/clinic/leave.json")).unwrap_or_default()
+}
+
+fn leave_service() -> Value {
+    seed()["service"].clone()
+}
+
 async fn setup_with(app: &TestApp, service: Value) -> anyhow::Result<()> {
-    for (name, zh, parent) in [
-        ("yiyuan", "医院", None),
-        ("pifuke", "皮肤科", Some("yiyuan")),
-        ("renshi", "人事部", Some("yiyuan")),
-        ("yiwu", "医务部", Some("yiyuan")),
+    let seed = seed();
+    let list = |key: &str| seed[key].as_array().cloned().unwrap_or_default();
+    for (path, key) in [
+        ("/api/v1/departments", "departments"),
+        ("/api/v1/roles", "roles"),
+        ("/api/v1/users", "users"),
     ] {
-        let (s, b) = app
-            .call(
-                "POST",
-                "/api/v1/departments",
-                Some(json!({"name": name, "label": {"zh": zh}, "parent": parent})),
-            )
-            .await?;
-        anyhow::ensure!(s.is_success(), "{b}");
+        for body in list(key) {
+            let (s, b) = app.call("POST", path, Some(body)).await?;
+            anyhow::ensure!(s.is_success(), "{path}: {b}");
+        }
     }
-    for role in [
-        "nurse",
-        "team_leader",
-        "hr",
-        "director",
-        "president",
-        "committee",
-    ] {
-        let (s, b) = app
-            .call(
-                "POST",
-                "/api/v1/roles",
-                Some(json!({"name": role, "label": {"zh": role}})),
-            )
-            .await?;
-        anyhow::ensure!(s.is_success(), "{b}");
-    }
-    for (id, name, roles, dept) in PEOPLE {
-        let (s, b) = app.call("POST", "/api/v1/users", Some(json!({"id": id, "name": name, "roles": roles, "department": dept, "capacity": 20, "password": "clinic-pass-2026"}))).await?;
-        anyhow::ensure!(s.is_success(), "{b}");
-    }
-    app.define(json!({
-        "name": "qingjia", "label": {"zh": "请假单", "en": "Leave form"},
-        "fields": [
-            {"name": "days", "label": {"zh": "请假天数"}, "type": "integer", "required": true},
-            {"name": "reason", "label": {"zh": "事由"}, "type": "text"},
-            {"name": "leader_opinion", "label": {"zh": "主管意见"}, "type": "text"}
-        ]
-    }))
-    .await?;
+    app.define(seed["data_item"].clone()).await?;
     let (s, b) = app.call("POST", "/api/v1/services", Some(service)).await?;
     anyhow::ensure!(s.is_success(), "{b}");
     let (s, b) = app
@@ -125,43 +81,6 @@ async fn setup_with(app: &TestApp, service: Value) -> anyhow::Result<()> {
         .await?;
     anyhow::ensure!(s.is_success(), "{b}");
     Ok(())
-}
-
-fn leave_service() -> Value {
-    let todo = json!({"todo": {"title": "待办：{{serial}} {{step_label}}", "body": "请假 {{record.days}} 天"}});
-    json!({
-        "name": "leave", "label": {"zh": "请假申请", "en": "Leave request"}, "subject": "qingjia",
-        "serial": {"prefix": "LEAVE", "digits": 4, "utc_offset_minutes": 480},
-        "steps": [
-            {"name": "apply", "kind": "human", "label": {"zh": "填写申请"}, "operators": {"creator": true},
-             "fields": {"days": "required", "reason": "required"}, "notify": todo},
-            {"name": "leader", "kind": "human", "label": {"zh": "主管审批"},
-             "operators": {"role": "team_leader", "policy": "claim"}, "fields": {"leader_opinion": "optional"}, "notify": todo},
-            {"name": "by_days", "kind": "exclusive"},
-            {"name": "director", "kind": "human", "label": {"zh": "医务总监审批"}, "operators": {"role": "director"}},
-            {"name": "by_days_2", "kind": "exclusive"},
-            {"name": "president", "kind": "human", "label": {"zh": "院长审批"}, "operators": {"role": "president"}},
-            {"name": "committee", "kind": "human", "label": {"zh": "人事委员会"},
-             "operators": {"role": "committee", "policy": "all", "quorum": 2},
-             "notify": {"finished": {"title": "{{serial}} 已由委员会决定"}}},
-            {"name": "end", "kind": "end"}
-        ],
-        "transitions": [
-            {"from": "apply", "to": "leader", "attribute": "agree", "label": {"zh": "提交"}},
-            {"from": "leader", "to": "by_days", "attribute": "agree", "label": {"zh": "同意"}},
-            {"from": "leader", "to": "apply", "name": "send_back", "attribute": "reject", "check_required": false, "label": {"zh": "驳回"}},
-            {"from": "by_days", "to": "director", "condition": "record.days > 3"},
-            {"from": "by_days", "to": "committee", "default": true},
-            {"from": "director", "to": "by_days_2", "attribute": "agree"},
-            {"from": "director", "to": "apply", "name": "director_back", "attribute": "reject", "check_required": false},
-            {"from": "by_days_2", "to": "president", "condition": "record.days > 5"},
-            {"from": "by_days_2", "to": "committee", "default": true},
-            {"from": "president", "to": "committee", "attribute": "agree"},
-            {"from": "president", "to": "apply", "name": "president_back", "attribute": "reject", "check_required": false},
-            {"from": "committee", "to": "end", "attribute": "agree"},
-            {"from": "committee", "to": "apply", "name": "committee_back", "attribute": "reject", "check_required": false}
-        ]
-    })
 }
 
 /// The process ids in one of `user`'s lists.
@@ -193,7 +112,14 @@ async fn expect_lists(
     handled: &[&str],
     related: &[&str],
 ) -> anyhow::Result<()> {
-    for (id, _, _, _) in PEOPLE {
+    let people: Vec<String> = seed()["users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["id"].as_str().map(str::to_owned))
+        .collect();
+    for id in &people {
+        let id = id.as_str();
         for (view, who) in [
             ("todo", todo),
             ("handled", handled),
@@ -202,7 +128,7 @@ async fn expect_lists(
         ] {
             let has = list(app, id, view).await?.contains(&pid);
             anyhow::ensure!(
-                has == who.contains(id),
+                has == who.contains(&id),
                 "{at}: {id}'s {view} list {} process {pid}",
                 if has { "has" } else { "lacks" }
             );

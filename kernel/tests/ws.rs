@@ -111,3 +111,44 @@ async fn subscribers_see_every_transition_in_order_and_resume_without_gaps() -> 
     })
     .await
 }
+
+#[tokio::test]
+async fn a_user_is_streamed_only_the_processes_she_may_see() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        let mine = app.user_with("xiaoli", &["services:checkin:start"]).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?.to_string();
+        let router = app.bare.clone();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        app.call("POST", "/api/v1/services", Some(json!({"name": "checkin", "label": {"zh": "到诊登记"},
+            "steps": [{"name": "register", "kind": "human", "operators": {"role": "front_desk"}}, {"name": "end", "kind": "end"}],
+            "transitions": [{"from": "register", "to": "end"}]}))).await?;
+        app.call("POST", "/api/v1/services/checkin/publish", None).await?;
+        let (_, theirs) = app.call("POST", "/api/v1/processes", Some(json!({"service": "checkin"}))).await?;
+        let connect = |topic: Value| {
+            let (addr, token) = (addr.clone(), mine.clone());
+            async move {
+                let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws?access_token={token}")).await?;
+                ws.send(Message::Text(topic.to_string().into())).await?;
+                Ok::<Socket, anyhow::Error>(ws)
+            }
+        };
+        // The queue counts cover everyone's processes: they need the monitor grant.
+        let mut ws = connect(json!({"subscribe": "queues"})).await?;
+        let refused = next_json(&mut ws).await?;
+        assert_eq!(refused["error"]["code"], "forbidden", "{refused}");
+
+        let mut ws = connect(json!({"subscribe": "service", "name": "checkin"})).await?;
+        let snapshot = next_json(&mut ws).await?;
+        assert_eq!(snapshot["processes"], json!([]), "someone else's process is not shown: {snapshot}");
+        // Someone else's new process is not streamed; her own is.
+        app.call("POST", "/api/v1/processes", Some(json!({"service": "checkin"}))).await?;
+        let (_, own) = app.call_as(common::As::Bearer(&mine), "POST", "/api/v1/processes", Some(json!({"service": "checkin"}))).await?;
+        let first = next_json(&mut ws).await?;
+        assert_eq!(first["process"], own["id"], "the first change she sees is her own: {first}");
+        assert_ne!(first["process"], theirs["id"]);
+        server.abort();
+        Ok(())
+    })
+    .await
+}

@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::processes::pcb_json;
 use crate::Kernel;
+use crate::caller::{Caller, Permission};
 use crate::engine::{Change, state_name};
 use crate::scheduler::Pcb;
 
@@ -54,7 +55,13 @@ impl Topic {
         Ok((topic, since))
     }
 
-    fn wants(&self, pcb: &Pcb) -> bool {
+    /// Whether a change of `pcb` goes to this subscriber: on their topic, and a process
+    /// they may see (the same rule as `GET /processes`).
+    fn wants(&self, pcb: &Pcb, caller: &Caller) -> bool {
+        crate::tasks::visible(pcb, caller) && self.on_topic(pcb)
+    }
+
+    fn on_topic(&self, pcb: &Pcb) -> bool {
         match self {
             Topic::Queues => true,
             Topic::Service(name) => &*pcb.service == name.as_str(),
@@ -77,9 +84,13 @@ fn change_json(c: &Change) -> Value {
     params(("access_token" = Option<String>, Query, description = "a session token, for clients that cannot send Authorization")),
     responses((status = 101, description = "switching to the WebSocket protocol"),
               (status = 401, description = "no credentials", body = super::error::ErrorBody)))]
-pub async fn upgrade(State(k): State<Arc<Kernel>>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(
+    State(k): State<Arc<Kernel>>,
+    caller: Caller,
+    ws: WebSocketUpgrade,
+) -> Response {
     ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(k, socket))
+        .on_upgrade(move |socket| serve(k, socket, caller))
 }
 
 async fn send(socket: &mut WebSocket, v: Value) -> bool {
@@ -98,7 +109,7 @@ async fn close(socket: &mut WebSocket, code: u16, reason: String) {
         .await;
 }
 
-async fn serve(k: Arc<Kernel>, mut socket: WebSocket) {
+async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller) {
     let first = match tokio::time::timeout(std::time::Duration::from_secs(30), socket.recv()).await
     {
         Ok(Some(Ok(Message::Text(t)))) => t,
@@ -118,13 +129,27 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket) {
             return close(&mut socket, 1008, "bad subscription".into()).await;
         }
     };
+    // The queue counts cover every process: they need the monitor grant, as `/queues` does.
+    if matches!(topic, Topic::Queues) && !caller.may(Permission::Monitor) {
+        let _ = send(
+            &mut socket,
+            json!({"type": "error", "error": {"code": "forbidden", "message": "the queues need the monitor grant"}}),
+        )
+        .await;
+        return close(&mut socket, 1008, "forbidden".into()).await;
+    }
     let t = topic.clone();
+    let c = caller.clone();
     let (snapshot, at, mut rx) = k
         .engine
         .subscribe(move |core| {
-            let processes: Vec<Value> = core.pcbs().filter(|p| t.wants(p)).map(pcb_json).collect();
+            let processes: Vec<Value> = core
+                .pcbs()
+                .filter(|p| t.wants(p, &c))
+                .map(pcb_json)
+                .collect();
             let states: serde_json::Map<String, Value> =
-                crate::scheduler::pcb::count_by_state(core.pcbs().filter(|p| t.wants(p)))
+                crate::scheduler::pcb::count_by_state(core.pcbs().filter(|p| t.wants(p, &c)))
                     .into_iter()
                     .map(|(s, n)| (state_name(s).to_owned(), json!(n)))
                     .collect();
@@ -143,7 +168,10 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket) {
                 {
                     return;
                 }
-                for c in missed.iter().filter(|c| topic.wants(&c.entry.after)) {
+                for c in missed
+                    .iter()
+                    .filter(|c| topic.wants(&c.entry.after, &caller))
+                {
                     if !send(&mut socket, change_json(c)).await {
                         return;
                     }
@@ -180,7 +208,9 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket) {
                         continue;
                     }
                     last = c.seq;
-                    if topic.wants(&c.entry.after) && !send(&mut socket, change_json(&c)).await {
+                    if topic.wants(&c.entry.after, &caller)
+                        && !send(&mut socket, change_json(&c)).await
+                    {
                         return;
                     }
                 }
