@@ -17,6 +17,35 @@ use crate::engine::state_name;
 use crate::error::KernelError;
 use crate::scheduler::{Command, Pcb, Pid, ProcessState};
 
+/// One page of processes, newest first: those of `matching` with an id below `cursor`, at
+/// most `limit`, each shown by `show`. Returns the list's shape `{items, total, next_cursor}`
+/// (the cursor is the last id shown).
+pub fn pcb_page<'a>(
+    matching: impl Iterator<Item = &'a Pcb>,
+    cursor: Option<Pid>,
+    limit: usize,
+    show: impl Fn(&Pcb) -> Value,
+) -> Value {
+    let all: Vec<&Pcb> = matching.collect();
+    let mut items: Vec<Value> = all
+        .iter()
+        .rev()
+        .filter(|p| cursor.is_none_or(|c| p.id < c))
+        .take(limit + 1)
+        .map(|p| show(p))
+        .collect();
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items
+            .last()
+            .and_then(|p| p["id"].as_u64())
+            .map(|id| id.to_string())
+    } else {
+        None
+    };
+    json!({"items": items, "total": all.len(), "next_cursor": next_cursor})
+}
+
 /// A 403: the caller lacks what the request needs (nothing changed).
 pub fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
@@ -275,34 +304,13 @@ pub async fn list(
                     _ => false,
                 })
             };
-            let all: Vec<&Pcb> = core
+            let visible = core
                 .pcbs()
-                .filter(|p| matches(p) && crate::tasks::visible(p, &caller))
-                .collect();
-            let total = all.len();
-            let items: Vec<Value> = all
-                .iter()
-                .rev()
-                .filter(|p| cursor.is_none_or(|c| p.id < c))
-                .take(limit + 1)
-                .map(|p| pcb_json(p))
-                .collect();
-            (total, items)
+                .filter(|p| matches(p) && crate::tasks::visible(p, &caller));
+            pcb_page(visible, cursor, limit, pcb_json)
         })
         .await;
-    let (total, mut items) = page;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items
-            .last()
-            .and_then(|p| p["id"].as_u64())
-            .map(|id| id.to_string())
-    } else {
-        None
-    };
-    Ok(Json(
-        json!({"items": items, "total": total, "next_cursor": next_cursor}),
-    ))
+    Ok(Json(page))
 }
 
 /// One process with its full history (every move: who, when, from, to, why, step, context).

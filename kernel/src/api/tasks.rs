@@ -544,7 +544,7 @@ pub async fn work_items(
     if user != caller.user && !caller.may(Permission::Monitor) {
         return Err(forbidden(format!("{user}'s lists need the monitor grant")));
     }
-    let (total, mut items) = k
+    let page = k
         .engine
         .read(|core| {
             let keep = |p: &Pcb| {
@@ -558,29 +558,12 @@ pub async fn work_items(
                     && from_ms.is_none_or(|t| p.created_ms >= t)
                     && to_ms.is_none_or(|t| p.created_ms < t)
             };
-            let all: Vec<&Pcb> = core.pcbs().filter(|p| keep(p)).collect();
-            let items: Vec<Value> = all
-                .iter()
-                .rev()
-                .filter(|p| cursor.is_none_or(|c| p.id < c))
-                .take(limit + 1)
-                .map(|p| entry(core, p, &user))
-                .collect();
-            (all.len(), items)
+            super::processes::pcb_page(core.pcbs().filter(|p| keep(p)), cursor, limit, |p| {
+                entry(core, p, &user)
+            })
         })
         .await;
-    let next_cursor = if items.len() > limit {
-        items.truncate(limit);
-        items
-            .last()
-            .and_then(|p| p["id"].as_u64())
-            .map(|id| id.to_string())
-    } else {
-        None
-    };
-    Ok(Json(
-        json!({"items": items, "total": total, "next_cursor": next_cursor}),
-    ))
+    Ok(Json(page))
 }
 
 /// Delegations: the caller's own (`?user=` another's, or `?all=true`, needs
