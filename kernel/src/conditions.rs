@@ -184,7 +184,7 @@ mod tests {
             creator: None,
             created_ms: 0,
             visit: 0,
-            work: Vec::new(),
+            work: Default::default(),
             handlers: Default::default(),
         }
     }

@@ -163,7 +163,7 @@ fn holder(core: &Scheduler, pid: Pid, state: ItemState, i: usize) -> String {
 
 /// The items of a PCB tell the truth.
 fn check_items(p: &Pcb) -> Result<(), TestCaseError> {
-    for w in &p.work {
+    for w in p.work.iter() {
         prop_assert!(
             !w.state.is_pending() || (w.visit == p.visit && p.state != ProcessState::Terminated),
             "{}: item {} pending outside the current visit: {w:?}",

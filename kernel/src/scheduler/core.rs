@@ -1204,7 +1204,7 @@ impl Scheduler {
             },
             created_ms: now_ms,
             visit: 0,
-            work: Vec::new(),
+            work: Arc::default(),
             handlers: BTreeMap::new(),
         };
         self.pcbs.insert(pid, pcb);

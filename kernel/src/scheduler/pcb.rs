@@ -174,11 +174,17 @@ pub struct Pcb {
     #[serde(default)]
     pub visit: u32,
     /// Every work item the process has had, in creation order (`id` is the position + 1).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub work: Vec<WorkItem>,
+    /// Shared (`Arc`) like the context: every history entry snapshots the PCB, and the items
+    /// only change when someone acts on the step (copy on write).
+    #[serde(default, skip_serializing_if = "no_work")]
+    pub work: std::sync::Arc<Vec<WorkItem>>,
     /// Who handled each human step the last time it was completed (for a return to it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub handlers: BTreeMap<String, Vec<String>>,
+}
+
+fn no_work(work: &std::sync::Arc<Vec<WorkItem>>) -> bool {
+    work.is_empty()
 }
 
 /// Where a work item is.

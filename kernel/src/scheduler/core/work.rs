@@ -71,7 +71,14 @@ pub fn attribute_word(a: TransitionAttribute) -> &'static str {
 
 /// Closes every item still asking something of someone (the step is left).
 pub(super) fn close_pending(p: &mut Pcb, why: &str, now_ms: i64) {
-    for w in p.work.iter_mut().filter(|w| w.state.is_pending()) {
+    // Most steps left have nothing pending: leave the shared list alone then.
+    if !p.work.iter().any(|w| w.state.is_pending()) {
+        return;
+    }
+    for w in Arc::make_mut(&mut p.work)
+        .iter_mut()
+        .filter(|w| w.state.is_pending())
+    {
         w.state = ItemState::Closed;
         w.action.get_or_insert_with(|| why.to_owned());
         w.finished_ms = Some(now_ms);
@@ -121,7 +128,7 @@ pub(super) fn ensure_items(
     let mut made = Vec::new();
     for (user, behalf) in holders {
         let item = new_item(p, user, behalf.as_deref(), role, ItemState::Open, now_ms);
-        p.work.push(item);
+        Arc::make_mut(&mut p.work).push(item);
         made.push(user.clone());
     }
     made
@@ -352,7 +359,7 @@ impl Scheduler {
                     ItemState::Offered,
                     now_ms,
                 );
-                p.work.push(item);
+                Arc::make_mut(&mut p.work).push(item);
             }
             p.wait = Some(WaitReason::Operator);
         });
@@ -453,7 +460,7 @@ impl Scheduler {
         let reason = format!("claimed by {user}");
         self.mutate(pid, by, now_ms, &reason, |p| {
             let visit = p.visit;
-            for (i, w) in p.work.iter_mut().enumerate() {
+            for (i, w) in Arc::make_mut(&mut p.work).iter_mut().enumerate() {
                 if i == index {
                     w.state = ItemState::Open;
                     w.acted_by = (by != user).then(|| by.to_owned());
@@ -563,8 +570,15 @@ impl Scheduler {
                 let word = a.attribute.map_or("signed", attribute_word).to_owned();
                 let reason = format!("{} signed ({word})", a.user);
                 self.mutate(pid, &a.by, now_ms, &reason, |p| {
-                    finish(&mut p.work[index], &word, comment, &a.by, now_ms);
-                    if let Some(w) = back.and_then(|b| p.work.get_mut(b as usize - 1))
+                    finish(
+                        &mut Arc::make_mut(&mut p.work)[index],
+                        &word,
+                        comment,
+                        &a.by,
+                        now_ms,
+                    );
+                    if let Some(w) =
+                        back.and_then(|b| Arc::make_mut(&mut p.work).get_mut(b as usize - 1))
                         && w.state == ItemState::Waiting
                     {
                         w.state = ItemState::Open;
@@ -631,7 +645,13 @@ impl Scheduler {
                 let Some(decision) = decision else {
                     let reason = format!("{} voted {word}: {tally}", a.user);
                     self.mutate(pid, &a.by, now_ms, &reason, |p| {
-                        finish(&mut p.work[index], word, comment, &a.by, now_ms);
+                        finish(
+                            &mut Arc::make_mut(&mut p.work)[index],
+                            word,
+                            comment,
+                            &a.by,
+                            now_ms,
+                        );
                         p.context = context;
                     });
                     return Ok(());
@@ -649,7 +669,13 @@ impl Scheduler {
                     .chain(std::iter::once(a.user.clone()))
                     .collect();
                 self.quiet(pid, &reason, |p| {
-                    finish(&mut p.work[index], word, comment, &a.by, now_ms);
+                    finish(
+                        &mut Arc::make_mut(&mut p.work)[index],
+                        word,
+                        comment,
+                        &a.by,
+                        now_ms,
+                    );
                     p.context = context;
                     p.handlers.insert(step.name.clone(), voted);
                 });
@@ -674,7 +700,13 @@ impl Scheduler {
                 };
                 let reason = format!("{} handled it: {word}", a.user);
                 self.quiet(pid, &reason, |p| {
-                    finish(&mut p.work[index], &word, comment, &a.by, now_ms);
+                    finish(
+                        &mut Arc::make_mut(&mut p.work)[index],
+                        &word,
+                        comment,
+                        &a.by,
+                        now_ms,
+                    );
                     p.context = context;
                     p.handlers.insert(step.name.clone(), vec![a.user.clone()]);
                 });
@@ -732,10 +764,16 @@ impl Scheduler {
         let note = format!("forwarded by {user} to {to}: {reason}");
         self.mutate(pid, by, now_ms, &note, |p| {
             let old = p.work[index].clone();
-            finish(&mut p.work[index], "forwarded", Some(reason), by, now_ms);
+            finish(
+                &mut Arc::make_mut(&mut p.work)[index],
+                "forwarded",
+                Some(reason),
+                by,
+                now_ms,
+            );
             let mut item = new_item(p, to, None, old.role, ItemState::Open, now_ms);
             item.for_item = old.for_item;
-            p.work.push(item);
+            Arc::make_mut(&mut p.work).push(item);
             if moves_operator {
                 p.operator = Some(Arc::from(to));
             }
@@ -763,11 +801,11 @@ impl Scheduler {
         self.out.pid = Some(pid);
         let note = format!("{user} added {signer} as a signer: {reason}");
         self.mutate(pid, by, now_ms, &note, |p| {
-            p.work[index].state = ItemState::Waiting;
+            Arc::make_mut(&mut p.work)[index].state = ItemState::Waiting;
             let mut item = new_item(p, signer, None, ItemRole::Signer, ItemState::Open, now_ms);
             item.for_item = Some(p.work[index].id);
             item.comment = Some(reason.to_owned());
-            p.work.push(item);
+            Arc::make_mut(&mut p.work).push(item);
         });
         self.todo_notice(pid, &step, vec![signer.to_owned()]);
         Ok(())
