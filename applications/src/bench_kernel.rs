@@ -247,6 +247,13 @@ pub async fn run(
         rows.len()
     );
     println!("  {:>12.0} rows/s", raw_rate);
+    // What each row carries (the PCB snapshot, work items included), so a change in
+    // throughput can be told apart from a change in what is written.
+    let bytes: usize = rows.iter().map(|r| r.7.len()).sum();
+    println!(
+        "  {:>12.0} bytes per history row on average (the PCB snapshot)",
+        bytes as f64 / rows.len().max(1) as f64
+    );
     println!(
         "  persisted erpos transitions / raw inserts: {:.2} (target ≥ 0.5)",
         persisted_rate / raw_rate.max(1e-9)
