@@ -18,13 +18,18 @@ use tokio::sync::{Mutex, MutexGuard, broadcast, mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::conditions::RhaiConditions;
-use crate::db::{Db, Row};
+use crate::db::{Db, Row, Tx};
 use crate::error::{KernelError, Result};
 use crate::events::Events;
 use crate::scheduler::{
     Command, Effect, HistoryEntry, Operator, Outcome, Pcb, Pid, Resource, Scheduler,
 };
 use crate::sql::Sql;
+
+/// The work a command does in its own transaction before the core applies it (see
+/// [`Engine::command_with`]): it yields the command to apply.
+pub type Prepared<'t> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Command>> + Send + 't>>;
 
 /// One priority level is worth this much waiting in READY.
 pub const AGING_MS: i64 = 60_000;
@@ -43,6 +48,14 @@ struct Job {
     first_gseq: u64,
     entries: Vec<HistoryEntry>,
     ack: oneshot::Sender<std::result::Result<(), String>>,
+}
+
+/// What storing a batch of history entries takes: its statements, and whether they
+/// enqueue events or notifications (whose workers are woken after the commit).
+struct Storage {
+    statements: Vec<Sql>,
+    evented: bool,
+    noticed: bool,
 }
 
 /// Rows per multi-row INSERT: fixed, so the statement text (and its prepared form) repeats.
@@ -353,6 +366,93 @@ impl Engine {
         first.ok_or_else(|| KernelError::Corrupt("no outcome".into()))
     }
 
+    /// Applies a command whose preparation writes to the database — a handler's edit of
+    /// the bound record — so that the edit, the core's change and its history commit in
+    /// one transaction: a refused command leaves no edit behind, and an accepted one never
+    /// lacks its edit, even across a crash.
+    ///
+    /// `prepare` runs inside the transaction and returns the command to apply (carrying
+    /// what it wrote, e.g. the record's snapshot). The core's lock is held from before the
+    /// transaction begins until it commits, with every earlier change already stored, so
+    /// these commands bypass the group commit and are serialised with all others: the
+    /// price of atomicity, paid only by commands that carry an edit.
+    pub async fn command_with<P>(&self, prepare: P) -> Result<Outcome>
+    where
+        P: for<'t> FnOnce(&'t mut Tx) -> Prepared<'t>,
+    {
+        let outcome = {
+            let (mut core, _) = self.settled().await;
+            let mut tx = self.db.begin().await?;
+            // An error here drops the transaction: nothing is written, the core untouched.
+            let command = prepare(&mut tx).await?;
+            let outcome = core
+                .apply(command, self.clock.now_ms(), &self.conditions)
+                .map_err(KernelError::Process)?;
+            // From here memory has moved: the transaction commits or the core is rebuilt.
+            let n = outcome.entries.len() as u64;
+            let first_gseq = self.seq.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + 1;
+            let rows: Vec<(u64, &HistoryEntry)> = outcome
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (first_gseq + i as u64, e))
+                .collect();
+            let stored = async {
+                let mut noticed = false;
+                if !rows.is_empty() {
+                    let storage = self.storage(&rows)?;
+                    noticed = storage.noticed;
+                    for sql in storage.statements {
+                        tx.execute(sql).await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok::<_, KernelError>(noticed)
+            }
+            .await;
+            match stored {
+                Ok(noticed) => {
+                    for (seq, entry) in &rows {
+                        let _ = self.changes.send(Change {
+                            seq: *seq,
+                            entry: (*entry).clone(),
+                        });
+                    }
+                    if let Some((last, _)) = rows.last() {
+                        self.committed.send_modify(|c| c.0 = c.0.max(*last));
+                    }
+                    // The preparation may have queued record events of its own.
+                    self.wake_after_commit(true, noticed);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "storing a command with its edit failed; rebuilding the core from storage");
+                    self.reload(&mut core).await;
+                    return Err(KernelError::Corrupt(format!("transitions not stored: {e}")));
+                }
+            }
+            outcome
+        };
+        for effect in &outcome.effects {
+            let Effect::RunAutomatic { pid, step } = effect;
+            let next = self.run_automatic(*pid, step).await;
+            self.command(next).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// After a failed write, memory has run ahead of the disk: the core is rebuilt from
+    /// storage and the change numbers restart from the last stored one.
+    async fn reload(&self, core: &mut Scheduler) {
+        match Engine::rebuild(&self.db).await {
+            Ok(fresh) => *core = fresh,
+            Err(e) => tracing::error!(error = %e, "rebuilding the core failed"),
+        }
+        if let Ok(last) = last_stored_change(&self.db).await {
+            self.seq.store(last, std::sync::atomic::Ordering::SeqCst);
+            self.committed.send_modify(|c| c.0 = last);
+        }
+    }
+
     /// Runs an automatic step's instructions. The full instruction set comes with the rules
     /// engine; until then, an instruction erpos cannot run fails the process, visibly,
     /// rather than being skipped.
@@ -395,6 +495,29 @@ impl Engine {
         if entries.is_empty() {
             return Ok(());
         }
+        let stored = self.storage(entries)?;
+        let mut tx = self.db.begin().await?;
+        for sql in stored.statements {
+            tx.execute(sql).await?;
+        }
+        tx.commit().await?;
+        self.wake_after_commit(stored.evented, stored.noticed);
+        Ok(())
+    }
+
+    /// Wakes the workers whose queues a commit added to.
+    fn wake_after_commit(&self, evented: bool, noticed: bool) {
+        if evented {
+            self.events.wake.notify_one();
+        }
+        if noticed {
+            self.outbox_wake.notify_one();
+        }
+    }
+
+    /// The statements that store history entries and the PCB rows they leave, with the
+    /// events and notifications they raise (committed with them).
+    fn storage(&self, entries: &[(u64, &HistoryEntry)]) -> Result<Storage> {
         let d = self.db.dialect();
         let int = d.param_cast(FieldType::Integer);
         let jsonb = d.param_cast(FieldType::Json);
@@ -503,18 +626,11 @@ impl Engine {
                 noticed = true;
             }
         }
-        let mut tx = self.db.begin().await?;
-        for sql in statements {
-            tx.execute(sql).await?;
-        }
-        tx.commit().await?;
-        if evented {
-            self.events.wake.notify_one();
-        }
-        if noticed {
-            self.outbox_wake.notify_one();
-        }
-        Ok(())
+        Ok(Storage {
+            statements,
+            evented,
+            noticed,
+        })
     }
 
     /// Stores and publishes a service version (already validated and numbered).
@@ -732,14 +848,7 @@ async fn write_loop(engine: std::sync::Weak<Engine>, mut jobs: mpsc::UnboundedRe
                 while let Ok(job) = jobs.try_recv() {
                     let _ = job.ack.send(Err(message.clone()));
                 }
-                match Engine::rebuild(&engine.db).await {
-                    Ok(fresh) => *core = fresh,
-                    Err(e2) => tracing::error!(error = %e2, "rebuilding the core failed"),
-                }
-                if let Ok(last) = last_stored_change(&engine.db).await {
-                    engine.seq.store(last, std::sync::atomic::Ordering::SeqCst);
-                    engine.committed.send_modify(|c| c.0 = last);
-                }
+                engine.reload(&mut core).await;
             }
         }
     }

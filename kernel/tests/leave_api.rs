@@ -765,3 +765,125 @@ async fn returns_withdrawals_delegations_state_changes_and_start_limits() -> any
     })
     .await
 }
+
+/// The record as it stands, and how many changes its audit trail holds.
+async fn record_now(app: &TestApp, id: &str) -> anyhow::Result<(Value, usize)> {
+    let (s, rec) = app
+        .call("GET", &format!("/api/v1/records/qingjia/{id}"), None)
+        .await?;
+    anyhow::ensure!(s == StatusCode::OK, "{rec}");
+    let (s, trail) = app
+        .call(
+            "GET",
+            &format!("/api/v1/records/qingjia/{id}/history"),
+            None,
+        )
+        .await?;
+    anyhow::ensure!(s == StatusCode::OK, "{trail}");
+    let n = trail
+        .as_array()
+        .or_else(|| trail["items"].as_array())
+        .map_or(0, Vec::len);
+    Ok((rec, n))
+}
+
+#[tokio::test]
+async fn a_handler_s_edit_commits_with_the_transition_or_not_at_all() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        setup(&app).await?;
+        let (s, p) = start(&app, "xiaoli", 2).await?;
+        anyhow::ensure!(s == StatusCode::CREATED, "{p}");
+        let pid = p["id"].as_u64().unwrap_or_default();
+        let rid = p["record"]["id"]
+            .as_str()
+            .or_else(|| p["record"][1].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        anyhow::ensure!(!rid.is_empty(), "the process names its record: {p}");
+        let (before, trail_before) = record_now(&app, &rid).await?;
+
+        // Refused by the core (the applicant's step has no reject): the edit is not kept.
+        let path = format!("/api/v1/processes/{pid}/handle");
+        let (s, b) = call_as(
+            &app,
+            "xiaoli",
+            "POST",
+            &path,
+            Some(json!({"attribute": "reject", "fields": {"days": 9}})),
+        )
+        .await?;
+        assert!(s.is_client_error(), "{s} {b}");
+        // Refused by the record's own checks (a number expected): the process stays put.
+        let (s, b) = call_as(
+            &app,
+            "xiaoli",
+            "POST",
+            &path,
+            Some(json!({"attribute": "agree", "fields": {"days": "九"}})),
+        )
+        .await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert!(
+            b.to_string().contains("days"),
+            "the error names the field: {b}"
+        );
+        let (after, trail_after) = record_now(&app, &rid).await?;
+        assert_eq!(after["days"], before["days"], "{after}");
+        assert_eq!(after["version"], before["version"], "{after}");
+        assert_eq!(
+            trail_after, trail_before,
+            "no change in the record's audit trail"
+        );
+        assert_eq!(step_of(&app, pid).await?, "apply");
+
+        // Two handlings of the same item at once: one wins, and the record holds the
+        // winner's value, which is also the snapshot in the winner's history entry.
+        let (a, b) = tokio::join!(
+            call_as(
+                &app,
+                "xiaoli",
+                "POST",
+                &path,
+                Some(json!({"attribute": "agree", "fields": {"days": 3}}))
+            ),
+            call_as(
+                &app,
+                "xiaoli",
+                "POST",
+                &path,
+                Some(json!({"attribute": "agree", "fields": {"days": 4}}))
+            ),
+        );
+        let (a, b) = (a?, b?);
+        let won: Vec<i64> = [(&a, 3), (&b, 4)]
+            .iter()
+            .filter(|((s, _), _)| *s == StatusCode::OK)
+            .map(|(_, d)| *d)
+            .collect();
+        assert_eq!(won.len(), 1, "exactly one handling wins: {a:?} {b:?}");
+        let lost = if a.0 == StatusCode::OK { &b } else { &a };
+        // 409 when the core refuses it, 422 when it arrives after the step has moved on.
+        assert!(
+            matches!(
+                lost.0,
+                StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY
+            ),
+            "{lost:?}"
+        );
+        let (after, trail) = record_now(&app, &rid).await?;
+        assert_eq!(after["days"], json!(won[0]), "{after}");
+        assert_eq!(trail, trail_before + 1, "one change, the winner's");
+        let (_, shown) = app
+            .call("GET", &format!("/api/v1/processes/{pid}"), None)
+            .await?;
+        let submitted = shown["history"]
+            .as_array()
+            .and_then(|h| h.last())
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(submitted["record"]["days"], json!(won[0]), "{submitted}");
+        assert_eq!(step_of(&app, pid).await?, "leader");
+        Ok(())
+    })
+    .await
+}

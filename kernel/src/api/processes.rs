@@ -387,8 +387,8 @@ pub async fn act(
     }
     let pcb = visible_pcb(&k, &caller, &id).await?;
     let pid = pcb.id;
-    let command = super::tasks::command(&k, &caller, &pcb, &action, &body).await?;
-    k.engine.command(command).await?;
+    let planned = super::tasks::command(&k, &caller, &pcb, &action, &body).await?;
+    super::tasks::run(&k, planned).await?;
     let pcb = k.engine.read(|c| c.pcb(pid).map(pcb_json)).await;
     Ok(Json(pcb.unwrap_or(Value::Null)))
 }

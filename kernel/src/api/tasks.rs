@@ -143,6 +143,70 @@ fn blank(v: Option<&Value>) -> bool {
     }
 }
 
+/// A handler's edit of the bound record, written in the same transaction as the
+/// command that carries it (see [`Engine::command_with`](crate::engine::Engine::command_with)).
+pub struct RecordEdit {
+    /// The DataItem.
+    item: String,
+    /// The record's id.
+    id: String,
+    /// The fields to change (already checked against the step's access).
+    fields: Value,
+    /// Who the record's audit trail names.
+    actor: String,
+}
+
+/// A command built from a request, with the record edit that must commit with it.
+pub struct Planned {
+    /// What the core is asked to do.
+    pub command: Command,
+    /// The handler's field values, if any.
+    pub edit: Option<RecordEdit>,
+}
+
+impl From<Command> for Planned {
+    fn from(command: Command) -> Self {
+        Planned {
+            command,
+            edit: None,
+        }
+    }
+}
+
+/// Carries out a planned command: with an edit, the record write, the transition and its
+/// history commit together or not at all; without, it joins the group commit.
+pub async fn run(k: &Kernel, planned: Planned) -> Result<(), ApiError> {
+    let Planned { command, edit } = planned;
+    let Some(edit) = edit else {
+        k.engine.command(command).await?;
+        return Ok(());
+    };
+    let records = k.records.clone();
+    k.engine
+        .command_with(move |tx| {
+            Box::pin(async move {
+                let (record, _) = records
+                    .patch_in(
+                        tx,
+                        &edit.item,
+                        &edit.id,
+                        &edit.fields,
+                        None,
+                        Some(&edit.actor),
+                        0,
+                    )
+                    .await?;
+                let mut command = command;
+                if let Command::Handle(h) = &mut command {
+                    h.record = Some(record);
+                }
+                Ok(command)
+            })
+        })
+        .await?;
+    Ok(())
+}
+
 /// Builds the command for `action` on `pcb`, checking the caller may take it.
 pub async fn command(
     k: &Kernel,
@@ -150,10 +214,10 @@ pub async fn command(
     pcb: &Pcb,
     action: &str,
     body: &Value,
-) -> Result<Command, ApiError> {
+) -> Result<Planned, ApiError> {
     let pid = pcb.id;
     let by = caller.user.clone();
-    Ok(match action {
+    Ok(Planned::from(match action {
         "claim" => {
             only_keys(body, &["user"])?;
             Command::Claim {
@@ -175,7 +239,7 @@ pub async fn command(
                 ],
             )?;
             let user = holder(caller, pcb, body)?;
-            handle(k, pcb, user, body, by).await?
+            return handle(k, pcb, user, body, by).await;
         }
         "forward" => {
             only_keys(body, &["user", "to", "reason"])?;
@@ -307,18 +371,19 @@ pub async fn command(
                 ),
             ));
         }
-    })
+    }))
 }
 
 /// `handle`: checks the fields against the step's access and the transition's required
-/// check, writes them to the bound record, and snapshots the record into the command.
+/// check, and plans their write to the bound record with the command (whose record
+/// snapshot is the record as written, or as it stands when nothing is edited).
 async fn handle(
     k: &Kernel,
     pcb: &Pcb,
     user: String,
     body: &Value,
     by: String,
-) -> Result<Command, ApiError> {
+) -> Result<Planned, ApiError> {
     let attribute = attribute(body)?;
     let transition = text(body, "transition")?;
     let comment = text(body, "comment")?;
@@ -376,11 +441,7 @@ async fn handle(
             .collect();
         outgoing.is_empty() || outgoing.iter().any(|t| t.check_required)
     });
-    let can_act = pcb.state == ProcessState::Running
-        && pcb
-            .work
-            .iter()
-            .any(|w| w.visit == pcb.visit && w.user.as_ref() == user && w.state == ItemState::Open);
+    let mut edit = None;
     let record = match &pcb.record {
         None if !fields.is_empty() => {
             issues.push(Issue::new("/fields", "the process has no bound record"));
@@ -404,21 +465,21 @@ async fn handle(
                     }
                 }
             }
-            if issues.is_empty() && !fields.is_empty() && can_act {
-                Some(
-                    k.records
-                        .patch(item, id, &Value::Object(fields.clone()), None, Some(&by))
-                        .await?,
-                )
-            } else {
-                Some(current)
+            if !fields.is_empty() {
+                edit = Some(RecordEdit {
+                    item: item.clone(),
+                    id: id.clone(),
+                    fields: Value::Object(fields),
+                    actor: by.clone(),
+                });
             }
+            Some(current)
         }
     };
     if !issues.is_empty() {
         return Err(invalid(issues));
     }
-    Ok(Command::Handle(Box::new(HandleAction {
+    let command = Command::Handle(Box::new(HandleAction {
         pid: pcb.id,
         user,
         attribute,
@@ -427,7 +488,8 @@ async fn handle(
         context,
         record,
         by,
-    })))
+    }));
+    Ok(Planned { command, edit })
 }
 
 /// A process as a list shows it, with its step's label and the user's items in it.
