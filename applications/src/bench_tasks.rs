@@ -1,7 +1,8 @@
 //! `erpos bench tasks`: handled work items per second end to end over HTTP, for the clinic's
 //! leave request (`seeds/clinic/leave.json`). A real server on a local socket, SQLite in a
 //! temporary file, every person logged in with their own session: nurses fill in and submit
-//! requests, team leaders claim and agree, the director and the president agree when the
+//! requests, team leaders claim and agree with an opinion written into the form (a record
+//! edit committed with the decision), the director and the president agree when the
 //! days call for them, and two of the three committee members vote. Each HTTP call is timed.
 
 use std::collections::BTreeMap;
@@ -177,7 +178,13 @@ pub async fn run(processes: usize, concurrency: usize) -> anyhow::Result<()> {
                 steps.push(("wei".into(), "handle"));
                 steps.push(("he".into(), "handle"));
                 for (user, action) in steps {
-                    let body = if action == "handle" { json!({"attribute": "agree", "comment": "同意"}) } else { json!({}) };
+                    // The leader writes an opinion into the form: a record edit that commits
+                    // with the decision in one transaction.
+                    let body = match action {
+                        "handle" if user == leader => json!({"attribute": "agree", "comment": "同意", "fields": {"leader_opinion": "同意，已安排顶班"}}),
+                        "handle" => json!({"attribute": "agree", "comment": "同意"}),
+                        _ => json!({}),
+                    };
                     let t = Instant::now();
                     client.ok(&token(&user), "POST", &format!("/processes/{pid}/{action}"), Some(body)).await?;
                     latencies.push(t.elapsed());
