@@ -622,6 +622,37 @@ async fn per_field_grants_limit_what_is_written_and_shown() -> anyhow::Result<()
             )
             .await?;
         assert_eq!(s, StatusCode::OK);
+        // A search matches the searchable name: fine for the nurse, who may read it, but it
+        // would answer "is this patient 张三?" for someone who may only read ages.
+        let (s, found) = app
+            .call_as(
+                As::Bearer(&nurse),
+                "GET",
+                "/api/v1/records/huanzhe?q=zhangsan",
+                None,
+            )
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{found}");
+        assert_eq!(found["items"].as_array().map(Vec::len), Some(1), "{found}");
+        let ages_only = app
+            .user_with("ages_only", &["records:huanzhe:read:age"])
+            .await?;
+        let (s, b) = app
+            .call_as(
+                As::Bearer(&ages_only),
+                "GET",
+                "/api/v1/records/huanzhe?q=zhangsan",
+                None,
+            )
+            .await?;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("records:huanzhe:read:xingming"),
+            "{b}"
+        );
 
         let (s, b) = app
             .call_as(
@@ -1299,6 +1330,53 @@ async fn every_route_refuses_no_credentials_and_every_write_refuses_a_user_witho
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+        // 3. An app token outside its services, acting for a user who may do anything:
+        // every write refused (the fixture's process and service are `leave`'s; the token
+        // holds only `crm` and the service scopes), the process hidden, nothing changed.
+        ok(&app, "POST", "/api/v1/roles", json!({"name": "chief", "label": {"zh": "主任"}, "permissions": ["admin"]})).await?;
+        ok(&app, "POST", "/api/v1/users", json!({"id": "boss", "roles": ["chief"], "password": "boss-password-1"})).await?;
+        let (s, token) = app
+            .call("POST", "/api/v1/app-tokens", Some(json!({"name": "crm_app", "services": ["crm"], "scopes": ["services:*:*"]})))
+            .await?;
+        assert_eq!(s, StatusCode::CREATED, "{token}");
+        let secret = token["secret"].as_str().unwrap_or_default().to_owned();
+        let crm_app = As::App { app: "crm_app", secret: &secret, user: "boss" };
+        let before = digest(&app, &f).await?;
+        let mut tried = 0;
+        for (method, template) in &routes {
+            let key = (method.as_str(), template.as_str());
+            let about_leave = template.contains("/processes/{id}") || template.contains("/services/{name}");
+            if (method == "GET" && !about_leave)
+                || (method == "POST" && template == "/api/v1/sessions")
+                || OWN.contains(&key)
+            {
+                continue;
+            }
+            let path = concrete(template, &f);
+            let body = (method != "GET").then(|| plausible_body(method, template));
+            let (s, b) = app.call_as(crm_app, method, &path, body).await?;
+            if !(s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND) {
+                failures.push(format!("{method} {path} by an app token outside its services: {s} {b}"));
+            }
+            tried += 1;
+        }
+        assert!(tried >= 30, "{tried} routes tried with the app token");
+        let (s, listed) = app.call_as(crm_app, "GET", "/api/v1/processes", None).await?;
+        assert_eq!(s, StatusCode::OK, "{listed}");
+        assert!(
+            !listed.to_string().contains("\"leave\""),
+            "another service's processes are not listed: {listed}"
+        );
+        let after = digest(&app, &f).await?;
+        for (path, was) in &before {
+            // Nothing may change, the audit log included.
+            if Some(was) != after.get(path) {
+                failures.push(format!("{path} changed by the app token: {was} → {:?}", after.get(path)));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+
         // Reads of what needs a grant are refused too.
         for path in ["/api/v1/records/huanzhe", "/api/v1/events", "/api/v1/outbox", "/api/v1/stats/services", "/api/v1/rules/welcome/runs", "/api/v1/app-tokens", "/api/v1/audit"] {
             let (s, b) = app.call_as(As::Bearer(&nobody), "GET", path, None).await?;

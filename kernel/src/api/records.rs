@@ -4,8 +4,9 @@
 //! for one field. Creating or patching with per-field grants only: every field in the body
 //! must be granted (403 naming the first that is not). Reading with per-field read grants
 //! only: the fields not granted are left out (`id`, `version` and the stamps always show),
-//! and filtering or sorting on them is refused; the history needs the whole `read`. This
-//! module must never change a record before the caller's grants were checked.
+//! and filtering, sorting or searching (`q`) on them is refused; the history needs the
+//! whole `read`. This module must never change a record before the caller's grants were
+//! checked.
 
 use std::sync::Arc;
 
@@ -86,8 +87,22 @@ pub async fn list(
     if access != FieldAccess::All {
         // Filters and sorts on hidden fields would reveal their values.
         for (key, value) in &params {
+            let searchable;
             let fields: Vec<&str> = match key.as_str() {
-                "limit" | "cursor" | "page" | "q" => Vec::new(),
+                "limit" | "cursor" | "page" => Vec::new(),
+                // A search matches every searchable field: a hidden one would answer it.
+                "q" => {
+                    searchable = k
+                        .definitions
+                        .schema()
+                        .catalog
+                        .effective_fields(&item)
+                        .into_iter()
+                        .filter(|e| e.field.searchable)
+                        .map(|e| e.field.name.clone())
+                        .collect::<Vec<String>>();
+                    searchable.iter().map(String::as_str).collect()
+                }
                 "sort" => value
                     .split(',')
                     .map(|f| f.trim().trim_start_matches('-'))
@@ -99,7 +114,7 @@ pub async fn list(
                 .find(|f| !f.is_empty() && !STAMPS.contains(f) && !access.allows(f))
             {
                 return Err(needs(
-                    &format!("filtering or sorting on the field '{f}' of '{item}'"),
+                    &format!("filtering, sorting or searching on the field '{f}' of '{item}'"),
                     format!("records:{item}:read:{f}"),
                 ));
             }
