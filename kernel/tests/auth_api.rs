@@ -873,21 +873,26 @@ async fn app_tokens_sign_requests_for_a_user_and_refuse_tampering_staleness_and_
             )
             .await?;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "tampered path");
-        let mut as_admin = signed.clone();
-        for (k, v) in &mut as_admin {
+        // Another user who exists and could make this very request: only the signature,
+        // which covers the user, stands in the way.
+        app.user_with("lisi", &["records:*:*", "services:*:*"])
+            .await?;
+        let mut as_lisi = signed.clone();
+        for (k, v) in &mut as_lisi {
             if k == "x-erpos-user" {
-                *v = "admin".into();
+                *v = "lisi".into();
             }
         }
-        let (s, _) = app
+        let (s, b) = app
             .call_raw(
                 "POST",
                 "/api/v1/records/leave",
                 Some(body.clone()),
-                &as_admin,
+                &as_lisi,
             )
             .await?;
-        assert_eq!(s, StatusCode::UNAUTHORIZED, "tampered user");
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "tampered user: {b}");
+        assert!(b.to_string().contains("bad signature"), "{b}");
         // The untouched request passes once; its replay is refused.
         let (s, b) = app
             .call_raw("POST", "/api/v1/records/leave", Some(body.clone()), &signed)

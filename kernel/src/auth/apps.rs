@@ -1,9 +1,11 @@
 //! App tokens: how a calling system (an OA, a web shop) acts on behalf of a user.
 //!
 //! A token has a name, a secret, the services it may touch and scopes (grant patterns). A
-//! request is signed: `X-Erpos-Signature: hex(HMAC-SHA256(secret, "{timestamp}\n{METHOD}\n
-//! {path_and_query}\n{hex sha256(body)}"))`, with `X-Erpos-App`, `X-Erpos-Timestamp` (unix
-//! seconds, within `WINDOW_S` of the kernel's clock) and `X-Erpos-User`. Each signature is
+//! request is signed: `X-Erpos-Signature: hex(HMAC-SHA256(secret, "{timestamp}\n{user}\n
+//! {METHOD}\n{path_and_query}\n{hex sha256(body)}"))`, with `X-Erpos-App`,
+//! `X-Erpos-Timestamp` (unix seconds, within `WINDOW_S` of the kernel's clock) and
+//! `X-Erpos-User`. The user is signed too: whoever sees a request in flight cannot send it
+//! on as somebody else. Each signature is
 //! accepted once: it is stored with its timestamp and a second use within the window is
 //! refused (older ones are refused by their timestamp anyway, and pruned).
 //!
@@ -91,10 +93,17 @@ pub struct SignedRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// The text an app signs (and the kernel recomputes).
-pub fn string_to_sign(timestamp: &str, method: &str, path_and_query: &str, body: &[u8]) -> String {
+/// The text an app signs (and the kernel recomputes): everything the request's meaning
+/// depends on — when, for whom, what and on what.
+pub fn string_to_sign(
+    timestamp: &str,
+    user: &str,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+) -> String {
     format!(
-        "{timestamp}\n{method}\n{path_and_query}\n{}",
+        "{timestamp}\n{user}\n{method}\n{path_and_query}\n{}",
         super::sha256_hex(body)
     )
 }
@@ -354,7 +363,13 @@ impl Auth {
             )));
         }
         let sent = unhex(req.signature.trim()).ok_or_else(|| refused("bad signature"))?;
-        let text = string_to_sign(req.timestamp, req.method, req.path_and_query, req.body);
+        let text = string_to_sign(
+            req.timestamp,
+            req.user,
+            req.method,
+            req.path_and_query,
+            req.body,
+        );
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(app.secret.as_bytes())
             .map_err(|_| refused("bad signature"))?;
         mac.update(text.as_bytes());
@@ -411,11 +426,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_string_to_sign_is_timestamp_method_path_and_body_digest() {
-        let text = string_to_sign("1795856400", "POST", "/api/v1/records/leave?x=1", b"{}");
+    fn the_string_to_sign_is_timestamp_user_method_path_and_body_digest() {
+        let text = string_to_sign(
+            "1795856400",
+            "xiaoli",
+            "POST",
+            "/api/v1/records/leave?x=1",
+            b"{}",
+        );
         assert_eq!(
             text,
-            "1795856400\nPOST\n/api/v1/records/leave?x=1\n\
+            "1795856400\nxiaoli\nPOST\n/api/v1/records/leave?x=1\n\
              44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
         );
         let sig = sign("s3cret", &text);
@@ -428,18 +449,19 @@ mod tests {
     fn the_readme_example_signs_as_documented() {
         let text = string_to_sign(
             "1795856400",
+            "xiaoli",
             "POST",
             "/api/v1/records/leave",
             br#"{"days":3}"#,
         );
         assert_eq!(
             text,
-            "1795856400\nPOST\n/api/v1/records/leave\n\
+            "1795856400\nxiaoli\nPOST\n/api/v1/records/leave\n\
              7ba9aa5c370eb3f549174c6673b04e54248b183a6ed20e351a1c42be967f6ce8"
         );
         assert_eq!(
             sign("Qx3v9-example-secret-shown-once-at-creation", &text),
-            "c470c37372a2549e4b0a642a096901a780dee34717fe3e9a11a66612af77b9d2"
+            "8f9424e7b932c11101eef721e94558288dd416e8da4a9adf9918a5c41824c36d"
         );
     }
 }

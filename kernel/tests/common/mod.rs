@@ -229,7 +229,7 @@ impl TestApp {
             As::Bearer(token) => vec![("authorization".into(), format!("Bearer {token}"))],
             As::App { app, secret, user } => {
                 let ts = (self.clock.now_ms() / 1000).to_string();
-                let text = erpos_kernel::auth::apps::string_to_sign(&ts, method, path, body);
+                let text = erpos_kernel::auth::apps::string_to_sign(&ts, user, method, path, body);
                 vec![
                     ("x-erpos-app".into(), app.to_owned()),
                     ("x-erpos-timestamp".into(), ts),
