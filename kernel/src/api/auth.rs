@@ -177,12 +177,17 @@ async fn signed(k: &Kernel, req: Request) -> Result<Request, ApiError> {
         get("x-erpos-user")?,
         get("x-erpos-signature")?,
     );
+    let nonce = parts
+        .headers
+        .get("x-erpos-nonce")
+        .map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
     let caller = k
         .auth
         .signed(&SignedRequest {
             app: &app,
             timestamp: &timestamp,
             user: &user,
+            nonce: nonce.as_deref(),
             signature: &signature,
             method: parts.method.as_str(),
             path_and_query: &path_and_query,

@@ -5,7 +5,9 @@
 //! {METHOD}\n{path_and_query}\n{hex sha256(body)}"))`, with `X-Erpos-App`,
 //! `X-Erpos-Timestamp` (unix seconds, within `WINDOW_S` of the kernel's clock) and
 //! `X-Erpos-User`. The user is signed too: whoever sees a request in flight cannot send it
-//! on as somebody else. Each signature is
+//! on as somebody else. An optional `X-Erpos-Nonce` (1–64 visible characters) is appended
+//! to the text as `\n{nonce}`, so that two otherwise identical requests in the same second
+//! differ. Each signature is
 //! accepted once: it is stored with its timestamp and a second use within the window is
 //! refused (older ones are refused by their timestamp anyway, and pruned).
 //!
@@ -83,6 +85,8 @@ pub struct SignedRequest<'a> {
     pub timestamp: &'a str,
     /// `X-Erpos-User`.
     pub user: &'a str,
+    /// `X-Erpos-Nonce`, if sent.
+    pub nonce: Option<&'a str>,
     /// `X-Erpos-Signature` (hex).
     pub signature: &'a str,
     /// The HTTP method.
@@ -106,6 +110,27 @@ pub fn string_to_sign(
         "{timestamp}\n{user}\n{method}\n{path_and_query}\n{}",
         super::sha256_hex(body)
     )
+}
+
+/// The text to sign with a nonce: the plain text followed by `\n{nonce}`.
+pub fn string_to_sign_with_nonce(
+    timestamp: &str,
+    user: &str,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    nonce: &str,
+) -> String {
+    format!(
+        "{}\n{nonce}",
+        string_to_sign(timestamp, user, method, path_and_query, body)
+    )
+}
+
+/// Whether a nonce is usable: 1–64 visible ASCII characters (it travels in a header and
+/// is part of the signed text, so nothing that a proxy might rewrite).
+fn valid_nonce(nonce: &str) -> bool {
+    (1..=64).contains(&nonce.len()) && nonce.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// `hex(HMAC-SHA256(secret, text))` — what a client puts in `X-Erpos-Signature`.
@@ -363,13 +388,28 @@ impl Auth {
             )));
         }
         let sent = unhex(req.signature.trim()).ok_or_else(|| refused("bad signature"))?;
-        let text = string_to_sign(
-            req.timestamp,
-            req.user,
-            req.method,
-            req.path_and_query,
-            req.body,
-        );
+        let text = match req.nonce {
+            None => string_to_sign(
+                req.timestamp,
+                req.user,
+                req.method,
+                req.path_and_query,
+                req.body,
+            ),
+            Some(nonce) if valid_nonce(nonce) => string_to_sign_with_nonce(
+                req.timestamp,
+                req.user,
+                req.method,
+                req.path_and_query,
+                req.body,
+                nonce,
+            ),
+            Some(_) => {
+                return Err(refused(
+                    "X-Erpos-Nonce must be 1 to 64 visible ASCII characters",
+                ));
+            }
+        };
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(app.secret.as_bytes())
             .map_err(|_| refused("bad signature"))?;
         mac.update(text.as_bytes());
