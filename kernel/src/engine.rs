@@ -412,15 +412,7 @@ impl Engine {
             .await;
             match stored {
                 Ok(noticed) => {
-                    for (seq, entry) in &rows {
-                        let _ = self.changes.send(Change {
-                            seq: *seq,
-                            entry: (*entry).clone(),
-                        });
-                    }
-                    if let Some((last, _)) = rows.last() {
-                        self.committed.send_modify(|c| c.0 = c.0.max(*last));
-                    }
+                    self.announce(&rows);
                     // The preparation may have queued record events of its own.
                     self.wake_after_commit(true, noticed);
                 }
@@ -438,6 +430,20 @@ impl Engine {
             self.command(next).await?;
         }
         Ok(outcome)
+    }
+
+    /// Tells watchers about committed changes, in order, and lets readers waiting for
+    /// them through.
+    fn announce(&self, rows: &[(u64, &HistoryEntry)]) {
+        for (seq, entry) in rows {
+            let _ = self.changes.send(Change {
+                seq: *seq,
+                entry: (*entry).clone(),
+            });
+        }
+        if let Some((last, _)) = rows.last() {
+            self.committed.send_modify(|c| c.0 = c.0.max(*last));
+        }
     }
 
     /// After a failed write, memory has run ahead of the disk: the core is rebuilt from
@@ -823,15 +829,7 @@ async fn write_loop(engine: std::sync::Weak<Engine>, mut jobs: mpsc::UnboundedRe
             .collect();
         match engine.persist(&rows).await {
             Ok(()) => {
-                for (seq, entry) in &rows {
-                    let _ = engine.changes.send(Change {
-                        seq: *seq,
-                        entry: (*entry).clone(),
-                    });
-                }
-                if let Some((last, _)) = rows.last() {
-                    engine.committed.send_modify(|c| c.0 = c.0.max(*last));
-                }
+                engine.announce(&rows);
                 for job in batch {
                     let _ = job.ack.send(Ok(()));
                 }
