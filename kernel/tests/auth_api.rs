@@ -316,6 +316,42 @@ async fn the_bootstrap_token_is_the_administrator_and_bad_credentials_get_401() 
             )
             .await?;
         assert_eq!(s, StatusCode::CREATED);
+        // A path that does not exist: 401 without credentials (nothing to learn about which
+        // paths exist), 404 with them; /healthz stays open, other paths outside /api/v1 404.
+        for method in ["GET", "POST", "DELETE"] {
+            let (s, b) = app
+                .call_as(As::Nobody, method, "/api/v1/no-such-thing/7", None)
+                .await?;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{method}: {b}");
+            let (s, b) = app
+                .call_as(
+                    As::Bearer(BOOTSTRAP),
+                    method,
+                    "/api/v1/no-such-thing/7",
+                    None,
+                )
+                .await?;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{method}: {b}");
+            assert_eq!(b["error"]["code"], "not_found", "{b}");
+        }
+        let (s, _) = app.call_as(As::Nobody, "GET", "/healthz", None).await?;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _) = app.call_as(As::Nobody, "GET", "/nowhere", None).await?;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, b) = app
+            .call_as(
+                As::Nobody,
+                "POST",
+                "/api/v1/sessions",
+                Some(json!({"user": "admin", "password": "wrong-password-1"})),
+            )
+            .await?;
+        assert_eq!(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "logging in still reaches the login: {b}"
+        );
+        assert_ne!(b["error"]["code"], "not_found", "{b}");
         for bad in [
             "test-bootstrap-token-012345678",
             "test-bootstrap-token-0123456789x",

@@ -259,6 +259,9 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
         .route("/app-tokens", get(auth::list_apps).post(auth::create_app))
         .route("/app-tokens/{name}", delete(auth::revoke_app))
         .route("/audit", get(auth::audit))
+        // Any other path under /api/v1 needs credentials too, then is not found: without
+        // them nobody can probe which paths exist.
+        .route("/{*unknown}", axum::routing::any(no_route))
         .route_layer(middleware::from_fn_with_state(
             kernel.clone(),
             auth::authenticate,
