@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
-const BOOTSTRAP: &str = "bench-bootstrap-token-0123456789abcdef";
-
 /// A client that speaks JSON to the server as one person.
 #[derive(Clone)]
 struct Client {
@@ -71,7 +69,28 @@ pub async fn run(processes: usize, concurrency: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite:{}", dir.path().join("bench.db").display());
     let kernel = erpos_kernel::Kernel::open(&url).await?;
-    kernel.set_bootstrap_token(Some(BOOTSTRAP))?;
+    // The clinic's organisation and the leave request, as the demo loads them, plus one
+    // nurse per client.
+    let text = include_str!("../../seeds/clinic/leave.json");
+    crate::pack::load_leave(&kernel, text, &mut crate::pack::Loaded::default()).await?;
+    let password = "clinic-pass-2026";
+    let nurses: Vec<String> = (0..concurrency.max(1))
+        .map(|i| format!("nurse_{i:02}"))
+        .collect();
+    for n in &nurses {
+        erpos_kernel::resources::put_user(&kernel, &json!({"id": n, "roles": ["nurse", "employee"], "department": "pifuke", "capacity": 1000, "password": password}))
+            .await
+            .with_context(|| format!("adding {n}"))?;
+    }
+    let seed: Value = serde_json::from_str(text)?;
+    let mut people: Vec<String> = seed["users"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["id"].as_str().map(str::to_owned))
+        .collect();
+    people.extend(nurses.iter().cloned());
+
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -84,55 +103,7 @@ pub async fn run(processes: usize, concurrency: usize) -> anyhow::Result<()> {
             .build()?,
         base: format!("http://{addr}/api/v1"),
     };
-
-    // The clinic's organisation and the leave request, plus one nurse per client.
-    let seed: Value = serde_json::from_str(include_str!("../../seeds/clinic/leave.json"))?;
-    let list = |key: &str| seed[key].as_array().cloned().unwrap_or_default();
-    for (path, key) in [
-        ("/departments", "departments"),
-        ("/roles", "roles"),
-        ("/users", "users"),
-    ] {
-        for body in list(key) {
-            client
-                .ok(BOOTSTRAP, "POST", path, Some(body))
-                .await
-                .with_context(|| format!("seeding {key}"))?;
-        }
-    }
-    let password = "clinic-pass-2026";
-    let nurses: Vec<String> = (0..concurrency.max(1))
-        .map(|i| format!("nurse_{i:02}"))
-        .collect();
-    for n in &nurses {
-        client
-            .ok(BOOTSTRAP, "POST", "/users", Some(json!({"id": n, "roles": ["nurse", "employee"], "department": "pifuke", "capacity": 1000, "password": password})))
-            .await?;
-    }
-    client
-        .ok(
-            BOOTSTRAP,
-            "POST",
-            "/data-items",
-            Some(seed["data_item"].clone()),
-        )
-        .await?;
-    client
-        .ok(
-            BOOTSTRAP,
-            "POST",
-            "/services",
-            Some(seed["service"].clone()),
-        )
-        .await?;
-    client
-        .ok(BOOTSTRAP, "POST", "/services/leave/publish", None)
-        .await?;
-    let mut people: Vec<String> = list("users")
-        .iter()
-        .filter_map(|u| u["id"].as_str().map(str::to_owned))
-        .collect();
-    people.extend(nurses.iter().cloned());
+    // Every person logs in over HTTP with their own session.
     let mut tokens = BTreeMap::new();
     for p in &people {
         let s = client

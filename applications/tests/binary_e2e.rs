@@ -59,6 +59,12 @@ fn request(
     Ok((status, serde_json::from_str(&body)?))
 }
 
+/// Logs in as a demo user with the demo password: the status and the session.
+fn log_in(addr: &str, user: &str) -> anyhow::Result<(u16, serde_json::Value)> {
+    let body = serde_json::json!({"user": user, "password": "erpos-demo"});
+    request(addr, "POST", "/api/v1/sessions", Some(&body), None)
+}
+
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
     while let Some((size, rest)) = body.split_once("\r\n") {
@@ -120,13 +126,7 @@ fn demo_serves_the_clinic_and_stops_on_sigterm() -> anyhow::Result<()> {
             assert!(doc["paths"]["/api/v1/records/{item}"].is_object());
             let (status, refused) = request(&addr, "GET", "/api/v1/services", None, None)?;
             assert_eq!(status, 401, "{refused}");
-            let (status, _) = request(
-                &addr,
-                "POST",
-                "/api/v1/sessions",
-                Some(&serde_json::json!({"user": "admin", "password": "erpos-demo"})),
-                None,
-            )?;
+            let (status, _) = log_in(&addr, "admin")?;
             assert_eq!(
                 status, 401,
                 "with a bootstrap token, no demo passwords are set"
@@ -203,13 +203,7 @@ fn demo_without_a_bootstrap_token_lets_a_person_log_in_with_the_demo_password() 
             anyhow::ensure!(!addr.is_empty(), "no address printed");
             let (status, _) = request(&addr, "GET", "/api/v1/records/patient", None, None)?;
             assert_eq!(status, 401);
-            let (status, session) = request(
-                &addr,
-                "POST",
-                "/api/v1/sessions",
-                Some(&serde_json::json!({"user": "qiantai_zhou", "password": "erpos-demo"})),
-                None,
-            )?;
+            let (status, session) = log_in(&addr, "qiantai_zhou")?;
             assert_eq!(status, 201, "{session}");
             let token = session["token"].as_str().unwrap_or_default();
             let (status, found) = request(
@@ -229,13 +223,7 @@ fn demo_without_a_bootstrap_token_lets_a_person_log_in_with_the_demo_password() 
                 Some(token),
             )?;
             assert_eq!(status, 403, "front desk staff do not design: {refused}");
-            let (status, admin) = request(
-                &addr,
-                "POST",
-                "/api/v1/sessions",
-                Some(&serde_json::json!({"user": "admin", "password": "erpos-demo"})),
-                None,
-            )?;
+            let (status, admin) = log_in(&addr, "admin")?;
             assert_eq!(status, 201, "{admin}");
             let (status, queues) = request(
                 &addr,
@@ -246,13 +234,7 @@ fn demo_without_a_bootstrap_token_lets_a_person_log_in_with_the_demo_password() 
             )?;
             assert_eq!(status, 200, "{queues}");
             // The leave request ships with the demo: a nurse logs in and applies.
-            let (status, nurse) = request(
-                &addr,
-                "POST",
-                "/api/v1/sessions",
-                Some(&serde_json::json!({"user": "xiaoli", "password": "erpos-demo"})),
-                None,
-            )?;
+            let (status, nurse) = log_in(&addr, "xiaoli")?;
             assert_eq!(status, 201, "{nurse}");
             let token = nurse["token"].as_str().unwrap_or_default();
             let (status, form) = request(

@@ -398,14 +398,7 @@ impl Engine {
                 .map(|(i, e)| (first_gseq + i as u64, e))
                 .collect();
             let stored = async {
-                let mut noticed = false;
-                if !rows.is_empty() {
-                    let storage = self.storage(&rows)?;
-                    noticed = storage.noticed;
-                    for sql in storage.statements {
-                        tx.execute(sql).await?;
-                    }
-                }
+                let (_, noticed) = self.write_rows(&mut tx, &rows).await?;
                 tx.commit().await?;
                 Ok::<_, KernelError>(noticed)
             }
@@ -501,14 +494,25 @@ impl Engine {
         if entries.is_empty() {
             return Ok(());
         }
-        let stored = self.storage(entries)?;
         let mut tx = self.db.begin().await?;
-        for sql in stored.statements {
+        let (evented, noticed) = self.write_rows(&mut tx, entries).await?;
+        tx.commit().await?;
+        self.wake_after_commit(evented, noticed);
+        Ok(())
+    }
+
+    /// Writes history entries and what they leave inside `tx`; returns whether events and
+    /// notifications were enqueued (their workers are woken once `tx` commits).
+    async fn write_rows(
+        &self,
+        tx: &mut Tx,
+        entries: &[(u64, &HistoryEntry)],
+    ) -> Result<(bool, bool)> {
+        let storage = self.storage(entries)?;
+        for sql in storage.statements {
             tx.execute(sql).await?;
         }
-        tx.commit().await?;
-        self.wake_after_commit(stored.evented, stored.noticed);
-        Ok(())
+        Ok((storage.evented, storage.noticed))
     }
 
     /// Wakes the workers whose queues a commit added to.

@@ -781,8 +781,9 @@ fn with_nonce(
         .find(|(k, _)| k == "x-erpos-timestamp")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let text = erpos_kernel::auth::apps::string_to_sign_with_nonce(
-        &ts, "zhangsan", method, path, b"", nonce,
+    let text = erpos_kernel::auth::apps::with_nonce(
+        erpos_kernel::auth::apps::string_to_sign(&ts, "zhangsan", method, path, b""),
+        nonce,
     );
     for (k, v) in &mut headers {
         if k == "x-erpos-signature" {

@@ -180,7 +180,11 @@ async fn signed(k: &Kernel, req: Request) -> Result<Request, ApiError> {
     let nonce = parts
         .headers
         .get("x-erpos-nonce")
-        .map(|v| v.to_str().unwrap_or("\u{0}").to_owned());
+        .map(|v| v.to_str().map(str::to_owned))
+        .transpose()
+        .map_err(|_| {
+            ApiError::unauthorized("app signature refused: X-Erpos-Nonce must be visible ASCII")
+        })?;
     let caller = k
         .auth
         .signed(&SignedRequest {

@@ -156,30 +156,29 @@ pub struct RecordEdit {
     actor: String,
 }
 
-/// A command built from a request, with the record edit that must commit with it.
-pub struct Planned {
-    /// What the core is asked to do.
-    pub command: Command,
-    /// The handler's field values, if any.
-    pub edit: Option<RecordEdit>,
-}
-
-impl From<Command> for Planned {
-    fn from(command: Command) -> Self {
-        Planned {
-            command,
-            edit: None,
-        }
-    }
+/// A command built from a request: most go to the core as they are; a handling that
+/// edits the bound record carries the edit, which must commit with it.
+pub enum Planned {
+    /// A command on its own (it joins the group commit).
+    Command(Command),
+    /// A handling with the handler's field values.
+    Edit {
+        /// The handling (its record snapshot is filled in from the write).
+        action: Box<HandleAction>,
+        /// The fields to write.
+        edit: RecordEdit,
+    },
 }
 
 /// Carries out a planned command: with an edit, the record write, the transition and its
 /// history commit together or not at all; without, it joins the group commit.
 pub async fn run(k: &Kernel, planned: Planned) -> Result<(), ApiError> {
-    let Planned { command, edit } = planned;
-    let Some(edit) = edit else {
-        k.engine.command(command).await?;
-        return Ok(());
+    let (mut action, edit) = match planned {
+        Planned::Command(command) => {
+            k.engine.command(command).await?;
+            return Ok(());
+        }
+        Planned::Edit { action, edit } => (action, edit),
     };
     let records = k.records.clone();
     k.engine
@@ -196,11 +195,8 @@ pub async fn run(k: &Kernel, planned: Planned) -> Result<(), ApiError> {
                         0,
                     )
                     .await?;
-                let mut command = command;
-                if let Command::Handle(h) = &mut command {
-                    h.record = Some(record);
-                }
-                Ok(command)
+                action.record = Some(record);
+                Ok(Command::Handle(action))
             })
         })
         .await?;
@@ -217,7 +213,7 @@ pub async fn command(
 ) -> Result<Planned, ApiError> {
     let pid = pcb.id;
     let by = caller.user.clone();
-    Ok(Planned::from(match action {
+    Ok(Planned::Command(match action {
         "claim" => {
             only_keys(body, &["user"])?;
             Command::Claim {
@@ -479,7 +475,7 @@ async fn handle(
     if !issues.is_empty() {
         return Err(invalid(issues));
     }
-    let command = Command::Handle(Box::new(HandleAction {
+    let action = Box::new(HandleAction {
         pid: pcb.id,
         user,
         attribute,
@@ -488,8 +484,11 @@ async fn handle(
         context,
         record,
         by,
-    }));
-    Ok(Planned { command, edit })
+    });
+    Ok(match edit {
+        Some(edit) => Planned::Edit { action, edit },
+        None => Planned::Command(Command::Handle(action)),
+    })
 }
 
 /// A process as a list shows it, with its step's label and the user's items in it.

@@ -143,13 +143,10 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller) {
     let (snapshot, at, mut rx) = k
         .engine
         .subscribe(move |core| {
-            let processes: Vec<Value> = core
-                .pcbs()
-                .filter(|p| t.wants(p, &c))
-                .map(pcb_json)
-                .collect();
+            let wanted: Vec<&Pcb> = core.pcbs().filter(|p| t.wants(p, &c)).collect();
+            let processes: Vec<Value> = wanted.iter().map(|p| pcb_json(p)).collect();
             let states: serde_json::Map<String, Value> =
-                crate::scheduler::pcb::count_by_state(core.pcbs().filter(|p| t.wants(p, &c)))
+                crate::scheduler::pcb::count_by_state(wanted.iter().copied())
                     .into_iter()
                     .map(|(s, n)| (state_name(s).to_owned(), json!(n)))
                     .collect();

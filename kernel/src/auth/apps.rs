@@ -112,19 +112,12 @@ pub fn string_to_sign(
     )
 }
 
-/// The text to sign with a nonce: the plain text followed by `\n{nonce}`.
-pub fn string_to_sign_with_nonce(
-    timestamp: &str,
-    user: &str,
-    method: &str,
-    path_and_query: &str,
-    body: &[u8],
-    nonce: &str,
-) -> String {
-    format!(
-        "{}\n{nonce}",
-        string_to_sign(timestamp, user, method, path_and_query, body)
-    )
+/// The text to sign with a nonce: the plain text (from [`string_to_sign`]) followed by
+/// `\n{nonce}`.
+pub fn with_nonce(mut text: String, nonce: &str) -> String {
+    text.push('\n');
+    text.push_str(nonce);
+    text
 }
 
 /// Whether a nonce is usable: 1–64 visible ASCII characters (it travels in a header and
@@ -388,28 +381,21 @@ impl Auth {
             )));
         }
         let sent = unhex(req.signature.trim()).ok_or_else(|| refused("bad signature"))?;
-        let text = match req.nonce {
-            None => string_to_sign(
-                req.timestamp,
-                req.user,
-                req.method,
-                req.path_and_query,
-                req.body,
-            ),
-            Some(nonce) if valid_nonce(nonce) => string_to_sign_with_nonce(
-                req.timestamp,
-                req.user,
-                req.method,
-                req.path_and_query,
-                req.body,
-                nonce,
-            ),
-            Some(_) => {
+        let mut text = string_to_sign(
+            req.timestamp,
+            req.user,
+            req.method,
+            req.path_and_query,
+            req.body,
+        );
+        if let Some(nonce) = req.nonce {
+            if !valid_nonce(nonce) {
                 return Err(refused(
                     "X-Erpos-Nonce must be 1 to 64 visible ASCII characters",
                 ));
             }
-        };
+            text = with_nonce(text, nonce);
+        }
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(app.secret.as_bytes())
             .map_err(|_| refused("bad signature"))?;
         mac.update(text.as_bytes());

@@ -303,6 +303,12 @@ pub struct HistoryEntry {
 }
 
 impl Pcb {
+    /// The work items, to change: copied first if a history snapshot still shares them
+    /// (copy on write), so a snapshot never sees a later change.
+    pub fn work_mut(&mut self) -> &mut Vec<WorkItem> {
+        std::sync::Arc::make_mut(&mut self.work)
+    }
+
     /// Rebuilds a PCB from its history: the state after the last entry, checked to be a
     /// chain of legal moves with consecutive sequence numbers. None if the history is
     /// empty or broken.

@@ -75,10 +75,7 @@ pub(super) fn close_pending(p: &mut Pcb, why: &str, now_ms: i64) {
     if !p.work.iter().any(|w| w.state.is_pending()) {
         return;
     }
-    for w in Arc::make_mut(&mut p.work)
-        .iter_mut()
-        .filter(|w| w.state.is_pending())
-    {
+    for w in p.work_mut().iter_mut().filter(|w| w.state.is_pending()) {
         w.state = ItemState::Closed;
         w.action.get_or_insert_with(|| why.to_owned());
         w.finished_ms = Some(now_ms);
@@ -128,7 +125,7 @@ pub(super) fn ensure_items(
     let mut made = Vec::new();
     for (user, behalf) in holders {
         let item = new_item(p, user, behalf.as_deref(), role, ItemState::Open, now_ms);
-        Arc::make_mut(&mut p.work).push(item);
+        p.work_mut().push(item);
         made.push(user.clone());
     }
     made
@@ -359,7 +356,7 @@ impl Scheduler {
                     ItemState::Offered,
                     now_ms,
                 );
-                Arc::make_mut(&mut p.work).push(item);
+                p.work_mut().push(item);
             }
             p.wait = Some(WaitReason::Operator);
         });
@@ -460,7 +457,7 @@ impl Scheduler {
         let reason = format!("claimed by {user}");
         self.mutate(pid, by, now_ms, &reason, |p| {
             let visit = p.visit;
-            for (i, w) in Arc::make_mut(&mut p.work).iter_mut().enumerate() {
+            for (i, w) in p.work_mut().iter_mut().enumerate() {
                 if i == index {
                     w.state = ItemState::Open;
                     w.acted_by = (by != user).then(|| by.to_owned());
@@ -570,15 +567,8 @@ impl Scheduler {
                 let word = a.attribute.map_or("signed", attribute_word).to_owned();
                 let reason = format!("{} signed ({word})", a.user);
                 self.mutate(pid, &a.by, now_ms, &reason, |p| {
-                    finish(
-                        &mut Arc::make_mut(&mut p.work)[index],
-                        &word,
-                        comment,
-                        &a.by,
-                        now_ms,
-                    );
-                    if let Some(w) =
-                        back.and_then(|b| Arc::make_mut(&mut p.work).get_mut(b as usize - 1))
+                    finish(&mut p.work_mut()[index], &word, comment, &a.by, now_ms);
+                    if let Some(w) = back.and_then(|b| p.work_mut().get_mut(b as usize - 1))
                         && w.state == ItemState::Waiting
                     {
                         w.state = ItemState::Open;
@@ -645,13 +635,7 @@ impl Scheduler {
                 let Some(decision) = decision else {
                     let reason = format!("{} voted {word}: {tally}", a.user);
                     self.mutate(pid, &a.by, now_ms, &reason, |p| {
-                        finish(
-                            &mut Arc::make_mut(&mut p.work)[index],
-                            word,
-                            comment,
-                            &a.by,
-                            now_ms,
-                        );
+                        finish(&mut p.work_mut()[index], word, comment, &a.by, now_ms);
                         p.context = context;
                     });
                     return Ok(());
@@ -669,13 +653,7 @@ impl Scheduler {
                     .chain(std::iter::once(a.user.clone()))
                     .collect();
                 self.quiet(pid, &reason, |p| {
-                    finish(
-                        &mut Arc::make_mut(&mut p.work)[index],
-                        word,
-                        comment,
-                        &a.by,
-                        now_ms,
-                    );
+                    finish(&mut p.work_mut()[index], word, comment, &a.by, now_ms);
                     p.context = context;
                     p.handlers.insert(step.name.clone(), voted);
                 });
@@ -700,13 +678,7 @@ impl Scheduler {
                 };
                 let reason = format!("{} handled it: {word}", a.user);
                 self.quiet(pid, &reason, |p| {
-                    finish(
-                        &mut Arc::make_mut(&mut p.work)[index],
-                        &word,
-                        comment,
-                        &a.by,
-                        now_ms,
-                    );
+                    finish(&mut p.work_mut()[index], &word, comment, &a.by, now_ms);
                     p.context = context;
                     p.handlers.insert(step.name.clone(), vec![a.user.clone()]);
                 });
@@ -765,7 +737,7 @@ impl Scheduler {
         self.mutate(pid, by, now_ms, &note, |p| {
             let old = p.work[index].clone();
             finish(
-                &mut Arc::make_mut(&mut p.work)[index],
+                &mut p.work_mut()[index],
                 "forwarded",
                 Some(reason),
                 by,
@@ -773,7 +745,7 @@ impl Scheduler {
             );
             let mut item = new_item(p, to, None, old.role, ItemState::Open, now_ms);
             item.for_item = old.for_item;
-            Arc::make_mut(&mut p.work).push(item);
+            p.work_mut().push(item);
             if moves_operator {
                 p.operator = Some(Arc::from(to));
             }
@@ -801,11 +773,11 @@ impl Scheduler {
         self.out.pid = Some(pid);
         let note = format!("{user} added {signer} as a signer: {reason}");
         self.mutate(pid, by, now_ms, &note, |p| {
-            Arc::make_mut(&mut p.work)[index].state = ItemState::Waiting;
+            p.work_mut()[index].state = ItemState::Waiting;
             let mut item = new_item(p, signer, None, ItemRole::Signer, ItemState::Open, now_ms);
             item.for_item = Some(p.work[index].id);
             item.comment = Some(reason.to_owned());
-            Arc::make_mut(&mut p.work).push(item);
+            p.work_mut().push(item);
         });
         self.todo_notice(pid, &step, vec![signer.to_owned()]);
         Ok(())
