@@ -100,6 +100,7 @@ pub async fn run(
                     pid,
                     transition: None,
                     context: None,
+                    record: None,
                     by: "staff".into(),
                 },
                 i as i64,
@@ -176,6 +177,7 @@ pub async fn run(
                             pid,
                             transition: None,
                             context: None,
+                            record: None,
                             by: "staff".into(),
                         })
                         .await?;

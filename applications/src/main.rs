@@ -63,6 +63,19 @@ struct BootstrapArg {
     bootstrap_token: Option<String>,
 }
 
+/// Where webhooks may go beyond public addresses.
+#[derive(clap::Args)]
+struct WebhookArg {
+    /// Private, loopback or link-local addresses webhooks may still reach, as addresses or
+    /// CIDR blocks (`10.1.0.0/16,127.0.0.1`). Without it only public addresses are reached.
+    #[arg(long, env = "ERPOS_WEBHOOK_ALLOW", value_delimiter = ',', value_parser = parse_block)]
+    webhook_allow: Vec<erpos_kernel::egress::Block>,
+}
+
+fn parse_block(text: &str) -> Result<erpos_kernel::egress::Block, String> {
+    erpos_kernel::egress::Block::parse(text)
+}
+
 /// The password every demo user gets when the demo runs without a bootstrap token (see the
 /// README): a person can log in as any of the clinic's staff, or as `admin`.
 const DEMO_PASSWORD: &str = "erpos-demo";
@@ -77,6 +90,8 @@ enum Command {
         database: DatabaseArg,
         #[command(flatten)]
         bootstrap: BootstrapArg,
+        #[command(flatten)]
+        webhooks: WebhookArg,
     },
     /// Serve the medical-aesthetics clinic demo on a fresh SQLite file (recreated on every
     /// start), with its DataItems and sample records loaded. Without a bootstrap token,
@@ -89,6 +104,8 @@ enum Command {
         /// The SQLite file the demo recreates.
         #[arg(long, env = "ERPOS_DEMO_DATABASE", default_value = "erpos-demo.db")]
         file: std::path::PathBuf,
+        #[command(flatten)]
+        webhooks: WebhookArg,
     },
     /// Apply erpos's own migrations to a database and exit.
     Migrate {
@@ -117,9 +134,11 @@ async fn main() -> anyhow::Result<()> {
             listen,
             database,
             bootstrap,
+            webhooks,
         } => {
             let kernel = Kernel::open(&database.database).await?;
             kernel.set_bootstrap_token(bootstrap.bootstrap_token.as_deref())?;
+            kernel.outbox.egress.allow(webhooks.webhook_allow);
             let listener = tokio::net::TcpListener::bind(listen.listen).await?;
             say!("erpos: serving on http://{}", listener.local_addr()?);
             serve(kernel, listener, shutdown_signal()).await?;
@@ -128,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             file,
             bootstrap,
+            webhooks,
         } => {
             for suffix in ["", "-wal", "-shm"] {
                 let mut path = file.clone().into_os_string();
@@ -140,6 +160,7 @@ async fn main() -> anyhow::Result<()> {
             }
             let kernel = Kernel::open(&format!("sqlite:{}", file.display())).await?;
             kernel.set_bootstrap_token(bootstrap.bootstrap_token.as_deref())?;
+            kernel.outbox.egress.allow(webhooks.webhook_allow);
             let loaded = pack::load(&kernel, &pack::CLINIC).await?;
             let demo_logins = bootstrap.bootstrap_token.is_none();
             if demo_logins {

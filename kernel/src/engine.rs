@@ -484,6 +484,7 @@ impl Engine {
             pid,
             transition: None,
             context: None,
+            record: None,
             by: "system".into(),
         }
     }

@@ -97,6 +97,8 @@ pub struct Outbox {
     clock: Arc<dyn Clock>,
     engine: Arc<Engine>,
     http: reqwest::Client,
+    /// Where webhooks may go (checked at delivery, after DNS).
+    pub egress: Arc<crate::egress::Egress>,
     /// Woken when rows are committed, so they go out at once.
     pub wake: Arc<tokio::sync::Notify>,
 }
@@ -114,14 +116,19 @@ impl Outbox {
     pub fn new(db: Db, clock: Arc<dyn Clock>, engine: Arc<Engine>) -> Result<Self> {
         // One crypto provider for the process; a second install is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let egress = Arc::new(crate::egress::Egress::default());
+        // No redirects: a 30x would turn a checked POST into a GET of anything.
         let http = reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
             .user_agent("erpos-outbox/1")
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(crate::egress::Resolver(egress.clone()))
             .build()
             .map_err(|e| KernelError::Corrupt(format!("HTTP client: {e}")))?;
         Ok(Self {
             db,
             clock,
+            egress,
             wake: engine.outbox_wake.clone(),
             engine,
             http,
@@ -240,12 +247,26 @@ impl Outbox {
         self.db.write_atomically(statements).await
     }
 
-    /// A webhook: POST the body, signed when a secret is given.
+    /// A webhook: POST the body, signed when a secret is given. The target is checked
+    /// against the egress policy (an address written in the URL here, a name when it is
+    /// resolved); no redirect is followed and nothing of the answer but its status is kept.
     async fn post(&self, id: i64, payload: &Json, rule: Option<&str>) -> Result<(), Failure> {
         let url = payload
             .get("url")
             .and_then(Json::as_str)
             .unwrap_or_default();
+        let shown = crate::secrets::mask_url(url);
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| Failure::Permanent(format!("POST {shown}: not a URL: {e}")))?;
+        let literal = parsed
+            .host_str()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .and_then(|h| h.parse::<std::net::IpAddr>().ok());
+        if let Some(ip) = literal {
+            self.egress
+                .check(ip)
+                .map_err(|e| Failure::Permanent(format!("POST {shown}: target refused: {e}")))?;
+        }
         let body = payload
             .get("body")
             .cloned()
@@ -254,7 +275,7 @@ impl Outbox {
         let timestamp = (self.clock.now_ms() / 1000).to_string();
         let mut request = self
             .http
-            .post(url)
+            .post(parsed)
             .header("content-type", "application/json")
             .header("x-erpos-delivery", id.to_string())
             .header("x-erpos-timestamp", &timestamp);
@@ -267,23 +288,28 @@ impl Outbox {
                 format!("sha256={}", sign(secret, &timestamp, &body)),
             );
         }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| Failure::Transient(format!("POST {url}: {e}")))?;
+        let response = request.body(body).send().await.map_err(|e| {
+            let mut refused = None;
+            let mut cause: Option<&dyn std::error::Error> = Some(&e);
+            while let Some(c) = cause {
+                let text = c.to_string();
+                if text.contains("target refused") {
+                    refused = Some(text);
+                }
+                cause = c.source();
+            }
+            match refused {
+                Some(why) => Failure::Permanent(format!("POST {shown}: {why}")),
+                None => Failure::Transient(format!("POST {shown}: {}", e.without_url())),
+                // (`without_url`: the URL may carry credentials; `shown` has them masked.)
+            }
+        })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
-        let text: String = response
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect();
-        let message = format!("POST {url}: HTTP {}: {text}", status.as_u16());
+        // The answer's body is never kept: it may be anything the target chose to say.
+        let message = format!("POST {shown}: HTTP {}", status.as_u16());
         // 408 and 429 are worth another try; other 4xx mean the request itself is wrong.
         if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
             Err(Failure::Permanent(message))
@@ -486,10 +512,13 @@ impl Outbox {
                 let mut payload: Json = get(2)
                     .and_then(|t| serde_json::from_str(&t).ok())
                     .unwrap_or(Json::Null);
-                if let Some(p) = payload.as_object_mut()
-                    && p.contains_key("secret")
-                {
-                    p.insert("secret".into(), json!("***"));
+                if let Some(p) = payload.as_object_mut() {
+                    if p.contains_key("secret") {
+                        p.insert("secret".into(), json!("***"));
+                    }
+                    if let Some(Json::String(u)) = p.get_mut("url") {
+                        *u = crate::secrets::mask_url(u);
+                    }
                 }
                 json!({
                     "id": int(0), "kind": get(1), "payload": payload, "state": get(3),

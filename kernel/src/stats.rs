@@ -658,6 +658,7 @@ mod tests {
                 pid,
                 transition: transition.map(str::to_owned),
                 context: None,
+                record: None,
                 by: "test".into(),
             });
         }

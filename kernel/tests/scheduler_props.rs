@@ -187,7 +187,7 @@ proptest! {
                 }),
                 Op::Complete { pick: i, reject } => pick(&core, i, |p| p.state == ProcessState::Running).map(|pid| {
                     let at_treat = core.pcb(pid).and_then(|p| p.step.clone()).as_deref() == Some("treat");
-                    Command::Complete { pid, transition: (at_treat && reject).then(|| "redo".to_owned()).or(at_treat.then(|| "split".to_owned())), context: None, by: "staff".into() }
+                    Command::Complete { pid, transition: (at_treat && reject).then(|| "redo".to_owned()).or(at_treat.then(|| "split".to_owned())), context: None, record: None, by: "staff".into() }
                 }),
                 Op::Signal { pick: i } => pick(&core, i, |p| p.state == ProcessState::Waiting && p.step.as_deref() == Some("consent"))
                     .map(|pid| Command::Signal { pid, event: "consent_signed".into(), payload: json!({"signed_by": "患者"}), by: "tablet".into() }),
@@ -254,6 +254,7 @@ fn a_visit_runs_through_gateway_sub_service_parallel_and_timer_to_completion() {
             pid,
             transition: None,
             context: None,
+            record: None,
             by: "王护士".into(),
         },
         now,
@@ -276,6 +277,7 @@ fn a_visit_runs_through_gateway_sub_service_parallel_and_timer_to_completion() {
             pid: child,
             transition: None,
             context: None,
+            record: None,
             by: "李医生".into(),
         },
         now,
@@ -295,6 +297,7 @@ fn a_visit_runs_through_gateway_sub_service_parallel_and_timer_to_completion() {
             pid,
             transition: Some("split".into()),
             context: None,
+            record: None,
             by: "李医生".into(),
         },
         now,
@@ -468,6 +471,7 @@ fn aging_lets_an_old_low_priority_process_overtake_newer_high_priority_ones() {
                 pid: running,
                 transition: None,
                 context: None,
+                record: None,
                 by: "唯一员工".into(),
             },
             now,
@@ -523,6 +527,7 @@ fn a_successor_starts_when_its_predecessor_terminates() {
             pid: first,
             transition: None,
             context: None,
+            record: None,
             by: "李医生".into(),
         },
         1,

@@ -12,10 +12,11 @@ use serde_json::{Value, json};
 use super::ApiError;
 use super::extract::{JsonBody, QueryPairs};
 use crate::Kernel;
-use crate::caller::{Caller, Permission, ServiceOp};
+use crate::caller::{Caller, FieldAccess, Permission, RecordOp, ServiceOp};
 use crate::engine::state_name;
 use crate::error::KernelError;
-use crate::scheduler::{Command, Pcb, Pid, ProcessState};
+use crate::scheduler::{Command, Pcb, Pid, ProcessState, Scheduler};
+use erpos_design::Catalog;
 
 /// One page of processes, newest first: those of `matching` with an id below `cursor`, at
 /// most `limit`, each shown by `show`. Returns the list's shape `{items, total, next_cursor}`
@@ -51,24 +52,33 @@ pub fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
 }
 
-/// The process if the caller may see it: 404 when there is none, 403 when it is not theirs
-/// to see.
+/// The process if the caller may see it. A process that is not theirs to see and one that
+/// does not exist get the same 403, so ids cannot be probed; only a caller who may see
+/// every process (an administrator, or a `services:*:view` grant) is told 404.
 pub async fn visible_pcb(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb, ApiError> {
-    let pid: Pid = id
-        .parse()
-        .map_err(|_| ApiError::from(KernelError::NotFound(format!("process '{id}'"))))?;
-    let pcb = k
-        .engine
-        .read(|c| c.pcb(pid).cloned())
-        .await
-        .ok_or_else(|| ApiError::from(KernelError::NotFound(format!("process {pid}"))))?;
-    if !crate::tasks::visible(&pcb, caller) {
-        return Err(forbidden(format!(
-            "process {pid} is not yours to see (needs services:{}:view)",
-            pcb.service
-        )));
+    let not_yours = |id: &str| {
+        forbidden(format!(
+            "process {id} is not one you may see (other people's processes need a services:{{name}}:view grant)"
+        ))
+    };
+    let sees_all = caller.may(Permission::Service {
+        name: "*",
+        op: ServiceOp::View,
+    });
+    let Ok(pid) = id.parse::<Pid>() else {
+        return Err(if sees_all {
+            ApiError::from(KernelError::NotFound(format!("process '{id}'")))
+        } else {
+            not_yours(id)
+        });
+    };
+    match k.engine.read(|c| c.pcb(pid).cloned()).await {
+        Some(pcb) if crate::tasks::visible(&pcb, caller) => Ok(pcb),
+        None if sees_all => Err(ApiError::from(KernelError::NotFound(format!(
+            "process {pid}"
+        )))),
+        _ => Err(not_yours(id)),
     }
-    Ok(pcb)
 }
 
 fn invalid(path: &str, message: &str) -> ApiError {
@@ -90,6 +100,13 @@ pub fn pcb_json(p: &Pcb) -> Value {
         .as_ref()
         .map_or(Value::Null, |(item, id)| json!({"item": item, "id": id}));
     v
+}
+
+/// The PCB as `caller` may see it: [`pcb_json`] with the bound record in its context
+/// redacted to what they may read (see `crate::redact`).
+pub fn pcb_for(core: &Scheduler, catalog: &Catalog, caller: &Caller, p: &Pcb) -> Value {
+    let svc = core.service(&p.service, p.version).map(|s| &**s);
+    crate::redact::pcb(catalog, svc, caller, p, pcb_json(p))
 }
 
 /// Starts a process: `{"service", "version"?, "record": {"item", "id"}?, "priority"?,
@@ -151,8 +168,14 @@ pub async fn start(
         ),
     };
     let mut context = obj.get("context").cloned().unwrap_or_else(|| json!({}));
-    if !context.is_object() {
+    let Some(given) = context.as_object() else {
         return Err(invalid("/context", "expected a JSON object"));
+    };
+    if given.contains_key("record") {
+        return Err(invalid(
+            "/context/record",
+            "the bound record is read from storage: bind one with \"record\": {\"item\", \"id\"}",
+        ));
     }
     let record = match obj.get("record") {
         None | Some(Value::Null) => None,
@@ -165,6 +188,39 @@ pub async fn start(
                 .get("id")
                 .and_then(Value::as_str)
                 .ok_or_else(|| invalid("/record/id", "the record id is required"))?;
+            let subject = k
+                .engine
+                .read(|c| c.startable(service, version).map(|s| s.subject.clone()))
+                .await
+                .ok_or_else(|| {
+                    ApiError::from(KernelError::NotFound(format!("service '{service}'")))
+                })?;
+            match subject.as_deref() {
+                Some(s) if s == item => {}
+                Some(s) => {
+                    return Err(invalid(
+                        "/record/item",
+                        &format!("'{service}' is about records of '{s}', not '{item}'"),
+                    ));
+                }
+                None => {
+                    return Err(invalid(
+                        "/record",
+                        &format!(
+                            "'{service}' has no subject DataItem: its processes bind no record"
+                        ),
+                    ));
+                }
+            }
+            // Binding a record shows it to the process's participants: only someone who
+            // may read it may bind it (checked before looking it up, so a refusal says
+            // nothing about whether it exists).
+            if caller.record_fields(item, RecordOp::Read) != FieldAccess::All {
+                return Err(ApiError::forbidden(
+                    &format!("binding a record of '{item}'"),
+                    &format!("records:{item}:read"),
+                ));
+            }
             let stored = k.records.get(item, id).await.map_err(|e| match e {
                 KernelError::NotFound(_) | KernelError::Design(_) => {
                     invalid("/record", &e.to_string())
@@ -177,10 +233,27 @@ pub async fn start(
     };
     let predecessor = match obj.get("predecessor") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .ok_or_else(|| invalid("/predecessor", "expected a process id"))?,
-        ),
+        Some(v) => {
+            let pid = v
+                .as_u64()
+                .ok_or_else(|| invalid("/predecessor", "expected a process id"))?;
+            // Only a process the caller may see can be waited for; one they may not see
+            // gets the same answer as one that does not exist.
+            let seen = k
+                .engine
+                .read(|c| {
+                    c.pcb(pid)
+                        .is_some_and(|p| crate::tasks::visible(p, &caller))
+                })
+                .await;
+            if !seen {
+                return Err(invalid(
+                    "/predecessor",
+                    &format!("no process {pid} that you may see"),
+                ));
+            }
+            Some(pid)
+        }
     };
     let start_at_ms = match obj.get("start_at") {
         None | Some(Value::Null) => None,
@@ -207,7 +280,11 @@ pub async fn start(
     let pid = outcome
         .pid
         .ok_or_else(|| ApiError::from(KernelError::Corrupt("start gave no pid".into())))?;
-    let pcb = k.engine.read(|c| c.pcb(pid).map(pcb_json)).await;
+    let schema = k.definitions.schema();
+    let pcb = k
+        .engine
+        .read(|c| c.pcb(pid).map(|p| pcb_for(c, &schema.catalog, &caller, p)))
+        .await;
     Ok((StatusCode::CREATED, Json(pcb.unwrap_or(Value::Null))))
 }
 
@@ -278,6 +355,7 @@ pub async fn list(
             _ => return Err(bad(&key, "unknown parameter")),
         }
     }
+    let schema = k.definitions.schema();
     let page = k
         .engine
         .read(|core| {
@@ -307,7 +385,9 @@ pub async fn list(
             let visible = core
                 .pcbs()
                 .filter(|p| matches(p) && crate::tasks::visible(p, &caller));
-            pcb_page(visible, cursor, limit, pcb_json)
+            pcb_page(visible, cursor, limit, |p| {
+                pcb_for(core, &schema.catalog, &caller, p)
+            })
         })
         .await;
     Ok(Json(page))
@@ -323,19 +403,31 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let pcb = visible_pcb(&k, &caller, &id).await?;
-    let (form, actions) = k
+    let schema = k.definitions.schema();
+    let catalog = &schema.catalog;
+    let (form, actions, mut out, access) = k
         .engine
         .read(|c| {
+            let svc = c.service(&pcb.service, pcb.version).map(|s| &**s);
             (
                 crate::tasks::form(c, &pcb, &caller),
                 crate::tasks::actions(c, &pcb, &caller),
+                pcb_for(c, catalog, &caller, &pcb),
+                crate::redact::process_access(catalog, svc, &caller, &pcb),
             )
         })
         .await;
-    let mut out = pcb_json(&pcb);
+    let mut history = k.engine.history(pcb.id).await?;
+    for entry in &mut history {
+        crate::redact::history_entry(catalog, &caller, &pcb, &access, entry);
+    }
+    let mut form = form;
+    if let Some(shown) = form.get_mut("record") {
+        crate::redact::snapshot(catalog, &caller, &pcb, &access, shown);
+    }
     out["form"] = form;
     out["actions"] = json!(actions);
-    out["history"] = json!(k.engine.history(pcb.id).await?);
+    out["history"] = json!(history);
     Ok(Json(out))
 }
 
@@ -389,7 +481,11 @@ pub async fn act(
     let pid = pcb.id;
     let planned = super::tasks::command(&k, &caller, &pcb, &action, &body).await?;
     super::tasks::run(&k, planned).await?;
-    let pcb = k.engine.read(|c| c.pcb(pid).map(pcb_json)).await;
+    let schema = k.definitions.schema();
+    let pcb = k
+        .engine
+        .read(|c| c.pcb(pid).map(|p| pcb_for(c, &schema.catalog, &caller, p)))
+        .await;
     Ok(Json(pcb.unwrap_or(Value::Null)))
 }
 

@@ -5,7 +5,9 @@
 //! must be granted (403 naming the first that is not). Reading with per-field read grants
 //! only: the fields not granted are left out (`id`, `version` and the stamps always show),
 //! and filtering, sorting or searching (`q`) on them is refused; the history needs the
-//! whole `read`. This module must never change a record before the caller's grants were
+//! whole `read`. The answer to a create or a patch is redacted the same way (a writer
+//! without a read grant sees only the stamps). Composed children are written, read and
+//! deleted with the grants of their own DataItem (see `crate::redact`). This module must never change a record before the caller's grants were
 //! checked.
 
 use std::sync::Arc;
@@ -22,8 +24,7 @@ use crate::Kernel;
 use crate::caller::{Caller, FieldAccess, RecordOp};
 use crate::records::ListQuery;
 
-/// Keys every record has, shown to anyone who may read it at all.
-const STAMPS: [&str; 4] = ["id", "version", "created_at", "updated_at"];
+use crate::redact::STAMPS;
 
 fn needs(what: &str, grant: String) -> ApiError {
     ApiError::forbidden(what, &grant)
@@ -40,14 +41,44 @@ fn access(caller: &Caller, item: &str, op: RecordOp) -> Result<FieldAccess, ApiE
     }
 }
 
-/// Refuses a write whose body holds a field the caller may not write.
-fn check_write(caller: &Caller, item: &str, op: RecordOp, body: &Value) -> Result<(), ApiError> {
+/// Refuses a write whose body holds a field the caller may not write. Composed children
+/// given in the body are written with the grants of their own DataItem: creating them needs
+/// `records:{child}:create`, and replacing them (a patch that names them deletes the old
+/// ones) needs `records:{child}:create` and `records:{child}:delete`; their own fields and
+/// grandchildren are checked the same way.
+fn check_write(
+    catalog: &erpos_design::Catalog,
+    caller: &Caller,
+    item: &str,
+    op: RecordOp,
+    body: &Value,
+) -> Result<(), ApiError> {
     let access = access(caller, item, op)?;
-    if access == FieldAccess::All {
-        return Ok(());
-    }
-    let fields = body.as_object().into_iter().flat_map(|o| o.keys());
-    for field in fields.filter(|f| !["id", "version"].contains(&f.as_str())) {
+    let consists: Vec<&str> = catalog
+        .get(item)
+        .map(|d| d.consists.iter().map(|c| c.item.as_str()).collect())
+        .unwrap_or_default();
+    let fields = body.as_object().into_iter().flat_map(|o| o.iter());
+    for (field, value) in fields.filter(|(f, _)| !["id", "version"].contains(&f.as_str())) {
+        if consists.contains(&field.as_str()) {
+            if op == RecordOp::Update
+                && caller.record_fields(field, RecordOp::Delete) != FieldAccess::All
+            {
+                return Err(needs(
+                    &format!("replacing the '{field}' children of '{item}'"),
+                    format!("records:{field}:delete"),
+                ));
+            }
+            let children = match value {
+                Value::Array(list) => list.iter().collect(),
+                Value::Null => Vec::new(),
+                one => vec![one],
+            };
+            for child in children {
+                check_write(catalog, caller, field, RecordOp::Create, child)?;
+            }
+            continue;
+        }
         if !access.allows(field) {
             return Err(needs(
                 &format!("writing the field '{field}' of '{item}'"),
@@ -58,10 +89,17 @@ fn check_write(caller: &Caller, item: &str, op: RecordOp, body: &Value) -> Resul
     Ok(())
 }
 
-/// Leaves out the fields a per-field reader may not see.
-fn redact(access: &FieldAccess, record: &mut Value) {
-    if let (FieldAccess::Fields(_), Some(o)) = (access, record.as_object_mut()) {
-        o.retain(|k, _| STAMPS.contains(&k.as_str()) || access.allows(k));
+/// Every DataItem composed into `item`, at any depth.
+fn composed(catalog: &erpos_design::Catalog, item: &str, out: &mut Vec<String>) {
+    for c in catalog
+        .get(item)
+        .map(|d| d.consists.as_slice())
+        .unwrap_or_default()
+    {
+        if !out.contains(&c.item) {
+            out.push(c.item.clone());
+            composed(catalog, &c.item, out);
+        }
     }
 }
 
@@ -120,10 +158,12 @@ pub async fn list(
             }
         }
     }
-    let query = ListQuery::parse(&k.definitions.schema().catalog, &item, &params)?;
+    let schema = k.definitions.schema();
+    let catalog = &schema.catalog;
+    let query = ListQuery::parse(catalog, &item, &params)?;
     let mut page = k.records.list(&item, &query).await?;
     for record in &mut page.items {
-        redact(&access, record);
+        crate::redact::record(catalog, &caller, &item, record);
     }
     Ok(Json(json!(page)))
 }
@@ -140,9 +180,10 @@ pub async fn create(
     Path(item): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_write(&caller, &item, RecordOp::Create, &body)?;
+    let schema = k.definitions.schema();
+    check_write(&schema.catalog, &caller, &item, RecordOp::Create, &body)?;
     let mut record = k.records.create(&item, &body, Some(&caller.user)).await?;
-    redact(&caller.record_fields(&item, RecordOp::Read), &mut record);
+    crate::redact::record(&schema.catalog, &caller, &item, &mut record);
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -155,9 +196,9 @@ pub async fn show(
     caller: Caller,
     Path((item, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let access = access(&caller, &item, RecordOp::Read)?;
+    access(&caller, &item, RecordOp::Read)?;
     let mut record = k.records.get(&item, &id).await?;
-    redact(&access, &mut record);
+    crate::redact::record(&k.definitions.schema().catalog, &caller, &item, &mut record);
     Ok(Json(record))
 }
 
@@ -175,12 +216,13 @@ pub async fn patch(
     IfMatch(expected): IfMatch,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    check_write(&caller, &item, RecordOp::Update, &body)?;
+    let schema = k.definitions.schema();
+    check_write(&schema.catalog, &caller, &item, RecordOp::Update, &body)?;
     let mut record = k
         .records
         .patch(&item, &id, &body, expected, Some(&caller.user))
         .await?;
-    redact(&caller.record_fields(&item, RecordOp::Read), &mut record);
+    crate::redact::record(&schema.catalog, &caller, &item, &mut record);
     Ok(Json(record))
 }
 
@@ -194,11 +236,16 @@ pub async fn delete(
     Path((item, id)): Path<(String, String)>,
     IfMatch(expected): IfMatch,
 ) -> Result<StatusCode, ApiError> {
-    if caller.record_fields(&item, RecordOp::Delete) != FieldAccess::All {
-        return Err(needs(
-            &format!("deleting records of '{item}'"),
-            format!("records:{item}:delete"),
-        ));
+    // Deleting a record deletes its composed children: that needs their delete grants too.
+    let mut items = vec![item.clone()];
+    composed(&k.definitions.schema().catalog, &item, &mut items);
+    for i in &items {
+        if caller.record_fields(i, RecordOp::Delete) != FieldAccess::All {
+            return Err(needs(
+                &format!("deleting records of '{i}'"),
+                format!("records:{i}:delete"),
+            ));
+        }
     }
     k.records
         .delete(&item, &id, expected, Some(&caller.user))

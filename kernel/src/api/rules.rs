@@ -67,7 +67,8 @@ fn unknown(key: &str) -> ApiError {
 /// Every ServiceRule with its counters.
 #[utoipa::path(get, path = "/api/v1/rules", tag = "rules", responses((status = 200, description = "`{items, total}`")))]
 pub async fn list(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError> {
-    let items = k.rules.list().await?;
+    let mut items = k.rules.list().await?;
+    items.iter_mut().for_each(crate::secrets::mask);
     Ok(Json(
         json!({"total": items.len(), "items": items, "next_cursor": null}),
     ))
@@ -84,10 +85,11 @@ pub async fn save(
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Design, "defining rules")?;
+    let body = unmasked(&k, body).await?;
     let schema = k.definitions.schema();
     let rule = k.rules.save(&body, &schema.catalog).await?;
     crate::audit::record(&k, &caller.user, "rule.save", &rule.name).await;
-    Ok((StatusCode::CREATED, Json(k.rules.show(&rule.name).await?)))
+    Ok((StatusCode::CREATED, Json(shown(&k, &rule.name).await?)))
 }
 
 /// Replaces a rule (the name in the path wins).
@@ -103,10 +105,30 @@ pub async fn replace(
     if let Some(o) = body.as_object_mut() {
         o.insert("name".into(), json!(name));
     }
+    let body = unmasked(&k, body).await?;
     let schema = k.definitions.schema();
     let rule = k.rules.save(&body, &schema.catalog).await?;
     crate::audit::record(&k, &caller.user, "rule.save", &rule.name).await;
-    Ok(Json(k.rules.show(&rule.name).await?))
+    Ok(Json(shown(&k, &rule.name).await?))
+}
+
+/// A rule as it is shown: its webhook secrets and URL credentials masked.
+async fn shown(k: &Kernel, name: &str) -> Result<Value, ApiError> {
+    let mut rule = k.rules.show(name).await?;
+    crate::secrets::mask(&mut rule);
+    Ok(rule)
+}
+
+/// A rule body sent back with the masks it was shown: each mask is replaced by the secret
+/// stored at the same place (422 naming a mask with nothing behind it).
+async fn unmasked(k: &Kernel, mut body: Value) -> Result<Value, ApiError> {
+    let name = body.get("name").and_then(Value::as_str).map(str::to_owned);
+    let stored = match name {
+        Some(n) => k.rules.show(&n).await.ok(),
+        None => None,
+    };
+    super::services::restore_secrets(&mut body, stored.as_ref())?;
+    Ok(body)
 }
 
 /// A rule, with `stats`: evaluated, fired, failed, last run and its outcome or error.
@@ -115,7 +137,7 @@ pub async fn show(
     State(k): State<Arc<Kernel>>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(k.rules.show(&name).await?))
+    Ok(Json(shown(&k, &name).await?))
 }
 
 /// Deletes a rule (its runs are kept).
@@ -145,7 +167,8 @@ pub async fn runs(
     require(&caller, Permission::Monitor, "reading rule runs")?;
     k.rules.show(&name).await?;
     let (limit, before) = paging(params, |key, _| Err(unknown(key)))?;
-    let items = k.rules.runs(&name, before.map(|b| b as u64), limit).await?;
+    let mut items = k.rules.runs(&name, before.map(|b| b as u64), limit).await?;
+    items.iter_mut().for_each(crate::secrets::mask);
     Ok(page(items, limit, "event_seq"))
 }
 

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use erpos_design::Issue;
 use serde_json::{Value, json};
 
 use super::ApiError;
@@ -40,6 +41,8 @@ pub async fn list(State(k): State<Arc<Kernel>>, caller: Caller) -> Result<Json<V
                 .is_some_and(|n| caller.in_scope(n))
         })
         .collect();
+    let mut items = items;
+    items.iter_mut().for_each(crate::secrets::mask);
     Ok(Json(
         json!({"total": items.len(), "items": items, "next_cursor": null}),
     ))
@@ -58,9 +61,21 @@ pub async fn save(
     if let Some(name) = body.get("name").and_then(Value::as_str) {
         visible(&caller, name)?;
     }
+    let mut body = body;
+    if let Some(name) = body.get("name").and_then(Value::as_str).map(str::to_owned) {
+        let stored = match k.services.draft(&name).await? {
+            Some(d) => Some(json!(d)),
+            None => k.services.versions(&name).await.last().map(|s| json!(**s)),
+        };
+        restore_secrets(&mut body, stored.as_ref())?;
+    } else {
+        restore_secrets(&mut body, None)?;
+    }
     let draft = k.services.save_draft(&body).await?;
     crate::audit::record(&k, &caller.user, "service.save", &draft.name).await;
-    Ok((StatusCode::CREATED, Json(json!(draft))))
+    let mut shown = json!(draft);
+    crate::secrets::mask(&mut shown);
+    Ok((StatusCode::CREATED, Json(shown)))
 }
 
 /// A service: its draft, its newest published version and every version number.
@@ -77,12 +92,42 @@ pub async fn show(
     if draft.is_none() && versions.is_empty() {
         return Err(KernelError::NotFound(format!("service '{name}'")).into());
     }
-    Ok(Json(json!({
+    let mut shown = json!({
         "name": name,
         "draft": draft,
         "published": versions.last().map(|s| json!(**s)),
         "versions": versions.iter().map(|s| s.version).collect::<Vec<_>>(),
-    })))
+    });
+    crate::secrets::mask(&mut shown);
+    Ok(Json(shown))
+}
+
+/// Puts back the stored secrets behind the masks a definition was shown with (see
+/// `crate::secrets`); a mask with nothing stored behind it is a 422 naming it.
+pub(super) fn restore_secrets(body: &mut Value, stored: Option<&Value>) -> Result<(), ApiError> {
+    let unresolved = crate::secrets::restore(body, stored);
+    if unresolved.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+        "a masked secret was sent where none is stored",
+    )
+    .with_details(
+        unresolved
+            .into_iter()
+            .map(|p| {
+                Issue::new(
+                    p,
+                    format!(
+                        "'{}' only stands for a stored secret: send the secret itself",
+                        crate::secrets::MASK
+                    ),
+                )
+            })
+            .collect(),
+    ))
 }
 
 /// Publishes the draft as a new frozen version; running processes keep theirs.

@@ -134,6 +134,23 @@ fn attribute(body: &Value) -> Result<Option<TransitionAttribute>, ApiError> {
     }
 }
 
+/// The context variables a caller sends with an action: an object, without `record` (the
+/// bound record is read from storage, never taken from a caller).
+fn caller_context(body: &Value) -> Result<Option<Value>, ApiError> {
+    match body.get("context") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(c)) if c.contains_key("record") => Err(invalid(vec![Issue::new(
+            "/context/record",
+            "the bound record is read from storage; change its fields with \"fields\"",
+        )])),
+        Some(c @ Value::Object(_)) => Ok(Some(c.clone())),
+        Some(_) => Err(invalid(vec![Issue::new(
+            "/context",
+            "expected a JSON object",
+        )])),
+    }
+}
+
 fn blank(v: Option<&Value>) -> bool {
     match v {
         None | Some(Value::Null) => true,
@@ -335,26 +352,27 @@ pub async fn command(
             }
         }
         "complete" => {
+            only_keys(body, &["transition", "context"])?;
+            // As the README says: the step's operator, or an administrator of the service.
             if pcb.operator.as_deref() != Some(caller.user.as_str())
-                && !grant(caller, pcb, ServiceOp::Handle)
                 && !grant(caller, pcb, ServiceOp::Administer)
             {
                 return Err(forbidden(format!(
-                    "only the step's operator or services:{}:handle may complete it",
+                    "only the step's operator or services:{}:administer may complete it",
                     pcb.service
                 )));
             }
-            let context = body.get("context").cloned();
-            if context.as_ref().is_some_and(|c| !c.is_object()) {
-                return Err(invalid(vec![Issue::new(
-                    "/context",
-                    "expected a JSON object",
-                )]));
-            }
+            let context = caller_context(body)?;
+            // The conditions that choose the way on see the record as stored now.
+            let record = match &pcb.record {
+                Some((item, id)) => Some(k.records.get(item, id).await?),
+                None => None,
+            };
             Command::Complete {
                 pid,
                 transition: text(body, "transition")?,
                 context,
+                record,
                 by,
             }
         }
@@ -383,13 +401,7 @@ async fn handle(
     let attribute = attribute(body)?;
     let transition = text(body, "transition")?;
     let comment = text(body, "comment")?;
-    let context = body.get("context").cloned();
-    if context.as_ref().is_some_and(|c| !c.is_object()) {
-        return Err(invalid(vec![Issue::new(
-            "/context",
-            "expected a JSON object",
-        )]));
-    }
+    let context = caller_context(body)?;
     let fields: Map<String, Value> = match body.get("fields") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
@@ -491,8 +503,15 @@ async fn handle(
     })
 }
 
-/// A process as a list shows it, with its step's label and the user's items in it.
-fn entry(core: &crate::scheduler::Scheduler, p: &Pcb, user: &str) -> Value {
+/// A process as a list shows it to `caller`, with its step's label, the record snapshot
+/// they may read and `user`'s items in it.
+fn entry(
+    core: &crate::scheduler::Scheduler,
+    catalog: &erpos_design::Catalog,
+    caller: &Caller,
+    p: &Pcb,
+    user: &str,
+) -> Value {
     let mut v = pcb_json(p);
     v["step_label"] = json!(
         core.service(&p.service, p.version)
@@ -504,7 +523,11 @@ fn entry(core: &crate::scheduler::Scheduler, p: &Pcb, user: &str) -> Value {
     }
     v["created_at"] =
         json!(chrono::DateTime::from_timestamp_millis(p.created_ms).map(|t| t.to_rfc3339()));
-    v["record_snapshot"] = p.context.get("record").cloned().unwrap_or(Value::Null);
+    let mut snapshot = p.context.get("record").cloned().unwrap_or(Value::Null);
+    let svc = core.service(&p.service, p.version).map(|s| &**s);
+    let access = crate::redact::process_access(catalog, svc, caller, p);
+    crate::redact::snapshot(catalog, caller, p, &access, &mut snapshot);
+    v["record_snapshot"] = snapshot;
     v["work"] = json!(
         p.work
             .iter()
@@ -605,6 +628,7 @@ pub async fn work_items(
     if user != caller.user && !caller.may(Permission::Monitor) {
         return Err(forbidden(format!("{user}'s lists need the monitor grant")));
     }
+    let schema = k.definitions.schema();
     let page = k
         .engine
         .read(|core| {
@@ -620,7 +644,7 @@ pub async fn work_items(
                     && to_ms.is_none_or(|t| p.created_ms < t)
             };
             super::processes::pcb_page(core.pcbs().filter(|p| keep(p)), cursor, limit, |p| {
-                entry(core, p, &user)
+                entry(core, &schema.catalog, &caller, p, &user)
             })
         })
         .await;

@@ -70,13 +70,31 @@ impl Topic {
     }
 }
 
-fn change_json(c: &Change) -> Value {
+/// A change as `caller` may see it: the PCB with its bound record redacted (see
+/// `crate::redact`); the services' definitions are looked up once per version.
+async fn change_json(k: &Kernel, caller: &Caller, services: &mut Services, c: &Change) -> Value {
+    let p = &c.entry.after;
+    let key = (p.service.to_string(), p.version);
+    if !services.contains_key(&key) {
+        let found = k
+            .engine
+            .read(|core| core.service(&p.service, p.version).cloned())
+            .await;
+        services.insert(key.clone(), found);
+    }
+    let svc = services.get(&key).and_then(|s| s.as_deref());
+    let schema = k.definitions.schema();
+    let pcb = crate::redact::pcb(&schema.catalog, svc, caller, p, pcb_json(p));
     json!({
         "type": "change", "seq": c.seq, "process": c.entry.pid, "at_ms": c.entry.at_ms, "by": c.entry.by,
         "from": state_name(c.entry.from), "to": state_name(c.entry.to), "reason": c.entry.reason,
-        "step": c.entry.after.step, "pcb": pcb_json(&c.entry.after),
+        "step": c.entry.after.step, "pcb": pcb,
     })
 }
+
+/// The service versions a subscriber's changes were shown with.
+type Services =
+    std::collections::HashMap<(String, u32), Option<Arc<erpos_design::service::Service>>>;
 
 /// Upgrades to a WebSocket (see the module's doc for the protocol). Browsers, which cannot
 /// set headers on a WebSocket, may send their session token as `?access_token=`.
@@ -140,11 +158,16 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller) {
     }
     let t = topic.clone();
     let c = caller.clone();
+    let schema = k.definitions.schema();
+    let mut services = Services::new();
     let (snapshot, at, mut rx) = k
         .engine
         .subscribe(move |core| {
             let wanted: Vec<&Pcb> = core.pcbs().filter(|p| t.wants(p, &c)).collect();
-            let processes: Vec<Value> = wanted.iter().map(|p| pcb_json(p)).collect();
+            let processes: Vec<Value> = wanted
+                .iter()
+                .map(|p| super::processes::pcb_for(core, &schema.catalog, &c, p))
+                .collect();
             let states: serde_json::Map<String, Value> =
                 crate::scheduler::pcb::count_by_state(wanted.iter().copied())
                     .into_iter()
@@ -169,7 +192,12 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller) {
                     .iter()
                     .filter(|c| topic.wants(&c.entry.after, &caller))
                 {
-                    if !send(&mut socket, change_json(c)).await {
+                    if !send(
+                        &mut socket,
+                        change_json(&k, &caller, &mut services, c).await,
+                    )
+                    .await
+                    {
                         return;
                     }
                 }
@@ -206,7 +234,7 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller) {
                     }
                     last = c.seq;
                     if topic.wants(&c.entry.after, &caller)
-                        && !send(&mut socket, change_json(&c)).await
+                        && !send(&mut socket, change_json(&k, &caller, &mut services, &c).await).await
                     {
                         return;
                     }

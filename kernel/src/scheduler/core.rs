@@ -103,8 +103,11 @@ pub enum Command {
         pid: Pid,
         /// The transition's key; None when there is only one way on (or conditions decide).
         transition: Option<String>,
-        /// Context variables to merge in.
+        /// Context variables to merge in (never `record`: see [`merge_context`]).
         context: Option<Json>,
+        /// The bound record as it is in storage now (replaces `context.record`, so the
+        /// conditions that choose the way on see what is stored, not what a caller says).
+        record: Option<Json>,
         /// Who.
         by: String,
     },
@@ -630,6 +633,11 @@ impl Scheduler {
         self.services.values().flat_map(|v| v.values())
     }
 
+    /// The published version a start would take: `version`, or the newest.
+    pub fn startable(&self, name: &str, version: Option<u32>) -> Option<Arc<Service>> {
+        self.resolve(name, version).ok()
+    }
+
     /// A published service version.
     pub fn service(&self, name: &str, version: u32) -> Option<&Arc<Service>> {
         self.services.get(name).and_then(|v| v.get(&version))
@@ -718,6 +726,7 @@ impl Scheduler {
                 pid,
                 transition,
                 context,
+                record,
                 by,
             } => {
                 let pcb = self.get(pid)?;
@@ -732,14 +741,21 @@ impl Scheduler {
                 }
                 let svc = self.service_of(pcb)?;
                 let mut pcb_view = pcb.clone();
-                if let Some(patch) = &context {
-                    merge(Arc::make_mut(&mut pcb_view.context), patch);
-                }
+                let bound = pcb.record.is_some();
+                let update = |ctx: &mut Json| {
+                    if let Some(patch) = &context {
+                        merge_context(ctx, patch);
+                    }
+                    if let (true, Some(r)) = (bound, &record) {
+                        ctx["record"] = r.clone();
+                    }
+                };
+                update(Arc::make_mut(&mut pcb_view.context));
                 let next = choose(&svc, &step, transition.as_deref(), &pcb_view, conditions)?;
                 self.out.pid = Some(pid);
-                if let Some(patch) = context {
+                if context.is_some() || (bound && record.is_some()) {
                     self.quiet(pid, "context updated", |p| {
-                        merge(Arc::make_mut(&mut p.context), &patch)
+                        update(Arc::make_mut(&mut p.context))
                     });
                 }
                 self.leave_dispatched(pid, &by, now_ms, "step completed");
@@ -2172,6 +2188,17 @@ fn find_join(svc: &Service, from: &str) -> Option<String> {
         queue.extend(svc.outgoing(&s).map(|t| t.to.clone()));
     }
     None
+}
+
+/// Merges a caller's context variables into a process's context, leaving out `record`:
+/// the bound record is only ever read from storage (at the start, with each handling and
+/// completion), so no caller can make conditions see values the record does not hold.
+pub fn merge_context(target: &mut Json, patch: &Json) {
+    if let (Json::Object(t), Json::Object(p)) = (target, patch) {
+        for (k, v) in p.iter().filter(|(k, _)| k.as_str() != "record") {
+            merge(t.entry(k.clone()).or_insert(Json::Null), v);
+        }
+    }
 }
 
 /// Merges a JSON object into another (objects recursively; anything else replaces).

@@ -123,6 +123,7 @@ pub async fn app(db: TestDb) -> anyhow::Result<TestApp> {
     let clock = Arc::new(erpos_kernel::clock::ManualClock::new(1_795_856_400_000));
     let kernel = Kernel::open_with_clock(&db.url, clock.clone()).await?;
     kernel.set_bootstrap_token(Some(BOOTSTRAP))?;
+    allow_loopback_webhooks(&kernel)?;
     let (router, bare) = routers(&kernel);
     Ok(TestApp {
         backend: db.name,
@@ -141,6 +142,7 @@ impl TestApp {
         self.kernel.db.close().await;
         let kernel = Kernel::open_with_clock(&self.url, self.clock.clone()).await?;
         kernel.set_bootstrap_token(Some(BOOTSTRAP))?;
+        allow_loopback_webhooks(&kernel)?;
         (self.router, self.bare) = routers(&kernel);
         self.kernel = kernel;
         Ok(self)
@@ -155,6 +157,14 @@ impl TestApp {
             .await?;
         Ok(())
     }
+}
+
+/// The tests' webhook receivers listen on loopback: this test deployment allows it, as an
+/// operator would with `--webhook-allow 127.0.0.0/8` (the SSRF tests clear it again).
+fn allow_loopback_webhooks(kernel: &Kernel) -> anyhow::Result<()> {
+    let block = erpos_kernel::egress::Block::parse("127.0.0.0/8").map_err(anyhow::Error::msg)?;
+    kernel.outbox.egress.allow(vec![block]);
+    Ok(())
 }
 
 /// Runs `test` once per backend, each on its own fresh database.

@@ -14,7 +14,7 @@ use erpos_design::service::{OperatorRule, Service, Step, TransitionAttribute};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
-use super::{Conditions, CoreError, Scheduler, choose, merge, named_users};
+use super::{Conditions, CoreError, Scheduler, choose, merge_context, named_users};
 use crate::scheduler::pcb::{
     ExitStatus, ItemRole, ItemState, Notice, Pcb, Pid, ProcessState, WaitReason, WorkItem,
 };
@@ -552,7 +552,7 @@ impl Scheduler {
         let pid = a.pid;
         let mut view = pcb.clone();
         if let Some(patch) = &a.context {
-            merge(Arc::make_mut(&mut view.context), patch);
+            merge_context(Arc::make_mut(&mut view.context), patch);
         }
         if let Some(record) = &a.record {
             Arc::make_mut(&mut view.context)["record"] = record.clone();
