@@ -453,6 +453,18 @@ async fn process_views_leave_out_hidden_fields_and_what_grants_do_not_give() -> 
         ))
         .await?;
         let mut seen = Vec::new();
+        let mut next = async || -> anyhow::Result<String> {
+            loop {
+                let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("closed"))??;
+                if let Message::Text(t) = msg {
+                    return Ok(t.to_string());
+                }
+            }
+        };
+        // The snapshot first (the subscription is in place), then the leader's handling.
+        seen.push(next().await?);
         let (s, b) = app
             .call_as(
                 As::Bearer(&lin),
@@ -466,12 +478,7 @@ async fn process_views_leave_out_hidden_fields_and_what_grants_do_not_give() -> 
             !b.to_string().contains(secret),
             "the answer to his own handling: {b}"
         );
-        while seen.len() < 2 {
-            let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await?;
-            if let Some(Ok(Message::Text(t))) = msg {
-                seen.push(t.to_string());
-            }
-        }
+        seen.push(next().await?);
         assert!(seen[0].contains("snapshot"), "{seen:?}");
         assert!(seen[1].contains("\"change\""), "{seen:?}");
         assert!(seen.iter().all(|m| !m.contains(secret)), "{seen:?}");
