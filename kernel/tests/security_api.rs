@@ -173,6 +173,17 @@ async fn complete_takes_the_record_from_storage_and_only_from_its_operator() -> 
             .await?;
         assert_eq!(s, StatusCode::CREATED, "{p}");
         let pid = pid_of(&p);
+        // The applicant operates the first step, whose fields are required: `complete`
+        // would skip their check, so that step is handled, not completed.
+        let (s, b) = app
+            .call_as(
+                As::Bearer(&applicant),
+                "POST",
+                &format!("/api/v1/processes/{pid}/complete"),
+                Some(json!({})),
+            )
+            .await?;
+        assert_eq!(s, StatusCode::CONFLICT, "{b}");
         let (s, b) = app
             .call_as(
                 As::Bearer(&applicant),

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use erpos_design::Issue;
-use erpos_design::service::{FieldAccess, TransitionAttribute};
+use erpos_design::service::{FieldAccess, OperatorPolicy, StepKind, TransitionAttribute};
 use serde_json::{Map, Value, json};
 
 use super::ApiError;
@@ -361,6 +361,35 @@ pub async fn command(
                     "only the step's operator or services:{}:administer may complete it",
                     pcb.service
                 )));
+            }
+            // A committee's votes and a step's required fields are decided by `handle`;
+            // completing such a step over them is an administrator's act only.
+            if !grant(caller, pcb, ServiceOp::Administer) {
+                let step = k
+                    .engine
+                    .read(|c| {
+                        c.service(&pcb.service, pcb.version)
+                            .and_then(|s| s.step(pcb.step.as_deref()?).cloned())
+                    })
+                    .await;
+                let decided_by_items = step.is_some_and(|s| {
+                    s.kind == StepKind::Human
+                        && (s
+                            .operators
+                            .as_ref()
+                            .is_some_and(|o| o.policy == OperatorPolicy::All)
+                            || s.fields.values().any(|a| *a == FieldAccess::Required))
+                });
+                if decided_by_items {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "conflict",
+                        format!(
+                            "step '{}' is decided by its work items (votes or required fields): use handle",
+                            pcb.step.as_deref().unwrap_or_default()
+                        ),
+                    ));
+                }
             }
             let context = caller_context(body)?;
             // The conditions that choose the way on see the record as stored now.
