@@ -299,8 +299,7 @@ impl Engine {
             .col_text("pcb");
         sql.push(" FROM process_history WHERE gseq > ")
             .param(Some(after.to_string()), int);
-        sql.push(" AND gseq <= ")
-            .param(Some(upto.to_string()), int);
+        sql.push(" AND gseq <= ").param(Some(upto.to_string()), int);
         if let Some(pids) = pids {
             if pids.is_empty() {
                 return Ok(Vec::new());

@@ -308,12 +308,9 @@ pub async fn approvals(k: &Kernel, m: &Membership, leads: bool) -> BTreeMap<Stri
             for svc in c.published() {
                 for step in &svc.steps {
                     let Some(r) = &step.operators else { continue };
-                    let by = if let Some(role) = r.role.as_ref().filter(|x| m.roles.contains(*x))
-                    {
+                    let by = if let Some(role) = r.role.as_ref().filter(|x| m.roles.contains(*x)) {
                         format!("role '{role}'")
-                    } else if let Some(skill) =
-                        r.skill.as_ref().filter(|x| m.skills.contains(*x))
-                    {
+                    } else if let Some(skill) = r.skill.as_ref().filter(|x| m.skills.contains(*x)) {
                         format!("skill '{skill}'")
                     } else if let Some(d) = r
                         .department
@@ -327,7 +324,10 @@ pub async fn approvals(k: &Kernel, m: &Membership, leads: bool) -> BTreeMap<Stri
                         continue;
                     };
                     out.entry(format!("services:{}:handle", svc.name))
-                        .or_insert(format!("{by} (it approves at step '{}' of '{}')", step.name, svc.name));
+                        .or_insert(format!(
+                            "{by} (it approves at step '{}' of '{}')",
+                            step.name, svc.name
+                        ));
                 }
             }
             out
@@ -340,7 +340,8 @@ pub async fn approvals(k: &Kernel, m: &Membership, leads: bool) -> BTreeMap<Stri
 pub async fn capabilities(k: &Kernel, m: &Membership) -> Result<BTreeMap<String, String>> {
     let mut out = approvals(k, m, false).await;
     for g in k.auth.permissions_of(&m.roles).await? {
-        out.entry(g).or_insert_with(|| "a role's permissions".to_owned());
+        out.entry(g)
+            .or_insert_with(|| "a role's permissions".to_owned());
     }
     Ok(out)
 }
@@ -408,13 +409,12 @@ async fn administrators(
     sql.push("SELECT ")
         .col_text("user_id")
         .push(" FROM credentials");
-    let with_password: BTreeSet<String> = k
-        .db
-        .fetch(sql)
-        .await?
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
+    let with_password: BTreeSet<String> =
+        k.db.fetch(sql)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
     Ok(holders.intersection(&with_password).cloned().collect())
 }
 
@@ -436,7 +436,10 @@ async fn keep_an_administrator(
             message: format!(
                 "{what} would leave no user who can log in holding admin; make someone else an administrator first"
             ),
-            details: vec![Issue::new(path, "the last administrator's admin grant is here")],
+            details: vec![Issue::new(
+                path,
+                "the last administrator's admin grant is here",
+            )],
         });
     }
     Ok(())

@@ -63,7 +63,13 @@ async fn clinic(app: &TestApp) -> anyhow::Result<()> {
     ] {
         ok(app, "POST", "/api/v1/roles", role).await?;
     }
-    ok(app, "POST", "/api/v1/departments", json!({"name": "yiyuan", "label": {"zh": "医院"}})).await?;
+    ok(
+        app,
+        "POST",
+        "/api/v1/departments",
+        json!({"name": "yiyuan", "label": {"zh": "医院"}}),
+    )
+    .await?;
     ok(
         app,
         "POST",
@@ -71,8 +77,20 @@ async fn clinic(app: &TestApp) -> anyhow::Result<()> {
         json!({"name": "renshi", "label": {"zh": "人事部"}, "parent": "yiyuan"}),
     )
     .await?;
-    ok(app, "POST", "/api/v1/departments", json!({"name": "pifuke", "label": {"zh": "皮肤科"}})).await?;
-    ok(app, "POST", "/api/v1/skills", json!({"name": "laser", "label": {"zh": "激光"}})).await?;
+    ok(
+        app,
+        "POST",
+        "/api/v1/departments",
+        json!({"name": "pifuke", "label": {"zh": "皮肤科"}}),
+    )
+    .await?;
+    ok(
+        app,
+        "POST",
+        "/api/v1/skills",
+        json!({"name": "laser", "label": {"zh": "激光"}}),
+    )
+    .await?;
     ok(app, "POST", "/api/v1/services", leave_service()).await?;
     ok(app, "POST", "/api/v1/services/leave/publish", json!({})).await?;
     ok(
@@ -95,15 +113,17 @@ async fn role_permissions(app: &TestApp, name: &str) -> anyhow::Result<Value> {
 }
 
 fn message(b: &Value) -> String {
-    b["error"]["message"].as_str().unwrap_or_default().to_owned()
+    b["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 // ---------------------------------------------------------------------------------------
 // Item 6: roles, approvals and the last administrator.
 
 #[tokio::test]
-async fn matrix_an_organisation_user_cannot_rewrite_the_administrator_role() -> anyhow::Result<()>
-{
+async fn matrix_an_organisation_user_cannot_rewrite_the_administrator_role() -> anyhow::Result<()> {
     each_backend(|app| async move {
         clinic(&app).await?;
         let boss = app.user_with("boss", &[]).await?;
@@ -467,6 +487,54 @@ async fn matrix_the_websocket_closes_at_logout_expiry_and_follows_role_changes()
     .await
 }
 
+#[tokio::test]
+async fn a_socket_opened_with_an_app_signature_closes_when_the_token_is_revoked()
+-> anyhow::Result<()> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    each_backend(|app| async move {
+        simple_leave(&app).await?;
+        app.user_with("xiaoli", &["services:leave:view"]).await?;
+        let created = ok(
+            &app,
+            "POST",
+            "/api/v1/app-tokens",
+            json!({"name": "oa", "services": ["leave"], "scopes": ["services:leave:view"]}),
+        )
+        .await?;
+        let secret = created["secret"].as_str().unwrap_or_default().to_owned();
+        let (addr, server) = serve_bare(&app).await?;
+        let mut req = format!("ws://{addr}/api/v1/ws").into_client_request()?;
+        let oa = As::App {
+            app: "oa",
+            secret: &secret,
+            user: "xiaoli",
+        };
+        for (k, v) in app.credentials(oa, "GET", "/api/v1/ws", b"") {
+            req.headers_mut().insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes())?,
+                v.parse()?,
+            );
+        }
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+        ws.send(Message::Text(
+            json!({"subscribe": "service", "name": "leave"})
+                .to_string()
+                .into(),
+        ))
+        .await?;
+        assert_eq!(next(&mut ws).await?["type"], "snapshot");
+        let (s, _) = app.call("DELETE", "/api/v1/app-tokens/oa", None).await?;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        assert_eq!(
+            next(&mut ws).await?,
+            json!({"close": 1008, "reason": "session ended"})
+        );
+        server.abort();
+        Ok(())
+    })
+    .await
+}
+
 /// Writes a row into the history directly (what no caller may see, or far ahead), then
 /// restarts so that the kernel numbers its changes after it.
 async fn plant_history(app: TestApp, pid: u64, gseq: u64) -> anyhow::Result<TestApp> {
@@ -483,7 +551,12 @@ async fn plant_history(app: TestApp, pid: u64, gseq: u64) -> anyhow::Result<Test
 }
 
 async fn last_seq(addr: &str, token: &str) -> anyhow::Result<u64> {
-    let mut ws = connect(addr, token, json!({"subscribe": "service", "name": "leave"})).await?;
+    let mut ws = connect(
+        addr,
+        token,
+        json!({"subscribe": "service", "name": "leave"}),
+    )
+    .await?;
     let snapshot = next(&mut ws).await?;
     snapshot["seq"]
         .as_u64()
@@ -496,7 +569,13 @@ async fn a_resume_reads_only_what_the_caller_may_see_within_a_window() -> anyhow
         simple_leave(&app).await?;
         let token = app.user_with("xiaoli", &["services:leave:start"]).await?;
         for _ in 0..3 {
-            ok(&app, "POST", "/api/v1/processes", json!({"service": "leave"})).await?;
+            ok(
+                &app,
+                "POST",
+                "/api/v1/processes",
+                json!({"service": "leave"}),
+            )
+            .await?;
         }
         // A row of a process she may not see, which cannot even be read: a resume that
         // loaded every process's history before filtering fails on it.
@@ -524,7 +603,10 @@ async fn a_resume_reads_only_what_the_caller_may_see_within_a_window() -> anyhow
             .await?;
         assert_eq!(s, StatusCode::CREATED, "{own}");
         let change = next(&mut ws).await?;
-        assert_eq!(change["type"], "change", "nothing of the others was read: {change}");
+        assert_eq!(
+            change["type"], "change",
+            "nothing of the others was read: {change}"
+        );
         assert_eq!(change["process"], own["id"], "{change}");
         server.abort();
 
@@ -540,10 +622,16 @@ async fn a_resume_reads_only_what_the_caller_may_see_within_a_window() -> anyhow
         let refused = next(&mut ws).await?;
         assert_eq!(refused["error"]["code"], "resume_too_old", "{refused}");
         assert!(
-            refused["error"]["message"].as_str().unwrap_or_default().contains("without since"),
+            refused["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("without since"),
             "{refused}"
         );
-        assert_eq!(refused["error"]["details"][0]["path"], "/since", "{refused}");
+        assert_eq!(
+            refused["error"]["details"][0]["path"], "/since",
+            "{refused}"
+        );
         assert_eq!(next(&mut ws).await?["close"], 4001);
         let now = last_seq(&addr, &token).await?;
         let mut ws = connect(
@@ -567,18 +655,30 @@ async fn a_long_resume_comes_in_pages_without_gaps() -> anyhow::Result<()> {
         let addr = listener.local_addr()?.to_string();
         let router = app.router.clone();
         let server = tokio::spawn(async move { axum::serve(listener, router).await });
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws")).await?;
-        ws.send(Message::Text(json!({"subscribe": "queues"}).to_string().into()))
-            .await?;
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws")).await?;
+        ws.send(Message::Text(
+            json!({"subscribe": "queues"}).to_string().into(),
+        ))
+        .await?;
         let from = next(&mut ws).await?["seq"].as_u64().unwrap_or_default();
         ws.close(None).await?;
         // More changes than one page holds (each start is two or three).
         for _ in 0..260 {
-            ok(&app, "POST", "/api/v1/processes", json!({"service": "leave"})).await?;
+            ok(
+                &app,
+                "POST",
+                "/api/v1/processes",
+                json!({"service": "leave"}),
+            )
+            .await?;
         }
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws")).await?;
+        let (mut ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws")).await?;
         ws.send(Message::Text(
-            json!({"subscribe": "queues", "since": from}).to_string().into(),
+            json!({"subscribe": "queues", "since": from})
+                .to_string()
+                .into(),
         ))
         .await?;
         let resume = next(&mut ws).await?;
@@ -611,7 +711,9 @@ async fn login_from(
 ) -> anyhow::Result<(StatusCode, Value)> {
     let mut req = Request::post("/api/v1/sessions")
         .header("content-type", "application/json")
-        .body(Body::from(json!({"user": user, "password": password}).to_string()))?;
+        .body(Body::from(
+            json!({"user": user, "password": password}).to_string(),
+        ))?;
     req.extensions_mut()
         .insert(ConnectInfo(from.parse::<SocketAddr>()?));
     let res = app.bare.clone().oneshot(req).await?;
@@ -650,21 +752,36 @@ async fn nobody_can_lock_another_user_out() -> anyhow::Result<()> {
         let (s, b) = login_from(&app, "192.0.2.44:1234", "admin_li", right).await?;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         let (s, _) = login_from(&app, "203.0.113.9:40001", "admin_li", right).await?;
-        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "the same client, another port");
+        assert_eq!(
+            s,
+            StatusCode::TOO_MANY_REQUESTS,
+            "the same client, another port"
+        );
 
         // Many addresses guessing one account slow it from unusual addresses, no more.
         for i in 10..15 {
-            let (s, _) = login_from(&app, &format!("203.0.113.{i}:40000"), "admin_li", "guess").await?;
+            let (s, _) =
+                login_from(&app, &format!("203.0.113.{i}:40000"), "admin_li", "guess").await?;
             assert_eq!(s, StatusCode::UNAUTHORIZED);
         }
         let (s, _) = login_from(&app, "192.0.2.50:1", "admin_li", "guess").await?;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "one attempt let through");
         let (s, b) = login_from(&app, "192.0.2.51:1", "admin_li", right).await?;
         assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{b}");
-        assert!(b["error"]["message"].as_str().unwrap_or_default().contains("retry in 5 s"), "{b}");
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("retry in 5 s"),
+            "{b}"
+        );
         for usual in [home, "192.0.2.44:9"] {
             let (s, b) = login_from(&app, usual, "admin_li", right).await?;
-            assert_eq!(s, StatusCode::CREATED, "usual addresses are never slowed: {b}");
+            assert_eq!(
+                s,
+                StatusCode::CREATED,
+                "usual addresses are never slowed: {b}"
+            );
         }
         app.clock.advance_ms(5_000);
         let (s, b) = login_from(&app, "192.0.2.51:1", "admin_li", right).await?;
@@ -688,7 +805,11 @@ async fn nobody_can_lock_another_user_out() -> anyhow::Result<()> {
         let (s, _) = login_from(&app, office, "admin_li", right).await?;
         assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "a spraying address");
         let (s, b) = login_from(&app, office, "zhangsan", "zhangsan-pass").await?;
-        assert_eq!(s, StatusCode::CREATED, "a colleague behind the same address: {b}");
+        assert_eq!(
+            s,
+            StatusCode::CREATED,
+            "a colleague behind the same address: {b}"
+        );
         Ok(())
     })
     .await
@@ -796,7 +917,9 @@ async fn an_unknown_app_and_a_bad_signature_get_the_same_answer() -> anyhow::Res
             json!({"name": "old_oa", "services": ["*"], "scopes": []}),
         )
         .await?;
-        let (s, _) = app.call("DELETE", "/api/v1/app-tokens/old_oa", None).await?;
+        let (s, _) = app
+            .call("DELETE", "/api/v1/app-tokens/old_oa", None)
+            .await?;
         assert_eq!(s, StatusCode::NO_CONTENT);
         let call = |name: &'static str, secret: String| {
             let app = &app;
@@ -845,7 +968,11 @@ async fn the_bearer_scheme_is_case_insensitive() -> anyhow::Result<()> {
             assert_eq!(s, StatusCode::OK, "{scheme}: {b}");
             assert_eq!(b["user"], "zhangsan");
         }
-        for bad in [format!("Basic {token}"), format!("Bearer{token}"), "BEARER ".to_owned()] {
+        for bad in [
+            format!("Basic {token}"),
+            format!("Bearer{token}"),
+            "BEARER ".to_owned(),
+        ] {
             let (s, _) = app
                 .call_raw(
                     "GET",

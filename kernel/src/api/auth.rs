@@ -3,7 +3,7 @@
 //! and the helpers handlers use to refuse with 403.
 //!
 //! Credentials, in order: `Authorization: Bearer <token>` (the bootstrap token or a
-//! session's), the app signature headers (`X-Erpos-App`, `X-Erpos-Timestamp`,
+//! session's; the scheme in any case, RFC 7235), the app signature headers (`X-Erpos-App`, `X-Erpos-Timestamp`,
 //! `X-Erpos-User`, `X-Erpos-Signature`), and for the WebSocket only `?access_token=`.
 //! Missing or invalid credentials get 401 with `WWW-Authenticate: Bearer`. A request that
 //! already carries a `Caller` in its extensions (set in-process by an embedding application

@@ -153,7 +153,11 @@ struct Watch {
 }
 
 impl Watch {
-    async fn new(k: Arc<Kernel>, caller: Caller, credential: Credential) -> Result<Self, (u16, String)> {
+    async fn new(
+        k: Arc<Kernel>,
+        caller: Caller,
+        credential: Credential,
+    ) -> Result<Self, (u16, String)> {
         let revisions = k.auth.revisions();
         let mut w = Self {
             k,
@@ -170,9 +174,7 @@ impl Watch {
     /// time is up; refreshes the grants. `Err` is the close code and reason.
     async fn check(&mut self, force: bool, topic: Option<&Topic>) -> Result<(), (u16, String)> {
         let changed = self.revisions.has_changed().unwrap_or(false);
-        let expired = self
-            .expires_ms
-            .is_some_and(|at| self.k.auth.now_ms() >= at);
+        let expired = self.expires_ms.is_some_and(|at| self.k.auth.now_ms() >= at);
         if !(force || changed || expired) {
             return Ok(());
         }
@@ -184,7 +186,13 @@ impl Watch {
         };
         match &self.credential {
             Credential::Session { hash } => {
-                let (user, expires_ms) = self.k.auth.session(hash).await.map_err(failed)?.ok_or_else(ended)?;
+                let (user, expires_ms) = self
+                    .k
+                    .auth
+                    .session(hash)
+                    .await
+                    .map_err(failed)?
+                    .ok_or_else(ended)?;
                 if user != self.caller.user {
                     return Err(ended());
                 }
@@ -205,7 +213,10 @@ impl Watch {
         if let Some(Topic::Queues) = topic
             && !self.caller.may(Permission::Monitor)
         {
-            return Err((1008, "forbidden: the queues need the monitor grant".to_owned()));
+            return Err((
+                1008,
+                "forbidden: the queues need the monitor grant".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -332,15 +343,29 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller, credential
                         "details": [{"path": "/since", "message": format!("at least {}", at - RESUME_WINDOW)}]}}),
                 )
                 .await;
-                return close(&mut socket, 4001, "resume too old; subscribe without since".into()).await;
+                return close(
+                    &mut socket,
+                    4001,
+                    "resume too old; subscribe without since".into(),
+                )
+                .await;
             }
-            if !send(&mut socket, json!({"type": "resume", "from": since, "to": at})).await {
+            if !send(
+                &mut socket,
+                json!({"type": "resume", "from": since, "to": at}),
+            )
+            .await
+            {
                 return;
             }
             let filter = (pids.len() <= MAX_PID_FILTER).then_some(pids.as_slice());
             let mut cursor = since;
             loop {
-                let page = match k.engine.changes_page(cursor, at, filter, Some(RESUME_PAGE)).await {
+                let page = match k
+                    .engine
+                    .changes_page(cursor, at, filter, Some(RESUME_PAGE))
+                    .await
+                {
                     Ok(page) => page,
                     Err(e) => {
                         tracing::warn!(error = %e, "reading missed changes failed");

@@ -233,10 +233,10 @@ impl Throttle {
         if pair.count >= PAIR_MAX_FAILURES && now - pair.last_ms < LOCKOUT_MS {
             return Err(retry_after(pair.last_ms + LOCKOUT_MS, now));
         }
-        let usual = s
-            .known
-            .get(user)
-            .is_some_and(|k| k.iter().any(|(a, at)| *a == addr && now - at < KNOWN_FOR_MS));
+        let usual = s.known.get(user).is_some_and(|k| {
+            k.iter()
+                .any(|(a, at)| *a == addr && now - at < KNOWN_FOR_MS)
+        });
         if !usual {
             if address_locked {
                 return Err(retry_after(address.last_ms + LOCKOUT_MS, now));
@@ -267,11 +267,18 @@ impl Throttle {
         let s = self.state();
         let pair = s.pairs.get(&(user.to_owned(), addr), now);
         if pair.count == PAIR_MAX_FAILURES {
-            tracing::warn!(user, ?addr, "logins for this user from this address locked for a while");
+            tracing::warn!(
+                user,
+                ?addr,
+                "logins for this user from this address locked for a while"
+            );
         }
         let account = s.accounts.get(&user.to_owned(), now);
         if account.count == ACCOUNT_SLOW_AFTER {
-            tracing::warn!(user, "many failed logins for this user: unusual addresses are slowed");
+            tracing::warn!(
+                user,
+                "many failed logins for this user: unusual addresses are slowed"
+            );
         }
     }
 
@@ -283,12 +290,9 @@ impl Throttle {
         let mut guard = self.state();
         let s = &mut *guard;
         s.pairs.remove(&(user.to_owned(), addr));
-        for c in [
-            s.accounts.map.get_mut(user),
-            s.addresses.map.get_mut(&addr),
-        ]
-        .into_iter()
-        .flatten()
+        for c in [s.accounts.map.get_mut(user), s.addresses.map.get_mut(&addr)]
+            .into_iter()
+            .flatten()
         {
             c.count = c.count.saturating_sub(1);
         }
@@ -310,7 +314,10 @@ impl Throttle {
     pub fn footprint(&self) -> Footprint {
         let s = self.state();
         Footprint {
-            entries: s.pairs.map.len() + s.addresses.map.len() + s.accounts.map.len() + s.known.len(),
+            entries: s.pairs.map.len()
+                + s.addresses.map.len()
+                + s.accounts.map.len()
+                + s.known.len(),
             name_bytes: s.pairs.map.keys().map(|(u, _)| u.len()).sum::<usize>()
                 + s.accounts.map.keys().map(String::len).sum::<usize>()
                 + s.known.keys().map(String::len).sum::<usize>(),
@@ -360,9 +367,15 @@ mod tests {
             t.begin("admin", attacker, 10, BAD),
             Err(KernelError::TooManyAttempts { retry_after_s: 60 })
         ));
-        assert!(t.begin("admin", owner, 10, BAD).is_ok(), "the owner is not locked out");
+        assert!(
+            t.begin("admin", owner, 10, BAD).is_ok(),
+            "the owner is not locked out"
+        );
         t.succeeded("admin", owner, 10);
-        assert!(t.begin("admin", attacker, LOCKOUT_MS + 5, BAD).is_ok(), "a lock ends");
+        assert!(
+            t.begin("admin", attacker, LOCKOUT_MS + 5, BAD).is_ok(),
+            "a lock ends"
+        );
     }
 
     #[test]
@@ -396,7 +409,10 @@ mod tests {
             t.begin("chenzong", ip("198.51.100.201"), 3, BAD),
             Err(KernelError::TooManyAttempts { retry_after_s: 5 })
         ));
-        assert!(t.begin("chenzong", ip("198.51.100.201"), 2 + ACCOUNT_SLOW_MS, BAD).is_ok());
+        assert!(
+            t.begin("chenzong", ip("198.51.100.201"), 2 + ACCOUNT_SLOW_MS, BAD)
+                .is_ok()
+        );
         // The same /64 is the usual place.
         assert!(t.begin("chenzong", ip("2001:db8:1::77"), 4, BAD).is_ok());
     }
@@ -421,6 +437,11 @@ mod tests {
         // The newest are kept: the last guesser's pair is still counted.
         let last = Some(IpAddr::V4(std::net::Ipv4Addr::from(999u32)));
         let s = t.state();
-        assert_eq!(s.pairs.get(&(format!("{:0>100}", 999), client_key(last)), 999).count, 1);
+        assert_eq!(
+            s.pairs
+                .get(&(format!("{:0>100}", 999), client_key(last)), 999)
+                .count,
+            1
+        );
     }
 }
