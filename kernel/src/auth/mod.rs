@@ -1,6 +1,8 @@
 //! Authentication: who a request comes from. Passwords (argon2id), login sessions (bearer
 //! tokens kept only as their SHA-256), the bootstrap token, app tokens (HMAC-signed
-//! requests with anti-replay, in `apps`), and the grants a user's roles give them.
+//! requests with anti-replay, in `apps`), login throttling (per address and account, in
+//! `throttle`), and the grants a user's roles give them. Whoever holds a caller for long
+//! (a WebSocket) watches `revisions` to learn when credentials or grants changed.
 //!
 //! This module decides who someone is and which grants they hold; what a grant allows is
 //! `caller`'s business. It must never log, store or return a password or a bearer token
