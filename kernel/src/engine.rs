@@ -226,9 +226,18 @@ impl Engine {
         &self,
         snapshot: impl FnOnce(&Scheduler) -> T,
     ) -> (T, u64, broadcast::Receiver<Change>) {
+        self.subscribe_at(|core, _| snapshot(core)).await
+    }
+
+    /// Like `subscribe`, the snapshot also told the change number it is taken at (so that
+    /// it can decide what to build: a resume needs no full snapshot).
+    pub async fn subscribe_at<T>(
+        &self,
+        snapshot: impl FnOnce(&Scheduler, u64) -> T,
+    ) -> (T, u64, broadcast::Receiver<Change>) {
         let (core, at) = self.settled().await;
         let rx = self.changes.subscribe();
-        (snapshot(&core), at, rx)
+        (snapshot(&core, at), at, rx)
     }
 
     /// The core with everything applied to it committed: under the lock nothing new can be
@@ -254,6 +263,19 @@ impl Engine {
     /// Stored changes with a sequence number in `(after, upto]`, in order (resuming a
     /// stream after a reconnect).
     pub async fn changes_between(&self, after: u64, upto: u64) -> Result<Vec<Change>> {
+        self.changes_page(after, upto, None, None).await
+    }
+
+    /// One page of `changes_between`: at most `limit` changes, only of the processes
+    /// `pids` (when given; the filter is in the query, so what the caller may not see is
+    /// never read). A WebSocket resume pages through a bounded window with it.
+    pub async fn changes_page(
+        &self,
+        after: u64,
+        upto: u64,
+        pids: Option<&[Pid]>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Change>> {
         let d = self.db.dialect();
         let int = d.param_cast(FieldType::Integer);
         let mut sql = Sql::new(d);
@@ -277,9 +299,24 @@ impl Engine {
             .col_text("pcb");
         sql.push(" FROM process_history WHERE gseq > ")
             .param(Some(after.to_string()), int);
-        sql.push(" AND gseq <= ")
-            .param(Some(upto.to_string()), int)
-            .push(" ORDER BY gseq");
+        sql.push(" AND gseq <= ").param(Some(upto.to_string()), int);
+        if let Some(pids) = pids {
+            if pids.is_empty() {
+                return Ok(Vec::new());
+            }
+            sql.push(" AND pid IN (");
+            for (i, pid) in pids.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.param(Some(pid.to_string()), int);
+            }
+            sql.push(")");
+        }
+        sql.push(" ORDER BY gseq");
+        if let Some(limit) = limit {
+            sql.push(&format!(" LIMIT {limit}"));
+        }
         let rows = self.db.fetch(sql).await?;
         rows.iter()
             .map(|r| {

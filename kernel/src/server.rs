@@ -23,9 +23,13 @@ pub async fn serve(
     // Rules read the event log (and fire time rules); the outbox delivers what they queued.
     let rules = crate::worker::spawn(&kernel.rules);
     let outbox = crate::worker::spawn(&kernel.outbox);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // With each connection's peer address: login throttling counts per client address.
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     timers.abort();
     rules.abort();
     outbox.abort();

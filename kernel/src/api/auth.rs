@@ -3,7 +3,7 @@
 //! and the helpers handlers use to refuse with 403.
 //!
 //! Credentials, in order: `Authorization: Bearer <token>` (the bootstrap token or a
-//! session's), the app signature headers (`X-Erpos-App`, `X-Erpos-Timestamp`,
+//! session's; the scheme in any case, RFC 7235), the app signature headers (`X-Erpos-App`, `X-Erpos-Timestamp`,
 //! `X-Erpos-User`, `X-Erpos-Signature`), and for the WebSocket only `?access_token=`.
 //! Missing or invalid credentials get 401 with `WWW-Authenticate: Bearer`. A request that
 //! already carries a `Caller` in its extensions (set in-process by an embedding application
@@ -29,6 +29,29 @@ use crate::auth::apps::SignedRequest;
 use crate::auth::{check_password, sha256_hex};
 use crate::caller::{Caller, CallerKind, Permission, covers};
 use crate::error::KernelError;
+
+/// The address of the client a request came from, when the server knows it (it is served
+/// with `ConnectInfo<SocketAddr>`; a router called in-process, as tests do, has none, and
+/// then every such request counts as coming from one unknown address). Login throttling
+/// counts per address with it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
 
 /// The hash of the session token a request came with (only for session callers): logout
 /// ends it, a password change keeps it.
@@ -68,6 +91,16 @@ pub fn require_delegable<'a>(
         }
     }
     Ok(())
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is matched in any
+/// case (`Bearer`, `bearer`, `BEARER`: RFC 7235 §2.1 makes auth schemes case-insensitive);
+/// the token itself is kept exactly as sent.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
@@ -113,11 +146,7 @@ async fn identify(k: &Kernel, req: Request, query_token: bool) -> Result<Request
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(bearer_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("use 'Authorization: Bearer <token>'"))?
             .to_owned();
@@ -219,8 +248,9 @@ fn timestamp(ms: i64) -> Value {
 
 /// Logs in: `{"user", "password"}` → `{"token", "user", "expires_at"}`. Send the token as
 /// `Authorization: Bearer <token>`; it lasts 12 hours from login (fixed, not sliding). A
-/// wrong user name or password gets 401 with one message; five failures in a row lock the
-/// name for a minute (429).
+/// wrong user name or password gets 401 with one message (a user name longer than any user
+/// id too); five failures in a row lock the name for a minute from that client address,
+/// and an address or an account under attack is throttled (429, `auth::throttle`).
 #[utoipa::path(post, path = "/api/v1/sessions", tag = "auth", request_body = Object,
     responses((status = 201, description = "`{token, user, expires_at}`"),
               (status = 401, description = "wrong user name or password", body = super::error::ErrorBody),
@@ -228,11 +258,12 @@ fn timestamp(ms: i64) -> Value {
               (status = 429, description = "too many failures: retry later", body = super::error::ErrorBody)))]
 pub async fn login(
     State(k): State<Arc<Kernel>>,
+    ClientAddr(addr): ClientAddr,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let user = field(&body, "user")?;
     let password = field(&body, "password")?;
-    let session = k.auth.login(user, password).await?;
+    let session = k.auth.login(user, password, addr).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -292,6 +323,7 @@ pub async fn set_password(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     session: Option<axum::Extension<CurrentSession>>,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, ApiError> {
@@ -312,7 +344,7 @@ pub async fn set_password(
                     "changing your own password needs your current one",
                 )]))
             })?;
-        if !k.auth.check_password_of(&id, old).await? {
+        if !k.auth.check_password_of(&id, old, addr).await? {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",

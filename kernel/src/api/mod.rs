@@ -36,6 +36,7 @@ use utoipa::OpenApi;
 
 use crate::Kernel;
 pub use error::ApiError;
+pub use ws::{RESUME_PAGE, RESUME_WINDOW};
 
 /// The largest request body accepted (a DataItem with hundreds of fields fits easily).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;

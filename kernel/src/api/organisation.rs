@@ -36,7 +36,7 @@ pub async fn save_department(
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Organisation, "defining departments")?;
-    let dept = organisation::put_department(&k, &body).await?;
+    let dept = organisation::save_department(&k, &caller, &body).await?;
     crate::audit::record(&k, &caller.user, "department.save", &dept.name).await;
     Ok((StatusCode::CREATED, Json(dept)))
 }
@@ -49,9 +49,14 @@ pub async fn roles(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError
 
 /// Creates or replaces a role: `{"name": "front_desk", "label": {"zh": "前台"},
 /// "permissions": ["records:huanzhe:read", "services:treatment_visit:start"]}`. Everyone
-/// holding the role has its permissions (each checked: 422 at `/permissions/N`).
+/// holding the role has its permissions (each checked: 422 at `/permissions/N`). The
+/// caller must hold every permission the role gives now and will give (403); a
+/// replacement that would leave no administrator is refused (409 `last_administrator`).
 #[utoipa::path(post, path = "/api/v1/roles", tag = "organisation", request_body = Object,
-    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+    responses((status = 201, description = "stored"),
+              (status = 403, description = "a permission the caller does not hold", body = super::error::ErrorBody),
+              (status = 409, description = "it would leave no administrator", body = super::error::ErrorBody),
+              (status = 422, description = "invalid", body = super::error::ErrorBody)))]
 pub async fn save_role(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -67,7 +72,7 @@ pub async fn save_role(
         .map(str::to_owned)
         .collect();
     super::auth::require_delegable(&caller, &permissions)?;
-    let role = organisation::put_title(&k, Catalogue::Roles, &body).await?;
+    let role = organisation::put_role(&k, &caller, &body).await?;
     crate::audit::record(&k, &caller.user, "role.save", &role.name).await;
     Ok((StatusCode::CREATED, Json(role)))
 }

@@ -95,22 +95,12 @@ pub async fn create_user(
     JsonBody(mut body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Organisation, "defining users")?;
-    // Whoever changes a user must hold the grants the user has and will have.
-    if !caller.is_admin() {
-        let id = body.get("id").and_then(Value::as_str).unwrap_or_default();
-        let roles: std::collections::BTreeSet<String> = body
-            .get("roles")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect();
-        let mut grants = k.auth.permissions_of(&roles).await?;
-        grants.extend(k.auth.grants_of(id).await?.iter().cloned());
-        super::auth::require_delegable(&caller, &grants)?;
-    }
+    // Whoever changes a user must hold what the user can do and will be able to do (their
+    // roles' permissions and the approvals their memberships carry); the last
+    // administrator stays one (`organisation::check_user_change`).
+    let guard = crate::organisation::check_user_change(&k, &caller, &body).await?;
     crate::resources::put_user(&k, &body).await?;
+    drop(guard);
     crate::audit::record(
         &k,
         &caller.user,

@@ -7,20 +7,49 @@
 //! client that reconnects resumes without gaps. A client too slow to keep up is closed
 //! with a reason telling it where to resume; it never slows the kernel, which only ever
 //! broadcasts into a bounded buffer.
+//!
+//! A resume reaches back at most `RESUME_WINDOW` changes: a `since` older than that gets
+//! an error `resume_too_old` and a close (4001) telling the client to subscribe without
+//! `since` (a snapshot). The missed changes are read in pages of `RESUME_PAGE`, only of the
+//! processes the caller may see (filtered in the query), so a resume costs what it sends.
+//!
+//! The socket's caller is checked again whenever credentials or grants change anywhere
+//! (`Auth::revisions`) and when its session's time is up: after a logout, a password
+//! change, a revoked app token or an expired session the socket is closed with 1008
+//! "session ended"; after a change of roles the new grants decide what is streamed (the
+//! queues without `monitor` close with 1008). This module must never send a change the
+//! caller may not see at the moment it is sent, and never read more history than a
+//! resume window.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 
+use super::auth::CurrentSession;
 use super::processes::pcb_json;
 use crate::Kernel;
-use crate::caller::{Caller, Permission};
+use crate::caller::{Caller, CallerKind, Permission};
 use crate::engine::{Change, state_name};
-use crate::scheduler::Pcb;
+use crate::scheduler::{Pcb, Pid};
+
+/// How far back a `since` may reach, in changes: older resumes are refused (take a
+/// snapshot instead). Ten thousand changes are hours of a busy clinic's work.
+pub const RESUME_WINDOW: u64 = 10_000;
+/// How many missed changes are read from storage at once while resuming.
+pub const RESUME_PAGE: usize = 500;
+/// Up to this many visible processes, a resume's query names them (`pid IN (...)`); a
+/// caller who sees more (a monitor) pages through the window and is filtered per change.
+const MAX_PID_FILTER: usize = 500;
+/// The longest an idle socket waits before checking its caller again.
+const RECHECK_EVERY: Duration = Duration::from_secs(60);
+/// The close code and reason when the caller's credentials end.
+const SESSION_ENDED: (u16, &str) = (1008, "session ended");
 
 /// What a client watches.
 #[derive(Debug, Clone)]
@@ -105,10 +134,124 @@ type Services =
 pub async fn upgrade(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
+    session: Option<axum::Extension<CurrentSession>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let credential = match (&caller.kind, session) {
+        (CallerKind::User, Some(axum::Extension(CurrentSession(hash)))) => {
+            Credential::Session { hash }
+        }
+        (CallerKind::App { app, .. }, _) => Credential::App { app: app.clone() },
+        _ => Credential::Fixed,
+    };
     ws.max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve(k, socket, caller))
+        .on_upgrade(move |socket| serve(k, socket, caller, credential))
+}
+
+/// How the socket's caller proved who they are, so it can be checked again.
+#[derive(Debug, Clone)]
+enum Credential {
+    /// A session (its token's hash).
+    Session { hash: String },
+    /// An app token's signature, for the caller's user.
+    App { app: String },
+    /// The bootstrap token, the kernel itself or an in-process caller: nothing to re-check.
+    Fixed,
+}
+
+/// The socket's caller, kept current: checked again when anything changed in
+/// authentication (`Auth::revisions`) or when its session's time is up.
+struct Watch {
+    k: Arc<Kernel>,
+    caller: Caller,
+    credential: Credential,
+    /// When the session ends (ms, the kernel's clock); `None` for other credentials.
+    expires_ms: Option<i64>,
+    revisions: watch::Receiver<u64>,
+    /// The service versions changes were shown with (their hidden fields redact them).
+    services: Services,
+}
+
+impl Watch {
+    async fn new(
+        k: Arc<Kernel>,
+        caller: Caller,
+        credential: Credential,
+    ) -> Result<Self, (u16, String)> {
+        let revisions = k.auth.revisions();
+        let mut w = Self {
+            k,
+            caller,
+            credential,
+            expires_ms: None,
+            revisions,
+            services: Services::new(),
+        };
+        w.check(true, None).await?;
+        Ok(w)
+    }
+
+    /// Checks the caller again when `force`d, when a revision came, or when the session's
+    /// time is up; refreshes the grants. `Err` is the close code and reason.
+    async fn check(&mut self, force: bool, topic: Option<&Topic>) -> Result<(), (u16, String)> {
+        let changed = self.revisions.has_changed().unwrap_or(false);
+        let expired = self.expires_ms.is_some_and(|at| self.k.auth.now_ms() >= at);
+        if !(force || changed || expired) {
+            return Ok(());
+        }
+        self.revisions.borrow_and_update();
+        let ended = || (SESSION_ENDED.0, SESSION_ENDED.1.to_owned());
+        let failed = |e: crate::error::KernelError| {
+            tracing::warn!(error = %e, "checking a WebSocket's caller failed");
+            (1011, "could not check the session; reconnect".to_owned())
+        };
+        match &self.credential {
+            Credential::Session { hash } => {
+                let (user, expires_ms) = self
+                    .k
+                    .auth
+                    .session(hash)
+                    .await
+                    .map_err(failed)?
+                    .ok_or_else(ended)?;
+                if user != self.caller.user {
+                    return Err(ended());
+                }
+                self.expires_ms = Some(expires_ms);
+                self.caller.grants = self.k.auth.grants_of(&user).await.map_err(failed)?;
+            }
+            Credential::App { app } => {
+                self.caller = self
+                    .k
+                    .auth
+                    .app_caller(app, &self.caller.user)
+                    .await
+                    .map_err(failed)?
+                    .ok_or_else(ended)?;
+            }
+            Credential::Fixed => {}
+        }
+        if let Some(Topic::Queues) = topic
+            && !self.caller.may(Permission::Monitor)
+        {
+            return Err((
+                1008,
+                "forbidden: the queues need the monitor grant".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long an idle socket may wait before its next check.
+    fn idle(&self) -> Duration {
+        match self.expires_ms {
+            Some(at) => {
+                let left = u64::try_from(at - self.k.auth.now_ms()).unwrap_or(0);
+                RECHECK_EVERY.min(Duration::from_millis(left))
+            }
+            None => RECHECK_EVERY,
+        }
+    }
 }
 
 async fn send(socket: &mut WebSocket, v: Value) -> bool {
@@ -127,7 +270,31 @@ async fn close(socket: &mut WebSocket, code: u16, reason: String) {
         .await;
 }
 
-async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller) {
+/// Sends a change when the caller, checked again if need be, may see it now. `Err` is why
+/// the socket must close; `Ok(false)` that the client went away.
+async fn deliver(
+    socket: &mut WebSocket,
+    watch: &mut Watch,
+    topic: &Topic,
+    change: &Change,
+) -> Result<bool, (u16, String)> {
+    watch.check(false, Some(topic)).await?;
+    if !topic.wants(&change.entry.after, &watch.caller) {
+        return Ok(true);
+    }
+    let shown = change_json(&watch.k, &watch.caller, &mut watch.services, change).await;
+    Ok(send(socket, shown).await)
+}
+
+/// What the subscription starts with, decided under the core lock.
+enum Start {
+    /// A full snapshot: the processes on the topic and the counts by state.
+    Snapshot(Vec<Value>, serde_json::Map<String, Value>),
+    /// A resume from `since`: the processes on the topic the caller may see now, by id.
+    Resume(u64, Vec<Pid>),
+}
+
+async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller, credential: Credential) {
     let first = match tokio::time::timeout(std::time::Duration::from_secs(30), socket.recv()).await
     {
         Ok(Some(Ok(Message::Text(t)))) => t,
@@ -147,8 +314,12 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller) {
             return close(&mut socket, 1008, "bad subscription".into()).await;
         }
     };
+    let mut watch = match Watch::new(k.clone(), caller, credential).await {
+        Ok(w) => w,
+        Err((code, reason)) => return close(&mut socket, code, reason).await,
+    };
     // The queue counts cover every process: they need the monitor grant, as `/queues` does.
-    if matches!(topic, Topic::Queues) && !caller.may(Permission::Monitor) {
+    if matches!(topic, Topic::Queues) && !watch.caller.may(Permission::Monitor) {
         let _ = send(
             &mut socket,
             json!({"type": "error", "error": {"code": "forbidden", "message": "the queues need the monitor grant"}}),
@@ -157,63 +328,95 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller) {
         return close(&mut socket, 1008, "forbidden".into()).await;
     }
     let t = topic.clone();
-    let c = caller.clone();
+    let c = watch.caller.clone();
     let schema = k.definitions.schema();
-    let mut services = Services::new();
-    let (snapshot, at, mut rx) = k
+    let (start, at, mut rx) = k
         .engine
-        .subscribe(move |core| {
-            let wanted: Vec<&Pcb> = core.pcbs().filter(|p| t.wants(p, &c)).collect();
-            let processes: Vec<Value> = wanted
-                .iter()
-                .map(|p| super::processes::pcb_for(core, &schema.catalog, &c, p))
-                .collect();
-            let states: serde_json::Map<String, Value> =
-                crate::scheduler::pcb::count_by_state(wanted.iter().copied())
-                    .into_iter()
-                    .map(|(s, n)| (state_name(s).to_owned(), json!(n)))
+        .subscribe_at(move |core, at| match since {
+            // Only ids: the missed changes are read from storage, page by page.
+            Some(since) if since <= at => {
+                let mut pids: Vec<Pid> = core
+                    .pcbs_unordered()
+                    .filter(|p| t.wants(p, &c))
+                    .map(|p| p.id)
                     .collect();
-            (processes, states)
+                pids.sort_unstable();
+                Start::Resume(since, pids)
+            }
+            _ => {
+                let wanted: Vec<&Pcb> = core.pcbs().filter(|p| t.wants(p, &c)).collect();
+                let processes: Vec<Value> = wanted
+                    .iter()
+                    .map(|p| super::processes::pcb_for(core, &schema.catalog, &c, p))
+                    .collect();
+                let states: serde_json::Map<String, Value> =
+                    crate::scheduler::pcb::count_by_state(wanted.iter().copied())
+                        .into_iter()
+                        .map(|(s, n)| (state_name(s).to_owned(), json!(n)))
+                        .collect();
+                Start::Snapshot(processes, states)
+            }
         })
         .await;
     let mut last = at;
-    match since {
-        Some(since) if since <= at => match k.engine.changes_between(since, at).await {
-            Ok(missed) => {
-                if !send(
+    match start {
+        Start::Resume(since, pids) => {
+            if at - since > RESUME_WINDOW {
+                let _ = send(
                     &mut socket,
-                    json!({"type": "resume", "from": since, "to": at}),
+                    json!({"type": "error", "error": {"code": "resume_too_old",
+                        "message": format!("since={since} is {} changes ago; a resume reaches back at most {RESUME_WINDOW}: subscribe without since to take a snapshot", at - since),
+                        "details": [{"path": "/since", "message": format!("at least {}", at - RESUME_WINDOW)}]}}),
                 )
-                .await
-                {
-                    return;
-                }
-                for c in missed
-                    .iter()
-                    .filter(|c| topic.wants(&c.entry.after, &caller))
-                {
-                    if !send(
-                        &mut socket,
-                        change_json(&k, &caller, &mut services, c).await,
-                    )
-                    .await
-                    {
-                        return;
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "reading missed changes failed");
+                .await;
                 return close(
                     &mut socket,
-                    1011,
-                    "could not read missed changes; subscribe without since".into(),
+                    4001,
+                    "resume too old; subscribe without since".into(),
                 )
                 .await;
             }
-        },
-        _ => {
-            let (processes, states) = snapshot;
+            if !send(
+                &mut socket,
+                json!({"type": "resume", "from": since, "to": at}),
+            )
+            .await
+            {
+                return;
+            }
+            let filter = (pids.len() <= MAX_PID_FILTER).then_some(pids.as_slice());
+            let mut cursor = since;
+            loop {
+                let page = match k
+                    .engine
+                    .changes_page(cursor, at, filter, Some(RESUME_PAGE))
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading missed changes failed");
+                        return close(
+                            &mut socket,
+                            1011,
+                            "could not read missed changes; subscribe without since".into(),
+                        )
+                        .await;
+                    }
+                };
+                for c in &page {
+                    cursor = c.seq;
+                    match deliver(&mut socket, &mut watch, &topic, c).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err((code, reason)) => return close(&mut socket, code, reason).await,
+                    }
+                }
+                if page.len() < RESUME_PAGE {
+                    break;
+                }
+            }
+        }
+        Start::Snapshot(processes, states) => {
             let body = match &topic {
                 Topic::Queues => json!({"type": "snapshot", "seq": at, "states": states}),
                 _ => {
@@ -226,6 +429,7 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller) {
         }
     }
     loop {
+        let idle = watch.idle();
         tokio::select! {
             change = rx.recv() => match change {
                 Ok(c) => {
@@ -233,10 +437,10 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller) {
                         continue;
                     }
                     last = c.seq;
-                    if topic.wants(&c.entry.after, &caller)
-                        && !send(&mut socket, change_json(&k, &caller, &mut services, &c).await).await
-                    {
-                        return;
+                    match deliver(&mut socket, &mut watch, &topic, &c).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err((code, reason)) => return close(&mut socket, code, reason).await,
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
@@ -244,6 +448,19 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller) {
                 }
                 Err(RecvError::Closed) => return close(&mut socket, 1001, "server shutting down".into()).await,
             },
+            revised = watch.revisions.changed() => {
+                if revised.is_err() {
+                    return close(&mut socket, 1001, "server shutting down".into()).await;
+                }
+                if let Err((code, reason)) = watch.check(true, Some(&topic)).await {
+                    return close(&mut socket, code, reason).await;
+                }
+            }
+            () = tokio::time::sleep(idle) => {
+                if let Err((code, reason)) = watch.check(false, Some(&topic)).await {
+                    return close(&mut socket, code, reason).await;
+                }
+            }
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 _ => {}

@@ -11,6 +11,11 @@
 //! accepted once: it is stored with its timestamp and a second use within the window is
 //! refused (older ones are refused by their timestamp anyway, and pruned).
 //!
+//! Before a signature is verified, nothing tells a caller whether an app name exists: an
+//! unknown (or revoked) app and a bad signature get the same 401 message
+//! ([`BAD_SIGNATURE`]) after the same work (the live tokens are all held in memory, and an
+//! unknown app's signature is checked against a decoy secret); the log says which it was.
+//!
 //! This module must never return a secret except once, when the token is created, and
 //! never log one; it compares signatures in constant time.
 
@@ -31,6 +36,10 @@ use crate::sql::Sql;
 
 /// How far a request's timestamp may be from the kernel's clock, in seconds (either way).
 pub const WINDOW_S: i64 = 300;
+
+/// The one message for an unknown or revoked app and for a signature that does not match:
+/// before the signature is verified a caller must not learn which app names exist.
+pub const BAD_SIGNATURE: &str = "unknown app or bad signature";
 
 /// An app token as stored (the secret is never serialized).
 #[derive(Debug, Clone, Serialize)]
@@ -285,6 +294,7 @@ impl Auth {
         .push(", ")
         .text(by)
         .push(") ON CONFLICT (name) DO NOTHING");
+        self.load_apps().await?;
         let mut tx = self.db.begin().await?;
         if tx.execute(sql).await? == 0 {
             return Err(KernelError::Conflict {
@@ -308,6 +318,8 @@ impl Auth {
             revoked_by: None,
             secret: secret.clone(),
         };
+        self.apps
+            .insert(token.name.clone(), Arc::new(token.clone()));
         Ok((token, secret))
     }
 
@@ -324,20 +336,30 @@ impl Auth {
             .collect()
     }
 
+    /// Loads every live app token into memory, once per node: from then on a lookup never
+    /// touches the database, so a known and an unknown name take the same time (a query
+    /// only for unknown names would tell them apart). Creating and revoking keep the cache
+    /// in step; both wait for this load first, so neither can be undone by it.
+    async fn load_apps(&self) -> Result<()> {
+        self.apps_loaded
+            .get_or_try_init(|| async {
+                let mut sql = Sql::new(self.db.dialect());
+                select(&mut sql);
+                sql.push(" WHERE revoked_ms IS NULL");
+                for row in self.db.fetch(sql).await? {
+                    let app = parse_row(&row)?;
+                    self.apps.insert(app.name.clone(), Arc::new(app));
+                }
+                Ok::<(), KernelError>(())
+            })
+            .await
+            .map(|_| ())
+    }
+
     /// The live (not revoked) app token of that name.
     async fn app(&self, name: &str) -> Result<Option<Arc<AppToken>>> {
-        if let Some(a) = self.apps.get(name) {
-            return Ok(Some(a.clone()));
-        }
-        let mut sql = Sql::new(self.db.dialect());
-        select(&mut sql);
-        sql.push(" WHERE revoked_ms IS NULL AND name = ").text(name);
-        let Some(row) = self.db.fetch(sql).await?.into_iter().next() else {
-            return Ok(None);
-        };
-        let app = Arc::new(parse_row(&row)?);
-        self.apps.insert(name.to_owned(), app.clone());
-        Ok(Some(app))
+        self.load_apps().await?;
+        Ok(self.apps.get(name).map(|a| a.clone()))
     }
 
     /// Revokes an app token: from now on its signatures are refused. Its row stays, for
@@ -350,10 +372,12 @@ impl Auth {
             .text(by)
             .push(" WHERE revoked_ms IS NULL AND name = ")
             .text(name);
+        self.load_apps().await?;
         let mut tx = self.db.begin().await?;
         let changed = tx.execute(sql).await?;
         tx.commit().await?;
         self.apps.remove(name);
+        self.revise();
         if changed == 0 {
             return Err(KernelError::NotFound(format!("app token '{name}'")));
         }
@@ -367,9 +391,9 @@ impl Auth {
     /// not match, the user is unknown, or the same signature was already used.
     pub async fn signed(&self, req: &SignedRequest<'_>) -> Result<Caller> {
         let now = self.now_ms();
-        let Some(app) = self.app(req.app).await? else {
-            return Err(refused("unknown or revoked app"));
-        };
+        // Looked up now, used only once the signature is checked: until then an unknown app
+        // goes through exactly the steps a known one does.
+        let app = self.app(req.app).await?;
         let ts: i64 = req
             .timestamp
             .trim()
@@ -380,7 +404,7 @@ impl Auth {
                 "the timestamp is more than {WINDOW_S} s from the server's clock"
             )));
         }
-        let sent = unhex(req.signature.trim()).ok_or_else(|| refused("bad signature"))?;
+        let sent = unhex(req.signature.trim()).ok_or_else(|| refused(BAD_SIGNATURE))?;
         let mut text = string_to_sign(
             req.timestamp,
             req.user,
@@ -396,12 +420,27 @@ impl Auth {
             }
             text = with_nonce(text, nonce);
         }
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(app.secret.as_bytes())
-            .map_err(|_| refused("bad signature"))?;
+        // An unknown app's signature is checked against a decoy secret of the same length,
+        // so that both answers cost the same.
+        let secret = app
+            .as_ref()
+            .map_or(self.decoy_app_secret.as_str(), |a| a.secret.as_str());
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+            .map_err(|_| refused(BAD_SIGNATURE))?;
         mac.update(text.as_bytes());
         // Constant time.
-        mac.verify_slice(&sent)
-            .map_err(|_| refused("bad signature"))?;
+        let verified = mac.verify_slice(&sent).is_ok();
+        let app = match app {
+            Some(app) if verified => app,
+            Some(app) => {
+                tracing::info!(app = %app.name, "app signature refused: the signature does not match");
+                return Err(refused(BAD_SIGNATURE));
+            }
+            None => {
+                tracing::info!(app = %req.app.chars().take(64).collect::<String>(), "app signature refused: no live app token of that name");
+                return Err(refused(BAD_SIGNATURE));
+            }
+        };
         let Some(_) = self.roles_of(req.user).await? else {
             return Err(refused("unknown user"));
         };
@@ -416,6 +455,27 @@ impl Auth {
             },
             grants: Arc::new(restrict(&grants, &app.scopes)),
         })
+    }
+
+    /// The caller an app token acting for `user` is now (its scopes over the user's
+    /// current grants), or `None` once the token is revoked or the user gone: a long-lived
+    /// connection opened with a signature checks itself again with it.
+    pub async fn app_caller(&self, app: &str, user: &str) -> Result<Option<Caller>> {
+        let Some(app) = self.app(app).await? else {
+            return Ok(None);
+        };
+        if self.roles_of(user).await?.is_none() {
+            return Ok(None);
+        }
+        let grants = self.grants_of(user).await?;
+        Ok(Some(Caller {
+            user: user.to_owned(),
+            kind: CallerKind::App {
+                app: app.name.clone(),
+                services: app.services.clone(),
+            },
+            grants: Arc::new(restrict(&grants, &app.scopes)),
+        }))
     }
 
     /// Records a signature as used; refuses one used before. Signatures whose timestamp

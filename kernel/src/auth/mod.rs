@@ -1,6 +1,8 @@
 //! Authentication: who a request comes from. Passwords (argon2id), login sessions (bearer
 //! tokens kept only as their SHA-256), the bootstrap token, app tokens (HMAC-signed
-//! requests with anti-replay, in `apps`), and the grants a user's roles give them.
+//! requests with anti-replay, in `apps`), login throttling (per address and account, in
+//! `throttle`), and the grants a user's roles give them. Whoever holds a caller for long
+//! (a WebSocket) watches `revisions` to learn when credentials or grants changed.
 //!
 //! This module decides who someone is and which grants they hold; what a grant allows is
 //! `caller`'s business. It must never log, store or return a password or a bearer token
@@ -9,10 +11,12 @@
 //! the kernel's `Clock`, so tests can move time).
 
 pub mod apps;
+pub mod throttle;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use base64::Engine as _;
 use dashmap::DashMap;
@@ -35,11 +39,12 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 /// The longest password accepted, in bytes (hashing is deliberately costly; a megabyte
 /// "password" must not become a denial of service).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
-/// Failed logins in a row for one user name after which attempts are refused for a while.
-pub const MAX_FAILURES: u32 = 5;
-/// How long a user name stays locked after `MAX_FAILURES` failures (each further failure
-/// while locked is not even checked).
-pub const LOCKOUT_MS: i64 = 60_000;
+/// Failed logins in a row for one user name from one client address after which that
+/// pair is refused for a while (see `throttle` for the whole policy).
+pub const MAX_FAILURES: u32 = throttle::PAIR_MAX_FAILURES;
+/// How long a user name stays locked, from that address, after `MAX_FAILURES` failures
+/// (each further failure while locked is not even checked).
+pub const LOCKOUT_MS: i64 = throttle::LOCKOUT_MS;
 /// The one message for a wrong user name or a wrong password: a caller never learns which.
 pub const BAD_LOGIN: &str = "the user name or the password is wrong";
 /// The shortest bootstrap token accepted, in bytes.
@@ -62,23 +67,28 @@ struct Session {
     expires_ms: i64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    last_ms: i64,
-}
-
 /// Authentication state of a node: the bootstrap token's digest, caches of sessions, app
 /// tokens and users' grants (the database is the truth; caches are dropped on change), and
-/// failed-login counters (in memory: a restart forgets them, which only shortens a lockout).
+/// the login throttle (in memory: a restart forgets it, which only shortens a lockout).
 pub struct Auth {
     db: Db,
     clock: Arc<dyn Clock>,
     bootstrap: RwLock<Option<[u8; 32]>>,
     sessions: DashMap<String, Session>,
     grants: DashMap<String, Arc<BTreeSet<String>>>,
-    failures: Mutex<HashMap<String, Failures>>,
+    throttle: throttle::Throttle,
     apps: DashMap<String, Arc<apps::AppToken>>,
+    /// Bumped whenever a credential may have stopped working or grants changed (a logout,
+    /// a password change, a user's or a role's change, a revoked app token): open
+    /// WebSockets watch it and check their caller again.
+    revision: tokio::sync::watch::Sender<u64>,
+    /// Held while an organisation change is checked and stored (`organisation`).
+    organisation: tokio::sync::Mutex<()>,
+    /// Set once every live app token is in `apps` (see `apps::load_apps`).
+    apps_loaded: tokio::sync::OnceCell<()>,
+    /// The secret an unknown app's signature is checked against (random per node, never
+    /// valid): an unknown app costs what a bad signature does.
+    decoy_app_secret: String,
     last_prune_ms: AtomicI64,
 }
 
@@ -176,8 +186,13 @@ impl Auth {
             bootstrap: RwLock::new(None),
             sessions: DashMap::new(),
             grants: DashMap::new(),
-            failures: Mutex::new(HashMap::new()),
+            throttle: throttle::Throttle::default(),
             apps: DashMap::new(),
+            revision: tokio::sync::watch::Sender::new(0),
+            organisation: tokio::sync::Mutex::new(()),
+            apps_loaded: tokio::sync::OnceCell::new(),
+            // A fixed fallback would be as good: no app token can be named by nobody.
+            decoy_app_secret: random_token().unwrap_or_else(|_| "decoy".repeat(9)),
             last_prune_ms: AtomicI64::new(0),
         }
     }
@@ -203,6 +218,7 @@ impl Auth {
             Ok(mut b) => *b = digest,
             Err(poisoned) => *poisoned.into_inner() = digest,
         }
+        self.revise();
         Ok(())
     }
 
@@ -231,8 +247,25 @@ impl Auth {
         Ok(Some(Caller::user(&user, grants)))
     }
 
+    /// A receiver that sees a new value whenever a credential may have ended or grants
+    /// changed: whoever holds a `Caller` for long (a WebSocket) checks it again then.
+    pub fn revisions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.revision.subscribe()
+    }
+
+    /// Tells every `revisions` watcher that credentials or grants changed.
+    fn revise(&self) {
+        self.revision.send_modify(|r| *r = r.wrapping_add(1));
+    }
+
     /// The user of the session with this token hash, when it is open.
     pub async fn session_user(&self, token_hash: &str) -> Result<Option<String>> {
+        Ok(self.session(token_hash).await?.map(|(user, _)| user))
+    }
+
+    /// The user of the session with this token hash and when it ends (ms since the
+    /// epoch), when it is open.
+    pub async fn session(&self, token_hash: &str) -> Result<Option<(String, i64)>> {
         let now = self.now_ms();
         let cached = self.sessions.get(token_hash).map(|s| s.clone());
         let session = match cached {
@@ -259,7 +292,7 @@ impl Auth {
             }
         };
         match session {
-            Some(s) if s.expires_ms > now => Ok(Some(s.user)),
+            Some(s) if s.expires_ms > now => Ok(Some((s.user, s.expires_ms))),
             Some(_) => {
                 self.end_session(token_hash).await?;
                 Ok(None)
@@ -268,12 +301,18 @@ impl Auth {
         }
     }
 
-    /// Checks a user name and password and opens a session. A wrong user name and a wrong
-    /// password get the same error (and take as long); after `MAX_FAILURES` failures in a
-    /// row a user name is refused for `LOCKOUT_MS` without checking.
-    pub async fn login(&self, user: &str, password: &str) -> Result<NewSession> {
+    /// Checks a user name and password, sent from client address `addr` (`None`: not
+    /// known), and opens a session. A wrong user name and a wrong password get the same
+    /// error (and take as long); guessing is throttled per address and per account
+    /// (`throttle`), so that nobody can lock another person out.
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<NewSession> {
         let now = self.now_ms();
-        self.check_lockout(user, now)?;
+        self.throttle.begin(user, addr, now, BAD_LOGIN)?;
         let stored = self.password_hash(user).await?;
         let ok = match &stored {
             Some(phc) => verify_password(password, phc).await,
@@ -284,10 +323,10 @@ impl Auth {
             }
         };
         if !ok {
-            self.record_failure(user, now);
+            self.throttle.failed(user, addr, now);
             return Err(KernelError::Unauthorized(BAD_LOGIN.to_owned()));
         }
-        self.clear_failures(user);
+        self.throttle.succeeded(user, addr, now);
         let token = random_token()?;
         let hash = sha256_hex(token.as_bytes());
         let expires_ms = now + SESSION_LIFETIME_MS;
@@ -329,7 +368,9 @@ impl Auth {
         let mut sql = Sql::new(self.db.dialect());
         sql.push("DELETE FROM sessions WHERE token_hash = ")
             .text(token_hash);
-        self.db.write_atomically(vec![sql]).await
+        let done = self.db.write_atomically(vec![sql]).await;
+        self.revise();
+        done
     }
 
     /// Ends every session of `user` except `keep` (after a password change).
@@ -341,52 +382,9 @@ impl Auth {
         if let Some(keep) = keep {
             sql.push(" AND token_hash <> ").text(keep);
         }
-        self.db.write_atomically(vec![sql]).await
-    }
-
-    fn check_lockout(&self, user: &str, now: i64) -> Result<()> {
-        let failures = match self.failures.lock() {
-            Ok(f) => f.get(user).copied(),
-            Err(poisoned) => poisoned.into_inner().get(user).copied(),
-        };
-        match failures {
-            Some(f) if f.count >= MAX_FAILURES && now - f.last_ms < LOCKOUT_MS => {
-                Err(KernelError::TooManyAttempts {
-                    retry_after_s: (LOCKOUT_MS - (now - f.last_ms) + 999) / 1000,
-                })
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn record_failure(&self, user: &str, now: i64) {
-        let mut map = match self.failures.lock() {
-            Ok(f) => f,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        // Bounded: names nobody tried for a quarter of an hour are forgotten.
-        if map.len() > 10_000 {
-            map.retain(|_, f| now - f.last_ms < 15 * LOCKOUT_MS);
-        }
-        let entry = map.entry(user.to_owned()).or_insert(Failures {
-            count: 0,
-            last_ms: now,
-        });
-        if now - entry.last_ms >= 15 * LOCKOUT_MS {
-            entry.count = 0;
-        }
-        entry.count += 1;
-        entry.last_ms = now;
-        if entry.count >= MAX_FAILURES {
-            tracing::warn!(user, failures = entry.count, "login locked for a while");
-        }
-    }
-
-    fn clear_failures(&self, user: &str) {
-        match self.failures.lock() {
-            Ok(mut f) => f.remove(user),
-            Err(poisoned) => poisoned.into_inner().remove(user),
-        };
+        let done = self.db.write_atomically(vec![sql]).await;
+        self.revise();
+        done
     }
 
     /// The stored PHC string of a user's password, if they have one.
@@ -406,20 +404,31 @@ impl Auth {
     }
 
     /// Whether `password` is the user's current password (a user without one never
-    /// matches). Counts as a login attempt: failures lock the name like failed logins.
-    pub async fn check_password_of(&self, user: &str, password: &str) -> Result<bool> {
+    /// matches), sent from `addr`. Counts as a login attempt: it is throttled like one.
+    pub async fn check_password_of(
+        &self,
+        user: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<bool> {
         let now = self.now_ms();
-        self.check_lockout(user, now)?;
+        self.throttle.begin(user, addr, now, BAD_LOGIN)?;
         let ok = match self.password_hash(user).await? {
             Some(phc) => verify_password(password, &phc).await,
             None => false,
         };
         if ok {
-            self.clear_failures(user);
+            self.throttle.succeeded(user, addr, now);
         } else {
-            self.record_failure(user, now);
+            self.throttle.failed(user, addr, now);
         }
         Ok(ok)
+    }
+
+    /// What the login throttle holds now (entries and the bytes of user names): bounded
+    /// whatever is sent.
+    pub fn throttle_footprint(&self) -> throttle::Footprint {
+        self.throttle.footprint()
     }
 
     /// The statement that stores a user's password hash (or replaces it).
@@ -516,14 +525,23 @@ impl Auth {
         Ok(grants)
     }
 
+    /// The lock an organisation change (a role's permissions, a user's roles, a department's
+    /// leader) is checked and stored under: two changes cannot both see an administrator
+    /// the other is removing. One node's; see the README on several nodes.
+    pub async fn organisation_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.organisation.lock().await
+    }
+
     /// Forgets a user's cached grants (their roles changed).
     pub fn user_changed(&self, user: &str) {
         self.grants.remove(user);
+        self.revise();
     }
 
     /// Forgets every user's cached grants (a role's permissions changed).
     pub fn roles_changed(&self) {
         self.grants.clear();
+        self.revise();
     }
 }
 
