@@ -165,8 +165,8 @@ fn hostile_rules_leave_the_real_server_up_under_a_memory_bound_and_it_starts_aga
     let database = format!("sqlite:{}", dir.path().join("hostile.db").display());
     let (mut child, addr) = serve(&database)?;
     let pid = child.id();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-        || -> anyhow::Result<()> {
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> anyhow::Result<()> {
             anyhow::ensure!(!addr.is_empty(), "no address printed");
             for (name, condition, source) in HOSTILE {
                 let mut body = json!({"name": name, "label": {"zh": "恶意规则"}, "priority": 10,
@@ -227,8 +227,7 @@ fn hostile_rules_leave_the_real_server_up_under_a_memory_bound_and_it_starts_aga
             let (_, set_aside) = request(&addr, "GET", "/api/v1/rules/quarantine", None)?;
             assert_eq!(set_aside["items"], json!([]), "{set_aside}");
             Ok(())
-        },
-    ));
+        }));
     stop(&mut child)?;
     match outcome {
         Ok(result) => result?,
@@ -237,16 +236,15 @@ fn hostile_rules_leave_the_real_server_up_under_a_memory_bound_and_it_starts_aga
 
     // It starts again on the same database, and nothing is replayed into a crash.
     let (mut again, addr) = serve(&database)?;
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-        || -> anyhow::Result<()> {
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> anyhow::Result<()> {
             anyhow::ensure!(!addr.is_empty(), "no address printed at restart");
             let (s, health) = request(&addr, "GET", "/healthz", None)?;
             assert_eq!(s, 200, "{health}");
             std::thread::sleep(Duration::from_millis(500));
             anyhow::ensure!(again.try_wait()?.is_none(), "the server died at restart");
             Ok(())
-        },
-    ));
+        }));
     stop(&mut again)?;
     match outcome {
         Ok(result) => result,

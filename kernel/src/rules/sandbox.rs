@@ -68,15 +68,17 @@ pub const MAX_RESULT_DEPTH: usize = 32;
 pub const EXPRESSION_TIME: Duration = Duration::from_millis(50);
 /// How long a rule's script may run (in the rules worker, off the async threads).
 pub const SCRIPT_TIME: Duration = Duration::from_secs(1);
-/// Stack an evaluation is sure to have: more than the deepest value the limits allow
-/// needs to be printed, compared or dropped in a debug build (about 2 KiB a level).
-pub const EVAL_RED_ZONE: usize = 16 * 1024 * 1024;
+/// Stack an evaluation is sure to have: four times what the deepest evaluation the limits
+/// allow needs in a debug build (a value at the nesting limit printed and compared inside
+/// 30 calls, or 32 levels of recursion, pass on 1 MiB and overflow 256 KiB; a release
+/// build needs less).
+pub const EVAL_RED_ZONE: usize = 4 * 1024 * 1024;
 /// Size of the fresh stack an evaluation gets when its thread has less than
 /// [`EVAL_RED_ZONE`] left (reserved, not committed: only the pages used cost memory).
-pub const EVAL_STACK: usize = 32 * 1024 * 1024;
-/// Stack for the server's runtime threads, so that evaluations run in place on them
-/// (a fresh stack costs about 15 µs; an expression about 1 µs).
-pub const THREAD_STACK: usize = EVAL_STACK;
+pub const EVAL_STACK: usize = 8 * 1024 * 1024;
+/// Stack for the server's runtime threads, so that evaluations run in place on them: a
+/// fresh stack costs about 15 µs, a cached condition about 1 µs.
+pub const THREAD_STACK: usize = 8 * 1024 * 1024;
 /// Operations between two looks at the clock.
 const CLOCK_EVERY: u64 = 8;
 /// Compiled scripts kept (the cache is emptied when it grows past this).
@@ -646,5 +648,20 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.contains("ran longer than 50 ms"), "{e}");
+    }
+
+    #[test]
+    fn the_deepest_values_allowed_are_printed_compared_and_dropped_within_the_stack() {
+        // At the nesting limit, 12 more levels in one literal (all an expression's depth allows), inside 30 calls: rhai's
+        // recursive printing, comparison and drop all run on the sandbox's stack.
+        let source = "let m = [];\nfor i in 0..115 { m = [m]; }\n\
+            fn f(n, v) { if n == 0 { `${v}`.len() > 0 && v == v } else { f(n - 1, v) } }\n\
+            if f(30, INNER) { () } else { () }";
+        let source: &'static str = Box::leak(
+            source
+                .replace("INNER", "[[[[[[[[[[[[m]]]]]]]]]]]]")
+                .into_boxed_str(),
+        );
+        assert_eq!(on_small_stack(source), Ok(Vec::new()));
     }
 }
