@@ -429,12 +429,7 @@ async fn signal(app: &TestApp, name: &str) -> anyhow::Result<u64> {
 
 async fn quarantined(app: &TestApp) -> anyhow::Result<Vec<Value>> {
     let (s, b) = app.call("GET", "/api/v1/rules/quarantine", None).await?;
-    assert_eq!(
-        s,
-        StatusCode::OK,
-        "{b} {:?}",
-        app.kernel.rules.quarantined(None, 50).await
-    );
+    assert_eq!(s, StatusCode::OK, "{b}");
     Ok(b["items"].as_array().cloned().unwrap_or_default())
 }
 
