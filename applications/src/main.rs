@@ -120,8 +120,18 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Builds the runtime with `THREAD_STACK` for its threads, so that every Rhai evaluation
+/// (conditions in the scheduler, rules, scripts) runs in place on the thread it is on
+/// instead of on a fresh stack each time (see `erpos_kernel::rules::sandbox`).
+fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(erpos_kernel::rules::sandbox::THREAD_STACK)
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     // Logs go to stderr: stdout carries only what a script may read (the address served).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

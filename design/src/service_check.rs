@@ -20,7 +20,13 @@ use crate::service::{OperatorPolicy, Service, Step, StepKind};
 /// The deepest expression nesting a condition may have. Set explicitly because rhai's default
 /// differs between debug and release builds, and a definition must not be valid in one and
 /// refused in the other.
-const MAX_EXPR_DEPTH: usize = 64;
+pub const MAX_EXPR_DEPTH: usize = 64;
+/// The deepest expression nesting inside a script's own functions (`fn f(x) { … }`).
+pub const MAX_FN_EXPR_DEPTH: usize = 32;
+/// Keywords and functions no erpos script may use, refused when the definition is saved
+/// and again by the engine that runs it: `eval` (code from data), `curry` (a function
+/// pointer's curried values escape the size limits, like a closure's captures).
+pub const DISABLED_SYMBOLS: [&str; 2] = ["eval", "curry"];
 
 /// Derives the service's name when absent and checks the whole definition.
 ///
@@ -155,11 +161,22 @@ fn identifier_rule(name: &str) -> String {
     )
 }
 
-/// The engine conditions are parsed with: no packages (parsing needs none), explicit limits.
-pub(crate) fn condition_engine() -> rhai::Engine {
+/// The engine every erpos Rhai expression and script is parsed with: no packages (parsing
+/// needs none), the expression depths and the disabled symbols. The kernel's sandbox builds
+/// its running engine on this one, so that what saves fine also compiles when it runs, and
+/// what is refused at run time is refused when it is saved.
+pub fn parsing_engine() -> rhai::Engine {
     let mut engine = rhai::Engine::new_raw();
-    engine.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_EXPR_DEPTH);
+    engine.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_FN_EXPR_DEPTH);
+    for symbol in DISABLED_SYMBOLS {
+        engine.disable_symbol(symbol);
+    }
     engine
+}
+
+/// The engine conditions and scripts are checked with when a definition is saved.
+pub(crate) fn condition_engine() -> rhai::Engine {
+    parsing_engine()
 }
 
 /// Checks that `script` parses as one Rhai expression, reporting rhai's own message (which

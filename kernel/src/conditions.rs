@@ -1,7 +1,11 @@
-//! Rhai conditions: analysts' expressions over a process's `context` and bound `record`,
-//! compiled once and cached, run in the same sandboxed engine as rules
-//! (`rules::sandbox::limited_engine`: every limit set explicitly, `eval` disabled, no file,
-//! network or clock access). This module must never run an expression without the limits.
+//! Rhai conditions: analysts' expressions over a process's `context` and bound `record`
+//! (transition conditions, operator rules, start rules, deadlines), compiled once and
+//! cached, run in the same sandboxed engine as rules (`rules::sandbox::limited_engine`:
+//! every limit set explicitly, `eval` and closures off, no file, network or clock access)
+//! and inside `rules::sandbox::contained` with the expression time limit: conditions run
+//! inside the scheduler's core, so an expression must never hold it for longer than that.
+//! This module must never run an expression without the limits, nor let a Rhai value
+//! outlive the evaluation.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
@@ -9,6 +13,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use rhai::{AST, Dynamic, Engine, Scope};
 
+use crate::rules::sandbox::{Budget, contained, describe};
 use crate::scheduler::{Conditions, Pcb};
 
 /// The sandboxed Rhai engine with its AST cache.
@@ -61,34 +66,47 @@ impl RhaiConditions {
         expression: &str,
         bindings: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<bool, String> {
-        let ast = self.compile(expression)?;
-        let mut scope = Scope::new();
-        for (name, value) in bindings {
-            let v = rhai::serde::to_dynamic(value).map_err(|e| e.to_string())?;
-            scope.push_constant(name.as_str(), v);
-        }
-        self.engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
-            .map_err(|e| e.to_string())?
-            .as_bool()
-            .map_err(|t| format!("the expression gave a {t}, not true or false"))
+        contained(Budget::Expression, || {
+            let ast = self.compile(expression)?;
+            let mut scope = Scope::new();
+            for (name, value) in bindings {
+                let v = rhai::serde::to_dynamic(value).map_err(|e| e.to_string())?;
+                scope.push_constant(name.as_str(), v);
+            }
+            self.engine
+                .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+                .map_err(|e| describe(&e))?
+                .as_bool()
+                .map_err(|t| format!("the expression gave a {t}, not true or false"))
+        })
     }
 
-    fn eval(&self, source: &str, pcb: &Pcb) -> Result<Dynamic, String> {
-        let ast = self.compile(source)?;
-        let mut scope = Scope::new();
-        // The bound record lives in the context: convert the context once and take it from there.
-        let context = rhai::serde::to_dynamic(&*pcb.context).map_err(|e| e.to_string())?;
-        let record = context
-            .read_lock::<rhai::Map>()
-            .and_then(|m| m.get("record").cloned())
-            .unwrap_or(Dynamic::UNIT);
-        scope.push_constant("context", context);
-        scope.push_constant("record", record);
-        scope.push_constant("priority", i64::from(pcb.priority));
-        self.engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
-            .map_err(|e| e.to_string())
+    /// Evaluates `source` over `pcb` and hands the value to `read`, all inside the sandbox.
+    fn eval<T>(
+        &self,
+        source: &str,
+        pcb: &Pcb,
+        read: impl FnOnce(Dynamic) -> Result<T, String>,
+    ) -> Result<T, String> {
+        contained(Budget::Expression, || {
+            let ast = self.compile(source)?;
+            let mut scope = Scope::new();
+            // The bound record lives in the context: convert the context once and take it
+            // from there.
+            let context = rhai::serde::to_dynamic(&*pcb.context).map_err(|e| e.to_string())?;
+            let record = context
+                .read_lock::<rhai::Map>()
+                .and_then(|m| m.get("record").cloned())
+                .unwrap_or(Dynamic::UNIT);
+            scope.push_constant("context", context);
+            scope.push_constant("record", record);
+            scope.push_constant("priority", i64::from(pcb.priority));
+            let value = self
+                .engine
+                .eval_ast_with_scope::<Dynamic>(&mut scope, &ast)
+                .map_err(|e| describe(&e))?;
+            read(value)
+        })
     }
 }
 
@@ -101,19 +119,21 @@ impl Conditions for RhaiConditions {
     }
 
     fn operators(&self, expression: &str, pcb: &Pcb) -> Result<Vec<String>, String> {
-        let v = self.eval(expression, pcb)?;
-        if v.is_string() {
-            return Ok(vec![v.into_string().map_err(|t| t.to_owned())?]);
-        }
-        let list = v.into_array().map_err(|t| {
-            format!("the operator rule gave a {t}, not a user id or a list of them")
-        })?;
-        list.into_iter()
-            .map(|u| {
-                u.into_string()
-                    .map_err(|t| format!("the operator rule listed a {t}, not a user id"))
-            })
-            .collect()
+        self.eval(expression, pcb, |v| {
+            if v.is_string() {
+                return Ok(vec![v.into_string().map_err(|t| t.to_owned())?]);
+            }
+            let list = v.into_array().map_err(|t| {
+                format!("the operator rule gave a {t}, not a user id or a list of them")
+            })?;
+            list.into_iter()
+                .map(|u| {
+                    u.into_string()
+                        .map_err(|t| format!("the operator rule listed a {t}, not a user id"))
+                })
+                .collect()
+        })
+        .map_err(|e| format!("operator rule: {e}"))
     }
 
     fn on_duty(&self, calendar: &str, at_ms: i64) -> (bool, Option<i64>) {
@@ -132,22 +152,30 @@ impl Conditions for RhaiConditions {
     }
 
     fn holds(&self, expression: &str, pcb: &Pcb) -> Result<bool, String> {
-        self.eval(expression, pcb)?
-            .as_bool()
-            .map_err(|t| format!("the condition gave a {t}, not true or false"))
+        self.eval(expression, pcb, |v| {
+            v.as_bool()
+                .map_err(|t| format!("the condition gave a {t}, not true or false"))
+        })
     }
 
     fn instant(&self, expression: &str, pcb: &Pcb) -> Result<i64, String> {
-        let v = self.eval(expression, pcb)?;
-        if let Ok(ms) = v.as_int() {
-            return Ok(ms);
-        }
-        let text = v
-            .into_string()
-            .map_err(|t| format!("the expression gave a {t}, not a time"))?;
+        let text = self
+            .eval(expression, pcb, |v| {
+                if let Ok(ms) = v.as_int() {
+                    return Ok(Err(ms));
+                }
+                v.into_string()
+                    .map(Ok)
+                    .map_err(|t| format!("the expression gave a {t}, not a time"))
+            })
+            .map_err(|e| format!("deadline: {e}"))?;
+        let text = match text {
+            Err(ms) => return Ok(ms),
+            Ok(text) => text,
+        };
         erpos_design::value::parse_datetime(&text)
             .map(|t| t.timestamp_millis())
-            .ok_or_else(|| format!("'{text}' is not an RFC 3339 time"))
+            .ok_or_else(|| format!("deadline: '{text}' is not an RFC 3339 time"))
     }
 }
 

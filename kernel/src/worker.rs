@@ -1,7 +1,9 @@
 //! The background loop the rules engine and the outbox share: run a round; when it found
 //! little to do, sleep until woken (new work was committed) or a short tick passes (work
 //! that becomes due with time: retries, time rules, deadlines). The loop holds its worker
-//! only weakly, so dropping the kernel ends it.
+//! only weakly, so dropping the kernel ends it. Each round runs as its own task, so a round
+//! that panics is a failed round (logged, tried again after a tick), never a dead worker:
+//! the loop must never end while its worker lives.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,10 +34,15 @@ pub fn spawn<W: Worker>(worker: &Arc<W>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             let Some(worker) = weak.upgrade() else { break };
-            let done = match worker.round().await {
-                Ok(n) => n,
-                Err(e) => {
+            let running = worker.clone();
+            let done = match tokio::spawn(async move { running.round().await }).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
                     tracing::warn!(worker = W::NAME, error = %e, "round failed");
+                    0
+                }
+                Err(e) => {
+                    tracing::error!(worker = W::NAME, error = %e, "round panicked");
                     0
                 }
             };

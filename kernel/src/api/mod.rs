@@ -89,6 +89,8 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         rules::replace,
         rules::delete,
         rules::runs,
+        rules::quarantine,
+        rules::retry_quarantined,
         rules::events,
         rules::signal,
         rules::outbox,
@@ -240,6 +242,11 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
             get(rules::show).put(rules::replace).delete(rules::delete),
         )
         .route("/rules/{name}/runs", get(rules::runs))
+        .route("/rules/quarantine", get(rules::quarantine))
+        .route(
+            "/rules/quarantine/{seq}/retry",
+            axum::routing::post(rules::retry_quarantined),
+        )
         .route("/events", get(rules::events))
         .route("/events/{name}", axum::routing::post(rules::signal))
         .route("/outbox", get(rules::outbox))

@@ -153,6 +153,44 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Events the rules worker set aside after they failed to process
+/// [`crate::rules::MAX_ATTEMPTS`] times (a write that kept failing, a row that does not
+/// decode, a crash while their rules ran), newest first: `{event_seq, rules, error,
+/// attempts, at_ms, retried_at_ms}`. (A rule named `quarantine` is shown by
+/// `GET /rules` only: this path is the quarantine's.)
+#[utoipa::path(get, path = "/api/v1/rules/quarantine", tag = "rules",
+    params(("limit" = Option<u32>, Query, description = "page size"), ("before" = Option<u64>, Query, description = "next_cursor")),
+    responses((status = 200, description = "`{items, next_cursor}`")))]
+pub async fn quarantine(
+    State(k): State<Arc<Kernel>>,
+    caller: Caller,
+    QueryPairs(params): QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    require(
+        &caller,
+        Permission::Monitor,
+        "reading the rules' quarantine",
+    )?;
+    let (limit, before) = paging(params, |key, _| Err(unknown(key)))?;
+    let items = k.rules.quarantined(before.map(|b| b as u64), limit).await?;
+    Ok(page(items, limit, "event_seq"))
+}
+
+/// Runs a set-aside event's rules again now (those that have not run on it yet): `done`
+/// takes it out of the quarantine, `failed` keeps it there with the new error.
+#[utoipa::path(post, path = "/api/v1/rules/quarantine/{seq}/retry", tag = "rules",
+    responses((status = 200, description = "`{event_seq, outcome, error}`"), (status = 404, description = "not in the quarantine", body = super::error::ErrorBody)))]
+pub async fn retry_quarantined(
+    State(k): State<Arc<Kernel>>,
+    caller: Caller,
+    Path(seq): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
+    require(&caller, Permission::Design, "retrying a set-aside event")?;
+    let outcome = k.rules.retry(seq).await?;
+    crate::audit::record(&k, &caller.user, "rules.retry", &seq.to_string()).await;
+    Ok(Json(outcome))
+}
+
 /// A rule's runs, newest first: the event, when, outcome (`done` / `failed`), error and
 /// effects.
 #[utoipa::path(get, path = "/api/v1/rules/{name}/runs", tag = "rules",

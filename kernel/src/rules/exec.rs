@@ -4,6 +4,8 @@
 //! step's), so they commit together with the run's record or not at all. Everything that
 //! leaves the database — notifications, webhooks — and every process command goes into
 //! the outbox in that same transaction, to be delivered at least once after it commits.
+//! Scripts run on tokio's blocking threads (they may take up to their time limit), never
+//! on the async threads; expressions, bounded far tighter, run in place.
 
 use std::sync::Arc;
 
@@ -119,7 +121,13 @@ impl Executor {
                 if from_script {
                     return Err(fail("a script cannot return another script".into()));
                 }
-                let built = self.sandbox.script(source, &bindings).map_err(fail)?;
+                // Off the async threads: a script may run up to its time limit.
+                let (sandbox, source, given) =
+                    (self.sandbox.clone(), source.clone(), bindings.clone());
+                let built = tokio::task::spawn_blocking(move || sandbox.script(&source, &given))
+                    .await
+                    .map_err(|e| fail(format!("the script's thread failed: {e}")))?
+                    .map_err(fail)?;
                 let parsed = parse_instructions(&built, "")
                     .map_err(|issues| fail(format!("the script returned {}", issues[0].message)))?;
                 effects.push(json!({"op": "script", "instructions": parsed.len()}));

@@ -5,6 +5,17 @@
 //! transaction: its record writes, its outbox rows, its `rule_runs` row and the rule's
 //! counters. The `rule_runs` key (rule, event) makes a run happen once even when the
 //! cursor is behind after a crash. A failing rule records its error and the others go on.
+//!
+//! An event whose processing itself keeps failing (a write that fails, a row that does not
+//! decode, a crash of the whole process while its rules run) must not stop every rule
+//! behind it, nor crash the server again at each start. So each round first notes which
+//! event it attempts (`rule_attempts`: one write per round that has events, removed with
+//! the cursor's move). A note found at the start of a round means the last round did not
+//! finish: the worker then goes one event at a time, up to the last event of that round,
+//! so the culprit is found; after [`MAX_ATTEMPTS`] attempts of one event it is set aside
+//! in `rule_quarantine` (listed by `GET /api/v1/rules/quarantine`, run again by
+//! `POST /api/v1/rules/quarantine/{seq}/retry`) and the worker goes on.
+//!
 //! Time rules are turned into `time` events by [`time`], in the transaction that moves
 //! their watermark, so each due time fires once, even when it fell while the server was
 //! down.
@@ -33,6 +44,8 @@ use exec::{Executor, MAX_DEPTH, Situation};
 
 /// Events read per round.
 const BATCH: usize = 256;
+/// Attempts of one event before it is set aside in the quarantine.
+pub const MAX_ATTEMPTS: i64 = 3;
 /// A gap in the event log older than this is a rolled-back writer's, and is skipped.
 const GAP_PATIENCE_MS: u128 = 2_000;
 
@@ -41,6 +54,19 @@ const GAP_PATIENCE_MS: u128 = 2_000;
 #[derive(Default)]
 struct Tally {
     evaluated: BTreeMap<String, i64>,
+}
+
+/// The event the worker is attempting, as noted in `rule_attempts` before the round.
+#[derive(Debug, Clone, PartialEq)]
+struct Attempt {
+    /// The event at the head of the cursor.
+    seq: u64,
+    /// The last event of the round that did not finish: up to here, one event per round.
+    upto: u64,
+    /// Rounds that attempted `seq` so far.
+    attempts: i64,
+    /// The last error (None when the process stopped while running it).
+    error: Option<String>,
 }
 
 /// The rules engine.
@@ -59,6 +85,8 @@ pub struct Rules {
     ran_upto: AtomicU64,
     /// Since when the head of the log has had a gap (see `GAP_PATIENCE_MS`).
     gap_since: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The attempt noted in `rule_attempts`, if any (read at load, then kept here).
+    attempt: std::sync::Mutex<Option<Attempt>>,
 }
 
 impl Rules {
@@ -76,6 +104,15 @@ impl Rules {
         let mut sql = Sql::new(db.dialect());
         sql.push("SELECT CAST(COALESCE(MAX(event_seq), 0) AS TEXT) FROM rule_runs");
         let ran_upto = first_int(&db.fetch(sql).await?).unwrap_or(0) as u64;
+        let attempt = Self::stored_attempt(&db).await?;
+        if let Some(a) = &attempt {
+            tracing::warn!(
+                event = a.seq,
+                upto = a.upto,
+                attempts = a.attempts,
+                "rules: the last round did not finish; going one event at a time"
+            );
+        }
         let rules = Arc::new(Rules {
             db,
             clock,
@@ -87,6 +124,7 @@ impl Rules {
             rules: RwLock::new(Arc::new(Vec::new())),
             gap_since: std::sync::Mutex::new(None),
             ran_upto: AtomicU64::new(ran_upto),
+            attempt: std::sync::Mutex::new(attempt),
         });
         rules.reload().await?;
         Ok(rules)
@@ -110,10 +148,14 @@ impl Rules {
         let mut list = Vec::new();
         for row in self.db.fetch(sql).await? {
             let text = row.first().cloned().flatten().unwrap_or_default();
-            list.push(
-                serde_json::from_str::<ServiceRule>(&text)
-                    .map_err(|e| KernelError::Corrupt(format!("stored rule: {e}")))?,
-            );
+            // A stored rule that no longer reads (an older shape, a damaged row) is left out
+            // and said so: it must not stop the kernel's start nor the other rules.
+            match serde_json::from_str::<ServiceRule>(&text) {
+                Ok(rule) => list.push(rule),
+                Err(e) => {
+                    tracing::error!(error = %e, "rules: a stored rule does not read; it is not run")
+                }
+            }
         }
         self.events.set_interest(Interest::of(&list));
         if let Ok(mut slot) = self.rules.write() {
@@ -273,28 +315,362 @@ impl Rules {
     }
 
     /// One round: fire due time rules, then run every matching rule on the events not
-    /// yet read. Returns how many events were read.
+    /// yet read. Returns how many events were read (or set aside).
+    ///
+    /// Time rules failing do not stop the events (they are tried again next round).
     pub async fn round(&self) -> Result<usize> {
-        time::fire_due(self).await?;
-        time::fire_deadlines(self).await?;
+        if let Err(e) = time::fire_due(self).await {
+            tracing::warn!(error = %e, "rules: time rules failed");
+        }
+        if let Err(e) = time::fire_deadlines(self).await {
+            tracing::warn!(error = %e, "rules: deadlines failed");
+        }
         let cursor = self.cursor().await?;
-        let batch = self.events.after(cursor, BATCH).await?;
+        let attempt = self.attempt.lock().map(|a| a.clone()).unwrap_or(None);
+        match attempt {
+            Some(a) if a.seq > cursor || a.upto > cursor => self.careful_round(cursor, a).await,
+            Some(_) => {
+                // The cursor has passed the attempted events (moved by another round).
+                self.note_attempt(None).await?;
+                self.batch_round(cursor).await
+            }
+            None => self.batch_round(cursor).await,
+        }
+    }
+
+    /// The usual round: a batch of events, the attempt noted first.
+    async fn batch_round(&self, cursor: u64) -> Result<usize> {
+        let batch = match self.events.after(cursor, BATCH).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                let head = self
+                    .head_after(cursor)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(cursor + 1);
+                self.failed(
+                    Attempt {
+                        seq: head,
+                        upto: head,
+                        attempts: 1,
+                        error: None,
+                    },
+                    &e,
+                )
+                .await;
+                return Err(e);
+            }
+        };
+        let Some(first) = batch.first() else {
+            return Ok(0);
+        };
+        if first.seq != cursor + 1 && !self.gap_is_old() {
+            return Ok(batch.len());
+        }
+        let attempt = Attempt {
+            seq: first.seq,
+            upto: batch.last().map_or(first.seq, |e| e.seq),
+            attempts: 1,
+            error: None,
+        };
+        self.note_attempt(Some(attempt.clone())).await?;
         let mut last = cursor;
         let mut tally = Tally::default();
         for event in &batch {
-            if event.seq != last + 1 && !self.gap_is_old() {
+            if event.seq != last + 1 && last != cursor && !self.gap_is_old() {
                 break;
             }
-            self.on_event(event, &mut tally).await?;
+            if let Err(e) = self.on_event(event, &mut tally).await {
+                self.failed(attempt, &e).await;
+                return Err(e);
+            }
             last = event.seq;
             if let Ok(mut g) = self.gap_since.lock() {
                 *g = None;
             }
         }
-        if last != cursor {
-            self.advance(last, &tally).await?;
-        }
+        self.advance(last, &tally, None).await?;
         Ok(batch.len())
+    }
+
+    /// After a round that did not finish: one event, noted first; set aside once it has
+    /// been attempted [`MAX_ATTEMPTS`] times.
+    async fn careful_round(&self, cursor: u64, mut attempt: Attempt) -> Result<usize> {
+        let head = match self.head_after(cursor).await? {
+            Some(head) => head,
+            None => {
+                self.note_attempt(None).await?;
+                return Ok(0);
+            }
+        };
+        if head != attempt.seq {
+            attempt = Attempt {
+                seq: head,
+                upto: attempt.upto.max(head),
+                attempts: 0,
+                error: None,
+            };
+        }
+        if attempt.attempts >= MAX_ATTEMPTS {
+            self.quarantine(cursor, &attempt).await?;
+            return Ok(1);
+        }
+        attempt.attempts += 1;
+        self.note_attempt(Some(attempt.clone())).await?;
+        let event = match self.events.after(cursor, 1).await {
+            Ok(mut batch) if !batch.is_empty() => batch.remove(0),
+            Ok(_) => return Ok(0),
+            Err(e) => {
+                self.failed(attempt, &e).await;
+                return Err(e);
+            }
+        };
+        let mut tally = Tally::default();
+        if let Err(e) = self.on_event(&event, &mut tally).await {
+            self.failed(attempt, &e).await;
+            return Err(e);
+        }
+        self.advance(event.seq, &tally, Some(&attempt)).await?;
+        Ok(1)
+    }
+
+    /// The first event after `cursor` (its number only: it may be the row that does not
+    /// decode).
+    async fn head_after(&self, cursor: u64) -> Result<Option<u64>> {
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("SELECT CAST(MIN(seq) AS TEXT) FROM events WHERE seq > ")
+            .int(cursor as i64);
+        Ok(first_int(&self.db.fetch(sql).await?).map(|n| n as u64))
+    }
+
+    async fn stored_attempt(db: &Db) -> Result<Option<Attempt>> {
+        let mut sql = Sql::new(db.dialect());
+        sql.push("SELECT ");
+        for (i, c) in ["event_seq", "upto", "attempts", "error"]
+            .iter()
+            .enumerate()
+        {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.col_text(c);
+        }
+        sql.push(" FROM rule_attempts WHERE name = 'events'");
+        let rows = db.fetch(sql).await?;
+        Ok(rows.first().map(|row| {
+            let get = |i: usize| row.get(i).cloned().flatten();
+            let int = |i: usize| get(i).and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
+            Attempt {
+                seq: int(0) as u64,
+                upto: int(1) as u64,
+                attempts: int(2),
+                error: get(3),
+            }
+        }))
+    }
+
+    /// The statement that stores `attempt` (or removes the note).
+    fn attempt_sql(&self, attempt: Option<&Attempt>) -> Sql {
+        let mut sql = Sql::new(self.db.dialect());
+        match attempt {
+            None => {
+                sql.push("DELETE FROM rule_attempts WHERE name = 'events'");
+            }
+            Some(a) => {
+                sql.push(
+                    "INSERT INTO rule_attempts (name, event_seq, upto, attempts, error, at_ms) VALUES ('events', ",
+                )
+                .int(a.seq as i64)
+                .push(", ")
+                .int(a.upto as i64)
+                .push(", ")
+                .int(a.attempts)
+                .push(", ")
+                .opt_text(a.error.as_deref());
+                sql.push(", ").int(self.clock.now_ms()).push(
+                    ") ON CONFLICT (name) DO UPDATE SET event_seq = excluded.event_seq, \
+                     upto = excluded.upto, attempts = excluded.attempts, error = excluded.error, \
+                     at_ms = excluded.at_ms",
+                );
+            }
+        }
+        sql
+    }
+
+    /// Notes the attempt (or removes the note), in storage and here.
+    async fn note_attempt(&self, attempt: Option<Attempt>) -> Result<()> {
+        self.db
+            .write_atomically(vec![self.attempt_sql(attempt.as_ref())])
+            .await?;
+        if let Ok(mut slot) = self.attempt.lock() {
+            *slot = attempt;
+        }
+        Ok(())
+    }
+
+    /// A round failed on `attempt`: keep its error with the note (best effort: the write
+    /// may be what fails).
+    async fn failed(&self, mut attempt: Attempt, error: &KernelError) {
+        tracing::warn!(event = attempt.seq, attempts = attempt.attempts, error = %error,
+            "rules: the round failed");
+        attempt.error = Some(error.to_string());
+        if let Err(e) = self.note_attempt(Some(attempt)).await {
+            tracing::warn!(error = %e, "rules: could not note the failed attempt");
+        }
+    }
+
+    /// Sets the event `attempt` is about aside, moves the cursor past it, and goes on one
+    /// event at a time up to `attempt.upto`.
+    async fn quarantine(&self, cursor: u64, attempt: &Attempt) -> Result<()> {
+        let rules: Vec<String> = match self.events.after(cursor, 1).await {
+            Ok(batch) => batch
+                .first()
+                .filter(|e| e.seq == attempt.seq)
+                .map(|event| {
+                    self.all()
+                        .iter()
+                        .filter(|r| r.enabled && r.matches(event))
+                        .map(|r| r.name.clone())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let error = attempt
+            .error
+            .clone()
+            .unwrap_or_else(|| "the server stopped while this event's rules ran".to_owned());
+        tracing::error!(event = attempt.seq, attempts = attempt.attempts, rules = ?rules,
+            error = %error, "rules: event set aside in the quarantine");
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("INSERT INTO rule_quarantine (event_seq, rules, error, attempts, at_ms) VALUES (")
+            .int(attempt.seq as i64)
+            .push(", ")
+            .json(&json!(rules))
+            .push(", ")
+            .text(&error)
+            .push(", ")
+            .int(attempt.attempts);
+        sql.push(", ").int(self.clock.now_ms()).push(
+            ") ON CONFLICT (event_seq) DO UPDATE SET rules = excluded.rules, error = excluded.error, \
+             attempts = rule_quarantine.attempts + excluded.attempts, at_ms = excluded.at_ms, \
+             retried_at_ms = NULL",
+        );
+        let next = self.after_attempt(attempt);
+        let statements = vec![
+            sql,
+            self.cursor_sql(attempt.seq),
+            self.attempt_sql(next.as_ref()),
+        ];
+        self.db.write_atomically(statements).await?;
+        if let Ok(mut slot) = self.attempt.lock() {
+            *slot = next;
+        }
+        Ok(())
+    }
+
+    /// The attempt after `attempt`'s event: the next one, up to the end of the round that
+    /// did not finish.
+    fn after_attempt(&self, attempt: &Attempt) -> Option<Attempt> {
+        (attempt.seq < attempt.upto).then(|| Attempt {
+            seq: attempt.seq + 1,
+            upto: attempt.upto,
+            attempts: 0,
+            error: None,
+        })
+    }
+
+    /// Events set aside, newest first: `{event_seq, rules, error, attempts, at_ms,
+    /// retried_at_ms}`.
+    pub async fn quarantined(&self, before: Option<u64>, limit: usize) -> Result<Vec<Json>> {
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("SELECT ");
+        for (i, c) in [
+            "event_seq",
+            "rules",
+            "error",
+            "attempts",
+            "at_ms",
+            "retried_at_ms",
+        ]
+        .iter()
+        .enumerate()
+        {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.col_text(c);
+        }
+        sql.push(" FROM rule_quarantine");
+        if let Some(before) = before {
+            sql.push(" WHERE event_seq < ").int(before as i64);
+        }
+        sql.push(" ORDER BY event_seq DESC LIMIT ")
+            .int(limit as i64);
+        let rows = self.db.fetch(sql).await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let get = |i: usize| r.get(i).cloned().flatten();
+                let int = |i: usize| get(i).and_then(|t| t.parse::<i64>().ok());
+                json!({
+                    "event_seq": int(0),
+                    "rules": get(1).and_then(|t| serde_json::from_str::<Json>(&t).ok()),
+                    "error": get(2), "attempts": int(3), "at_ms": int(4),
+                    "retried_at_ms": int(5),
+                })
+            })
+            .collect())
+    }
+
+    /// Runs a set-aside event's rules again (those that have not run on it yet). On
+    /// success the event leaves the quarantine; on failure it stays, with the new error.
+    /// Returns `{event_seq, outcome, error}`.
+    pub async fn retry(&self, seq: u64) -> Result<Json> {
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("SELECT CAST(event_seq AS TEXT) FROM rule_quarantine WHERE event_seq = ")
+            .int(seq as i64);
+        if self.db.fetch(sql).await?.is_empty() {
+            return Err(KernelError::NotFound(format!(
+                "event {seq} in the rules' quarantine"
+            )));
+        }
+        let outcome: Result<()> = async {
+            let batch = self.events.after(seq.saturating_sub(1), 1).await?;
+            let event = batch
+                .into_iter()
+                .next()
+                .filter(|e| e.seq == seq)
+                .ok_or_else(|| KernelError::NotFound(format!("event {seq}")))?;
+            let mut tally = Tally::default();
+            self.on_event(&event, &mut tally).await?;
+            self.db.write_atomically(self.tally_sql(&tally)).await
+        }
+        .await;
+        let mut sql = Sql::new(self.db.dialect());
+        let error = match &outcome {
+            Ok(()) => {
+                sql.push("DELETE FROM rule_quarantine WHERE event_seq = ")
+                    .int(seq as i64);
+                None
+            }
+            Err(e) => {
+                let error = e.to_string();
+                sql.push("UPDATE rule_quarantine SET error = ")
+                    .text(&error)
+                    .push(", attempts = attempts + 1, retried_at_ms = ")
+                    .int(self.clock.now_ms());
+                sql.push(" WHERE event_seq = ").int(seq as i64);
+                Some(error)
+            }
+        };
+        self.db.write_atomically(vec![sql]).await?;
+        Ok(json!({
+            "event_seq": seq,
+            "outcome": if error.is_none() { "done" } else { "failed" },
+            "error": error,
+        }))
     }
 
     /// Whether the gap at the head of the log has lasted long enough to skip.
@@ -312,15 +688,18 @@ impl Rules {
         Ok(first_int(&self.db.fetch(sql).await?).unwrap_or(0) as u64)
     }
 
-    /// Moves the cursor and writes the round's skipped-evaluation counts.
-    async fn advance(&self, to: u64, tally: &Tally) -> Result<()> {
-        let d = self.db.dialect();
-        let mut statements = Vec::new();
-        let mut sql = Sql::new(d);
+    fn cursor_sql(&self, to: u64) -> Sql {
+        let mut sql = Sql::new(self.db.dialect());
         sql.push("INSERT INTO rule_cursors (name, position) VALUES ('events', ")
             .int(to as i64)
             .push(") ON CONFLICT (name) DO UPDATE SET position = excluded.position");
-        statements.push(sql);
+        sql
+    }
+
+    /// The round's skipped-evaluation counts.
+    fn tally_sql(&self, tally: &Tally) -> Vec<Sql> {
+        let d = self.db.dialect();
+        let mut statements = Vec::new();
         for (rule, n) in &tally.evaluated {
             let mut sql = Sql::new(d);
             sql.push("UPDATE rules SET evaluated = evaluated + ")
@@ -331,7 +710,20 @@ impl Rules {
                 .text(rule);
             statements.push(sql);
         }
-        self.db.write_atomically(statements).await
+        statements
+    }
+
+    /// Moves the cursor to `to`, writes the round's skipped-evaluation counts, and moves the
+    /// attempt note on (past `careful`'s event, or away) — all in one transaction.
+    async fn advance(&self, to: u64, tally: &Tally, careful: Option<&Attempt>) -> Result<()> {
+        let next = careful.and_then(|a| self.after_attempt(a));
+        let mut statements = vec![self.cursor_sql(to), self.attempt_sql(next.as_ref())];
+        statements.extend(self.tally_sql(tally));
+        self.db.write_atomically(statements).await?;
+        if let Ok(mut slot) = self.attempt.lock() {
+            *slot = next;
+        }
+        Ok(())
     }
 
     /// Runs the matching rules on one event.
@@ -526,9 +918,11 @@ impl crate::worker::Worker for Rules {
         Rules::round(self)
     }
 
-    /// A full batch means the log may hold more.
+    /// A full batch means the log may hold more; going one event at a time after a round
+    /// that did not finish, so does every event.
     fn busy(&self, done: usize) -> bool {
-        done >= BATCH
+        let careful = self.attempt.lock().map(|a| a.is_some()).unwrap_or(false);
+        done >= BATCH || (careful && done > 0)
     }
 
     fn wake(&self) -> Arc<tokio::sync::Notify> {
