@@ -135,7 +135,7 @@ pub async fn run(
     kernel.services.save_draft(&five_step_service()).await?;
     kernel.services.publish("bench_visit").await?;
     kernel.engine.put_operator(staff(u32::MAX)).await?;
-    let Db::Sqlite(pool) = &kernel.db else {
+    let Some(pool) = kernel.db.sqlite_pool() else {
         anyhow::bail!("the kernel bench runs on SQLite")
     };
     sqlx::query(

@@ -4,9 +4,18 @@
 //! Everything runs inside transactions handed out here, and every value is a text parameter
 //! cast by the database (see `sql`), which gives one code path for both dialects while the
 //! columns keep their real types. This module must not know about DataItems.
+//!
+//! Storage faults (a read-only or failing disk, a database that went read-only, a lost
+//! server) are noticed here, on every error that passes ([`Faults`]): a pooled connection
+//! opened before the last fault is never handed out again (SQLite keeps a connection it
+//! opened while the file was read-only read-only for good, PostgreSQL keeps a session's
+//! read-only default), a write that found its connection read-only is retried once on a
+//! fresh one, the API answers 503 while the fault lasts, and `/healthz` says what is wrong.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use erpos_design::Dialect;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -21,22 +30,170 @@ use crate::sql::Sql;
 /// A row read back: every selected column as text (or NULL), in select order.
 pub type Row = Vec<Option<String>>;
 
-/// A connection pool to the configured database.
+/// A connection pool to the configured database, with the record of its faults.
 #[derive(Clone, Debug)]
 pub enum Db {
     /// A SQLite file in WAL mode.
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, Arc<Faults>),
     /// A PostgreSQL database.
-    Postgres(PgPool),
+    Postgres(PgPool, Arc<Faults>),
 }
 
 /// An open transaction. Dropping it without `commit` rolls it back, so an error anywhere in
 /// a request leaves the database unchanged.
 pub enum Tx {
     /// A SQLite transaction (`BEGIN IMMEDIATE`: writers queue instead of failing mid-way).
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(Transaction<'static, Sqlite>, Arc<Faults>),
     /// A PostgreSQL transaction.
-    Postgres(Transaction<'static, Postgres>),
+    Postgres(Transaction<'static, Postgres>, Arc<Faults>),
+}
+
+/// Whether a database error means storage itself is failing (rather than the statement
+/// being refused): SQLite's read-only, I/O, full, corrupt, cannot-open, permission and
+/// not-a-database codes; PostgreSQL's read-only transaction (a read-only default or a hot
+/// standby), connection, resource (disk full), shutdown and system errors; a lost
+/// connection. Such errors are answered 503 and recycle the connections that met them.
+pub fn is_fault(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else { return false };
+            if let Ok(n) = code.parse::<i64>() {
+                // SQLite: the primary code is the low byte of the extended one.
+                matches!(n & 0xff, 3 | 8 | 10 | 11 | 13 | 14 | 26)
+            } else {
+                code == "25006"
+                    || ["08", "53", "57P", "58"]
+                        .iter()
+                        .any(|p| code.starts_with(p))
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Whether a SQLite error is "attempt to write a readonly database" (SQLITE_READONLY,
+/// code 8): the connection was opened while the file could not be written, and nothing of
+/// the statement ran. Only then is a write retried on a fresh connection.
+fn is_readonly_connection(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("8"))
+}
+
+/// What a node knows about its storage's faults: when the last one was met (connections
+/// opened before it are recycled), what it was, and how many there were.
+#[derive(Debug)]
+pub struct Faults {
+    /// When this record started (connection ages are compared against it).
+    base: Instant,
+    /// Milliseconds after `base` of the last fault, plus one (0: none yet).
+    last: AtomicU64,
+    /// The number of faults met.
+    count: AtomicU64,
+    /// Connections closed because they were opened before a fault.
+    recycled: AtomicU64,
+    /// The last fault: when (RFC 3339) and what.
+    last_error: std::sync::Mutex<Option<(String, String)>>,
+    /// The last write probe and when it ran: probes are shared for a second, so polling
+    /// `/healthz` (which needs no credentials) cannot open connection after connection.
+    probe: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+}
+
+/// A storage fault as `/healthz` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FaultReport {
+    /// Faults met since the node started.
+    pub faults: u64,
+    /// Pooled connections closed because they were opened before a fault.
+    pub recycled_connections: u64,
+    /// When the last fault was met (RFC 3339), if any.
+    pub last_fault_at: Option<String>,
+    /// What it was.
+    pub last_fault: Option<String>,
+    /// Seconds since the last fault.
+    pub seconds_since_last_fault: Option<u64>,
+}
+
+impl Faults {
+    fn new() -> Arc<Faults> {
+        Arc::new(Faults {
+            base: Instant::now(),
+            last: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            recycled: AtomicU64::new(0),
+            last_error: std::sync::Mutex::new(None),
+            probe: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Records `e` if it is a storage fault; returns it as the kernel's error.
+    pub fn note(&self, e: sqlx::Error) -> KernelError {
+        if is_fault(&e) {
+            self.last.store(self.now_ms() + 1, Ordering::SeqCst);
+            self.count.fetch_add(1, Ordering::SeqCst);
+            let at = erpos_design::value::format_datetime(&chrono::Utc::now());
+            tracing::error!(error = %e, "storage fault: connections opened before now will be recycled");
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some((at, e.to_string()));
+            }
+        }
+        KernelError::Database(e)
+    }
+
+    /// Whether a connection of this age was opened before (or at) the last fault: then it
+    /// may be poisoned (read-only for good) and is closed instead of used.
+    fn condemns(&self, age: Duration) -> bool {
+        let last = self.last.load(Ordering::SeqCst);
+        if last == 0 {
+            return false;
+        }
+        let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+        let opened = self.now_ms().saturating_sub(age);
+        let condemned = opened < last;
+        if condemned {
+            self.recycled.fetch_add(1, Ordering::SeqCst);
+        }
+        condemned
+    }
+
+    /// The record as `/healthz` shows it.
+    pub fn report(&self) -> FaultReport {
+        let last = self.last.load(Ordering::SeqCst);
+        let (at, what) = self.last_error.lock().ok().and_then(|l| l.clone()).unzip();
+        FaultReport {
+            faults: self.count.load(Ordering::SeqCst),
+            recycled_connections: self.recycled.load(Ordering::SeqCst),
+            last_fault_at: at,
+            last_fault: what,
+            seconds_since_last_fault: (last > 0)
+                .then(|| self.now_ms().saturating_sub(last - 1) / 1000),
+        }
+    }
+}
+
+/// The pool hook that closes, instead of handing out or taking back, a connection opened
+/// before the last fault.
+fn keep_unless_condemned<C>(
+    faults: &Arc<Faults>,
+) -> impl for<'c> Fn(
+    &'c mut C,
+    sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + 'c>,
+> + Send
++ Sync
++ 'static
+where
+    C: Send + 'static,
+{
+    let faults = faults.clone();
+    move |_conn, meta| {
+        let keep = !faults.condemns(meta.age);
+        Box::pin(std::future::ready(Ok(keep)))
+    }
 }
 
 impl Db {
@@ -47,12 +204,15 @@ impl Db {
             let options = PgConnectOptions::from_str(url)?
                 .application_name("erpos")
                 .options([("timezone", "UTC")]);
+            let faults = Faults::new();
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
+                .before_acquire(keep_unless_condemned(&faults))
+                .after_release(keep_unless_condemned(&faults))
                 .connect_with(options)
                 .await?;
-            return Ok(Db::Postgres(pool));
+            return Ok(Db::Postgres(pool, faults));
         }
         let path = url
             .strip_prefix("sqlite://")
@@ -67,35 +227,131 @@ impl Db {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        let faults = Faults::new();
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .before_acquire(keep_unless_condemned(&faults))
+            .after_release(keep_unless_condemned(&faults))
             .connect_with(options)
             .await?;
-        Ok(Db::Sqlite(pool))
+        Ok(Db::Sqlite(pool, faults))
+    }
+
+    /// The record of this database's faults.
+    pub fn faults(&self) -> &Arc<Faults> {
+        match self {
+            Db::Sqlite(_, f) | Db::Postgres(_, f) => f,
+        }
+    }
+
+    /// The SQLite pool, for benches that compare erpos with raw sqlx on the same file.
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match self {
+            Db::Sqlite(pool, _) => Some(pool),
+            Db::Postgres(..) => None,
+        }
+    }
+
+    /// Checks that the database can be written now, on a fresh connection (not a pooled
+    /// one that may predate a fault): SQLite takes and drops the write lock, PostgreSQL
+    /// says whether its transactions are read-only. The error is a sentence for
+    /// `/healthz`; a fault found is recorded like any other.
+    pub async fn probe_write(&self) -> Result<(), String> {
+        let faults = self.faults().clone();
+        let mut last = faults.probe.lock().await;
+        if let Some((at, result)) = &*last
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return result.clone();
+        }
+        let result = self.probe_write_now().await;
+        *last = Some((Instant::now(), result.clone()));
+        result
+    }
+
+    async fn probe_write_now(&self) -> Result<(), String> {
+        use sqlx::Connection as _;
+        let faults = self.faults().clone();
+        let fail = |e: sqlx::Error| {
+            let text = e.to_string();
+            faults.note(e);
+            text
+        };
+        match self {
+            Db::Sqlite(pool, _) => {
+                let options = pool.connect_options();
+                let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .map_err(fail)?;
+                let result = async {
+                    sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
+                    sqlx::query("ROLLBACK").execute(&mut conn).await?;
+                    Ok::<_, sqlx::Error>(())
+                }
+                .await;
+                let _ = conn.close().await;
+                result.map_err(fail)
+            }
+            Db::Postgres(pool, _) => {
+                let options = pool.connect_options();
+                let mut conn = sqlx::PgConnection::connect_with(&options)
+                    .await
+                    .map_err(fail)?;
+                let row = sqlx::query("SELECT current_setting('transaction_read_only')")
+                    .fetch_one(&mut conn)
+                    .await;
+                let _ = conn.close().await;
+                let read_only: String = row.map_err(fail)?.try_get(0).map_err(fail)?;
+                if read_only == "on" {
+                    faults.note(sqlx::Error::Protocol(
+                        "the database only accepts read-only transactions".into(),
+                    ));
+                    return Err("the database only accepts read-only transactions".into());
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The dialect of this database.
     pub fn dialect(&self) -> Dialect {
         match self {
-            Db::Sqlite(_) => Dialect::Sqlite,
-            Db::Postgres(_) => Dialect::Postgres,
+            Db::Sqlite(..) => Dialect::Sqlite,
+            Db::Postgres(..) => Dialect::Postgres,
         }
     }
 
     /// Applies erpos's own migrations (embedded in the binary from `migrations/`).
     pub async fn migrate(&self) -> Result<(), KernelError> {
         match self {
-            Db::Sqlite(pool) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
-            Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
+            Db::Sqlite(pool, _) => sqlx::migrate!("../migrations/sqlite").run(pool).await?,
+            Db::Postgres(pool, _) => sqlx::migrate!("../migrations/postgres").run(pool).await?,
         }
         Ok(())
     }
 
-    /// Opens a transaction.
+    /// Opens a transaction. On SQLite, a connection found read-only (opened while the file
+    /// could not be written) is closed and the transaction begun once more on a fresh one:
+    /// nothing had run yet.
     pub async fn begin(&self) -> Result<Tx, KernelError> {
         Ok(match self {
-            Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::Sqlite(pool, faults) => {
+                let tx = match pool.begin_with("BEGIN IMMEDIATE").await {
+                    Ok(tx) => tx,
+                    Err(e) if is_fault(&e) => {
+                        faults.note(e);
+                        pool.begin_with("BEGIN IMMEDIATE")
+                            .await
+                            .map_err(|e| faults.note(e))?
+                    }
+                    Err(e) => return Err(faults.note(e)),
+                };
+                Tx::Sqlite(tx, faults.clone())
+            }
+            Db::Postgres(pool, faults) => Tx::Postgres(
+                pool.begin().await.map_err(|e| faults.note(e))?,
+                faults.clone(),
+            ),
         })
     }
 
@@ -103,20 +359,20 @@ impl Db {
     pub async fn fetch(&self, sql: Sql) -> Result<Vec<Row>, KernelError> {
         let (text, params) = sql.into_parts();
         match self {
-            Db::Sqlite(pool) => {
+            Db::Sqlite(pool, faults) => {
                 let mut q = sqlx::query(AssertSqlSafe(text));
                 for p in params {
                     q = q.bind(p);
                 }
-                let rows = q.fetch_all(pool).await?;
+                let rows = q.fetch_all(pool).await.map_err(|e| faults.note(e))?;
                 rows.iter().map(sqlite_row).collect()
             }
-            Db::Postgres(pool) => {
+            Db::Postgres(pool, faults) => {
                 let mut q = sqlx::query(AssertSqlSafe(text));
                 for p in params {
                     q = q.bind(p);
                 }
-                let rows = q.fetch_all(pool).await?;
+                let rows = q.fetch_all(pool).await.map_err(|e| faults.note(e))?;
                 rows.iter().map(pg_row).collect()
             }
         }
@@ -125,8 +381,8 @@ impl Db {
     /// Closes every connection (on shutdown), waiting for those in use.
     pub async fn close(&self) {
         match self {
-            Db::Sqlite(pool) => pool.close().await,
-            Db::Postgres(pool) => pool.close().await,
+            Db::Sqlite(pool, _) => pool.close().await,
+            Db::Postgres(pool, _) => pool.close().await,
         }
     }
 }
@@ -147,8 +403,8 @@ impl Tx {
     /// The dialect of this transaction's database.
     pub fn dialect(&self) -> Dialect {
         match self {
-            Tx::Sqlite(_) => Dialect::Sqlite,
-            Tx::Postgres(_) => Dialect::Postgres,
+            Tx::Sqlite(..) => Dialect::Sqlite,
+            Tx::Postgres(..) => Dialect::Postgres,
         }
     }
 
@@ -161,19 +417,25 @@ impl Tx {
     pub async fn execute(&mut self, sql: Sql) -> Result<u64, KernelError> {
         let (text, params) = sql.into_parts();
         Ok(match self {
-            Tx::Sqlite(tx) => {
+            Tx::Sqlite(tx, faults) => {
                 let mut q = sqlx::query(AssertSqlSafe(text));
                 for p in params {
                     q = q.bind(p);
                 }
-                q.execute(&mut **tx).await?.rows_affected()
+                q.execute(&mut **tx)
+                    .await
+                    .map_err(|e| faults.note(e))?
+                    .rows_affected()
             }
-            Tx::Postgres(tx) => {
+            Tx::Postgres(tx, faults) => {
                 let mut q = sqlx::query(AssertSqlSafe(text));
                 for p in params {
                     q = q.bind(p);
                 }
-                q.execute(&mut **tx).await?.rows_affected()
+                q.execute(&mut **tx)
+                    .await
+                    .map_err(|e| faults.note(e))?
+                    .rows_affected()
             }
         })
     }
@@ -182,11 +444,17 @@ impl Tx {
     pub async fn execute_ddl(&mut self, statement: &str) -> Result<(), KernelError> {
         let text = statement.to_owned();
         match self {
-            Tx::Sqlite(tx) => {
-                sqlx::query(AssertSqlSafe(text)).execute(&mut **tx).await?;
+            Tx::Sqlite(tx, faults) => {
+                sqlx::query(AssertSqlSafe(text))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| faults.note(e))?;
             }
-            Tx::Postgres(tx) => {
-                sqlx::query(AssertSqlSafe(text)).execute(&mut **tx).await?;
+            Tx::Postgres(tx, faults) => {
+                sqlx::query(AssertSqlSafe(text))
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(|e| faults.note(e))?;
             }
         }
         Ok(())
@@ -196,20 +464,20 @@ impl Tx {
     pub async fn fetch(&mut self, sql: Sql) -> Result<Vec<Row>, KernelError> {
         let (text, params) = sql.into_parts();
         match self {
-            Tx::Sqlite(tx) => {
+            Tx::Sqlite(tx, faults) => {
                 let mut q = sqlx::query(AssertSqlSafe(text));
                 for p in params {
                     q = q.bind(p);
                 }
-                let rows = q.fetch_all(&mut **tx).await?;
+                let rows = q.fetch_all(&mut **tx).await.map_err(|e| faults.note(e))?;
                 rows.iter().map(sqlite_row).collect()
             }
-            Tx::Postgres(tx) => {
+            Tx::Postgres(tx, faults) => {
                 let mut q = sqlx::query(AssertSqlSafe(text));
                 for p in params {
                     q = q.bind(p);
                 }
-                let rows = q.fetch_all(&mut **tx).await?;
+                let rows = q.fetch_all(&mut **tx).await.map_err(|e| faults.note(e))?;
                 rows.iter().map(pg_row).collect()
             }
         }
@@ -218,8 +486,8 @@ impl Tx {
     /// Makes every change of the transaction durable.
     pub async fn commit(self) -> Result<(), KernelError> {
         match self {
-            Tx::Sqlite(tx) => tx.commit().await?,
-            Tx::Postgres(tx) => tx.commit().await?,
+            Tx::Sqlite(tx, faults) => tx.commit().await.map_err(|e| faults.note(e))?,
+            Tx::Postgres(tx, faults) => tx.commit().await.map_err(|e| faults.note(e))?,
         }
         Ok(())
     }
@@ -233,7 +501,7 @@ impl Db {
     /// PostgreSQL it is an ordinary transaction.
     pub async fn write_atomically(&self, statements: Vec<Sql>) -> Result<(), KernelError> {
         match self {
-            Db::Sqlite(pool) => {
+            Db::Sqlite(pool, faults) => {
                 let mut text = String::from("BEGIN IMMEDIATE;\n");
                 let mut params = Vec::new();
                 for sql in statements {
@@ -243,22 +511,33 @@ impl Db {
                     params.extend(p);
                 }
                 text.push_str("COMMIT;");
-                let mut conn = pool.acquire().await?;
-                let mut q = sqlx::query(AssertSqlSafe(text));
-                for p in params {
-                    q = q.bind(p);
-                }
-                if let Err(e) = q.execute(&mut *conn).await {
+                let mut retried = false;
+                loop {
+                    let mut conn = pool.acquire().await.map_err(|e| faults.note(e))?;
+                    let mut q = sqlx::query(AssertSqlSafe(text.clone()));
+                    for p in &params {
+                        q = q.bind(p.clone());
+                    }
+                    let Err(e) = q.execute(&mut *conn).await else {
+                        return Ok(());
+                    };
                     if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
                         // Either no transaction was open (BEGIN itself failed) or the
                         // connection is broken; never hand a doubtful connection back.
                         conn.close_on_drop();
                     }
-                    return Err(e.into());
+                    // A read-only connection refused BEGIN: nothing ran, so the write is
+                    // tried once more on a fresh connection (this one is closed).
+                    let again = !retried && is_readonly_connection(&e);
+                    let error = faults.note(e);
+                    if !again {
+                        return Err(error);
+                    }
+                    conn.close_on_drop();
+                    retried = true;
                 }
-                Ok(())
             }
-            Db::Postgres(_) => {
+            Db::Postgres(..) => {
                 let mut tx = self.begin().await?;
                 for sql in statements {
                     tx.execute(sql).await?;

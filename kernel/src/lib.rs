@@ -17,6 +17,7 @@ pub mod delegations;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod limits;
 pub mod organisation;
 pub mod outbox;
 pub mod records;

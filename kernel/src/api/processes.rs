@@ -57,11 +57,25 @@ pub async fn visible_pcb(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb, A
     let pid: Pid = id
         .parse()
         .map_err(|_| ApiError::from(KernelError::NotFound(format!("process '{id}'"))))?;
-    let pcb = k
-        .engine
-        .read(|c| c.pcb(pid).cloned())
-        .await
-        .ok_or_else(|| ApiError::from(KernelError::NotFound(format!("process {pid}"))))?;
+    let Some(pcb) = k.engine.read(|c| c.pcb(pid).cloned()).await else {
+        // A process whose stored row could not be read back is out of the running system;
+        // a monitor is told so (others just do not find it).
+        if caller.may(Permission::Monitor)
+            && let Some(q) = k.engine.quarantined_process(pid)
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "quarantined",
+                format!(
+                    "process {pid} could not be read back from storage and is quarantined: {}",
+                    q.error
+                ),
+            ));
+        }
+        return Err(ApiError::from(KernelError::NotFound(format!(
+            "process {pid}"
+        ))));
+    };
     if !crate::tasks::visible(&pcb, caller) {
         return Err(forbidden(format!(
             "process {pid} is not yours to see (needs services:{}:view)",
@@ -376,12 +390,7 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?
-    };
+    let body = super::extract::optional_body(&body, json!({}))?;
     if !body.is_object() {
         return Err(invalid("", "expected a JSON object"));
     }
