@@ -57,18 +57,28 @@ pub fn is_fault(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => {
-            let Some(code) = db.code() else { return false };
-            if let Ok(n) = code.parse::<i64>() {
+            if let Some(code) = sqlite_code(e) {
                 // SQLite: the primary code is the low byte of the extended one.
-                matches!(n & 0xff, 3 | 8 | 10 | 11 | 13 | 14 | 26)
-            } else {
-                code == "25006"
-                    || ["08", "53", "57P", "58"]
-                        .iter()
-                        .any(|p| code.starts_with(p))
+                return matches!(code & 0xff, 3 | 8 | 10 | 11 | 13 | 14 | 26);
             }
+            let Some(code) = db.code() else { return false };
+            code == "25006"
+                || ["08", "53", "57P", "58"]
+                    .iter()
+                    .any(|p| code.starts_with(p))
         }
         _ => false,
+    }
+}
+
+/// The extended result code of a SQLite error (None for any other error).
+pub fn sqlite_code(e: &sqlx::Error) -> Option<i64> {
+    match e {
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+            .and_then(|s| sqlx::error::DatabaseError::code(s))
+            .and_then(|c| c.parse().ok()),
+        _ => None,
     }
 }
 
@@ -76,7 +86,7 @@ pub fn is_fault(e: &sqlx::Error) -> bool {
 /// code 8): the connection was opened while the file could not be written, and nothing of
 /// the statement ran. Only then is a write retried on a fresh connection.
 fn is_readonly_connection(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("8"))
+    sqlite_code(e) == Some(8)
 }
 
 /// What a node knows about its storage's faults: when the last one was met (connections
@@ -91,11 +101,25 @@ pub struct Faults {
     count: AtomicU64,
     /// Connections closed because they were opened before a fault.
     recycled: AtomicU64,
+    /// Writes committed (a failed probe is stale once one succeeds).
+    commits: AtomicU64,
     /// The last fault: when (RFC 3339) and what.
     last_error: std::sync::Mutex<Option<(String, String)>>,
     /// The last write probe and when it ran: probes are shared for a second, so polling
     /// `/healthz` (which needs no credentials) cannot open connection after connection.
-    probe: tokio::sync::Mutex<Option<(Instant, Result<(), String>)>>,
+    probe: tokio::sync::Mutex<Option<Probe>>,
+}
+
+/// A write probe's result, kept for a second: a success until a fault is met, a failure
+/// until a write commits.
+#[derive(Debug)]
+struct Probe {
+    at: Instant,
+    /// The number of faults met when it ran.
+    faults: u64,
+    /// The number of commits when it ran.
+    commits: u64,
+    result: Result<(), String>,
 }
 
 /// A storage fault as `/healthz` shows it.
@@ -120,6 +144,7 @@ impl Faults {
             last: AtomicU64::new(0),
             count: AtomicU64::new(0),
             recycled: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
             last_error: std::sync::Mutex::new(None),
             probe: tokio::sync::Mutex::new(None),
         })
@@ -141,6 +166,11 @@ impl Faults {
             }
         }
         KernelError::Database(e)
+    }
+
+    /// Counts a committed write.
+    fn committed(&self) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether a connection of this age was opened before (or at) the last fault: then it
@@ -253,19 +283,33 @@ impl Db {
     }
 
     /// Checks that the database can be written now, on a fresh connection (not a pooled
-    /// one that may predate a fault): SQLite takes and drops the write lock, PostgreSQL
-    /// says whether its transactions are read-only. The error is a sentence for
-    /// `/healthz`; a fault found is recorded like any other.
+    /// one that may predate a fault), by committing a write to the one-row `health_probe`
+    /// table. The error is a sentence for `/healthz`; a fault found is recorded like any
+    /// other. Probes are shared for a second (unless a fault is met meanwhile), so polling
+    /// cannot open connection after connection.
     pub async fn probe_write(&self) -> Result<(), String> {
         let faults = self.faults().clone();
         let mut last = faults.probe.lock().await;
-        if let Some((at, result)) = &*last
-            && at.elapsed() < Duration::from_secs(1)
+        let (count, commits) = (
+            faults.count.load(Ordering::SeqCst),
+            faults.commits.load(Ordering::SeqCst),
+        );
+        if let Some(p) = &*last
+            && p.at.elapsed() < Duration::from_secs(1)
+            && match p.result {
+                Ok(()) => p.faults == count,
+                Err(_) => p.commits == commits,
+            }
         {
-            return result.clone();
+            return p.result.clone();
         }
         let result = self.probe_write_now().await;
-        *last = Some((Instant::now(), result.clone()));
+        *last = Some(Probe {
+            at: Instant::now(),
+            faults: faults.count.load(Ordering::SeqCst),
+            commits: faults.commits.load(Ordering::SeqCst),
+            result: result.clone(),
+        });
         result
     }
 
@@ -277,38 +321,34 @@ impl Db {
             faults.note(e);
             text
         };
+        // A real commit: taking a lock alone would pass on a disk that takes no writes.
+        let now = chrono::Utc::now().timestamp_millis();
+        const PROBE: &str = "INSERT INTO health_probe (id, at_ms) VALUES (1, {}) \
+                             ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms";
         match self {
             Db::Sqlite(pool, _) => {
                 let options = pool.connect_options();
                 let mut conn = sqlx::SqliteConnection::connect_with(&options)
                     .await
                     .map_err(fail)?;
-                let result = async {
-                    sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await?;
-                    sqlx::query("ROLLBACK").execute(&mut conn).await?;
-                    Ok::<_, sqlx::Error>(())
-                }
-                .await;
+                let result = sqlx::query(AssertSqlSafe(PROBE.replace("{}", "?1")))
+                    .bind(now)
+                    .execute(&mut conn)
+                    .await;
                 let _ = conn.close().await;
-                result.map_err(fail)
+                result.map(|_| ()).map_err(fail)
             }
             Db::Postgres(pool, _) => {
                 let options = pool.connect_options();
                 let mut conn = sqlx::PgConnection::connect_with(&options)
                     .await
                     .map_err(fail)?;
-                let row = sqlx::query("SELECT current_setting('transaction_read_only')")
-                    .fetch_one(&mut conn)
+                let result = sqlx::query(AssertSqlSafe(PROBE.replace("{}", "$1")))
+                    .bind(now)
+                    .execute(&mut conn)
                     .await;
                 let _ = conn.close().await;
-                let read_only: String = row.map_err(fail)?.try_get(0).map_err(fail)?;
-                if read_only == "on" {
-                    faults.note(sqlx::Error::Protocol(
-                        "the database only accepts read-only transactions".into(),
-                    ));
-                    return Err("the database only accepts read-only transactions".into());
-                }
-                Ok(())
+                result.map(|_| ()).map_err(fail)
             }
         }
     }
@@ -486,8 +526,14 @@ impl Tx {
     /// Makes every change of the transaction durable.
     pub async fn commit(self) -> Result<(), KernelError> {
         match self {
-            Tx::Sqlite(tx, faults) => tx.commit().await.map_err(|e| faults.note(e))?,
-            Tx::Postgres(tx, faults) => tx.commit().await.map_err(|e| faults.note(e))?,
+            Tx::Sqlite(tx, faults) => {
+                tx.commit().await.map_err(|e| faults.note(e))?;
+                faults.committed();
+            }
+            Tx::Postgres(tx, faults) => {
+                tx.commit().await.map_err(|e| faults.note(e))?;
+                faults.committed();
+            }
         }
         Ok(())
     }
@@ -519,6 +565,7 @@ impl Db {
                         q = q.bind(p.clone());
                     }
                     let Err(e) = q.execute(&mut *conn).await else {
+                        faults.committed();
                         return Ok(());
                     };
                     if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {

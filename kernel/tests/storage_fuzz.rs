@@ -128,7 +128,7 @@ fn json_value() -> impl Strategy<Value = Value> {
     });
     prop_oneof![
         4 => tree,
-        2 => (1usize..48, leaf(), any::<bool>()).prop_map(|(depth, leaf, lists)| {
+        2 => (1usize..140, leaf(), any::<bool>()).prop_map(|(depth, leaf, lists)| {
             let mut v = leaf;
             for i in 0..depth {
                 v = if lists && i % 2 == 0 { json!([v]) } else { json!({ "k": v }) };
@@ -187,6 +187,24 @@ fn verdict(v: &Value, wrap: usize) -> Option<bool> {
     }
 }
 
+/// Whether two JSON values are the same JSON: numbers compare by value (PostgreSQL's jsonb
+/// keeps numbers as decimals, so `1.4e16` reads back as `14083059255938742`, the same
+/// number), objects regardless of key order.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            x == y || x.as_f64().zip(y.as_f64()).is_some_and(|(x, y)| x == y)
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 fn check(ok: bool, what: &str) -> Result<(), TestCaseError> {
     if ok {
         Ok(())
@@ -221,7 +239,7 @@ async fn write(app: &TestApp, c: &Case) -> anyhow::Result<Result<Stored, String>
         (StatusCode::CREATED, _) if !text_ok => return fail("a bad text accepted".into()),
         (StatusCode::CREATED, _) => {
             let id = rec["id"].as_str().unwrap_or_default().to_owned();
-            if rec["note"] != json!(c.note) || rec["data"] != c.data {
+            if rec["note"] != json!(c.note) || !same(&rec["data"], &c.data) {
                 return fail(format!("the record answered differs: {rec}"));
             }
             out.record = Some((id, c.note.clone(), c.data.clone()));
@@ -289,7 +307,7 @@ async fn read_back(app: &TestApp, stored: &Stored) -> anyhow::Result<Result<(), 
         let (s, r) = app
             .call("GET", &format!("/api/v1/records/fuzz/{id}"), None)
             .await?;
-        if s != StatusCode::OK || r["note"] != json!(note) || r["data"] != *data {
+        if s != StatusCode::OK || r["note"] != json!(note) || !same(&r["data"], data) {
             return Ok(Err(format!("record {id} reads back as {s} {r}")));
         }
     }
@@ -297,11 +315,16 @@ async fn read_back(app: &TestApp, stored: &Stored) -> anyhow::Result<Result<(), 
         let (s, p) = app
             .call("GET", &format!("/api/v1/processes/{pid}"), None)
             .await?;
-        if s != StatusCode::OK || p["context"]["v"] != *context {
+        if s != StatusCode::OK || !same(&p["context"]["v"], context) {
             return Ok(Err(format!("process {pid} reads back as {s} {p}")));
         }
         let got = p["context"]["signals"].get("paid");
-        if got != signalled.as_ref() {
+        let equal = match (got, signalled) {
+            (Some(a), Some(b)) => same(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !equal {
             return Ok(Err(format!("process {pid}'s signal reads back as {got:?}")));
         }
         if p["history"].as_array().is_none_or(Vec::is_empty) {
@@ -328,7 +351,7 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(10)
+        .unwrap_or(16)
 }
 
 #[test]
@@ -481,7 +504,7 @@ async fn bytes_that_are_not_json_text_are_400_and_store_nothing() -> anyhow::Res
             )
             .await?;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
-        assert_eq!(b["error"]["details"][0]["path"], "/data", "{b}");
+        assert_eq!(b["error"]["details"][0]["path"], "/data/x", "{b}");
         Ok(())
     })
     .await
@@ -494,6 +517,21 @@ async fn sql_exec(app: &TestApp, build: impl FnOnce(&mut Sql)) -> anyhow::Result
     build(&mut sql);
     app.kernel.db.write_atomically(vec![sql]).await?;
     Ok(())
+}
+
+/// GETs `path` and reads the answer without serde_json's depth limit (what older versions
+/// let in comes back deeper than 128 levels; clients such as browsers read it fine).
+async fn get_deep(app: &TestApp, path: &str) -> anyhow::Result<(StatusCode, Value)> {
+    use http_body_util::BodyExt as _;
+    use serde::Deserialize as _;
+    use tower::ServiceExt as _;
+    let req = axum::http::Request::get(path).body(axum::body::Body::empty())?;
+    let res = app.router.clone().oneshot(req).await?;
+    let status = res.status();
+    let bytes = res.into_body().collect().await?.to_bytes();
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    de.disable_recursion_limit();
+    Ok((status, Value::deserialize(&mut de)?))
 }
 
 async fn stored_pcb(app: &TestApp, pid: u64) -> anyhow::Result<Value> {
@@ -522,6 +560,15 @@ async fn stored_rows_that_cannot_be_read_back_do_not_stop_a_start_or_the_rules_w
             pids.push(p["id"].as_u64().unwrap_or_default());
         }
         let (deep, broken) = (pids[0], pids[1]);
+        // The deep one moves on once, so it has two history entries.
+        let (s, b) = app
+            .call(
+                "POST",
+                &format!("/api/v1/processes/{deep}/signal"),
+                Some(json!({"event": "paid"})),
+            )
+            .await?;
+        assert!(s.is_success(), "{b}");
         // What older versions let in: a context nested 140 levels (past serde_json's 128),
         // in the process row and one history row; a history row nested past any bound; a
         // process row of the wrong shape; an event of a kind no version writes.
@@ -581,9 +628,7 @@ async fn stored_rows_that_cannot_be_read_back_do_not_stop_a_start_or_the_rules_w
         assert_eq!(health["quarantined"]["rows"]["processes"], 1, "{health}");
         // The deep process reads back whole, history included (one entry past every bound
         // is shown as unreadable, the rest as stored).
-        let (s, p) = app
-            .call("GET", &format!("/api/v1/processes/{deep}"), None)
-            .await?;
+        let (s, p) = get_deep(&app, &format!("/api/v1/processes/{deep}")).await?;
         assert_eq!(s, StatusCode::OK, "{p}");
         assert_eq!(p["context"]["deep"], nest(140));
         let history = p["history"].as_array().cloned().unwrap_or_default();
@@ -630,6 +675,223 @@ async fn stored_rows_that_cannot_be_read_back_do_not_stop_a_start_or_the_rules_w
         assert_eq!(health["quarantined"]["events"], 1, "{health}");
         let (s, events) = app.call("GET", "/api/v1/events", None).await?;
         assert_eq!(s, StatusCode::OK, "{events}");
+        Ok(())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// Storage faults.
+
+/// A read-only fault on a test's database, lifted when dropped (so a failing test leaves
+/// nothing immutable behind).
+///
+/// SQLite: the database file and its write-ahead log are made immutable (`chattr +i`; root
+/// ignores permissions, not that) or, when that is not possible and the test is not root,
+/// the file read-only (`chmod`). Like the probe's fault, connections opened meanwhile are
+/// read-only for good (SQLite falls back to read-only when it cannot open the file for
+/// writing), and writes through those opened before fail on the log. PostgreSQL: the database's transactions become read-only by default and
+/// every session is ended, so the pool reconnects into read-only sessions, which keep that
+/// default after it is lifted.
+enum Fault {
+    Sqlite {
+        path: std::path::PathBuf,
+        chattr: bool,
+    },
+    Postgres {
+        admin: String,
+        db: String,
+    },
+}
+
+impl Fault {
+    async fn begin(app: &TestApp) -> anyhow::Result<Option<Fault>> {
+        if app.backend == "postgres" {
+            let admin = std::env::var("ERPOS_TEST_POSTGRES_URL")?;
+            let db = app.url.rsplit('/').next().unwrap_or_default().to_owned();
+            let fault = Fault::Postgres { admin, db };
+            fault
+                .admin_sql(&[
+                    "ALTER DATABASE {db} SET default_transaction_read_only = on",
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()",
+                ])
+                .await?;
+            return Ok(Some(fault));
+        }
+        let path = std::path::PathBuf::from(app.url.trim_start_matches("sqlite:"));
+        let writable =
+            |p: &std::path::Path| std::fs::OpenOptions::new().write(true).open(p).is_ok();
+        let files = [path.clone(), path.with_extension("db-wal")];
+        let chattr = files.iter().all(|f| {
+            std::process::Command::new("chattr")
+                .arg("+i")
+                .arg(f)
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        if chattr && !writable(&path) {
+            return Ok(Some(Fault::Sqlite { path, chattr }));
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
+        if writable(&path) {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+            eprintln!(
+                "storage fault on SQLite not tested: the file stays writable (root without chattr +i)"
+            );
+            return Ok(None);
+        }
+        Ok(Some(Fault::Sqlite {
+            path,
+            chattr: false,
+        }))
+    }
+
+    async fn admin_sql(&self, statements: &[&str]) -> anyhow::Result<()> {
+        let Fault::Postgres { admin, db } = self else {
+            return Ok(());
+        };
+        let pool = sqlx::PgPool::connect(admin).await?;
+        for s in statements {
+            sqlx::query(sqlx::AssertSqlSafe(s.replace("{db}", db)))
+                .execute(&pool)
+                .await?;
+        }
+        pool.close().await;
+        Ok(())
+    }
+
+    async fn end(self) -> anyhow::Result<()> {
+        self.admin_sql(&["ALTER DATABASE {db} RESET default_transaction_read_only"])
+            .await?;
+        drop(self);
+        Ok(())
+    }
+}
+
+impl Drop for Fault {
+    fn drop(&mut self) {
+        if let Fault::Sqlite { path, chattr } = self {
+            if *chattr {
+                for f in [path.clone(), path.with_extension("db-wal")] {
+                    let _ = std::process::Command::new("chattr")
+                        .arg("-i")
+                        .arg(f)
+                        .status();
+                }
+            } else {
+                use std::os::unix::fs::PermissionsExt as _;
+                let _ = std::fs::set_permissions(&*path, std::fs::Permissions::from_mode(0o644));
+            }
+        }
+    }
+}
+
+/// Sends `n` record writes at once; returns their statuses.
+async fn writes(app: &TestApp, n: usize, tag: &str) -> anyhow::Result<Vec<StatusCode>> {
+    let calls = (0..n).map(|i| {
+        app.call(
+            "POST",
+            "/api/v1/records/fuzz",
+            Some(json!({"note": format!("{tag} {i}")})),
+        )
+    });
+    let mut out = Vec::new();
+    for r in futures_util::future::join_all(calls).await {
+        let (s, b) = r?;
+        if s.is_server_error() && s != StatusCode::SERVICE_UNAVAILABLE {
+            eprintln!("{s}: {b}");
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn a_read_only_fault_answers_503_and_no_poisoned_connection_outlives_it() -> anyhow::Result<()>
+{
+    each_backend(|app| async move {
+        setup(&app).await?;
+        app.create("fuzz", json!({"note": "before"})).await?;
+        let (s, health) = app.call("GET", "/healthz", None).await?;
+        assert_eq!(
+            (s, health["status"].as_str()),
+            (StatusCode::OK, Some("ok")),
+            "{health}"
+        );
+        let Some(fault) = Fault::begin(&app).await? else {
+            return Ok(());
+        };
+        // During the fault: concurrent writes make the pool open connections (read-only
+        // ones); every write that cannot be made is a 503, never a 500.
+        let during = writes(&app, 24, "during").await?;
+        assert!(
+            during
+                .iter()
+                .all(|s| *s == StatusCode::CREATED || *s == StatusCode::SERVICE_UNAVAILABLE),
+            "{during:?}"
+        );
+        assert!(
+            during.contains(&StatusCode::SERVICE_UNAVAILABLE),
+            "{during:?}"
+        );
+        let (s, b) = app
+            .call(
+                "POST",
+                "/api/v1/processes",
+                Some(json!({"service": "intake"})),
+            )
+            .await?;
+        assert!(
+            s == StatusCode::CREATED || s == StatusCode::SERVICE_UNAVAILABLE,
+            "{s} {b}"
+        );
+        if s == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(b["error"]["code"], "storage_unavailable", "{b}");
+        }
+        // Reads go on; health says what is wrong.
+        let (s, list) = app
+            .call("GET", "/api/v1/records/fuzz?limit=1", None)
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{list}");
+        let (s, health) = app.call("GET", "/healthz", None).await?;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{health}");
+        assert_eq!(health["status"], "unavailable", "{health}");
+        assert_eq!(health["storage"]["writable"], false, "{health}");
+        assert!(
+            health["problems"].as_array().is_some_and(|p| !p.is_empty()),
+            "{health}"
+        );
+
+        fault.end().await?;
+        // After it: every write succeeds again; no connection opened during the fault is
+        // used for one.
+        for round in 0..3 {
+            let after = writes(&app, 16, &format!("after {round}")).await?;
+            assert!(
+                after.iter().all(|s| *s == StatusCode::CREATED),
+                "round {round}: {after:?}"
+            );
+        }
+        let (s, p) = app
+            .call(
+                "POST",
+                "/api/v1/processes",
+                Some(json!({"service": "intake"})),
+            )
+            .await?;
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+        let (s, health) = app.call("GET", "/healthz", None).await?;
+        assert_eq!(s, StatusCode::OK, "{health}");
+        assert_eq!(health["storage"]["writable"], true, "{health}");
+        assert_eq!(
+            health["status"], "degraded",
+            "a fault a moment ago: {health}"
+        );
+        assert!(
+            health["storage"]["faults"].as_u64().unwrap_or(0) > 0,
+            "{health}"
+        );
         Ok(())
     })
     .await

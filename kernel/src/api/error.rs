@@ -189,7 +189,10 @@ impl From<KernelError> for ApiError {
             }
             KernelError::Database(ref db) if crate::db::is_fault(db) => unavailable(&e),
             KernelError::Unavailable(_) => unavailable(&e),
-            KernelError::Database(sqlx::Error::Database(ref db)) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+            KernelError::Database(sqlx::Error::Database(ref db))
+                if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some()
+                    && matches!(db.code().as_deref(), Some("22021" | "22P05")) =>
+            {
                 // PostgreSQL cannot store NUL in text; bodies are checked before, so this is
                 // a path segment or another parameter.
                 ApiError::new(S::BAD_REQUEST, "bad_request", "the request holds a character that cannot be stored (NUL)")
@@ -205,14 +208,8 @@ impl From<KernelError> for ApiError {
 /// Whether the database is only busy (the pool had no connection in time, SQLite's lock
 /// stayed taken past the busy timeout): a 503 to retry, not a fault.
 fn is_busy(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut => true,
-        sqlx::Error::Database(db) => db
-            .code()
-            .and_then(|c| c.parse::<i64>().ok())
-            .is_some_and(|n| matches!(n & 0xff, 5 | 6)),
-        _ => false,
-    }
+    matches!(e, sqlx::Error::PoolTimedOut)
+        || crate::db::sqlite_code(e).is_some_and(|n| matches!(n & 0xff, 5 | 6))
 }
 
 /// The 503 while storage is failing (logged with the cause; `/healthz` says what it is).
