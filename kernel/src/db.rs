@@ -89,14 +89,23 @@ fn is_readonly_connection(e: &sqlx::Error) -> bool {
     sqlite_code(e) == Some(8)
 }
 
-/// What a node knows about its storage's faults: when the last one was met (connections
-/// opened before it are recycled), what it was, and how many there were.
+/// What a node knows about its storage's faults: when the last one was met, when storage
+/// healed (the first commit after it), what it was, and how many there were.
+///
+/// From a fault until the next commit succeeds, every pooled connection is suspect (SQLite
+/// opens a connection read-only for good while its file cannot be written; PostgreSQL
+/// keeps a session's read-only default): none is handed out or taken back, each request
+/// gets a fresh one. Once a commit succeeds, connections opened before it are closed when
+/// next met, so none opened during the fault outlives it.
 #[derive(Debug)]
 pub struct Faults {
     /// When this record started (connection ages are compared against it).
     base: Instant,
     /// Milliseconds after `base` of the last fault, plus one (0: none yet).
     last: AtomicU64,
+    /// Milliseconds after `base` of the first commit after the last fault, plus one (0:
+    /// not healed since; a value below `last` means the fault may be going on).
+    healed: AtomicU64,
     /// The number of faults met.
     count: AtomicU64,
     /// Connections closed because they were opened before a fault.
@@ -142,6 +151,7 @@ impl Faults {
         Arc::new(Faults {
             base: Instant::now(),
             last: AtomicU64::new(0),
+            healed: AtomicU64::new(0),
             count: AtomicU64::new(0),
             recycled: AtomicU64::new(0),
             commits: AtomicU64::new(0),
@@ -160,7 +170,7 @@ impl Faults {
             self.last.store(self.now_ms() + 1, Ordering::SeqCst);
             self.count.fetch_add(1, Ordering::SeqCst);
             let at = erpos_design::value::format_datetime(&chrono::Utc::now());
-            tracing::error!(error = %e, "storage fault: connections opened before now will be recycled");
+            tracing::error!(error = %e, "storage fault: pooled connections are recycled until a commit succeeds");
             if let Ok(mut last) = self.last_error.lock() {
                 *last = Some((at, e.to_string()));
             }
@@ -168,21 +178,27 @@ impl Faults {
         KernelError::Database(e)
     }
 
-    /// Counts a committed write.
+    /// Counts a committed write; the first after a fault marks storage healed.
     fn committed(&self) {
         self.commits.fetch_add(1, Ordering::Relaxed);
+        let last = self.last.load(Ordering::SeqCst);
+        if last > 0 && self.healed.load(Ordering::SeqCst) < last {
+            self.healed.store(self.now_ms() + 1, Ordering::SeqCst);
+        }
     }
 
-    /// Whether a connection of this age was opened before (or at) the last fault: then it
-    /// may be poisoned (read-only for good) and is closed instead of used.
+    /// Whether a connection of this age may be poisoned and is closed instead of used: any
+    /// connection while a fault may be going on, else one opened before storage healed.
     fn condemns(&self, age: Duration) -> bool {
         let last = self.last.load(Ordering::SeqCst);
         if last == 0 {
             return false;
         }
+        let healed = self.healed.load(Ordering::SeqCst);
+        let boundary = if healed >= last { healed } else { u64::MAX };
         let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
-        let opened = self.now_ms().saturating_sub(age);
-        let condemned = opened < last;
+        let opened = self.now_ms().saturating_sub(age) + 1;
+        let condemned = opened <= boundary;
         if condemned {
             self.recycled.fetch_add(1, Ordering::SeqCst);
         }
@@ -336,7 +352,7 @@ impl Db {
                     .execute(&mut conn)
                     .await;
                 let _ = conn.close().await;
-                result.map(|_| ()).map_err(fail)
+                result.map(|_| faults.committed()).map_err(fail)
             }
             Db::Postgres(pool, _) => {
                 let options = pool.connect_options();
@@ -348,7 +364,7 @@ impl Db {
                     .execute(&mut conn)
                     .await;
                 let _ = conn.close().await;
-                result.map(|_| ()).map_err(fail)
+                result.map(|_| faults.committed()).map_err(fail)
             }
         }
     }
