@@ -620,6 +620,35 @@ async fn stored_rows_that_cannot_be_read_back_do_not_stop_a_start_or_the_rules_w
         })
         .await?;
 
+        // A signal event whose payload nests 140 levels (readable), and a delivery whose
+        // payload nests past every bound (not).
+        sql_exec(&app, |sql| {
+            sql.push("INSERT INTO events (kind, subject, record_id, pid, at_ms, depth, payload) VALUES (")
+                .text("signal")
+                .push(", ")
+                .text("ping")
+                .push(", NULL, NULL, ")
+                .int(0)
+                .push(", ")
+                .int(0)
+                .push(", ")
+                .json(&json!({"name": "ping", "data": nest(140)}))
+                .push(")");
+        })
+        .await?;
+        {
+            use erpos_kernel::clock::Clock as _;
+            let delivery = erpos_kernel::outbox::Delivery {
+                kind: erpos_kernel::outbox::Kind::Notify,
+                payload: json!({"to": ["li_yisheng"], "title": nest(600)}),
+                due_ms: app.clock.now_ms(),
+                rule: None,
+                event_seq: None,
+            };
+            let sql = erpos_kernel::outbox::enqueue_sql(&app.kernel.db, &delivery, app.clock.now_ms());
+            app.kernel.db.write_atomically(vec![sql]).await?;
+        }
+
         // The server starts (it refused to before: "stored process: recursion limit").
         let app = app.restart().await?;
         let (s, health) = app.call("GET", "/healthz", None).await?;
@@ -663,7 +692,7 @@ async fn stored_rows_that_cannot_be_read_back_do_not_stop_a_start_or_the_rules_w
         let mut ran = false;
         for _ in 0..40 {
             app.kernel.rules.round().await?;
-            let (_, runs) = app.call("GET", "/api/v1/rules/on_ping/runs", None).await?;
+            let (_, runs) = get_deep(&app, "/api/v1/rules/on_ping/runs").await?;
             if runs["items"].as_array().is_some_and(|r| !r.is_empty()) {
                 ran = true;
                 break;
@@ -671,9 +700,25 @@ async fn stored_rows_that_cannot_be_read_back_do_not_stop_a_start_or_the_rules_w
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert!(ran, "the rule after the unreadable event ran");
+        // The deep signal was read and its rule ran too (the worker does not stop on it).
+        for _ in 0..5 {
+            app.kernel.rules.round().await?;
+        }
+        let (_, runs) = get_deep(&app, "/api/v1/rules/on_ping/runs").await?;
+        assert_eq!(runs["items"].as_array().map(Vec::len), Some(2), "{runs}");
+        // The outbox worker fails the unreadable delivery (visible) and goes on.
+        app.kernel.outbox.deliver_due().await?;
+        app.kernel.outbox.deliver_due().await?;
+        let (_, outbox) = get_deep(&app, "/api/v1/outbox?state=failed").await?;
+        assert!(
+            outbox["items"].as_array().is_some_and(|i| i.iter().any(|d| d["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("cannot be read back")))),
+            "{outbox}"
+        );
         let (_, health) = app.call("GET", "/healthz", None).await?;
         assert_eq!(health["quarantined"]["events"], 1, "{health}");
-        let (s, events) = app.call("GET", "/api/v1/events", None).await?;
+        let (s, events) = get_deep(&app, "/api/v1/events").await?;
         assert_eq!(s, StatusCode::OK, "{events}");
         Ok(())
     })

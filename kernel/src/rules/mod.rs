@@ -110,10 +110,13 @@ impl Rules {
         let mut list = Vec::new();
         for row in self.db.fetch(sql).await? {
             let text = row.first().cloned().flatten().unwrap_or_default();
-            list.push(
-                serde_json::from_str::<ServiceRule>(&text)
-                    .map_err(|e| KernelError::Corrupt(format!("stored rule: {e}")))?,
-            );
+            // A rule that cannot be read back is left out (loudly), never the start.
+            match crate::limits::decode_stored::<ServiceRule>(&text) {
+                Ok(rule) => list.push(rule),
+                Err(e) => {
+                    tracing::error!(error = %e, "a stored rule cannot be read back; it is not loaded")
+                }
+            }
         }
         self.events.set_interest(Interest::of(&list));
         if let Ok(mut slot) = self.rules.write() {
