@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use erpos_kernel::{Db, Kernel};
+use erpos_kernel::Kernel;
 use serde_json::{Value, json};
 
 /// What `erpos bench` can measure.

@@ -76,7 +76,7 @@ pub fn sqlite_code(e: &sqlx::Error) -> Option<i64> {
     match e {
         sqlx::Error::Database(db) => db
             .try_downcast_ref::<sqlx::sqlite::SqliteError>()
-            .and_then(|s| sqlx::error::DatabaseError::code(s))
+            .and_then(sqlx::error::DatabaseError::code)
             .and_then(|c| c.parse().ok()),
         _ => None,
     }
@@ -220,18 +220,15 @@ impl Faults {
     }
 }
 
-/// The pool hook that closes, instead of handing out or taking back, a connection opened
-/// before the last fault.
+/// What a pool hook answers: whether to keep the connection.
+type Keep<'c> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + 'c>>;
+
+/// The pool hook that closes, instead of handing out or taking back, a connection that may
+/// be poisoned (see [`Faults`]).
 fn keep_unless_condemned<C>(
     faults: &Arc<Faults>,
-) -> impl for<'c> Fn(
-    &'c mut C,
-    sqlx::pool::PoolConnectionMetadata,
-) -> std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + 'c>,
-> + Send
-+ Sync
-+ 'static
+) -> impl for<'c> Fn(&'c mut C, sqlx::pool::PoolConnectionMetadata) -> Keep<'c> + Send + Sync + 'static
 where
     C: Send + 'static,
 {
