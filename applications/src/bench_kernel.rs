@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use erpos_design::service::Service;
+use erpos_kernel::Kernel;
 use erpos_kernel::conditions::RhaiConditions;
 use erpos_kernel::scheduler::{Command, Operator, Pid, ProcessState, Resource, Scheduler};
-use erpos_kernel::Kernel;
 use serde_json::json;
 
 /// The five-step service measured: check-in (human) → route (exclusive, a Rhai condition)

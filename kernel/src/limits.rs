@@ -40,12 +40,13 @@ pub fn check_body(body: &Json) -> Result<()> {
     }
 }
 
-/// The parts of a context that are bounded: everything but the bound record's snapshot.
-fn caller_part(context: &Json) -> Vec<(&str, &Json)> {
+/// The parts of a context that are bounded: everything, or everything but `record` when
+/// that is the bound record's snapshot (read from storage, bounded by the record's fields).
+fn caller_part(context: &Json, snapshot: bool) -> Vec<(&str, &Json)> {
     match context {
         Json::Object(map) => map
             .iter()
-            .filter(|(k, _)| k.as_str() != "record")
+            .filter(|(k, _)| !(snapshot && k.as_str() == "record"))
             .map(|(k, v)| (k.as_str(), v))
             .collect(),
         other => vec![("", other)],
@@ -54,8 +55,10 @@ fn caller_part(context: &Json) -> Vec<(&str, &Json)> {
 
 /// Refuses a context that nests too deep, holds a NUL or is larger than
 /// [`MAX_CONTEXT_BYTES`]; `path` names the input it came from (`/context`, `/payload`).
-pub fn check_context(context: &Json, path: &str) -> Result<()> {
-    let parts = caller_part(context);
+/// `snapshot`: its `record` is the bound record's snapshot from storage, not counted (a
+/// caller's own `record` key always is).
+pub fn check_context(context: &Json, path: &str, snapshot: bool) -> Result<()> {
+    let parts = caller_part(context, snapshot);
     // Depth first (counted without recursion): only then is the value walked and sized.
     let depth = 1 + parts.iter().map(|(_, v)| json_depth(v)).max().unwrap_or(0);
     if depth > MAX_JSON_DEPTH {
@@ -133,23 +136,34 @@ fn note(text: Option<&str>, path: &str) -> Result<()> {
 /// Checked under the core's lock before the core applies the command, so a refused
 /// command changes nothing — whoever sent it (the API, a rule, the outbox).
 pub fn check_command(core: &Scheduler, command: &Command) -> Result<()> {
-    let merged = |pid, patch: &Json| -> Option<Json> {
-        let mut context = core.pcb(pid).map(|p| (*p.context).clone())?;
+    // The context after merging `patch`, and whether its `record` is still the bound
+    // record's snapshot (the patch did not replace it).
+    let merged = |pid, patch: &Json| -> Option<(Json, bool)> {
+        let pcb = core.pcb(pid)?;
+        let mut context = (*pcb.context).clone();
         crate::scheduler::core::merge(&mut context, patch);
-        Some(context)
+        Some((
+            context,
+            pcb.record.is_some() && patch.get("record").is_none(),
+        ))
+    };
+    // A patch is counted whole; then the context it leaves.
+    let patched = |pid, patch: &Json, path: &str, snapshot_wins: bool| -> Result<()> {
+        check_context(patch, path, false)?;
+        match merged(pid, patch) {
+            Some((after, snapshot)) => check_context(&after, path, snapshot || snapshot_wins),
+            None => Ok(()),
+        }
     };
     match command {
-        Command::Start { context, .. } => check_context(context, "/context"),
+        Command::Start {
+            context, record, ..
+        } => check_context(context, "/context", record.is_some()),
         Command::Complete {
             pid,
             context: Some(patch),
             ..
-        } => match merged(*pid, patch) {
-            // The patch alone is checked first: its own depth must not be the reason for
-            // walking a merge.
-            Some(after) => check_context(patch, "/context").and(check_context(&after, "/context")),
-            None => Ok(()),
-        },
+        } => patched(*pid, patch, "/context", false),
         Command::Signal {
             pid,
             event,
@@ -163,22 +177,18 @@ pub fn check_command(core: &Scheduler, command: &Command) -> Result<()> {
                 ));
             }
             note(Some(event), "/event")?;
+            check_context(payload, "/payload", false)?;
             let patch = serde_json::json!({ "signals": { event.clone(): payload } });
-            check_context(payload, "/payload")?;
             match merged(*pid, &patch) {
-                Some(after) => check_context(&after, "/payload"),
+                Some((after, snapshot)) => check_context(&after, "/payload", snapshot),
                 None => Ok(()),
             }
         }
         Command::Handle(action) => {
             note(action.comment.as_deref(), "/comment")?;
             match &action.context {
-                Some(patch) => match merged(action.pid, patch) {
-                    Some(after) => {
-                        check_context(patch, "/context").and(check_context(&after, "/context"))
-                    }
-                    None => Ok(()),
-                },
+                // The handling puts the record as stored in the context after the merge.
+                Some(patch) => patched(action.pid, patch, "/context", action.record.is_some()),
                 None => Ok(()),
             }
         }

@@ -171,6 +171,14 @@ async fn a_process_context_is_at_most_64_kib() -> anyhow::Result<()> {
         )
         .await?;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        // A caller's own `record` key counts (only the bound record's snapshot does not).
+        let (s, b) = start(
+            &app,
+            json!({"service": "intake", "context": {"record": {"blob": "x".repeat(70_000)}}}),
+        )
+        .await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(first_path(&b), "/context", "{b}");
         let (_, list) = app.call("GET", "/api/v1/processes", None).await?;
         assert_eq!(list["total"], 0, "{list}");
         // Just under the bound is fine.
@@ -218,6 +226,14 @@ async fn a_process_context_is_at_most_64_kib() -> anyhow::Result<()> {
             .await?;
         assert_eq!(after["state"], "RUNNING");
         assert_eq!(after["history"], before["history"], "no history written");
+        let (s, b) = app
+            .call(
+                "POST",
+                &format!("/api/v1/processes/{pid}/complete"),
+                Some(json!({"context": {"record": {"more": "z".repeat(70_000)}}})),
+            )
+            .await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
         // A comment or reason past 4,000 characters is refused too.
         let (s, b) = app
             .call(
