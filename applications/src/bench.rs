@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use erpos_kernel::{Db, Kernel};
+use erpos_kernel::Kernel;
 use serde_json::{Value, json};
 
 /// What `erpos bench` can measure.
@@ -161,7 +161,7 @@ pub async fn records(rows: usize, rounds: usize) -> anyhow::Result<RecordFigures
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.db");
     let kernel = Kernel::open(&format!("sqlite:{}", path.display())).await?;
-    let Db::Sqlite(pool) = &kernel.db else {
+    let Some(pool) = kernel.db.sqlite_pool() else {
         anyhow::bail!("the records bench runs on SQLite")
     };
     kernel

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use erpos_design::service::Service;
+use erpos_kernel::Kernel;
 use erpos_kernel::conditions::RhaiConditions;
 use erpos_kernel::scheduler::{Command, Operator, Pid, ProcessState, Resource, Scheduler};
-use erpos_kernel::{Db, Kernel};
 use serde_json::json;
 
 /// The five-step service measured: check-in (human) → route (exclusive, a Rhai condition)
@@ -136,7 +136,7 @@ pub async fn run(
     kernel.services.save_draft(&five_step_service()).await?;
     kernel.services.publish("bench_visit").await?;
     kernel.engine.put_operator(staff(u32::MAX)).await?;
-    let Db::Sqlite(pool) = &kernel.db else {
+    let Some(pool) = kernel.db.sqlite_pool() else {
         anyhow::bail!("the kernel bench runs on SQLite")
     };
     sqlx::query(

@@ -7,11 +7,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::bounds::{MAX_CONSISTS, MAX_FIELDS, MAX_OPTIONS, label_problem};
 use crate::data_item::{Cardinality, DataItem};
 use crate::error::{DesignError, Issue};
 use crate::field::{Field, FieldType, MAX_DECIMAL_SCALE};
 use crate::naming::{derive_identifier, disambiguate, is_identifier};
 use crate::value;
+
+/// The longest help text of a field, in characters.
+const MAX_HELP_CHARS: usize = 2_000;
 
 /// Column names every record table has; no field may take them.
 pub const RESERVED_NAMES: [&str; 4] = ["id", "version", "created_at", "updated_at"];
@@ -137,6 +141,16 @@ impl Catalog {
         if input.label.zh.trim().is_empty() {
             issues.push(Issue::new("/label/zh", "a Chinese label is required"));
         }
+        issues.extend(input.label.problems("/label"));
+        if input.consists.len() > MAX_CONSISTS {
+            issues.push(Issue::new(
+                "/consists",
+                format!(
+                    "a DataItem may consist of at most {MAX_CONSISTS} child DataItems; this one lists {}",
+                    input.consists.len()
+                ),
+            ));
+        }
         match existing {
             Some(name) => {
                 if !input.name.is_empty() && input.name != name {
@@ -173,6 +187,17 @@ impl Catalog {
                 .map(|e| e.field.name)
                 .collect()
         };
+        if inherited.len() + input.fields.len() > MAX_FIELDS {
+            issues.push(Issue::new(
+                "/fields",
+                format!(
+                    "a DataItem may have at most {MAX_FIELDS} fields, inherited ones included; this one would have {}",
+                    inherited.len() + input.fields.len()
+                ),
+            ));
+            // Thousands of fields are not checked one by one: the count is the problem.
+            return Err(DesignError::InvalidDefinition(issues));
+        }
         let child_keys: BTreeSet<String> = input.consists.iter().map(|c| c.item.clone()).collect();
         name_fields(&mut input, &inherited, &child_keys, &mut issues);
         for (i, field) in input.fields.iter().enumerate() {
@@ -283,10 +308,29 @@ fn name_fields(
 /// Checks one field's constraints against its type and the catalog.
 fn check_field(catalog: &Catalog, item: &str, field: &Field, path: &str, issues: &mut Vec<Issue>) {
     let ty = field.field_type;
+    if field.label.zh.trim().is_empty() {
+        issues.push(Issue::new(
+            format!("{path}/label/zh"),
+            "a Chinese label is required",
+        ));
+    }
+    issues.extend(field.label.problems(&format!("{path}/label")));
+    if let Some(section) = &field.section {
+        issues.extend(section.problems(&format!("{path}/section")));
+    }
+    if let Some(help) = &field.help {
+        issues.extend(help.text_problems(&format!("{path}/help"), MAX_HELP_CHARS));
+    }
     let mut refuse =
         |key: &str, message: String| issues.push(Issue::new(format!("{path}/{key}"), message));
-    if field.label.zh.trim().is_empty() {
-        refuse("label/zh", "a Chinese label is required".into());
+    if field.options.len() > MAX_OPTIONS {
+        refuse(
+            "options",
+            format!(
+                "an enum field may list at most {MAX_OPTIONS} options; this one lists {}",
+                field.options.len()
+            ),
+        );
     }
     let only = |allowed: &[FieldType]| allowed.contains(&ty);
     if !field.options.is_empty() && ty != FieldType::Enum {
@@ -303,6 +347,8 @@ fn check_field(catalog: &Catalog, item: &str, field: &Field, path: &str, issues:
         for (j, option) in field.options.iter().enumerate() {
             if option.trim().is_empty() {
                 refuse(&format!("options/{j}"), "an option cannot be empty".into());
+            } else if let Some(problem) = label_problem(option) {
+                refuse(&format!("options/{j}"), problem);
             } else if !seen.insert(option) {
                 refuse(
                     &format!("options/{j}"),
@@ -462,6 +508,15 @@ fn composes(catalog: &Catalog, from: &str, target: &str, visited: &mut BTreeSet<
 /// A change to a parent must not give any descendant two fields of the same name.
 fn check_descendants(candidate: &Catalog, input: &DataItem, issues: &mut Vec<Issue>) {
     for descendant in candidate.descendants(&input.name) {
+        let count = candidate.effective_fields(&descendant).len();
+        if count > MAX_FIELDS {
+            issues.push(Issue::new(
+                "/fields",
+                format!(
+                    "'{descendant}' extends this DataItem and would have {count} fields; at most {MAX_FIELDS}"
+                ),
+            ));
+        }
         let mut seen = BTreeSet::new();
         for e in candidate.effective_fields(&descendant) {
             if !seen.insert(e.field.name.clone()) {

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Issue;
+
 /// A label in Chinese (required) and English (optional).
 ///
 /// Chinese is required because it is what the clinic's staff read and what identifiers are
@@ -24,5 +26,29 @@ impl Label {
             zh: zh.to_owned(),
             en: Some(en.to_owned()),
         }
+    }
+
+    /// Every problem with this label's texts (too long, invisible characters; see
+    /// [`crate::bounds::label_problem`]), at `base/zh` and `base/en`.
+    pub fn problems(&self, base: &str) -> Vec<Issue> {
+        [("zh", Some(&self.zh)), ("en", self.en.as_ref())]
+            .into_iter()
+            .filter_map(|(key, text)| {
+                let problem = crate::bounds::label_problem(text?)?;
+                Some(Issue::new(format!("{base}/{key}"), problem))
+            })
+            .collect()
+    }
+
+    /// Like [`Label::problems`] for longer texts (a field's help: newlines allowed, up
+    /// to `max_chars`).
+    pub fn text_problems(&self, base: &str, max_chars: usize) -> Vec<Issue> {
+        [("zh", Some(&self.zh)), ("en", self.en.as_ref())]
+            .into_iter()
+            .filter_map(|(key, text)| {
+                let problem = crate::bounds::text_problem(text?, max_chars, true)?;
+                Some(Issue::new(format!("{base}/{key}"), problem))
+            })
+            .collect()
     }
 }

@@ -10,6 +10,7 @@
 //! It must stay pure: no I/O, no async, no database driver. That is what lets every rule
 //! about definitions be tested exhaustively and fast.
 
+pub mod bounds;
 pub mod calendar;
 pub mod catalog;
 pub mod data_item;

@@ -75,10 +75,14 @@ impl Value {
         let value = match ty {
             FieldType::Text => {
                 let s = v.as_str().ok_or_else(|| want("a string"))?;
-                if let Some(max) = field.max_length
-                    && s.chars().count() > max as usize
-                {
+                let max = field
+                    .max_length
+                    .map_or(crate::bounds::MAX_TEXT_CHARS, |m| m as usize);
+                if s.chars().count() > max {
                     return Err(format!("at most {max} characters"));
+                }
+                if s.contains('\0') {
+                    return Err("text may not contain the NUL character (U+0000)".into());
                 }
                 Value::Text(s.to_owned())
             }
@@ -127,7 +131,23 @@ impl Value {
                 let s = v.as_str().ok_or_else(|| want("a record id"))?;
                 Value::Reference(uuid::Uuid::parse_str(s).map_err(|_| want("a record id (uuid)"))?)
             }
-            FieldType::Json => Value::Json(v.clone()),
+            FieldType::Json => {
+                if let Some(issue) = crate::bounds::check_json(v, "", crate::bounds::MAX_JSON_DEPTH)
+                {
+                    return Err(match issue.path.as_str() {
+                        "" => issue.message,
+                        at => format!("{} (at {at})", issue.message),
+                    });
+                }
+                let size = crate::bounds::json_size(v);
+                if size > crate::bounds::MAX_JSON_VALUE_BYTES {
+                    return Err(format!(
+                        "the value is {size} bytes as JSON; at most {}",
+                        crate::bounds::MAX_JSON_VALUE_BYTES
+                    ));
+                }
+                Value::Json(v.clone())
+            }
         };
         check_bounds(field, &value)?;
         Ok(value)

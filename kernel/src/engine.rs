@@ -47,7 +47,34 @@ pub struct Change {
 struct Job {
     first_gseq: u64,
     entries: Vec<HistoryEntry>,
-    ack: oneshot::Sender<std::result::Result<(), String>>,
+    ack: oneshot::Sender<std::result::Result<(), StoreFailure>>,
+}
+
+/// Why transitions were not stored, as the writer tells the commands waiting for it.
+#[derive(Debug, Clone)]
+struct StoreFailure {
+    message: String,
+    /// Storage itself failed (see `db::is_fault`): the command may be retried shortly.
+    fault: bool,
+}
+
+impl StoreFailure {
+    fn of(e: &KernelError) -> Self {
+        StoreFailure {
+            message: e.to_string(),
+            fault: matches!(e, KernelError::Database(d) if crate::db::is_fault(d)),
+        }
+    }
+
+    /// The error the command answers with: 503 during a storage fault, else 500.
+    fn into_error(self) -> KernelError {
+        let message = format!("transitions not stored: {}", self.message);
+        if self.fault {
+            KernelError::Unavailable(message)
+        } else {
+            KernelError::Corrupt(message)
+        }
+    }
 }
 
 /// What storing a batch of history entries takes: its statements, and whether they
@@ -94,15 +121,61 @@ pub struct Engine {
     committed: watch::Sender<(u64, u64)>,
     /// Wakes the outbox worker when a commit enqueued notifications (shared with it).
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Stored rows the last load could not read back.
+    quarantine: std::sync::RwLock<Vec<Quarantined>>,
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| KernelError::Corrupt(e.to_string()))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(row: &Row, i: usize, what: &str) -> Result<T> {
-    let text = row.get(i).cloned().flatten().unwrap_or_default();
-    serde_json::from_str(&text).map_err(|e| KernelError::Corrupt(format!("stored {what}: {e}")))
+/// A stored row that could not be read back when the runtime was loaded. It is left in
+/// storage untouched and out of the running system (a process is not scheduled, its number
+/// is never reused), logged as an error, and listed by `/healthz`; an administrator repairs
+/// or removes the row and restarts. One bad row never stops a start.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Quarantined {
+    /// The table (`processes`, `services`, `resources`, `users`, `departments`, `delegations`).
+    pub table: &'static str,
+    /// The row's key (a process id, a service name and version, a user id, …).
+    pub key: String,
+    /// Why it could not be read.
+    pub error: String,
+}
+
+/// The rows skipped while loading (see [`Quarantined`]).
+#[derive(Default)]
+struct Skipped(Vec<Quarantined>);
+
+impl Skipped {
+    /// Decodes column `i` of `row`, or sets the row aside (logged) and yields None.
+    fn parse<T>(&mut self, row: &Row, i: usize, table: &'static str, key: String) -> Option<T>
+    where
+        T: serde::de::DeserializeOwned + Send,
+    {
+        let text = row.get(i).cloned().flatten().unwrap_or_default();
+        match crate::limits::decode_stored(&text) {
+            Ok(v) => Some(v),
+            Err(error) => {
+                self.set_aside(table, key, error);
+                None
+            }
+        }
+    }
+
+    fn set_aside(&mut self, table: &'static str, key: String, error: String) {
+        tracing::error!(
+            table,
+            key = %key,
+            error = %error,
+            "a stored row cannot be read back; it is quarantined (left in storage, out of the running system)"
+        );
+        self.0.push(Quarantined { table, key, error });
+    }
+}
+
+fn key_of(row: &Row, i: usize) -> String {
+    row.get(i).cloned().flatten().unwrap_or_default()
 }
 
 impl Engine {
@@ -113,7 +186,7 @@ impl Engine {
         events: Arc<Events>,
         calendars: Arc<crate::calendars::Calendars>,
     ) -> Result<Arc<Engine>> {
-        let core = Self::rebuild(&db).await?;
+        let (core, quarantined) = Self::rebuild(&db).await?;
         let last = last_stored_change(&db).await?;
         let (changes, _) = broadcast::channel(4096);
         let (writer, jobs) = mpsc::unbounded_channel();
@@ -129,27 +202,34 @@ impl Engine {
             writer,
             committed: watch::Sender::new((last, 0)),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            quarantine: std::sync::RwLock::new(quarantined),
         });
         tokio::spawn(write_loop(Arc::downgrade(&engine), jobs));
         Ok(engine)
     }
 
-    /// Reads everything the core needs back from storage.
-    async fn rebuild(db: &Db) -> Result<Scheduler> {
+    /// Reads everything the core needs back from storage. A row that cannot be decoded is
+    /// skipped and returned as quarantined, so one bad row never stops a start.
+    async fn rebuild(db: &Db) -> Result<(Scheduler, Vec<Quarantined>)> {
         let mut core = Scheduler::new(AGING_MS);
+        let mut skipped = Skipped::default();
         let mut sql = Sql::new(db.dialect());
         sql.push("SELECT ")
             .col_text("definition")
-            .push(" FROM services ORDER BY name, version");
+            .push(", name || ':' || CAST(version AS TEXT) FROM services ORDER BY name, version");
         for row in db.fetch(sql).await? {
-            core.publish(parse::<Service>(&row, 0, "service")?);
+            if let Some(service) = skipped.parse::<Service>(&row, 0, "services", key_of(&row, 1)) {
+                core.publish(service);
+            }
         }
         let mut sql = crate::delegations::select(db.dialect());
         sql.push(" ORDER BY id");
         let mut delegations: BTreeMap<String, Vec<crate::scheduler::Delegation>> = BTreeMap::new();
         for row in db.fetch(sql).await? {
-            let d = crate::delegations::from_row(&row)?;
-            delegations.entry(d.user.clone()).or_default().push(d);
+            match crate::delegations::from_row(&row) {
+                Ok(d) => delegations.entry(d.user.clone()).or_default().push(d),
+                Err(e) => skipped.set_aside("delegations", key_of(&row, 0), e.to_string()),
+            }
         }
         for (user, list) in delegations {
             core.set_delegations(&user, list);
@@ -157,23 +237,35 @@ impl Engine {
         let mut sql = Sql::new(db.dialect());
         sql.push("SELECT ")
             .col_text("definition")
+            .push(", ")
+            .col_text("id")
             .push(" FROM resources ORDER BY id");
         for row in db.fetch(sql).await? {
-            core.add_resource(parse::<Resource>(&row, 0, "resource")?);
+            if let Some(r) = skipped.parse::<Resource>(&row, 0, "resources", key_of(&row, 1)) {
+                core.add_resource(r);
+            }
         }
         let mut sql = Sql::new(db.dialect());
         sql.push("SELECT ")
             .col_text("definition")
+            .push(", ")
+            .col_text("id")
             .push(" FROM users ORDER BY id");
         for row in db.fetch(sql).await? {
-            core.add_operator(parse::<Operator>(&row, 0, "user")?);
+            if let Some(op) = skipped.parse::<Operator>(&row, 0, "users", key_of(&row, 1)) {
+                core.add_operator(op);
+            }
         }
         let mut sql = Sql::new(db.dialect());
         sql.push("SELECT ")
             .col_text("definition")
+            .push(", ")
+            .col_text("name")
             .push(" FROM departments ORDER BY name");
         for row in db.fetch(sql).await? {
-            let def = parse::<Json>(&row, 0, "department")?;
+            let Some(def) = skipped.parse::<Json>(&row, 0, "departments", key_of(&row, 1)) else {
+                continue;
+            };
             let name = def.get("name").and_then(Json::as_str).unwrap_or_default();
             core.add_department(
                 name,
@@ -184,11 +276,38 @@ impl Engine {
         let mut sql = Sql::new(db.dialect());
         sql.push("SELECT ")
             .col_text("pcb")
+            .push(", ")
+            .col_text("pid")
             .push(" FROM processes ORDER BY pid");
         for row in db.fetch(sql).await? {
-            core.restore(parse::<Pcb>(&row, 0, "process")?);
+            let key = key_of(&row, 1);
+            match skipped.parse::<Pcb>(&row, 0, "processes", key.clone()) {
+                Some(pcb) => core.restore(pcb),
+                // Its number stays taken: a new process must never overwrite its row.
+                None => {
+                    if let Ok(pid) = key.parse() {
+                        core.reserve_pid(pid);
+                    }
+                }
+            }
         }
-        Ok(core)
+        Ok((core, skipped.0))
+    }
+
+    /// The stored rows that could not be read back at the last load (see [`Quarantined`]).
+    pub fn quarantined(&self) -> Vec<Quarantined> {
+        self.quarantine
+            .read()
+            .map(|q| q.clone())
+            .unwrap_or_default()
+    }
+
+    /// Why process `pid` is quarantined, if it is.
+    pub fn quarantined_process(&self, pid: Pid) -> Option<Quarantined> {
+        let key = pid.to_string();
+        self.quarantined()
+            .into_iter()
+            .find(|q| q.table == "processes" && q.key == key)
     }
 
     /// Attaches what runs automatic steps' instructions (once).
@@ -319,7 +438,20 @@ impl Engine {
         }
         let rows = self.db.fetch(sql).await?;
         rows.iter()
-            .map(|r| {
+            .filter_map(|r| {
+                let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                // A snapshot that cannot be read back is left out of the replay (logged),
+                // rather than ending every reconnecting client's stream.
+                let after = match crate::limits::decode_stored(&get(8)) {
+                    Ok(pcb) => pcb,
+                    Err(e) => {
+                        tracing::error!(gseq = %get(0), error = %e, "a stored history entry cannot be read back; left out of the replay");
+                        return None;
+                    }
+                };
+                Some((r, after))
+            })
+            .map(|(r, after)| {
                 let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
                 let state = |t: String| {
                     serde_json::from_value(Json::String(t))
@@ -337,8 +469,7 @@ impl Engine {
                         reason: get(7),
                         notices: Vec::new(),
                         from_step: None,
-                        after: serde_json::from_str(&get(8))
-                            .map_err(|e| KernelError::Corrupt(e.to_string()))?,
+                        after,
                     },
                 })
             })
@@ -361,6 +492,8 @@ impl Engine {
         while let Some(command) = pending.pop() {
             let (outcome, ack) = {
                 let mut core = self.core.lock().await;
+                // What the command leaves must be storable and readable back.
+                crate::limits::check_command(&core, &command)?;
                 let now = self.clock.now_ms();
                 let outcome = core
                     .apply(command, now, &self.conditions)
@@ -387,7 +520,7 @@ impl Engine {
                 match ack.await {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => {
-                        return Err(KernelError::Corrupt(format!("transitions not stored: {e}")));
+                        return Err(e.into_error());
                     }
                     Err(_) => return Err(KernelError::Corrupt("the writer has stopped".into())),
                 }
@@ -422,6 +555,7 @@ impl Engine {
             let mut tx = self.db.begin().await?;
             // An error here drops the transaction: nothing is written, the core untouched.
             let command = prepare(&mut tx).await?;
+            crate::limits::check_command(&core, &command)?;
             let outcome = core
                 .apply(command, self.clock.now_ms(), &self.conditions)
                 .map_err(KernelError::Process)?;
@@ -449,7 +583,7 @@ impl Engine {
                 Err(e) => {
                     tracing::error!(error = %e, "storing a command with its edit failed; rebuilding the core from storage");
                     self.reload(&mut core).await;
-                    return Err(KernelError::Corrupt(format!("transitions not stored: {e}")));
+                    return Err(StoreFailure::of(&e).into_error());
                 }
             }
             outcome
@@ -480,7 +614,12 @@ impl Engine {
     /// storage and the change numbers restart from the last stored one.
     async fn reload(&self, core: &mut Scheduler) {
         match Engine::rebuild(&self.db).await {
-            Ok(fresh) => *core = fresh,
+            Ok((fresh, quarantined)) => {
+                *core = fresh;
+                if let Ok(mut q) = self.quarantine.write() {
+                    *q = quarantined;
+                }
+            }
             Err(e) => tracing::error!(error = %e, "rebuilding the core failed"),
         }
         if let Ok(last) = last_stored_change(&self.db).await {
@@ -793,7 +932,21 @@ impl Engine {
             .map(|r| {
                 let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
                 let at_ms: i64 = get(1).parse().unwrap_or(0);
-                let pcb: Json = serde_json::from_str(&get(6)).map_err(|e| KernelError::Corrupt(e.to_string()))?;
+                let pcb: Json = match crate::limits::decode_stored(&get(6)) {
+                    Ok(pcb) => pcb,
+                    // One entry that cannot be read back is shown as such; the rest of the
+                    // history still answers.
+                    Err(e) => {
+                        tracing::error!(pid, seq = %get(0), error = %e, "a stored history entry cannot be read back");
+                        return Ok(json!({
+                            "seq": get(0).parse::<u64>().unwrap_or(0),
+                            "at": chrono::DateTime::from_timestamp_millis(at_ms).map(|t| erpos_design::value::format_datetime(&t)),
+                            "by": get(2), "from": get(3), "to": get(4), "reason": get(5),
+                            "step": null, "context": null, "record": null, "pcb": null,
+                            "unreadable": e,
+                        }));
+                    }
+                };
                 Ok(json!({
                     "seq": get(0).parse::<u64>().unwrap_or(0),
                     "at": chrono::DateTime::from_timestamp_millis(at_ms).map(|t| erpos_design::value::format_datetime(&t)),
@@ -856,7 +1009,10 @@ async fn write_loop(engine: std::sync::Weak<Engine>, mut jobs: mpsc::UnboundedRe
         }
         let Some(engine) = engine.upgrade() else {
             for job in batch {
-                let _ = job.ack.send(Err("the runtime is shutting down".into()));
+                let _ = job.ack.send(Err(StoreFailure {
+                    message: "the runtime is shutting down".into(),
+                    fault: false,
+                }));
             }
             break;
         };
@@ -881,12 +1037,12 @@ async fn write_loop(engine: std::sync::Weak<Engine>, mut jobs: mpsc::UnboundedRe
                 // Release readers waiting for this batch: they hold the core lock.
                 engine.committed.send_modify(|c| c.1 += 1);
                 let mut core = engine.core.lock().await;
-                let message = e.to_string();
+                let failure = StoreFailure::of(&e);
                 for job in batch {
-                    let _ = job.ack.send(Err(message.clone()));
+                    let _ = job.ack.send(Err(failure.clone()));
                 }
                 while let Ok(job) = jobs.try_recv() {
-                    let _ = job.ack.send(Err(message.clone()));
+                    let _ = job.ack.send(Err(failure.clone()));
                 }
                 engine.reload(&mut core).await;
             }

@@ -74,6 +74,10 @@ pub enum KernelError {
     /// erpos's own migrations failed.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Storage is failing (read-only, I/O errors, the server gone) and the change was not
+    /// made: retry shortly (a 503). The message is logged, not shown.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// A stored value or definition could not be read back: a bug or a hand-edited database.
     #[error("corrupt data: {0}")]
     Corrupt(String),

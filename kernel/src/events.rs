@@ -5,7 +5,8 @@
 //! back one never leaves one behind. Only events some enabled rule listens for are written
 //! (the interest index): the record audit trail and the process history already keep
 //! everything, and a kernel with no rules pays nothing. Signals from outside and time
-//! events are appended directly.
+//! events are appended directly. A stored event that cannot be read back is skipped and
+//! reported, never allowed to stop the rules worker.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -89,6 +90,10 @@ pub struct Events {
     interest: RwLock<Arc<Interest>>,
     /// Woken when events are committed, so the rules engine reads them at once.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Stored events that could not be read back, by number, with why: they are skipped
+    /// (the rules worker passes them once the gap patience is over), logged once, and
+    /// listed by `/healthz`.
+    unreadable: std::sync::Mutex<std::collections::BTreeMap<u64, String>>,
 }
 
 impl Events {
@@ -99,6 +104,7 @@ impl Events {
             clock,
             interest: RwLock::new(Arc::new(Interest::default())),
             wake: Arc::new(tokio::sync::Notify::new()),
+            unreadable: std::sync::Mutex::new(Default::default()),
         }
     }
 
@@ -224,6 +230,8 @@ impl Events {
     /// Appends an event now (signals from outside, time events) and wakes the rules
     /// engine. Returns its sequence number.
     pub async fn append(&self, event: NewEvent) -> Result<u64> {
+        // What is stored must read back: the payload is bounded like a context.
+        crate::limits::check_payload(&event.payload)?;
         let mut sql = self.insert_sql(&event);
         sql.push(" RETURNING CAST(seq AS TEXT)");
         let mut tx = self.db.begin().await?;
@@ -239,7 +247,52 @@ impl Events {
         select_events(&mut sql);
         sql.push(" WHERE seq > ").int(after as i64);
         sql.push(" ORDER BY seq LIMIT ").int(limit as i64);
-        self.db.fetch(sql).await?.iter().map(parse_event).collect()
+        let rows = self.db.fetch(sql).await?;
+        Ok(self.readable(&rows))
+    }
+
+    /// The events of `rows` that can be read back; the others are set aside (logged once
+    /// each), so one bad row never stops the rules worker or a listing.
+    fn readable(&self, rows: &[Row]) -> Vec<Event> {
+        rows.iter()
+            .filter_map(|row| match parse_event(row) {
+                Ok(event) => {
+                    // A row repaired since it failed reads again: it is no longer unreadable.
+                    if let Ok(mut u) = self.unreadable.lock()
+                        && !u.is_empty()
+                    {
+                        u.remove(&event.seq);
+                    }
+                    Some(event)
+                }
+                Err(e) => {
+                    let seq = first_int(std::slice::from_ref(row)).unwrap_or(0) as u64;
+                    let message = e.to_string();
+                    let new = self
+                        .unreadable
+                        .lock()
+                        .map(|mut u| u.insert(seq, message.clone()).is_none())
+                        .unwrap_or(true);
+                    if new {
+                        tracing::error!(event = seq, error = %message, "a stored event cannot be read back; it is skipped");
+                    }
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Why the stored event `seq` could not be read back, if it could not (as last read).
+    pub fn unreadable_reason(&self, seq: u64) -> Option<String> {
+        self.unreadable.lock().ok()?.get(&seq).cloned()
+    }
+
+    /// The stored events that could not be read back so far, by number, with why.
+    pub fn unreadable(&self) -> Vec<(u64, String)> {
+        self.unreadable
+            .lock()
+            .map(|u| u.iter().map(|(k, v)| (*k, v.clone())).collect())
+            .unwrap_or_default()
     }
 
     /// A page of events, newest first, optionally of one kind and subject, before a cursor.
@@ -263,7 +316,8 @@ impl Events {
             sql.push(" AND seq < ").int(before as i64);
         }
         sql.push(" ORDER BY seq DESC LIMIT ").int(limit as i64);
-        self.db.fetch(sql).await?.iter().map(parse_event).collect()
+        let rows = self.db.fetch(sql).await?;
+        Ok(self.readable(&rows))
     }
 }
 
@@ -304,7 +358,7 @@ fn parse_event(row: &Row) -> Result<Event> {
         pid: int(4).map(|p| p as u64),
         at_ms: int(5).unwrap_or(0),
         depth: int(6).unwrap_or(0) as u32,
-        payload: serde_json::from_str(&get(7).unwrap_or_default())
+        payload: crate::limits::decode_stored(&get(7).unwrap_or_default())
             .map_err(|e| KernelError::Corrupt(format!("stored event payload: {e}")))?,
     })
 }

@@ -18,6 +18,7 @@ pub mod egress;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod limits;
 pub mod organisation;
 pub mod outbox;
 pub mod records;

@@ -107,6 +107,8 @@ fn name_of(name: &mut String, label: &Label, issues: &mut Vec<Issue>) {
     if label.zh.trim().is_empty() {
         issues.push(Issue::new("/label/zh", "a Chinese label is required"));
     }
+    // What people read as the name must be what it is (no invisible characters).
+    issues.extend(label.problems("/label"));
     if name.is_empty() {
         *name = derive_identifier(&label.zh);
     } else if !is_identifier(name) {

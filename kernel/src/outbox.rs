@@ -165,12 +165,25 @@ impl Outbox {
         let get = |i: usize| row.get(i).cloned().flatten();
         let id: i64 = get(0).and_then(|t| t.parse().ok()).unwrap_or(0);
         let kind = get(1).unwrap_or_default();
-        let payload: Json = serde_json::from_str(&get(2).unwrap_or_default())
-            .map_err(|e| KernelError::Corrupt(format!("outbox payload: {e}")))?;
+        // A payload that cannot be read back fails its row (visible, retryable) instead of
+        // every round of the worker.
+        let (payload, unreadable): (Json, Option<String>) = match crate::limits::decode_stored(
+            &get(2).unwrap_or_default(),
+        ) {
+            Ok(p) => (p, None),
+            Err(e) => {
+                tracing::error!(outbox = id, error = %e, "a stored delivery cannot be read back");
+                (Json::Null, Some(e))
+            }
+        };
         let attempts: i64 = get(3).and_then(|t| t.parse().ok()).unwrap_or(0);
         let claimed = get(4).is_some();
         let rule = get(5);
         let result = match kind.as_str() {
+            _ if unreadable.is_some() => Err(Failure::Permanent(format!(
+                "the stored payload cannot be read back: {}",
+                unreadable.unwrap_or_default()
+            ))),
             "notify" => return self.deliver_notification(id, &payload).await,
             "webhook" => self.post(id, &payload, rule.as_deref()).await,
             "process" => self.command(id, &payload, claimed).await,

@@ -32,6 +32,9 @@ use crate::sql::Sql;
 
 /// The most records one list page returns.
 pub const MAX_LIMIT: usize = 500;
+/// The highest `page` a list takes: its offset must stay a number both databases take
+/// (and a deep offset is a slow scan; `cursor` pages any depth).
+pub const MAX_PAGE: u64 = 100_000;
 /// The page size when the caller gives none.
 pub const DEFAULT_LIMIT: usize = 50;
 
@@ -179,8 +182,11 @@ impl ListQuery {
                     )),
                 },
                 "page" => match raw.parse::<u64>() {
-                    Ok(n) if n >= 1 => q.page = Some(n),
-                    _ => issues.push(Issue::new(path, "page must be a whole number from 1")),
+                    Ok(n) if (1..=MAX_PAGE).contains(&n) => q.page = Some(n),
+                    _ => issues.push(Issue::new(
+                        path,
+                        format!("page must be a whole number from 1 to {MAX_PAGE} (use cursor to go further)"),
+                    )),
                 },
                 "cursor" => match decode_cursor(raw) {
                     Some(c) => q.cursor = Some(c),
@@ -273,6 +279,24 @@ impl ListQuery {
                 "/query/cursor",
                 "the cursor belongs to a list with another sort",
             ));
+        }
+        // A cursor is the client's text: each key must be a value of its column's type,
+        // or the database would fail casting it.
+        if let Some(c) = &q.cursor
+            && c.len() == q.sort.len() + 1
+        {
+            let id = Field::new("id", "id", FieldType::Reference);
+            let columns = q.sort.iter().map(|(f, _)| f).chain(std::iter::once(&id));
+            let bad = columns.zip(c).any(|(f, v)| {
+                v.as_deref()
+                    .is_some_and(|t| t.contains('\0') || Value::from_storage(f, Some(t)).is_err())
+            });
+            if bad {
+                issues.push(Issue::new(
+                    "/query/cursor",
+                    "not a cursor returned by this list",
+                ));
+            }
         }
         if issues.is_empty() {
             Ok(q)

@@ -19,19 +19,25 @@ fn invalid(issues: Vec<Issue>) -> KernelError {
     KernelError::Design(DesignError::InvalidRecord(issues))
 }
 
+/// An identifier from the body: a user's or resource's `id` must be a safe id
+/// ([`erpos_design::bounds::is_safe_id`]: ASCII letters, digits, `_ . - @`), other names
+/// (types) an erpos identifier (lowercase, digits, underscores).
 fn identifier(body: &Value, key: &str, issues: &mut Vec<Issue>) -> String {
+    let (ok, rule): (fn(&str) -> bool, &str) = if key == "id" {
+        (
+            erpos_design::bounds::is_safe_id,
+            erpos_design::bounds::SAFE_ID_RULE,
+        )
+    } else {
+        (
+            erpos_design::naming::is_identifier,
+            "use lowercase letters, digits and single underscores, starting with a letter",
+        )
+    };
     match body.get(key).and_then(Value::as_str) {
-        Some(s)
-            if erpos_design::naming::is_identifier(s)
-                || (key == "id" && !s.trim().is_empty() && s.len() <= 100) =>
-        {
-            s.to_owned()
-        }
+        Some(s) if ok(s) => s.to_owned(),
         Some(_) => {
-            issues.push(Issue::new(
-                format!("/{key}"),
-                "use lowercase letters, digits and single underscores, starting with a letter",
-            ));
+            issues.push(Issue::new(format!("/{key}"), rule));
             String::new()
         }
         None => {
@@ -41,14 +47,56 @@ fn identifier(body: &Value, key: &str, issues: &mut Vec<Issue>) -> String {
     }
 }
 
+/// Refuses labels and display names (`label.zh`, `label.en`, `name`) holding invisible
+/// characters or too long ([`erpos_design::bounds::label_problem`]): what people read as
+/// a name must be what it is.
+fn labels(body: &Value, issues: &mut Vec<Issue>) {
+    for (path, text) in [
+        ("/label/zh", body.get("label").and_then(|l| l.get("zh"))),
+        ("/label/en", body.get("label").and_then(|l| l.get("en"))),
+        ("/name", body.get("name")),
+    ] {
+        if let Some(problem) = text
+            .and_then(Value::as_str)
+            .and_then(erpos_design::bounds::label_problem)
+        {
+            issues.push(Issue::new(path, problem));
+        }
+    }
+}
+
+/// The 409 for an id that differs from a taken one only in case (`Admin` next to
+/// `admin`): ids are unique without regard to case, so nobody can pass for someone else.
+fn case_clash(kind: &str, id: &str, taken: Option<String>) -> Result<()> {
+    match taken {
+        Some(other) => Err(KernelError::Conflict {
+            code: "id_taken",
+            message: format!("{kind} '{other}' already exists; ids are unique regardless of case"),
+            details: vec![Issue::new(
+                "/id",
+                format!("'{id}' differs from the existing '{other}' only in case"),
+            )],
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Names a body lists (`roles`, `skills`): each must be an erpos identifier.
 fn strings(body: &Value, key: &str, issues: &mut Vec<Issue>) -> BTreeSet<String> {
     match body.get(key) {
         None | Some(Value::Null) => BTreeSet::new(),
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+            let list: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+            for (i, name) in list.iter().enumerate() {
+                if !erpos_design::naming::is_identifier(name) {
+                    issues.push(Issue::new(
+                        format!("/{key}/{i}"),
+                        "not a name: use lowercase letters, digits and single underscores",
+                    ));
+                }
+            }
+            list.into_iter().map(str::to_owned).collect()
+        }
         Some(_) => {
             issues.push(Issue::new(
                 format!("/{key}"),
@@ -91,6 +139,7 @@ pub async fn put_type(k: &Kernel, body: &Value) -> Result<()> {
     if !KINDS.contains(&kind.as_str()) {
         issues.push(Issue::new("/kind", format!("one of: {}", KINDS.join(", "))));
     }
+    labels(body, &mut issues);
     if body
         .get("label")
         .and_then(|l| l.get("zh"))
@@ -138,6 +187,7 @@ pub async fn put(k: &Kernel, body: &Value) -> Result<()> {
     let rtype = identifier(body, "type", &mut issues);
     let capacity = capacity(body, &mut issues);
     let skills = strings(body, "skills", &mut issues);
+    labels(body, &mut issues);
     if issues.is_empty() {
         let mut sql = Sql::new(k.db.dialect());
         sql.push("SELECT name FROM resource_types WHERE name = ")
@@ -152,6 +202,16 @@ pub async fn put(k: &Kernel, body: &Value) -> Result<()> {
     if !issues.is_empty() {
         return Err(invalid(issues));
     }
+    let taken = k
+        .engine
+        .read(|c| {
+            c.pool()
+                .iter()
+                .find(|r| r.id != id && r.id.eq_ignore_ascii_case(&id))
+                .map(|r| r.id.clone())
+        })
+        .await;
+    case_clash("resource", &id, taken)?;
     k.engine
         .put_resource(
             Resource {
@@ -189,6 +249,7 @@ pub async fn put_user(k: &Kernel, body: &Value) -> Result<()> {
     let roles = strings(body, "roles", &mut issues);
     let skills = strings(body, "skills", &mut issues);
     let capacity = capacity(body, &mut issues);
+    labels(body, &mut issues);
     let department = match body.get("department") {
         None | Some(Value::Null) => None,
         Some(Value::String(d)) => {
@@ -221,6 +282,15 @@ pub async fn put_user(k: &Kernel, body: &Value) -> Result<()> {
     if !issues.is_empty() {
         return Err(invalid(issues));
     }
+    let taken = k
+        .engine
+        .read(|c| {
+            c.operators()
+                .find(|o| o.id != id && o.id.eq_ignore_ascii_case(&id))
+                .map(|o| o.id.clone())
+        })
+        .await;
+    case_clash("user", &id, taken)?;
     // Hashed before anything is stored: a failure leaves no user without their password.
     let hash = match password {
         Some(p) => Some(crate::auth::hash_password(p).await?),

@@ -89,8 +89,10 @@ const HOSTILE_EXPRESSIONS: &[(&str, &str, &str)] = &[
 ];
 
 /// The 30,000-character text and the long list hostile expressions work on.
+/// Long inputs for the hostile expressions, within the 64 KiB an event payload or a
+/// process context may hold.
 fn ammunition() -> Value {
-    json!({"text": "a".repeat(30_000), "list": (0..10_000).collect::<Vec<i64>>()})
+    json!({"text": "a".repeat(30_000), "list": (0..3_000).collect::<Vec<i64>>()})
 }
 
 fn over(expression: &str, root: &str) -> String {
@@ -465,9 +467,8 @@ async fn an_event_that_keeps_failing_is_set_aside_visible_and_retryable() -> any
         let after = signal(&app, "check").await?;
         assert!(first < damaged && damaged < after);
 
-        // One round fails; the kernel restarts (nothing stops its start) and goes on one
-        // event at a time.
-        assert!(app.kernel.rules.round().await.is_err());
+        // The kernel restarts (nothing stops its start); the worker sets the row that does
+        // not read back aside at once and goes on.
         let app = app.restart().await?;
         rounds_until(&app, "the events around the damaged one", async |app| {
             Ok(notified(app, "dr_chen").await? == 2)
@@ -476,7 +477,10 @@ async fn an_event_that_keeps_failing_is_set_aside_visible_and_retryable() -> any
         let set_aside = quarantined(&app).await?;
         assert_eq!(set_aside.len(), 1, "{set_aside:?}");
         assert_eq!(set_aside[0]["event_seq"], damaged, "{set_aside:?}");
-        assert_eq!(set_aside[0]["attempts"], 3, "{set_aside:?}");
+        assert_eq!(
+            set_aside[0]["attempts"], 1,
+            "set aside at its first read: {set_aside:?}"
+        );
         assert!(
             set_aside[0]["error"]
                 .as_str()
@@ -516,7 +520,7 @@ async fn an_event_that_keeps_failing_is_set_aside_visible_and_retryable() -> any
             .await?;
         assert_eq!(s, StatusCode::OK, "{b}");
         assert_eq!(b["outcome"], "failed", "{b}");
-        assert_eq!(quarantined(&app).await?[0]["attempts"], 4);
+        assert_eq!(quarantined(&app).await?[0]["attempts"], 2);
 
         // Repaired, then retried: its rules run, and it leaves the quarantine.
         let mut sql = Sql::new(app.kernel.db.dialect());

@@ -120,12 +120,7 @@ pub async fn migration_apply(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller, Permission::Design, "migrating DataItems")?;
-    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?
-    };
+    let body = super::extract::optional_body(&body, Value::Null)?;
     let confirm = match body.get("confirm_destructive") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,

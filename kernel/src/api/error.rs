@@ -181,9 +181,21 @@ impl From<KernelError> for ApiError {
                 e.retry_after = Some(retry_after_s);
                 e
             }
-            KernelError::Database(ref db) if matches!(db, sqlx::Error::PoolTimedOut) => {
+            KernelError::Database(ref db) if is_busy(db) => {
                 tracing::warn!(error = %e, "database busy");
-                ApiError::new(S::SERVICE_UNAVAILABLE, "busy", "the database is busy; retry shortly")
+                let mut e = ApiError::new(S::SERVICE_UNAVAILABLE, "busy", "the database is busy; retry shortly");
+                e.retry_after = Some(1);
+                e
+            }
+            KernelError::Database(ref db) if crate::db::is_fault(db) => unavailable(&e),
+            KernelError::Unavailable(_) => unavailable(&e),
+            KernelError::Database(sqlx::Error::Database(ref db))
+                if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some()
+                    && matches!(db.code().as_deref(), Some("22021" | "22P05")) =>
+            {
+                // PostgreSQL cannot store NUL in text; bodies are checked before, so this is
+                // a path segment or another parameter.
+                ApiError::new(S::BAD_REQUEST, "bad_request", "the request holds a character that cannot be stored (NUL)")
             }
             other => {
                 tracing::error!(error = %other, "internal error");
@@ -191,6 +203,25 @@ impl From<KernelError> for ApiError {
             }
         }
     }
+}
+
+/// Whether the database is only busy (the pool had no connection in time, SQLite's lock
+/// stayed taken past the busy timeout): a 503 to retry, not a fault.
+fn is_busy(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::PoolTimedOut)
+        || crate::db::sqlite_code(e).is_some_and(|n| matches!(n & 0xff, 5 | 6))
+}
+
+/// The 503 while storage is failing (logged with the cause; `/healthz` says what it is).
+fn unavailable(e: &KernelError) -> ApiError {
+    tracing::error!(error = %e, "storage unavailable");
+    let mut out = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "storage_unavailable",
+        "storage is failing; nothing was changed; retry shortly (GET /healthz says what is wrong)",
+    );
+    out.retry_after = Some(1);
+    out
 }
 
 impl From<JsonRejection> for ApiError {

@@ -1,4 +1,8 @@
 //! Request extractors whose rejections use the API's one error shape.
+//!
+//! Every JSON body and query string passes the kernel's input bounds here
+//! ([`crate::limits::check_body`]: at most 32 levels deep, no NUL), so no handler can
+//! forget them and nothing unreadable reaches storage.
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -7,7 +11,8 @@ use serde_json::Value;
 use super::ApiError;
 
 /// A JSON body; a missing content type, bad syntax or an oversized body become the API's
-/// JSON errors (415, 400, 413) instead of axum's plain-text ones.
+/// JSON errors (415, 400, 413) instead of axum's plain-text ones, and a body nested too
+/// deep or holding a NUL is refused with a 422 naming where.
 pub struct JsonBody(pub Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
@@ -15,8 +20,26 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let axum::Json(value) = axum::Json::<Value>::from_request(req, state).await?;
+        crate::limits::check_body(&value)?;
         Ok(JsonBody(value))
     }
+}
+
+/// A body that may be empty (`empty` stands for it), parsed and bounded like [`JsonBody`]:
+/// for action routes whose body is optional.
+pub fn optional_body(bytes: &[u8], empty: Value) -> Result<Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(empty);
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "malformed_json",
+            e.to_string(),
+        )
+    })?;
+    crate::limits::check_body(&value)?;
+    Ok(value)
 }
 
 /// The version a write was based on, from an `If-Match` header (`"3"`, `W/"3"` or `3`).
@@ -45,7 +68,8 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     }
 }
 
-/// Query-string pairs in order (filters may repeat keys).
+/// Query-string pairs in order (filters may repeat keys). A key or value holding a NUL
+/// (which PostgreSQL cannot take as text) is a 400 naming the parameter.
 pub struct QueryPairs(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
@@ -62,6 +86,15 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
                         e.body_text(),
                     )
                 })?;
+        if let Some((key, _)) = pairs
+            .iter()
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::bad_parameter(
+                &key.replace('\0', "\\0"),
+                "may not contain the NUL character (U+0000)",
+            ));
+        }
         Ok(QueryPairs(pairs))
     }
 }

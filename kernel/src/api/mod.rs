@@ -134,16 +134,91 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 )]
 pub struct ApiDoc;
 
-/// Liveness and database reachability.
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "the node is up")))]
+/// A fault met this recently still makes the node `degraded`.
+const RECENT_FAULT_S: u64 = 60;
+
+/// Health: whether the database can be read and written now (a write is probed on a fresh
+/// connection, so a read-only or failing disk shows), the storage faults met, and the
+/// stored rows set aside because they could not be read back. `status` is `ok`,
+/// `degraded` (200: something needs an administrator's look) or `unavailable` (503:
+/// writes fail now); `problems` says what is wrong in words.
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "the node is up (`ok` or `degraded`)"), (status = 503, description = "storage is failing now")))]
 async fn healthz(State(kernel): State<Arc<Kernel>>) -> impl IntoResponse {
+    let mut problems: Vec<String> = Vec::new();
     let mut sql = crate::sql::Sql::new(kernel.db.dialect());
     sql.push("SELECT CAST(1 AS TEXT)");
-    match kernel.db.fetch(sql).await {
-        Ok(_) => axum::Json(json!({"status": "ok", "database": format!("{:?}", kernel.db.dialect()).to_lowercase()}))
-            .into_response(),
-        Err(e) => ApiError::from(e).into_response(),
+    let readable = match kernel.db.fetch(sql).await {
+        Ok(_) => true,
+        Err(e) => {
+            problems.push(format!("the database cannot be read: {e}"));
+            false
+        }
+    };
+    let writable = match tokio::time::timeout(Duration::from_secs(3), kernel.db.probe_write()).await
+    {
+        Ok(Ok(())) => Some(true),
+        Ok(Err(e)) => {
+            problems.push(format!("the database cannot be written: {e}"));
+            Some(false)
+        }
+        // Another writer holds the lock: busy, not broken.
+        Err(_) => None,
+    };
+    let faults = kernel.db.faults().report();
+    let recent = faults
+        .seconds_since_last_fault
+        .is_some_and(|s| s < RECENT_FAULT_S);
+    if recent && let Some(what) = &faults.last_fault {
+        problems.push(format!(
+            "a storage fault {} s ago: {what}",
+            faults.seconds_since_last_fault.unwrap_or(0)
+        ));
     }
+    let rows = kernel.engine.quarantined();
+    let events = kernel.events.unreadable();
+    for q in &rows {
+        problems.push(format!(
+            "a stored row of {} could not be read back and is quarantined (see the log)",
+            q.table
+        ));
+    }
+    if !events.is_empty() {
+        problems.push(format!(
+            "{} stored event(s) could not be read back and were skipped (see the log)",
+            events.len()
+        ));
+    }
+    let down = !readable || writable == Some(false);
+    let status = if down {
+        "unavailable"
+    } else if recent || !rows.is_empty() || !events.is_empty() {
+        "degraded"
+    } else {
+        "ok"
+    };
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for q in &rows {
+        *counts.entry(q.table).or_default() += 1;
+    }
+    let body = axum::Json(json!({
+        "status": status,
+        "database": format!("{:?}", kernel.db.dialect()).to_lowercase(),
+        "storage": {
+            "readable": readable, "writable": writable,
+            "faults": faults.faults, "recycled_connections": faults.recycled_connections,
+            "last_fault_at": faults.last_fault_at, "last_fault": faults.last_fault,
+            "seconds_since_last_fault": faults.seconds_since_last_fault,
+        },
+        // Counts only: this route needs no credentials. The log names each row.
+        "quarantined": {"rows": counts, "events": events.len()},
+        "problems": problems,
+    }));
+    let code = if down {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        axum::http::StatusCode::OK
+    };
+    (code, body).into_response()
 }
 
 /// This document.

@@ -74,10 +74,28 @@ pub async fn visible_pcb(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb, A
     };
     match k.engine.read(|c| c.pcb(pid).cloned()).await {
         Some(pcb) if crate::tasks::visible(&pcb, caller) => Ok(pcb),
-        None if sees_all => Err(ApiError::from(KernelError::NotFound(format!(
-            "process {pid}"
-        )))),
-        _ => Err(not_yours(id)),
+        None => {
+            // A process whose stored row could not be read back is out of the running
+            // system; a monitor is told so (others get what a missing process gets).
+            if caller.may(Permission::Monitor)
+                && let Some(q) = k.engine.quarantined_process(pid)
+            {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "quarantined",
+                    format!(
+                        "process {pid} could not be read back from storage and is quarantined: {}",
+                        q.error
+                    ),
+                ));
+            }
+            Err(if sees_all {
+                ApiError::from(KernelError::NotFound(format!("process {pid}")))
+            } else {
+                not_yours(id)
+            })
+        }
+        Some(_) => Err(not_yours(id)),
     }
 }
 
@@ -468,12 +486,7 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
-        json!({})
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?
-    };
+    let body = super::extract::optional_body(&body, json!({}))?;
     if !body.is_object() {
         return Err(invalid("", "expected a JSON object"));
     }

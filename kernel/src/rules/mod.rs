@@ -148,12 +148,12 @@ impl Rules {
         let mut list = Vec::new();
         for row in self.db.fetch(sql).await? {
             let text = row.first().cloned().flatten().unwrap_or_default();
-            // A stored rule that no longer reads (an older shape, a damaged row) is left out
-            // and said so: it must not stop the kernel's start nor the other rules.
-            match serde_json::from_str::<ServiceRule>(&text) {
+            // A stored rule that cannot be read back (an older shape, a damaged row) is left
+            // out, loudly: it must not stop the kernel's start nor the other rules.
+            match crate::limits::decode_stored::<ServiceRule>(&text) {
                 Ok(rule) => list.push(rule),
                 Err(e) => {
-                    tracing::error!(error = %e, "rules: a stored rule does not read; it is not run")
+                    tracing::error!(error = %e, "a stored rule cannot be read back; it is not loaded")
                 }
             }
         }
@@ -362,6 +362,18 @@ impl Rules {
                 return Err(e);
             }
         };
+        // The next event's row does not read back (see `Events::after`): set it aside at
+        // once, visible and retryable, instead of waiting for it as for a gap.
+        if let Some(why) = self.events.unreadable_reason(cursor + 1) {
+            let attempt = Attempt {
+                seq: cursor + 1,
+                upto: cursor + 1,
+                attempts: 1,
+                error: Some(format!("the stored event cannot be read back: {why}")),
+            };
+            self.quarantine(cursor, &attempt).await?;
+            return Ok(1);
+        }
         let Some(first) = batch.first() else {
             return Ok(0);
         };
@@ -642,7 +654,12 @@ impl Rules {
                 .into_iter()
                 .next()
                 .filter(|e| e.seq == seq)
-                .ok_or_else(|| KernelError::NotFound(format!("event {seq}")))?;
+                .ok_or_else(|| match self.events.unreadable_reason(seq) {
+                    Some(why) => {
+                        KernelError::Corrupt(format!("the stored event cannot be read back: {why}"))
+                    }
+                    None => KernelError::NotFound(format!("event {seq}")),
+                })?;
             let mut tally = Tally::default();
             self.on_event(&event, &mut tally).await?;
             self.db.write_atomically(self.tally_sql(&tally)).await

@@ -449,6 +449,12 @@ impl Scheduler {
         self.dirty = true;
     }
 
+    /// Keeps process number `pid` taken without restoring the process (its stored row
+    /// could not be read back): a new process must never reuse the number and overwrite it.
+    pub fn reserve_pid(&mut self, pid: Pid) {
+        self.next_pid = self.next_pid.max(pid.saturating_add(1));
+    }
+
     /// Restores a process read back from storage (after a restart).
     pub fn restore(&mut self, pcb: Pcb) {
         self.next_pid = self.next_pid.max(pcb.id + 1);

@@ -39,7 +39,8 @@ fn number<T: std::str::FromStr>(row: &Row, i: usize, what: &str) -> Result<T> {
 }
 
 fn snapshot(json: &str) -> Result<Snapshot> {
-    serde_json::from_str(json).map_err(|e| KernelError::Corrupt(format!("stored process: {e}")))
+    crate::limits::decode_stored(json)
+        .map_err(|e| KernelError::Corrupt(format!("stored process: {e}")))
 }
 
 /// Every change before `period.to_ms` of every process (of `service`, when given) that may
