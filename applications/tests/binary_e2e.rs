@@ -6,6 +6,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+mod support;
+use support::request;
+
 /// The bootstrap token the demo is started with.
 const TOKEN: &str = "e2e-bootstrap-token-0123";
 
@@ -19,65 +22,10 @@ fn get(addr: &str, path: &str) -> anyhow::Result<(u16, serde_json::Value)> {
     request(addr, "GET", path, None, Some(TOKEN))
 }
 
-/// Sends one HTTP/1.1 request (a JSON body, a bearer token, both optional) and returns
-/// (status, body).
-fn request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    body: Option<&serde_json::Value>,
-    token: Option<&str>,
-) -> anyhow::Result<(u16, serde_json::Value)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    if body.is_some() {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            payload.len()
-        ));
-    }
-    write!(stream, "{head}\r\n{payload}")?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8(raw)?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status: u16 = head.split_whitespace().nth(1).unwrap_or("0").parse()?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok((status, serde_json::from_str(&body)?))
-}
-
 /// Logs in as a demo user with the demo password: the status and the session.
 fn log_in(addr: &str, user: &str) -> anyhow::Result<(u16, serde_json::Value)> {
     let body = serde_json::json!({"user": user, "password": "erpos-demo"});
     request(addr, "POST", "/api/v1/sessions", Some(&body), None)
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 #[test]

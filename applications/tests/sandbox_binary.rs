@@ -8,11 +8,13 @@
 //! again at each restart; the `replace` took it from 89 MB to 1.8 GB.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+mod support;
 
 const TOKEN: &str = "sandbox-bootstrap-token-0123";
 /// What the server may reach at its peak (VmHWM), hostile rules and all: a debug build
@@ -54,57 +56,16 @@ const HOSTILE: &[(&str, Option<&str>, &str)] = &[
     ),
 ];
 
+/// One request as the bootstrap administrator.
 fn request(
     addr: &str,
     method: &str,
     path: &str,
     body: Option<&Value>,
 ) -> anyhow::Result<(u16, Value)> {
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\n"
-    );
-    if body.is_some() {
-        head.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            payload.len()
-        ));
-    }
-    write!(stream, "{head}\r\n{payload}")?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8(raw)?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status: u16 = head.split_whitespace().nth(1).unwrap_or("0").parse()?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+    support::request(addr, method, path, body, Some(TOKEN))
 }
 
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
-
-/// Starts `erpos serve` on `database`; returns the child and its address.
 fn serve(database: &str) -> anyhow::Result<(Child, String)> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_erpos"))
         .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
