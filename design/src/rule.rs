@@ -577,6 +577,10 @@ const STATES: [&str; 6] = [
     "TERMINATED",
 ];
 
+/// Rule names that are paths of their own under `/api/v1/rules` (the quarantine of events
+/// that keep failing): a rule by that name could never be read or changed at its path.
+pub const RESERVED_RULE_NAMES: [&str; 1] = ["quarantine"];
+
 /// Derives the name when absent and checks the whole rule against the catalog and the
 /// known services; returns the rule as it will be stored or every problem at its pointer.
 /// `check_cron` validates a cron expression (the kernel passes its scheduler's parser, so
@@ -599,6 +603,15 @@ pub fn prepare_rule(
             format!(
                 "'{}' is not an identifier (lowercase letters, digits, _)",
                 rule.name
+            ),
+        ));
+    }
+    if RESERVED_RULE_NAMES.contains(&rule.name.as_str()) {
+        issues.push(Issue::new(
+            "/name",
+            format!(
+                "'{}' is reserved (/api/v1/rules/{} is another resource): choose another name",
+                rule.name, rule.name
             ),
         ));
     }
@@ -1011,6 +1024,25 @@ mod tests {
             panic!()
         };
         assert_eq!(issues[0].path, "/event");
+    }
+
+    #[test]
+    fn a_rule_may_not_take_the_quarantine_s_path_as_its_name() {
+        let rule: ServiceRule = serde_json::from_value(json!({
+            "name": "quarantine", "label": {"zh": "隔离"}, "event": {"kind": "signal", "name": "x"}
+        }))
+        .unwrap();
+        let DesignError::InvalidDefinition(issues) =
+            prepare_rule(rule, &Catalog::default(), &no_services, &any_cron).unwrap_err()
+        else {
+            panic!()
+        };
+        assert_eq!(issues[0].path, "/name");
+        assert!(
+            issues[0].message.contains("reserved"),
+            "{}",
+            issues[0].message
+        );
     }
 
     #[test]
