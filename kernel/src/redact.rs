@@ -110,6 +110,21 @@ pub fn process_access(
     FieldAccess::Fields(shown)
 }
 
+/// The fields of the bound record the form at the current step may show `caller`: a
+/// participant sees what the step shows (the form itself leaves out what the step hides,
+/// even a field another step hides, so a leader sees the opinion field he is to fill in);
+/// anyone else what their record grants give.
+pub fn form_access(caller: &Caller, pcb: &Pcb) -> FieldAccess {
+    let Some((item, _)) = &pcb.record else {
+        return FieldAccess::All;
+    };
+    if crate::tasks::in_view(pcb, &caller.user, crate::tasks::View::Related) {
+        FieldAccess::All
+    } else {
+        caller.record_fields(item, RecordOp::Read)
+    }
+}
+
 /// Redacts the bound record inside a process context (`context.record`) to `access`.
 pub fn context(
     catalog: &Catalog,

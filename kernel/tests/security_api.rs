@@ -15,8 +15,9 @@ use common::{As, TestApp, each_backend};
 use serde_json::{Value, json};
 
 /// The leave request's form, with a field the leader must not see (`reason` is hidden at
-/// the leader's step), and a service whose leader is the user `lin`, who holds no record
-/// grant at all: what he reads of the record he reads as a participant.
+/// the leader's step) and one the applicant's step hides (`leader_opinion`), and a service
+/// whose leader is the user `lin`, who holds no record grant at all: what he reads of the
+/// record he reads as a participant.
 async fn leave(app: &TestApp) -> anyhow::Result<()> {
     app.define(json!({
         "name": "qingjia", "label": {"zh": "请假单", "en": "Leave form"},
@@ -31,7 +32,7 @@ async fn leave(app: &TestApp) -> anyhow::Result<()> {
         "name": "leave", "label": {"zh": "请假申请"}, "subject": "qingjia",
         "steps": [
             {"name": "apply", "kind": "human", "label": {"zh": "填写申请"}, "operators": {"creator": true},
-             "fields": {"days": "required", "reason": "required"}},
+             "fields": {"days": "required", "reason": "required", "leader_opinion": "hidden"}},
             {"name": "leader", "kind": "human", "label": {"zh": "主管审批"}, "operators": {"user": "lin"},
              "fields": {"leader_opinion": "optional", "reason": "hidden"}},
             {"name": "by_days", "kind": "exclusive"},
@@ -408,6 +409,14 @@ async fn process_views_leave_out_hidden_fields_and_what_grants_do_not_give() -> 
             "context, history and form: {b}"
         );
         assert_eq!(b["context"]["record"]["days"], 2, "{b}");
+        // The opinion is hidden at the applicant's step, so no copy of the record shows it
+        // to him; but his own step's form does, for him to fill in.
+        assert!(
+            b["context"]["record"].get("leader_opinion").is_none(),
+            "{b}"
+        );
+        assert!(b["form"]["record"].get("leader_opinion").is_some(), "{b}");
+        assert_eq!(b["form"]["editable"], json!(["leader_opinion"]), "{b}");
         assert!(b["history"].as_array().is_some_and(|h| h.len() > 2), "{b}");
         let (_, list) = app
             .call_as(

@@ -441,7 +441,8 @@ pub async fn show(
     }
     let mut form = form;
     if let Some(shown) = form.get_mut("record") {
-        crate::redact::snapshot(catalog, &caller, &pcb, &access, shown);
+        let form_access = crate::redact::form_access(&caller, &pcb);
+        crate::redact::snapshot(catalog, &caller, &pcb, &form_access, shown);
     }
     out["form"] = form;
     out["actions"] = json!(actions);
