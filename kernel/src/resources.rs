@@ -47,6 +47,41 @@ fn identifier(body: &Value, key: &str, issues: &mut Vec<Issue>) -> String {
     }
 }
 
+/// Names every key of `body` that is not one of `allowed`, at its pointer, with the keys
+/// allowed: a misspelled key (`"skils"`) must be refused, not stored as nothing.
+fn known_keys(body: &Value, allowed: &[&str], issues: &mut Vec<Issue>) {
+    match body.as_object() {
+        Some(o) => issues.extend(
+            o.keys()
+                .filter(|k| !allowed.contains(&k.as_str()))
+                .map(|k| {
+                    Issue::new(
+                        format!("/{k}"),
+                        format!("unknown key (allowed: {})", allowed.join(", ")),
+                    )
+                }),
+        ),
+        None => issues.push(Issue::new("", "expected a JSON object")),
+    }
+}
+
+/// The keys `POST /api/v1/resource-types` takes.
+pub const TYPE_KEYS: [&str; 3] = ["name", "kind", "label"];
+/// The keys `POST /api/v1/resources` takes.
+pub const RESOURCE_KEYS: [&str; 6] = ["id", "type", "capacity", "skills", "label", "name"];
+/// The keys `POST /api/v1/users` takes.
+pub const USER_KEYS: [&str; 9] = [
+    "id",
+    "name",
+    "label",
+    "roles",
+    "skills",
+    "capacity",
+    "department",
+    "calendar",
+    "password",
+];
+
 /// Refuses labels and display names (`label.zh`, `label.en`, `name`) holding invisible
 /// characters or too long ([`erpos_design::bounds::label_problem`]): what people read as
 /// a name must be what it is.
@@ -130,6 +165,7 @@ fn capacity(body: &Value, issues: &mut Vec<Issue>) -> u32 {
 /// Defines (or replaces) a resource type: `{"name", "kind", "label": {"zh"}}`.
 pub async fn put_type(k: &Kernel, body: &Value) -> Result<()> {
     let mut issues = Vec::new();
+    known_keys(body, &TYPE_KEYS, &mut issues);
     let name = identifier(body, "name", &mut issues);
     let kind = body
         .get("kind")
@@ -183,6 +219,7 @@ pub async fn types(k: &Kernel) -> Result<Vec<Value>> {
 /// Defines (or replaces) a resource: `{"id", "type", "capacity", "skills", "label"}`.
 pub async fn put(k: &Kernel, body: &Value) -> Result<()> {
     let mut issues = Vec::new();
+    known_keys(body, &RESOURCE_KEYS, &mut issues);
     let id = identifier(body, "id", &mut issues);
     let rtype = identifier(body, "type", &mut issues);
     let capacity = capacity(body, &mut issues);
@@ -230,6 +267,7 @@ pub async fn put(k: &Kernel, body: &Value) -> Result<()> {
 /// only as its argon2id hash, never in the user's definition.
 pub async fn put_user(k: &Kernel, body: &Value) -> Result<()> {
     let mut issues = Vec::new();
+    known_keys(body, &USER_KEYS, &mut issues);
     let id = identifier(body, "id", &mut issues);
     let password = match body.get("password") {
         None | Some(Value::Null) => None,
