@@ -75,3 +75,26 @@ async fn every_definition_and_organisation_body_refuses_a_misspelled_key() -> an
     })
     .await
 }
+
+#[tokio::test]
+async fn the_api_description_is_public_and_describes_processes() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        let (s, doc) = app
+            .call_as(common::As::Nobody, "GET", "/api/v1/openapi.json", None)
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{doc}");
+        assert!(doc["paths"]["/api/v1/processes"].is_object(), "{doc}");
+        let about = doc["info"]["description"].as_str().unwrap_or_default();
+        assert!(
+            about.contains("processes") && !about.contains("(soon)"),
+            "{about}"
+        );
+        // Everything else still needs credentials.
+        let (s, _) = app
+            .call_as(common::As::Nobody, "GET", "/api/v1/data-items", None)
+            .await?;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        Ok(())
+    })
+    .await
+}

@@ -44,7 +44,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// The OpenAPI document, generated from the handlers' annotations.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "erpos API", description = "Metamodel-driven ERP operating kernel: DataItems, records and (soon) processes."),
+    info(title = "erpos API", description = "Metamodel-driven ERP operating kernel: DataItems and records, services and their processes (PCBs), human tasks, rules, the organisation and statistics. Every path but POST /api/v1/sessions and this document needs credentials."),
     paths(
         healthz,
         openapi,
@@ -336,7 +336,6 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
         .route("/stats/services/{name}/steps", get(stats::steps))
         .route("/stats/operators", get(stats::operators))
         .route("/stats/roles", get(stats::roles))
-        .route("/openapi.json", get(openapi))
         .route("/sessions/current", get(auth::whoami).delete(auth::logout))
         .route("/users/{id}/password", put(auth::set_password))
         .route("/app-tokens", get(auth::list_apps).post(auth::create_app))
@@ -356,8 +355,11 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
                 kernel.clone(),
                 auth::authenticate_ws,
             ));
-    // Logging in is the one route that needs no credentials.
-    let public = Router::new().route("/sessions", post(auth::login));
+    // Logging in needs no credentials, and neither does the API's description: it
+    // describes, it reveals no data (client generators fetch it before they can log in).
+    let public = Router::new()
+        .route("/sessions", post(auth::login))
+        .route("/openapi.json", get(openapi));
     let api = public.merge(protected).merge(websocket);
     Router::new()
         .route("/healthz", get(healthz))
