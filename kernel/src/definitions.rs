@@ -16,6 +16,7 @@ use erpos_design::value::format_datetime;
 use erpos_design::{Catalog, DataItem, FieldType, Issue, Value};
 use serde_json::Value as Json;
 
+use crate::audit::Audit;
 use crate::db::{Db, Tx};
 use crate::error::{KernelError, Result};
 use crate::records::search_document;
@@ -103,7 +104,7 @@ impl Definitions {
 
     /// Creates a DataItem and its table. Returns the stored definition (names derived,
     /// version 1).
-    pub async fn create(&self, body: &Json) -> Result<DataItem> {
+    pub async fn create(&self, body: &Json, audit: &Audit) -> Result<DataItem> {
         let input = erpos_design::parse_data_item(body)?;
         let _guard = self.changing.lock().await;
         let old = self.schema().catalog.clone();
@@ -136,6 +137,7 @@ impl Definitions {
         .push(")");
         tx.execute(sql).await?;
         record_version(&mut tx, &item, &plan, &stamp).await?;
+        tx.execute(audit.row(d, &item.name)).await?;
         tx.commit().await?;
         self.swap(new);
         tracing::info!(item = %item.name, "data item created");
@@ -143,7 +145,12 @@ impl Definitions {
     }
 
     /// Stores a pending change to a DataItem and returns it with its migration plan.
-    pub async fn propose(&self, name: &str, body: &Json) -> Result<(DataItem, MigrationPlan)> {
+    pub async fn propose(
+        &self,
+        name: &str,
+        body: &Json,
+        audit: &Audit,
+    ) -> Result<(DataItem, MigrationPlan)> {
         let input = erpos_design::parse_data_item(body)?;
         let _guard = self.changing.lock().await;
         let old = self.schema().catalog.clone();
@@ -162,6 +169,7 @@ impl Definitions {
             .push(" WHERE name = ")
             .text(name);
         tx.execute(sql).await?;
+        tx.execute(audit.row(d, name)).await?;
         tx.commit().await?;
         Ok((draft, plan))
     }
@@ -198,7 +206,7 @@ impl Definitions {
     }
 
     /// Discards the pending change of `name`.
-    pub async fn discard(&self, name: &str) -> Result<()> {
+    pub async fn discard(&self, name: &str, audit: &Audit) -> Result<()> {
         let _guard = self.changing.lock().await;
         self.draft(name).await?.ok_or_else(|| no_pending(name))?;
         let mut tx = self.db.begin().await?;
@@ -206,6 +214,7 @@ impl Definitions {
         sql.push("UPDATE data_items SET draft = NULL WHERE name = ")
             .text(name);
         tx.execute(sql).await?;
+        tx.execute(audit.row(tx.dialect(), name)).await?;
         tx.commit().await
     }
 
@@ -215,6 +224,7 @@ impl Definitions {
         &self,
         name: &str,
         confirm_destructive: bool,
+        audit: &Audit,
     ) -> Result<(DataItem, MigrationPlan)> {
         let _guard = self.changing.lock().await;
         let draft = self.draft(name).await?.ok_or_else(|| no_pending(name))?;
@@ -266,6 +276,7 @@ impl Definitions {
             .text(name);
         tx.execute(sql).await?;
         record_version(&mut tx, &draft, &plan, &stamp).await?;
+        tx.execute(audit.row(d, name)).await?;
         tx.commit().await?;
         self.swap(new);
         tracing::info!(item = %name, version = draft.version, steps = plan.steps.len(), "migration applied");

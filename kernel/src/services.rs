@@ -9,6 +9,7 @@ use erpos_design::service::Service;
 use erpos_design::service_check::prepare_service;
 use serde_json::Value as Json;
 
+use crate::audit::Audit;
 use crate::db::Db;
 use crate::definitions::Definitions;
 use crate::engine::Engine;
@@ -40,7 +41,7 @@ impl Services {
 
     /// Validates and saves a draft (created or replaced). Sub-services may name other
     /// drafts; publishing checks they are published.
-    pub async fn save_draft(&self, body: &Json) -> Result<Service> {
+    pub async fn save_draft(&self, body: &Json, audit: &Audit) -> Result<Service> {
         let input: Service = serde_path_to_error::deserialize(body).map_err(|e| {
             let path = erpos_design::error::serde_path_to_pointer(&e.path().to_string());
             KernelError::Design(erpos_design::DesignError::InvalidDefinition(vec![
@@ -73,7 +74,9 @@ impl Services {
             d.param_cast(FieldType::Datetime),
         );
         sql.push(") ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at");
-        self.db.write_atomically(vec![sql]).await?;
+        self.db
+            .write_atomically(vec![sql, audit.row(d, &prepared.name)])
+            .await?;
         Ok(prepared)
     }
 
@@ -149,7 +152,7 @@ impl Services {
 
     /// Publishes the draft as the next version: validated again, now requiring every
     /// sub-service to be published.
-    pub async fn publish(&self, name: &str) -> Result<Service> {
+    pub async fn publish(&self, name: &str, audit: &Audit) -> Result<Service> {
         let draft = self
             .draft(name)
             .await?
@@ -170,7 +173,9 @@ impl Services {
             .max()
             .unwrap_or(0)
             + 1;
-        self.engine.publish(prepared.clone()).await?;
+        self.engine
+            .publish(prepared.clone(), audit.row(self.db.dialect(), name))
+            .await?;
         tracing::info!(service = %name, version = prepared.version, "service published");
         Ok(prepared)
     }

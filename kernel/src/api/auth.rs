@@ -26,8 +26,8 @@ use super::ApiError;
 use super::extract::JsonBody;
 use crate::Kernel;
 use crate::auth::apps::SignedRequest;
-use crate::auth::{check_password, sha256_hex};
-use crate::caller::{Caller, CallerKind, Permission, covers};
+use crate::auth::sha256_hex;
+use crate::caller::{Caller, CallerKind, Permission};
 use crate::error::KernelError;
 
 /// The address of the client a request came from, when the server knows it (it is served
@@ -61,15 +61,7 @@ pub struct CurrentSession(pub String);
 /// Refuses with 403 unless the caller may `permission`; the message says what `what` needs
 /// (`"defining DataItems needs design"`).
 pub fn require(caller: &Caller, permission: Permission<'_>, what: &str) -> Result<(), ApiError> {
-    if caller.may(permission) {
-        return Ok(());
-    }
-    let grant = permission
-        .grants()
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| "admin".to_owned());
-    Err(ApiError::forbidden(what, &grant))
+    Ok(crate::app::require(caller, permission, what)?)
 }
 
 /// Refuses to hand out a grant the caller does not hold (in a role's permissions, a user's
@@ -79,18 +71,7 @@ pub fn require_delegable<'a>(
     caller: &Caller,
     grants: impl IntoIterator<Item = &'a String>,
 ) -> Result<(), ApiError> {
-    if caller.is_admin() {
-        return Ok(());
-    }
-    for g in grants {
-        if !caller.grants.iter().any(|mine| covers(mine, g)) {
-            return Err(ApiError::forbidden(
-                &format!("handing out the grant '{g}'"),
-                g,
-            ));
-        }
-    }
-    Ok(())
+    Ok(crate::app::require_delegable(caller, grants)?)
 }
 
 /// The token of an `Authorization: Bearer <token>` value. The scheme is matched in any
@@ -327,47 +308,15 @@ pub async fn set_password(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, ApiError> {
-    let own = caller.user == id && caller.kind == CallerKind::User;
-    if !caller.may(Permission::Organisation) {
-        if !own {
-            return Err(ApiError::forbidden(
-                "setting another user's password",
-                "organisation",
-            ));
-        }
-        let old = body
-            .get("old_password")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ApiError::from(KernelError::Invalid(vec![Issue::new(
-                    "/old_password",
-                    "changing your own password needs your current one",
-                )]))
-            })?;
-        if !k.auth.check_password_of(&id, old, addr).await? {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "the old password does not match",
-            ));
-        }
-    }
-    if k.auth.roles_of(&id).await?.is_none() {
-        return Err(KernelError::NotFound(format!("user '{id}'")).into());
-    }
-    if !own {
-        // Setting someone's password is becoming them.
-        require_delegable(&caller, k.auth.grants_of(&id).await?.iter())?;
-    }
-    let password = field(&body, "password")?;
-    check_password(password, "/password")?;
-    k.auth.set_password(&id, password).await?;
-    crate::audit::record(&k, &caller.user, "user.password", &id).await;
     let keep = session.map(|axum::Extension(CurrentSession(h))| h);
-    k.auth
-        .end_sessions_of(&id, keep.as_deref().filter(|_| own))
-        .await?;
-    tracing::info!(user = %id, by = %caller.user, "password changed");
+    let change = crate::app::access::SetPassword {
+        user: &id,
+        password: body.get("password").and_then(Value::as_str),
+        old_password: body.get("old_password").and_then(Value::as_str),
+        client: addr,
+        keep_session: keep.as_deref(),
+    };
+    crate::app::access::set_password(&k, &caller, change).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -384,19 +333,7 @@ pub async fn create_app(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Organisation, "creating app tokens")?;
-    // A token acts for any user within its scopes: its creator must hold them.
-    let scopes: Vec<String> = body
-        .get("scopes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect();
-    require_delegable(&caller, &scopes)?;
-    let (token, secret) = k.auth.create_app(&body, &caller.user).await?;
-    crate::audit::record(&k, &caller.user, "app_token.create", &token.name).await;
+    let (token, secret) = crate::app::access::create_app_token(&k, &caller, &body).await?;
     let mut out = json!(token);
     out["secret"] = json!(secret);
     out["created_at"] = timestamp(token.created_ms);
@@ -427,9 +364,7 @@ pub async fn revoke_app(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require(&caller, Permission::Organisation, "revoking app tokens")?;
-    k.auth.revoke_app(&name, &caller.user).await?;
-    crate::audit::record(&k, &caller.user, "app_token.revoke", &name).await;
+    crate::app::access::revoke_app_token(&k, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

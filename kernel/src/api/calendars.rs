@@ -10,10 +10,9 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::auth::require;
 use super::extract::JsonBody;
 use crate::Kernel;
-use crate::caller::{Caller, Permission};
+use crate::caller::Caller;
 use crate::error::KernelError;
 
 /// Every calendar.
@@ -35,9 +34,7 @@ pub async fn save(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Design, "defining calendars")?;
-    let cal = k.calendars.put(&body, k.engine.now_ms()).await?;
-    crate::audit::record(&k, &caller.user, "calendar.save", &cal.name).await;
+    let cal = crate::app::design::save_calendar(&k, &caller, &body).await?;
     Ok((StatusCode::CREATED, Json(cal)))
 }
 
@@ -61,8 +58,6 @@ pub async fn delete(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require(&caller, Permission::Design, "deleting calendars")?;
-    k.calendars.delete(&name).await?;
-    crate::audit::record(&k, &caller.user, "calendar.delete", &name).await;
+    crate::app::design::delete_calendar(&k, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,7 +9,6 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::auth::require;
 use super::extract::JsonBody;
 use crate::Kernel;
 use crate::caller::{Caller, Permission};
@@ -32,9 +31,7 @@ pub async fn create(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Design, "defining DataItems")?;
-    let item = k.definitions.create(&body).await?;
-    crate::audit::record(&k, &caller.user, "data_item.create", &item.name).await;
+    let item = crate::app::design::create_data_item(&k, &caller, &body).await?;
     Ok((StatusCode::CREATED, Json(json!(item))))
 }
 
@@ -69,9 +66,7 @@ pub async fn propose(
     Path(name): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Design, "changing DataItems")?;
-    let (draft, plan) = k.definitions.propose(&name, &body).await?;
-    crate::audit::record(&k, &caller.user, "data_item.propose", &name).await;
+    let (draft, plan) = crate::app::design::propose_data_item(&k, &caller, &name, &body).await?;
     Ok(Json(json!({"pending_change": draft, "plan": plan})))
 }
 
@@ -119,7 +114,7 @@ pub async fn migration_apply(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Design, "migrating DataItems")?;
+    crate::app::require(&caller, Permission::Design, "migrating DataItems")?;
     let body = super::extract::optional_body(&body, Value::Null)?;
     let confirm = match body.get("confirm_destructive") {
         None | Some(Value::Null) => false,
@@ -136,8 +131,7 @@ pub async fn migration_apply(
             )]));
         }
     };
-    let (item, plan) = k.definitions.apply(&name, confirm).await?;
-    crate::audit::record(&k, &caller.user, "data_item.migrate", &name).await;
+    let (item, plan) = crate::app::design::migrate_data_item(&k, &caller, &name, confirm).await?;
     Ok(Json(json!({"data_item": item, "applied": plan})))
 }
 
@@ -150,8 +144,6 @@ pub async fn migration_discard(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require(&caller, Permission::Design, "discarding DataItem changes")?;
-    k.definitions.discard(&name).await?;
-    crate::audit::record(&k, &caller.user, "data_item.discard", &name).await;
+    crate::app::design::discard_data_item_change(&k, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

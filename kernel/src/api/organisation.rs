@@ -10,11 +10,10 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::auth::require;
 use super::extract::JsonBody;
 use crate::Kernel;
-use crate::caller::{Caller, Permission};
-use crate::organisation::{self, Catalogue};
+use crate::caller::Caller;
+use crate::organisation;
 
 fn listing(items: Vec<Value>) -> Json<Value> {
     Json(json!({"total": items.len(), "items": items, "next_cursor": null}))
@@ -35,9 +34,7 @@ pub async fn save_department(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Organisation, "defining departments")?;
-    let dept = organisation::save_department(&k, &caller, &body).await?;
-    crate::audit::record(&k, &caller.user, "department.save", &dept.name).await;
+    let dept = crate::app::organisation::save_department(&k, &caller, &body).await?;
     Ok((StatusCode::CREATED, Json(dept)))
 }
 
@@ -62,18 +59,7 @@ pub async fn save_role(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Organisation, "defining roles")?;
-    let permissions: Vec<String> = body
-        .get("permissions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect();
-    super::auth::require_delegable(&caller, &permissions)?;
-    let role = organisation::put_role(&k, &caller, &body).await?;
-    crate::audit::record(&k, &caller.user, "role.save", &role.name).await;
+    let role = crate::app::organisation::save_role(&k, &caller, &body).await?;
     Ok((StatusCode::CREATED, Json(role)))
 }
 
@@ -92,9 +78,7 @@ pub async fn save_skill(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Organisation, "defining skills")?;
-    let skill = organisation::put_title(&k, Catalogue::Skills, &body).await?;
-    crate::audit::record(&k, &caller.user, "skill.save", &skill.name).await;
+    let skill = crate::app::organisation::save_skill(&k, &caller, &body).await?;
     Ok((StatusCode::CREATED, Json(skill)))
 }
 

@@ -12,10 +12,11 @@ use serde_json::{Value, json};
 use super::ApiError;
 use super::extract::{JsonBody, QueryPairs};
 use crate::Kernel;
-use crate::caller::{Caller, FieldAccess, Permission, RecordOp, ServiceOp};
+use crate::app::processes::{Binding, StartProcess};
+use crate::caller::{Caller, Permission, ServiceOp};
 use crate::engine::state_name;
 use crate::error::KernelError;
-use crate::scheduler::{Command, Pcb, Pid, ProcessState, Scheduler};
+use crate::scheduler::{Pcb, Pid, ProcessState, Scheduler};
 use erpos_design::Catalog;
 
 /// One page of processes, newest first: those of `matching` with an id below `cursor`, at
@@ -150,6 +151,7 @@ pub async fn start(
             "context",
             "predecessor",
             "start_at",
+            "decision",
         ]
         .contains(&key.as_str())
         {
@@ -160,14 +162,15 @@ pub async fn start(
         .get("service")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("/service", "the service name is required"))?;
-    if !caller.may(Permission::Service {
-        name: service,
-        op: ServiceOp::Start,
-    }) {
-        return Err(forbidden(format!(
-            "starting '{service}' needs services:{service}:start"
-        )));
-    }
+    // The grant first: a caller who may not start learns nothing about the body's rules.
+    crate::app::require(
+        &caller,
+        Permission::Service {
+            name: service,
+            op: ServiceOp::Start,
+        },
+        &format!("starting '{service}'"),
+    )?;
     let version = match obj.get("version") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -185,93 +188,45 @@ pub async fn start(
                 .ok_or_else(|| invalid("/priority", "expected a whole number from 0 to 100"))?,
         ),
     };
-    let mut context = obj.get("context").cloned().unwrap_or_else(|| json!({}));
-    let Some(given) = context.as_object() else {
-        return Err(invalid("/context", "expected a JSON object"));
-    };
-    if given.contains_key("record") {
-        return Err(invalid(
-            "/context/record",
-            "the bound record is read from storage: bind one with \"record\": {\"item\", \"id\"}",
-        ));
-    }
-    let record = match obj.get("record") {
+    let context = obj.get("context").cloned().unwrap_or_else(|| json!({}));
+    let binding = match obj.get("record") {
         None | Some(Value::Null) => None,
         Some(r) => {
             let item = r
                 .get("item")
                 .and_then(Value::as_str)
-                .ok_or_else(|| invalid("/record/item", "the DataItem is required"))?;
-            let id = r
-                .get("id")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid("/record/id", "the record id is required"))?;
-            let subject = k
-                .engine
-                .read(|c| c.startable(service, version).map(|s| s.subject.clone()))
-                .await
-                .ok_or_else(|| {
-                    ApiError::from(KernelError::NotFound(format!("service '{service}'")))
-                })?;
-            match subject.as_deref() {
-                Some(s) if s == item => {}
-                Some(s) => {
-                    return Err(invalid(
-                        "/record/item",
-                        &format!("'{service}' is about records of '{s}', not '{item}'"),
-                    ));
-                }
-                None => {
+                .ok_or_else(|| invalid("/record/item", "the DataItem is required"))?
+                .to_owned();
+            match (r.get("id"), r.get("fields")) {
+                (Some(_), Some(_)) => {
                     return Err(invalid(
                         "/record",
-                        &format!(
-                            "'{service}' has no subject DataItem: its processes bind no record"
-                        ),
+                        "bind a stored record (\"id\") or create one (\"fields\"), not both",
                     ));
                 }
-            }
-            // Binding a record shows it to the process's participants: only someone who
-            // may read it may bind it (checked before looking it up, so a refusal says
-            // nothing about whether it exists).
-            if caller.record_fields(item, RecordOp::Read) != FieldAccess::All {
-                return Err(ApiError::forbidden(
-                    &format!("binding a record of '{item}'"),
-                    &format!("records:{item}:read"),
-                ));
-            }
-            let stored = k.records.get(item, id).await.map_err(|e| match e {
-                KernelError::NotFound(_) | KernelError::Design(_) => {
-                    invalid("/record", &e.to_string())
+                (None, Some(fields)) if fields.is_object() => Some(Binding::New {
+                    item,
+                    fields: fields.clone(),
+                }),
+                (None, Some(_)) => {
+                    return Err(invalid("/record/fields", "expected a JSON object"));
                 }
-                other => ApiError::from(other),
-            })?;
-            context["record"] = stored;
-            Some((item.to_owned(), id.to_owned()))
+                (id, None) => Some(Binding::Existing {
+                    item,
+                    id: id
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| invalid("/record/id", "the record id is required"))?
+                        .to_owned(),
+                }),
+            }
         }
     };
     let predecessor = match obj.get("predecessor") {
         None | Some(Value::Null) => None,
-        Some(v) => {
-            let pid = v
-                .as_u64()
-                .ok_or_else(|| invalid("/predecessor", "expected a process id"))?;
-            // Only a process the caller may see can be waited for; one they may not see
-            // gets the same answer as one that does not exist.
-            let seen = k
-                .engine
-                .read(|c| {
-                    c.pcb(pid)
-                        .is_some_and(|p| crate::tasks::visible(p, &caller))
-                })
-                .await;
-            if !seen {
-                return Err(invalid(
-                    "/predecessor",
-                    &format!("no process {pid} that you may see"),
-                ));
-            }
-            Some(pid)
-        }
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| invalid("/predecessor", "expected a process id"))?,
+        ),
     };
     let start_at_ms = match obj.get("start_at") {
         None | Some(Value::Null) => None,
@@ -282,22 +237,27 @@ pub async fn start(
                 .ok_or_else(|| invalid("/start_at", "expected an RFC 3339 date-time"))?,
         ),
     };
-    let outcome = k
-        .engine
-        .command(Command::Start {
+    let decision = match obj.get("decision") {
+        None | Some(Value::Null) => None,
+        Some(d) if d.is_object() => Some(d.clone()),
+        Some(_) => return Err(invalid("/decision", "expected a JSON object")),
+    };
+    let started = crate::app::processes::start(
+        &k,
+        &caller,
+        StartProcess {
             service: service.to_owned(),
             version,
             priority,
-            record,
             context,
+            binding,
             predecessor,
             start_at_ms,
-            by: caller.user.clone(),
-        })
-        .await?;
-    let pid = outcome
-        .pid
-        .ok_or_else(|| ApiError::from(KernelError::Corrupt("start gave no pid".into())))?;
+            decision,
+        },
+    )
+    .await?;
+    let pid = started.pid;
     let schema = k.definitions.schema();
     let pcb = k
         .engine

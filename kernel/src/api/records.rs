@@ -27,25 +27,16 @@ use crate::records::ListQuery;
 use crate::redact::STAMPS;
 
 fn needs(what: &str, grant: String) -> ApiError {
-    ApiError::forbidden(what, &grant)
+    crate::app::records::needs(what, grant).into()
 }
 
 /// What the caller may do with `op` on `item`'s records; 403 when nothing.
 fn access(caller: &Caller, item: &str, op: RecordOp) -> Result<FieldAccess, ApiError> {
-    match caller.record_fields(item, op) {
-        FieldAccess::Nothing => Err(needs(
-            &format!("{} records of '{item}'", op.word()),
-            format!("records:{item}:{}", op.word()),
-        )),
-        access => Ok(access),
-    }
+    Ok(crate::app::records::access(caller, item, op)?)
 }
 
-/// Refuses a write whose body holds a field the caller may not write. Composed children
-/// given in the body are written with the grants of their own DataItem: creating them needs
-/// `records:{child}:create`, and replacing them (a patch that names them deletes the old
-/// ones) needs `records:{child}:create` and `records:{child}:delete`; their own fields and
-/// grandchildren are checked the same way.
+/// Refuses a write whose body holds a field the caller may not write
+/// ([`crate::app::records::check_write`]).
 fn check_write(
     catalog: &erpos_design::Catalog,
     caller: &Caller,
@@ -53,40 +44,9 @@ fn check_write(
     op: RecordOp,
     body: &Value,
 ) -> Result<(), ApiError> {
-    let access = access(caller, item, op)?;
-    let consists: Vec<&str> = catalog
-        .get(item)
-        .map(|d| d.consists.iter().map(|c| c.item.as_str()).collect())
-        .unwrap_or_default();
-    let fields = body.as_object().into_iter().flat_map(|o| o.iter());
-    for (field, value) in fields.filter(|(f, _)| !["id", "version"].contains(&f.as_str())) {
-        if consists.contains(&field.as_str()) {
-            if op == RecordOp::Update
-                && caller.record_fields(field, RecordOp::Delete) != FieldAccess::All
-            {
-                return Err(needs(
-                    &format!("replacing the '{field}' children of '{item}'"),
-                    format!("records:{field}:delete"),
-                ));
-            }
-            let children = match value {
-                Value::Array(list) => list.iter().collect(),
-                Value::Null => Vec::new(),
-                one => vec![one],
-            };
-            for child in children {
-                check_write(catalog, caller, field, RecordOp::Create, child)?;
-            }
-            continue;
-        }
-        if !access.allows(field) {
-            return Err(needs(
-                &format!("writing the field '{field}' of '{item}'"),
-                format!("records:{item}:{}:{field}", op.word()),
-            ));
-        }
-    }
-    Ok(())
+    Ok(crate::app::records::check_write(
+        catalog, caller, item, op, body,
+    )?)
 }
 
 /// Every DataItem composed into `item`, at any depth.

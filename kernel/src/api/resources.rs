@@ -10,10 +10,9 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::auth::require;
 use super::extract::JsonBody;
 use crate::Kernel;
-use crate::caller::{Caller, Permission};
+use crate::caller::Caller;
 
 /// Defines a resource type: `{"name": "laser_room", "kind": "facility", "label": {"zh": "激光室"}}`.
 #[utoipa::path(post, path = "/api/v1/resource-types", tag = "resources", request_body = Object,
@@ -23,15 +22,7 @@ pub async fn create_type(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Design, "defining resource types")?;
-    crate::resources::put_type(&k, &body).await?;
-    crate::audit::record(
-        &k,
-        &caller.user,
-        "resource_type.save",
-        body.get("name").and_then(Value::as_str).unwrap_or_default(),
-    )
-    .await;
+    crate::app::design::save_resource_type(&k, &caller, &body).await?;
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -53,15 +44,7 @@ pub async fn create(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Organisation, "defining resources")?;
-    crate::resources::put(&k, &body).await?;
-    crate::audit::record(
-        &k,
-        &caller.user,
-        "resource.save",
-        body.get("id").and_then(Value::as_str).unwrap_or_default(),
-    )
-    .await;
+    crate::app::organisation::save_resource(&k, &caller, &body).await?;
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -94,20 +77,7 @@ pub async fn create_user(
     caller: Caller,
     JsonBody(mut body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Organisation, "defining users")?;
-    // Whoever changes a user must hold what the user can do and will be able to do (their
-    // roles' permissions and the approvals their memberships carry); the last
-    // administrator stays one (`organisation::check_user_change`).
-    let guard = crate::organisation::check_user_change(&k, &caller, &body).await?;
-    crate::resources::put_user(&k, &body).await?;
-    drop(guard);
-    crate::audit::record(
-        &k,
-        &caller.user,
-        "user.save",
-        body.get("id").and_then(Value::as_str).unwrap_or_default(),
-    )
-    .await;
+    crate::app::organisation::save_user(&k, &caller, &body).await?;
     if let Some(o) = body.as_object_mut() {
         o.remove("password");
     }

@@ -17,7 +17,6 @@ use super::auth::require;
 use super::extract::{JsonBody, QueryPairs};
 use crate::Kernel;
 use crate::caller::{Caller, Permission};
-use crate::events::NewEvent;
 
 fn bad(key: &str, message: &str) -> ApiError {
     ApiError::bad_parameter(key, message)
@@ -84,11 +83,9 @@ pub async fn save(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Design, "defining rules")?;
+    crate::app::design::may_save_rule(&caller, "defining rules")?;
     let body = unmasked(&k, body).await?;
-    let schema = k.definitions.schema();
-    let rule = k.rules.save(&body, &schema.catalog).await?;
-    crate::audit::record(&k, &caller.user, "rule.save", &rule.name).await;
+    let rule = crate::app::design::save_rule(&k, &caller, &body, "defining rules").await?;
     Ok((StatusCode::CREATED, Json(shown(&k, &rule.name).await?)))
 }
 
@@ -101,14 +98,12 @@ pub async fn replace(
     Path(name): Path<String>,
     JsonBody(mut body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Design, "changing rules")?;
+    crate::app::design::may_save_rule(&caller, "changing rules")?;
     if let Some(o) = body.as_object_mut() {
         o.insert("name".into(), json!(name));
     }
     let body = unmasked(&k, body).await?;
-    let schema = k.definitions.schema();
-    let rule = k.rules.save(&body, &schema.catalog).await?;
-    crate::audit::record(&k, &caller.user, "rule.save", &rule.name).await;
+    let rule = crate::app::design::save_rule(&k, &caller, &body, "changing rules").await?;
     Ok(Json(shown(&k, &rule.name).await?))
 }
 
@@ -147,9 +142,7 @@ pub async fn delete(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require(&caller, Permission::Design, "deleting rules")?;
-    k.rules.delete(&name).await?;
-    crate::audit::record(&k, &caller.user, "rule.delete", &name).await;
+    crate::app::design::delete_rule(&k, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -185,9 +178,7 @@ pub async fn retry_quarantined(
     caller: Caller,
     Path(seq): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Design, "retrying a set-aside event")?;
-    let outcome = k.rules.retry(seq).await?;
-    crate::audit::record(&k, &caller.user, "rules.retry", &seq.to_string()).await;
+    let outcome = crate::app::design::retry_quarantined_event(&k, &caller, seq).await?;
     Ok(Json(outcome))
 }
 
@@ -269,18 +260,7 @@ pub async fn signal(
             "lowercase letters, digits and _, starting with a letter",
         )]));
     }
-    let seq = k
-        .events
-        .append(NewEvent {
-            kind: EventKind::Signal,
-            subject: Some(name.clone()),
-            record_id: None,
-            pid: None,
-            payload: json!({"name": name, "data": body}),
-            depth: 0,
-        })
-        .await?;
-    crate::audit::record(&k, &caller.user, "signal.send", &name).await;
+    let seq = crate::app::operations::send_signal(&k, &caller, &name, body).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"seq": seq}))))
 }
 
@@ -317,9 +297,7 @@ pub async fn retry(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Admin, "retrying deliveries")?;
-    k.outbox.retry(id).await?;
-    crate::audit::record(&k, &caller.user, "outbox.retry", &id.to_string()).await;
+    crate::app::operations::retry_delivery(&k, &caller, id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "state": "pending"})),

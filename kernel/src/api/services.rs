@@ -10,20 +10,15 @@ use erpos_design::Issue;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::auth::require;
 use super::extract::{JsonBody, QueryPairs};
 use crate::Kernel;
-use crate::caller::{Caller, Permission};
+use crate::caller::Caller;
 use crate::error::KernelError;
 
 /// An app token only sees the services it was issued for; any other is "not found" to it,
 /// as if it did not exist.
 fn visible(caller: &Caller, name: &str) -> Result<(), ApiError> {
-    if caller.in_scope(name) {
-        Ok(())
-    } else {
-        Err(KernelError::NotFound(format!("service '{name}'")).into())
-    }
+    Ok(crate::app::design::service_visible(caller, name)?)
 }
 
 /// Every service with its newest published version and whether a draft is pending (for an
@@ -57,10 +52,7 @@ pub async fn save(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Design, "defining services")?;
-    if let Some(name) = body.get("name").and_then(Value::as_str) {
-        visible(&caller, name)?;
-    }
+    crate::app::design::may_save_service(&caller, &body)?;
     let mut body = body;
     if let Some(name) = body.get("name").and_then(Value::as_str).map(str::to_owned) {
         let stored = match k.services.draft(&name).await? {
@@ -71,8 +63,7 @@ pub async fn save(
     } else {
         restore_secrets(&mut body, None)?;
     }
-    let draft = k.services.save_draft(&body).await?;
-    crate::audit::record(&k, &caller.user, "service.save", &draft.name).await;
+    let draft = crate::app::design::save_service(&k, &caller, &body).await?;
     let mut shown = json!(draft);
     crate::secrets::mask(&mut shown);
     Ok((StatusCode::CREATED, Json(shown)))
@@ -139,10 +130,7 @@ pub async fn publish(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Design, "publishing services")?;
-    visible(&caller, &name)?;
-    let published = k.services.publish(&name).await?;
-    crate::audit::record(&k, &caller.user, "service.publish", &name).await;
+    let published = crate::app::design::publish_service(&k, &caller, &name).await?;
     Ok(Json(json!(published)))
 }
 

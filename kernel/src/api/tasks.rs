@@ -12,21 +12,19 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use erpos_design::Issue;
-use erpos_design::service::{FieldAccess, OperatorPolicy, StepKind, TransitionAttribute};
-use serde_json::{Map, Value, json};
+use erpos_design::service::{FieldAccess, OperatorPolicy, StepKind};
+use serde_json::{Value, json};
 
 use super::ApiError;
 use super::extract::{JsonBody, QueryPairs};
 use super::processes::{forbidden, pcb_json};
 use crate::Kernel;
+use crate::app::work::{caller_context, only_keys, required, text};
 use crate::caller::{Caller, Permission, ServiceOp};
 use crate::engine::state_name;
 use crate::error::KernelError;
 use crate::scheduler::{Command, HandleAction, ItemState, Pcb, Pid, ProcessState};
 use crate::tasks::View;
-
-/// The longest comment or reason kept.
-const MAX_COMMENT: usize = 2_000;
 
 fn invalid(issues: Vec<Issue>) -> ApiError {
     ApiError::new(
@@ -35,54 +33,6 @@ fn invalid(issues: Vec<Issue>) -> ApiError {
         "the request is invalid",
     )
     .with_details(issues)
-}
-
-fn text(body: &Value, key: &str) -> Result<Option<String>, ApiError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().count() > MAX_COMMENT => {
-            Err(invalid(vec![Issue::new(
-                format!("/{key}"),
-                format!("at most {MAX_COMMENT} characters"),
-            )]))
-        }
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(invalid(vec![Issue::new(
-            format!("/{key}"),
-            "expected a string",
-        )])),
-    }
-}
-
-fn required(body: &Value, key: &str) -> Result<String, ApiError> {
-    text(body, key)?
-        .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| {
-            invalid(vec![Issue::new(
-                format!("/{key}"),
-                format!("'{key}' is required"),
-            )])
-        })
-}
-
-fn only_keys(body: &Value, allowed: &[&str]) -> Result<(), ApiError> {
-    let unknown: Vec<Issue> = body
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| !allowed.contains(&k.as_str()))
-        .map(|(k, _)| {
-            Issue::new(
-                format!("/{k}"),
-                format!("unknown attribute (use: {})", allowed.join(", ")),
-            )
-        })
-        .collect();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(invalid(unknown))
-    }
 }
 
 fn grant(caller: &Caller, pcb: &Pcb, op: ServiceOp) -> bool {
@@ -118,45 +68,6 @@ fn administer(caller: &Caller, pcb: &Pcb, action: &str) -> Result<(), ApiError> 
             "'{action}' needs services:{}:administer",
             pcb.service
         )))
-    }
-}
-
-fn attribute(body: &Value) -> Result<Option<TransitionAttribute>, ApiError> {
-    match text(body, "attribute")?.as_deref() {
-        None => Ok(None),
-        Some("agree") => Ok(Some(TransitionAttribute::Agree)),
-        Some("reject") => Ok(Some(TransitionAttribute::Reject)),
-        Some("other") => Ok(Some(TransitionAttribute::Other)),
-        Some(other) => Err(invalid(vec![Issue::new(
-            "/attribute",
-            format!("'{other}' is not agree, reject or other"),
-        )])),
-    }
-}
-
-/// The context variables a caller sends with an action: an object, without `record` (the
-/// bound record is read from storage, never taken from a caller).
-fn caller_context(body: &Value) -> Result<Option<Value>, ApiError> {
-    match body.get("context") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(c)) if c.contains_key("record") => Err(invalid(vec![Issue::new(
-            "/context/record",
-            "the bound record is read from storage; change its fields with \"fields\"",
-        )])),
-        Some(c @ Value::Object(_)) => Ok(Some(c.clone())),
-        Some(_) => Err(invalid(vec![Issue::new(
-            "/context",
-            "expected a JSON object",
-        )])),
-    }
-}
-
-fn blank(v: Option<&Value>) -> bool {
-    match v {
-        None | Some(Value::Null) => true,
-        Some(Value::String(s)) => s.trim().is_empty(),
-        Some(Value::Array(a)) => a.is_empty(),
-        _ => false,
     }
 }
 
@@ -418,8 +329,9 @@ pub async fn command(
 }
 
 /// `handle`: checks the fields against the step's access and the transition's required
-/// check, and plans their write to the bound record with the command (whose record
-/// snapshot is the record as written, or as it stands when nothing is edited).
+/// check ([`crate::app::work::plan_handle`]), and plans their write to the bound record
+/// with the command (whose record snapshot is the record as written, or as it stands when
+/// nothing is edited).
 async fn handle(
     k: &Kernel,
     pcb: &Pcb,
@@ -427,20 +339,6 @@ async fn handle(
     body: &Value,
     by: String,
 ) -> Result<Planned, ApiError> {
-    let attribute = attribute(body)?;
-    let transition = text(body, "transition")?;
-    let comment = text(body, "comment")?;
-    let context = caller_context(body)?;
-    let fields: Map<String, Value> = match body.get("fields") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => {
-            return Err(invalid(vec![Issue::new(
-                "/fields",
-                "expected a JSON object",
-            )]));
-        }
-    };
     let svc = k
         .engine
         .read(|c| c.service(&pcb.service, pcb.version).cloned())
@@ -448,87 +346,22 @@ async fn handle(
         .ok_or_else(|| {
             ApiError::from(KernelError::NotFound(format!("service '{}'", pcb.service)))
         })?;
-    let step = pcb.step.as_deref().and_then(|s| svc.step(s));
-    let access = |f: &str| step.and_then(|s| s.fields.get(f).copied());
-    let mut issues = Vec::new();
-    for name in fields.keys() {
-        if !matches!(
-            access(name),
-            Some(FieldAccess::Required | FieldAccess::Optional)
-        ) {
-            issues.push(Issue::new(
-                format!("/fields/{name}"),
-                format!(
-                    "not editable at step '{}'",
-                    pcb.step.as_deref().unwrap_or_default()
-                ),
-            ));
-        }
-    }
-    // Whether the transition taken checks required fields: the one named, else those the
-    // attribute could take, else any leaving the step.
-    let check = step.is_some_and(|s| {
-        let outgoing: Vec<_> = svc
-            .outgoing(&s.name)
-            .filter(|t| match (&transition, attribute) {
-                (Some(name), _) => t.key() == name,
-                (None, Some(a)) => t.attribute == Some(a),
-                (None, None) => true,
-            })
-            .collect();
-        outgoing.is_empty() || outgoing.iter().any(|t| t.check_required)
-    });
-    let mut edit = None;
-    let record = match &pcb.record {
-        None if !fields.is_empty() => {
-            issues.push(Issue::new("/fields", "the process has no bound record"));
-            None
-        }
+    let current = match &pcb.record {
+        Some((item, id)) => Some(k.records.get(item, id).await?),
         None => None,
-        Some((item, id)) => {
-            let current = k.records.get(item, id).await?;
-            if check {
-                for (name, a) in step.map(|s| s.fields.iter()).into_iter().flatten() {
-                    if *a == FieldAccess::Required
-                        && blank(fields.get(name).or_else(|| current.get(name)))
-                    {
-                        issues.push(Issue::new(
-                            format!("/fields/{name}"),
-                            format!(
-                                "required at step '{}'",
-                                pcb.step.as_deref().unwrap_or_default()
-                            ),
-                        ));
-                    }
-                }
-            }
-            if !fields.is_empty() {
-                edit = Some(RecordEdit {
-                    item: item.clone(),
-                    id: id.clone(),
-                    fields: Value::Object(fields),
-                    actor: by.clone(),
-                });
-            }
-            Some(current)
-        }
     };
-    if !issues.is_empty() {
-        return Err(invalid(issues));
-    }
-    let action = Box::new(HandleAction {
-        pid: pcb.id,
-        user,
-        attribute,
-        transition,
-        comment,
-        context,
-        record,
-        by,
-    });
-    Ok(match edit {
-        Some(edit) => Planned::Edit { action, edit },
-        None => Planned::Command(Command::Handle(action)),
+    let planned = crate::app::work::plan_handle(&svc, pcb, user, body, by.clone(), current)?;
+    Ok(match (&pcb.record, planned.fields.is_empty()) {
+        (Some((item, id)), false) => Planned::Edit {
+            action: planned.action,
+            edit: RecordEdit {
+                item: item.clone(),
+                id: id.clone(),
+                fields: Value::Object(planned.fields),
+                actor: by,
+            },
+        },
+        _ => Planned::Command(Command::Handle(planned.action)),
     })
 }
 
