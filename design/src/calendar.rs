@@ -348,10 +348,33 @@ impl WorkingCalendar {
     /// date, wrong JSON type) at its JSON pointer (`/weekly/mon/1/0`). Does not check the
     /// meaning: call [`WorkingCalendar::prepare`] before storing it.
     pub fn parse(json: &serde_json::Value) -> Result<Self, DesignError> {
-        serde_path_to_error::deserialize(json).map_err(|e| {
-            let path = crate::error::serde_path_to_pointer(&e.path().to_string());
-            DesignError::InvalidDefinition(vec![Issue::new(path, e.inner().to_string())])
-        })
+        Self::read(json).into_result(json)
+    }
+
+    /// Reads a calendar from JSON as far as it can be read (see [`crate::shape`]): a
+    /// weekday, the holidays or the exceptions that do not read are set aside, every shape
+    /// problem at its pointer, so that [`WorkingCalendar::prepare_reading`] can check the rest.
+    pub fn read(json: &serde_json::Value) -> crate::shape::Reading<Self> {
+        let mut shape = crate::shape::Shape::new();
+        // "No working hours at all" is about the whole week and its exceptions: with a part
+        // of them unreadable it would only repeat that part's problem.
+        shape.depends("/weekly", "/weekly");
+        shape.depends("/weekly", "/exceptions");
+        let stand_ins = [
+            ("label", crate::shape::stand_in_label()),
+            ("utc_offset_minutes", serde_json::json!(0)),
+        ];
+        let value = shape.read(json, "", &stand_ins);
+        crate::shape::Reading { value, shape }
+    }
+
+    /// [`prepare`](Self::prepare)s a calendar read from `body`: every shape problem and every
+    /// problem of its validation over what could be read, in one answer.
+    pub fn prepare_reading(
+        reading: crate::shape::Reading<Self>,
+        body: &serde_json::Value,
+    ) -> Result<Self, DesignError> {
+        reading.check(body, |calendar, _| calendar.prepare())
     }
 
     /// Derives the name from `label.zh` when absent, then [`validates`](Self::validate): the

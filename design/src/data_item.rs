@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::field::Field;
 use crate::label::Label;
+use crate::shape::{Reading, Shape, stand_in_label};
 
 /// How many children of a composed DataItem a parent record holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,4 +65,27 @@ impl DataItem {
     pub fn own_field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
     }
+}
+
+/// Reads a DataItem definition from JSON as far as it can be read (see [`crate::shape`]):
+/// each field and each composed child on its own, every shape problem at its pointer, so that
+/// [`crate::Catalog::prepare_reading`] can check what was read and answer every problem at
+/// once.
+pub fn read_data_item(json: &serde_json::Value) -> Reading<DataItem> {
+    let mut shape = Shape::new();
+    let mut top = json.clone();
+    let fields: Vec<Field> = shape.take_list(&mut top, "fields", "/fields", |s, v, at| {
+        s.read(v, at, &[("label", stand_in_label())])
+    });
+    let consists: Vec<Consists> = shape.take_list(&mut top, "consists", "/consists", |s, v, at| {
+        s.read(v, at, &[])
+    });
+    let value = shape
+        .read::<DataItem>(&top, "", &[("label", stand_in_label())])
+        .map(|mut item| {
+            item.fields = fields;
+            item.consists = consists;
+            item
+        });
+    Reading { value, shape }
 }

@@ -59,7 +59,8 @@ impl Calendars {
         now_ms: i64,
         audit: &crate::audit::Audit,
     ) -> Result<WorkingCalendar> {
-        let cal = WorkingCalendar::parse(body)?.prepare()?;
+        // Read as far as it can be, then checked whole: one answer carries every problem.
+        let cal = WorkingCalendar::prepare_reading(WorkingCalendar::read(body), body)?;
         let mut sql = Sql::new(self.db.dialect());
         sql.push("INSERT INTO calendars (name, definition, updated_at) VALUES (")
             .text(&cal.name)

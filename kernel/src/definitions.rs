@@ -105,10 +105,11 @@ impl Definitions {
     /// Creates a DataItem and its table. Returns the stored definition (names derived,
     /// version 1).
     pub async fn create(&self, body: &Json, audit: &Audit) -> Result<DataItem> {
-        let input = erpos_design::parse_data_item(body)?;
+        // Read as far as it can be, then checked whole: one answer carries every problem.
+        let reading = erpos_design::data_item::read_data_item(body);
         let _guard = self.changing.lock().await;
         let old = self.schema().catalog.clone();
-        let mut item = old.prepare(input, None)?;
+        let mut item = old.prepare_reading(reading, body, None)?;
         item.version = 1;
         let new = old.with(item.clone());
         let plan = plan(&old, &new, &item.name, self.db.dialect());
@@ -151,11 +152,16 @@ impl Definitions {
         body: &Json,
         audit: &Audit,
     ) -> Result<(DataItem, MigrationPlan)> {
-        let input = erpos_design::parse_data_item(body)?;
+        let reading = erpos_design::data_item::read_data_item(body);
         let _guard = self.changing.lock().await;
         let old = self.schema().catalog.clone();
-        let current = old.require(name)?.clone();
-        let mut draft = old.prepare(input, Some(name))?;
+        let current = match old.require(name) {
+            Ok(current) => current.clone(),
+            // A body that cannot be read is refused as such, as before, whether or not the
+            // DataItem exists.
+            Err(missing) => return Err(reading.refusal(body).unwrap_or(missing).into()),
+        };
+        let mut draft = old.prepare_reading(reading, body, Some(name))?;
         draft.version = current.version + 1;
         let new = old.with(draft.clone());
         let plan = plan(&old, &new, name, self.db.dialect());

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use erpos_design::FieldType;
 use erpos_design::service::Service;
-use erpos_design::service_check::prepare_service;
+use erpos_design::service_check::{prepare_service, prepare_service_reading, read_service};
 use serde_json::Value as Json;
 
 use crate::audit::Audit;
@@ -42,20 +42,19 @@ impl Services {
     /// Validates and saves a draft (created or replaced). Sub-services may name other
     /// drafts; publishing checks they are published.
     pub async fn save_draft(&self, body: &Json, audit: &Audit) -> Result<Service> {
-        let input: Service = serde_path_to_error::deserialize(body).map_err(|e| {
-            let path = erpos_design::error::serde_path_to_pointer(&e.path().to_string());
-            KernelError::Design(erpos_design::DesignError::InvalidDefinition(vec![
-                erpos_design::Issue::new(path, e.inner().to_string()),
-            ]))
-        })?;
+        // Read as far as it can be, then checked whole: one answer carries every problem.
+        let reading = read_service(body);
         let mut known = self.published_names().await;
         known.extend(self.draft_names().await?);
-        if !input.name.is_empty() {
-            known.push(input.name.clone());
+        if let Some(name) = reading.value.as_ref().map(|s| &s.name)
+            && !name.is_empty()
+        {
+            known.push(name.clone());
         }
         let catalog = self.definitions.schema().catalog.clone();
-        let mut prepared =
-            prepare_service(input, &catalog, &|name| known.iter().any(|k| k == name))?;
+        let mut prepared = prepare_service_reading(reading, body, &catalog, &|name| {
+            known.iter().any(|k| k == name)
+        })?;
         // Versions are the kernel's to number, at publication.
         prepared.version = 0;
         let d = self.db.dialect();

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use erpos_design::Catalog;
-use erpos_design::rule::{Event, EventKind, ServiceRule, parse_rule, prepare_rule};
+use erpos_design::rule::{Event, EventKind, ServiceRule, prepare_rule_reading, read_rule};
 use serde_json::{Value as Json, json};
 
 use crate::clock::Clock;
@@ -180,10 +180,11 @@ impl Rules {
         catalog: &Catalog,
         audit: &crate::audit::Audit,
     ) -> Result<ServiceRule> {
-        let rule = parse_rule(body)?;
+        // Read as far as it can be, then checked whole: one answer carries every problem.
+        let reading = read_rule(body);
         let names = self.engine.service_names().await;
         let known = |name: &str| names.contains(name);
-        let rule = prepare_rule(rule, catalog, &known, &time::check_cron)?;
+        let rule = prepare_rule_reading(reading, body, catalog, &known, &time::check_cron)?;
         let now = self.clock.now_ms();
         let d = self.db.dialect();
         let mut sql = Sql::new(d);
