@@ -23,6 +23,7 @@ use erpos_design::Issue;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::error::ErrorCode;
 use super::extract::JsonBody;
 use crate::Kernel;
 use crate::auth::apps::SignedRequest;
@@ -177,7 +178,7 @@ async fn signed(k: &Kernel, req: Request) -> Result<Request, ApiError> {
         .map_err(|_| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "the request body is too large",
             )
         })?;
@@ -302,7 +303,7 @@ pub async fn logout(
     let Some(axum::Extension(CurrentSession(hash))) = session else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             "only a session (a token from POST /api/v1/sessions) can be logged out",
         ));
     };
@@ -347,7 +348,7 @@ pub async fn set_password(
         if !k.auth.check_password_of(&id, old, addr).await? {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "forbidden",
+                ErrorCode::Forbidden,
                 "the old password does not match",
             ));
         }

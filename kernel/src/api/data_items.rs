@@ -9,6 +9,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::error::ErrorCode;
 use super::auth::require;
 use super::extract::JsonBody;
 use crate::Kernel;
@@ -127,7 +128,7 @@ pub async fn migration_apply(
         Some(_) => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
+                ErrorCode::ValidationFailed,
                 "confirm_destructive must be true or false",
             )
             .with_details(vec![erpos_design::Issue::new(

@@ -234,7 +234,7 @@ async fn no_route() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        error::ErrorCode::MethodNotAllowed,
         "this path does not accept that method",
     )
 }

@@ -10,6 +10,7 @@ use erpos_design::Issue;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::error::ErrorCode;
 use super::extract::{JsonBody, QueryPairs};
 use crate::Kernel;
 use crate::caller::{Caller, FieldAccess, Permission, RecordOp, ServiceOp};
@@ -49,7 +50,7 @@ pub fn pcb_page<'a>(
 
 /// A 403: the caller lacks what the request needs (nothing changed).
 pub fn forbidden(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
 }
 
 /// The process if the caller may see it. A process that is not theirs to see and one that
@@ -82,7 +83,7 @@ pub async fn visible_pcb(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb, A
             {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    "quarantined",
+                    ErrorCode::Quarantined,
                     format!(
                         "process {pid} could not be read back from storage and is quarantined: {}",
                         q.error
@@ -102,7 +103,7 @@ pub async fn visible_pcb(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb, A
 fn invalid(path: &str, message: &str) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
+        ErrorCode::ValidationFailed,
         "the request is invalid",
     )
     .with_details(vec![Issue::new(path, message)])

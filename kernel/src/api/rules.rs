@@ -13,6 +13,7 @@ use erpos_design::rule::EventKind;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::error::ErrorCode;
 use super::auth::require;
 use super::extract::{JsonBody, QueryPairs};
 use crate::Kernel;
@@ -261,7 +262,7 @@ pub async fn signal(
     if !is_identifier(&name) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_signal",
+            ErrorCode::InvalidSignal,
             "the signal's name is not an identifier",
         )
         .with_details(vec![Issue::new(

@@ -10,6 +10,7 @@ use erpos_design::Issue;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::error::ErrorCode;
 use super::auth::require;
 use super::extract::{JsonBody, QueryPairs};
 use crate::Kernel;
@@ -111,7 +112,7 @@ pub(super) fn restore_secrets(body: &mut Value, stored: Option<&Value>) -> Resul
     }
     Err(ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
+        ErrorCode::ValidationFailed,
         "a masked secret was sent where none is stored",
     )
     .with_details(

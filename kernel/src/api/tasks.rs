@@ -16,6 +16,7 @@ use erpos_design::service::{FieldAccess, OperatorPolicy, StepKind, TransitionAtt
 use serde_json::{Map, Value, json};
 
 use super::ApiError;
+use super::error::ErrorCode;
 use super::extract::{JsonBody, QueryPairs};
 use super::processes::{forbidden, pcb_json};
 use crate::Kernel;
@@ -31,7 +32,7 @@ const MAX_COMMENT: usize = 2_000;
 fn invalid(issues: Vec<Issue>) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
+        ErrorCode::ValidationFailed,
         "the request is invalid",
     )
     .with_details(issues)
@@ -383,7 +384,7 @@ pub async fn command(
                 if decided_by_items {
                     return Err(ApiError::new(
                         StatusCode::CONFLICT,
-                        "conflict",
+                        ErrorCode::Conflict,
                         format!(
                             "step '{}' is decided by its work items (votes or required fields): use handle",
                             pcb.step.as_deref().unwrap_or_default()
@@ -408,7 +409,7 @@ pub async fn command(
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorCode::NotFound,
                 format!(
                     "no action '{other}': use claim, handle, forward, add_signer, return, withdraw, change_state, suspend, resume, terminate, signal or complete"
                 ),
