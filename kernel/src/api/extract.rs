@@ -99,3 +99,23 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
         Ok(QueryPairs(pairs))
     }
 }
+
+/// A typed path parameter (a number such as `/outbox/{id}/retry`) whose rejection is the
+/// API's JSON 400 naming the segment (`/path/{name}`), instead of axum's plain text.
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(PathParam(value)),
+            Err(e) => Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                "the request parameters are invalid",
+            )
+            .with_details(vec![erpos_design::Issue::new("/path", e.body_text())])),
+        }
+    }
+}

@@ -8,6 +8,7 @@
 pub mod auth;
 mod calendars;
 mod data_items;
+pub mod document;
 pub mod error;
 mod extract;
 mod organisation;
@@ -15,6 +16,7 @@ mod processes;
 mod records;
 mod resources;
 mod rules;
+pub mod schema;
 mod services;
 mod stats;
 mod tasks;
@@ -35,6 +37,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 use crate::Kernel;
+use document::Common as CommonResponses;
 pub use error::ApiError;
 pub use ws::{RESUME_PAGE, RESUME_WINDOW};
 
@@ -120,7 +123,8 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         auth::revoke_app,
         auth::audit,
     ),
-    components(schemas(error::ErrorBody)),
+    components(schemas(error::ErrorBody, error::ErrorCode)),
+    modifiers(&CommonResponses),
     tags((name = "design", description = "DataItem definitions, forms and migrations"),
          (name = "records", description = "Records of any DataItem"),
          (name = "processes", description = "Processes (PCBs), actions and queues"),

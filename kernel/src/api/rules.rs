@@ -184,7 +184,7 @@ pub async fn quarantine(
 pub async fn retry_quarantined(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
-    Path(seq): Path<u64>,
+    super::extract::PathParam(seq): super::extract::PathParam<u64>,
 ) -> Result<Json<Value>, ApiError> {
     require(&caller, Permission::Design, "retrying a set-aside event")?;
     let outcome = k.rules.retry(seq).await?;
@@ -316,7 +316,7 @@ pub async fn outbox(
 pub async fn retry(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
-    Path(id): Path<i64>,
+    super::extract::PathParam(id): super::extract::PathParam<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     require(&caller, Permission::Admin, "retrying deliveries")?;
     k.outbox.retry(id).await?;
