@@ -685,6 +685,36 @@ pub struct WorkList {
     next_cursor: Option<String>,
 }
 
+/// A wait reason's kind (`GET /processes?wait=`).
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitKind {
+    /// Waiting for resources.
+    Resource,
+    /// Waiting for a free operator.
+    Operator,
+    /// Waiting for an event.
+    Event,
+    /// Waiting for a moment.
+    Timer,
+    /// Waiting for child processes.
+    Children,
+}
+
+/// Which of a person's lists (`GET /work-items?view=`).
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkView {
+    /// What they have to do now.
+    Todo,
+    /// What they handled.
+    Handled,
+    /// What they started.
+    Created,
+    /// Everything they took part in.
+    Related,
+}
+
 /// A delegation: from `from` to `to`, the user's new work items go to the deputy.
 #[derive(ToSchema)]
 pub struct Delegation {
