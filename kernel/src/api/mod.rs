@@ -123,7 +123,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         auth::revoke_app,
         auth::audit,
     ),
-    components(schemas(error::ErrorBody, error::ErrorCode)),
+    components(schemas(error::ErrorBody, error::ErrorCode, schema::WaitKind, schema::WorkView, schema::DeliveryState, schema::ActionName)),
     modifiers(&CommonResponses),
     tags((name = "design", description = "DataItem definitions, forms and migrations"),
          (name = "records", description = "Records of any DataItem"),
@@ -146,7 +146,7 @@ const RECENT_FAULT_S: u64 = 60;
 /// stored rows set aside because they could not be read back. `status` is `ok`,
 /// `degraded` (200: something needs an administrator's look) or `unavailable` (503:
 /// writes fail now); `problems` says what is wrong in words.
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "the node is up (`ok` or `degraded`)"), (status = 503, description = "storage is failing now")))]
+#[utoipa::path(get, path = "/healthz", tag = "system", operation_id = "health", responses((status = 200, description = "the node is up (`ok` or `degraded`)", body = schema::Health), (status = 503, description = "storage is failing now (`unavailable`)", body = schema::Health)))]
 async fn healthz(State(kernel): State<Arc<Kernel>>) -> impl IntoResponse {
     let mut problems: Vec<String> = Vec::new();
     let mut sql = crate::sql::Sql::new(kernel.db.dialect());
@@ -226,7 +226,7 @@ async fn healthz(State(kernel): State<Arc<Kernel>>) -> impl IntoResponse {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "the OpenAPI document")))]
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", operation_id = "openapi", responses((status = 200, description = "the OpenAPI document (3.1)", body = Object)))]
 async fn openapi() -> impl IntoResponse {
     axum::Json(ApiDoc::openapi())
 }

@@ -912,6 +912,18 @@ pub struct SignalAccepted {
     seq: u64,
 }
 
+/// Where an outbox entry stands.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Still to deliver.
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Given up after its attempts.
+    Failed,
+}
+
 /// An outbox entry: a webhook or notification to deliver.
 #[derive(ToSchema)]
 pub struct OutboxEntry {
