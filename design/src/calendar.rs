@@ -176,7 +176,9 @@ impl utoipa::PartialSchema for Interval {
             .items(<ClockTime as utoipa::PartialSchema>::schema())
             .min_items(Some(2))
             .max_items(Some(2))
-            .description(Some("Working time `[start, end)` within one day, e.g. `[\"09:00\", \"12:00\"]`."))
+            .description(Some(
+                "Working time `[start, end)` within one day, e.g. `[\"09:00\", \"12:00\"]`.",
+            ))
             .into()
     }
 }

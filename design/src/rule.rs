@@ -20,7 +20,19 @@ use crate::naming::{derive_identifier, is_identifier};
 use crate::service_check::{check_expression, condition_engine, parse_iso_duration};
 
 /// What happened, as the kernel's event bus names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum EventKind {
     /// A record of a DataItem was created.
     #[serde(rename = "record.created")]

@@ -96,7 +96,11 @@ async fn the_document_is_valid_openapi_a_generator_can_use() -> anyhow::Result<(
             }
         }
         // Every component schema is a JSON Schema the validator compiles.
-        for (name, schema) in doc["components"]["schemas"].as_object().into_iter().flatten() {
+        for (name, schema) in doc["components"]["schemas"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
             if let Err(e) = validator(&doc, schema) {
                 failures.push(format!("schema {name}: {e}"));
             }
@@ -117,8 +121,16 @@ async fn the_document_is_valid_openapi_a_generator_can_use() -> anyhow::Result<(
                 None => failures.push(format!("{at}: no operationId")),
             }
             // A success response, with a schema unless it has no body.
-            let statuses: Vec<&String> = op["responses"].as_object().into_iter().flatten().map(|(s, _)| s).collect();
-            let successes: Vec<&&String> = statuses.iter().filter(|s| s.starts_with('2') || s.as_str() == "101").collect();
+            let statuses: Vec<&String> = op["responses"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(s, _)| s)
+                .collect();
+            let successes: Vec<&&String> = statuses
+                .iter()
+                .filter(|s| s.starts_with('2') || s.as_str() == "101")
+                .collect();
             if successes.is_empty() {
                 failures.push(format!("{at}: no success response"));
             }
@@ -136,7 +148,10 @@ async fn the_document_is_valid_openapi_a_generator_can_use() -> anyhow::Result<(
                 }
             }
             // Every error response has the one error body.
-            for status in statuses.iter().filter(|s| s.starts_with('4') || s.starts_with('5')) {
+            for status in statuses
+                .iter()
+                .filter(|s| s.starts_with('4') || s.starts_with('5'))
+            {
                 let r = response(&doc, op, status).cloned().unwrap_or(Value::Null);
                 let schema = &r["content"]["application/json"]["schema"];
                 let health = path == "/healthz" && status.as_str() == "503";
@@ -167,7 +182,11 @@ async fn the_document_is_valid_openapi_a_generator_can_use() -> anyhow::Result<(
             }
             // A path parameter for every `{name}` in the path, typed.
             for name in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
-                let declared = op["parameters"].as_array().into_iter().flatten().find(|p| p["name"] == name && p["in"] == "path");
+                let declared = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|p| p["name"] == name && p["in"] == "path");
                 match declared {
                     Some(p) if p["schema"].is_object() && p["required"] == true => {}
                     other => failures.push(format!("{at}: path parameter {name}: {other:?}")),
@@ -182,7 +201,10 @@ async fn the_document_is_valid_openapi_a_generator_can_use() -> anyhow::Result<(
                 failures.push(format!("error code {code} not in the document"));
             }
         }
-        assert!(codes.contains("the caller lacks a grant") || codes.contains("lacks a grant"), "{codes}");
+        assert!(
+            codes.contains("the caller lacks a grant") || codes.contains("lacks a grant"),
+            "{codes}"
+        );
         assert_eq!(
             doc["components"]["schemas"]["ErrorBody"]["properties"]["error"]["$ref"],
             "#/components/schemas/ErrorInfo"
@@ -193,7 +215,13 @@ async fn the_document_is_valid_openapi_a_generator_can_use() -> anyhow::Result<(
             .into_iter()
             .flatten()
             .find(|p| p["name"] == "state")
-            .map(|p| p["schema"]["$ref"].as_str().and_then(|r| resolve(&doc, r)).cloned().unwrap_or(p["schema"].clone()))
+            .map(|p| {
+                p["schema"]["$ref"]
+                    .as_str()
+                    .and_then(|r| resolve(&doc, r))
+                    .cloned()
+                    .unwrap_or(p["schema"].clone())
+            })
             .unwrap_or_default();
         assert_eq!(state["enum"].as_array().map(Vec::len), Some(6), "{state}");
         assert!(state.to_string().contains("\"TERMINATED\""), "{state}");
@@ -262,7 +290,11 @@ fn concrete(template: &str) -> String {
             continue;
         }
         let (name, tail) = part.split_once('}').unwrap_or((part, ""));
-        out.push_str(if ["id", "seq"].contains(&name) { "1" } else { "x" });
+        out.push_str(if ["id", "seq"].contains(&name) {
+            "1"
+        } else {
+            "x"
+        });
         out.push_str(tail);
     }
     out
@@ -272,14 +304,22 @@ fn concrete(template: &str) -> String {
 async fn the_router_serves_exactly_the_operations_the_document_lists() -> anyhow::Result<()> {
     each_backend(|app| async move {
         let doc = document(&app).await?;
-        let documented: BTreeSet<(String, String)> =
-            operations(&doc).into_iter().map(|(m, p, _)| (m, p)).collect();
+        let documented: BTreeSet<(String, String)> = operations(&doc)
+            .into_iter()
+            .map(|(m, p, _)| (m, p))
+            .collect();
         let routed = routed();
         assert!(routed.len() > 70, "{} routes read", routed.len());
         let undocumented: Vec<_> = routed.difference(&documented).collect();
         let unserved: Vec<_> = documented.difference(&routed).collect();
-        assert!(undocumented.is_empty(), "served but not documented: {undocumented:?}");
-        assert!(unserved.is_empty(), "documented but not in router(): {unserved:?}");
+        assert!(
+            undocumented.is_empty(),
+            "served but not documented: {undocumented:?}"
+        );
+        assert!(
+            unserved.is_empty(),
+            "documented but not in router(): {unserved:?}"
+        );
         // And the router itself answers each documented one (not the 404 of no route, not
         // the 405 of a method the path does not take). Writes go with a body that is not
         // JSON, so nothing changes.
@@ -290,7 +330,10 @@ async fn the_router_serves_exactly_the_operations_the_document_lists() -> anyhow
                     &method.to_uppercase(),
                     &concrete(path),
                     (method != "get").then(|| b"not json".to_vec()),
-                    &[("authorization".into(), format!("Bearer {}", common::BOOTSTRAP))],
+                    &[(
+                        "authorization".into(),
+                        format!("Bearer {}", common::BOOTSTRAP),
+                    )],
                 )
                 .await
                 .or_else(|_| Ok::<_, anyhow::Error>((StatusCode::OK, Value::Null)))?;
@@ -322,14 +365,16 @@ impl Checker {
         }
         let code = status.as_u16().to_string();
         let Some(r) = response(&self.doc, op, &code).cloned() else {
-            self.failures.push(format!("{at}: status not documented ({body})"));
+            self.failures
+                .push(format!("{at}: status not documented ({body})"));
             return;
         };
         self.checked.insert(format!("{method} {template}"));
         let schema = &r["content"]["application/json"]["schema"];
         if schema.is_null() {
             if !body.is_null() {
-                self.failures.push(format!("{at}: a body where none is documented: {body}"));
+                self.failures
+                    .push(format!("{at}: a body where none is documented: {body}"));
             }
             return;
         }
@@ -348,7 +393,9 @@ impl Checker {
                     ));
                 }
             }
-            Err(e) => self.failures.push(format!("{at}: schema does not compile: {e}")),
+            Err(e) => self
+                .failures
+                .push(format!("{at}: schema does not compile: {e}")),
         }
     }
 

@@ -9,8 +9,8 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::error::ErrorCode;
 use super::auth::require;
+use super::error::ErrorCode;
 use super::extract::JsonBody;
 use crate::Kernel;
 use crate::caller::{Caller, Permission};

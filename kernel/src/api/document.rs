@@ -94,9 +94,10 @@ impl utoipa::Modify for Common {
             ),
         );
         for (name, status, description) in ERRORS {
-            components
-                .responses
-                .insert(name.to_owned(), RefOr::T(error_response(status, description)));
+            components.responses.insert(
+                name.to_owned(),
+                RefOr::T(error_response(status, description)),
+            );
         }
         for (path, item) in openapi.paths.paths.iter_mut() {
             for (method, operation) in [
@@ -116,17 +117,14 @@ impl utoipa::Modify for Common {
 
 /// One shared error response: the error body, and the headers that come with it.
 fn error_response(status: &str, description: &str) -> Response {
-    let mut response = ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
-        );
+    let mut response = ResponseBuilder::new().description(description).content(
+        "application/json",
+        Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+    );
     let header = |what: &str| {
         HeaderBuilder::new()
             .schema(Some(
-                utoipa::openapi::ObjectBuilder::new()
-                    .schema_type(utoipa::openapi::Type::String),
+                utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String),
             ))
             .description(Some(what))
             .build()

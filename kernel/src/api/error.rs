@@ -102,7 +102,11 @@ impl ApiError {
 
     /// The 404 for a path no route serves.
     pub fn no_route() -> Self {
-        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, "no such API path")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such API path",
+        )
     }
 }
 
@@ -244,9 +248,11 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::JsonSyntaxError(e) => {
                 ApiError::new(S::BAD_REQUEST, ErrorCode::MalformedJson, e.body_text())
             }
-            JsonRejection::JsonDataError(e) => {
-                ApiError::new(S::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, e.body_text())
-            }
+            JsonRejection::JsonDataError(e) => ApiError::new(
+                S::UNPROCESSABLE_ENTITY,
+                ErrorCode::ValidationFailed,
+                e.body_text(),
+            ),
             JsonRejection::BytesRejection(e) if e.status() == S::PAYLOAD_TOO_LARGE => {
                 ApiError::new(
                     S::PAYLOAD_TOO_LARGE,

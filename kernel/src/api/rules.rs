@@ -13,8 +13,8 @@ use erpos_design::rule::EventKind;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::error::ErrorCode;
 use super::auth::require;
+use super::error::ErrorCode;
 use super::extract::{JsonBody, QueryPairs};
 use crate::Kernel;
 use crate::caller::{Caller, Permission};

@@ -18,11 +18,13 @@ use std::collections::BTreeMap;
 
 use erpos_design::{DataItem, Label};
 use serde_json::Value;
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::scheduler::pcb::{Allocation, ExitStatus, ItemRole, ItemState, ProcessState, WaitReason};
+use crate::scheduler::pcb::{
+    Allocation, ExitStatus, ItemRole, ItemState, ProcessState, WaitReason,
+};
 
 /// `schema` (an object's) with more properties: for answers that add keys to a typed
 /// value (a DataItem with its pending change). The base's `additionalProperties: false`
@@ -132,7 +134,9 @@ impl PartialSchema for DataItemShown {
             vec![
                 (
                     "pending_change",
-                    nullable(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("DataItem"))),
+                    nullable(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                        "DataItem",
+                    ))),
                     true,
                 ),
                 ("descendants", strings(), true),

@@ -10,8 +10,8 @@ use erpos_design::Issue;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::error::ErrorCode;
 use super::auth::require;
+use super::error::ErrorCode;
 use super::extract::{JsonBody, QueryPairs};
 use crate::Kernel;
 use crate::caller::{Caller, Permission};
