@@ -118,6 +118,20 @@ impl<'de> Deserialize<'de> for ClockTime {
     }
 }
 
+/// The OpenAPI schema of a time of day: the string it is written as.
+impl utoipa::PartialSchema for ClockTime {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some("^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"))
+            .description(Some("A time of day, `HH:MM` from `00:00` to `24:00`."))
+            .examples(["09:00"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ClockTime {}
+
 /// A stretch of working time within one day, `[start, end)`, written `["09:00", "12:00"]`.
 ///
 /// The end is excluded: a clinic open 09:00–12:00 is not working at 12:00 itself, so an
@@ -154,6 +168,37 @@ impl From<Interval> for (ClockTime, ClockTime) {
         (i.start, i.end)
     }
 }
+
+/// The OpenAPI schema of an interval: `["09:00", "12:00"]`, two times of day.
+impl utoipa::PartialSchema for Interval {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(<ClockTime as utoipa::PartialSchema>::schema())
+            .min_items(Some(2))
+            .max_items(Some(2))
+            .description(Some(
+                "Working time `[start, end)` within one day, e.g. `[\"09:00\", \"12:00\"]`.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Interval {}
+
+/// The OpenAPI schema of a date: the string it is written as (`2026-10-01`).
+impl utoipa::PartialSchema for LocalDate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Date,
+            )))
+            .pattern(Some("^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for LocalDate {}
 
 /// A calendar date, written strictly `YYYY-MM-DD` (year 0000 to 9999).
 ///
@@ -234,7 +279,7 @@ impl<'de> Deserialize<'de> for LocalDate {
 }
 
 /// The hours worked on each weekday, Monday first; a weekday left out is not worked.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Weekly {
     /// Monday's hours.
@@ -298,7 +343,7 @@ impl Weekly {
 /// computations trust a calendar that passed [`WorkingCalendar::validate`]; on one that did
 /// not (overlapping intervals, say) they still terminate and never panic, but may count an
 /// overlap twice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkingCalendar {
     /// The identifier rules and services refer to the calendar by; derived from `label.zh`

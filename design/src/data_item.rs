@@ -11,7 +11,7 @@ use crate::label::Label;
 use crate::shape::{Reading, Shape, stand_in_label};
 
 /// How many children of a composed DataItem a parent record holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Cardinality {
     /// At most one child (a patient's single consent form).
@@ -21,7 +21,7 @@ pub enum Cardinality {
 }
 
 /// Composition: the parent DataItem consists of records of `item` (DataItemConsists).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consists {
     /// The child DataItem.
@@ -34,7 +34,7 @@ pub struct Consists {
 }
 
 /// A DataItem definition as posted by an analyst and stored (with `version`) by the kernel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataItem {
     /// The identifier (table and API path); derived from `label.zh` when absent.

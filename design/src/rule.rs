@@ -21,7 +21,19 @@ use crate::service_check::{check_expression, condition_engine, parse_iso_duratio
 use crate::shape::{Reading, Shape, stand_in_label};
 
 /// What happened, as the kernel's event bus names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum EventKind {
     /// A record of a DataItem was created.
     #[serde(rename = "record.created")]
@@ -114,7 +126,7 @@ impl EventKind {
 
 /// Which events a rule listens for. Every attribute but `kind` narrows the match; which
 /// attributes a kind accepts is checked by [`prepare_rule`].
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventPattern {
     /// The kind of event.
@@ -252,7 +264,7 @@ pub fn time_of_day_ms(text: &str) -> Option<i64> {
 /// One system call of a rule or an automatic step. Values in `set` are literal JSON;
 /// values in `compute` are Rhai expressions over `event`, `record`, `context` and the
 /// results of earlier instructions (named by `as`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Instruction {
     /// Creates a record of `item`.
@@ -452,7 +464,7 @@ fn yes() -> bool {
 }
 
 /// A ServiceRule as analysts post it to `/api/v1/rules`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceRule {
     /// Identifier (derived from `label.zh` with pinyin when empty).
@@ -477,7 +489,7 @@ pub struct ServiceRule {
 }
 
 /// An event as the rules engine sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// Position in the event log.
     pub seq: u64,

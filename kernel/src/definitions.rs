@@ -255,7 +255,7 @@ impl Definitions {
             if let Err(e) = result {
                 if let Some((_, message)) = e.unique_violation() {
                     return Err(KernelError::Conflict {
-                        code: "unique_violation",
+                        code: crate::error::ErrorCode::UniqueViolation,
                         message: format!("cannot apply '{}': {message}", step.description),
                         details: vec![Issue::new(
                             format!("/steps/{}", step.table),
@@ -292,7 +292,7 @@ impl Definitions {
 
 fn no_pending(name: &str) -> KernelError {
     KernelError::Conflict {
-        code: "no_pending_change",
+        code: crate::error::ErrorCode::NoPendingChange,
         message: format!("'{name}' has no pending change: PUT a new definition first"),
         details: Vec::new(),
     }

@@ -441,7 +441,7 @@ async fn keep_an_administrator(
     }
     if administrators(k, role, user).await?.is_empty() {
         return Err(KernelError::Conflict {
-            code: "last_administrator",
+            code: crate::error::ErrorCode::LastAdministrator,
             message: format!(
                 "{what} would leave no user who can log in holding admin; make someone else an administrator first"
             ),

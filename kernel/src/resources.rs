@@ -106,7 +106,7 @@ fn labels(body: &Value, issues: &mut Vec<Issue>) {
 fn case_clash(kind: &str, id: &str, taken: Option<String>) -> Result<()> {
     match taken {
         Some(other) => Err(KernelError::Conflict {
-            code: "id_taken",
+            code: crate::error::ErrorCode::IdTaken,
             message: format!("{kind} '{other}' already exists; ids are unique regardless of case"),
             details: vec![Issue::new(
                 "/id",

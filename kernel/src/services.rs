@@ -156,7 +156,7 @@ impl Services {
             .draft(name)
             .await?
             .ok_or_else(|| KernelError::Conflict {
-                code: "no_draft",
+                code: crate::error::ErrorCode::NoDraft,
                 message: format!("service '{name}' has no draft to publish: POST it first"),
                 details: Vec::new(),
             })?;

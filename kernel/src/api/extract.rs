@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use serde_json::Value;
 
 use super::ApiError;
+use super::error::ErrorCode;
 
 /// A JSON body; a missing content type, bad syntax or an oversized body become the API's
 /// JSON errors (415, 400, 413) instead of axum's plain-text ones, and a body nested too
@@ -34,7 +35,7 @@ pub fn optional_body(bytes: &[u8], empty: Value) -> Result<Value, ApiError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
-            "malformed_json",
+            ErrorCode::MalformedJson,
             e.to_string(),
         )
     })?;
@@ -61,7 +62,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         text.parse::<i64>().map(|v| IfMatch(Some(v))).map_err(|_| {
             ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
-                "bad_request",
+                ErrorCode::BadRequest,
                 "If-Match must be a record version such as \"3\"",
             )
         })
@@ -82,7 +83,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
                 .map_err(|e| {
                     ApiError::new(
                         axum::http::StatusCode::BAD_REQUEST,
-                        "bad_request",
+                        ErrorCode::BadRequest,
                         e.body_text(),
                     )
                 })?;
@@ -96,5 +97,25 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
             ));
         }
         Ok(QueryPairs(pairs))
+    }
+}
+
+/// A typed path parameter (a number such as `/outbox/{id}/retry`) whose rejection is the
+/// API's JSON 400 naming the segment (`/path/{name}`), instead of axum's plain text.
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(PathParam(value)),
+            Err(e) => Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                ErrorCode::BadRequest,
+                "the request parameters are invalid",
+            )
+            .with_details(vec![erpos_design::Issue::new("/path", e.body_text())])),
+        }
     }
 }

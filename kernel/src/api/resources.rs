@@ -15,8 +15,10 @@ use crate::Kernel;
 use crate::caller::Caller;
 
 /// Defines a resource type: `{"name": "laser_room", "kind": "facility", "label": {"zh": "激光室"}}`.
-#[utoipa::path(post, path = "/api/v1/resource-types", tag = "resources", request_body = Object,
-    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/resource-types", tag = "resources", operation_id = "save_resource_type", request_body = super::schema::ResourceType,
+    responses((status = 201, description = "the resource type, as sent", body = super::schema::ResourceType),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 422, description = "invalid (an unknown key, a bad name or kind, no Chinese label)", body = super::error::ErrorBody)))]
 pub async fn create_type(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -27,7 +29,8 @@ pub async fn create_type(
 }
 
 /// Every resource type.
-#[utoipa::path(get, path = "/api/v1/resource-types", tag = "resources", responses((status = 200, description = "`{items, total}`")))]
+#[utoipa::path(get, path = "/api/v1/resource-types", tag = "resources", operation_id = "list_resource_types",
+    responses((status = 200, description = "every resource type", body = super::schema::ResourceTypeList)))]
 pub async fn list_types(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError> {
     let items = crate::resources::types(&k).await?;
     Ok(Json(
@@ -37,8 +40,11 @@ pub async fn list_types(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, Api
 
 /// Defines (or replaces) a resource instance: `{"id": "laser-room-1", "type": "laser_room",
 /// "capacity": 1, "skills": [], "label": {"zh": "激光一室"}}`.
-#[utoipa::path(post, path = "/api/v1/resources", tag = "resources", request_body = Object,
-    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/resources", tag = "resources", operation_id = "save_resource", request_body = super::schema::ResourceBody,
+    responses((status = 201, description = "the resource, as sent", body = super::schema::ResourceBody),
+              (status = 403, description = "needs organisation", body = super::error::ErrorBody),
+              (status = 409, description = "an id differing only in case exists (`id_taken`)", body = super::error::ErrorBody),
+              (status = 422, description = "invalid (an unknown key, no such type, a bad capacity)", body = super::error::ErrorBody)))]
 pub async fn create(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -49,7 +55,8 @@ pub async fn create(
 }
 
 /// Every resource with its current allocations.
-#[utoipa::path(get, path = "/api/v1/resources", tag = "resources", responses((status = 200, description = "`{items, total}`")))]
+#[utoipa::path(get, path = "/api/v1/resources", tag = "resources", operation_id = "list_resources",
+    responses((status = 200, description = "every resource with what it holds", body = super::schema::ResourceList)))]
 pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
     let items: Vec<Value> = k
         .engine
@@ -70,8 +77,11 @@ pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
 /// Defines (or replaces) a user who can handle steps: `{"id": "li_yisheng", "name": "李医生",
 /// "roles": ["doctor"], "skills": ["laser"], "capacity": 1, "password"?}`. The password (at
 /// least 8 characters) is stored as an argon2id hash and never echoed.
-#[utoipa::path(post, path = "/api/v1/users", tag = "resources", request_body = Object,
-    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/users", tag = "resources", operation_id = "save_user", request_body = super::schema::UserBody,
+    responses((status = 201, description = "the user, as sent, without the password", body = super::schema::UserBody),
+              (status = 403, description = "needs organisation, and what the user can do and will be able to do", body = super::error::ErrorBody),
+              (status = 409, description = "an id differing only in case exists (`id_taken`), or it would leave no administrator (`last_administrator`)", body = super::error::ErrorBody),
+              (status = 422, description = "invalid (an unknown key, a short password, no such role…)", body = super::error::ErrorBody)))]
 pub async fn create_user(
     State(k): State<Arc<Kernel>>,
     caller: Caller,

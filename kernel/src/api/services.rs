@@ -10,6 +10,7 @@ use erpos_design::Issue;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::error::ErrorCode;
 use super::extract::{JsonBody, QueryPairs};
 use crate::Kernel;
 use crate::caller::Caller;
@@ -23,7 +24,8 @@ fn visible(caller: &Caller, name: &str) -> Result<(), ApiError> {
 
 /// Every service with its newest published version and whether a draft is pending (for an
 /// app token: only its own services).
-#[utoipa::path(get, path = "/api/v1/services", tag = "design", responses((status = 200, description = "`{items, total}`")))]
+#[utoipa::path(get, path = "/api/v1/services", tag = "design", operation_id = "list_services",
+    responses((status = 200, description = "every service (an app token's own only)", body = super::schema::ServiceList)))]
 pub async fn list(State(k): State<Arc<Kernel>>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let items: Vec<Value> = k
         .services
@@ -45,8 +47,11 @@ pub async fn list(State(k): State<Arc<Kernel>>, caller: Caller) -> Result<Json<V
 
 /// Saves a service draft (validated: unreachable steps, no end, dangling transitions,
 /// gateways without default, conditions that do not compile are refused, naming the step).
-#[utoipa::path(post, path = "/api/v1/services", tag = "design", request_body = Object,
-    responses((status = 201, description = "the draft as stored"), (status = 422, description = "invalid service", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/services", tag = "design", operation_id = "save_service", request_body = erpos_design::service::Service,
+    responses((status = 201, description = "the draft as stored (secrets masked)", body = erpos_design::service::Service),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "a service outside an app token's own", body = super::error::ErrorBody),
+              (status = 422, description = "invalid service, naming the step (`invalid_definition`), or a masked secret with nothing stored behind it", body = super::error::ErrorBody)))]
 pub async fn save(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -70,8 +75,9 @@ pub async fn save(
 }
 
 /// A service: its draft, its newest published version and every version number.
-#[utoipa::path(get, path = "/api/v1/services/{name}", tag = "design", params(("name" = String, Path, description = "service name")),
-    responses((status = 200, description = "`{name, draft, published, versions}`"), (status = 404, description = "no such service", body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/services/{name}", tag = "design", operation_id = "show_service", params(("name" = String, Path, description = "service name")),
+    responses((status = 200, description = "the draft, the newest published version and every version number", body = super::schema::ServiceShown),
+              (status = 404, description = "no such service", body = super::error::ErrorBody)))]
 pub async fn show(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -102,7 +108,7 @@ pub(super) fn restore_secrets(body: &mut Value, stored: Option<&Value>) -> Resul
     }
     Err(ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
+        ErrorCode::ValidationFailed,
         "a masked secret was sent where none is stored",
     )
     .with_details(
@@ -122,8 +128,11 @@ pub(super) fn restore_secrets(body: &mut Value, stored: Option<&Value>) -> Resul
 }
 
 /// Publishes the draft as a new frozen version; running processes keep theirs.
-#[utoipa::path(post, path = "/api/v1/services/{name}/publish", tag = "design", params(("name" = String, Path, description = "service name")),
-    responses((status = 200, description = "the published version"), (status = 409, description = "no draft", body = super::error::ErrorBody),
+#[utoipa::path(post, path = "/api/v1/services/{name}/publish", tag = "design", operation_id = "publish_service", params(("name" = String, Path, description = "service name")),
+    responses((status = 200, description = "the published version", body = erpos_design::service::Service),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "no such service", body = super::error::ErrorBody),
+              (status = 409, description = "no draft (`no_draft`)", body = super::error::ErrorBody),
               (status = 422, description = "invalid (e.g. a sub-service not published)", body = super::error::ErrorBody)))]
 pub async fn publish(
     State(k): State<Arc<Kernel>>,
@@ -136,9 +145,10 @@ pub async fn publish(
 
 /// The service drawn as an SVG flowchart (layered; `?version=N`, else the newest published,
 /// else the draft).
-#[utoipa::path(get, path = "/api/v1/services/{name}/flowchart.svg", tag = "design",
-    params(("name" = String, Path, description = "service name"), ("version" = Option<u32>, Query, description = "a published version")),
-    responses((status = 200, description = "image/svg+xml"), (status = 404, description = "no such service", body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/services/{name}/flowchart.svg", tag = "design", operation_id = "service_flowchart",
+    params(("name" = String, Path, description = "service name"), ("version" = Option<u32>, Query, description = "a published version (a value that is not one is ignored)")),
+    responses((status = 200, description = "the flowchart", content_type = "image/svg+xml", body = String),
+              (status = 404, description = "no such service, or no such version", body = super::error::ErrorBody)))]
 pub async fn flowchart(
     State(k): State<Arc<Kernel>>,
     caller: Caller,

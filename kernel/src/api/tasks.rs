@@ -16,6 +16,7 @@ use erpos_design::service::{FieldAccess, OperatorPolicy, StepKind};
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::error::ErrorCode;
 use super::extract::{JsonBody, QueryPairs};
 use super::processes::{forbidden, pcb_json};
 use crate::Kernel;
@@ -29,7 +30,7 @@ use crate::tasks::View;
 fn invalid(issues: Vec<Issue>) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
+        ErrorCode::ValidationFailed,
         "the request is invalid",
     )
     .with_details(issues)
@@ -294,7 +295,7 @@ pub async fn command(
                 if decided_by_items {
                     return Err(ApiError::new(
                         StatusCode::CONFLICT,
-                        "conflict",
+                        ErrorCode::Conflict,
                         format!(
                             "step '{}' is decided by its work items (votes or required fields): use handle",
                             pcb.step.as_deref().unwrap_or_default()
@@ -319,7 +320,7 @@ pub async fn command(
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorCode::NotFound,
                 format!(
                     "no action '{other}': use claim, handle, forward, add_signer, return, withdraw, change_state, suspend, resume, terminate, signal or complete"
                 ),
@@ -403,18 +404,20 @@ fn entry(
 /// (default the caller; another's needs `monitor`); filters `service`, `state`, `step`,
 /// `ids` (comma-separated), `finished` (true/false), `created_from` / `created_to` (RFC
 /// 3339); `limit` (1–500, default 50) and `cursor`; newest first.
-#[utoipa::path(get, path = "/api/v1/work-items", tag = "processes",
-    params(("view" = Option<String>, Query, description = "todo, handled, created or related"),
+#[utoipa::path(get, path = "/api/v1/work-items", tag = "processes", operation_id = "work_items",
+    params(("view" = Option<super::schema::WorkView>, Query, description = "todo (default), handled, created or related"),
            ("user" = Option<String>, Query, description = "whose lists (default: the caller)"),
            ("service" = Option<String>, Query, description = "service name"),
-           ("state" = Option<String>, Query, description = "process state"),
+           ("state" = Option<crate::scheduler::pcb::ProcessState>, Query, description = "process state (any case)"),
            ("step" = Option<String>, Query, description = "current step"),
            ("ids" = Option<String>, Query, description = "comma-separated process ids"),
            ("finished" = Option<bool>, Query, description = "ended or not"),
-           ("created_from" = Option<String>, Query, description = "RFC 3339"),
-           ("created_to" = Option<String>, Query, description = "RFC 3339"),
-           ("limit" = Option<u32>, Query, description = "page size"), ("cursor" = Option<String>, Query, description = "next_cursor")),
-    responses((status = 200, description = "`{items, total, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody),
+           ("created_from" = Option<String>, Query, format = DateTime, description = "RFC 3339"),
+           ("created_to" = Option<String>, Query, format = DateTime, description = "RFC 3339"),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "page size, 1 to 500 (default 50)"),
+           ("cursor" = Option<u64>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "the person's processes, newest first", body = super::schema::WorkList),
+              (status = 400, description = "bad or unknown parameter", body = super::error::ErrorBody),
               (status = 403, description = "another user's lists", body = super::error::ErrorBody)))]
 pub async fn work_items(
     State(k): State<Arc<Kernel>>,
@@ -515,9 +518,11 @@ pub async fn work_items(
 
 /// Delegations: the caller's own (`?user=` another's, or `?all=true`, needs
 /// `organisation`).
-#[utoipa::path(get, path = "/api/v1/delegations", tag = "organisation",
+#[utoipa::path(get, path = "/api/v1/delegations", tag = "organisation", operation_id = "list_delegations",
     params(("user" = Option<String>, Query, description = "whose"), ("all" = Option<bool>, Query, description = "everyone's")),
-    responses((status = 200, description = "`{items, total, next_cursor}`"), (status = 403, description = "another user's", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "the delegations", body = super::schema::DelegationList),
+              (status = 400, description = "an unknown parameter", body = super::error::ErrorBody),
+              (status = 403, description = "another user's", body = super::error::ErrorBody)))]
 pub async fn delegations(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -550,8 +555,10 @@ pub async fn delegations(
 /// Creates a delegation `{"user"?, "deputy", "from", "to", "services"?}`: from `from` to
 /// `to`, the user's new work items go to the deputy. For another user it needs
 /// `organisation`.
-#[utoipa::path(post, path = "/api/v1/delegations", tag = "organisation", request_body = Object,
-    responses((status = 201, description = "the delegation"), (status = 403, description = "another user's", body = super::error::ErrorBody),
+#[utoipa::path(post, path = "/api/v1/delegations", tag = "organisation", operation_id = "create_delegation", request_body = super::schema::NewDelegation,
+    responses((status = 201, description = "the delegation", body = super::schema::Delegation),
+              (status = 400, description = "the body is not an object", body = super::error::ErrorBody),
+              (status = 403, description = "another user's", body = super::error::ErrorBody),
               (status = 422, description = "invalid", body = super::error::ErrorBody)))]
 pub async fn create_delegation(
     State(k): State<Arc<Kernel>>,
@@ -572,9 +579,10 @@ pub async fn create_delegation(
 }
 
 /// Ends a delegation (one's own, or anyone's with `organisation`).
-#[utoipa::path(delete, path = "/api/v1/delegations/{id}", tag = "organisation",
+#[utoipa::path(delete, path = "/api/v1/delegations/{id}", tag = "organisation", operation_id = "delete_delegation",
     params(("id" = i64, Path, description = "delegation id")),
-    responses((status = 200, description = "the removed delegation"), (status = 403, description = "another user's", body = super::error::ErrorBody),
+    responses((status = 200, description = "the removed delegation", body = super::schema::Delegation),
+              (status = 403, description = "another user's", body = super::error::ErrorBody),
               (status = 404, description = "no such delegation", body = super::error::ErrorBody)))]
 pub async fn delete_delegation(
     State(k): State<Arc<Kernel>>,

@@ -303,7 +303,7 @@ impl Auth {
         let mut tx = self.db.begin().await?;
         if tx.execute(sql).await? == 0 {
             return Err(KernelError::Conflict {
-                code: "app_token_exists",
+                code: crate::error::ErrorCode::AppTokenExists,
                 message: format!(
                     "an app token named '{name}' exists (or existed: names of revoked tokens are not reused)"
                 ),
