@@ -517,8 +517,13 @@ pub struct StartProcess {
     /// A published version (default: the newest).
     #[schema(minimum = 0, maximum = 4294967295.0)]
     version: Option<u64>,
-    /// The record to bind (it must exist; it is put in the context as `record`).
-    record: Option<RecordRef>,
+    /// The record to bind: a stored one (`{item, id}`: it must exist), or a new one
+    /// (`{item, fields}`: created in the start's transaction). Either is put in the context
+    /// as `record`.
+    record: Option<StartRecord>,
+    /// The starter's decision at the first step, made in the start's transaction (a
+    /// refused decision leaves neither record nor process).
+    decision: Option<StartDecision>,
     /// 0 to 100 (default: the service's).
     #[schema(minimum = 0, maximum = 100)]
     priority: Option<i64>,
@@ -530,6 +535,45 @@ pub struct StartProcess {
     /// When to start (RFC 3339); default now.
     #[schema(format = DateTime)]
     start_at: Option<String>,
+}
+
+/// The record a start binds: a stored one, or one created with the start.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum StartRecord {
+    /// A stored record.
+    Stored(RecordRef),
+    /// A new record.
+    New(NewRecord),
+}
+
+/// A record created with a start: `{item, fields}`.
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRecord {
+    /// The DataItem (the service's subject).
+    item: String,
+    /// Its fields, validated like `POST /records/{item}` (a bad one is a 422 at
+    /// `/record/fields/…`).
+    #[schema(value_type = Object)]
+    fields: Value,
+}
+
+/// The first step's decision in a start: what `handle` takes, without `user` (it is the
+/// starter's) and `fields` (the new record carries them).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartDecision {
+    /// The transition to take.
+    transition: Option<String>,
+    /// agree, reject or other.
+    attribute: Option<erpos_design::service::TransitionAttribute>,
+    /// A comment (at most 2,000 characters).
+    #[schema(max_length = 2000)]
+    comment: Option<String>,
+    /// Process variables to set (not `record`).
+    #[schema(value_type = Option<Object>)]
+    context: Option<Value>,
 }
 
 /// `POST /processes/{id}/{action}`: the body (optional) of an action. Which keys an
