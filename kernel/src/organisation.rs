@@ -39,6 +39,7 @@ use crate::audit::Audit;
 use crate::caller::{Caller, covers};
 use crate::error::{KernelError, Result};
 use crate::sql::Sql;
+use erpos_design::shape::{Shape, stand_in_label};
 
 /// A department.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,14 +95,27 @@ impl Catalogue {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &Value) -> Result<T> {
-    serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = erpos_design::error::serde_path_to_pointer(&e.path().to_string());
-        KernelError::Design(DesignError::InvalidDefinition(vec![Issue::new(
-            path,
-            e.inner().to_string(),
-        )]))
-    })
+/// Reads a department, role or skill as far as it can be read (see `erpos_design::shape`):
+/// every shape problem is kept, a missing or unreadable label is stood in for, so that the
+/// checks still run over the rest and one answer carries every problem.
+fn read<T: serde::de::DeserializeOwned>(body: &Value) -> Result<(T, Shape)> {
+    let mut shape = Shape::new();
+    match shape.read::<T>(body, "", &[("label", stand_in_label())]) {
+        Some(value) => Ok((value, shape)),
+        None => Err(KernelError::Design(DesignError::InvalidDefinition(
+            shape.finish(Vec::new(), body),
+        ))),
+    }
+}
+
+/// Refuses with every problem — the shape's and the checks' `issues` — when there is any.
+fn refuse(shape: Shape, issues: Vec<Issue>, body: &Value) -> Result<()> {
+    if shape.is_clean() && issues.is_empty() {
+        return Ok(());
+    }
+    Err(KernelError::Design(DesignError::InvalidDefinition(
+        shape.finish(issues, body),
+    )))
 }
 
 fn name_of(name: &mut String, label: &Label, issues: &mut Vec<Issue>) {
@@ -155,7 +169,8 @@ pub async fn put_department(k: &Kernel, body: &Value, audit: &Audit) -> Result<D
 }
 
 async fn validate_department(k: &Kernel, body: &Value) -> Result<Department> {
-    let mut dept: Department = parse(body)?;
+    // Read as far as it can be, then checked whole: one answer carries every problem.
+    let (mut dept, shape) = read::<Department>(body)?;
     let mut issues = Vec::new();
     name_of(&mut dept.name, &dept.label, &mut issues);
     if let Some(parent) = &dept.parent {
@@ -181,9 +196,7 @@ async fn validate_department(k: &Kernel, body: &Value) -> Result<Department> {
     {
         issues.push(Issue::new("/leader", format!("no user '{leader}'")));
     }
-    if !issues.is_empty() {
-        return Err(KernelError::Design(DesignError::InvalidDefinition(issues)));
-    }
+    refuse(shape, issues, body)?;
     Ok(dept)
 }
 
@@ -219,7 +232,7 @@ pub async fn put_title(
 }
 
 fn validate_title(catalogue: Catalogue, body: &Value) -> Result<Title> {
-    let mut title: Title = parse(body)?;
+    let (mut title, shape) = read::<Title>(body)?;
     let mut issues = Vec::new();
     name_of(&mut title.name, &title.label, &mut issues);
     if catalogue == Catalogue::Roles && title.certification {
@@ -236,9 +249,7 @@ fn validate_title(catalogue: Catalogue, body: &Value) -> Result<Title> {
             issues.push(Issue::new(format!("/permissions/{i}"), e));
         }
     }
-    if !issues.is_empty() {
-        return Err(KernelError::Design(DesignError::InvalidDefinition(issues)));
-    }
+    refuse(shape, issues, body)?;
     Ok(title)
 }
 

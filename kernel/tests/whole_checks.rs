@@ -285,3 +285,58 @@ async fn a_calendar_with_unreadable_hours_and_wrong_hours_gets_all_of_them_at_on
     })
     .await
 }
+
+/// Roles, skills and departments are checked whole too: a misspelled key no longer hides
+/// a bad name, a bad grant, a parent or a leader that does not exist.
+#[tokio::test]
+async fn organisation_bodies_get_every_problem_in_one_answer() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        let roles = listing(&app, "/api/v1/roles").await?;
+        let (s, b) = app
+            .call(
+                "POST",
+                "/api/v1/roles",
+                Some(
+                    json!({"name": "Front Desk", "label": {"zh": "前台"}, "certifcation": false,
+                            "permissions": ["records:huanzhe:reed"]}),
+                ),
+            )
+            .await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(
+            paths(&b),
+            ["/name", "/certifcation", "/permissions/0"],
+            "{b}"
+        );
+        assert_eq!(listing(&app, "/api/v1/roles").await?, roles);
+
+        let departments = listing(&app, "/api/v1/departments").await?;
+        let (s, b) = app
+            .call(
+                "POST",
+                "/api/v1/departments",
+                Some(
+                    json!({"label": {"zh": "皮肤科"}, "parent": "menzhenbu", "leeder": "dr_chen",
+                            "leader": "nobody"}),
+                ),
+            )
+            .await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(paths(&b), ["/parent", "/leeder", "/leader"], "{b}");
+        assert!(message(&b, "/parent").contains("menzhenbu"), "{b}");
+        assert_eq!(listing(&app, "/api/v1/departments").await?, departments);
+
+        // A label that cannot be read is stood in for: the other problems still show.
+        let (s, b) = app
+            .call(
+                "POST",
+                "/api/v1/skills",
+                Some(json!({"name": "laser", "label": "激光", "permissions": ["design"]})),
+            )
+            .await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(paths(&b), ["/label", "/permissions"], "{b}");
+        Ok(())
+    })
+    .await
+}
