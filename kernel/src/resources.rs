@@ -226,7 +226,8 @@ pub async fn put(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
     let capacity = capacity(body, &mut issues);
     let skills = strings(body, "skills", &mut issues);
     labels(body, &mut issues);
-    if issues.is_empty() {
+    // Checked whatever else is wrong: one answer carries every problem.
+    if !rtype.is_empty() {
         let mut sql = Sql::new(k.db.dialect());
         sql.push("SELECT name FROM resource_types WHERE name = ")
             .text(&rtype);

@@ -336,6 +336,21 @@ async fn organisation_bodies_get_every_problem_in_one_answer() -> anyhow::Result
             .await?;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
         assert_eq!(paths(&b), ["/label", "/permissions"], "{b}");
+        // A resource: a misspelled key, a bad capacity and a type that does not exist.
+        let (s, b) = app
+            .call(
+                "POST",
+                "/api/v1/resources",
+                Some(
+                    json!({"id": "laser-room-1", "type": "laser_room", "capacty": 1, "capacity": -1,
+                            "label": {"zh": "激光一室"}}),
+                ),
+            )
+            .await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        let mut got = paths(&b);
+        got.sort();
+        assert_eq!(got, ["/capacity", "/capacty", "/type"], "{b}");
         Ok(())
     })
     .await
