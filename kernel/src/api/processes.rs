@@ -468,10 +468,18 @@ pub async fn act(
     if !body.is_object() {
         return Err(invalid("", "expected a JSON object"));
     }
+    if !crate::app::work::ACTIONS.contains(&action.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            format!(
+                "no action '{action}': use claim, handle, forward, add_signer, return, withdraw, change_state, suspend, resume, terminate, signal or complete"
+            ),
+        ));
+    }
     let pcb = visible_pcb(&k, &caller, &id).await?;
     let pid = pcb.id;
-    let planned = super::tasks::command(&k, &caller, &pcb, &action, &body).await?;
-    super::tasks::run(&k, planned).await?;
+    crate::app::work::act(&k, &caller, &pcb, &action, &body).await?;
     let schema = k.definitions.schema();
     let pcb = k
         .engine

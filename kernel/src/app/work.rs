@@ -1,17 +1,22 @@
-//! Use cases of work items: the rules of acting on a step (which keys an action takes,
-//! what a comment may be, which fields a handler may edit and must fill), kept here so the
-//! work-items API and a start that makes the first decision apply the same rules.
+//! Use cases of work items: the actions people take on a step (claim, handle, forward, add
+//! a signer, return, withdraw, and the administrators' change_state, suspend, resume,
+//! terminate, signal, complete), each checked against the caller's grants, and the rules
+//! of acting (which keys an action takes, what a comment may be, which fields a handler may
+//! edit and must fill). Commands are built here; the scheduler core decides whether they
+//! are legal in the process's state, so a refused one changes nothing.
 //!
 //! [`plan_handle`] is pure over the service, the process and the bound record: it can run
 //! inside the scheduler's critical section, where the one-call start decides the first step
 //! in the same transaction as the start.
 
 use erpos_design::Issue;
-use erpos_design::service::{FieldAccess, Service, TransitionAttribute};
+use erpos_design::service::{FieldAccess, OperatorPolicy, Service, StepKind, TransitionAttribute};
 use serde_json::{Map, Value};
 
-use crate::error::{KernelError, Result};
-use crate::scheduler::{HandleAction, Pcb};
+use crate::Kernel;
+use crate::caller::{Caller, Permission, ServiceOp};
+use crate::error::{ErrorCode, KernelError, Result};
+use crate::scheduler::{Command, HandleAction, ItemState, Pcb};
 
 /// The longest comment or reason kept.
 pub const MAX_COMMENT: usize = 2_000;
@@ -209,4 +214,349 @@ pub fn plan_handle(
         }),
         fields,
     })
+}
+
+fn forbidden(message: impl Into<String>) -> KernelError {
+    KernelError::Forbidden(message.into())
+}
+
+fn grant(caller: &Caller, pcb: &Pcb, op: ServiceOp) -> bool {
+    caller.may(Permission::Service {
+        name: &pcb.service,
+        op,
+    })
+}
+
+/// Whose item an action is on: the caller's, or (with `services:{name}:handle`) the user
+/// named in `user`.
+fn holder(caller: &Caller, pcb: &Pcb, body: &Value) -> Result<String> {
+    match text(body, "user")? {
+        Some(user) if user != caller.user => {
+            if grant(caller, pcb, ServiceOp::Handle) || grant(caller, pcb, ServiceOp::Administer) {
+                Ok(user)
+            } else {
+                Err(forbidden(format!(
+                    "acting on {user}'s item needs services:{}:handle",
+                    pcb.service
+                )))
+            }
+        }
+        _ => Ok(caller.user.clone()),
+    }
+}
+
+fn administer(caller: &Caller, pcb: &Pcb, action: &str) -> Result<()> {
+    if grant(caller, pcb, ServiceOp::Administer) {
+        Ok(())
+    } else {
+        Err(forbidden(format!(
+            "'{action}' needs services:{}:administer",
+            pcb.service
+        )))
+    }
+}
+
+/// A handler's edit of the bound record, written in the same transaction as the
+/// command that carries it (see [`Engine::command_with`](crate::engine::Engine::command_with)).
+pub struct RecordEdit {
+    /// The DataItem.
+    item: String,
+    /// The record's id.
+    id: String,
+    /// The fields to change (already checked against the step's access).
+    fields: Value,
+    /// Who the record's audit trail names.
+    actor: String,
+}
+
+/// A command built from a request: most go to the core as they are; a handling that
+/// edits the bound record carries the edit, which must commit with it.
+pub enum Planned {
+    /// A command on its own (it joins the group commit).
+    Command(Command),
+    /// A handling with the handler's field values.
+    Edit {
+        /// The handling (its record snapshot is filled in from the write).
+        action: Box<HandleAction>,
+        /// The fields to write.
+        edit: RecordEdit,
+    },
+}
+
+/// Carries out a planned command: with an edit, the record write, the transition and its
+/// history commit together or not at all; without, it joins the group commit.
+pub async fn run(k: &Kernel, planned: Planned) -> Result<()> {
+    let (mut action, edit) = match planned {
+        Planned::Command(command) => {
+            k.engine.command(command).await?;
+            return Ok(());
+        }
+        Planned::Edit { action, edit } => (action, edit),
+    };
+    let records = k.records.clone();
+    k.engine
+        .command_with(move |tx| {
+            Box::pin(async move {
+                let (record, _) = records
+                    .patch_in(
+                        tx,
+                        &edit.item,
+                        &edit.id,
+                        &edit.fields,
+                        None,
+                        Some(&edit.actor),
+                        0,
+                    )
+                    .await?;
+                action.record = Some(record);
+                Ok(Command::Handle(action))
+            })
+        })
+        .await?;
+    Ok(())
+}
+
+/// Builds the command for `action` on `pcb`, checking the caller may take it.
+pub async fn command(
+    k: &Kernel,
+    caller: &Caller,
+    pcb: &Pcb,
+    action: &str,
+    body: &Value,
+) -> Result<Planned> {
+    let pid = pcb.id;
+    let by = caller.user.clone();
+    Ok(Planned::Command(match action {
+        "claim" => {
+            only_keys(body, &["user"])?;
+            Command::Claim {
+                pid,
+                user: holder(caller, pcb, body)?,
+                by,
+            }
+        }
+        "handle" => {
+            only_keys(
+                body,
+                &[
+                    "user",
+                    "transition",
+                    "attribute",
+                    "comment",
+                    "fields",
+                    "context",
+                ],
+            )?;
+            let user = holder(caller, pcb, body)?;
+            return handle(k, pcb, user, body, by).await;
+        }
+        "forward" => {
+            only_keys(body, &["user", "to", "reason"])?;
+            Command::Forward {
+                pid,
+                user: holder(caller, pcb, body)?,
+                to: required(body, "to")?,
+                reason: required(body, "reason")?,
+                by,
+            }
+        }
+        "add_signer" => {
+            only_keys(body, &["user", "signer", "reason"])?;
+            Command::AddSigner {
+                pid,
+                user: holder(caller, pcb, body)?,
+                signer: required(body, "signer")?,
+                reason: required(body, "reason")?,
+                by,
+            }
+        }
+        "return" => {
+            only_keys(body, &["step", "to", "reason"])?;
+            let holds = pcb.work.iter().any(|w| {
+                w.visit == pcb.visit && w.user.as_ref() == caller.user && w.state == ItemState::Open
+            });
+            if !holds && !grant(caller, pcb, ServiceOp::Administer) {
+                return Err(forbidden(
+                    "only the person handling the step (or an administrator) may return it",
+                ));
+            }
+            let to_last_handler = match text(body, "to")?.as_deref() {
+                None | Some("last_handler") => true,
+                Some("candidates") => false,
+                Some(other) => {
+                    return Err(invalid(vec![Issue::new(
+                        "/to",
+                        format!("'{other}' is not last_handler or candidates"),
+                    )]));
+                }
+            };
+            Command::Return {
+                pid,
+                step: required(body, "step")?,
+                to_last_handler,
+                reason: text(body, "reason")?.unwrap_or_else(|| "returned".into()),
+                by,
+            }
+        }
+        "withdraw" => {
+            only_keys(body, &["reason"])?;
+            Command::Withdraw {
+                pid,
+                reason: text(body, "reason")?.unwrap_or_else(|| "withdrawn".into()),
+                by,
+            }
+        }
+        "change_state" => {
+            only_keys(body, &["step", "reason"])?;
+            administer(caller, pcb, action)?;
+            Command::ChangeState {
+                pid,
+                step: required(body, "step")?,
+                reason: required(body, "reason")?,
+                by,
+            }
+        }
+        "suspend" | "terminate" => {
+            only_keys(body, &["reason"])?;
+            administer(caller, pcb, action)?;
+            let reason = text(body, "reason")?;
+            if action == "suspend" {
+                Command::Suspend {
+                    pid,
+                    by,
+                    reason: reason.unwrap_or_else(|| "suspended over the API".into()),
+                }
+            } else {
+                Command::Terminate {
+                    pid,
+                    by,
+                    reason: reason.unwrap_or_else(|| "terminated over the API".into()),
+                }
+            }
+        }
+        "resume" => {
+            administer(caller, pcb, action)?;
+            Command::Resume { pid, by }
+        }
+        "signal" => {
+            administer(caller, pcb, action)?;
+            Command::Signal {
+                pid,
+                event: required(body, "event")?,
+                payload: body.get("payload").cloned().unwrap_or(Value::Null),
+                by,
+            }
+        }
+        "complete" => {
+            only_keys(body, &["transition", "context"])?;
+            // As the README says: the step's operator, or an administrator of the service.
+            if pcb.operator.as_deref() != Some(caller.user.as_str())
+                && !grant(caller, pcb, ServiceOp::Administer)
+            {
+                return Err(forbidden(format!(
+                    "only the step's operator or services:{}:administer may complete it",
+                    pcb.service
+                )));
+            }
+            // A committee's votes and a step's required fields are decided by `handle`;
+            // completing such a step over them is an administrator's act only.
+            if !grant(caller, pcb, ServiceOp::Administer) {
+                let step = k
+                    .engine
+                    .read(|c| {
+                        c.service(&pcb.service, pcb.version)
+                            .and_then(|s| s.step(pcb.step.as_deref()?).cloned())
+                    })
+                    .await;
+                let decided_by_items = step.is_some_and(|s| {
+                    s.kind == StepKind::Human
+                        && (s
+                            .operators
+                            .as_ref()
+                            .is_some_and(|o| o.policy == OperatorPolicy::All)
+                            || s.fields.values().any(|a| *a == FieldAccess::Required))
+                });
+                if decided_by_items {
+                    return Err(KernelError::Conflict {
+                        code: ErrorCode::Conflict,
+                        message: format!(
+                            "step '{}' is decided by its work items (votes or required fields): use handle",
+                            pcb.step.as_deref().unwrap_or_default()
+                        ),
+                        details: Vec::new(),
+                    });
+                }
+            }
+            let context = caller_context(body)?;
+            // The conditions that choose the way on see the record as stored now.
+            let record = match &pcb.record {
+                Some((item, id)) => Some(k.records.get(item, id).await?),
+                None => None,
+            };
+            Command::Complete {
+                pid,
+                transition: text(body, "transition")?,
+                context,
+                record,
+                by,
+            }
+        }
+        other => {
+            return Err(KernelError::NotFound(format!("action '{other}'")));
+        }
+    }))
+}
+
+/// `handle`: checks the fields against the step's access and the transition's required
+/// check ([`plan_handle`]), and plans their write to the bound record
+/// with the command (whose record snapshot is the record as written, or as it stands when
+/// nothing is edited).
+async fn handle(k: &Kernel, pcb: &Pcb, user: String, body: &Value, by: String) -> Result<Planned> {
+    let svc = k
+        .engine
+        .read(|c| c.service(&pcb.service, pcb.version).cloned())
+        .await
+        .ok_or_else(|| KernelError::NotFound(format!("service '{}'", pcb.service)))?;
+    let current = match &pcb.record {
+        Some((item, id)) => Some(k.records.get(item, id).await?),
+        None => None,
+    };
+    let planned = plan_handle(&svc, pcb, user, body, by.clone(), current)?;
+    Ok(match (&pcb.record, planned.fields.is_empty()) {
+        (Some((item, id)), false) => Planned::Edit {
+            action: planned.action,
+            edit: RecordEdit {
+                item: item.clone(),
+                id: id.clone(),
+                fields: Value::Object(planned.fields),
+                actor: by,
+            },
+        },
+        _ => Planned::Command(Command::Handle(planned.action)),
+    })
+}
+
+/// Every action a person or an administrator can take on a process.
+pub const ACTIONS: [&str; 12] = [
+    "claim",
+    "handle",
+    "forward",
+    "add_signer",
+    "return",
+    "withdraw",
+    "change_state",
+    "suspend",
+    "resume",
+    "terminate",
+    "signal",
+    "complete",
+];
+
+/// Takes `action` on `pcb` for `caller` (one of [`ACTIONS`], with its body): checks that
+/// the caller may, builds the command and carries it out (with a handler's edit of the
+/// bound record in the same transaction). The core decides whether it is legal in the
+/// process's state, so a refused one changes nothing.
+pub async fn act(k: &Kernel, caller: &Caller, pcb: &Pcb, action: &str, body: &Value) -> Result<()> {
+    let planned = command(k, caller, pcb, action, body).await?;
+    run(k, planned).await
 }
