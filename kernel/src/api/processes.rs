@@ -16,7 +16,6 @@ use crate::Kernel;
 use crate::app::processes::{Binding, StartProcess};
 use crate::caller::{Caller, Permission, ServiceOp};
 use crate::engine::state_name;
-use crate::error::KernelError;
 use crate::scheduler::{Pcb, Pid, ProcessState, Scheduler};
 use erpos_design::Catalog;
 
@@ -54,51 +53,9 @@ pub fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
 }
 
-/// The process if the caller may see it. A process that is not theirs to see and one that
-/// does not exist get the same 403, so ids cannot be probed; only a caller who may see
-/// every process (an administrator, or a `services:*:view` grant) is told 404.
+/// The process if the caller may see it ([`crate::app::processes::visible`]).
 pub async fn visible_pcb(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb, ApiError> {
-    let not_yours = |id: &str| {
-        forbidden(format!(
-            "process {id} is not one you may see (other people's processes need a services:{{name}}:view grant)"
-        ))
-    };
-    let sees_all = caller.may(Permission::Service {
-        name: "*",
-        op: ServiceOp::View,
-    });
-    let Ok(pid) = id.parse::<Pid>() else {
-        return Err(if sees_all {
-            ApiError::from(KernelError::NotFound(format!("process '{id}'")))
-        } else {
-            not_yours(id)
-        });
-    };
-    match k.engine.read(|c| c.pcb(pid).cloned()).await {
-        Some(pcb) if crate::tasks::visible(&pcb, caller) => Ok(pcb),
-        None => {
-            // A process whose stored row could not be read back is out of the running
-            // system; a monitor is told so (others get what a missing process gets).
-            if caller.may(Permission::Monitor)
-                && let Some(q) = k.engine.quarantined_process(pid)
-            {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    ErrorCode::Quarantined,
-                    format!(
-                        "process {pid} could not be read back from storage and is quarantined: {}",
-                        q.error
-                    ),
-                ));
-            }
-            Err(if sees_all {
-                ApiError::from(KernelError::NotFound(format!("process {pid}")))
-            } else {
-                not_yours(id)
-            })
-        }
-        Some(_) => Err(not_yours(id)),
-    }
+    Ok(crate::app::processes::visible(k, caller, id).await?)
 }
 
 fn invalid(path: &str, message: &str) -> ApiError {

@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use super::records::check_write;
 use crate::Kernel;
 use crate::caller::{Caller, FieldAccess, Permission, RecordOp, ServiceOp};
-use crate::error::{KernelError, Result};
-use crate::scheduler::{Command, Pid};
+use crate::error::{ErrorCode, KernelError, Result};
+use crate::scheduler::{Command, Pcb, Pid};
 
 /// The record a process is about.
 #[derive(Debug, Clone)]
@@ -278,5 +278,52 @@ async fn check_subject(k: &Kernel, service: &str, version: Option<u32>, item: &s
             "/record",
             format!("'{service}' has no subject DataItem: its processes bind no record"),
         )),
+    }
+}
+
+/// The process if the caller may see it. A process that is not theirs to see and one that
+/// does not exist get the same 403, so ids cannot be probed; only a caller who may see
+/// every process (an administrator, or a `services:*:view` grant) is told 404.
+pub async fn visible(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb> {
+    let not_yours = |id: &str| {
+        KernelError::Forbidden(format!(
+            "process {id} is not one you may see (other people's processes need a services:{{name}}:view grant)"
+        ))
+    };
+    let sees_all = caller.may(Permission::Service {
+        name: "*",
+        op: ServiceOp::View,
+    });
+    let Ok(pid) = id.parse::<Pid>() else {
+        return Err(if sees_all {
+            KernelError::NotFound(format!("process '{id}'"))
+        } else {
+            not_yours(id)
+        });
+    };
+    match k.engine.read(|c| c.pcb(pid).cloned()).await {
+        Some(pcb) if crate::tasks::visible(&pcb, caller) => Ok(pcb),
+        None => {
+            // A process whose stored row could not be read back is out of the running
+            // system; a monitor is told so (others get what a missing process gets).
+            if caller.may(Permission::Monitor)
+                && let Some(q) = k.engine.quarantined_process(pid)
+            {
+                return Err(KernelError::Conflict {
+                    code: ErrorCode::Quarantined,
+                    message: format!(
+                        "process {pid} could not be read back from storage and is quarantined: {}",
+                        q.error
+                    ),
+                    details: Vec::new(),
+                });
+            }
+            Err(if sees_all {
+                KernelError::NotFound(format!("process {pid}"))
+            } else {
+                not_yours(id)
+            })
+        }
+        Some(_) => Err(not_yours(id)),
     }
 }
