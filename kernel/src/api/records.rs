@@ -35,34 +35,6 @@ fn access(caller: &Caller, item: &str, op: RecordOp) -> Result<FieldAccess, ApiE
     Ok(crate::app::records::access(caller, item, op)?)
 }
 
-/// Refuses a write whose body holds a field the caller may not write
-/// ([`crate::app::records::check_write`]).
-fn check_write(
-    catalog: &erpos_design::Catalog,
-    caller: &Caller,
-    item: &str,
-    op: RecordOp,
-    body: &Value,
-) -> Result<(), ApiError> {
-    Ok(crate::app::records::check_write(
-        catalog, caller, item, op, body,
-    )?)
-}
-
-/// Every DataItem composed into `item`, at any depth.
-fn composed(catalog: &erpos_design::Catalog, item: &str, out: &mut Vec<String>) {
-    for c in catalog
-        .get(item)
-        .map(|d| d.consists.as_slice())
-        .unwrap_or_default()
-    {
-        if !out.contains(&c.item) {
-            out.push(c.item.clone());
-            composed(catalog, &c.item, out);
-        }
-    }
-}
-
 /// Lists records: filters `field=v` or `field__op=v` (eq, ne, lt, lte, gt, gte, in,
 /// contains, null), `q` (matches text, pinyin and initials of searchable fields), `sort`
 /// (`-age,xingming`), `limit`, and `cursor` (from `next_cursor`) or `page`.
@@ -146,10 +118,7 @@ pub async fn create(
     Path(item): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    let schema = k.definitions.schema();
-    check_write(&schema.catalog, &caller, &item, RecordOp::Create, &body)?;
-    let mut record = k.records.create(&item, &body, Some(&caller.user)).await?;
-    crate::redact::record(&schema.catalog, &caller, &item, &mut record);
+    let record = crate::app::records::create(&k, &caller, &item, &body).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -164,10 +133,9 @@ pub async fn show(
     caller: Caller,
     Path((item, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    access(&caller, &item, RecordOp::Read)?;
-    let mut record = k.records.get(&item, &id).await?;
-    crate::redact::record(&k.definitions.schema().catalog, &caller, &item, &mut record);
-    Ok(Json(record))
+    Ok(Json(
+        crate::app::records::read(&k, &caller, &item, &id).await?,
+    ))
 }
 
 /// Changes the fields given. Send the `version` you read (in the body or `If-Match`): a
@@ -188,14 +156,9 @@ pub async fn patch(
     IfMatch(expected): IfMatch,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let schema = k.definitions.schema();
-    check_write(&schema.catalog, &caller, &item, RecordOp::Update, &body)?;
-    let mut record = k
-        .records
-        .patch(&item, &id, &body, expected, Some(&caller.user))
-        .await?;
-    crate::redact::record(&schema.catalog, &caller, &item, &mut record);
-    Ok(Json(record))
+    Ok(Json(
+        crate::app::records::update(&k, &caller, &item, &id, &body, expected).await?,
+    ))
 }
 
 /// Deletes a record and its composed children; refused while other records reference it.
@@ -214,19 +177,7 @@ pub async fn delete(
     IfMatch(expected): IfMatch,
 ) -> Result<StatusCode, ApiError> {
     // Deleting a record deletes its composed children: that needs their delete grants too.
-    let mut items = vec![item.clone()];
-    composed(&k.definitions.schema().catalog, &item, &mut items);
-    for i in &items {
-        if caller.record_fields(i, RecordOp::Delete) != FieldAccess::All {
-            return Err(needs(
-                &format!("deleting records of '{i}'"),
-                format!("records:{i}:delete"),
-            ));
-        }
-    }
-    k.records
-        .delete(&item, &id, expected, Some(&caller.user))
-        .await?;
+    crate::app::records::delete(&k, &caller, &item, &id, expected).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

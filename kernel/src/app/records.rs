@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::Kernel;
 use crate::caller::{Caller, FieldAccess, RecordOp};
 use crate::error::{KernelError, Result};
 use erpos_design::Catalog;
@@ -70,4 +71,80 @@ pub fn check_write(
         }
     }
     Ok(())
+}
+
+/// Creates a record of `item` (with its composed children) for `caller`; answers it as
+/// stored, redacted to what the caller may read.
+pub async fn create(k: &Kernel, caller: &Caller, item: &str, body: &Value) -> Result<Value> {
+    let schema = k.definitions.schema();
+    check_write(&schema.catalog, caller, item, RecordOp::Create, body)?;
+    let mut record = k.records.create(item, body, Some(&caller.user)).await?;
+    crate::redact::record(&schema.catalog, caller, item, &mut record);
+    Ok(record)
+}
+
+/// Reads a record of `item` with its composed children, redacted to what `caller` may read.
+pub async fn read(k: &Kernel, caller: &Caller, item: &str, id: &str) -> Result<Value> {
+    access(caller, item, RecordOp::Read)?;
+    let mut record = k.records.get(item, id).await?;
+    crate::redact::record(&k.definitions.schema().catalog, caller, item, &mut record);
+    Ok(record)
+}
+
+/// Changes the fields of `body` (based on version `expected`, when given: a stale one is
+/// a 409); answers the record as stored now, redacted to what the caller may read.
+pub async fn update(
+    k: &Kernel,
+    caller: &Caller,
+    item: &str,
+    id: &str,
+    body: &Value,
+    expected: Option<i64>,
+) -> Result<Value> {
+    let schema = k.definitions.schema();
+    check_write(&schema.catalog, caller, item, RecordOp::Update, body)?;
+    let mut record = k
+        .records
+        .patch(item, id, body, expected, Some(&caller.user))
+        .await?;
+    crate::redact::record(&schema.catalog, caller, item, &mut record);
+    Ok(record)
+}
+
+/// Deletes a record and its composed children: that needs the delete grant of each
+/// composed DataItem too.
+pub async fn delete(
+    k: &Kernel,
+    caller: &Caller,
+    item: &str,
+    id: &str,
+    expected: Option<i64>,
+) -> Result<()> {
+    let mut items = vec![item.to_owned()];
+    composed(&k.definitions.schema().catalog, item, &mut items);
+    for i in &items {
+        if caller.record_fields(i, RecordOp::Delete) != FieldAccess::All {
+            return Err(needs(
+                &format!("deleting records of '{i}'"),
+                format!("records:{i}:delete"),
+            ));
+        }
+    }
+    k.records
+        .delete(item, id, expected, Some(&caller.user))
+        .await
+}
+
+/// Every DataItem composed into `item`, at any depth.
+fn composed(catalog: &Catalog, item: &str, out: &mut Vec<String>) {
+    for c in catalog
+        .get(item)
+        .map(|d| d.consists.as_slice())
+        .unwrap_or_default()
+    {
+        if !out.contains(&c.item) {
+            out.push(c.item.clone());
+            composed(catalog, &c.item, out);
+        }
+    }
 }
