@@ -9,9 +9,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-
 /// What is done to a DataItem's records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordOp {
@@ -340,20 +337,6 @@ pub fn restrict(user: &BTreeSet<String>, scopes: &[String]) -> BTreeSet<String> 
             .cloned(),
     );
     out
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = crate::api::ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        // The authentication layer (`api::auth`) puts the caller in the extensions of every
-        // request it lets through; a request without one was never authenticated.
-        parts
-            .extensions
-            .get::<Caller>()
-            .cloned()
-            .ok_or_else(|| crate::api::ApiError::unauthorized("credentials are required"))
-    }
 }
 
 #[cfg(test)]

@@ -119,3 +119,19 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> 
         }
     }
 }
+
+/// The authenticated caller of a request (what `auth::authenticate` put in its
+/// extensions): a handler that takes one never runs unauthenticated.
+impl<S: Send + Sync> FromRequestParts<S> for crate::caller::Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // The authentication layer (`api::auth`) puts the caller in the extensions of every
+        // request it lets through; a request without one was never authenticated.
+        parts
+            .extensions
+            .get::<crate::caller::Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("credentials are required"))
+    }
+}
