@@ -153,6 +153,8 @@ impl Kernel {
             db.clone(),
             clock.clone(),
             engine.clone(),
+            records.clone(),
+            definitions.clone(),
         )?);
         let rules = rules::Rules::load(
             db.clone(),

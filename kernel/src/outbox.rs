@@ -96,6 +96,10 @@ pub struct Outbox {
     db: Db,
     clock: Arc<dyn Clock>,
     engine: Arc<Engine>,
+    /// Records and DataItems: a rule's `start_service` starts through the application
+    /// layer (`app::processes::start_with`), which reads the bound record.
+    records: Arc<crate::records::Records>,
+    definitions: Arc<crate::definitions::Definitions>,
     http: reqwest::Client,
     /// Where webhooks may go (checked at delivery, after DNS).
     pub egress: Arc<crate::egress::Egress>,
@@ -113,7 +117,13 @@ enum Failure {
 
 impl Outbox {
     /// The worker over `db`, delivering process commands to `engine`.
-    pub fn new(db: Db, clock: Arc<dyn Clock>, engine: Arc<Engine>) -> Result<Self> {
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        engine: Arc<Engine>,
+        records: Arc<crate::records::Records>,
+        definitions: Arc<crate::definitions::Definitions>,
+    ) -> Result<Self> {
         // One crypto provider for the process; a second install is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let egress = Arc::new(crate::egress::Egress::default());
@@ -131,6 +141,8 @@ impl Outbox {
             egress,
             wake: engine.outbox_wake.clone(),
             engine,
+            records,
+            definitions,
             http,
         })
     }
@@ -355,27 +367,48 @@ impl Outbox {
                     .map_err(|e| Failure::Transient(e.to_string()))?;
                 let mut context = p.get("context").cloned().unwrap_or_else(|| json!({}));
                 if let Some(c) = context.as_object_mut() {
+                    // The bound record is read again by the start, as it is now.
+                    c.remove("record");
                     c.insert(
                         "_origin".into(),
                         json!({"outbox": id, "rule": text("rule")}),
                     );
                 }
-                let record = p.get("record").and_then(|r| {
-                    Some((
-                        r.get("item")?.as_str()?.to_owned(),
-                        r.get("id")?.as_str()?.to_owned(),
-                    ))
+                let binding = p.get("record").and_then(|r| {
+                    Some(crate::app::processes::Binding::Existing {
+                        item: r.get("item")?.as_str()?.to_owned(),
+                        id: r.get("id")?.as_str()?.to_owned(),
+                    })
                 });
-                Command::Start {
+                // Through the application layer, like a start over the API: the rule acts
+                // as the kernel, under its own name.
+                let start = crate::app::processes::StartProcess {
                     service: text("service").unwrap_or_default(),
-                    version: None,
                     priority: p.get("priority").and_then(Json::as_i64).map(|v| v as i32),
-                    record,
+                    binding,
                     context,
-                    predecessor: None,
                     start_at_ms: p.get("start_at_ms").and_then(Json::as_i64),
-                    by,
-                }
+                    ..Default::default()
+                };
+                let parts = crate::app::processes::Parts {
+                    engine: &self.engine,
+                    records: &self.records,
+                    definitions: &self.definitions,
+                };
+                let caller = crate::caller::Caller::system(&by);
+                return match crate::app::processes::start_with(&parts, &caller, start).await {
+                    Ok(_) => Ok(()),
+                    // Refused as asked (no such service, a record of another DataItem or
+                    // gone, an illegal start): it would be refused again.
+                    Err(
+                        e @ (KernelError::Process(_)
+                        | KernelError::NotFound(_)
+                        | KernelError::Invalid(_)
+                        | KernelError::Design(_)
+                        | KernelError::Forbidden(_)),
+                    ) => Err(Failure::Permanent(e.to_string())),
+                    Err(e) => Err(Failure::Transient(e.to_string())),
+                };
             }
             Some("signal_process") => Command::Signal {
                 pid,

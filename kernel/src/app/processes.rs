@@ -14,9 +14,14 @@ use erpos_design::Issue;
 use serde_json::{Value, json};
 
 use super::records::check_write;
+use std::sync::Arc;
+
 use crate::Kernel;
 use crate::caller::{Caller, FieldAccess, Permission, RecordOp, ServiceOp};
+use crate::definitions::Definitions;
+use crate::engine::Engine;
 use crate::error::{ErrorCode, KernelError, Result};
+use crate::records::Records;
 use crate::scheduler::{Command, Pcb, Pid};
 
 /// The record a process is about.
@@ -80,8 +85,35 @@ fn invalid(path: &str, message: impl Into<String>) -> KernelError {
     KernelError::Invalid(vec![Issue::new(path, message)])
 }
 
+/// What a start needs of the kernel. The outbox, which runs inside the kernel (a rule's
+/// `start_service`), starts through the same use case with its own parts.
+pub struct Parts<'a> {
+    /// The scheduler and its storage.
+    pub engine: &'a Engine,
+    /// The records (the bound one is read, or created, here).
+    pub records: &'a Arc<Records>,
+    /// The DataItems (for the record's grants and checks).
+    pub definitions: &'a Definitions,
+}
+
+impl<'a> Parts<'a> {
+    /// The parts of the whole kernel.
+    pub fn of(k: &'a Kernel) -> Self {
+        Self {
+            engine: &k.engine,
+            records: &k.records,
+            definitions: &k.definitions,
+        }
+    }
+}
+
 /// Starts a process for `caller` (see the module's documentation).
 pub async fn start(k: &Kernel, caller: &Caller, s: StartProcess) -> Result<Started> {
+    start_with(&Parts::of(k), caller, s).await
+}
+
+/// [`start`] on the kernel's `parts`.
+pub async fn start_with(k: &Parts<'_>, caller: &Caller, s: StartProcess) -> Result<Started> {
     let service = s.service.as_str();
     if !caller.may(Permission::Service {
         name: service,
@@ -262,7 +294,12 @@ fn at(prefix: &str, e: KernelError) -> KernelError {
 }
 
 /// Refuses a binding of `item` to a service about another DataItem (or about none).
-async fn check_subject(k: &Kernel, service: &str, version: Option<u32>, item: &str) -> Result<()> {
+async fn check_subject(
+    k: &Parts<'_>,
+    service: &str,
+    version: Option<u32>,
+    item: &str,
+) -> Result<()> {
     let subject = k
         .engine
         .read(|c| c.startable(service, version).map(|s| s.subject.clone()))

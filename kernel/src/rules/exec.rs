@@ -260,7 +260,10 @@ impl Executor {
                 compute,
                 delay,
             } => {
-                let (bound, snapshot) = match record {
+                // The bound record must exist now (else the rule's run fails, naming it); the
+                // start reads it again when it is delivered and puts it in the context, like
+                // every start (`app::processes::start`).
+                let bound = match record {
                     Some(expr) => {
                         let r = self.sandbox.eval(expr, bindings)?;
                         match (
@@ -268,29 +271,21 @@ impl Executor {
                             r.get("id").and_then(Json::as_str),
                         ) {
                             (Some(item), Some(id)) => {
-                                let stored = self
-                                    .records
+                                self.records
                                     .get(item, id)
                                     .await
                                     .map_err(|e| e.to_string())?;
-                                (Some(json!({"item": item, "id": id})), Some(stored))
+                                Some(json!({"item": item, "id": id}))
                             }
                             _ => return Err(format!("'record' gave {r}, not #{{item: …, id: …}}")),
                         }
                     }
-                    None => match &s.record {
-                        Some((item, id, stored)) => {
-                            (Some(json!({"item": item, "id": id})), Some(stored.clone()))
-                        }
-                        None => (None, None),
-                    },
+                    None => s
+                        .record
+                        .as_ref()
+                        .map(|(item, id, _)| json!({"item": item, "id": id})),
                 };
-                let mut context = self.values(context, compute, bindings)?;
-                // Like a start over the API: the bound record's snapshot is in the context,
-                // for the service's conditions.
-                if let (Some(c), Some(stored)) = (context.as_object_mut(), snapshot) {
-                    c.insert("record".into(), stored);
-                }
+                let context = self.values(context, compute, bindings)?;
                 let start_at_ms = delay
                     .as_deref()
                     .and_then(parse_iso_duration)
