@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{OriginalUri, Path, Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -23,7 +23,7 @@ use erpos_design::Issue;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::extract::JsonBody;
+use super::extract::{JsonBody, Path};
 use crate::Kernel;
 use crate::auth::apps::SignedRequest;
 use crate::auth::{check_password, sha256_hex};

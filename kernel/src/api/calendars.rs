@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
 use super::auth::require;
-use super::extract::JsonBody;
+use super::extract::{JsonBody, Path};
 use crate::Kernel;
 use crate::caller::{Caller, Permission};
 use crate::error::KernelError;

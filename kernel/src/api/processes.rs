@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use erpos_design::Issue;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::extract::{JsonBody, QueryPairs};
+use super::extract::{JsonBody, Path, QueryPairs};
 use crate::Kernel;
 use crate::caller::{Caller, FieldAccess, Permission, RecordOp, ServiceOp};
 use crate::engine::state_name;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use erpos_design::Issue;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::ApiError;
 use super::auth::require;
-use super::extract::{JsonBody, QueryPairs};
+use super::extract::{JsonBody, Path, QueryPairs};
 use crate::Kernel;
 use crate::caller::{Caller, Permission};
 use crate::error::KernelError;

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use erpos_design::Issue;
@@ -16,7 +16,7 @@ use erpos_design::service::{FieldAccess, OperatorPolicy, StepKind, TransitionAtt
 use serde_json::{Map, Value, json};
 
 use super::ApiError;
-use super::extract::{JsonBody, QueryPairs};
+use super::extract::{JsonBody, Path, QueryPairs};
 use super::processes::{forbidden, pcb_json};
 use crate::Kernel;
 use crate::caller::{Caller, Permission, ServiceOp};
