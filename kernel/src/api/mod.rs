@@ -221,10 +221,16 @@ async fn healthz(State(kernel): State<Arc<Kernel>>) -> impl IntoResponse {
     (code, body).into_response()
 }
 
+/// The OpenAPI document as `/api/v1/openapi.json` serves it; `erpos openapi` prints the same,
+/// so clients are generated from it without a running server.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "the OpenAPI document")))]
 async fn openapi() -> impl IntoResponse {
-    axum::Json(ApiDoc::openapi())
+    axum::Json(openapi_document())
 }
 
 async fn no_route() -> ApiError {
