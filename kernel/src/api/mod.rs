@@ -8,6 +8,7 @@
 pub mod auth;
 mod calendars;
 mod data_items;
+mod docs;
 pub mod error;
 mod extract;
 mod organisation;
@@ -48,6 +49,8 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
     paths(
         healthz,
         openapi,
+        docs::page,
+        docs::asset,
         ws::upgrade,
         data_items::list,
         data_items::create,
@@ -363,9 +366,12 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
             ));
     // Logging in needs no credentials, and neither does the API's description: it
     // describes, it reveals no data (client generators fetch it before they can log in).
+    // The reference page that renders it likewise.
     let public = Router::new()
         .route("/sessions", post(auth::login))
-        .route("/openapi.json", get(openapi));
+        .route("/openapi.json", get(openapi))
+        .route("/docs", get(docs::page))
+        .route("/docs/{asset}", get(docs::asset));
     let api = public.merge(protected).merge(websocket);
     Router::new()
         .route("/healthz", get(healthz))
