@@ -164,10 +164,13 @@ pub async fn records(rows: usize, rounds: usize) -> anyhow::Result<RecordFigures
     let Some(pool) = kernel.db.sqlite_pool() else {
         anyhow::bail!("the records bench runs on SQLite")
     };
-    kernel
-        .definitions
-        .create(&serde_json::from_str(BENCH_ITEM)?)
-        .await?;
+    let bench = erpos_kernel::caller::Caller::system("bench");
+    erpos_kernel::app::design::create_data_item(
+        &kernel,
+        &bench,
+        &serde_json::from_str(BENCH_ITEM)?,
+    )
+    .await?;
     sqlx::query(
         "CREATE TABLE raw_patient (id TEXT PRIMARY KEY, version INTEGER NOT NULL, created_at TEXT NOT NULL, \
          updated_at TEXT NOT NULL, xingming TEXT, age INTEGER, balance INTEGER, source TEXT, birthday TEXT, \

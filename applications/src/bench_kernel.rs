@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use erpos_design::service::Service;
 use erpos_kernel::Kernel;
+use erpos_kernel::audit::Audit;
 use erpos_kernel::conditions::RhaiConditions;
 use erpos_kernel::scheduler::{Command, Operator, Pid, ProcessState, Resource, Scheduler};
 use serde_json::json;
@@ -133,9 +134,13 @@ pub async fn run(
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench-kernel.db");
     let kernel = Kernel::open(&format!("sqlite:{}", path.display())).await?;
-    kernel.services.save_draft(&five_step_service()).await?;
-    kernel.services.publish("bench_visit").await?;
-    kernel.engine.put_operator(staff(u32::MAX)).await?;
+    let bench = erpos_kernel::caller::Caller::system("bench");
+    erpos_kernel::app::design::save_service(&kernel, &bench, &five_step_service()).await?;
+    erpos_kernel::app::design::publish_service(&kernel, &bench, "bench_visit").await?;
+    kernel
+        .engine
+        .put_operator(staff(u32::MAX), Vec::new())
+        .await?;
     let Some(pool) = kernel.db.sqlite_pool() else {
         anyhow::bail!("the kernel bench runs on SQLite")
     };
@@ -146,7 +151,11 @@ pub async fn run(
     .await?;
     kernel
         .engine
-        .put_resource(room(u32::MAX), &json!({"id": "room-1", "type": "room"}))
+        .put_resource(
+            room(u32::MAX),
+            &json!({"id": "room-1", "type": "room"}),
+            Audit::new("bench", "resource.save", 0).row(kernel.db.dialect(), "room-1"),
+        )
         .await?;
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();

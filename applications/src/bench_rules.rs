@@ -41,16 +41,17 @@ pub async fn run(evaluations: usize, events: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench-rules.db");
     let kernel = Kernel::open(&format!("sqlite:{}", path.display())).await?;
-    kernel
-        .rules
-        .save(
-            &json!({"name": "bench_ping", "label": {"zh": "基准规则"},
-                    "event": {"kind": "signal", "name": "ping"},
-                    "condition": "event.payload.n % 2 == 0",
-                    "instructions": [{"op": "notify", "to": ["dr_li"], "title": "ping {{event.payload.n}}"}]}),
-            &kernel.definitions.schema().catalog,
-        )
-        .await?;
+    let bench = erpos_kernel::caller::Caller::system("bench");
+    erpos_kernel::app::design::save_rule(
+        &kernel,
+        &bench,
+        &json!({"name": "bench_ping", "label": {"zh": "基准规则"},
+                "event": {"kind": "signal", "name": "ping"},
+                "condition": "event.payload.n % 2 == 0",
+                "instructions": [{"op": "notify", "to": ["dr_li"], "title": "ping {{event.payload.n}}"}]}),
+        "defining rules",
+    )
+    .await?;
     let started = Instant::now();
     for n in 0..events {
         kernel

@@ -78,7 +78,7 @@ pub async fn run(processes: usize, concurrency: usize) -> anyhow::Result<()> {
         .map(|i| format!("nurse_{i:02}"))
         .collect();
     for n in &nurses {
-        erpos_kernel::resources::put_user(&kernel, &json!({"id": n, "roles": ["nurse", "employee"], "department": "pifuke", "capacity": 1000, "password": password}))
+        erpos_kernel::app::organisation::save_user(&kernel, &crate::pack::loader(), &json!({"id": n, "roles": ["nurse", "employee"], "department": "pifuke", "capacity": 1000, "password": password}))
             .await
             .with_context(|| format!("adding {n}"))?;
     }

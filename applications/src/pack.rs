@@ -8,6 +8,13 @@ use erpos_kernel::Kernel;
 use serde::Deserialize;
 use serde_json::Value;
 
+/// The pack loader acts as the kernel itself, under the name `pack`: the one named
+/// capability that passes the application layer's grant checks. Its changes are audited
+/// (and its records' histories kept) under that name like anyone's.
+pub fn loader() -> erpos_kernel::caller::Caller {
+    erpos_kernel::caller::Caller::system("pack")
+}
+
 /// A pack's manifest.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,9 +118,7 @@ pub async fn load(kernel: &Kernel, pack: &Pack) -> anyhow::Result<Loaded> {
         if !name.is_empty() && kernel.definitions.schema().catalog.get(name).is_some() {
             continue;
         }
-        kernel
-            .definitions
-            .create(def)
+        erpos_kernel::app::design::create_data_item(kernel, &loader(), def)
             .await
             .map_err(|e| anyhow::anyhow!("pack '{}', DataItem '{name}': {e}", manifest.name))?;
         loaded.data_items += 1;
@@ -155,40 +160,30 @@ pub async fn load_leave(kernel: &Kernel, text: &str, loaded: &mut Loaded) -> any
         anyhow::anyhow!("leave request, {what} #{i}: {e}")
     };
     for (i, d) in list("departments").iter().enumerate() {
-        erpos_kernel::organisation::put_department(kernel, d)
+        erpos_kernel::app::organisation::save_department(kernel, &loader(), d)
             .await
             .map_err(|e| at("department", i, e))?;
     }
     for (i, r) in list("roles").iter().enumerate() {
-        erpos_kernel::organisation::put_title(
-            kernel,
-            erpos_kernel::organisation::Catalogue::Roles,
-            r,
-        )
-        .await
-        .map_err(|e| at("role", i, e))?;
+        erpos_kernel::app::organisation::save_role(kernel, &loader(), r)
+            .await
+            .map_err(|e| at("role", i, e))?;
     }
     for (i, u) in list("users").iter().enumerate() {
-        erpos_kernel::resources::put_user(kernel, u)
+        erpos_kernel::app::organisation::save_user(kernel, &loader(), u)
             .await
             .map_err(|e| at("user", i, e))?;
     }
     if kernel.definitions.schema().catalog.get("qingjia").is_none() {
-        kernel
-            .definitions
-            .create(&seed["data_item"])
+        erpos_kernel::app::design::create_data_item(kernel, &loader(), &seed["data_item"])
             .await
             .map_err(|e| at("DataItem", 0, e))?;
         loaded.data_items += 1;
     }
-    let draft = kernel
-        .services
-        .save_draft(&seed["service"])
+    let draft = erpos_kernel::app::design::save_service(kernel, &loader(), &seed["service"])
         .await
         .map_err(|e| at("service", 0, e))?;
-    kernel
-        .services
-        .publish(&draft.name)
+    erpos_kernel::app::design::publish_service(kernel, &loader(), &draft.name)
         .await
         .map_err(|e| at("service", 0, e))?;
     loaded.services += 1;
@@ -207,38 +202,30 @@ async fn load_processes(
         anyhow::anyhow!("pack '{pack}', {what} #{i}: {e}")
     };
     for (i, t) in p.resource_types.iter().enumerate() {
-        erpos_kernel::resources::put_type(kernel, t)
+        erpos_kernel::app::design::save_resource_type(kernel, &loader(), t)
             .await
             .map_err(|e| at("resource type", i, e))?;
     }
     for (i, r) in p.resources.iter().enumerate() {
-        erpos_kernel::resources::put(kernel, r)
+        erpos_kernel::app::organisation::save_resource(kernel, &loader(), r)
             .await
             .map_err(|e| at("resource", i, e))?;
     }
     for (i, r) in p.roles.iter().enumerate() {
-        erpos_kernel::organisation::put_title(
-            kernel,
-            erpos_kernel::organisation::Catalogue::Roles,
-            r,
-        )
-        .await
-        .map_err(|e| at("role", i, e))?;
+        erpos_kernel::app::organisation::save_role(kernel, &loader(), r)
+            .await
+            .map_err(|e| at("role", i, e))?;
     }
     for (i, u) in p.users.iter().enumerate() {
-        erpos_kernel::resources::put_user(kernel, u)
+        erpos_kernel::app::organisation::save_user(kernel, &loader(), u)
             .await
             .map_err(|e| at("user", i, e))?;
     }
     for (i, s) in p.services.iter().enumerate() {
-        let draft = kernel
-            .services
-            .save_draft(s)
+        let draft = erpos_kernel::app::design::save_service(kernel, &loader(), s)
             .await
             .map_err(|e| at("service", i, e))?;
-        kernel
-            .services
-            .publish(&draft.name)
+        erpos_kernel::app::design::publish_service(kernel, &loader(), &draft.name)
             .await
             .map_err(|e| at("service", i, e))?;
         loaded.services += 1;
@@ -259,19 +246,16 @@ async fn load_processes(
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            kernel
-                .engine
-                .command(erpos_kernel::scheduler::Command::Start {
-                    service: v.service.clone(),
-                    version: None,
-                    priority: None,
-                    record: Some((v.item.clone(), id)),
-                    context: serde_json::json!({"record": record}),
-                    predecessor: None,
-                    start_at_ms: None,
-                    by: "pack".into(),
-                })
-                .await?;
+            let start = erpos_kernel::app::processes::StartProcess {
+                service: v.service.clone(),
+                binding: Some(erpos_kernel::app::processes::Binding::Existing {
+                    item: v.item.clone(),
+                    id,
+                }),
+                context: serde_json::json!({}),
+                ..Default::default()
+            };
+            erpos_kernel::app::processes::start(kernel, &loader(), start).await?;
             loaded.processes += 1;
         }
     }
@@ -282,8 +266,9 @@ async fn load_processes(
 /// (role `administrator`, every grant) with it too: the demo, run without a bootstrap
 /// token, must let a person log in. Never used outside the demo.
 pub async fn demo_passwords(kernel: &Kernel, password: &str) -> anyhow::Result<()> {
-    erpos_kernel::resources::put_user(
+    erpos_kernel::app::organisation::save_user(
         kernel,
+        &loader(),
         &serde_json::json!({"id": "admin", "name": "管理员", "roles": ["administrator"]}),
     )
     .await?;
@@ -292,7 +277,14 @@ pub async fn demo_passwords(kernel: &Kernel, password: &str) -> anyhow::Result<(
         .read(|c| c.operators().map(|o| o.id.clone()).collect())
         .await;
     for user in users {
-        kernel.auth.set_password(&user, password).await?;
+        let change = erpos_kernel::app::access::SetPassword {
+            user: &user,
+            password: Some(password),
+            old_password: None,
+            client: None,
+            keep_session: None,
+        };
+        erpos_kernel::app::access::set_password(kernel, &loader(), change).await?;
     }
     Ok(())
 }

@@ -118,6 +118,20 @@ impl<'de> Deserialize<'de> for ClockTime {
     }
 }
 
+/// The OpenAPI schema of a time of day: the string it is written as.
+impl utoipa::PartialSchema for ClockTime {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some("^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"))
+            .description(Some("A time of day, `HH:MM` from `00:00` to `24:00`."))
+            .examples(["09:00"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ClockTime {}
+
 /// A stretch of working time within one day, `[start, end)`, written `["09:00", "12:00"]`.
 ///
 /// The end is excluded: a clinic open 09:00–12:00 is not working at 12:00 itself, so an
@@ -154,6 +168,37 @@ impl From<Interval> for (ClockTime, ClockTime) {
         (i.start, i.end)
     }
 }
+
+/// The OpenAPI schema of an interval: `["09:00", "12:00"]`, two times of day.
+impl utoipa::PartialSchema for Interval {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ArrayBuilder::new()
+            .items(<ClockTime as utoipa::PartialSchema>::schema())
+            .min_items(Some(2))
+            .max_items(Some(2))
+            .description(Some(
+                "Working time `[start, end)` within one day, e.g. `[\"09:00\", \"12:00\"]`.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Interval {}
+
+/// The OpenAPI schema of a date: the string it is written as (`2026-10-01`).
+impl utoipa::PartialSchema for LocalDate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Date,
+            )))
+            .pattern(Some("^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for LocalDate {}
 
 /// A calendar date, written strictly `YYYY-MM-DD` (year 0000 to 9999).
 ///
@@ -234,7 +279,7 @@ impl<'de> Deserialize<'de> for LocalDate {
 }
 
 /// The hours worked on each weekday, Monday first; a weekday left out is not worked.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Weekly {
     /// Monday's hours.
@@ -298,7 +343,7 @@ impl Weekly {
 /// computations trust a calendar that passed [`WorkingCalendar::validate`]; on one that did
 /// not (overlapping intervals, say) they still terminate and never panic, but may count an
 /// overlap twice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkingCalendar {
     /// The identifier rules and services refer to the calendar by; derived from `label.zh`
@@ -348,10 +393,33 @@ impl WorkingCalendar {
     /// date, wrong JSON type) at its JSON pointer (`/weekly/mon/1/0`). Does not check the
     /// meaning: call [`WorkingCalendar::prepare`] before storing it.
     pub fn parse(json: &serde_json::Value) -> Result<Self, DesignError> {
-        serde_path_to_error::deserialize(json).map_err(|e| {
-            let path = crate::error::serde_path_to_pointer(&e.path().to_string());
-            DesignError::InvalidDefinition(vec![Issue::new(path, e.inner().to_string())])
-        })
+        Self::read(json).into_result(json)
+    }
+
+    /// Reads a calendar from JSON as far as it can be read (see [`crate::shape`]): a
+    /// weekday, the holidays or the exceptions that do not read are set aside, every shape
+    /// problem at its pointer, so that [`WorkingCalendar::prepare_reading`] can check the rest.
+    pub fn read(json: &serde_json::Value) -> crate::shape::Reading<Self> {
+        let mut shape = crate::shape::Shape::new();
+        // "No working hours at all" is about the whole week and its exceptions: with a part
+        // of them unreadable it would only repeat that part's problem.
+        shape.depends("/weekly", "/weekly");
+        shape.depends("/weekly", "/exceptions");
+        let stand_ins = [
+            ("label", crate::shape::stand_in_label()),
+            ("utc_offset_minutes", serde_json::json!(0)),
+        ];
+        let value = shape.read(json, "", &stand_ins);
+        crate::shape::Reading { value, shape }
+    }
+
+    /// [`prepare`](Self::prepare)s a calendar read from `body`: every shape problem and every
+    /// problem of its validation over what could be read, in one answer.
+    pub fn prepare_reading(
+        reading: crate::shape::Reading<Self>,
+        body: &serde_json::Value,
+    ) -> Result<Self, DesignError> {
+        reading.check(body, |calendar, _| calendar.prepare())
     }
 
     /// Derives the name from `label.zh` when absent, then [`validates`](Self::validate): the

@@ -129,6 +129,18 @@ impl Catalog {
             .collect()
     }
 
+    /// [`prepare`](Self::prepare)s a definition read from JSON: every shape problem and
+    /// every problem the checks find in what could be read, in one answer, in document order
+    /// (`body` is the JSON it was read from).
+    pub fn prepare_reading(
+        &self,
+        reading: crate::shape::Reading<DataItem>,
+        body: &serde_json::Value,
+        existing: Option<&str>,
+    ) -> Result<DataItem, DesignError> {
+        reading.check(body, |item, _| self.prepare(item, existing))
+    }
+
     /// Derives missing names and checks `input` against this catalog. `existing` is the name
     /// of the DataItem being changed (None when a new one is created). Returns the
     /// definition as it will be stored, or every problem found.

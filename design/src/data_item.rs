@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::field::Field;
 use crate::label::Label;
+use crate::shape::{Reading, Shape, stand_in_label};
 
 /// How many children of a composed DataItem a parent record holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Cardinality {
     /// At most one child (a patient's single consent form).
@@ -20,7 +21,7 @@ pub enum Cardinality {
 }
 
 /// Composition: the parent DataItem consists of records of `item` (DataItemConsists).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consists {
     /// The child DataItem.
@@ -33,7 +34,7 @@ pub struct Consists {
 }
 
 /// A DataItem definition as posted by an analyst and stored (with `version`) by the kernel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataItem {
     /// The identifier (table and API path); derived from `label.zh` when absent.
@@ -64,4 +65,27 @@ impl DataItem {
     pub fn own_field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
     }
+}
+
+/// Reads a DataItem definition from JSON as far as it can be read (see [`crate::shape`]):
+/// each field and each composed child on its own, every shape problem at its pointer, so that
+/// [`crate::Catalog::prepare_reading`] can check what was read and answer every problem at
+/// once.
+pub fn read_data_item(json: &serde_json::Value) -> Reading<DataItem> {
+    let mut shape = Shape::new();
+    let mut top = json.clone();
+    let fields: Vec<Field> = shape.take_list(&mut top, "fields", "/fields", |s, v, at| {
+        s.read(v, at, &[("label", stand_in_label())])
+    });
+    let consists: Vec<Consists> = shape.take_list(&mut top, "consists", "/consists", |s, v, at| {
+        s.read(v, at, &[])
+    });
+    let value = shape
+        .read::<DataItem>(&top, "", &[("label", stand_in_label())])
+        .map(|mut item| {
+            item.fields = fields;
+            item.consists = consists;
+            item
+        });
+    Reading { value, shape }
 }

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 /// One problem, located by a JSON pointer into the document that was submitted
 /// (`/fields/2/type`), so that a designer can highlight the offending input.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Issue {
     /// JSON pointer to the offending part of the submitted document.
     pub path: String,

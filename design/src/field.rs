@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::label::Label;
 
 /// The type of a field: what values it holds and how it is stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
     /// Free text, optionally bounded by `max_length` and `pattern`.
@@ -80,7 +80,7 @@ pub const DEFAULT_DECIMAL_SCALE: u32 = 4;
 pub const MAX_DECIMAL_SCALE: u32 = 8;
 
 /// One field of a DataItem as the analyst declares it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Field {
     /// The identifier (column and API key); derived from `label.zh` with pinyin when absent.

@@ -288,7 +288,7 @@ pub fn parse_record(
 }
 
 /// One input of a layout.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LayoutField {
     /// The field's name (the record key).
     pub name: String,
@@ -316,7 +316,7 @@ pub struct LayoutField {
 }
 
 /// A section of a layout: a group of fields, or a composed child DataItem edited inline.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LayoutSection {
     /// The section's heading.
     pub label: Label,

@@ -9,7 +9,7 @@ use crate::error::Issue;
 ///
 /// Chinese is required because it is what the clinic's staff read and what identifiers are
 /// derived from when an analyst gives none.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Label {
     /// The Chinese label, shown to staff and used to derive identifiers.

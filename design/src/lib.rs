@@ -26,6 +26,7 @@ pub mod recurrence;
 pub mod rule;
 pub mod service;
 pub mod service_check;
+pub mod shape;
 pub mod template;
 pub mod value;
 
@@ -41,10 +42,8 @@ pub use recurrence::{Offset, Recurrence};
 pub use value::Value;
 
 /// Parses a DataItem definition from JSON, reporting every shape problem (unknown key,
-/// unknown field type, wrong JSON type) at its JSON pointer.
+/// unknown field type, wrong JSON type) at its JSON pointer: each field and composed child
+/// is read on its own, so a problem in one does not hide those in the others.
 pub fn parse_data_item(json: &serde_json::Value) -> Result<DataItem, DesignError> {
-    serde_path_to_error::deserialize(json).map_err(|e| {
-        let path = error::serde_path_to_pointer(&e.path().to_string());
-        DesignError::InvalidDefinition(vec![Issue::new(path, e.inner().to_string())])
-    })
+    data_item::read_data_item(json).into_result(json)
 }

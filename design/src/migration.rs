@@ -14,7 +14,7 @@ use crate::field::Field;
 use crate::value::conversion_is_lossy;
 
 /// What one step does.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum StepAction {
     /// Create the record table of a new DataItem.
@@ -61,7 +61,7 @@ pub enum StepAction {
 }
 
 /// One step of a plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MigrationStep {
     /// The DataItem whose table the step changes (a descendant of the changed item when it
     /// inherits the changed fields).
@@ -80,7 +80,7 @@ pub struct MigrationStep {
 }
 
 /// Everything changing one DataItem does.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MigrationPlan {
     /// The changed DataItem.
     pub item: String,

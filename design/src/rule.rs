@@ -18,9 +18,22 @@ use crate::field::FieldType;
 use crate::label::Label;
 use crate::naming::{derive_identifier, is_identifier};
 use crate::service_check::{check_expression, condition_engine, parse_iso_duration};
+use crate::shape::{Reading, Shape, stand_in_label};
 
 /// What happened, as the kernel's event bus names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 pub enum EventKind {
     /// A record of a DataItem was created.
     #[serde(rename = "record.created")]
@@ -113,7 +126,7 @@ impl EventKind {
 
 /// Which events a rule listens for. Every attribute but `kind` narrows the match; which
 /// attributes a kind accepts is checked by [`prepare_rule`].
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventPattern {
     /// The kind of event.
@@ -251,7 +264,7 @@ pub fn time_of_day_ms(text: &str) -> Option<i64> {
 /// One system call of a rule or an automatic step. Values in `set` are literal JSON;
 /// values in `compute` are Rhai expressions over `event`, `record`, `context` and the
 /// results of earlier instructions (named by `as`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Instruction {
     /// Creates a record of `item`.
@@ -451,7 +464,7 @@ fn yes() -> bool {
 }
 
 /// A ServiceRule as analysts post it to `/api/v1/rules`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceRule {
     /// Identifier (derived from `label.zh` with pinyin when empty).
@@ -476,7 +489,7 @@ pub struct ServiceRule {
 }
 
 /// An event as the rules engine sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// Position in the event log.
     pub seq: u64,
@@ -539,9 +552,44 @@ impl ServiceRule {
 
 /// Parses a rule from JSON, every shape problem at its pointer.
 pub fn parse_rule(json: &Json) -> Result<ServiceRule, DesignError> {
-    serde_path_to_error::deserialize(json).map_err(|e| {
-        let path = crate::error::serde_path_to_pointer(&e.path().to_string());
-        DesignError::InvalidDefinition(vec![Issue::new(path, e.inner().to_string())])
+    read_rule(json).into_result(json)
+}
+
+/// Reads a rule from JSON as far as it can be read (see [`crate::shape`]): each instruction
+/// on its own, every shape problem at its pointer.
+pub fn read_rule(json: &Json) -> Reading<ServiceRule> {
+    let mut shape = Shape::new();
+    let mut top = json.clone();
+    let instructions = shape.take_list(&mut top, "instructions", "/instructions", |s, v, at| {
+        s.read(v, at, &[])
+    });
+    // "A time event needs exactly one of …" is about the whole pattern: with a part of it
+    // unreadable, it would only repeat that part's problem.
+    shape.depends("/event", "/event");
+    let stand_ins = [
+        ("label", stand_in_label()),
+        ("event", serde_json::json!({})),
+    ];
+    let value = shape
+        .read::<ServiceRule>(&top, "", &stand_ins)
+        .map(|mut rule| {
+            rule.instructions = instructions;
+            rule
+        });
+    Reading { value, shape }
+}
+
+/// [`prepare_rule`] over a rule read from `body`: every shape problem and every problem of the
+/// checks over what could be read, in one answer, in document order.
+pub fn prepare_rule_reading(
+    reading: Reading<ServiceRule>,
+    body: &Json,
+    catalog: &Catalog,
+    known_services: &dyn Fn(&str) -> bool,
+    check_cron: &dyn Fn(&str) -> Result<(), String>,
+) -> Result<ServiceRule, DesignError> {
+    reading.check(body, |rule, _| {
+        prepare_rule(rule, catalog, known_services, check_cron)
     })
 }
 

@@ -14,7 +14,7 @@ use serde_json::Value as Json;
 use crate::label::Label;
 
 /// What a step is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     /// A person handles a task (dispatched to an operator, maybe with resources).
@@ -43,7 +43,7 @@ impl StepKind {
 }
 
 /// How an operator is chosen among the candidates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OperatorPolicy {
     /// The candidate with the fewest running tasks.
@@ -61,7 +61,7 @@ pub enum OperatorPolicy {
 }
 
 /// Who may handle a step: resolved against the organisation at run time.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorRule {
     /// Users holding this role.
@@ -103,7 +103,7 @@ pub struct OperatorRule {
 }
 
 /// What a person handling a step may do with one field of the bound record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldAccess {
     /// Editable, and must have a value when a transition that checks it is taken.
@@ -118,7 +118,7 @@ pub enum FieldAccess {
 
 /// A notification sent at a step, with `{{path}}` placeholders over the process
 /// (`{{serial}}`, `{{record.days}}`, `{{step}}`, `{{user}}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoticeTemplate {
     /// The title.
@@ -129,7 +129,7 @@ pub struct NoticeTemplate {
 }
 
 /// The notifications of a human step, delivered through the outbox to users' inboxes.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StepNotices {
     /// To each person the step becomes a to-do for.
@@ -144,7 +144,7 @@ pub struct StepNotices {
 }
 
 /// One resource a step needs while it runs (a room, a device, a consumable, money).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceRequirement {
     /// The resource type (`laser_room`, `laser_device`, `botox_unit`).
@@ -169,7 +169,7 @@ fn one() -> u32 {
 }
 
 /// What a wait step waits for.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitSpec {
     /// A named event (a signal to the process).
@@ -186,7 +186,7 @@ pub struct WaitSpec {
 /// A service's serial numbers: `{prefix}-{YYYYMMDD}-{n}` (or `{prefix}-{n}` without the
 /// date part), counted per prefix and day, gap-free (the scheduler assigns them in the
 /// same transaction that creates the process).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SerialSpec {
     /// The prefix: capitals, digits, `-` and `_`, 1–16 characters.
@@ -236,7 +236,7 @@ impl SerialSpec {
 }
 
 /// One step of a service.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
     /// The step's identifier, unique in the service.
@@ -289,7 +289,7 @@ pub struct Step {
 
 /// A step's escalation: a warning before its deadline, and on expiry any of notify,
 /// raise the priority, reassign, take a named transition (in that order).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Escalation {
     /// Warn this long before the deadline (ISO 8601 duration).
@@ -310,7 +310,7 @@ pub struct Escalation {
 }
 
 /// What a transition means to the person taking it (loonflow's agree / reject / other).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TransitionAttribute {
     /// Approve / go forward.
@@ -322,7 +322,7 @@ pub enum TransitionAttribute {
 }
 
 /// A move from one step to another.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transition {
     /// The step it leaves.
@@ -362,7 +362,7 @@ impl Transition {
 }
 
 /// A service definition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     /// The identifier (derived from `label.zh` when absent).

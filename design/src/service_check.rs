@@ -16,6 +16,7 @@ use crate::catalog::Catalog;
 use crate::error::{DesignError, Issue};
 use crate::naming::{MAX_IDENTIFIER_LEN, derive_identifier, is_identifier};
 use crate::service::{OperatorPolicy, Service, Step, StepKind};
+use crate::shape::{Reading, Shape, stand_in_label};
 
 /// The deepest expression nesting a condition may have. Set explicitly because rhai's default
 /// differs between debug and release builds, and a definition must not be valid in one and
@@ -35,9 +36,95 @@ pub const DISABLED_SYMBOLS: [&str; 2] = ["eval", "curry"];
 /// services are stored. Returns the service as it will be stored (name filled in), or
 /// [`DesignError::InvalidDefinition`] listing every problem at its JSON pointer.
 pub fn prepare_service(
+    input: Service,
+    catalog: &Catalog,
+    known_services: &dyn Fn(&str) -> bool,
+) -> Result<Service, DesignError> {
+    prepare(input, catalog, known_services, &Unread::default())
+}
+
+/// Reads a service from JSON as far as it can be read (see [`crate::shape`]): each step, each
+/// step's instructions and each transition on its own, every shape problem at its pointer.
+pub fn read_service(json: &serde_json::Value) -> Reading<Service> {
+    let mut shape = Shape::new();
+    let mut top = json.clone();
+    let steps: Vec<Step> = shape.take_list(&mut top, "steps", "/steps", read_step);
+    let transitions = shape.take_list(&mut top, "transitions", "/transitions", |s, v, at| {
+        s.read(v, at, &[])
+    });
+    let stand_ins = [
+        ("label", stand_in_label()),
+        ("steps", serde_json::json!([])),
+    ];
+    let value = shape
+        .read::<Service>(&top, "", &stand_ins)
+        .map(|mut service| {
+            service.steps = steps;
+            service.transitions = transitions;
+            service
+        });
+    Reading { value, shape }
+}
+
+/// Reads one step, its instructions one by one.
+fn read_step(shape: &mut Shape, json: &serde_json::Value, at: &str) -> Option<Step> {
+    let mut step = json.clone();
+    let instructions = shape.take_list(
+        &mut step,
+        "instructions",
+        &format!("{at}/instructions"),
+        |s, v, at| s.read(v, at, &[]),
+    );
+    shape.read::<Step>(&step, at, &[]).map(|mut step| {
+        step.instructions = instructions;
+        step
+    })
+}
+
+/// [`prepare_service`] over a service read from `body`: every shape problem and every
+/// problem of the checks over what could be read, in one answer. Checks that need what could
+/// not be read wait for it: the graph (reachability, gateways, the end step) when a step or
+/// a transition could not be read whole, a step's field access when the subject could not.
+pub fn prepare_service_reading(
+    reading: Reading<Service>,
+    body: &serde_json::Value,
+    catalog: &Catalog,
+    known_services: &dyn Fn(&str) -> bool,
+) -> Result<Service, DesignError> {
+    reading.check(body, |service, shape| {
+        let unread = Unread {
+            steps: shape
+                .unread("/steps")
+                .into_iter()
+                .filter_map(|i| body["steps"][i]["name"].as_str())
+                .map(str::to_owned)
+                .collect(),
+            graph: !shape.list_whole("/steps") || !shape.whole_under("/transitions"),
+            subject: shape.set_aside_at("/subject"),
+        };
+        prepare(service, catalog, known_services, &unread)
+    })
+}
+
+/// What of a service could not be read, so that the checks depending on it wait for it
+/// rather than report what is only a consequence (a transition "to no step" whose step
+/// had a misspelled kind).
+#[derive(Debug, Default)]
+struct Unread {
+    /// The names of the steps that could not be read.
+    steps: BTreeSet<String>,
+    /// Whether some step or transition could not be read whole.
+    graph: bool,
+    /// Whether the subject could not be read.
+    subject: bool,
+}
+
+/// [`prepare_service`]'s checks, leaving out those that depend on what could not be read.
+fn prepare(
     mut input: Service,
     catalog: &Catalog,
     known_services: &dyn Fn(&str) -> bool,
+    unread: &Unread,
 ) -> Result<Service, DesignError> {
     let mut issues = Vec::new();
     if input.label.zh.trim().is_empty() {
@@ -74,19 +161,24 @@ pub fn prepare_service(
             ));
         }
     }
-    if input.steps.is_empty() {
+    if input.steps.is_empty() && !unread.graph {
         issues.push(Issue::new("/steps", "a service needs at least one step"));
     }
     let engine = condition_engine();
     let index = check_step_names(&input, &mut issues);
     for (i, step) in input.steps.iter().enumerate() {
         check_step(&input.name, step, i, &engine, known_services, &mut issues);
-        check_human_step(step, i, input.subject.as_deref(), catalog, &mut issues);
+        // An unreadable subject leaves the fields nothing to be checked against.
+        let subject = (!unread.subject).then_some(input.subject.as_deref());
+        check_human_step(step, i, subject, catalog, &mut issues);
     }
     if let Some(expression) = &input.may_start {
         check_expression(&engine, expression, "/may_start".to_owned(), &mut issues);
     }
-    if !input.steps.is_empty() && !input.steps.iter().any(|s| s.kind == StepKind::End) {
+    if !unread.graph
+        && !input.steps.is_empty()
+        && !input.steps.iter().any(|s| s.kind == StepKind::End)
+    {
         issues.push(Issue::new(
             "/steps",
             "a service needs an 'end' step, where its processes complete",
@@ -94,10 +186,12 @@ pub fn prepare_service(
     }
     for (i, step) in input.steps.iter().enumerate() {
         check_step_instructions(step, i, catalog, known_services, &mut issues);
-        check_escalation(&input, step, i, &mut issues);
+        check_escalation(&input, step, i, unread.graph, &mut issues);
     }
-    let edges = check_transitions(&input, &index, &engine, &mut issues);
-    check_graph(&input, &index, &edges, &mut issues);
+    let edges = check_transitions(&input, &index, &engine, &unread.steps, &mut issues);
+    if !unread.graph {
+        check_graph(&input, &index, &edges, &mut issues);
+    }
     if issues.is_empty() {
         Ok(input)
     } else {
@@ -318,11 +412,12 @@ fn check_step(
 }
 
 /// What only a human step carries: per-field access (fields of the subject), notices, and
-/// how a committee decides.
+/// how a committee decides. `subject` is None when the service's subject could not be read
+/// (the fields are then not checked against it).
 fn check_human_step(
     step: &Step,
     i: usize,
-    subject: Option<&str>,
+    subject: Option<Option<&str>>,
     catalog: &Catalog,
     issues: &mut Vec<Issue>,
 ) {
@@ -334,7 +429,9 @@ fn check_human_step(
     if !human && step.notify.is_some() {
         issues.push(Issue::new(at("notify"), "notify applies to human steps"));
     }
-    if !step.fields.is_empty() {
+    if let Some(subject) = subject
+        && !step.fields.is_empty()
+    {
         match subject.filter(|s| catalog.get(s).is_some()) {
             None => issues.push(Issue::new(
                 at("fields"),
@@ -399,8 +496,14 @@ fn check_step_instructions(
 }
 
 /// A step's escalation: it needs a deadline, its durations must parse and its transition
-/// must leave this step.
-fn check_escalation(service: &Service, step: &Step, i: usize, issues: &mut Vec<Issue>) {
+/// must leave this step (checked only when every transition could be read: `graph_unread`).
+fn check_escalation(
+    service: &Service,
+    step: &Step,
+    i: usize,
+    graph_unread: bool,
+    issues: &mut Vec<Issue>,
+) {
     let Some(e) = &step.escalation else {
         return;
     };
@@ -417,6 +520,7 @@ fn check_escalation(service: &Service, step: &Step, i: usize, issues: &mut Vec<I
         issues.push(Issue::new(at("warn_before"), duration_rule(w)));
     }
     if let Some(t) = &e.transition
+        && !graph_unread
         && !service
             .transitions
             .iter()
@@ -459,11 +563,13 @@ fn kind_name(kind: StepKind) -> &'static str {
 type Edge = (usize, usize);
 
 /// Checks each transition on its own and against its siblings; returns the ones whose ends
-/// both name steps, for the graph checks.
+/// both name steps, for the graph checks. A name in `unread_steps` is a step that could not
+/// be read: naming it is not naming "no step".
 fn check_transitions(
     service: &Service,
     index: &BTreeMap<&str, usize>,
     engine: &rhai::Engine,
+    unread_steps: &BTreeSet<String>,
     issues: &mut Vec<Issue>,
 ) -> Vec<Edge> {
     let mut edges = Vec::new();
@@ -472,13 +578,13 @@ fn check_transitions(
         let at = |key: &str| format!("/transitions/{j}/{key}");
         let from = index.get(t.from.as_str()).copied();
         let to = index.get(t.to.as_str()).copied();
-        if from.is_none() {
+        if from.is_none() && !unread_steps.contains(&t.from) {
             issues.push(Issue::new(
                 at("from"),
                 format!("no step named '{}'", t.from),
             ));
         }
-        if to.is_none() {
+        if to.is_none() && !unread_steps.contains(&t.to) {
             issues.push(Issue::new(at("to"), format!("no step named '{}'", t.to)));
         }
         if let Some(condition) = &t.condition {

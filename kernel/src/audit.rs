@@ -3,38 +3,69 @@
 //! departments, skills, passwords, app tokens, signals and outbox retries. Records and
 //! processes keep their own histories, with the actor, in the same transaction.
 //!
-//! A row is written right after the change it describes, by the API handler that made it,
-//! not inside the change's transaction (the stores of those changes take no actor): a crash
-//! between the two loses the row, never the change. This module must never fail a request
-//! that already changed something; a failed write is logged instead.
+//! A row is written **in the change's own transaction**: every store that makes an
+//! audited change takes an [`Audit`] and adds [`Audit::row`] to the statements it commits,
+//! so a change is never stored without its row and a refused or failed change leaves none
+//! (there is no "write the row afterwards" path to forget or to lose in a crash). The
+//! application layer (`crate::app`) builds the `Audit` from the caller; the pack loader and
+//! the benches name themselves as the actor.
 
 use serde_json::{Value, json};
 
-use crate::Kernel;
 use crate::error::Result;
 use crate::sql::Sql;
+use erpos_design::Dialect;
 
-/// Records that `actor` did `action` (`service.publish`) to `subject` (`leave`).
-pub async fn record(k: &Kernel, actor: &str, action: &str, subject: &str) {
-    let mut sql = Sql::new(k.db.dialect());
-    sql.push("INSERT INTO audit_log (at_ms, actor, action, subject) VALUES (")
-        .int(k.clock.now_ms())
-        .push(", ")
-        .text(actor)
-        .push(", ")
-        .text(action)
-        .push(", ")
-        .text(subject)
-        .push(")");
-    if let Err(e) = k.db.write_atomically(vec![sql]).await {
-        tracing::error!(error = %e, actor, action, subject, "the audit log could not be written");
+/// Who is making an audited change, which kind of change it is and when: handed to the
+/// store that makes the change, which writes [`Audit::row`] in the same transaction.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    actor: String,
+    action: &'static str,
+    at_ms: i64,
+}
+
+impl Audit {
+    /// `actor` does `action` (`service.publish`) now (`at_ms`, the kernel clock's reading).
+    pub fn new(actor: &str, action: &'static str, at_ms: i64) -> Self {
+        Self {
+            actor: actor.to_owned(),
+            action,
+            at_ms,
+        }
+    }
+
+    /// Who makes the change (stored as the actor; app tokens keep it as their creator).
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// The action's name (`service.publish`), for logs.
+    pub fn action(&self) -> &'static str {
+        self.action
+    }
+
+    /// The statement that records this change of `subject` (`leave`): to be executed in the
+    /// change's own transaction.
+    pub fn row(&self, dialect: Dialect, subject: &str) -> Sql {
+        let mut sql = Sql::new(dialect);
+        sql.push("INSERT INTO audit_log (at_ms, actor, action, subject) VALUES (")
+            .int(self.at_ms)
+            .push(", ")
+            .text(&self.actor)
+            .push(", ")
+            .text(self.action)
+            .push(", ")
+            .text(subject)
+            .push(")");
+        sql
     }
 }
 
 /// The log, newest first: `limit` rows before the sequence number `before`, optionally only
 /// one actor's.
 pub async fn list(
-    k: &Kernel,
+    k: &crate::Kernel,
     actor: Option<&str>,
     before: Option<i64>,
     limit: usize,

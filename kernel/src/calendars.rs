@@ -53,8 +53,14 @@ impl Calendars {
     }
 
     /// Validates and stores a calendar (new or replacing one of the same name).
-    pub async fn put(&self, body: &Json, now_ms: i64) -> Result<WorkingCalendar> {
-        let cal = WorkingCalendar::parse(body)?.prepare()?;
+    pub async fn put(
+        &self,
+        body: &Json,
+        now_ms: i64,
+        audit: &crate::audit::Audit,
+    ) -> Result<WorkingCalendar> {
+        // Read as far as it can be, then checked whole: one answer carries every problem.
+        let cal = WorkingCalendar::prepare_reading(WorkingCalendar::read(body), body)?;
         let mut sql = Sql::new(self.db.dialect());
         sql.push("INSERT INTO calendars (name, definition, updated_at) VALUES (")
             .text(&cal.name)
@@ -63,7 +69,8 @@ impl Calendars {
         sql.push(", ").int(now_ms).push(
             ") ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at",
         );
-        self.db.write_atomically(vec![sql]).await?;
+        let row = audit.row(self.db.dialect(), &cal.name);
+        self.db.write_atomically(vec![sql, row]).await?;
         self.swap(|m| {
             m.insert(cal.name.clone(), cal.clone());
         });
@@ -71,13 +78,14 @@ impl Calendars {
     }
 
     /// Deletes a calendar (deadlines already set keep their instant).
-    pub async fn delete(&self, name: &str) -> Result<()> {
+    pub async fn delete(&self, name: &str, audit: &crate::audit::Audit) -> Result<()> {
         if !self.all().contains_key(name) {
             return Err(KernelError::NotFound(format!("calendar '{name}'")));
         }
         let mut sql = Sql::new(self.db.dialect());
         sql.push("DELETE FROM calendars WHERE name = ").text(name);
-        self.db.write_atomically(vec![sql]).await?;
+        let row = audit.row(self.db.dialect(), name);
+        self.db.write_atomically(vec![sql, row]).await?;
         self.swap(|m| {
             m.remove(name);
         });

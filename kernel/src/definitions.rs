@@ -16,6 +16,7 @@ use erpos_design::value::format_datetime;
 use erpos_design::{Catalog, DataItem, FieldType, Issue, Value};
 use serde_json::Value as Json;
 
+use crate::audit::Audit;
 use crate::db::{Db, Tx};
 use crate::error::{KernelError, Result};
 use crate::records::search_document;
@@ -103,11 +104,12 @@ impl Definitions {
 
     /// Creates a DataItem and its table. Returns the stored definition (names derived,
     /// version 1).
-    pub async fn create(&self, body: &Json) -> Result<DataItem> {
-        let input = erpos_design::parse_data_item(body)?;
+    pub async fn create(&self, body: &Json, audit: &Audit) -> Result<DataItem> {
+        // Read as far as it can be, then checked whole: one answer carries every problem.
+        let reading = erpos_design::data_item::read_data_item(body);
         let _guard = self.changing.lock().await;
         let old = self.schema().catalog.clone();
-        let mut item = old.prepare(input, None)?;
+        let mut item = old.prepare_reading(reading, body, None)?;
         item.version = 1;
         let new = old.with(item.clone());
         let plan = plan(&old, &new, &item.name, self.db.dialect());
@@ -136,6 +138,7 @@ impl Definitions {
         .push(")");
         tx.execute(sql).await?;
         record_version(&mut tx, &item, &plan, &stamp).await?;
+        tx.execute(audit.row(d, &item.name)).await?;
         tx.commit().await?;
         self.swap(new);
         tracing::info!(item = %item.name, "data item created");
@@ -143,12 +146,22 @@ impl Definitions {
     }
 
     /// Stores a pending change to a DataItem and returns it with its migration plan.
-    pub async fn propose(&self, name: &str, body: &Json) -> Result<(DataItem, MigrationPlan)> {
-        let input = erpos_design::parse_data_item(body)?;
+    pub async fn propose(
+        &self,
+        name: &str,
+        body: &Json,
+        audit: &Audit,
+    ) -> Result<(DataItem, MigrationPlan)> {
+        let reading = erpos_design::data_item::read_data_item(body);
         let _guard = self.changing.lock().await;
         let old = self.schema().catalog.clone();
-        let current = old.require(name)?.clone();
-        let mut draft = old.prepare(input, Some(name))?;
+        let current = match old.require(name) {
+            Ok(current) => current.clone(),
+            // A body that cannot be read is refused as such, as before, whether or not the
+            // DataItem exists.
+            Err(missing) => return Err(reading.refusal(body).unwrap_or(missing).into()),
+        };
+        let mut draft = old.prepare_reading(reading, body, Some(name))?;
         draft.version = current.version + 1;
         let new = old.with(draft.clone());
         let plan = plan(&old, &new, name, self.db.dialect());
@@ -162,6 +175,7 @@ impl Definitions {
             .push(" WHERE name = ")
             .text(name);
         tx.execute(sql).await?;
+        tx.execute(audit.row(d, name)).await?;
         tx.commit().await?;
         Ok((draft, plan))
     }
@@ -198,7 +212,7 @@ impl Definitions {
     }
 
     /// Discards the pending change of `name`.
-    pub async fn discard(&self, name: &str) -> Result<()> {
+    pub async fn discard(&self, name: &str, audit: &Audit) -> Result<()> {
         let _guard = self.changing.lock().await;
         self.draft(name).await?.ok_or_else(|| no_pending(name))?;
         let mut tx = self.db.begin().await?;
@@ -206,6 +220,7 @@ impl Definitions {
         sql.push("UPDATE data_items SET draft = NULL WHERE name = ")
             .text(name);
         tx.execute(sql).await?;
+        tx.execute(audit.row(tx.dialect(), name)).await?;
         tx.commit().await
     }
 
@@ -215,6 +230,7 @@ impl Definitions {
         &self,
         name: &str,
         confirm_destructive: bool,
+        audit: &Audit,
     ) -> Result<(DataItem, MigrationPlan)> {
         let _guard = self.changing.lock().await;
         let draft = self.draft(name).await?.ok_or_else(|| no_pending(name))?;
@@ -239,7 +255,7 @@ impl Definitions {
             if let Err(e) = result {
                 if let Some((_, message)) = e.unique_violation() {
                     return Err(KernelError::Conflict {
-                        code: "unique_violation",
+                        code: crate::error::ErrorCode::UniqueViolation,
                         message: format!("cannot apply '{}': {message}", step.description),
                         details: vec![Issue::new(
                             format!("/steps/{}", step.table),
@@ -266,6 +282,7 @@ impl Definitions {
             .text(name);
         tx.execute(sql).await?;
         record_version(&mut tx, &draft, &plan, &stamp).await?;
+        tx.execute(audit.row(d, name)).await?;
         tx.commit().await?;
         self.swap(new);
         tracing::info!(item = %name, version = draft.version, steps = plan.steps.len(), "migration applied");
@@ -275,7 +292,7 @@ impl Definitions {
 
 fn no_pending(name: &str) -> KernelError {
     KernelError::Conflict {
-        code: "no_pending_change",
+        code: crate::error::ErrorCode::NoPendingChange,
         message: format!("'{name}' has no pending change: PUT a new definition first"),
         details: Vec::new(),
     }

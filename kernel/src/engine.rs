@@ -31,6 +31,11 @@ use crate::sql::Sql;
 pub type Prepared<'t> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Command>> + Send + 't>>;
 
+/// A second command decided from the first one's result, inside the same critical section
+/// and transaction (see [`Engine::command_then`]): e.g. the first step's decision, made
+/// on the process a start has just created.
+pub type FollowUp = Box<dyn FnOnce(&Scheduler, &Outcome) -> Result<Command> + Send>;
+
 /// One priority level is worth this much waiting in READY.
 pub const AGING_MS: i64 = 60_000;
 
@@ -550,15 +555,46 @@ impl Engine {
     where
         P: for<'t> FnOnce(&'t mut Tx) -> Prepared<'t>,
     {
+        self.command_then(prepare, None).await
+    }
+
+    /// [`Engine::command_with`], then `then`: a second command built from the core as the
+    /// first left it, applied in the same critical section and committed in the same
+    /// transaction. If `then` refuses (or its command is refused), the core is put back as
+    /// it was before the first command and nothing is written: both happen, or neither.
+    /// The price — a copy of the core — is paid only by commands that carry a follow-up.
+    pub async fn command_then<P>(&self, prepare: P, then: Option<FollowUp>) -> Result<Outcome>
+    where
+        P: for<'t> FnOnce(&'t mut Tx) -> Prepared<'t>,
+    {
         let outcome = {
             let (mut core, _) = self.settled().await;
             let mut tx = self.db.begin().await?;
             // An error here drops the transaction: nothing is written, the core untouched.
             let command = prepare(&mut tx).await?;
             crate::limits::check_command(&core, &command)?;
-            let outcome = core
+            let before = then.as_ref().map(|_| core.clone());
+            let mut outcome = core
                 .apply(command, self.clock.now_ms(), &self.conditions)
                 .map_err(KernelError::Process)?;
+            if let (Some(then), Some(before)) = (then, before) {
+                let followed = then(&core, &outcome).and_then(|next| {
+                    crate::limits::check_command(&core, &next)?;
+                    core.apply(next, self.clock.now_ms(), &self.conditions)
+                        .map_err(KernelError::Process)
+                });
+                match followed {
+                    Ok(next) => {
+                        outcome.entries.extend(next.entries);
+                        outcome.effects.extend(next.effects);
+                    }
+                    Err(e) => {
+                        // The transaction is dropped unwritten; memory goes back with it.
+                        *core = before;
+                        return Err(e);
+                    }
+                }
+            }
             // From here memory has moved: the transaction commits or the core is rebuilt.
             let n = outcome.entries.len() as u64;
             let first_gseq = self.seq.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + 1;
@@ -821,7 +857,7 @@ impl Engine {
     }
 
     /// Stores and publishes a service version (already validated and numbered).
-    pub async fn publish(&self, service: Service) -> Result<()> {
+    pub async fn publish(&self, service: Service, audit: Sql) -> Result<()> {
         let d = self.db.dialect();
         let mut sql = Sql::new(d);
         sql.push("INSERT INTO services (name, version, definition, published_at) VALUES (")
@@ -838,13 +874,18 @@ impl Engine {
         );
         sql.push(")");
         let mut core = self.core.lock().await;
-        self.db.write_atomically(vec![sql]).await?;
+        self.db.write_atomically(vec![sql, audit]).await?;
         core.publish(service);
         Ok(())
     }
 
     /// Stores a resource (or replaces it) and makes it schedulable.
-    pub async fn put_resource(&self, resource: Resource, definition: &Json) -> Result<()> {
+    pub async fn put_resource(
+        &self,
+        resource: Resource,
+        definition: &Json,
+        audit: Sql,
+    ) -> Result<()> {
         let d = self.db.dialect();
         let mut sql = Sql::new(d);
         sql.push("INSERT INTO resources (id, type, definition) VALUES (")
@@ -855,23 +896,23 @@ impl Engine {
             .param(Some(json_text(definition)?), d.param_cast(FieldType::Json));
         sql.push(") ON CONFLICT (id) DO UPDATE SET definition = excluded.definition");
         let mut core = self.core.lock().await;
-        self.db.write_atomically(vec![sql]).await?;
+        self.db.write_atomically(vec![sql, audit]).await?;
         core.add_resource(resource);
         Ok(())
     }
 
-    /// Stores a department (the statement is the caller's) and puts it in the tree the
-    /// scheduler resolves participants with.
+    /// Stores a department (the statements are the caller's: the row and its audit row)
+    /// and puts it in the tree the scheduler resolves participants with.
     pub async fn put_department(
         &self,
-        sql: Sql,
+        statements: Vec<Sql>,
         name: &str,
         parent: Option<&str>,
         leader: Option<&str>,
     ) -> Result<()> {
         {
             let mut core = self.core.lock().await;
-            self.db.write_atomically(vec![sql]).await?;
+            self.db.write_atomically(statements).await?;
             core.add_department(name, parent, leader);
         }
         // Members of a new branch of the tree may now be dispatched.
@@ -888,8 +929,9 @@ impl Engine {
         self.core.lock().await.set_delegations(user, list);
     }
 
-    /// Stores an operator (user) and makes them available for dispatch.
-    pub async fn put_operator(&self, operator: Operator) -> Result<Outcome> {
+    /// Stores an operator (user) and makes them available for dispatch; `also` (their
+    /// password's row, the audit row) is written in the same transaction.
+    pub async fn put_operator(&self, operator: Operator, also: Vec<Sql>) -> Result<Outcome> {
         let d = self.db.dialect();
         let mut sql = Sql::new(d);
         sql.push("INSERT INTO users (id, definition) VALUES (")
@@ -899,7 +941,9 @@ impl Engine {
         sql.push(") ON CONFLICT (id) DO UPDATE SET definition = excluded.definition");
         {
             let mut core = self.core.lock().await;
-            self.db.write_atomically(vec![sql]).await?;
+            let mut statements = vec![sql];
+            statements.extend(also);
+            self.db.write_atomically(statements).await?;
             core.add_operator(operator);
         }
         // A new operator may let waiting work be dispatched.

@@ -39,7 +39,7 @@ pub enum KernelError {
     #[error("{message}")]
     Conflict {
         /// A stable machine-readable code.
-        code: &'static str,
+        code: ErrorCode,
         /// What is wrong.
         message: String,
         /// Where.
@@ -102,3 +102,115 @@ impl KernelError {
 
 /// The kernel's result type.
 pub type Result<T, E = KernelError> = std::result::Result<T, E>;
+
+/// Defines [`ErrorCode`] from one table (variant, the code's string, its meaning), so the
+/// enum, its strings and the meanings the OpenAPI document lists cannot disagree.
+macro_rules! error_codes {
+    ($($variant:ident = $code:literal : $meaning:literal,)*) => {
+        /// The stable code of every error the API answers with (`{"error": {"code": …}}`): a
+        /// program switches on it, a person reads the message beside it. One enum instead of
+        /// free strings, so the OpenAPI document lists every code with its meaning and a code
+        /// cannot be misspelt at one call site. Serialized in snake_case; the strings are
+        /// part of the API and never change.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode {
+            $(#[doc = $meaning] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in the order the document lists them.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The code as it appears in the JSON body (`not_found`).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+
+            /// What the code means (its description in the OpenAPI document).
+            pub const fn meaning(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $meaning,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    BadRequest = "bad_request": "400: a query parameter, path segment or header is invalid; `details` names it (`/query/{key}`).",
+    MalformedJson = "malformed_json": "400: the body is not well-formed JSON.",
+    Unauthorized = "unauthorized": "401: no, unknown, expired or badly signed credentials (sent with `WWW-Authenticate: Bearer`).",
+    Forbidden = "forbidden": "403: the caller is known but lacks a grant; the message names the grant needed.",
+    NotFound = "not_found": "404: no such object (DataItem, record, service, process, rule, …) or no such API path.",
+    MethodNotAllowed = "method_not_allowed": "405: the path exists but does not accept this method.",
+    VersionConflict = "version_conflict": "409: the record changed since the caller read it (`If-Match` or `version` is stale).",
+    UniqueViolation = "unique_violation": "409: another record already holds this value of a unique field (named in `details`).",
+    Referenced = "referenced": "409: the record cannot be deleted while others reference it (`details` says which).",
+    DestructiveChangeUnconfirmed = "destructive_change_unconfirmed": "409: the migration removes or converts data; send `{\"confirm_destructive\": true}`.",
+    NoPendingChange = "no_pending_change": "409: the DataItem has no pending change to plan, apply or discard.",
+    NoDraft = "no_draft": "409: the service has no draft to publish.",
+    AppTokenExists = "app_token_exists": "409: an app token of that name exists or existed (names are never reused).",
+    LastAdministrator = "last_administrator": "409: the change would leave no user who can log in holding `admin`.",
+    IdTaken = "id_taken": "409: a resource or user with that id (in any case) exists already.",
+    IllegalMove = "illegal_move": "409: the process may not move so from its current state (`details` names the state and the moves allowed).",
+    WrongState = "wrong_state": "409: the process is not in the state the action needs.",
+    Conflict = "conflict": "409: the request conflicts with the process's current step (e.g. completing a step decided by its work items).",
+    Quarantined = "quarantined": "409: the process's stored row could not be read back and is set aside.",
+    PayloadTooLarge = "payload_too_large": "413: the request body is larger than the API accepts.",
+    UnsupportedMediaType = "unsupported_media_type": "415: the body was not sent as `Content-Type: application/json`.",
+    ValidationFailed = "validation_failed": "422: the body is well-formed but invalid; every problem at its JSON pointer in `details`; nothing was written.",
+    InvalidDefinition = "invalid_definition": "422: the definition (DataItem, service, rule, calendar, …) is invalid; every problem at its JSON pointer in `details`.",
+    InvalidSignal = "invalid_signal": "422: the signal's name is not an identifier.",
+    TooManyAttempts = "too_many_attempts": "429: too many failed logins; retry after `Retry-After` seconds.",
+    Internal = "internal": "500: an internal error (logged with the request id; never shown in detail).",
+    Busy = "busy": "503: the database is busy; retry after `Retry-After` seconds.",
+    StorageUnavailable = "storage_unavailable": "503: storage is failing; nothing was changed; `GET /healthz` says what is wrong.",
+}
+
+/// The OpenAPI schema of a code: one of the strings, each with its meaning.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let mut one_of = utoipa::openapi::schema::OneOfBuilder::new().description(Some(
+            "A stable code a program can switch on; each value's meaning is its description.",
+        ));
+        for code in ErrorCode::ALL {
+            one_of = one_of.item(
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::Type::String)
+                    .enum_values(Some([code.as_str()]))
+                    .description(Some(code.meaning())),
+            );
+        }
+        one_of.into()
+    }
+}
+
+impl utoipa::ToSchema for ErrorCode {}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// The strings are part of the API: serde's snake_case and `as_str` agree on each, and
+    /// no two codes share one.
+    #[test]
+    fn every_code_serializes_to_its_string() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).ok(),
+                Some(serde_json::json!(code.as_str()))
+            );
+            assert!(seen.insert(code.as_str()), "{code} twice");
+        }
+    }
+}

@@ -230,12 +230,25 @@ impl Events {
     /// Appends an event now (signals from outside, time events) and wakes the rules
     /// engine. Returns its sequence number.
     pub async fn append(&self, event: NewEvent) -> Result<u64> {
+        self.append_audited(event, None).await
+    }
+
+    /// [`Events::append`], with `audit` (a signal sent by a person) written in the same
+    /// transaction, about the event's subject.
+    pub async fn append_audited(
+        &self,
+        event: NewEvent,
+        audit: Option<&crate::audit::Audit>,
+    ) -> Result<u64> {
         // What is stored must read back: the payload is bounded like a context.
         crate::limits::check_payload(&event.payload)?;
         let mut sql = self.insert_sql(&event);
         sql.push(" RETURNING CAST(seq AS TEXT)");
         let mut tx = self.db.begin().await?;
         let seq = first_int(&tx.fetch(sql).await?).unwrap_or(0) as u64;
+        if let (Some(audit), Some(subject)) = (audit, &event.subject) {
+            tx.execute(audit.row(self.db.dialect(), subject)).await?;
+        }
         tx.commit().await?;
         self.wake.notify_one();
         Ok(seq)

@@ -5,6 +5,7 @@
 //! Process control blocks and the scheduler build on it.
 
 pub mod api;
+pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod calendars;

@@ -35,6 +35,7 @@ use erpos_design::naming::{derive_identifier, is_identifier};
 use erpos_design::{DesignError, Issue, Label};
 
 use crate::Kernel;
+use crate::audit::Audit;
 use crate::caller::{Caller, covers};
 use crate::error::{KernelError, Result};
 use crate::sql::Sql;
@@ -147,9 +148,9 @@ pub async fn list(k: &Kernel, table: &str) -> Result<Vec<Value>> {
 
 /// Validates and stores a department: its parent must exist and the tree stay a tree; its
 /// leader must be a user. Unchecked (packs, the kernel); the API calls `save_department`.
-pub async fn put_department(k: &Kernel, body: &Value) -> Result<Department> {
+pub async fn put_department(k: &Kernel, body: &Value, audit: &Audit) -> Result<Department> {
     let dept = validate_department(k, body).await?;
-    store_department(k, &dept).await?;
+    store_department(k, &dept, audit).await?;
     Ok(dept)
 }
 
@@ -186,7 +187,7 @@ async fn validate_department(k: &Kernel, body: &Value) -> Result<Department> {
     Ok(dept)
 }
 
-async fn store_department(k: &Kernel, dept: &Department) -> Result<()> {
+async fn store_department(k: &Kernel, dept: &Department, audit: &Audit) -> Result<()> {
     let def = serde_json::to_value(dept).map_err(|e| KernelError::Corrupt(e.to_string()))?;
     let mut sql = Sql::new(k.db.dialect());
     sql.push("INSERT INTO departments (name, definition) VALUES (")
@@ -196,7 +197,7 @@ async fn store_department(k: &Kernel, dept: &Department) -> Result<()> {
         .push(") ON CONFLICT (name) DO UPDATE SET definition = excluded.definition");
     k.engine
         .put_department(
-            sql,
+            vec![sql, audit.row(k.db.dialect(), &dept.name)],
             &dept.name,
             dept.parent.as_deref(),
             dept.leader.as_deref(),
@@ -206,9 +207,14 @@ async fn store_department(k: &Kernel, dept: &Department) -> Result<()> {
 
 /// Validates and stores a role or a skill. Unchecked (packs, the kernel); the API calls
 /// `put_role` for roles.
-pub async fn put_title(k: &Kernel, catalogue: Catalogue, body: &Value) -> Result<Title> {
+pub async fn put_title(
+    k: &Kernel,
+    catalogue: Catalogue,
+    body: &Value,
+    audit: &Audit,
+) -> Result<Title> {
     let title = validate_title(catalogue, body)?;
-    store_title(k, catalogue, &title).await?;
+    store_title(k, catalogue, &title, audit).await?;
     Ok(title)
 }
 
@@ -236,7 +242,7 @@ fn validate_title(catalogue: Catalogue, body: &Value) -> Result<Title> {
     Ok(title)
 }
 
-async fn store_title(k: &Kernel, catalogue: Catalogue, title: &Title) -> Result<()> {
+async fn store_title(k: &Kernel, catalogue: Catalogue, title: &Title, audit: &Audit) -> Result<()> {
     let def = serde_json::to_value(title).map_err(|e| KernelError::Corrupt(e.to_string()))?;
     let mut sql = Sql::new(k.db.dialect());
     sql.push("INSERT INTO ")
@@ -246,7 +252,8 @@ async fn store_title(k: &Kernel, catalogue: Catalogue, title: &Title) -> Result<
         .push(", ")
         .json(&def)
         .push(") ON CONFLICT (name) DO UPDATE SET definition = excluded.definition");
-    k.db.write_atomically(vec![sql]).await?;
+    k.db.write_atomically(vec![sql, audit.row(k.db.dialect(), &title.name)])
+        .await?;
     if catalogue == Catalogue::Roles {
         // Whoever holds the role now has other grants.
         k.auth.roles_changed();
@@ -434,7 +441,7 @@ async fn keep_an_administrator(
     }
     if administrators(k, role, user).await?.is_empty() {
         return Err(KernelError::Conflict {
-            code: "last_administrator",
+            code: crate::error::ErrorCode::LastAdministrator,
             message: format!(
                 "{what} would leave no user who can log in holding admin; make someone else an administrator first"
             ),
@@ -450,7 +457,7 @@ async fn keep_an_administrator(
 /// Creates or replaces a role for `caller`: the caller must hold every permission the
 /// role gives now and will give; a replacement that would leave the installation without
 /// an administrator is refused.
-pub async fn put_role(k: &Kernel, caller: &Caller, body: &Value) -> Result<Title> {
+pub async fn put_role(k: &Kernel, caller: &Caller, body: &Value, audit: &Audit) -> Result<Title> {
     let title = validate_title(Catalogue::Roles, body)?;
     let _guard = k.auth.organisation_lock().await;
     let before: Vec<String> = names(k, "roles")
@@ -475,7 +482,7 @@ pub async fn put_role(k: &Kernel, caller: &Caller, body: &Value) -> Result<Title
         "/permissions",
     )
     .await?;
-    store_title(k, Catalogue::Roles, &title).await?;
+    store_title(k, Catalogue::Roles, &title, audit).await?;
     Ok(title)
 }
 
@@ -529,7 +536,12 @@ pub async fn check_user_change<'k>(
 /// Creates or replaces a department for `caller`: changing its leader, or moving an
 /// existing department into or out of one that a step picks operators by, changes who
 /// approves — the caller must hold those approvals.
-pub async fn save_department(k: &Kernel, caller: &Caller, body: &Value) -> Result<Department> {
+pub async fn save_department(
+    k: &Kernel,
+    caller: &Caller,
+    body: &Value,
+    audit: &Audit,
+) -> Result<Department> {
     let dept = validate_department(k, body).await?;
     let _guard = k.auth.organisation_lock().await;
     if !caller.is_admin() {
@@ -556,6 +568,6 @@ pub async fn save_department(k: &Kernel, caller: &Caller, body: &Value) -> Resul
         }
         require_delegable(caller, &grants)?;
     }
-    store_department(k, &dept).await?;
+    store_department(k, &dept, audit).await?;
     Ok(dept)
 }

@@ -461,7 +461,7 @@ impl Outbox {
     }
 
     /// Puts a failed (or pending) row back in line now, with its attempts reset.
-    pub async fn retry(&self, id: i64) -> Result<()> {
+    pub async fn retry(&self, id: i64, audit: &crate::audit::Audit) -> Result<()> {
         let mut sql = Sql::new(self.db.dialect());
         sql.push("UPDATE outbox SET state = 'pending', attempts = 0, next_at_ms = ")
             .int(self.clock.now_ms())
@@ -469,13 +469,15 @@ impl Outbox {
             .int(id)
             .push(" AND state <> 'delivered' RETURNING CAST(id AS TEXT)");
         let mut tx = self.db.begin().await?;
-        let found = first_int(&tx.fetch(sql).await?);
-        tx.commit().await?;
-        if found.is_none() {
+        if first_int(&tx.fetch(sql).await?).is_none() {
+            // Dropped without a commit: nothing changed, so nothing is audited.
             return Err(KernelError::NotFound(format!(
                 "undelivered outbox entry {id}"
             )));
         }
+        tx.execute(audit.row(self.db.dialect(), &id.to_string()))
+            .await?;
+        tx.commit().await?;
         self.wake.notify_one();
         Ok(())
     }

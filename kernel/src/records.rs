@@ -425,7 +425,9 @@ impl Records {
         }
     }
 
-    fn validate(&self, catalog_item: &str, body: &Json, for_create: bool) -> Result<()> {
+    /// Checks a record body against its DataItem (every failing field at its pointer),
+    /// without writing: a use case that writes later in a transaction checks first.
+    pub fn validate(&self, catalog_item: &str, body: &Json, for_create: bool) -> Result<()> {
         let schema = self.definitions.schema();
         schema.catalog.require(catalog_item)?;
         if !body.is_object() {

@@ -8,6 +8,7 @@ use erpos_design::{DesignError, FieldType, Issue};
 use serde_json::Value;
 
 use crate::Kernel;
+use crate::audit::Audit;
 use crate::error::{KernelError, Result};
 use crate::scheduler::{Operator, Resource};
 use crate::sql::Sql;
@@ -105,7 +106,7 @@ fn labels(body: &Value, issues: &mut Vec<Issue>) {
 fn case_clash(kind: &str, id: &str, taken: Option<String>) -> Result<()> {
     match taken {
         Some(other) => Err(KernelError::Conflict {
-            code: "id_taken",
+            code: crate::error::ErrorCode::IdTaken,
             message: format!("{kind} '{other}' already exists; ids are unique regardless of case"),
             details: vec![Issue::new(
                 "/id",
@@ -163,7 +164,7 @@ fn capacity(body: &Value, issues: &mut Vec<Issue>) -> u32 {
 }
 
 /// Defines (or replaces) a resource type: `{"name", "kind", "label": {"zh"}}`.
-pub async fn put_type(k: &Kernel, body: &Value) -> Result<()> {
+pub async fn put_type(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
     let mut issues = Vec::new();
     known_keys(body, &TYPE_KEYS, &mut issues);
     let name = identifier(body, "name", &mut issues);
@@ -198,7 +199,7 @@ pub async fn put_type(k: &Kernel, body: &Value) -> Result<()> {
     sql.push(
         ") ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, definition = excluded.definition",
     );
-    k.db.write_atomically(vec![sql]).await
+    k.db.write_atomically(vec![sql, audit.row(d, &name)]).await
 }
 
 /// Every resource type.
@@ -217,7 +218,7 @@ pub async fn types(k: &Kernel) -> Result<Vec<Value>> {
 }
 
 /// Defines (or replaces) a resource: `{"id", "type", "capacity", "skills", "label"}`.
-pub async fn put(k: &Kernel, body: &Value) -> Result<()> {
+pub async fn put(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
     let mut issues = Vec::new();
     known_keys(body, &RESOURCE_KEYS, &mut issues);
     let id = identifier(body, "id", &mut issues);
@@ -249,6 +250,7 @@ pub async fn put(k: &Kernel, body: &Value) -> Result<()> {
         })
         .await;
     case_clash("resource", &id, taken)?;
+    let row = audit.row(k.db.dialect(), &id);
     k.engine
         .put_resource(
             Resource {
@@ -258,6 +260,7 @@ pub async fn put(k: &Kernel, body: &Value) -> Result<()> {
                 skills,
             },
             body,
+            row,
         )
         .await
 }
@@ -265,7 +268,7 @@ pub async fn put(k: &Kernel, body: &Value) -> Result<()> {
 /// Defines (or replaces) a user who can handle steps: `{"id", "name", "roles", "skills",
 /// "capacity", "department", "password"?}`. The password (at least 8 characters) is stored
 /// only as its argon2id hash, never in the user's definition.
-pub async fn put_user(k: &Kernel, body: &Value) -> Result<()> {
+pub async fn put_user(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
     let mut issues = Vec::new();
     known_keys(body, &USER_KEYS, &mut issues);
     let id = identifier(body, "id", &mut issues);
@@ -329,29 +332,32 @@ pub async fn put_user(k: &Kernel, body: &Value) -> Result<()> {
         })
         .await;
     case_clash("user", &id, taken)?;
-    // Hashed before anything is stored: a failure leaves no user without their password.
-    let hash = match password {
-        Some(p) => Some(crate::auth::hash_password(p).await?),
-        None => None,
-    };
+    // Hashed before anything is stored; the user, their password and the audit row are
+    // one transaction, so no user is ever stored without the password they were given.
+    let mut also = Vec::new();
+    if let Some(p) = password {
+        also.push(
+            k.auth
+                .password_sql(&id, &crate::auth::hash_password(p).await?),
+        );
+    }
+    also.push(audit.row(k.db.dialect(), &id));
     let result = k
         .engine
-        .put_operator(Operator {
-            id: id.clone(),
-            roles,
-            skills,
-            capacity,
-            department,
-            calendar,
-        })
+        .put_operator(
+            Operator {
+                id: id.clone(),
+                roles,
+                skills,
+                capacity,
+                department,
+                calendar,
+            },
+            also,
+        )
         .await
         .map(|_| ());
     // Their roles may have changed, and with them their grants.
     k.auth.user_changed(&id);
-    result?;
-    if let Some(hash) = hash {
-        k.db.write_atomically(vec![k.auth.password_sql(&id, &hash)])
-            .await?;
-    }
-    Ok(())
+    result
 }

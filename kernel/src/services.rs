@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use erpos_design::FieldType;
 use erpos_design::service::Service;
-use erpos_design::service_check::prepare_service;
+use erpos_design::service_check::{prepare_service, prepare_service_reading, read_service};
 use serde_json::Value as Json;
 
+use crate::audit::Audit;
 use crate::db::Db;
 use crate::definitions::Definitions;
 use crate::engine::Engine;
@@ -40,21 +41,20 @@ impl Services {
 
     /// Validates and saves a draft (created or replaced). Sub-services may name other
     /// drafts; publishing checks they are published.
-    pub async fn save_draft(&self, body: &Json) -> Result<Service> {
-        let input: Service = serde_path_to_error::deserialize(body).map_err(|e| {
-            let path = erpos_design::error::serde_path_to_pointer(&e.path().to_string());
-            KernelError::Design(erpos_design::DesignError::InvalidDefinition(vec![
-                erpos_design::Issue::new(path, e.inner().to_string()),
-            ]))
-        })?;
+    pub async fn save_draft(&self, body: &Json, audit: &Audit) -> Result<Service> {
+        // Read as far as it can be, then checked whole: one answer carries every problem.
+        let reading = read_service(body);
         let mut known = self.published_names().await;
         known.extend(self.draft_names().await?);
-        if !input.name.is_empty() {
-            known.push(input.name.clone());
+        if let Some(name) = reading.value.as_ref().map(|s| &s.name)
+            && !name.is_empty()
+        {
+            known.push(name.clone());
         }
         let catalog = self.definitions.schema().catalog.clone();
-        let mut prepared =
-            prepare_service(input, &catalog, &|name| known.iter().any(|k| k == name))?;
+        let mut prepared = prepare_service_reading(reading, body, &catalog, &|name| {
+            known.iter().any(|k| k == name)
+        })?;
         // Versions are the kernel's to number, at publication.
         prepared.version = 0;
         let d = self.db.dialect();
@@ -73,7 +73,9 @@ impl Services {
             d.param_cast(FieldType::Datetime),
         );
         sql.push(") ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at");
-        self.db.write_atomically(vec![sql]).await?;
+        self.db
+            .write_atomically(vec![sql, audit.row(d, &prepared.name)])
+            .await?;
         Ok(prepared)
     }
 
@@ -149,12 +151,12 @@ impl Services {
 
     /// Publishes the draft as the next version: validated again, now requiring every
     /// sub-service to be published.
-    pub async fn publish(&self, name: &str) -> Result<Service> {
+    pub async fn publish(&self, name: &str, audit: &Audit) -> Result<Service> {
         let draft = self
             .draft(name)
             .await?
             .ok_or_else(|| KernelError::Conflict {
-                code: "no_draft",
+                code: crate::error::ErrorCode::NoDraft,
                 message: format!("service '{name}' has no draft to publish: POST it first"),
                 details: Vec::new(),
             })?;
@@ -170,7 +172,9 @@ impl Services {
             .max()
             .unwrap_or(0)
             + 1;
-        self.engine.publish(prepared.clone()).await?;
+        self.engine
+            .publish(prepared.clone(), audit.row(self.db.dialect(), name))
+            .await?;
         tracing::info!(service = %name, version = prepared.version, "service published");
         Ok(prepared)
     }

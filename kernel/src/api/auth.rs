@@ -23,11 +23,12 @@ use erpos_design::Issue;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::error::ErrorCode;
 use super::extract::{JsonBody, Path};
 use crate::Kernel;
 use crate::auth::apps::SignedRequest;
-use crate::auth::{check_password, sha256_hex};
-use crate::caller::{Caller, CallerKind, Permission, covers};
+use crate::auth::sha256_hex;
+use crate::caller::{Caller, CallerKind, Permission};
 use crate::error::KernelError;
 
 /// The address of the client a request came from, when the server knows it (it is served
@@ -61,15 +62,7 @@ pub struct CurrentSession(pub String);
 /// Refuses with 403 unless the caller may `permission`; the message says what `what` needs
 /// (`"defining DataItems needs design"`).
 pub fn require(caller: &Caller, permission: Permission<'_>, what: &str) -> Result<(), ApiError> {
-    if caller.may(permission) {
-        return Ok(());
-    }
-    let grant = permission
-        .grants()
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| "admin".to_owned());
-    Err(ApiError::forbidden(what, &grant))
+    Ok(crate::app::require(caller, permission, what)?)
 }
 
 /// Refuses to hand out a grant the caller does not hold (in a role's permissions, a user's
@@ -79,18 +72,7 @@ pub fn require_delegable<'a>(
     caller: &Caller,
     grants: impl IntoIterator<Item = &'a String>,
 ) -> Result<(), ApiError> {
-    if caller.is_admin() {
-        return Ok(());
-    }
-    for g in grants {
-        if !caller.grants.iter().any(|mine| covers(mine, g)) {
-            return Err(ApiError::forbidden(
-                &format!("handing out the grant '{g}'"),
-                g,
-            ));
-        }
-    }
-    Ok(())
+    Ok(crate::app::require_delegable(caller, grants)?)
 }
 
 /// The token of an `Authorization: Bearer <token>` value. The scheme is matched in any
@@ -177,7 +159,7 @@ async fn signed(k: &Kernel, req: Request) -> Result<Request, ApiError> {
         .map_err(|_| {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 "the request body is too large",
             )
         })?;
@@ -251,8 +233,8 @@ fn timestamp(ms: i64) -> Value {
 /// wrong user name or password gets 401 with one message (a user name longer than any user
 /// id too); five failures in a row lock the name for a minute from that client address,
 /// and an address or an account under attack is throttled (429, `auth::throttle`).
-#[utoipa::path(post, path = "/api/v1/sessions", tag = "auth", request_body = Object,
-    responses((status = 201, description = "`{token, user, expires_at}`"),
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "auth", operation_id = "login", request_body = super::schema::Login,
+    responses((status = 201, description = "the session", body = super::schema::Session),
               (status = 401, description = "wrong user name or password", body = super::error::ErrorBody),
               (status = 422, description = "user or password missing", body = super::error::ErrorBody),
               (status = 429, description = "too many failures: retry later", body = super::error::ErrorBody)))]
@@ -275,8 +257,9 @@ pub async fn login(
 }
 
 /// Who the caller is: user, how they authenticated, their grants.
-#[utoipa::path(get, path = "/api/v1/sessions/current", tag = "auth",
-    responses((status = 200, description = "`{user, kind, app?, services?, grants}`"), (status = 401, description = "no credentials", body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/sessions/current", tag = "auth", operation_id = "whoami",
+    responses((status = 200, description = "who the caller is and their grants", body = super::schema::WhoAmI),
+              (status = 401, description = "no credentials", body = super::error::ErrorBody)))]
 pub async fn whoami(caller: Caller) -> Json<Value> {
     let kind = match &caller.kind {
         CallerKind::System => "system",
@@ -293,7 +276,7 @@ pub async fn whoami(caller: Caller) -> Json<Value> {
 }
 
 /// Logs out: ends the session whose token the request carries.
-#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "auth",
+#[utoipa::path(delete, path = "/api/v1/sessions/current", tag = "auth", operation_id = "logout",
     responses((status = 204, description = "logged out"), (status = 400, description = "the request did not come with a session token", body = super::error::ErrorBody)))]
 pub async fn logout(
     State(k): State<Arc<Kernel>>,
@@ -302,7 +285,7 @@ pub async fn logout(
     let Some(axum::Extension(CurrentSession(hash))) = session else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             "only a session (a token from POST /api/v1/sessions) can be logged out",
         ));
     };
@@ -313,12 +296,13 @@ pub async fn logout(
 /// Sets a user's password: `{"password", "old_password"?}`. The user themselves, with their
 /// old password; or anyone with `organisation`, without. At least 8 characters. Every other
 /// session of the user ends.
-#[utoipa::path(put, path = "/api/v1/users/{id}/password", tag = "auth", request_body = Object,
+#[utoipa::path(put, path = "/api/v1/users/{id}/password", tag = "auth", operation_id = "set_password", request_body = super::schema::NewPassword,
     params(("id" = String, Path, description = "user id")),
     responses((status = 204, description = "changed"),
               (status = 403, description = "neither the user with the old password nor organisation", body = super::error::ErrorBody),
               (status = 404, description = "no such user", body = super::error::ErrorBody),
-              (status = 422, description = "too short", body = super::error::ErrorBody)))]
+              (status = 422, description = "too short, or the old password missing", body = super::error::ErrorBody),
+              (status = 429, description = "too many wrong old passwords: retry later", body = super::error::ErrorBody)))]
 pub async fn set_password(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -327,76 +311,32 @@ pub async fn set_password(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<StatusCode, ApiError> {
-    let own = caller.user == id && caller.kind == CallerKind::User;
-    if !caller.may(Permission::Organisation) {
-        if !own {
-            return Err(ApiError::forbidden(
-                "setting another user's password",
-                "organisation",
-            ));
-        }
-        let old = body
-            .get("old_password")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                ApiError::from(KernelError::Invalid(vec![Issue::new(
-                    "/old_password",
-                    "changing your own password needs your current one",
-                )]))
-            })?;
-        if !k.auth.check_password_of(&id, old, addr).await? {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "the old password does not match",
-            ));
-        }
-    }
-    if k.auth.roles_of(&id).await?.is_none() {
-        return Err(KernelError::NotFound(format!("user '{id}'")).into());
-    }
-    if !own {
-        // Setting someone's password is becoming them.
-        require_delegable(&caller, k.auth.grants_of(&id).await?.iter())?;
-    }
-    let password = field(&body, "password")?;
-    check_password(password, "/password")?;
-    k.auth.set_password(&id, password).await?;
-    crate::audit::record(&k, &caller.user, "user.password", &id).await;
     let keep = session.map(|axum::Extension(CurrentSession(h))| h);
-    k.auth
-        .end_sessions_of(&id, keep.as_deref().filter(|_| own))
-        .await?;
-    tracing::info!(user = %id, by = %caller.user, "password changed");
+    let change = crate::app::access::SetPassword {
+        user: &id,
+        password: body.get("password").and_then(Value::as_str),
+        old_password: body.get("old_password").and_then(Value::as_str),
+        client: addr,
+        keep_session: keep.as_deref(),
+    };
+    crate::app::access::set_password(&k, &caller, change).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Creates an app token for a calling system: `{"name", "services": ["leave"], "scopes":
 /// ["records:leave:*", "services:leave:*"], "label"?}`. The answer holds the `secret`,
 /// shown this once.
-#[utoipa::path(post, path = "/api/v1/app-tokens", tag = "auth", request_body = Object,
-    responses((status = 201, description = "the token with its secret"),
+#[utoipa::path(post, path = "/api/v1/app-tokens", tag = "auth", operation_id = "create_app_token", request_body = super::schema::NewAppToken,
+    responses((status = 201, description = "the token with its secret, shown this once", body = super::schema::AppToken),
               (status = 403, description = "needs organisation", body = super::error::ErrorBody),
-              (status = 409, description = "the name is taken", body = super::error::ErrorBody),
+              (status = 409, description = "the name is taken (`app_token_exists`)", body = super::error::ErrorBody),
               (status = 422, description = "invalid", body = super::error::ErrorBody)))]
 pub async fn create_app(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Organisation, "creating app tokens")?;
-    // A token acts for any user within its scopes: its creator must hold them.
-    let scopes: Vec<String> = body
-        .get("scopes")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(str::to_owned)
-        .collect();
-    require_delegable(&caller, &scopes)?;
-    let (token, secret) = k.auth.create_app(&body, &caller.user).await?;
-    crate::audit::record(&k, &caller.user, "app_token.create", &token.name).await;
+    let (token, secret) = crate::app::access::create_app_token(&k, &caller, &body).await?;
     let mut out = json!(token);
     out["secret"] = json!(secret);
     out["created_at"] = timestamp(token.created_ms);
@@ -404,8 +344,8 @@ pub async fn create_app(
 }
 
 /// Every app token (revoked ones too), secrets masked.
-#[utoipa::path(get, path = "/api/v1/app-tokens", tag = "auth",
-    responses((status = 200, description = "`{items, total}`"), (status = 403, description = "needs organisation", body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/app-tokens", tag = "auth", operation_id = "list_app_tokens",
+    responses((status = 200, description = "every app token, secrets masked", body = super::schema::AppTokenList), (status = 403, description = "needs organisation", body = super::error::ErrorBody)))]
 pub async fn list_apps(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -418,7 +358,7 @@ pub async fn list_apps(
 }
 
 /// Revokes an app token: its signatures are refused from now on.
-#[utoipa::path(delete, path = "/api/v1/app-tokens/{name}", tag = "auth",
+#[utoipa::path(delete, path = "/api/v1/app-tokens/{name}", tag = "auth", operation_id = "revoke_app_token",
     params(("name" = String, Path, description = "app token name")),
     responses((status = 204, description = "revoked"), (status = 403, description = "needs organisation", body = super::error::ErrorBody),
               (status = 404, description = "no live token of that name", body = super::error::ErrorBody)))]
@@ -427,19 +367,19 @@ pub async fn revoke_app(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require(&caller, Permission::Organisation, "revoking app tokens")?;
-    k.auth.revoke_app(&name, &caller.user).await?;
-    crate::audit::record(&k, &caller.user, "app_token.revoke", &name).await;
+    crate::app::access::revoke_app_token(&k, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The audit log, newest first: who changed which definition, organisation entry, password
 /// or app token, and when (records and processes have their own histories). `actor`
 /// filters; `limit` (1–500, default 50) and `before` (the `next_cursor`) page.
-#[utoipa::path(get, path = "/api/v1/audit", tag = "auth",
+#[utoipa::path(get, path = "/api/v1/audit", tag = "auth", operation_id = "audit_log",
     params(("actor" = Option<String>, Query, description = "only this user's changes"),
-           ("limit" = Option<u32>, Query, description = "page size"), ("before" = Option<i64>, Query, description = "next_cursor")),
-    responses((status = 200, description = "`{items: [{seq, at, actor, action, subject}], next_cursor}`"),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "page size, 1 to 500 (default 50)"),
+           ("before" = Option<i64>, Query, description = "next_cursor of the previous page"),
+           ("cursor" = Option<i64>, Query, description = "the same as before")),
+    responses((status = 200, description = "the audit log, newest first", body = super::schema::AuditList),
               (status = 400, description = "bad parameter", body = super::error::ErrorBody),
               (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
 pub async fn audit(

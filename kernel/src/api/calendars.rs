@@ -10,14 +10,14 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::auth::require;
 use super::extract::{JsonBody, Path};
 use crate::Kernel;
-use crate::caller::{Caller, Permission};
+use crate::caller::Caller;
 use crate::error::KernelError;
 
 /// Every calendar.
-#[utoipa::path(get, path = "/api/v1/calendars", tag = "time", responses((status = 200, description = "`{items, total}`")))]
+#[utoipa::path(get, path = "/api/v1/calendars", tag = "time", operation_id = "list_calendars",
+    responses((status = 200, description = "every calendar", body = super::schema::CalendarList)))]
 pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
     let all = k.calendars.all();
     let items: Vec<&erpos_design::WorkingCalendar> = all.values().collect();
@@ -28,21 +28,24 @@ pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
 /// "utc_offset_minutes": 480, "weekly": {"mon": [["09:00", "12:00"], ["13:00", "18:00"]], …},
 /// "holidays": ["2026-10-01"], "exceptions": {"2026-09-27": [["09:00", "18:00"]]}}`. The
 /// one named `organisation` is the default for every deadline.
-#[utoipa::path(post, path = "/api/v1/calendars", tag = "time", request_body = Object,
-    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/calendars", tag = "time", operation_id = "save_calendar", request_body = erpos_design::WorkingCalendar,
+    responses((status = 201, description = "the calendar as stored (name derived)", body = erpos_design::WorkingCalendar),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 422, description = "invalid, every problem at its pointer (`invalid_definition`)", body = super::error::ErrorBody)))]
 pub async fn save(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Design, "defining calendars")?;
-    let cal = k.calendars.put(&body, k.engine.now_ms()).await?;
-    crate::audit::record(&k, &caller.user, "calendar.save", &cal.name).await;
+    let cal = crate::app::design::save_calendar(&k, &caller, &body).await?;
     Ok((StatusCode::CREATED, Json(cal)))
 }
 
 /// One calendar.
-#[utoipa::path(get, path = "/api/v1/calendars/{name}", tag = "time", responses((status = 200, description = "the calendar"), (status = 404, description = "no such calendar", body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/calendars/{name}", tag = "time", operation_id = "show_calendar",
+    params(("name" = String, Path, description = "calendar name")),
+    responses((status = 200, description = "the calendar", body = erpos_design::WorkingCalendar),
+              (status = 404, description = "no such calendar", body = super::error::ErrorBody)))]
 pub async fn show(
     State(k): State<Arc<Kernel>>,
     Path(name): Path<String>,
@@ -55,14 +58,16 @@ pub async fn show(
 }
 
 /// Deletes a calendar (deadlines already set keep their instant).
-#[utoipa::path(delete, path = "/api/v1/calendars/{name}", tag = "time", responses((status = 204, description = "deleted"), (status = 404, description = "no such calendar", body = super::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/calendars/{name}", tag = "time", operation_id = "delete_calendar",
+    params(("name" = String, Path, description = "calendar name")),
+    responses((status = 204, description = "deleted"),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "no such calendar", body = super::error::ErrorBody)))]
 pub async fn delete(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require(&caller, Permission::Design, "deleting calendars")?;
-    k.calendars.delete(&name).await?;
-    crate::audit::record(&k, &caller.user, "calendar.delete", &name).await;
+    crate::app::design::delete_calendar(&k, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

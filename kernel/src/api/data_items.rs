@@ -9,13 +9,14 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::auth::require;
+use super::error::ErrorCode;
 use super::extract::{JsonBody, Path};
 use crate::Kernel;
 use crate::caller::{Caller, Permission};
 
 /// Every DataItem definition.
-#[utoipa::path(get, path = "/api/v1/data-items", tag = "design", responses((status = 200, description = "`{items, total, next_cursor}`")))]
+#[utoipa::path(get, path = "/api/v1/data-items", tag = "design", operation_id = "list_data_items",
+    responses((status = 200, description = "every DataItem definition", body = super::schema::DataItemList)))]
 pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
     let schema = k.definitions.schema();
     let items: Vec<Value> = schema.catalog.items().map(|i| json!(i)).collect();
@@ -24,24 +25,25 @@ pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
 
 /// Defines a DataItem and creates its table. Names left out are derived from the Chinese
 /// labels with pinyin.
-#[utoipa::path(post, path = "/api/v1/data-items", tag = "design", request_body = Object,
-    responses((status = 201, description = "the stored definition, names derived, version 1"),
-              (status = 422, description = "invalid definition; every problem at its JSON pointer", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/data-items", tag = "design", operation_id = "create_data_item", request_body = erpos_design::DataItem,
+    responses((status = 201, description = "the stored definition, names derived, version 1", body = erpos_design::DataItem),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 409, description = "a DataItem of that name exists", body = super::error::ErrorBody),
+              (status = 422, description = "invalid definition; every problem at its JSON pointer (`invalid_definition`)", body = super::error::ErrorBody)))]
 pub async fn create(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Design, "defining DataItems")?;
-    let item = k.definitions.create(&body).await?;
-    crate::audit::record(&k, &caller.user, "data_item.create", &item.name).await;
+    let item = crate::app::design::create_data_item(&k, &caller, &body).await?;
     Ok((StatusCode::CREATED, Json(json!(item))))
 }
 
 /// One DataItem definition, with its pending change if there is one.
-#[utoipa::path(get, path = "/api/v1/data-items/{name}", tag = "design",
+#[utoipa::path(get, path = "/api/v1/data-items/{name}", tag = "design", operation_id = "show_data_item",
     params(("name" = String, Path, description = "DataItem name")),
-    responses((status = 200, description = "the definition"), (status = 404, description = "no such DataItem", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "the definition, its pending change and its descendants", body = super::schema::DataItemShown),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody)))]
 pub async fn show(
     State(k): State<Arc<Kernel>>,
     Path(name): Path<String>,
@@ -60,25 +62,27 @@ pub async fn show(
 
 /// Proposes a new definition of a DataItem: stored as its pending change, answered with the
 /// migration plan. Nothing changes in the tables until the plan is applied.
-#[utoipa::path(put, path = "/api/v1/data-items/{name}", tag = "design", request_body = Object,
+#[utoipa::path(put, path = "/api/v1/data-items/{name}", tag = "design", operation_id = "propose_data_item", request_body = erpos_design::DataItem,
     params(("name" = String, Path, description = "DataItem name")),
-    responses((status = 200, description = "`{pending_change, plan}`"), (status = 422, description = "invalid definition", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "the pending change and its migration plan", body = super::schema::Proposal),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody),
+              (status = 422, description = "invalid definition (`invalid_definition`)", body = super::error::ErrorBody)))]
 pub async fn propose(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     Path(name): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Design, "changing DataItems")?;
-    let (draft, plan) = k.definitions.propose(&name, &body).await?;
-    crate::audit::record(&k, &caller.user, "data_item.propose", &name).await;
+    let (draft, plan) = crate::app::design::propose_data_item(&k, &caller, &name, &body).await?;
     Ok(Json(json!({"pending_change": draft, "plan": plan})))
 }
 
 /// The generated form: a JSON Schema (draft 2020-12) that validates every write, and a layout.
-#[utoipa::path(get, path = "/api/v1/data-items/{name}/form", tag = "design",
+#[utoipa::path(get, path = "/api/v1/data-items/{name}/form", tag = "design", operation_id = "data_item_form",
     params(("name" = String, Path, description = "DataItem name")),
-    responses((status = 200, description = "`{schema, patch_schema, layout}`"), (status = 404, description = "no such DataItem", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "the JSON Schemas of writes and the layout", body = super::schema::Form),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody)))]
 pub async fn form(
     State(k): State<Arc<Kernel>>,
     Path(name): Path<String>,
@@ -97,9 +101,11 @@ pub async fn form(
 }
 
 /// The migration plan of the pending change: each step, its SQL, and which are destructive.
-#[utoipa::path(get, path = "/api/v1/data-items/{name}/migration", tag = "design",
+#[utoipa::path(get, path = "/api/v1/data-items/{name}/migration", tag = "design", operation_id = "data_item_migration_plan",
     params(("name" = String, Path, description = "DataItem name")),
-    responses((status = 200, description = "the plan"), (status = 409, description = "no pending change", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "the plan", body = erpos_design::MigrationPlan),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody),
+              (status = 409, description = "no pending change (`no_pending_change`)", body = super::error::ErrorBody)))]
 pub async fn migration_plan(
     State(k): State<Arc<Kernel>>,
     Path(name): Path<String>,
@@ -109,17 +115,20 @@ pub async fn migration_plan(
 
 /// Applies the pending change. Body `{"confirm_destructive": true}` is required when a step
 /// removes a field or converts values lossily (the old values are archived, never dropped).
-#[utoipa::path(post, path = "/api/v1/data-items/{name}/migration", tag = "design", request_body = Object,
+#[utoipa::path(post, path = "/api/v1/data-items/{name}/migration", tag = "design", operation_id = "apply_data_item_migration",
+    request_body(content = Option<super::schema::MigrationConfirm>, description = "optional; `{\"confirm_destructive\": true}` for destructive steps"),
     params(("name" = String, Path, description = "DataItem name")),
-    responses((status = 200, description = "`{data_item, applied}`"),
-              (status = 409, description = "destructive and unconfirmed, no pending change, or values repeat for a new unique field", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "the definition now in force and the steps applied", body = super::schema::Migrated),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody),
+              (status = 409, description = "destructive and unconfirmed (`destructive_change_unconfirmed`), no pending change (`no_pending_change`), or values repeat for a new unique field (`unique_violation`)", body = super::error::ErrorBody)))]
 pub async fn migration_apply(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Design, "migrating DataItems")?;
+    crate::app::require(&caller, Permission::Design, "migrating DataItems")?;
     let body = super::extract::optional_body(&body, Value::Null)?;
     let confirm = match body.get("confirm_destructive") {
         None | Some(Value::Null) => false,
@@ -127,7 +136,7 @@ pub async fn migration_apply(
         Some(_) => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
+                ErrorCode::ValidationFailed,
                 "confirm_destructive must be true or false",
             )
             .with_details(vec![erpos_design::Issue::new(
@@ -136,22 +145,22 @@ pub async fn migration_apply(
             )]));
         }
     };
-    let (item, plan) = k.definitions.apply(&name, confirm).await?;
-    crate::audit::record(&k, &caller.user, "data_item.migrate", &name).await;
+    let (item, plan) = crate::app::design::migrate_data_item(&k, &caller, &name, confirm).await?;
     Ok(Json(json!({"data_item": item, "applied": plan})))
 }
 
 /// Discards the pending change.
-#[utoipa::path(delete, path = "/api/v1/data-items/{name}/migration", tag = "design",
+#[utoipa::path(delete, path = "/api/v1/data-items/{name}/migration", tag = "design", operation_id = "discard_data_item_change",
     params(("name" = String, Path, description = "DataItem name")),
-    responses((status = 204, description = "discarded"), (status = 409, description = "no pending change", body = super::error::ErrorBody)))]
+    responses((status = 204, description = "discarded"),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody),
+              (status = 409, description = "no pending change (`no_pending_change`)", body = super::error::ErrorBody)))]
 pub async fn migration_discard(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require(&caller, Permission::Design, "discarding DataItem changes")?;
-    k.definitions.discard(&name).await?;
-    crate::audit::record(&k, &caller.user, "data_item.discard", &name).await;
+    crate::app::design::discard_data_item_change(&k, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -66,16 +66,17 @@ fn embedded(content_type: &'static str, body: &'static str) -> Response {
 
 /// The API reference page (HTML): Swagger UI rendering `/api/v1/openapi.json`. Needs no
 /// credentials; open it in a browser.
-#[utoipa::path(get, path = "/api/v1/docs", tag = "system",
-    responses((status = 200, description = "the API reference page", content_type = "text/html")))]
+#[utoipa::path(get, path = "/api/v1/docs", tag = "system", operation_id = "api_reference",
+    responses((status = 200, description = "the API reference page", content_type = "text/html", body = String)))]
 pub async fn page() -> Response {
     embedded("text/html; charset=utf-8", PAGE)
 }
 
 /// A file of the API reference page (`swagger-ui-bundle.js`, `swagger-ui.css`, `init.js`).
-#[utoipa::path(get, path = "/api/v1/docs/{asset}", tag = "system",
+#[utoipa::path(get, path = "/api/v1/docs/{asset}", tag = "system", operation_id = "api_reference_file",
     params(("asset" = String, Path, description = "the file's name, as the page asks for it")),
-    responses((status = 200, description = "the file (JavaScript or CSS)"),
+    responses((status = 200, description = "the file (JavaScript or CSS)",
+               content((String = "text/javascript"), (String = "text/css"))),
               (status = 404, description = "no such file", body = super::error::ErrorBody)))]
 pub async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
     ASSETS

@@ -10,39 +10,42 @@ use axum::response::{IntoResponse, Response};
 use erpos_design::{DesignError, Issue};
 use serde::Serialize;
 
+pub use crate::error::ErrorCode;
 use crate::error::KernelError;
 
 /// An error as the API returns it.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     details: Vec<Issue>,
     /// `Retry-After` seconds (429).
     retry_after: Option<i64>,
 }
 
+/// The body of every 4xx/5xx response: `{"error": {"code", "message", "details"}}`.
 #[derive(Serialize, utoipa::ToSchema)]
-struct Body {
-    error: ErrorBody,
+#[schema(examples(json!({"error": {"code": "validation_failed", "message": "the record is invalid; nothing was written", "details": [{"path": "/age", "message": "must be at most 150"}]}})))]
+pub struct ErrorBody {
+    /// What went wrong.
+    error: ErrorInfo,
 }
 
-/// The body of every 4xx/5xx response.
+/// What went wrong: a code for programs, a message for people, and where.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
+pub struct ErrorInfo {
     /// A stable code a program can switch on (`validation_failed`, `not_found`, …).
-    code: String,
+    code: ErrorCode,
     /// What went wrong, for a person.
     message: String,
-    /// Each problem at the JSON pointer of the offending input.
-    #[schema(value_type = Vec<Object>)]
+    /// Each problem at the JSON pointer of the offending input (may be empty).
     details: Vec<Issue>,
 }
 
 impl ApiError {
     /// An error with a status, a code and a message.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -55,7 +58,7 @@ impl ApiError {
     /// The 401 for a request without valid credentials (sent with `WWW-Authenticate:
     /// Bearer`).
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
 
     /// The 403 for an authenticated caller without the grant `grant`: says what is needed,
@@ -63,7 +66,7 @@ impl ApiError {
     pub fn forbidden(what: &str, grant: &str) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             format!("{what} needs {grant}"),
         )
     }
@@ -71,6 +74,11 @@ impl ApiError {
     /// The status this error is answered with.
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// The code this error is answered with.
+    pub fn code(&self) -> ErrorCode {
+        self.code
     }
 
     /// Adds located problems.
@@ -83,7 +91,7 @@ impl ApiError {
     pub fn bad_parameter(key: &str, message: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
-            "bad_request",
+            ErrorCode::BadRequest,
             "the request parameters are invalid",
         )
         .with_details(vec![erpos_design::Issue::new(
@@ -94,15 +102,19 @@ impl ApiError {
 
     /// The 404 for a path no route serves.
     pub fn no_route() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no such API path")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "no such API path",
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: ErrorBody {
-                code: self.code.to_owned(),
+        let body = ErrorBody {
+            error: ErrorInfo {
+                code: self.code,
                 message: self.message,
                 details: self.details,
             },
@@ -130,30 +142,30 @@ impl From<KernelError> for ApiError {
         let message = e.to_string();
         match e {
             KernelError::Design(DesignError::InvalidDefinition(details)) => {
-                ApiError::new(S::UNPROCESSABLE_ENTITY, "invalid_definition", "the definition is invalid").with_details(details)
+                ApiError::new(S::UNPROCESSABLE_ENTITY, ErrorCode::InvalidDefinition, "the definition is invalid").with_details(details)
             }
             KernelError::Design(DesignError::InvalidRecord(details)) => {
-                ApiError::new(S::UNPROCESSABLE_ENTITY, "validation_failed", "the record is invalid; nothing was written")
+                ApiError::new(S::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, "the record is invalid; nothing was written")
                     .with_details(details)
             }
             KernelError::Design(DesignError::UnknownItem(_)) | KernelError::NotFound(_) => {
-                ApiError::new(S::NOT_FOUND, "not_found", message)
+                ApiError::new(S::NOT_FOUND, ErrorCode::NotFound, message)
             }
             KernelError::BadRequest(details) => {
-                ApiError::new(S::BAD_REQUEST, "bad_request", "the request parameters are invalid").with_details(details)
+                ApiError::new(S::BAD_REQUEST, ErrorCode::BadRequest, "the request parameters are invalid").with_details(details)
             }
-            KernelError::VersionConflict { current, sent } => ApiError::new(S::CONFLICT, "version_conflict", message)
+            KernelError::VersionConflict { current, sent } => ApiError::new(S::CONFLICT, ErrorCode::VersionConflict, message)
                 .with_details(vec![Issue::new(
                     "/version",
                     format!("the record is at version {current}; re-read it and retry (you sent {sent})"),
                 )]),
-            KernelError::Unique { field } => ApiError::new(S::CONFLICT, "unique_violation", message.clone())
+            KernelError::Unique { field } => ApiError::new(S::CONFLICT, ErrorCode::UniqueViolation, message.clone())
                 .with_details(vec![Issue::new(field, "another record already has this value")]),
-            KernelError::Referenced(by) => ApiError::new(S::CONFLICT, "referenced", message)
+            KernelError::Referenced(by) => ApiError::new(S::CONFLICT, ErrorCode::Referenced, message)
                 .with_details(by.into_iter().map(|b| Issue::new("", format!("referenced by {b}"))).collect()),
             KernelError::DestructiveUnconfirmed(details) => ApiError::new(
                 S::CONFLICT,
-                "destructive_change_unconfirmed",
+                ErrorCode::DestructiveChangeUnconfirmed,
                 "the migration removes or converts data; send {\"confirm_destructive\": true} to apply it",
             )
             .with_details(details),
@@ -161,29 +173,29 @@ impl From<KernelError> for ApiError {
             KernelError::Process(core) => {
                 use crate::scheduler::CoreError as C;
                 match core {
-                    C::NoProcess(_) | C::NoService(_) => ApiError::new(S::NOT_FOUND, "not_found", message),
-                    C::IllegalMove { from, allowed, .. } => ApiError::new(S::CONFLICT, "illegal_move", message).with_details(vec![
+                    C::NoProcess(_) | C::NoService(_) => ApiError::new(S::NOT_FOUND, ErrorCode::NotFound, message),
+                    C::IllegalMove { from, allowed, .. } => ApiError::new(S::CONFLICT, ErrorCode::IllegalMove, message).with_details(vec![
                         Issue::new("/state", format!("the process is {from:?}; it may move to: {allowed:?}")),
                     ]),
-                    C::WrongState { .. } => ApiError::new(S::CONFLICT, "wrong_state", message),
-                    C::NotAllowed(_) => ApiError::new(S::FORBIDDEN, "forbidden", message),
-                    C::NoTransition { available, .. } => ApiError::new(S::UNPROCESSABLE_ENTITY, "validation_failed", message)
+                    C::WrongState { .. } => ApiError::new(S::CONFLICT, ErrorCode::WrongState, message),
+                    C::NotAllowed(_) => ApiError::new(S::FORBIDDEN, ErrorCode::Forbidden, message),
+                    C::NoTransition { available, .. } => ApiError::new(S::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, message)
                         .with_details(vec![Issue::new("/transition", format!("choose one of: {}", available.join(", ")))]),
                 }
             }
             KernelError::Invalid(details) => {
-                ApiError::new(S::UNPROCESSABLE_ENTITY, "validation_failed", message).with_details(details)
+                ApiError::new(S::UNPROCESSABLE_ENTITY, ErrorCode::ValidationFailed, message).with_details(details)
             }
             KernelError::Unauthorized(m) => ApiError::unauthorized(m),
-            KernelError::Forbidden(m) => ApiError::new(S::FORBIDDEN, "forbidden", m),
+            KernelError::Forbidden(m) => ApiError::new(S::FORBIDDEN, ErrorCode::Forbidden, m),
             KernelError::TooManyAttempts { retry_after_s } => {
-                let mut e = ApiError::new(S::TOO_MANY_REQUESTS, "too_many_attempts", message);
+                let mut e = ApiError::new(S::TOO_MANY_REQUESTS, ErrorCode::TooManyAttempts, message);
                 e.retry_after = Some(retry_after_s);
                 e
             }
             KernelError::Database(ref db) if is_busy(db) => {
                 tracing::warn!(error = %e, "database busy");
-                let mut e = ApiError::new(S::SERVICE_UNAVAILABLE, "busy", "the database is busy; retry shortly");
+                let mut e = ApiError::new(S::SERVICE_UNAVAILABLE, ErrorCode::Busy, "the database is busy; retry shortly");
                 e.retry_after = Some(1);
                 e
             }
@@ -195,11 +207,11 @@ impl From<KernelError> for ApiError {
             {
                 // PostgreSQL cannot store NUL in text; bodies are checked before, so this is
                 // a path segment or another parameter.
-                ApiError::new(S::BAD_REQUEST, "bad_request", "the request holds a character that cannot be stored (NUL)")
+                ApiError::new(S::BAD_REQUEST, ErrorCode::BadRequest, "the request holds a character that cannot be stored (NUL)")
             }
             other => {
                 tracing::error!(error = %other, "internal error");
-                ApiError::new(S::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred; it has been logged")
+                ApiError::new(S::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "an internal error occurred; it has been logged")
             }
         }
     }
@@ -217,7 +229,7 @@ fn unavailable(e: &KernelError) -> ApiError {
     tracing::error!(error = %e, "storage unavailable");
     let mut out = ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "storage_unavailable",
+        ErrorCode::StorageUnavailable,
         "storage is failing; nothing was changed; retry shortly (GET /healthz says what is wrong)",
     );
     out.retry_after = Some(1);
@@ -230,23 +242,25 @@ impl From<JsonRejection> for ApiError {
         match r {
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 S::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body as JSON with 'Content-Type: application/json'",
             ),
             JsonRejection::JsonSyntaxError(e) => {
-                ApiError::new(S::BAD_REQUEST, "malformed_json", e.body_text())
+                ApiError::new(S::BAD_REQUEST, ErrorCode::MalformedJson, e.body_text())
             }
-            JsonRejection::JsonDataError(e) => {
-                ApiError::new(S::UNPROCESSABLE_ENTITY, "validation_failed", e.body_text())
-            }
+            JsonRejection::JsonDataError(e) => ApiError::new(
+                S::UNPROCESSABLE_ENTITY,
+                ErrorCode::ValidationFailed,
+                e.body_text(),
+            ),
             JsonRejection::BytesRejection(e) if e.status() == S::PAYLOAD_TOO_LARGE => {
                 ApiError::new(
                     S::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                    ErrorCode::PayloadTooLarge,
                     "the request body is too large",
                 )
             }
-            other => ApiError::new(S::BAD_REQUEST, "bad_request", other.body_text()),
+            other => ApiError::new(S::BAD_REQUEST, ErrorCode::BadRequest, other.body_text()),
         }
     }
 }

@@ -12,6 +12,7 @@ use axum::http::request::Parts;
 use serde_json::Value;
 
 use super::ApiError;
+use super::error::ErrorCode;
 
 /// Path parameters, like `axum::extract::Path`, whose rejection is the API's JSON 400
 /// naming the parameter at `/path/{key}`: a segment that is not valid UTF-8 once
@@ -52,7 +53,7 @@ where
                 let at = key.map_or_else(|| "/path".to_owned(), |k| format!("/path/{k}"));
                 Err(ApiError::new(
                     axum::http::StatusCode::BAD_REQUEST,
-                    "bad_request",
+                    ErrorCode::BadRequest,
                     "the request path is invalid",
                 )
                 .with_details(vec![erpos_design::Issue::new(at, message)]))
@@ -61,7 +62,7 @@ where
             // not the client's.
             Err(e) => Err(ApiError::new(
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 e.body_text(),
             )),
         }
@@ -92,7 +93,7 @@ pub fn optional_body(bytes: &[u8], empty: Value) -> Result<Value, ApiError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::BAD_REQUEST,
-            "malformed_json",
+            ErrorCode::MalformedJson,
             e.to_string(),
         )
     })?;
@@ -119,7 +120,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         text.parse::<i64>().map(|v| IfMatch(Some(v))).map_err(|_| {
             ApiError::new(
                 axum::http::StatusCode::BAD_REQUEST,
-                "bad_request",
+                ErrorCode::BadRequest,
                 "If-Match must be a record version such as \"3\"",
             )
         })
@@ -140,7 +141,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
                 .map_err(|e| {
                     ApiError::new(
                         axum::http::StatusCode::BAD_REQUEST,
-                        "bad_request",
+                        ErrorCode::BadRequest,
                         e.body_text(),
                     )
                 })?;

@@ -9,6 +9,7 @@ pub mod auth;
 mod calendars;
 mod data_items;
 mod docs;
+pub mod document;
 pub mod error;
 mod extract;
 mod organisation;
@@ -16,6 +17,7 @@ mod processes;
 mod records;
 mod resources;
 mod rules;
+pub mod schema;
 mod services;
 mod stats;
 mod tasks;
@@ -36,6 +38,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 use crate::Kernel;
+use document::Common as CommonResponses;
 pub use error::ApiError;
 pub use ws::{RESUME_PAGE, RESUME_WINDOW};
 
@@ -123,7 +126,8 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         auth::revoke_app,
         auth::audit,
     ),
-    components(schemas(error::ErrorBody)),
+    components(schemas(error::ErrorBody, error::ErrorCode, schema::WaitKind, schema::WorkView, schema::DeliveryState, schema::ActionName)),
+    modifiers(&CommonResponses),
     tags((name = "design", description = "DataItem definitions, forms and migrations"),
          (name = "records", description = "Records of any DataItem"),
          (name = "processes", description = "Processes (PCBs), actions and queues"),
@@ -145,7 +149,7 @@ const RECENT_FAULT_S: u64 = 60;
 /// stored rows set aside because they could not be read back. `status` is `ok`,
 /// `degraded` (200: something needs an administrator's look) or `unavailable` (503:
 /// writes fail now); `problems` says what is wrong in words.
-#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "the node is up (`ok` or `degraded`)"), (status = 503, description = "storage is failing now")))]
+#[utoipa::path(get, path = "/healthz", tag = "system", operation_id = "health", responses((status = 200, description = "the node is up (`ok` or `degraded`)", body = schema::Health), (status = 503, description = "storage is failing now (`unavailable`)", body = schema::Health)))]
 async fn healthz(State(kernel): State<Arc<Kernel>>) -> impl IntoResponse {
     let mut problems: Vec<String> = Vec::new();
     let mut sql = crate::sql::Sql::new(kernel.db.dialect());
@@ -231,7 +235,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", responses((status = 200, description = "the OpenAPI document")))]
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", operation_id = "openapi", responses((status = 200, description = "the OpenAPI document (3.1)", body = Object)))]
 async fn openapi() -> impl IntoResponse {
     axum::Json(openapi_document())
 }
@@ -243,7 +247,7 @@ async fn no_route() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        error::ErrorCode::MethodNotAllowed,
         "this path does not accept that method",
     )
 }

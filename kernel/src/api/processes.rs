@@ -10,12 +10,14 @@ use erpos_design::Issue;
 use serde_json::{Value, json};
 
 use super::ApiError;
+use super::error::ErrorCode;
 use super::extract::{JsonBody, Path, QueryPairs};
 use crate::Kernel;
-use crate::caller::{Caller, FieldAccess, Permission, RecordOp, ServiceOp};
+use crate::app::processes::{Binding, StartProcess};
+use crate::caller::{Caller, Permission, ServiceOp};
 use crate::engine::state_name;
 use crate::error::KernelError;
-use crate::scheduler::{Command, Pcb, Pid, ProcessState, Scheduler};
+use crate::scheduler::{Pcb, Pid, ProcessState, Scheduler};
 use erpos_design::Catalog;
 
 /// One page of processes, newest first: those of `matching` with an id below `cursor`, at
@@ -49,7 +51,7 @@ pub fn pcb_page<'a>(
 
 /// A 403: the caller lacks what the request needs (nothing changed).
 pub fn forbidden(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
 }
 
 /// The process if the caller may see it. A process that is not theirs to see and one that
@@ -82,7 +84,7 @@ pub async fn visible_pcb(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb, A
             {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
-                    "quarantined",
+                    ErrorCode::Quarantined,
                     format!(
                         "process {pid} could not be read back from storage and is quarantined: {}",
                         q.error
@@ -102,7 +104,7 @@ pub async fn visible_pcb(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb, A
 fn invalid(path: &str, message: &str) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
+        ErrorCode::ValidationFailed,
         "the request is invalid",
     )
     .with_details(vec![Issue::new(path, message)])
@@ -130,9 +132,12 @@ pub fn pcb_for(core: &Scheduler, catalog: &Catalog, caller: &Caller, p: &Pcb) ->
 /// Starts a process: `{"service", "version"?, "record": {"item", "id"}?, "priority"?,
 /// "context"?, "predecessor"?, "start_at"?}`. The bound record must exist; it is put in the
 /// context as `record` for conditions.
-#[utoipa::path(post, path = "/api/v1/processes", tag = "processes", request_body = Object,
-    responses((status = 201, description = "the PCB"), (status = 404, description = "no such service", body = super::error::ErrorBody),
-              (status = 422, description = "invalid request", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/processes", tag = "processes", operation_id = "start_process", request_body = super::schema::StartProcess,
+    responses((status = 201, description = "the PCB", body = super::schema::Process),
+              (status = 403, description = "needs services:{service}:start, or records:{item}:read to bind a record", body = super::error::ErrorBody),
+              (status = 404, description = "no such service (or version)", body = super::error::ErrorBody),
+              (status = 409, description = "the service may not be started now (`wrong_state`)", body = super::error::ErrorBody),
+              (status = 422, description = "invalid request: an unknown key, a missing service, a record that does not exist or is not the service's subject, a predecessor one may not see…", body = super::error::ErrorBody)))]
 pub async fn start(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -150,6 +155,7 @@ pub async fn start(
             "context",
             "predecessor",
             "start_at",
+            "decision",
         ]
         .contains(&key.as_str())
         {
@@ -160,14 +166,15 @@ pub async fn start(
         .get("service")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("/service", "the service name is required"))?;
-    if !caller.may(Permission::Service {
-        name: service,
-        op: ServiceOp::Start,
-    }) {
-        return Err(forbidden(format!(
-            "starting '{service}' needs services:{service}:start"
-        )));
-    }
+    // The grant first: a caller who may not start learns nothing about the body's rules.
+    crate::app::require(
+        &caller,
+        Permission::Service {
+            name: service,
+            op: ServiceOp::Start,
+        },
+        &format!("starting '{service}'"),
+    )?;
     let version = match obj.get("version") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -185,93 +192,45 @@ pub async fn start(
                 .ok_or_else(|| invalid("/priority", "expected a whole number from 0 to 100"))?,
         ),
     };
-    let mut context = obj.get("context").cloned().unwrap_or_else(|| json!({}));
-    let Some(given) = context.as_object() else {
-        return Err(invalid("/context", "expected a JSON object"));
-    };
-    if given.contains_key("record") {
-        return Err(invalid(
-            "/context/record",
-            "the bound record is read from storage: bind one with \"record\": {\"item\", \"id\"}",
-        ));
-    }
-    let record = match obj.get("record") {
+    let context = obj.get("context").cloned().unwrap_or_else(|| json!({}));
+    let binding = match obj.get("record") {
         None | Some(Value::Null) => None,
         Some(r) => {
             let item = r
                 .get("item")
                 .and_then(Value::as_str)
-                .ok_or_else(|| invalid("/record/item", "the DataItem is required"))?;
-            let id = r
-                .get("id")
-                .and_then(Value::as_str)
-                .ok_or_else(|| invalid("/record/id", "the record id is required"))?;
-            let subject = k
-                .engine
-                .read(|c| c.startable(service, version).map(|s| s.subject.clone()))
-                .await
-                .ok_or_else(|| {
-                    ApiError::from(KernelError::NotFound(format!("service '{service}'")))
-                })?;
-            match subject.as_deref() {
-                Some(s) if s == item => {}
-                Some(s) => {
-                    return Err(invalid(
-                        "/record/item",
-                        &format!("'{service}' is about records of '{s}', not '{item}'"),
-                    ));
-                }
-                None => {
+                .ok_or_else(|| invalid("/record/item", "the DataItem is required"))?
+                .to_owned();
+            match (r.get("id"), r.get("fields")) {
+                (Some(_), Some(_)) => {
                     return Err(invalid(
                         "/record",
-                        &format!(
-                            "'{service}' has no subject DataItem: its processes bind no record"
-                        ),
+                        "bind a stored record (\"id\") or create one (\"fields\"), not both",
                     ));
                 }
-            }
-            // Binding a record shows it to the process's participants: only someone who
-            // may read it may bind it (checked before looking it up, so a refusal says
-            // nothing about whether it exists).
-            if caller.record_fields(item, RecordOp::Read) != FieldAccess::All {
-                return Err(ApiError::forbidden(
-                    &format!("binding a record of '{item}'"),
-                    &format!("records:{item}:read"),
-                ));
-            }
-            let stored = k.records.get(item, id).await.map_err(|e| match e {
-                KernelError::NotFound(_) | KernelError::Design(_) => {
-                    invalid("/record", &e.to_string())
+                (None, Some(fields)) if fields.is_object() => Some(Binding::New {
+                    item,
+                    fields: fields.clone(),
+                }),
+                (None, Some(_)) => {
+                    return Err(invalid("/record/fields", "expected a JSON object"));
                 }
-                other => ApiError::from(other),
-            })?;
-            context["record"] = stored;
-            Some((item.to_owned(), id.to_owned()))
+                (id, None) => Some(Binding::Existing {
+                    item,
+                    id: id
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| invalid("/record/id", "the record id is required"))?
+                        .to_owned(),
+                }),
+            }
         }
     };
     let predecessor = match obj.get("predecessor") {
         None | Some(Value::Null) => None,
-        Some(v) => {
-            let pid = v
-                .as_u64()
-                .ok_or_else(|| invalid("/predecessor", "expected a process id"))?;
-            // Only a process the caller may see can be waited for; one they may not see
-            // gets the same answer as one that does not exist.
-            let seen = k
-                .engine
-                .read(|c| {
-                    c.pcb(pid)
-                        .is_some_and(|p| crate::tasks::visible(p, &caller))
-                })
-                .await;
-            if !seen {
-                return Err(invalid(
-                    "/predecessor",
-                    &format!("no process {pid} that you may see"),
-                ));
-            }
-            Some(pid)
-        }
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| invalid("/predecessor", "expected a process id"))?,
+        ),
     };
     let start_at_ms = match obj.get("start_at") {
         None | Some(Value::Null) => None,
@@ -282,22 +241,27 @@ pub async fn start(
                 .ok_or_else(|| invalid("/start_at", "expected an RFC 3339 date-time"))?,
         ),
     };
-    let outcome = k
-        .engine
-        .command(Command::Start {
+    let decision = match obj.get("decision") {
+        None | Some(Value::Null) => None,
+        Some(d) if d.is_object() => Some(d.clone()),
+        Some(_) => return Err(invalid("/decision", "expected a JSON object")),
+    };
+    let started = crate::app::processes::start(
+        &k,
+        &caller,
+        StartProcess {
             service: service.to_owned(),
             version,
             priority,
-            record,
             context,
+            binding,
             predecessor,
             start_at_ms,
-            by: caller.user.clone(),
-        })
-        .await?;
-    let pid = outcome
-        .pid
-        .ok_or_else(|| ApiError::from(KernelError::Corrupt("start gave no pid".into())))?;
+            decision,
+        },
+    )
+    .await?;
+    let pid = started.pid;
     let schema = k.definitions.schema();
     let pcb = k
         .engine
@@ -309,16 +273,20 @@ pub async fn start(
 /// Lists processes: filters `state`, `service`, `operator`, `resource`, `wait` (resource,
 /// operator, event, timer, children), `parent`; `limit` (1–500, default 50) and `cursor`
 /// (the last id seen); newest first.
-#[utoipa::path(get, path = "/api/v1/processes", tag = "processes",
-    params(("state" = Option<String>, Query, description = "NEW, READY, RUNNING, WAITING, SUSPENDED or TERMINATED"),
+#[utoipa::path(get, path = "/api/v1/processes", tag = "processes", operation_id = "list_processes",
+    params(("state" = Option<crate::scheduler::pcb::ProcessState>, Query, description = "NEW, READY, RUNNING, WAITING, SUSPENDED or TERMINATED (any case)"),
            ("service" = Option<String>, Query, description = "service name"),
            ("operator" = Option<String>, Query, description = "operator handling the current step"),
            ("resource" = Option<String>, Query, description = "resource held"),
-           ("wait" = Option<String>, Query, description = "wait reason kind"),
+           ("wait" = Option<super::schema::WaitKind>, Query, description = "wait reason kind"),
+           ("parent" = Option<u64>, Query, description = "the parent process"),
+           ("creator" = Option<String>, Query, description = "who started it"),
            ("serial" = Option<String>, Query, description = "serial number (LEAVE-20261121-0007)"),
            ("ids" = Option<String>, Query, description = "batch lookup: comma-separated process ids"),
-           ("limit" = Option<u32>, Query, description = "page size"), ("cursor" = Option<String>, Query, description = "next_cursor")),
-    responses((status = 200, description = "`{items, total, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "page size, 1 to 500 (default 50)"),
+           ("cursor" = Option<u64>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "the processes the caller may see, newest first", body = super::schema::ProcessList),
+              (status = 400, description = "bad or unknown parameter", body = super::error::ErrorBody)))]
 pub async fn list(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -412,9 +380,12 @@ pub async fn list(
 }
 
 /// One process with its full history (every move: who, when, from, to, why, step, context).
-#[utoipa::path(get, path = "/api/v1/processes/{id}", tag = "processes",
+#[utoipa::path(get, path = "/api/v1/processes/{id}", tag = "processes", operation_id = "show_process",
     params(("id" = u64, Path, description = "process id")),
-    responses((status = 200, description = "the PCB with `history`"), (status = 404, description = "no such process", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "the PCB with its form, actions and history", body = super::schema::ProcessDetail),
+              (status = 403, description = "not one the caller may see (also answered for one that does not exist)", body = super::error::ErrorBody),
+              (status = 404, description = "no such process (to a caller who may see every process)", body = super::error::ErrorBody),
+              (status = 409, description = "its stored row could not be read back (`quarantined`)", body = super::error::ErrorBody)))]
 pub async fn show(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -452,10 +423,12 @@ pub async fn show(
 
 /// What the caller may do at a process now: claim, handle (each transition with its
 /// attribute), forward, add a signer, return (to which steps), withdraw, change state.
-#[utoipa::path(get, path = "/api/v1/processes/{id}/actions", tag = "processes",
+#[utoipa::path(get, path = "/api/v1/processes/{id}/actions", tag = "processes", operation_id = "process_actions",
     params(("id" = u64, Path, description = "process id")),
-    responses((status = 200, description = "`{actions: [...]}`"), (status = 403, description = "not the caller's to see", body = super::error::ErrorBody),
-              (status = 404, description = "no such process", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "what the caller may do now", body = super::schema::ProcessActions),
+              (status = 403, description = "not the caller's to see", body = super::error::ErrorBody),
+              (status = 404, description = "no such process", body = super::error::ErrorBody),
+              (status = 409, description = "its stored row could not be read back (`quarantined`)", body = super::error::ErrorBody)))]
 pub async fn actions(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -477,10 +450,14 @@ pub async fn actions(
 /// `change_state` (`{"step", "reason"}`), and `complete` (`{"transition", "context"}`, the
 /// step's operator or an administrator). An illegal request gets 409 naming the current
 /// state; one the caller may not make gets 403; neither changes anything.
-#[utoipa::path(post, path = "/api/v1/processes/{id}/{action}", tag = "processes", request_body = Object,
-    params(("id" = u64, Path, description = "process id"), ("action" = String, Path, description = "claim, handle, forward, add_signer, return, withdraw, change_state, suspend, resume, terminate, signal or complete")),
-    responses((status = 200, description = "the PCB after the action"), (status = 403, description = "not allowed", body = super::error::ErrorBody),
-              (status = 409, description = "illegal in the current state", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/processes/{id}/{action}", tag = "processes", operation_id = "act_on_process",
+    request_body(content = Option<super::schema::ActionBody>, description = "optional; the keys the action takes"),
+    params(("id" = u64, Path, description = "process id"), ("action" = super::schema::ActionName, Path, description = "the action")),
+    responses((status = 200, description = "the PCB after the action (null if it is gone)", body = Option<super::schema::Process>),
+              (status = 403, description = "not allowed, or not the caller's to see", body = super::error::ErrorBody),
+              (status = 404, description = "no such process or action", body = super::error::ErrorBody),
+              (status = 409, description = "illegal in the current state (`illegal_move`, `wrong_state`, `conflict`, `quarantined`)", body = super::error::ErrorBody),
+              (status = 422, description = "invalid body: an unknown key, a missing or too long value, a field not editable or required at the step, no such transition", body = super::error::ErrorBody)))]
 pub async fn act(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -505,7 +482,9 @@ pub async fn act(
 
 /// Queue counts: processes per state and per wait reason, and per resource its capacity,
 /// units in use, holders and how many READY processes wait for its type.
-#[utoipa::path(get, path = "/api/v1/queues", tag = "processes", responses((status = 200, description = "counts"), (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/queues", tag = "processes", operation_id = "queues",
+    responses((status = 200, description = "processes per state and wait reason, and each resource's use", body = super::schema::Queues),
+              (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
 pub async fn queues(State(k): State<Arc<Kernel>>, caller: Caller) -> Result<Json<Value>, ApiError> {
     if !caller.may(Permission::Monitor) {
         return Err(forbidden("the queues need the monitor grant"));

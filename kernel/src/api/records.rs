@@ -27,25 +27,16 @@ use crate::records::ListQuery;
 use crate::redact::STAMPS;
 
 fn needs(what: &str, grant: String) -> ApiError {
-    ApiError::forbidden(what, &grant)
+    crate::app::records::needs(what, grant).into()
 }
 
 /// What the caller may do with `op` on `item`'s records; 403 when nothing.
 fn access(caller: &Caller, item: &str, op: RecordOp) -> Result<FieldAccess, ApiError> {
-    match caller.record_fields(item, op) {
-        FieldAccess::Nothing => Err(needs(
-            &format!("{} records of '{item}'", op.word()),
-            format!("records:{item}:{}", op.word()),
-        )),
-        access => Ok(access),
-    }
+    Ok(crate::app::records::access(caller, item, op)?)
 }
 
-/// Refuses a write whose body holds a field the caller may not write. Composed children
-/// given in the body are written with the grants of their own DataItem: creating them needs
-/// `records:{child}:create`, and replacing them (a patch that names them deletes the old
-/// ones) needs `records:{child}:create` and `records:{child}:delete`; their own fields and
-/// grandchildren are checked the same way.
+/// Refuses a write whose body holds a field the caller may not write
+/// ([`crate::app::records::check_write`]).
 fn check_write(
     catalog: &erpos_design::Catalog,
     caller: &Caller,
@@ -53,40 +44,9 @@ fn check_write(
     op: RecordOp,
     body: &Value,
 ) -> Result<(), ApiError> {
-    let access = access(caller, item, op)?;
-    let consists: Vec<&str> = catalog
-        .get(item)
-        .map(|d| d.consists.iter().map(|c| c.item.as_str()).collect())
-        .unwrap_or_default();
-    let fields = body.as_object().into_iter().flat_map(|o| o.iter());
-    for (field, value) in fields.filter(|(f, _)| !["id", "version"].contains(&f.as_str())) {
-        if consists.contains(&field.as_str()) {
-            if op == RecordOp::Update
-                && caller.record_fields(field, RecordOp::Delete) != FieldAccess::All
-            {
-                return Err(needs(
-                    &format!("replacing the '{field}' children of '{item}'"),
-                    format!("records:{field}:delete"),
-                ));
-            }
-            let children = match value {
-                Value::Array(list) => list.iter().collect(),
-                Value::Null => Vec::new(),
-                one => vec![one],
-            };
-            for child in children {
-                check_write(catalog, caller, field, RecordOp::Create, child)?;
-            }
-            continue;
-        }
-        if !access.allows(field) {
-            return Err(needs(
-                &format!("writing the field '{field}' of '{item}'"),
-                format!("records:{item}:{}:{field}", op.word()),
-            ));
-        }
-    }
-    Ok(())
+    Ok(crate::app::records::check_write(
+        catalog, caller, item, op, body,
+    )?)
 }
 
 /// Every DataItem composed into `item`, at any depth.
@@ -106,15 +66,19 @@ fn composed(catalog: &erpos_design::Catalog, item: &str, out: &mut Vec<String>) 
 /// Lists records: filters `field=v` or `field__op=v` (eq, ne, lt, lte, gt, gte, in,
 /// contains, null), `q` (matches text, pinyin and initials of searchable fields), `sort`
 /// (`-age,xingming`), `limit`, and `cursor` (from `next_cursor`) or `page`.
-#[utoipa::path(get, path = "/api/v1/records/{item}", tag = "records",
+#[utoipa::path(get, path = "/api/v1/records/{item}", tag = "records", operation_id = "list_records",
     params(("item" = String, Path, description = "DataItem name"),
            ("limit" = Option<u32>, Query, description = "page size, 1 to 500 (default 50)"),
            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
            ("page" = Option<u32>, Query, description = "1-based page number (instead of cursor)"),
            ("sort" = Option<String>, Query, description = "comma separated fields, '-' for descending"),
-           ("q" = Option<String>, Query, description = "search text: Chinese, pinyin or initials")),
-    responses((status = 200, description = "`{items, total, next_cursor}`"),
-              (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
+           ("q" = Option<String>, Query, description = "search text: Chinese, pinyin or initials"),
+           ("filters" = Option<std::collections::BTreeMap<String, String>>, Query, style = Form, explode,
+            description = "filters: `field=v` or `field__op=v` (op: eq, ne, lt, lte, gt, gte, in, contains, null)")),
+    responses((status = 200, description = "one page of records", body = super::schema::RecordList),
+              (status = 400, description = "bad parameter, filter or sort (`bad_request`, naming it)", body = super::error::ErrorBody),
+              (status = 403, description = "needs records:{item}:read (or a field grant for each field filtered, sorted or searched)", body = super::error::ErrorBody),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody)))]
 pub async fn list(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -169,9 +133,11 @@ pub async fn list(
 }
 
 /// Creates a record (with composed children under the child DataItem's name).
-#[utoipa::path(post, path = "/api/v1/records/{item}", tag = "records", request_body = Object,
+#[utoipa::path(post, path = "/api/v1/records/{item}", tag = "records", operation_id = "create_record", request_body = super::schema::RecordInput,
     params(("item" = String, Path, description = "DataItem name")),
-    responses((status = 201, description = "the stored record"),
+    responses((status = 201, description = "the stored record (as the caller may read it)", body = super::schema::Record),
+              (status = 403, description = "needs records:{item}:create (or a field grant for each field sent)", body = super::error::ErrorBody),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody),
               (status = 409, description = "a unique field's value is taken", body = super::error::ErrorBody),
               (status = 422, description = "every failing field, nothing written", body = super::error::ErrorBody)))]
 pub async fn create(
@@ -188,9 +154,11 @@ pub async fn create(
 }
 
 /// One record with its composed children.
-#[utoipa::path(get, path = "/api/v1/records/{item}/{id}", tag = "records",
+#[utoipa::path(get, path = "/api/v1/records/{item}/{id}", tag = "records", operation_id = "show_record",
     params(("item" = String, Path, description = "DataItem name"), ("id" = String, Path, description = "record id")),
-    responses((status = 200, description = "the record"), (status = 404, description = "no such record", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "the record with its composed children", body = super::schema::Record),
+              (status = 403, description = "needs records:{item}:read", body = super::error::ErrorBody),
+              (status = 404, description = "no such record or DataItem", body = super::error::ErrorBody)))]
 pub async fn show(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -204,9 +172,13 @@ pub async fn show(
 
 /// Changes the fields given. Send the `version` you read (in the body or `If-Match`): a
 /// stale version gets 409 instead of overwriting someone else's change.
-#[utoipa::path(patch, path = "/api/v1/records/{item}/{id}", tag = "records", request_body = Object,
-    params(("item" = String, Path, description = "DataItem name"), ("id" = String, Path, description = "record id")),
-    responses((status = 200, description = "the record as stored now"),
+#[utoipa::path(patch, path = "/api/v1/records/{item}/{id}", tag = "records", operation_id = "patch_record", request_body = super::schema::RecordInput,
+    params(("item" = String, Path, description = "DataItem name"), ("id" = String, Path, description = "record id"),
+           ("If-Match" = Option<String>, Header, description = "the version the change is based on (`\"3\"`)")),
+    responses((status = 200, description = "the record as stored now", body = super::schema::Record),
+              (status = 400, description = "If-Match is not a version", body = super::error::ErrorBody),
+              (status = 403, description = "needs records:{item}:update (or a field grant for each field sent)", body = super::error::ErrorBody),
+              (status = 404, description = "no such record or DataItem", body = super::error::ErrorBody),
               (status = 409, description = "stale version or unique value taken", body = super::error::ErrorBody),
               (status = 422, description = "every failing field, nothing written", body = super::error::ErrorBody)))]
 pub async fn patch(
@@ -227,9 +199,14 @@ pub async fn patch(
 }
 
 /// Deletes a record and its composed children; refused while other records reference it.
-#[utoipa::path(delete, path = "/api/v1/records/{item}/{id}", tag = "records",
-    params(("item" = String, Path, description = "DataItem name"), ("id" = String, Path, description = "record id")),
-    responses((status = 204, description = "deleted"), (status = 409, description = "still referenced, or stale If-Match", body = super::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/records/{item}/{id}", tag = "records", operation_id = "delete_record",
+    params(("item" = String, Path, description = "DataItem name"), ("id" = String, Path, description = "record id"),
+           ("If-Match" = Option<String>, Header, description = "the version the deletion is based on")),
+    responses((status = 204, description = "deleted"),
+              (status = 400, description = "If-Match is not a version", body = super::error::ErrorBody),
+              (status = 403, description = "needs records:{item}:delete (and of every composed DataItem)", body = super::error::ErrorBody),
+              (status = 404, description = "no such record or DataItem", body = super::error::ErrorBody),
+              (status = 409, description = "still referenced (`referenced`), or stale If-Match (`version_conflict`)", body = super::error::ErrorBody)))]
 pub async fn delete(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -254,9 +231,11 @@ pub async fn delete(
 }
 
 /// The audit trail of a record: every create, change (from → to) and delete.
-#[utoipa::path(get, path = "/api/v1/records/{item}/{id}/history", tag = "records",
+#[utoipa::path(get, path = "/api/v1/records/{item}/{id}/history", tag = "records", operation_id = "record_history",
     params(("item" = String, Path, description = "DataItem name"), ("id" = String, Path, description = "record id")),
-    responses((status = 200, description = "`{items, total}`")))]
+    responses((status = 200, description = "every create, change (from → to) and delete", body = super::schema::RecordHistory),
+              (status = 403, description = "needs records:{item}:read (whole)", body = super::error::ErrorBody),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody)))]
 pub async fn history(
     State(k): State<Arc<Kernel>>,
     caller: Caller,

@@ -10,33 +10,27 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::auth::require;
 use super::extract::JsonBody;
 use crate::Kernel;
-use crate::caller::{Caller, Permission};
+use crate::caller::Caller;
 
 /// Defines a resource type: `{"name": "laser_room", "kind": "facility", "label": {"zh": "激光室"}}`.
-#[utoipa::path(post, path = "/api/v1/resource-types", tag = "resources", request_body = Object,
-    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/resource-types", tag = "resources", operation_id = "save_resource_type", request_body = super::schema::ResourceType,
+    responses((status = 201, description = "the resource type, as sent", body = super::schema::ResourceType),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 422, description = "invalid (an unknown key, a bad name or kind, no Chinese label)", body = super::error::ErrorBody)))]
 pub async fn create_type(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Design, "defining resource types")?;
-    crate::resources::put_type(&k, &body).await?;
-    crate::audit::record(
-        &k,
-        &caller.user,
-        "resource_type.save",
-        body.get("name").and_then(Value::as_str).unwrap_or_default(),
-    )
-    .await;
+    crate::app::design::save_resource_type(&k, &caller, &body).await?;
     Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// Every resource type.
-#[utoipa::path(get, path = "/api/v1/resource-types", tag = "resources", responses((status = 200, description = "`{items, total}`")))]
+#[utoipa::path(get, path = "/api/v1/resource-types", tag = "resources", operation_id = "list_resource_types",
+    responses((status = 200, description = "every resource type", body = super::schema::ResourceTypeList)))]
 pub async fn list_types(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError> {
     let items = crate::resources::types(&k).await?;
     Ok(Json(
@@ -46,27 +40,23 @@ pub async fn list_types(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, Api
 
 /// Defines (or replaces) a resource instance: `{"id": "laser-room-1", "type": "laser_room",
 /// "capacity": 1, "skills": [], "label": {"zh": "激光一室"}}`.
-#[utoipa::path(post, path = "/api/v1/resources", tag = "resources", request_body = Object,
-    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/resources", tag = "resources", operation_id = "save_resource", request_body = super::schema::ResourceBody,
+    responses((status = 201, description = "the resource, as sent", body = super::schema::ResourceBody),
+              (status = 403, description = "needs organisation", body = super::error::ErrorBody),
+              (status = 409, description = "an id differing only in case exists (`id_taken`)", body = super::error::ErrorBody),
+              (status = 422, description = "invalid (an unknown key, no such type, a bad capacity)", body = super::error::ErrorBody)))]
 pub async fn create(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Organisation, "defining resources")?;
-    crate::resources::put(&k, &body).await?;
-    crate::audit::record(
-        &k,
-        &caller.user,
-        "resource.save",
-        body.get("id").and_then(Value::as_str).unwrap_or_default(),
-    )
-    .await;
+    crate::app::organisation::save_resource(&k, &caller, &body).await?;
     Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// Every resource with its current allocations.
-#[utoipa::path(get, path = "/api/v1/resources", tag = "resources", responses((status = 200, description = "`{items, total}`")))]
+#[utoipa::path(get, path = "/api/v1/resources", tag = "resources", operation_id = "list_resources",
+    responses((status = 200, description = "every resource with what it holds", body = super::schema::ResourceList)))]
 pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
     let items: Vec<Value> = k
         .engine
@@ -87,27 +77,17 @@ pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
 /// Defines (or replaces) a user who can handle steps: `{"id": "li_yisheng", "name": "李医生",
 /// "roles": ["doctor"], "skills": ["laser"], "capacity": 1, "password"?}`. The password (at
 /// least 8 characters) is stored as an argon2id hash and never echoed.
-#[utoipa::path(post, path = "/api/v1/users", tag = "resources", request_body = Object,
-    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/users", tag = "resources", operation_id = "save_user", request_body = super::schema::UserBody,
+    responses((status = 201, description = "the user, as sent, without the password", body = super::schema::UserBody),
+              (status = 403, description = "needs organisation, and what the user can do and will be able to do", body = super::error::ErrorBody),
+              (status = 409, description = "an id differing only in case exists (`id_taken`), or it would leave no administrator (`last_administrator`)", body = super::error::ErrorBody),
+              (status = 422, description = "invalid (an unknown key, a short password, no such role…)", body = super::error::ErrorBody)))]
 pub async fn create_user(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     JsonBody(mut body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Organisation, "defining users")?;
-    // Whoever changes a user must hold what the user can do and will be able to do (their
-    // roles' permissions and the approvals their memberships carry); the last
-    // administrator stays one (`organisation::check_user_change`).
-    let guard = crate::organisation::check_user_change(&k, &caller, &body).await?;
-    crate::resources::put_user(&k, &body).await?;
-    drop(guard);
-    crate::audit::record(
-        &k,
-        &caller.user,
-        "user.save",
-        body.get("id").and_then(Value::as_str).unwrap_or_default(),
-    )
-    .await;
+    crate::app::organisation::save_user(&k, &caller, &body).await?;
     if let Some(o) = body.as_object_mut() {
         o.remove("password");
     }

@@ -14,10 +14,10 @@ use serde_json::{Value, json};
 
 use super::ApiError;
 use super::auth::require;
+use super::error::ErrorCode;
 use super::extract::{JsonBody, Path, QueryPairs};
 use crate::Kernel;
 use crate::caller::{Caller, Permission};
-use crate::events::NewEvent;
 
 fn bad(key: &str, message: &str) -> ApiError {
     ApiError::bad_parameter(key, message)
@@ -65,7 +65,8 @@ fn unknown(key: &str) -> ApiError {
 }
 
 /// Every ServiceRule with its counters.
-#[utoipa::path(get, path = "/api/v1/rules", tag = "rules", responses((status = 200, description = "`{items, total}`")))]
+#[utoipa::path(get, path = "/api/v1/rules", tag = "rules", operation_id = "list_rules",
+    responses((status = 200, description = "every ServiceRule with its counters (secrets masked)", body = super::schema::RuleList)))]
 pub async fn list(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError> {
     let mut items = k.rules.list().await?;
     items.iter_mut().for_each(crate::secrets::mask);
@@ -77,38 +78,39 @@ pub async fn list(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError>
 /// Creates or replaces a rule: `{"label": {"zh": "新患者回访"}, "event": {"kind":
 /// "record.created", "item": "huanzhe"}, "condition": "record.age >= 18", "instructions":
 /// [{"op": "start_service", "service": "follow_up"}]}`.
-#[utoipa::path(post, path = "/api/v1/rules", tag = "rules", request_body = Object,
-    responses((status = 201, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/rules", tag = "rules", operation_id = "save_rule", request_body = erpos_design::rule::ServiceRule,
+    responses((status = 201, description = "the rule as stored (secrets masked)", body = super::schema::RuleShown),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 422, description = "invalid rule, every problem at its pointer (`invalid_definition`), or a masked secret with nothing stored behind it", body = super::error::ErrorBody)))]
 pub async fn save(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Design, "defining rules")?;
+    crate::app::design::may_save_rule(&caller, "defining rules")?;
     let body = unmasked(&k, body).await?;
-    let schema = k.definitions.schema();
-    let rule = k.rules.save(&body, &schema.catalog).await?;
-    crate::audit::record(&k, &caller.user, "rule.save", &rule.name).await;
+    let rule = crate::app::design::save_rule(&k, &caller, &body, "defining rules").await?;
     Ok((StatusCode::CREATED, Json(shown(&k, &rule.name).await?)))
 }
 
 /// Replaces a rule (the name in the path wins).
-#[utoipa::path(put, path = "/api/v1/rules/{name}", tag = "rules", request_body = Object,
-    responses((status = 200, description = "stored"), (status = 422, description = "invalid", body = super::error::ErrorBody)))]
+#[utoipa::path(put, path = "/api/v1/rules/{name}", tag = "rules", operation_id = "replace_rule", request_body = erpos_design::rule::ServiceRule,
+    params(("name" = String, Path, description = "rule name (wins over the body's)")),
+    responses((status = 200, description = "the rule as stored (secrets masked)", body = super::schema::RuleShown),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 422, description = "invalid rule (`invalid_definition`)", body = super::error::ErrorBody)))]
 pub async fn replace(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     Path(name): Path<String>,
     JsonBody(mut body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Design, "changing rules")?;
+    crate::app::design::may_save_rule(&caller, "changing rules")?;
     if let Some(o) = body.as_object_mut() {
         o.insert("name".into(), json!(name));
     }
     let body = unmasked(&k, body).await?;
-    let schema = k.definitions.schema();
-    let rule = k.rules.save(&body, &schema.catalog).await?;
-    crate::audit::record(&k, &caller.user, "rule.save", &rule.name).await;
+    let rule = crate::app::design::save_rule(&k, &caller, &body, "changing rules").await?;
     Ok(Json(shown(&k, &rule.name).await?))
 }
 
@@ -132,7 +134,10 @@ async fn unmasked(k: &Kernel, mut body: Value) -> Result<Value, ApiError> {
 }
 
 /// A rule, with `stats`: evaluated, fired, failed, last run and its outcome or error.
-#[utoipa::path(get, path = "/api/v1/rules/{name}", tag = "rules", responses((status = 200, description = "the rule"), (status = 404, description = "no such rule", body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/rules/{name}", tag = "rules", operation_id = "show_rule",
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 200, description = "the rule with its counters (secrets masked)", body = super::schema::RuleShown),
+              (status = 404, description = "no such rule", body = super::error::ErrorBody)))]
 pub async fn show(
     State(k): State<Arc<Kernel>>,
     Path(name): Path<String>,
@@ -141,15 +146,17 @@ pub async fn show(
 }
 
 /// Deletes a rule (its runs are kept).
-#[utoipa::path(delete, path = "/api/v1/rules/{name}", tag = "rules", responses((status = 204, description = "deleted"), (status = 404, description = "no such rule", body = super::error::ErrorBody)))]
+#[utoipa::path(delete, path = "/api/v1/rules/{name}", tag = "rules", operation_id = "delete_rule",
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 204, description = "deleted"),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "no such rule", body = super::error::ErrorBody)))]
 pub async fn delete(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require(&caller, Permission::Design, "deleting rules")?;
-    k.rules.delete(&name).await?;
-    crate::audit::record(&k, &caller.user, "rule.delete", &name).await;
+    crate::app::design::delete_rule(&k, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -158,9 +165,13 @@ pub async fn delete(
 /// decode, a crash while their rules ran), newest first: `{event_seq, rules, error,
 /// attempts, at_ms, retried_at_ms}`. (A rule named `quarantine` is shown by
 /// `GET /rules` only: this path is the quarantine's.)
-#[utoipa::path(get, path = "/api/v1/rules/quarantine", tag = "rules",
-    params(("limit" = Option<u32>, Query, description = "page size"), ("before" = Option<u64>, Query, description = "next_cursor")),
-    responses((status = 200, description = "`{items, next_cursor}`")))]
+#[utoipa::path(get, path = "/api/v1/rules/quarantine", tag = "rules", operation_id = "rules_quarantine",
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "page size, 1 to 500 (default 50)"),
+           ("before" = Option<u64>, Query, description = "next_cursor of the previous page"),
+           ("cursor" = Option<u64>, Query, description = "the same as before")),
+    responses((status = 200, description = "set-aside events, newest first", body = super::schema::Quarantine),
+              (status = 400, description = "bad or unknown parameter", body = super::error::ErrorBody),
+              (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
 pub async fn quarantine(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -178,24 +189,32 @@ pub async fn quarantine(
 
 /// Runs a set-aside event's rules again now (those that have not run on it yet): `done`
 /// takes it out of the quarantine, `failed` keeps it there with the new error.
-#[utoipa::path(post, path = "/api/v1/rules/quarantine/{seq}/retry", tag = "rules",
-    responses((status = 200, description = "`{event_seq, outcome, error}`"), (status = 404, description = "not in the quarantine", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/rules/quarantine/{seq}/retry", tag = "rules", operation_id = "retry_quarantined_event",
+    params(("seq" = u64, Path, description = "the event's number")),
+    responses((status = 200, description = "how the retry ended", body = super::schema::RetryOutcome),
+              (status = 400, description = "seq is not a number", body = super::error::ErrorBody),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "not in the quarantine", body = super::error::ErrorBody)))]
 pub async fn retry_quarantined(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     Path(seq): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Design, "retrying a set-aside event")?;
-    let outcome = k.rules.retry(seq).await?;
-    crate::audit::record(&k, &caller.user, "rules.retry", &seq.to_string()).await;
+    let outcome = crate::app::design::retry_quarantined_event(&k, &caller, seq).await?;
     Ok(Json(outcome))
 }
 
 /// A rule's runs, newest first: the event, when, outcome (`done` / `failed`), error and
 /// effects.
-#[utoipa::path(get, path = "/api/v1/rules/{name}/runs", tag = "rules",
-    params(("limit" = Option<u32>, Query, description = "page size"), ("before" = Option<u64>, Query, description = "next_cursor")),
-    responses((status = 200, description = "`{items, next_cursor}`")))]
+#[utoipa::path(get, path = "/api/v1/rules/{name}/runs", tag = "rules", operation_id = "rule_runs",
+    params(("name" = String, Path, description = "rule name"),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "page size, 1 to 500 (default 50)"),
+           ("before" = Option<u64>, Query, description = "next_cursor of the previous page"),
+           ("cursor" = Option<u64>, Query, description = "the same as before")),
+    responses((status = 200, description = "the rule's runs, newest first", body = super::schema::RuleRuns),
+              (status = 400, description = "bad or unknown parameter", body = super::error::ErrorBody),
+              (status = 403, description = "needs monitor", body = super::error::ErrorBody),
+              (status = 404, description = "no such rule", body = super::error::ErrorBody)))]
 pub async fn runs(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -211,10 +230,14 @@ pub async fn runs(
 }
 
 /// The event log, newest first; filters `kind` and `subject`.
-#[utoipa::path(get, path = "/api/v1/events", tag = "rules",
-    params(("kind" = Option<String>, Query, description = "record.created, …, signal, time"), ("subject" = Option<String>, Query, description = "DataItem, service or signal name"),
-           ("limit" = Option<u32>, Query, description = "page size"), ("before" = Option<u64>, Query, description = "next_cursor")),
-    responses((status = 200, description = "`{items, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/events", tag = "rules", operation_id = "list_events",
+    params(("kind" = Option<erpos_design::rule::EventKind>, Query, description = "the event kind"), ("subject" = Option<String>, Query, description = "DataItem, service or signal name"),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "page size, 1 to 500 (default 50)"),
+           ("before" = Option<u64>, Query, description = "next_cursor of the previous page"),
+           ("cursor" = Option<u64>, Query, description = "the same as before")),
+    responses((status = 200, description = "the event log, newest first", body = super::schema::EventList),
+              (status = 400, description = "bad or unknown parameter", body = super::error::ErrorBody),
+              (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
 pub async fn events(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -249,8 +272,12 @@ pub async fn events(
 
 /// Sends a named signal from outside: the body is its payload. Rules on `{"kind":
 /// "signal", "name": …}` run on it.
-#[utoipa::path(post, path = "/api/v1/events/{name}", tag = "rules", request_body = Object,
-    responses((status = 202, description = "`{seq}`: logged, rules will run"), (status = 422, description = "bad name", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/events/{name}", tag = "rules", operation_id = "send_signal",
+    request_body(content = serde_json::Value, description = "the signal's payload (any JSON)"),
+    params(("name" = String, Path, description = "the signal's name (an identifier)")),
+    responses((status = 202, description = "logged; rules will run", body = super::schema::SignalAccepted),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 422, description = "the name is not an identifier (`invalid_signal`), or the payload is too deep", body = super::error::ErrorBody)))]
 pub async fn signal(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -261,7 +288,7 @@ pub async fn signal(
     if !is_identifier(&name) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_signal",
+            ErrorCode::InvalidSignal,
             "the signal's name is not an identifier",
         )
         .with_details(vec![Issue::new(
@@ -269,27 +296,20 @@ pub async fn signal(
             "lowercase letters, digits and _, starting with a letter",
         )]));
     }
-    let seq = k
-        .events
-        .append(NewEvent {
-            kind: EventKind::Signal,
-            subject: Some(name.clone()),
-            record_id: None,
-            pid: None,
-            payload: json!({"name": name, "data": body}),
-            depth: 0,
-        })
-        .await?;
-    crate::audit::record(&k, &caller.user, "signal.send", &name).await;
+    let seq = crate::app::operations::send_signal(&k, &caller, &name, body).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"seq": seq}))))
 }
 
 /// Outbox entries, newest first: kind, state (`pending`, `delivered`, `failed`),
 /// attempts, next attempt and last error. Secrets are masked.
-#[utoipa::path(get, path = "/api/v1/outbox", tag = "rules",
-    params(("state" = Option<String>, Query, description = "pending, delivered or failed"),
-           ("limit" = Option<u32>, Query, description = "page size"), ("before" = Option<u64>, Query, description = "next_cursor")),
-    responses((status = 200, description = "`{items, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/outbox", tag = "rules", operation_id = "list_outbox",
+    params(("state" = Option<super::schema::DeliveryState>, Query, description = "pending, delivered or failed"),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "page size, 1 to 500 (default 50)"),
+           ("before" = Option<i64>, Query, description = "next_cursor of the previous page"),
+           ("cursor" = Option<i64>, Query, description = "the same as before")),
+    responses((status = 200, description = "outbox entries, newest first (secrets masked)", body = super::schema::OutboxList),
+              (status = 400, description = "bad or unknown parameter", body = super::error::ErrorBody),
+              (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
 pub async fn outbox(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -310,16 +330,18 @@ pub async fn outbox(
 }
 
 /// Puts an undelivered entry back in line now, attempts reset.
-#[utoipa::path(post, path = "/api/v1/outbox/{id}/retry", tag = "rules",
-    responses((status = 202, description = "queued"), (status = 404, description = "no undelivered entry", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/outbox/{id}/retry", tag = "rules", operation_id = "retry_outbox_entry",
+    params(("id" = i64, Path, description = "the entry's id")),
+    responses((status = 202, description = "queued again", body = super::schema::OutboxRetried),
+              (status = 400, description = "id is not a number", body = super::error::ErrorBody),
+              (status = 403, description = "needs admin", body = super::error::ErrorBody),
+              (status = 404, description = "no undelivered entry", body = super::error::ErrorBody)))]
 pub async fn retry(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Admin, "retrying deliveries")?;
-    k.outbox.retry(id).await?;
-    crate::audit::record(&k, &caller.user, "outbox.retry", &id.to_string()).await;
+    crate::app::operations::retry_delivery(&k, &caller, id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"id": id, "state": "pending"})),
@@ -328,9 +350,14 @@ pub async fn retry(
 
 /// A user's notifications (what `notify` delivered), newest first: the caller's own, or
 /// (with `monitor`) anyone's.
-#[utoipa::path(get, path = "/api/v1/notifications", tag = "rules",
-    params(("user" = Option<String>, Query, description = "user id (default: the caller)"), ("limit" = Option<u32>, Query, description = "page size")),
-    responses((status = 200, description = "`{items}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "rules", operation_id = "list_notifications",
+    params(("user" = Option<String>, Query, description = "user id (default: the caller; another's needs monitor)"),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "how many, 1 to 500 (default 50)"),
+           ("before" = Option<i64>, Query, description = "accepted, not used"),
+           ("cursor" = Option<i64>, Query, description = "accepted, not used")),
+    responses((status = 200, description = "the user's notifications, newest first", body = super::schema::NotificationList),
+              (status = 400, description = "bad or unknown parameter", body = super::error::ErrorBody),
+              (status = 403, description = "another user's need monitor", body = super::error::ErrorBody)))]
 pub async fn notifications(
     State(k): State<Arc<Kernel>>,
     caller: Caller,

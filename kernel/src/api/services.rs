@@ -10,25 +10,22 @@ use erpos_design::Issue;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::auth::require;
+use super::error::ErrorCode;
 use super::extract::{JsonBody, Path, QueryPairs};
 use crate::Kernel;
-use crate::caller::{Caller, Permission};
+use crate::caller::Caller;
 use crate::error::KernelError;
 
 /// An app token only sees the services it was issued for; any other is "not found" to it,
 /// as if it did not exist.
 fn visible(caller: &Caller, name: &str) -> Result<(), ApiError> {
-    if caller.in_scope(name) {
-        Ok(())
-    } else {
-        Err(KernelError::NotFound(format!("service '{name}'")).into())
-    }
+    Ok(crate::app::design::service_visible(caller, name)?)
 }
 
 /// Every service with its newest published version and whether a draft is pending (for an
 /// app token: only its own services).
-#[utoipa::path(get, path = "/api/v1/services", tag = "design", responses((status = 200, description = "`{items, total}`")))]
+#[utoipa::path(get, path = "/api/v1/services", tag = "design", operation_id = "list_services",
+    responses((status = 200, description = "every service (an app token's own only)", body = super::schema::ServiceList)))]
 pub async fn list(State(k): State<Arc<Kernel>>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let items: Vec<Value> = k
         .services
@@ -50,17 +47,17 @@ pub async fn list(State(k): State<Arc<Kernel>>, caller: Caller) -> Result<Json<V
 
 /// Saves a service draft (validated: unreachable steps, no end, dangling transitions,
 /// gateways without default, conditions that do not compile are refused, naming the step).
-#[utoipa::path(post, path = "/api/v1/services", tag = "design", request_body = Object,
-    responses((status = 201, description = "the draft as stored"), (status = 422, description = "invalid service", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/api/v1/services", tag = "design", operation_id = "save_service", request_body = erpos_design::service::Service,
+    responses((status = 201, description = "the draft as stored (secrets masked)", body = erpos_design::service::Service),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "a service outside an app token's own", body = super::error::ErrorBody),
+              (status = 422, description = "invalid service, naming the step (`invalid_definition`), or a masked secret with nothing stored behind it", body = super::error::ErrorBody)))]
 pub async fn save(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    require(&caller, Permission::Design, "defining services")?;
-    if let Some(name) = body.get("name").and_then(Value::as_str) {
-        visible(&caller, name)?;
-    }
+    crate::app::design::may_save_service(&caller, &body)?;
     let mut body = body;
     if let Some(name) = body.get("name").and_then(Value::as_str).map(str::to_owned) {
         let stored = match k.services.draft(&name).await? {
@@ -71,16 +68,16 @@ pub async fn save(
     } else {
         restore_secrets(&mut body, None)?;
     }
-    let draft = k.services.save_draft(&body).await?;
-    crate::audit::record(&k, &caller.user, "service.save", &draft.name).await;
+    let draft = crate::app::design::save_service(&k, &caller, &body).await?;
     let mut shown = json!(draft);
     crate::secrets::mask(&mut shown);
     Ok((StatusCode::CREATED, Json(shown)))
 }
 
 /// A service: its draft, its newest published version and every version number.
-#[utoipa::path(get, path = "/api/v1/services/{name}", tag = "design", params(("name" = String, Path, description = "service name")),
-    responses((status = 200, description = "`{name, draft, published, versions}`"), (status = 404, description = "no such service", body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/services/{name}", tag = "design", operation_id = "show_service", params(("name" = String, Path, description = "service name")),
+    responses((status = 200, description = "the draft, the newest published version and every version number", body = super::schema::ServiceShown),
+              (status = 404, description = "no such service", body = super::error::ErrorBody)))]
 pub async fn show(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -111,7 +108,7 @@ pub(super) fn restore_secrets(body: &mut Value, stored: Option<&Value>) -> Resul
     }
     Err(ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
+        ErrorCode::ValidationFailed,
         "a masked secret was sent where none is stored",
     )
     .with_details(
@@ -131,26 +128,27 @@ pub(super) fn restore_secrets(body: &mut Value, stored: Option<&Value>) -> Resul
 }
 
 /// Publishes the draft as a new frozen version; running processes keep theirs.
-#[utoipa::path(post, path = "/api/v1/services/{name}/publish", tag = "design", params(("name" = String, Path, description = "service name")),
-    responses((status = 200, description = "the published version"), (status = 409, description = "no draft", body = super::error::ErrorBody),
+#[utoipa::path(post, path = "/api/v1/services/{name}/publish", tag = "design", operation_id = "publish_service", params(("name" = String, Path, description = "service name")),
+    responses((status = 200, description = "the published version", body = erpos_design::service::Service),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "no such service", body = super::error::ErrorBody),
+              (status = 409, description = "no draft (`no_draft`)", body = super::error::ErrorBody),
               (status = 422, description = "invalid (e.g. a sub-service not published)", body = super::error::ErrorBody)))]
 pub async fn publish(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Design, "publishing services")?;
-    visible(&caller, &name)?;
-    let published = k.services.publish(&name).await?;
-    crate::audit::record(&k, &caller.user, "service.publish", &name).await;
+    let published = crate::app::design::publish_service(&k, &caller, &name).await?;
     Ok(Json(json!(published)))
 }
 
 /// The service drawn as an SVG flowchart (layered; `?version=N`, else the newest published,
 /// else the draft).
-#[utoipa::path(get, path = "/api/v1/services/{name}/flowchart.svg", tag = "design",
-    params(("name" = String, Path, description = "service name"), ("version" = Option<u32>, Query, description = "a published version")),
-    responses((status = 200, description = "image/svg+xml"), (status = 404, description = "no such service", body = super::error::ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/services/{name}/flowchart.svg", tag = "design", operation_id = "service_flowchart",
+    params(("name" = String, Path, description = "service name"), ("version" = Option<u32>, Query, description = "a published version (a value that is not one is ignored)")),
+    responses((status = 200, description = "the flowchart", content_type = "image/svg+xml", body = String),
+              (status = 404, description = "no such service, or no such version", body = super::error::ErrorBody)))]
 pub async fn flowchart(
     State(k): State<Arc<Kernel>>,
     caller: Caller,

@@ -157,12 +157,13 @@ fn check_service(
 /// Per service: processes started, completed, cancelled and failed in the period, their
 /// duration from start to completion (mean and nearest-rank 90th percentile, ms), how many
 /// had a step late, and how many are open now. Every published service is listed.
-#[utoipa::path(get, path = "/api/v1/stats/services", tag = "stats",
+#[utoipa::path(get, path = "/api/v1/stats/services", tag = "stats", operation_id = "service_stats",
     params(("from" = Option<String>, Query, description = "start of the period (RFC 3339 date-time or date); default: 30 days before `to`"),
            ("to" = Option<String>, Query, description = "end of the period, exclusive (a date means the whole day); default: now"),
            ("service" = Option<String>, Query, description = "only this service")),
-    responses((status = 200, description = "`{from, to, items: [{service, started, completed, cancelled, failed, avg_ms, p90_ms, late, backlog}], total, next_cursor}`"),
-              (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "`{from, to, items: [{service, started, completed, cancelled, failed, avg_ms, p90_ms, late, backlog}], total, next_cursor}`", body = super::schema::ServiceStats),
+              (status = 400, description = "bad or unknown parameter, or from not before to", body = super::error::ErrorBody),
+              (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
 pub async fn services(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -191,12 +192,13 @@ pub async fn services(
 /// step's deadline or still open past it), and processes at the step now. Steps are listed
 /// in the order of the newest definition (gateways, joins and end steps take no time and
 /// are not listed), then steps only older versions had.
-#[utoipa::path(get, path = "/api/v1/stats/services/{name}/steps", tag = "stats",
+#[utoipa::path(get, path = "/api/v1/stats/services/{name}/steps", tag = "stats", operation_id = "step_stats",
     params(("name" = String, Path, description = "service name"),
            ("from" = Option<String>, Query, description = "start of the period (RFC 3339 date-time or date); default: 30 days before `to`"),
            ("to" = Option<String>, Query, description = "end of the period, exclusive (a date means the whole day); default: now")),
-    responses((status = 200, description = "`{service, from, to, items: [{service, step, started, completed, cancelled, failed, avg_ms, p90_ms, late, backlog}], total, next_cursor}`"),
-              (status = 400, description = "bad parameter", body = super::error::ErrorBody),
+    responses((status = 200, description = "`{service, from, to, items: [{service, step, started, completed, cancelled, failed, avg_ms, p90_ms, late, backlog}], total, next_cursor}`", body = super::schema::StepStats),
+              (status = 400, description = "bad or unknown parameter, or from not before to", body = super::error::ErrorBody),
+              (status = 403, description = "needs monitor", body = super::error::ErrorBody),
               (status = 404, description = "no such service", body = super::error::ErrorBody)))]
 pub async fn steps(
     State(k): State<Arc<Kernel>>,
@@ -243,12 +245,13 @@ pub async fn steps(
 /// Per operator: steps dispatched to them, handled to the end (or ended by a cancellation
 /// or a failure) in the period, time from dispatch to leaving the step, late handlings,
 /// and steps assigned to them now. Every user is listed; automatic steps (`system`) are not.
-#[utoipa::path(get, path = "/api/v1/stats/operators", tag = "stats",
+#[utoipa::path(get, path = "/api/v1/stats/operators", tag = "stats", operation_id = "operator_stats",
     params(("from" = Option<String>, Query, description = "start of the period (RFC 3339 date-time or date); default: 30 days before `to`"),
            ("to" = Option<String>, Query, description = "end of the period, exclusive (a date means the whole day); default: now"),
            ("service" = Option<String>, Query, description = "only steps of this service")),
-    responses((status = 200, description = "`{from, to, items: [{operator, roles, started, completed, cancelled, failed, avg_ms, p90_ms, late, backlog}], total, next_cursor}`"),
-              (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "`{from, to, items: [{operator, roles, started, completed, cancelled, failed, avg_ms, p90_ms, late, backlog}], total, next_cursor}`", body = super::schema::OperatorStats),
+              (status = 400, description = "bad or unknown parameter, or from not before to", body = super::error::ErrorBody),
+              (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
 pub async fn operators(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -272,12 +275,13 @@ pub async fn operators(
 /// Per role: the operator figures of everyone holding the role (membership as the users'
 /// definitions say now), and the steps assigned to them now. Every role a user holds is
 /// listed.
-#[utoipa::path(get, path = "/api/v1/stats/roles", tag = "stats",
+#[utoipa::path(get, path = "/api/v1/stats/roles", tag = "stats", operation_id = "role_stats",
     params(("from" = Option<String>, Query, description = "start of the period (RFC 3339 date-time or date); default: 30 days before `to`"),
            ("to" = Option<String>, Query, description = "end of the period, exclusive (a date means the whole day); default: now"),
            ("service" = Option<String>, Query, description = "only steps of this service")),
-    responses((status = 200, description = "`{from, to, items: [{role, operators, started, completed, cancelled, failed, avg_ms, p90_ms, late, backlog}], total, next_cursor}`"),
-              (status = 400, description = "bad parameter", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "`{from, to, items: [{role, operators, started, completed, cancelled, failed, avg_ms, p90_ms, late, backlog}], total, next_cursor}`", body = super::schema::RoleStats),
+              (status = 400, description = "bad or unknown parameter, or from not before to", body = super::error::ErrorBody),
+              (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
 pub async fn roles(
     State(k): State<Arc<Kernel>>,
     caller: Caller,

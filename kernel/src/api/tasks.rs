@@ -12,77 +12,28 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use erpos_design::Issue;
-use erpos_design::service::{FieldAccess, OperatorPolicy, StepKind, TransitionAttribute};
-use serde_json::{Map, Value, json};
+use erpos_design::service::{FieldAccess, OperatorPolicy, StepKind};
+use serde_json::{Value, json};
 
 use super::ApiError;
+use super::error::ErrorCode;
 use super::extract::{JsonBody, Path, QueryPairs};
 use super::processes::{forbidden, pcb_json};
 use crate::Kernel;
+use crate::app::work::{caller_context, only_keys, required, text};
 use crate::caller::{Caller, Permission, ServiceOp};
 use crate::engine::state_name;
 use crate::error::KernelError;
 use crate::scheduler::{Command, HandleAction, ItemState, Pcb, Pid, ProcessState};
 use crate::tasks::View;
 
-/// The longest comment or reason kept.
-const MAX_COMMENT: usize = 2_000;
-
 fn invalid(issues: Vec<Issue>) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
+        ErrorCode::ValidationFailed,
         "the request is invalid",
     )
     .with_details(issues)
-}
-
-fn text(body: &Value, key: &str) -> Result<Option<String>, ApiError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.chars().count() > MAX_COMMENT => {
-            Err(invalid(vec![Issue::new(
-                format!("/{key}"),
-                format!("at most {MAX_COMMENT} characters"),
-            )]))
-        }
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(invalid(vec![Issue::new(
-            format!("/{key}"),
-            "expected a string",
-        )])),
-    }
-}
-
-fn required(body: &Value, key: &str) -> Result<String, ApiError> {
-    text(body, key)?
-        .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| {
-            invalid(vec![Issue::new(
-                format!("/{key}"),
-                format!("'{key}' is required"),
-            )])
-        })
-}
-
-fn only_keys(body: &Value, allowed: &[&str]) -> Result<(), ApiError> {
-    let unknown: Vec<Issue> = body
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter(|(k, _)| !allowed.contains(&k.as_str()))
-        .map(|(k, _)| {
-            Issue::new(
-                format!("/{k}"),
-                format!("unknown attribute (use: {})", allowed.join(", ")),
-            )
-        })
-        .collect();
-    if unknown.is_empty() {
-        Ok(())
-    } else {
-        Err(invalid(unknown))
-    }
 }
 
 fn grant(caller: &Caller, pcb: &Pcb, op: ServiceOp) -> bool {
@@ -118,45 +69,6 @@ fn administer(caller: &Caller, pcb: &Pcb, action: &str) -> Result<(), ApiError> 
             "'{action}' needs services:{}:administer",
             pcb.service
         )))
-    }
-}
-
-fn attribute(body: &Value) -> Result<Option<TransitionAttribute>, ApiError> {
-    match text(body, "attribute")?.as_deref() {
-        None => Ok(None),
-        Some("agree") => Ok(Some(TransitionAttribute::Agree)),
-        Some("reject") => Ok(Some(TransitionAttribute::Reject)),
-        Some("other") => Ok(Some(TransitionAttribute::Other)),
-        Some(other) => Err(invalid(vec![Issue::new(
-            "/attribute",
-            format!("'{other}' is not agree, reject or other"),
-        )])),
-    }
-}
-
-/// The context variables a caller sends with an action: an object, without `record` (the
-/// bound record is read from storage, never taken from a caller).
-fn caller_context(body: &Value) -> Result<Option<Value>, ApiError> {
-    match body.get("context") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(c)) if c.contains_key("record") => Err(invalid(vec![Issue::new(
-            "/context/record",
-            "the bound record is read from storage; change its fields with \"fields\"",
-        )])),
-        Some(c @ Value::Object(_)) => Ok(Some(c.clone())),
-        Some(_) => Err(invalid(vec![Issue::new(
-            "/context",
-            "expected a JSON object",
-        )])),
-    }
-}
-
-fn blank(v: Option<&Value>) -> bool {
-    match v {
-        None | Some(Value::Null) => true,
-        Some(Value::String(s)) => s.trim().is_empty(),
-        Some(Value::Array(a)) => a.is_empty(),
-        _ => false,
     }
 }
 
@@ -383,7 +295,7 @@ pub async fn command(
                 if decided_by_items {
                     return Err(ApiError::new(
                         StatusCode::CONFLICT,
-                        "conflict",
+                        ErrorCode::Conflict,
                         format!(
                             "step '{}' is decided by its work items (votes or required fields): use handle",
                             pcb.step.as_deref().unwrap_or_default()
@@ -408,7 +320,7 @@ pub async fn command(
         other => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorCode::NotFound,
                 format!(
                     "no action '{other}': use claim, handle, forward, add_signer, return, withdraw, change_state, suspend, resume, terminate, signal or complete"
                 ),
@@ -418,8 +330,9 @@ pub async fn command(
 }
 
 /// `handle`: checks the fields against the step's access and the transition's required
-/// check, and plans their write to the bound record with the command (whose record
-/// snapshot is the record as written, or as it stands when nothing is edited).
+/// check ([`crate::app::work::plan_handle`]), and plans their write to the bound record
+/// with the command (whose record snapshot is the record as written, or as it stands when
+/// nothing is edited).
 async fn handle(
     k: &Kernel,
     pcb: &Pcb,
@@ -427,20 +340,6 @@ async fn handle(
     body: &Value,
     by: String,
 ) -> Result<Planned, ApiError> {
-    let attribute = attribute(body)?;
-    let transition = text(body, "transition")?;
-    let comment = text(body, "comment")?;
-    let context = caller_context(body)?;
-    let fields: Map<String, Value> = match body.get("fields") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => {
-            return Err(invalid(vec![Issue::new(
-                "/fields",
-                "expected a JSON object",
-            )]));
-        }
-    };
     let svc = k
         .engine
         .read(|c| c.service(&pcb.service, pcb.version).cloned())
@@ -448,87 +347,22 @@ async fn handle(
         .ok_or_else(|| {
             ApiError::from(KernelError::NotFound(format!("service '{}'", pcb.service)))
         })?;
-    let step = pcb.step.as_deref().and_then(|s| svc.step(s));
-    let access = |f: &str| step.and_then(|s| s.fields.get(f).copied());
-    let mut issues = Vec::new();
-    for name in fields.keys() {
-        if !matches!(
-            access(name),
-            Some(FieldAccess::Required | FieldAccess::Optional)
-        ) {
-            issues.push(Issue::new(
-                format!("/fields/{name}"),
-                format!(
-                    "not editable at step '{}'",
-                    pcb.step.as_deref().unwrap_or_default()
-                ),
-            ));
-        }
-    }
-    // Whether the transition taken checks required fields: the one named, else those the
-    // attribute could take, else any leaving the step.
-    let check = step.is_some_and(|s| {
-        let outgoing: Vec<_> = svc
-            .outgoing(&s.name)
-            .filter(|t| match (&transition, attribute) {
-                (Some(name), _) => t.key() == name,
-                (None, Some(a)) => t.attribute == Some(a),
-                (None, None) => true,
-            })
-            .collect();
-        outgoing.is_empty() || outgoing.iter().any(|t| t.check_required)
-    });
-    let mut edit = None;
-    let record = match &pcb.record {
-        None if !fields.is_empty() => {
-            issues.push(Issue::new("/fields", "the process has no bound record"));
-            None
-        }
+    let current = match &pcb.record {
+        Some((item, id)) => Some(k.records.get(item, id).await?),
         None => None,
-        Some((item, id)) => {
-            let current = k.records.get(item, id).await?;
-            if check {
-                for (name, a) in step.map(|s| s.fields.iter()).into_iter().flatten() {
-                    if *a == FieldAccess::Required
-                        && blank(fields.get(name).or_else(|| current.get(name)))
-                    {
-                        issues.push(Issue::new(
-                            format!("/fields/{name}"),
-                            format!(
-                                "required at step '{}'",
-                                pcb.step.as_deref().unwrap_or_default()
-                            ),
-                        ));
-                    }
-                }
-            }
-            if !fields.is_empty() {
-                edit = Some(RecordEdit {
-                    item: item.clone(),
-                    id: id.clone(),
-                    fields: Value::Object(fields),
-                    actor: by.clone(),
-                });
-            }
-            Some(current)
-        }
     };
-    if !issues.is_empty() {
-        return Err(invalid(issues));
-    }
-    let action = Box::new(HandleAction {
-        pid: pcb.id,
-        user,
-        attribute,
-        transition,
-        comment,
-        context,
-        record,
-        by,
-    });
-    Ok(match edit {
-        Some(edit) => Planned::Edit { action, edit },
-        None => Planned::Command(Command::Handle(action)),
+    let planned = crate::app::work::plan_handle(&svc, pcb, user, body, by.clone(), current)?;
+    Ok(match (&pcb.record, planned.fields.is_empty()) {
+        (Some((item, id)), false) => Planned::Edit {
+            action: planned.action,
+            edit: RecordEdit {
+                item: item.clone(),
+                id: id.clone(),
+                fields: Value::Object(planned.fields),
+                actor: by,
+            },
+        },
+        _ => Planned::Command(Command::Handle(planned.action)),
     })
 }
 
@@ -570,18 +404,20 @@ fn entry(
 /// (default the caller; another's needs `monitor`); filters `service`, `state`, `step`,
 /// `ids` (comma-separated), `finished` (true/false), `created_from` / `created_to` (RFC
 /// 3339); `limit` (1–500, default 50) and `cursor`; newest first.
-#[utoipa::path(get, path = "/api/v1/work-items", tag = "processes",
-    params(("view" = Option<String>, Query, description = "todo, handled, created or related"),
+#[utoipa::path(get, path = "/api/v1/work-items", tag = "processes", operation_id = "work_items",
+    params(("view" = Option<super::schema::WorkView>, Query, description = "todo (default), handled, created or related"),
            ("user" = Option<String>, Query, description = "whose lists (default: the caller)"),
            ("service" = Option<String>, Query, description = "service name"),
-           ("state" = Option<String>, Query, description = "process state"),
+           ("state" = Option<crate::scheduler::pcb::ProcessState>, Query, description = "process state (any case)"),
            ("step" = Option<String>, Query, description = "current step"),
            ("ids" = Option<String>, Query, description = "comma-separated process ids"),
            ("finished" = Option<bool>, Query, description = "ended or not"),
-           ("created_from" = Option<String>, Query, description = "RFC 3339"),
-           ("created_to" = Option<String>, Query, description = "RFC 3339"),
-           ("limit" = Option<u32>, Query, description = "page size"), ("cursor" = Option<String>, Query, description = "next_cursor")),
-    responses((status = 200, description = "`{items, total, next_cursor}`"), (status = 400, description = "bad parameter", body = super::error::ErrorBody),
+           ("created_from" = Option<String>, Query, format = DateTime, description = "RFC 3339"),
+           ("created_to" = Option<String>, Query, format = DateTime, description = "RFC 3339"),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "page size, 1 to 500 (default 50)"),
+           ("cursor" = Option<u64>, Query, description = "next_cursor of the previous page")),
+    responses((status = 200, description = "the person's processes, newest first", body = super::schema::WorkList),
+              (status = 400, description = "bad or unknown parameter", body = super::error::ErrorBody),
               (status = 403, description = "another user's lists", body = super::error::ErrorBody)))]
 pub async fn work_items(
     State(k): State<Arc<Kernel>>,
@@ -682,9 +518,11 @@ pub async fn work_items(
 
 /// Delegations: the caller's own (`?user=` another's, or `?all=true`, needs
 /// `organisation`).
-#[utoipa::path(get, path = "/api/v1/delegations", tag = "organisation",
+#[utoipa::path(get, path = "/api/v1/delegations", tag = "organisation", operation_id = "list_delegations",
     params(("user" = Option<String>, Query, description = "whose"), ("all" = Option<bool>, Query, description = "everyone's")),
-    responses((status = 200, description = "`{items, total, next_cursor}`"), (status = 403, description = "another user's", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "the delegations", body = super::schema::DelegationList),
+              (status = 400, description = "an unknown parameter", body = super::error::ErrorBody),
+              (status = 403, description = "another user's", body = super::error::ErrorBody)))]
 pub async fn delegations(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
@@ -717,8 +555,10 @@ pub async fn delegations(
 /// Creates a delegation `{"user"?, "deputy", "from", "to", "services"?}`: from `from` to
 /// `to`, the user's new work items go to the deputy. For another user it needs
 /// `organisation`.
-#[utoipa::path(post, path = "/api/v1/delegations", tag = "organisation", request_body = Object,
-    responses((status = 201, description = "the delegation"), (status = 403, description = "another user's", body = super::error::ErrorBody),
+#[utoipa::path(post, path = "/api/v1/delegations", tag = "organisation", operation_id = "create_delegation", request_body = super::schema::NewDelegation,
+    responses((status = 201, description = "the delegation", body = super::schema::Delegation),
+              (status = 400, description = "the body is not an object", body = super::error::ErrorBody),
+              (status = 403, description = "another user's", body = super::error::ErrorBody),
               (status = 422, description = "invalid", body = super::error::ErrorBody)))]
 pub async fn create_delegation(
     State(k): State<Arc<Kernel>>,
@@ -739,9 +579,10 @@ pub async fn create_delegation(
 }
 
 /// Ends a delegation (one's own, or anyone's with `organisation`).
-#[utoipa::path(delete, path = "/api/v1/delegations/{id}", tag = "organisation",
+#[utoipa::path(delete, path = "/api/v1/delegations/{id}", tag = "organisation", operation_id = "delete_delegation",
     params(("id" = i64, Path, description = "delegation id")),
-    responses((status = 200, description = "the removed delegation"), (status = 403, description = "another user's", body = super::error::ErrorBody),
+    responses((status = 200, description = "the removed delegation", body = super::schema::Delegation),
+              (status = 403, description = "another user's", body = super::error::ErrorBody),
               (status = 404, description = "no such delegation", body = super::error::ErrorBody)))]
 pub async fn delete_delegation(
     State(k): State<Arc<Kernel>>,

@@ -128,7 +128,7 @@ type Services =
 
 /// Upgrades to a WebSocket (see the module's doc for the protocol). Browsers, which cannot
 /// set headers on a WebSocket, may send their session token as `?access_token=`.
-#[utoipa::path(get, path = "/api/v1/ws", tag = "processes",
+#[utoipa::path(get, path = "/api/v1/ws", tag = "processes", operation_id = "websocket",
     params(("access_token" = Option<String>, Query, description = "a session token, for clients that cannot send Authorization")),
     responses((status = 101, description = "switching to the WebSocket protocol"),
               (status = 401, description = "no credentials", body = super::error::ErrorBody)))]
@@ -144,7 +144,7 @@ pub async fn upgrade(
         Err(e) => {
             return axum::response::IntoResponse::into_response(super::ApiError::new(
                 e.status(),
-                "bad_request",
+                super::error::ErrorCode::BadRequest,
                 e.body_text(),
             ));
         }

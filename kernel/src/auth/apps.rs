@@ -231,7 +231,12 @@ fn refused(message: &str) -> KernelError {
 impl Auth {
     /// Creates an app token: `{"name", "services": [...], "scopes": [grant patterns],
     /// "label"?}`. Answers with the token and its secret, which is never shown again.
-    pub async fn create_app(&self, body: &Value, by: &str) -> Result<(AppToken, String)> {
+    pub async fn create_app(
+        &self,
+        body: &Value,
+        audit: &crate::audit::Audit,
+    ) -> Result<(AppToken, String)> {
+        let by = audit.actor();
         let mut issues = Vec::new();
         let Some(obj) = body.as_object() else {
             return Err(KernelError::Invalid(vec![Issue::new(
@@ -298,13 +303,14 @@ impl Auth {
         let mut tx = self.db.begin().await?;
         if tx.execute(sql).await? == 0 {
             return Err(KernelError::Conflict {
-                code: "app_token_exists",
+                code: crate::error::ErrorCode::AppTokenExists,
                 message: format!(
                     "an app token named '{name}' exists (or existed: names of revoked tokens are not reused)"
                 ),
                 details: vec![Issue::new("/name", "choose another name")],
             });
         }
+        tx.execute(audit.row(self.db.dialect(), &name)).await?;
         tx.commit().await?;
         tracing::info!(app = %name, by, "app token created");
         let token = AppToken {
@@ -364,7 +370,8 @@ impl Auth {
 
     /// Revokes an app token: from now on its signatures are refused. Its row stays, for
     /// the record of who created and revoked it.
-    pub async fn revoke_app(&self, name: &str, by: &str) -> Result<()> {
+    pub async fn revoke_app(&self, name: &str, audit: &crate::audit::Audit) -> Result<()> {
+        let by = audit.actor();
         let mut sql = Sql::new(self.db.dialect());
         sql.push("UPDATE app_tokens SET revoked_ms = ")
             .int(self.now_ms())
@@ -375,6 +382,9 @@ impl Auth {
         self.load_apps().await?;
         let mut tx = self.db.begin().await?;
         let changed = tx.execute(sql).await?;
+        if changed > 0 {
+            tx.execute(audit.row(self.db.dialect(), name)).await?;
+        }
         tx.commit().await?;
         self.apps.remove(name);
         self.revise();

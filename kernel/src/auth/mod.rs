@@ -444,11 +444,19 @@ impl Auth {
         sql
     }
 
-    /// Sets a user's password (already checked with `check_password`).
-    pub async fn set_password(&self, user: &str, password: &str) -> Result<()> {
+    /// Sets a user's password (already checked with `check_password`), with its audit row.
+    pub async fn set_password(
+        &self,
+        user: &str,
+        password: &str,
+        audit: &crate::audit::Audit,
+    ) -> Result<()> {
         let phc = hash_password(password).await?;
         self.db
-            .write_atomically(vec![self.password_sql(user, &phc)])
+            .write_atomically(vec![
+                self.password_sql(user, &phc),
+                audit.row(self.db.dialect(), user),
+            ])
             .await
     }
 

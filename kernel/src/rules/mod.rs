@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use erpos_design::Catalog;
-use erpos_design::rule::{Event, EventKind, ServiceRule, parse_rule, prepare_rule};
+use erpos_design::rule::{Event, EventKind, ServiceRule, prepare_rule_reading, read_rule};
 use serde_json::{Value as Json, json};
 
 use crate::clock::Clock;
@@ -174,11 +174,17 @@ impl Rules {
 
     /// Validates and stores a rule (new or replacing one of the same name). A new time
     /// rule's watermark starts now: it fires for what becomes due from now on.
-    pub async fn save(&self, body: &Json, catalog: &Catalog) -> Result<ServiceRule> {
-        let rule = parse_rule(body)?;
+    pub async fn save(
+        &self,
+        body: &Json,
+        catalog: &Catalog,
+        audit: &crate::audit::Audit,
+    ) -> Result<ServiceRule> {
+        // Read as far as it can be, then checked whole: one answer carries every problem.
+        let reading = read_rule(body);
         let names = self.engine.service_names().await;
         let known = |name: &str| names.contains(name);
-        let rule = prepare_rule(rule, catalog, &known, &time::check_cron)?;
+        let rule = prepare_rule_reading(reading, body, catalog, &known, &time::check_cron)?;
         let now = self.clock.now_ms();
         let d = self.db.dialect();
         let mut sql = Sql::new(d);
@@ -196,23 +202,25 @@ impl Rules {
             .push(", ")
             .int(now)
             .push(") ON CONFLICT (name) DO NOTHING");
-        self.db.write_atomically(vec![sql, cursor]).await?;
+        let row = audit.row(d, &rule.name);
+        self.db.write_atomically(vec![sql, cursor, row]).await?;
         self.reload().await?;
         Ok(rule)
     }
 
     /// Deletes a rule (its runs stay, for the record).
-    pub async fn delete(&self, name: &str) -> Result<()> {
+    pub async fn delete(&self, name: &str, audit: &crate::audit::Audit) -> Result<()> {
         let mut sql = Sql::new(self.db.dialect());
         sql.push("DELETE FROM rules WHERE name = ")
             .text(name)
             .push(" RETURNING name");
         let mut tx = self.db.begin().await?;
-        let found = !tx.fetch(sql).await?.is_empty();
-        tx.commit().await?;
-        if !found {
+        if tx.fetch(sql).await?.is_empty() {
+            // Dropped without a commit: nothing changed, so nothing is audited.
             return Err(KernelError::NotFound(format!("rule '{name}'")));
         }
+        tx.execute(audit.row(self.db.dialect(), name)).await?;
+        tx.commit().await?;
         self.reload().await
     }
 
@@ -639,7 +647,7 @@ impl Rules {
     /// Runs a set-aside event's rules again (those that have not run on it yet). On
     /// success the event leaves the quarantine; on failure it stays, with the new error.
     /// Returns `{event_seq, outcome, error}`.
-    pub async fn retry(&self, seq: u64) -> Result<Json> {
+    pub async fn retry(&self, seq: u64, audit: &crate::audit::Audit) -> Result<Json> {
         let mut sql = Sql::new(self.db.dialect());
         sql.push("SELECT CAST(event_seq AS TEXT) FROM rule_quarantine WHERE event_seq = ")
             .int(seq as i64);
@@ -682,7 +690,8 @@ impl Rules {
                 Some(error)
             }
         };
-        self.db.write_atomically(vec![sql]).await?;
+        let row = audit.row(self.db.dialect(), &seq.to_string());
+        self.db.write_atomically(vec![sql, row]).await?;
         Ok(json!({
             "event_seq": seq,
             "outcome": if error.is_none() { "done" } else { "failed" },

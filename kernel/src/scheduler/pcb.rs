@@ -16,7 +16,19 @@ pub type Pid = u64;
 
 /// The six states of a process (an OS process's, with operators and resources as the
 /// processors).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ProcessState {
     /// Created, not yet admitted (its start time has not come).
@@ -64,7 +76,7 @@ impl ProcessState {
 }
 
 /// How a terminated process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExitStatus {
     /// It reached an end step.
@@ -76,7 +88,7 @@ pub enum ExitStatus {
 }
 
 /// Why a process is not running.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WaitReason {
     /// READY, but the step's resources cannot all be allocated now.
@@ -101,7 +113,9 @@ pub enum WaitReason {
 }
 
 /// A resource allocation held by a process.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct Allocation {
     /// The resource instance.
     pub resource: String,
@@ -188,7 +202,7 @@ fn no_work(work: &std::sync::Arc<Vec<WorkItem>>) -> bool {
 }
 
 /// Where a work item is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemState {
     /// In a claim pool: every candidate sees it, the first to claim it handles it.
@@ -214,7 +228,7 @@ impl ItemState {
 }
 
 /// Why a person holds a work item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemRole {
     /// Handles the step: their decision moves the process.

@@ -1,0 +1,150 @@
+//! Use cases of analysts: DataItems and their migrations, services, rules, calendars and
+//! resource types. Each needs the `design` grant; services are also limited to an app
+//! token's own (any other is "not found" to it, as if it did not exist).
+
+use erpos_design::WorkingCalendar;
+use erpos_design::data_item::DataItem;
+use erpos_design::migration::MigrationPlan;
+use erpos_design::rule::ServiceRule;
+use erpos_design::service::Service;
+use serde_json::Value;
+
+use super::{audit, require};
+use crate::Kernel;
+use crate::caller::{Caller, Permission};
+use crate::error::{KernelError, Result};
+
+/// Defines a DataItem and creates its table (names derived from the Chinese labels).
+pub async fn create_data_item(k: &Kernel, caller: &Caller, body: &Value) -> Result<DataItem> {
+    require(caller, Permission::Design, "defining DataItems")?;
+    k.definitions
+        .create(body, &audit(k, caller, "data_item.create"))
+        .await
+}
+
+/// Stores a new definition of `name` as its pending change, with the migration plan.
+pub async fn propose_data_item(
+    k: &Kernel,
+    caller: &Caller,
+    name: &str,
+    body: &Value,
+) -> Result<(DataItem, MigrationPlan)> {
+    require(caller, Permission::Design, "changing DataItems")?;
+    k.definitions
+        .propose(name, body, &audit(k, caller, "data_item.propose"))
+        .await
+}
+
+/// Applies the pending change of `name` (destructive steps need `confirm_destructive`).
+pub async fn migrate_data_item(
+    k: &Kernel,
+    caller: &Caller,
+    name: &str,
+    confirm_destructive: bool,
+) -> Result<(DataItem, MigrationPlan)> {
+    require(caller, Permission::Design, "migrating DataItems")?;
+    k.definitions
+        .apply(
+            name,
+            confirm_destructive,
+            &audit(k, caller, "data_item.migrate"),
+        )
+        .await
+}
+
+/// Discards the pending change of `name`.
+pub async fn discard_data_item_change(k: &Kernel, caller: &Caller, name: &str) -> Result<()> {
+    require(caller, Permission::Design, "discarding DataItem changes")?;
+    k.definitions
+        .discard(name, &audit(k, caller, "data_item.discard"))
+        .await
+}
+
+/// An app token only sees the services it was issued for; any other is "not found" to it.
+pub fn service_visible(caller: &Caller, name: &str) -> Result<()> {
+    if caller.in_scope(name) {
+        Ok(())
+    } else {
+        Err(KernelError::NotFound(format!("service '{name}'")))
+    }
+}
+
+/// The grant check of saving a service draft, made before its secrets are restored (which
+/// reads the stored definition).
+pub fn may_save_service(caller: &Caller, body: &Value) -> Result<()> {
+    require(caller, Permission::Design, "defining services")?;
+    if let Some(name) = body.get("name").and_then(Value::as_str) {
+        service_visible(caller, name)?;
+    }
+    Ok(())
+}
+
+/// Saves a service draft (validated whole; secrets already restored by the caller).
+pub async fn save_service(k: &Kernel, caller: &Caller, body: &Value) -> Result<Service> {
+    may_save_service(caller, body)?;
+    k.services
+        .save_draft(body, &audit(k, caller, "service.save"))
+        .await
+}
+
+/// Publishes the draft of `name` as its next frozen version.
+pub async fn publish_service(k: &Kernel, caller: &Caller, name: &str) -> Result<Service> {
+    require(caller, Permission::Design, "publishing services")?;
+    service_visible(caller, name)?;
+    k.services
+        .publish(name, &audit(k, caller, "service.publish"))
+        .await
+}
+
+/// The grant check of saving a rule (`what`: "defining rules" or "changing rules").
+pub fn may_save_rule(caller: &Caller, what: &str) -> Result<()> {
+    require(caller, Permission::Design, what)
+}
+
+/// Saves a rule (new or replacing one of the same name; secrets already restored).
+pub async fn save_rule(
+    k: &Kernel,
+    caller: &Caller,
+    body: &Value,
+    what: &str,
+) -> Result<ServiceRule> {
+    may_save_rule(caller, what)?;
+    let schema = k.definitions.schema();
+    k.rules
+        .save(body, &schema.catalog, &audit(k, caller, "rule.save"))
+        .await
+}
+
+/// Deletes a rule (its runs stay).
+pub async fn delete_rule(k: &Kernel, caller: &Caller, name: &str) -> Result<()> {
+    require(caller, Permission::Design, "deleting rules")?;
+    k.rules.delete(name, &audit(k, caller, "rule.delete")).await
+}
+
+/// Runs a set-aside event's rules again; answers `{event_seq, outcome, error}`.
+pub async fn retry_quarantined_event(k: &Kernel, caller: &Caller, seq: u64) -> Result<Value> {
+    require(caller, Permission::Design, "retrying a set-aside event")?;
+    k.rules.retry(seq, &audit(k, caller, "rules.retry")).await
+}
+
+/// Saves a working calendar (new or replacing one of the same name).
+pub async fn save_calendar(k: &Kernel, caller: &Caller, body: &Value) -> Result<WorkingCalendar> {
+    require(caller, Permission::Design, "defining calendars")?;
+    k.calendars
+        .put(body, k.engine.now_ms(), &audit(k, caller, "calendar.save"))
+        .await
+}
+
+/// Deletes a working calendar (deadlines already set keep their instant).
+pub async fn delete_calendar(k: &Kernel, caller: &Caller, name: &str) -> Result<()> {
+    require(caller, Permission::Design, "deleting calendars")?;
+    k.calendars
+        .delete(name, &audit(k, caller, "calendar.delete"))
+        .await
+}
+
+/// Defines (or replaces) a resource type.
+pub async fn save_resource_type(k: &Kernel, caller: &Caller, body: &Value) -> Result<()> {
+    require(caller, Permission::Design, "defining resource types")?;
+    crate::resources::put_type(k, body, &audit(k, caller, "resource_type.save")).await
+}

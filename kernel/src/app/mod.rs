@@ -1,0 +1,76 @@
+//! The application layer: one function per use case, the size a caller thinks in.
+//!
+//! Every use case takes the [`Caller`] and its input, checks the caller's grant, makes the
+//! change and writes its audit row **in the same transaction** (see [`crate::audit`]), and
+//! returns a typed result. HTTP handlers, the pack loader and the benches call these
+//! functions; none of them checks a permission or writes an audit row on its own, so a rule
+//! about who may do what is written once, here, and holds whichever way a change arrives.
+//! The pack loader and the benches act as [`Caller::system`] under their own name: that is
+//! the one explicit capability that passes every grant check, and their changes are audited
+//! under that name like anyone's.
+//!
+//! This layer never speaks HTTP: it returns [`KernelError`]s, which the API maps to statuses.
+
+pub mod access;
+pub mod design;
+pub mod operations;
+pub mod organisation;
+pub mod processes;
+pub mod records;
+pub mod work;
+
+use crate::Kernel;
+use crate::audit::Audit;
+use crate::caller::{Caller, Permission, covers};
+use crate::error::{KernelError, Result};
+
+/// Refuses (403) unless `caller` may `permission`; the message says what `what` needs
+/// (`"defining DataItems needs design"`), so an administrator knows which grant to give.
+pub fn require(caller: &Caller, permission: Permission<'_>, what: &str) -> Result<()> {
+    if caller.may(permission) {
+        return Ok(());
+    }
+    let grant = permission
+        .grants()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "admin".to_owned());
+    Err(KernelError::Forbidden(format!("{what} needs {grant}")))
+}
+
+/// Refuses to hand out a grant the caller does not hold (in a role's permissions, a user's
+/// roles, an app token's scopes, or by taking a user over with a new password): holding
+/// `organisation` must not make anyone an administrator. An administrator gives anything.
+pub fn require_delegable<'a>(
+    caller: &Caller,
+    grants: impl IntoIterator<Item = &'a String>,
+) -> Result<()> {
+    if caller.is_admin() {
+        return Ok(());
+    }
+    for g in grants {
+        if !caller.grants.iter().any(|mine| covers(mine, g)) {
+            return Err(KernelError::Forbidden(format!(
+                "handing out the grant '{g}' needs {g}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The audit entry of `caller` doing `action` now, for the store to write with the change.
+pub fn audit(k: &Kernel, caller: &Caller, action: &'static str) -> Audit {
+    Audit::new(&caller.user, action, k.clock.now_ms())
+}
+
+/// The strings of a JSON array at `key` (others ignored: the store's own check names
+/// them), for grant checks made before the body is parsed.
+fn strings_at(body: &serde_json::Value, key: &str) -> Vec<String> {
+    body.get(key)
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}

@@ -1,0 +1,282 @@
+//! Use cases of processes: starting one. A start is checked here whichever way it comes
+//! (the API, a pack): the caller's grant on the service, that a bound record is of the
+//! service's subject DataItem and one the caller may read (binding shows it to the
+//! process's participants), that a predecessor is a process the caller may see. The bound
+//! record is copied into the context as `record`, read from storage, never taken from the
+//! caller.
+//!
+//! A start may carry a **new** record (its fields inline) and the **first step's
+//! decision**: then the record, the start and the decision commit in one transaction —
+//! loonflow's "create a ticket" in one request, with nothing left behind when any part is
+//! refused.
+
+use erpos_design::Issue;
+use serde_json::{Value, json};
+
+use super::records::check_write;
+use crate::Kernel;
+use crate::caller::{Caller, FieldAccess, Permission, RecordOp, ServiceOp};
+use crate::error::{KernelError, Result};
+use crate::scheduler::{Command, Pid};
+
+/// The record a process is about.
+#[derive(Debug, Clone)]
+pub enum Binding {
+    /// A stored record: `{"item", "id"}`.
+    Existing {
+        /// The DataItem.
+        item: String,
+        /// The record's id.
+        id: String,
+    },
+    /// A record created with the start, in its transaction: `{"item", "fields"}`.
+    New {
+        /// The DataItem.
+        item: String,
+        /// The record's fields, validated like `POST /records/{item}`.
+        fields: Value,
+    },
+}
+
+impl Binding {
+    fn item(&self) -> &str {
+        match self {
+            Binding::Existing { item, .. } | Binding::New { item, .. } => item,
+        }
+    }
+}
+
+/// A start, as the caller asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct StartProcess {
+    /// The service.
+    pub service: String,
+    /// Its version (None: the newest published).
+    pub version: Option<u32>,
+    /// Base priority 0–100 (None: the service's).
+    pub priority: Option<i32>,
+    /// Initial context variables (an object, never with `record`).
+    pub context: Value,
+    /// The record the process is about.
+    pub binding: Option<Binding>,
+    /// Start after this process terminates.
+    pub predecessor: Option<Pid>,
+    /// Do not admit before this instant (ms).
+    pub start_at_ms: Option<i64>,
+    /// The starter's decision at the first step (`{"attribute"?, "transition"?,
+    /// "comment"?, "context"?}`, as `handle` takes it; the record's fields go in the
+    /// binding), made in the start's transaction.
+    pub decision: Option<Value>,
+}
+
+/// What a start did.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The new process.
+    pub pid: Pid,
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> KernelError {
+    KernelError::Invalid(vec![Issue::new(path, message)])
+}
+
+/// Starts a process for `caller` (see the module's documentation).
+pub async fn start(k: &Kernel, caller: &Caller, s: StartProcess) -> Result<Started> {
+    let service = s.service.as_str();
+    if !caller.may(Permission::Service {
+        name: service,
+        op: ServiceOp::Start,
+    }) {
+        return Err(KernelError::Forbidden(format!(
+            "starting '{service}' needs services:{service}:start"
+        )));
+    }
+    let mut context = s.context;
+    match context.as_object() {
+        Some(given) if given.contains_key("record") => {
+            return Err(invalid(
+                "/context/record",
+                "the bound record is read from storage: bind one with \"record\": {\"item\", \"id\"}",
+            ));
+        }
+        Some(_) => {}
+        None => return Err(invalid("/context", "expected a JSON object")),
+    }
+    if let Some(binding) = &s.binding {
+        check_subject(k, service, s.version, binding.item()).await?;
+    }
+    if let Some(decision) = &s.decision {
+        super::work::only_keys(decision, &["transition", "attribute", "comment", "context"])
+            .map_err(|e| at("/decision", e))?;
+    }
+    let schema = k.definitions.schema();
+    let mut new_record: Option<(String, Value)> = None;
+    let record = match s.binding {
+        None => None,
+        Some(Binding::Existing { item, id }) => {
+            // Binding a record shows it to the process's participants: only someone who
+            // may read it may bind it (checked before looking it up, so a refusal says
+            // nothing about whether it exists).
+            if caller.record_fields(&item, RecordOp::Read) != FieldAccess::All {
+                return Err(KernelError::Forbidden(format!(
+                    "binding a record of '{item}' needs records:{item}:read"
+                )));
+            }
+            let stored = k.records.get(&item, &id).await.map_err(|e| match e {
+                KernelError::NotFound(_) | KernelError::Design(_) => {
+                    invalid("/record", e.to_string())
+                }
+                other => other,
+            })?;
+            context["record"] = stored;
+            Some((item, id))
+        }
+        Some(Binding::New { item, fields }) => {
+            check_write(&schema.catalog, caller, &item, RecordOp::Create, &fields)?;
+            if caller.record_fields(&item, RecordOp::Read) != FieldAccess::All {
+                return Err(KernelError::Forbidden(format!(
+                    "binding a record of '{item}' needs records:{item}:read"
+                )));
+            }
+            // Validated now, so a bad field is a 422 at its place before anything starts.
+            k.records
+                .validate(&item, &fields, true)
+                .map_err(|e| at("/record/fields", e))?;
+            new_record = Some((item, fields));
+            None
+        }
+    };
+    let predecessor = match s.predecessor {
+        None => None,
+        Some(pid) => {
+            // Only a process the caller may see can be waited for; one they may not see
+            // gets the same answer as one that does not exist.
+            let seen = k
+                .engine
+                .read(|c| c.pcb(pid).is_some_and(|p| crate::tasks::visible(p, caller)))
+                .await;
+            if !seen {
+                return Err(invalid(
+                    "/predecessor",
+                    format!("no process {pid} that you may see"),
+                ));
+            }
+            Some(pid)
+        }
+    };
+    let command = Command::Start {
+        service: s.service.clone(),
+        version: s.version,
+        priority: s.priority,
+        record,
+        context,
+        predecessor,
+        start_at_ms: s.start_at_ms,
+        by: caller.user.clone(),
+    };
+    let outcome = if new_record.is_none() && s.decision.is_none() {
+        k.engine.command(command).await?
+    } else {
+        let records = k.records.clone();
+        let actor = caller.user.clone();
+        let then = s
+            .decision
+            .map(|decision| decide(caller.user.clone(), decision));
+        k.engine
+            .command_then(
+                move |tx| {
+                    Box::pin(async move {
+                        let mut command = command;
+                        if let Some((item, fields)) = new_record {
+                            let stored = records
+                                .create_in(tx, &item, &fields, Some(&actor), 0)
+                                .await
+                                .map_err(|e| at("/record/fields", e))?;
+                            let id = stored
+                                .get("id")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned();
+                            if let Command::Start {
+                                record, context, ..
+                            } = &mut command
+                            {
+                                context["record"] = stored;
+                                *record = Some((item, id));
+                            }
+                        }
+                        Ok(command)
+                    })
+                },
+                then,
+            )
+            .await?
+    };
+    let pid = outcome
+        .pid
+        .ok_or_else(|| KernelError::Corrupt("start gave no pid".into()))?;
+    Ok(Started { pid })
+}
+
+/// The follow-up of a start with a decision: `user` handles the first step of the process
+/// just created, with the record the start bound (see [`super::work::plan_handle`]).
+fn decide(user: String, decision: Value) -> crate::engine::FollowUp {
+    Box::new(move |core, outcome| {
+        let pid = outcome
+            .pid
+            .ok_or_else(|| KernelError::Corrupt("start gave no pid".into()))?;
+        let pcb = core
+            .pcb(pid)
+            .ok_or_else(|| KernelError::Corrupt(format!("process {pid} vanished")))?;
+        let svc = core
+            .service(&pcb.service, pcb.version)
+            .ok_or_else(|| KernelError::NotFound(format!("service '{}'", pcb.service)))?;
+        let current = pcb.record.as_ref().map(|_| {
+            pcb.context
+                .get("record")
+                .cloned()
+                .unwrap_or_else(|| json!({}))
+        });
+        let planned = super::work::plan_handle(svc, pcb, user.clone(), &decision, user, current)
+            .map_err(|e| at("/decision", e))?;
+        Ok(Command::Handle(planned.action))
+    })
+}
+
+/// `e` with its pointers moved under `prefix` (`/fields/days` → `/record/fields/days`): the
+/// use case checks parts of a larger body.
+fn at(prefix: &str, e: KernelError) -> KernelError {
+    let under = |issues: Vec<Issue>| {
+        issues
+            .into_iter()
+            .map(|i| Issue::new(format!("{prefix}{}", i.path), i.message))
+            .collect()
+    };
+    match e {
+        KernelError::Invalid(issues) => KernelError::Invalid(under(issues)),
+        KernelError::Design(erpos_design::DesignError::InvalidRecord(issues)) => {
+            KernelError::Design(erpos_design::DesignError::InvalidRecord(under(issues)))
+        }
+        other => other,
+    }
+}
+
+/// Refuses a binding of `item` to a service about another DataItem (or about none).
+async fn check_subject(k: &Kernel, service: &str, version: Option<u32>, item: &str) -> Result<()> {
+    let subject = k
+        .engine
+        .read(|c| c.startable(service, version).map(|s| s.subject.clone()))
+        .await
+        .ok_or_else(|| KernelError::NotFound(format!("service '{service}'")))?;
+    match subject.as_deref() {
+        Some(s) if s == item => Ok(()),
+        Some(s) => Err(invalid(
+            "/record/item",
+            format!("'{service}' is about records of '{s}', not '{item}'"),
+        )),
+        None => Err(invalid(
+            "/record",
+            format!("'{service}' has no subject DataItem: its processes bind no record"),
+        )),
+    }
+}
