@@ -206,7 +206,7 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Openapi => {
             use std::io::Write as _;
-            let doc = erpos_kernel::api::openapi_document().to_pretty_json()?;
+            let doc = serde_json::to_string_pretty(&erpos_kernel::api::openapi_document())?;
             // A closed pipe here is the reader's choice, but an incomplete document must
             // not pass for a whole one: report it.
             let mut out = std::io::stdout().lock();

@@ -260,3 +260,197 @@ async fn a_json_body_that_is_not_an_object_is_a_422_on_every_route() -> anyhow::
     })
     .await
 }
+
+/// The leave request (请假单) and its published service, for routes that need one.
+async fn leave_service(app: &common::TestApp) -> anyhow::Result<()> {
+    app.define(serde_json::json!({"name": "qingjia", "label": {"zh": "请假单"},
+        "fields": [{"name": "days", "label": {"zh": "天数"}, "type": "integer", "required": true}]}))
+        .await?;
+    let service = serde_json::json!({
+        "name": "leave", "label": {"zh": "请假申请"}, "subject": "qingjia",
+        "steps": [{"name": "apply", "kind": "human", "label": {"zh": "填写申请"}, "operators": {"creator": true}},
+                  {"name": "end", "kind": "end"}],
+        "transitions": [{"from": "apply", "to": "end", "attribute": "agree"}]});
+    let (s, b) = app.call("POST", "/api/v1/services", Some(service)).await?;
+    anyhow::ensure!(s == StatusCode::CREATED, "service: {s} {b}");
+    let (s, b) = app
+        .call("POST", "/api/v1/services/leave/publish", None)
+        .await?;
+    anyhow::ensure!(s == StatusCode::OK, "publish: {s} {b}");
+    Ok(())
+}
+
+/// Finding 5 (after the typed document landed, with negative data): list filters and
+/// cursors outside what the document allows were answered 200 with an empty or arbitrary
+/// page, so a misspelled filter looked like "nothing matches". `GET /processes?wait=AAA`
+/// (wait kinds are an enum), `?parent=-1`, a negative cursor (`/events?cursor=-1`,
+/// `/rules/quarantine?before=-1`), a cursor past any stored id (`/work-items?cursor=2^63`)
+/// and a flowchart `version` that is not a number (`?version=abc` drew the newest) are now
+/// each a 400 naming the parameter; the values the lists hand out still work.
+#[tokio::test]
+async fn filters_and_cursors_outside_their_documented_values_are_refused() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        leave_service(&app).await?;
+        for (path, param) in [
+            ("/api/v1/processes?wait=AAA", "wait"),
+            ("/api/v1/processes?parent=-1", "parent"),
+            ("/api/v1/processes?parent=true", "parent"),
+            ("/api/v1/processes?cursor=9223372036854775808", "cursor"),
+            ("/api/v1/events?cursor=-1", "cursor"),
+            ("/api/v1/events?before=-5", "before"),
+            ("/api/v1/rules/quarantine?cursor=-1", "cursor"),
+            ("/api/v1/outbox?before=-1", "before"),
+            ("/api/v1/work-items?cursor=9223372036854775808", "cursor"),
+            (
+                "/api/v1/services/leave/flowchart.svg?version=abc",
+                "version",
+            ),
+        ] {
+            let req = Request::get(path).body(Body::empty())?;
+            let (s, ctype, text) = send(&app, req).await?;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {text}");
+            let body = error_body(path, &ctype, &text);
+            assert_eq!(
+                body["error"]["details"][0]["path"],
+                format!("/query/{param}"),
+                "{path}: {body}"
+            );
+        }
+        for path in [
+            "/api/v1/processes?wait=resource",
+            "/api/v1/processes?wait=children&cursor=1",
+            "/api/v1/processes?parent=1",
+            "/api/v1/events?cursor=0",
+            "/api/v1/work-items?cursor=1",
+        ] {
+            let (s, body) = app.call("GET", path, None).await?;
+            assert_eq!(s, StatusCode::OK, "{path}: {body}");
+        }
+        let (s, _, svg) = app
+            .get_text("/api/v1/services/leave/flowchart.svg?version=1")
+            .await?;
+        assert_eq!(s, StatusCode::OK);
+        assert!(svg.contains("<svg"), "{svg}");
+        Ok(())
+    })
+    .await
+}
+
+/// Finding 6: `PUT /users/{id}/password` read only the keys it knew, so for a caller who
+/// needs no old password (`organisation`) `{"password": "…", "old_password": {}}` was a 204
+/// and an unknown key was ignored. The body is now checked whole first: a 422 naming each
+/// bad key, and the password unchanged.
+#[tokio::test]
+async fn a_password_change_with_a_malformed_body_changes_nothing() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        let (s, b) = app
+            .call(
+                "POST",
+                "/api/v1/users",
+                Some(serde_json::json!({"id": "dr_li", "password": "dr-li-password-1"})),
+            )
+            .await?;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        for (body, at) in [
+            (
+                serde_json::json!({"password": "new-password-2", "old_password": {}}),
+                "/old_password",
+            ),
+            (
+                serde_json::json!({"password": "new-password-2", "pasword": "x"}),
+                "/pasword",
+            ),
+            (serde_json::json!({"password": 12345678}), "/password"),
+        ] {
+            let (s, b) = app
+                .call("PUT", "/api/v1/users/dr_li/password", Some(body.clone()))
+                .await?;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {b}");
+            assert_eq!(b["error"]["details"][0]["path"], at, "{body}: {b}");
+        }
+        assert!(
+            app.login("dr_li", "dr-li-password-1").await.is_ok(),
+            "the password is unchanged"
+        );
+        let (s, b) = app
+            .call(
+                "PUT",
+                "/api/v1/users/dr_li/password",
+                Some(serde_json::json!({"password": "new-password-2", "old_password": null})),
+            )
+            .await?;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+        assert!(app.login("dr_li", "new-password-2").await.is_ok());
+        Ok(())
+    })
+    .await
+}
+
+/// Finding 7: an app token's `label` was stored as whatever JSON came (`0`, `false`, `""`)
+/// and listed as such, against the document's label schema. Now a label is `{"zh", "en"?}`
+/// or absent: anything else is a 422 naming `/label`, and no token is created.
+#[tokio::test]
+async fn an_app_token_label_is_a_label() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        for label in [serde_json::json!(0), serde_json::json!(false), serde_json::json!(""), serde_json::json!({"en": "CRM"})] {
+            let body = serde_json::json!({"name": "crm", "services": ["leave"], "scopes": ["records:qingjia:*"], "label": label});
+            let (s, b) = app.call("POST", "/api/v1/app-tokens", Some(body)).await?;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{label}: {b}");
+            assert_eq!(b["error"]["details"][0]["path"], "/label", "{b}");
+        }
+        let (_, listed) = app.call("GET", "/api/v1/app-tokens", None).await?;
+        assert_eq!(listed["total"], 0, "{listed}");
+        let body = serde_json::json!({"name": "crm", "services": ["leave"], "scopes": ["records:qingjia:*"], "label": {"zh": "客户系统", "en": "CRM"}});
+        let (s, b) = app.call("POST", "/api/v1/app-tokens", Some(body)).await?;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert_eq!(b["label"]["zh"], "客户系统", "{b}");
+        let (s, b) = app.call("POST", "/api/v1/app-tokens", Some(serde_json::json!({"name": "oa", "services": ["leave"], "scopes": []}))).await?;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        assert!(b.get("label").is_none(), "no label, none shown: {b}");
+        Ok(())
+    })
+    .await
+}
+
+/// Finding 8: the document described every `u32` as `int32` with `minimum: 0`, whose range
+/// ends at 2^31 - 1, so schemathesis sent a DataItem `version` of 2^31 as invalid data and
+/// the API (rightly, for a u32) took it. Unsigned 32-bit fields are now `int64` from 0 to
+/// 2^32 - 1, and 2^31 is valid by the document too.
+#[tokio::test]
+async fn unsigned_fields_are_described_with_their_real_range() -> anyhow::Result<()> {
+    fn walk(v: &Value, at: &str, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                if map.get("format") == Some(&Value::from("int32"))
+                    && map.get("minimum").and_then(Value::as_f64) == Some(0.0)
+                    && !map.contains_key("maximum")
+                {
+                    out.push(at.to_owned());
+                }
+                for (k, x) in map {
+                    walk(x, &format!("{at}/{k}"), out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, x) in items.iter().enumerate() {
+                    walk(x, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    each_backend(|app| async move {
+        let (_, doc) = app.call("GET", "/api/v1/openapi.json", None).await?;
+        let version = &doc["components"]["schemas"]["DataItem"]["properties"]["version"];
+        assert_eq!(version["maximum"], 4_294_967_295_u64, "{version}");
+        assert_eq!(version["format"], "int64", "{version}");
+        let mut narrow = Vec::new();
+        walk(&doc, "", &mut narrow);
+        assert!(
+            narrow.is_empty(),
+            "unsigned fields described as int32: {narrow:?}"
+        );
+        Ok(())
+    })
+    .await
+}

@@ -230,8 +230,33 @@ async fn healthz(State(kernel): State<Arc<Kernel>>) -> impl IntoResponse {
 
 /// The OpenAPI document as `/api/v1/openapi.json` serves it; `erpos openapi` prints the same,
 /// so clients are generated from it without a running server.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+pub fn openapi_document() -> serde_json::Value {
+    // utoipa describes a `u32` as `int32` with `minimum: 0`, whose range stops at 2^31 - 1
+    // (a client generator or a fuzzer takes that for the field's: schemathesis sent 2^31 as
+    // invalid and it was rightly accepted). Said exactly instead: `int64` up to 2^32 - 1.
+    // (utoipa's `non_strict_integers` would write `u-int32`, a format nobody reads.)
+    let mut value = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    widen_unsigned(&mut value);
+    value
+}
+
+/// Rewrites every `{"format": "int32", "minimum": 0}` (utoipa's `u32`) as
+/// `{"format": "int64", "minimum": 0, "maximum": 4294967295}`, unless it has a maximum.
+fn widen_unsigned(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let unsigned = map.get("format").and_then(|f| f.as_str()) == Some("int32")
+                && map.get("minimum").and_then(serde_json::Value::as_f64) == Some(0.0)
+                && !map.contains_key("maximum");
+            if unsigned {
+                map.insert("format".into(), json!("int64"));
+                map.insert("maximum".into(), json!(u32::MAX));
+            }
+            map.values_mut().for_each(widen_unsigned);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(widen_unsigned),
+        _ => {}
+    }
 }
 
 /// This document.

@@ -41,10 +41,13 @@ fn paging(
                     .ok_or_else(|| bad(&key, "limit must be 1 to 500"))?
             }
             "before" | "cursor" => {
+                // A cursor is a sequence number this list gave out: never negative.
                 before = Some(
                     value
-                        .parse()
-                        .map_err(|_| bad(&key, "not a cursor from this list"))?,
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| bad(&key, "not a cursor from this list"))?,
                 )
             }
             _ => other(&key, value)?,
