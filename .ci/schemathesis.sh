@@ -7,8 +7,9 @@
 #
 # Two passes against one fresh demo:
 #   1. every operation but logging out, with admin's session A;
-#   2. logging out (`DELETE /api/v1/sessions/current`) alone, with admin's session B: it
-#      ends the session it is sent with, so in pass 1 it would turn the rest into 401s.
+#   2. logging out (`DELETE /api/v1/sessions/current`) alone, with a session B of its own
+#      (a nurse's): it ends the session it is sent with, so in pass 1 it would turn the
+#      rest into 401s.
 # Both sessions are opened before pass 1 (which also fuzzes `POST /sessions` with wrong
 # passwords, and so gets this address throttled for logins).
 #
@@ -37,12 +38,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The binary the tests built (built here if missing).
 bin=${CARGO_TARGET_DIR:-target}/debug/erpos
-if [ ! -x "$bin" ]; then
-  echo "schemathesis: building erpos"
-  cargo build --workspace --locked --bin erpos
-fi
+# The binary the tests built; built (or brought up to date: a stale one would test old code)
+# here otherwise, a no-op after `cargo test`.
+cargo build --workspace --locked --quiet --bin erpos
 
 # Python and schemathesis, from the lock file only.
 py=${PYTHON:-}
@@ -69,7 +68,10 @@ ERPOS_LOG=${ERPOS_LOG:-warn} "$bin" demo --listen "127.0.0.1:$port" --file "$wor
 server=$!
 "$py" "$here/demo.py" wait "$base" 60 || { cat "$out/demo.log" >&2; exit 1; }
 token_a=$("$py" "$here/demo.py" login "$base" admin erpos-demo)
-token_b=$("$py" "$here/demo.py" login "$base" admin erpos-demo)
+# Pass 2's session is a clinic nurse's (王静), whom pass 1 leaves alone: pass 1 changes the
+# passwords of the users in schemathesis.toml's `users` dictionary, and a password change
+# ends every other session of that user (admin's own included, but the one it is sent with).
+token_b=$("$py" "$here/demo.py" login "$base" wangjing erpos-demo)
 # The demo's record ids, for the dictionaries of schemathesis.toml.
 while IFS='=' read -r key value; do export "$key=$value"; done < <("$py" "$here/demo.py" ids "$base" "$token_a")
 

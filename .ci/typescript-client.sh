@@ -20,10 +20,9 @@ cleanup() {
 trap cleanup EXIT
 
 bin=${CARGO_TARGET_DIR:-target}/debug/erpos
-if [ ! -x "$bin" ]; then
-  echo "typescript client: building erpos"
-  cargo build --workspace --locked --bin erpos
-fi
+# The binary the tests built; built (or brought up to date: a stale one would test old code)
+# here otherwise, a no-op after `cargo test`.
+cargo build --workspace --locked --quiet --bin erpos
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 echo "typescript client: node $(node --version), npm $(npm --version)"
 

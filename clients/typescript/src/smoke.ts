@@ -25,7 +25,7 @@ const client = createClient<paths>({ baseUrl: base });
 
 // 1. Log in; every later call sends the session token.
 const login = await client.POST("/api/v1/sessions", { body: { user, password } });
-if (!login.data) fail("logging in", login.error ?? login.response.status);
+if (!login.data) fail("logging in", login.error);
 const token: string = login.data.token;
 client.use({
   onRequest({ request }) {
@@ -40,7 +40,7 @@ const record = await client.POST("/api/v1/records/{item}", {
   params: { path: { item: "qingjia" } },
   body: { days: 2, reason: "家中有事，需回老家两天" },
 });
-if (!record.data) fail("creating the leave request record", record.error ?? record.response.status);
+if (!record.data) fail("creating the leave request record", record.error);
 const recordId = String(record.data.id);
 console.log(`smoke: created qingjia record ${recordId}`);
 
@@ -48,18 +48,18 @@ console.log(`smoke: created qingjia record ${recordId}`);
 const started = await client.POST("/api/v1/processes", {
   body: { service: "leave", record: { item: "qingjia", id: recordId }, priority: 5, context: {} },
 });
-if (!started.data) fail("starting the leave process", started.error ?? started.response.status);
+if (!started.data) fail("starting the leave process", started.error);
 const pid = started.data.id;
 console.log(`smoke: started process ${pid} (${started.data.state}) at ${started.data.current_steps.join(", ")}`);
 
 // 4. Submit the first step (填写申请 → 主管审批).
 const submitted = await client.POST("/api/v1/processes/{id}/{action}", {
-  params: { path: { id: String(pid), action: "handle" } },
+  params: { path: { id: pid, action: "handle" } },
   body: { attribute: "agree", comment: "请批准" },
 });
-if (!submitted.data) fail("submitting the application", submitted.error ?? submitted.response.status);
-const shown = await client.GET("/api/v1/processes/{id}", { params: { path: { id: String(pid) } } });
-if (!shown.data) fail("reading the process back", shown.error ?? shown.response.status);
+if (!submitted.data) fail("submitting the application", submitted.error);
+const shown = await client.GET("/api/v1/processes/{id}", { params: { path: { id: pid } } });
+if (!shown.data) fail("reading the process back", shown.error);
 if (!shown.data.current_steps.includes("leader")) fail("reaching the leader's step", shown.data.current_steps);
 console.log(`smoke: process ${pid} now waits at ${shown.data.current_steps.join(", ")}`);
 
