@@ -48,7 +48,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// The OpenAPI document, generated from the handlers' annotations.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "erpos API", description = "Metamodel-driven ERP operating kernel: DataItems and records, services and their processes (PCBs), human tasks, rules, the organisation and statistics. Every path but POST /api/v1/sessions and this document needs credentials."),
+    info(title = "erpos API", description = "Metamodel-driven ERP operating kernel: DataItems and records, services and their processes (PCBs), human tasks, rules, the organisation and statistics. Every path but POST /api/v1/sessions, this document and its reference page (GET /api/v1/docs) needs credentials."),
     paths(
         healthz,
         openapi,
