@@ -1,7 +1,8 @@
 //! `erpos`: the command line of the erpos kernel.
 //!
 //! `erpos serve` runs the API on a database, `erpos demo` runs it on a fresh SQLite file
-//! with the clinic loaded, `erpos migrate` prepares a database, `erpos bench` measures.
+//! with the clinic loaded, `erpos migrate` prepares a database, `erpos openapi` prints the
+//! API's OpenAPI document, `erpos bench` measures.
 
 use std::net::SocketAddr;
 
@@ -112,6 +113,9 @@ enum Command {
         #[command(flatten)]
         database: DatabaseArg,
     },
+    /// Print the OpenAPI document of the HTTP API (what `/api/v1/openapi.json` serves) and
+    /// exit: client generators need no running server.
+    Openapi,
     /// Measure a part of erpos and print the figures (see `erpos bench --help`).
     Bench {
         /// What to measure.
@@ -199,6 +203,15 @@ async fn run() -> anyhow::Result<()> {
         Command::Migrate { database } => {
             Kernel::open(&database.database).await?;
             say!("database is up to date");
+        }
+        Command::Openapi => {
+            use std::io::Write as _;
+            let doc = serde_json::to_string_pretty(&erpos_kernel::api::openapi_document())?;
+            // A closed pipe here is the reader's choice, but an incomplete document must
+            // not pass for a whole one: report it.
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{doc}")?;
+            out.flush()?;
         }
         Command::Bench { suite } => bench::run(suite).await?,
     }

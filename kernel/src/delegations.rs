@@ -61,11 +61,12 @@ pub fn to_json(d: &Delegation) -> Json {
 /// `by`), then hands the user's delegations to the scheduler.
 pub async fn create(k: &Kernel, body: &Json, by: &str) -> Result<Delegation> {
     let mut issues = Vec::new();
+    // A body that is JSON but not an object is an invalid delegation (422, like every other
+    // problem below), not a bad query parameter (400): found by the schemathesis run.
     let Some(obj) = body.as_object() else {
-        return Err(KernelError::BadRequest(vec![Issue::new(
-            "",
-            "expected a JSON object",
-        )]));
+        return Err(
+            DesignError::InvalidDefinition(vec![Issue::new("", "expected a JSON object")]).into(),
+        );
     };
     for key in obj.keys() {
         if !["user", "deputy", "from", "to", "services"].contains(&key.as_str()) {

@@ -3,14 +3,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
 use super::error::ErrorCode;
-use super::extract::JsonBody;
+use super::extract::{JsonBody, Path};
 use crate::Kernel;
 use crate::caller::{Caller, Permission};
 

@@ -15,9 +15,11 @@ use utoipa::openapi::{
 };
 
 /// The operations that need no credentials (method in lower case, full path).
-pub const PUBLIC: [(&str, &str); 3] = [
+pub const PUBLIC: [(&str, &str); 5] = [
     ("get", "/healthz"),
     ("get", "/api/v1/openapi.json"),
+    ("get", "/api/v1/docs"),
+    ("get", "/api/v1/docs/{asset}"),
     ("post", "/api/v1/sessions"),
 ];
 

@@ -1,5 +1,8 @@
 //! Request extractors whose rejections use the API's one error shape.
 //!
+//! Handlers take these instead of axum's own `Path`, `Json` and `Query`, whose rejections
+//! are plain text (a client promised JSON would get `Invalid URL: …` as text/plain).
+//!
 //! Every JSON body and query string passes the kernel's input bounds here
 //! ([`crate::limits::check_body`]: at most 32 levels deep, no NUL), so no handler can
 //! forget them and nothing unreadable reaches storage.
@@ -10,6 +13,61 @@ use serde_json::Value;
 
 use super::ApiError;
 use super::error::ErrorCode;
+
+/// Path parameters, like `axum::extract::Path`, whose rejection is the API's JSON 400
+/// naming the parameter at `/path/{key}`: a segment that is not valid UTF-8 once
+/// percent-decoded (`/records/patient/%FF`) or that does not parse as the handler's type
+/// (`/outbox/abc/retry` for a numeric id). Found by the schemathesis run (issue 12): axum's
+/// own rejection answered text/plain.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                let message = e.body_text();
+                // The route's parameter names, to name the one at fault when axum says
+                // only its position (a tuple) or nothing (a single value).
+                let names: Vec<String> =
+                    axum::extract::RawPathParams::from_request_parts(parts, state)
+                        .await
+                        .map(|raw| raw.iter().map(|(k, _)| k.to_owned()).collect())
+                        .unwrap_or_default();
+                let key = match e.into_kind() {
+                    ErrorKind::InvalidUtf8InPathParam { key }
+                    | ErrorKind::ParseErrorAtKey { key, .. }
+                    | ErrorKind::DeserializeError { key, .. } => Some(key),
+                    ErrorKind::ParseErrorAtIndex { index, .. } => names.get(index).cloned(),
+                    _ if names.len() == 1 => names.first().cloned(),
+                    _ => None,
+                };
+                let at = key.map_or_else(|| "/path".to_owned(), |k| format!("/path/{k}"));
+                Err(ApiError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    ErrorCode::BadRequest,
+                    "the request path is invalid",
+                )
+                .with_details(vec![erpos_design::Issue::new(at, message)]))
+            }
+            // A handler asking for parameters its route does not have: a defect here,
+            // not the client's.
+            Err(e) => Err(ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                e.body_text(),
+            )),
+        }
+    }
+}
 
 /// A JSON body; a missing content type, bad syntax or an oversized body become the API's
 /// JSON errors (415, 400, 413) instead of axum's plain-text ones, and a body nested too
@@ -97,26 +155,6 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
             ));
         }
         Ok(QueryPairs(pairs))
-    }
-}
-
-/// A typed path parameter (a number such as `/outbox/{id}/retry`) whose rejection is the
-/// API's JSON 400 naming the segment (`/path/{name}`), instead of axum's plain text.
-pub struct PathParam<T>(pub T);
-
-impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(value)) => Ok(PathParam(value)),
-            Err(e) => Err(ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                ErrorCode::BadRequest,
-                "the request parameters are invalid",
-            )
-            .with_details(vec![erpos_design::Issue::new("/path", e.body_text())])),
-        }
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod auth;
 mod calendars;
 mod data_items;
+mod docs;
 pub mod document;
 pub mod error;
 mod extract;
@@ -47,10 +48,12 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// The OpenAPI document, generated from the handlers' annotations.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "erpos API", description = "Metamodel-driven ERP operating kernel: DataItems and records, services and their processes (PCBs), human tasks, rules, the organisation and statistics. Every path but POST /api/v1/sessions and this document needs credentials."),
+    info(title = "erpos API", description = "Metamodel-driven ERP operating kernel: DataItems and records, services and their processes (PCBs), human tasks, rules, the organisation and statistics. Every path but POST /api/v1/sessions, this document and its reference page (GET /api/v1/docs) needs credentials."),
     paths(
         healthz,
         openapi,
+        docs::page,
+        docs::asset,
         ws::upgrade,
         data_items::list,
         data_items::create,
@@ -225,10 +228,41 @@ async fn healthz(State(kernel): State<Arc<Kernel>>) -> impl IntoResponse {
     (code, body).into_response()
 }
 
+/// The OpenAPI document as `/api/v1/openapi.json` serves it; `erpos openapi` prints the same,
+/// so clients are generated from it without a running server.
+pub fn openapi_document() -> serde_json::Value {
+    // utoipa describes a `u32` as `int32` with `minimum: 0`, whose range stops at 2^31 - 1
+    // (a client generator or a fuzzer takes that for the field's: schemathesis sent 2^31 as
+    // invalid and it was rightly accepted). Said exactly instead: `int64` up to 2^32 - 1.
+    // (utoipa's `non_strict_integers` would write `u-int32`, a format nobody reads.)
+    let mut value = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    widen_unsigned(&mut value);
+    value
+}
+
+/// Rewrites every `{"format": "int32", "minimum": 0}` (utoipa's `u32`) as
+/// `{"format": "int64", "minimum": 0, "maximum": 4294967295}`, unless it has a maximum.
+fn widen_unsigned(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let unsigned = map.get("format").and_then(|f| f.as_str()) == Some("int32")
+                && map.get("minimum").and_then(serde_json::Value::as_f64) == Some(0.0)
+                && !map.contains_key("maximum");
+            if unsigned {
+                map.insert("format".into(), json!("int64"));
+                map.insert("maximum".into(), json!(u32::MAX));
+            }
+            map.values_mut().for_each(widen_unsigned);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(widen_unsigned),
+        _ => {}
+    }
+}
+
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "system", operation_id = "openapi", responses((status = 200, description = "the OpenAPI document (3.1)", body = Object)))]
 async fn openapi() -> impl IntoResponse {
-    axum::Json(ApiDoc::openapi())
+    axum::Json(openapi_document())
 }
 
 async fn no_route() -> ApiError {
@@ -361,9 +395,12 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
             ));
     // Logging in needs no credentials, and neither does the API's description: it
     // describes, it reveals no data (client generators fetch it before they can log in).
+    // The reference page that renders it likewise.
     let public = Router::new()
         .route("/sessions", post(auth::login))
-        .route("/openapi.json", get(openapi));
+        .route("/openapi.json", get(openapi))
+        .route("/docs", get(docs::page))
+        .route("/docs/{asset}", get(docs::asset));
     let api = public.merge(protected).merge(websocket);
     Router::new()
         .route("/healthz", get(healthz))

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use erpos_design::Issue;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::ApiError;
 use super::error::ErrorCode;
-use super::extract::{JsonBody, QueryPairs};
+use super::extract::{JsonBody, Path, QueryPairs};
 use crate::Kernel;
 use crate::app::processes::{Binding, StartProcess};
 use crate::caller::{Caller, Permission, ServiceOp};
@@ -263,10 +263,13 @@ pub async fn list(
                     .ok_or_else(|| bad(&key, "limit must be 1 to 500"))?
             }
             "cursor" => {
+                // A process id this list gave out: stored ids fit a signed 64-bit integer.
                 cursor = Some(
                     value
-                        .parse()
-                        .map_err(|_| bad(&key, "not a cursor from this list"))?,
+                        .parse::<Pid>()
+                        .ok()
+                        .filter(|n| i64::try_from(*n).is_ok())
+                        .ok_or_else(|| bad(&key, "not a cursor from this list"))?,
                 )
             }
             "state" => {
@@ -280,6 +283,27 @@ pub async fn list(
                     ));
                 }
                 filters.push((key, value.to_uppercase()));
+            }
+            // A wait kind outside the list would silently match nothing: refused, like a
+            // state (found by the schemathesis run: `?wait=AAA` answered an empty list).
+            "wait"
+                if !["resource", "operator", "event", "timer", "children"]
+                    .contains(&value.as_str()) =>
+            {
+                return Err(bad(
+                    &key,
+                    "one of resource, operator, event, timer, children",
+                ));
+            }
+            // A parent is a process id (`?parent=-1` or `true` answered an empty list).
+            "parent"
+                if value
+                    .parse::<Pid>()
+                    .ok()
+                    .filter(|n| i64::try_from(*n).is_ok())
+                    .is_none() =>
+            {
+                return Err(bad(&key, "a process id"));
             }
             "service" | "operator" | "resource" | "wait" | "parent" | "serial" | "creator" => {
                 filters.push((key, value))

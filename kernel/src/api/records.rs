@@ -13,13 +13,13 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::extract::{IfMatch, JsonBody, QueryPairs};
+use super::extract::{IfMatch, JsonBody, Path, QueryPairs};
 use crate::Kernel;
 use crate::caller::{Caller, FieldAccess, RecordOp};
 use crate::records::ListQuery;

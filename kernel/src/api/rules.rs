@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use erpos_design::Issue;
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::ApiError;
 use super::auth::require;
 use super::error::ErrorCode;
-use super::extract::{JsonBody, QueryPairs};
+use super::extract::{JsonBody, Path, QueryPairs};
 use crate::Kernel;
 use crate::caller::{Caller, Permission};
 
@@ -41,10 +41,13 @@ fn paging(
                     .ok_or_else(|| bad(&key, "limit must be 1 to 500"))?
             }
             "before" | "cursor" => {
+                // A cursor is a sequence number this list gave out: never negative.
                 before = Some(
                     value
-                        .parse()
-                        .map_err(|_| bad(&key, "not a cursor from this list"))?,
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| *n >= 0)
+                        .ok_or_else(|| bad(&key, "not a cursor from this list"))?,
                 )
             }
             _ => other(&key, value)?,
@@ -198,7 +201,7 @@ pub async fn quarantine(
 pub async fn retry_quarantined(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
-    super::extract::PathParam(seq): super::extract::PathParam<u64>,
+    Path(seq): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
     let outcome = crate::app::design::retry_quarantined_event(&k, &caller, seq).await?;
     Ok(Json(outcome))
@@ -339,7 +342,7 @@ pub async fn outbox(
 pub async fn retry(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
-    super::extract::PathParam(id): super::extract::PathParam<i64>,
+    Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     crate::app::operations::retry_delivery(&k, &caller, id).await?;
     Ok((

@@ -610,8 +610,8 @@ pub struct ActionBody {
     step: Option<String>,
     /// `signal`: the event's name.
     event: Option<String>,
-    /// `signal`: the event's payload.
-    #[schema(value_type = Value)]
+    /// `signal`: the event's payload (any JSON value; optional).
+    #[schema(value_type = Value, required = false)]
     payload: Option<Value>,
 }
 
@@ -1430,9 +1430,8 @@ pub struct NewAppToken {
     services: Vec<String>,
     /// The grants it may use (each one the creator holds).
     scopes: Vec<String>,
-    /// Its labels.
-    #[schema(value_type = Value)]
-    label: Option<Value>,
+    /// Its label for people (left out when it has none).
+    label: Option<erpos_design::Label>,
 }
 
 /// An app token (`secret` masked in lists, shown once when created).
@@ -1444,9 +1443,8 @@ pub struct AppToken {
     services: Vec<String>,
     /// The grants it may use.
     scopes: Vec<String>,
-    /// Its labels.
-    #[schema(value_type = Value)]
-    label: Option<Value>,
+    /// Its label for people (left out when it has none).
+    label: Option<erpos_design::Label>,
     /// When it was created (ms since the epoch).
     created_ms: i64,
     /// Who created it.

@@ -12,14 +12,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::NaiveDate;
 use erpos_design::service::{Service, StepKind};
 use serde_json::{Value, json};
 
 use super::ApiError;
 use super::auth::require;
-use super::extract::QueryPairs;
+use super::extract::{Path, QueryPairs};
 use crate::Kernel;
 use crate::caller::{Caller, Permission};
 use crate::error::KernelError;

@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::extract::{JsonBody, QueryPairs};
+use super::extract::{JsonBody, Path, QueryPairs};
 use super::processes::{forbidden, pcb_json};
 use crate::Kernel;
 use crate::caller::{Caller, Permission};
@@ -111,10 +111,13 @@ pub async fn work_items(
                     .ok_or_else(|| bad(&key, "limit must be 1 to 500"))?
             }
             "cursor" => {
+                // A process id this list gave out: stored ids fit a signed 64-bit integer.
                 cursor = Some(
                     value
-                        .parse()
-                        .map_err(|_| bad(&key, "not a cursor from this list"))?,
+                        .parse::<Pid>()
+                        .ok()
+                        .filter(|n| i64::try_from(*n).is_ok())
+                        .ok_or_else(|| bad(&key, "not a cursor from this list"))?,
                 )
             }
             "service" => service = Some(value),

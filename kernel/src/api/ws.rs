@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -135,8 +136,19 @@ pub async fn upgrade(
     State(k): State<Arc<Kernel>>,
     caller: Caller,
     session: Option<axum::Extension<CurrentSession>>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // A plain GET (no `Upgrade: websocket`) gets the API's JSON error, not axum's text.
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            return axum::response::IntoResponse::into_response(super::ApiError::new(
+                e.status(),
+                super::error::ErrorCode::BadRequest,
+                e.body_text(),
+            ));
+        }
+    };
     let credential = match (&caller.kind, session) {
         (CallerKind::User, Some(axum::Extension(CurrentSession(hash)))) => {
             Credential::Session { hash }

@@ -278,10 +278,20 @@ impl Auth {
                 issues.push(Issue::new(format!("/scopes/{i}"), e));
             }
         }
+        // A label is a label (`{"zh", "en"?}`): `0` or `false` were stored and listed as
+        // such (found by the schemathesis run).
+        let label = obj.get("label").cloned().filter(|l| !l.is_null());
+        if let Some(l) = &label
+            && serde_json::from_value::<erpos_design::Label>(l.clone()).is_err()
+        {
+            issues.push(Issue::new(
+                "/label",
+                "expected a label: {\"zh\": \"…\", \"en\"?: \"…\"}",
+            ));
+        }
         if !issues.is_empty() {
             return Err(KernelError::Invalid(issues));
         }
-        let label = obj.get("label").cloned().filter(|l| !l.is_null());
         let secret = random_token()?;
         let now = self.now_ms();
         let definition = json!({"services": services, "scopes": scopes, "label": label});
