@@ -17,7 +17,7 @@ use serde_json::json;
 use super::Rules;
 use super::exec::Situation;
 use crate::error::Result;
-use crate::events::{NewEvent, first_int};
+use crate::events::NewEvent;
 use crate::scheduler::AlarmKind;
 use crate::sql::Sql;
 
@@ -117,7 +117,7 @@ async fn watermark(rules: &Rules, rule: &str) -> Result<Option<i64>> {
     let mut sql = Sql::new(rules.db.dialect());
     sql.push("SELECT CAST(position AS TEXT) FROM rule_cursors WHERE name = ")
         .text(cursor_name(rule));
-    Ok(first_int(&rules.db.fetch(sql).await?))
+    crate::store::scalar(&rules.db, "rule_cursors", &["position"], sql).await
 }
 
 fn event(
