@@ -4,7 +4,9 @@
 //! with the PCB rows it leaves — in one transaction before anyone is answered, so an
 //! acknowledged transition is durable. If the write fails, the core is rebuilt from
 //! storage so memory never runs ahead of the disk. On start the core is rebuilt from the
-//! stored PCBs, published services, resources and operators, and timers resume. This
+//! stored PCBs, published services, resources and operators, and timers resume. The SQL of
+//! the tables it keeps lives in `store` (`store::processes`, `store::services`, …); a row
+//! that cannot be read back at the load is quarantined with its table and column. This
 //! module must never answer before the transaction commits.
 
 use std::collections::BTreeMap;

@@ -206,13 +206,11 @@ pub async fn put(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
     let capacity = capacity(body, &mut issues);
     let skills = strings(body, "skills", &mut issues);
     labels(body, &mut issues);
-    if issues.is_empty() {
-        if !crate::store::resources::type_exists(&k.db, &rtype).await? {
-            issues.push(Issue::new(
-                "/type",
-                format!("no resource type '{rtype}': define it first"),
-            ));
-        }
+    if issues.is_empty() && !crate::store::resources::type_exists(&k.db, &rtype).await? {
+        issues.push(Issue::new(
+            "/type",
+            format!("no resource type '{rtype}': define it first"),
+        ));
     }
     if !issues.is_empty() {
         return Err(invalid(issues));

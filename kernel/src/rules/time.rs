@@ -256,7 +256,11 @@ pub async fn fire_deadlines(rules: &Rules) -> Result<()> {
             .push(", ")
             .int(now)
             .push(") ON CONFLICT (pid, kind, deadline_ms) DO NOTHING RETURNING CAST(pid AS TEXT)");
-        if tx.fetch(mark).await?.is_empty() {
+        if crate::store::Select::raw("deadline_marks", &["pid"], mark)
+            .fetch_in(&mut tx)
+            .await?
+            .is_empty()
+        {
             drop(tx);
             rules.engine.clear_alarm(&alarm).await;
             continue;

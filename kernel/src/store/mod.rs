@@ -372,3 +372,65 @@ pub async fn scalar_in(
         None => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(values: &[Option<&str>]) -> StoredRow {
+        StoredRow {
+            table: "audit_log",
+            columns: &["seq", "at_ms", "actor", "payload"],
+            key: Some("seq"),
+            values: values.iter().map(|v| v.map(str::to_owned)).collect(),
+        }
+    }
+
+    /// The error a reader must give, as text (a value read back fails the test).
+    fn error<T: std::fmt::Debug>(read: Decoded<T>) -> std::result::Result<String, String> {
+        match read {
+            Ok(v) => Err(format!("read back as {v:?}")),
+            Err(e) => Ok(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn every_reader_names_the_table_column_and_row_and_never_defaults()
+    -> std::result::Result<(), String> {
+        let r = row(&[Some("12"), Some("soon"), None, Some("{not json")]);
+        assert_eq!(
+            error(r.int("at_ms"))?,
+            "table audit_log, column at_ms (row seq = '12'): 'soon' is not an integer"
+        );
+        let e = error(r.text("actor"))?;
+        assert!(e.contains("column actor") && e.contains("NULL"), "{e}");
+        assert_eq!(r.opt_text("actor"), Ok(None));
+        let e = error(r.json::<serde_json::Value>("payload"))?;
+        assert!(e.contains("column payload"), "{e}");
+        assert!(r.int("no_such").is_err());
+        assert_eq!(r.number::<u64>("seq"), Ok(12));
+
+        let r = row(&[Some("-3"), Some("9223372036854775807"), Some("li"), None]);
+        let e = error(r.number::<u64>("seq"))?;
+        // The key's own column is not named twice.
+        assert!(
+            e.contains("-3 is out of range") && !e.contains("row seq"),
+            "{e}"
+        );
+        assert_eq!(r.int("at_ms"), Ok(i64::MAX));
+        let e = error(r.instant("at_ms"))?;
+        assert!(e.contains("is not a point in time"), "{e}");
+        assert_eq!(r.opt_json::<serde_json::Value>("payload"), Ok(None));
+        assert!(r.parsed("actor", "a state", |_| None::<()>).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn long_values_are_quoted_shortened() -> std::result::Result<(), String> {
+        let long = "x".repeat(500);
+        let r = row(&[Some("1"), Some(&long), None, None]);
+        let e = error(r.int("at_ms"))?;
+        assert!(e.len() < 200, "{e}");
+        Ok(())
+    }
+}
