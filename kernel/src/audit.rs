@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::error::Result;
 use crate::sql::Sql;
+use crate::store::Select;
 use erpos_design::Dialect;
 
 /// Who is making an audited change, which kind of change it is and when: handed to the
@@ -70,18 +71,14 @@ pub async fn list(
     before: Option<i64>,
     limit: usize,
 ) -> Result<Vec<Value>> {
-    let mut sql = Sql::new(k.db.dialect());
-    sql.push("SELECT ")
-        .col_text("seq")
-        .push(", ")
-        .col_text("at_ms")
-        .push(", ")
-        .col_text("actor")
-        .push(", ")
-        .col_text("action")
-        .push(", ")
-        .col_text("subject")
-        .push(" FROM audit_log WHERE 1 = 1");
+    let mut select = Select::from(
+        k.db.dialect(),
+        "audit_log",
+        &["seq", "at_ms", "actor", "action", "subject"],
+    )
+    .keyed("seq");
+    let sql = select.sql();
+    sql.push(" WHERE 1 = 1");
     if let Some(actor) = actor {
         sql.push(" AND actor = ").text(actor);
     }
@@ -90,21 +87,18 @@ pub async fn list(
     }
     sql.push(" ORDER BY seq DESC LIMIT ")
         .int(i64::try_from(limit).unwrap_or(500));
-    Ok(k.db
-        .fetch(sql)
+    select
+        .fetch(&k.db)
         .await?
-        .into_iter()
+        .iter()
         .map(|r| {
-            let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-            let at_ms: i64 = get(1).parse().unwrap_or(0);
-            json!({
-                "seq": get(0).parse::<i64>().unwrap_or(0),
-                "at": chrono::DateTime::from_timestamp_millis(at_ms)
-                    .map(|t| erpos_design::value::format_datetime(&t)),
-                "actor": get(2),
-                "action": get(3),
-                "subject": get(4),
-            })
+            Ok(json!({
+                "seq": r.int("seq")?,
+                "at": r.instant("at_ms")?,
+                "actor": r.text("actor")?,
+                "action": r.text("action")?,
+                "subject": r.text("subject")?,
+            }))
         })
-        .collect())
+        .collect()
 }

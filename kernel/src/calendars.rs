@@ -27,15 +27,13 @@ pub struct Calendars {
 impl Calendars {
     /// Loads the stored calendars.
     pub async fn load(db: Db) -> Result<Arc<Calendars>> {
-        let mut sql = Sql::new(db.dialect());
-        sql.push("SELECT ")
-            .col_text("definition")
-            .push(" FROM calendars ORDER BY name");
+        let mut select =
+            crate::store::Select::from(db.dialect(), "calendars", &["name", "definition"])
+                .keyed("name");
+        select.sql().push(" ORDER BY name");
         let mut map = BTreeMap::new();
-        for row in db.fetch(sql).await? {
-            let text = row.first().cloned().flatten().unwrap_or_default();
-            let cal: WorkingCalendar = serde_json::from_str(&text)
-                .map_err(|e| KernelError::Corrupt(format!("stored calendar: {e}")))?;
+        for row in select.fetch(&db).await? {
+            let cal: WorkingCalendar = row.json("definition")?;
             map.insert(cal.name.clone(), cal);
         }
         Ok(Arc::new(Calendars {

@@ -67,16 +67,14 @@ fn to_json_text<T: serde::Serialize>(value: &T) -> Result<String> {
 impl Definitions {
     /// Loads every active definition from the database.
     pub async fn load(db: Db) -> Result<Self> {
-        let mut sql = crate::sql::Sql::new(db.dialect());
-        sql.push("SELECT ")
-            .col_text("definition")
-            .push(" FROM data_items ORDER BY name");
-        let rows = db.fetch(sql).await?;
+        let mut select =
+            crate::store::Select::from(db.dialect(), "data_items", &["name", "definition"])
+                .keyed("name");
+        select.sql().push(" ORDER BY name");
+        let rows = select.fetch(&db).await?;
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
-            let text = row.first().cloned().flatten().unwrap_or_default();
-            let item: DataItem = serde_json::from_str(&text)
-                .map_err(|e| KernelError::Corrupt(format!("stored definition: {e}")))?;
+            let item: DataItem = row.json("definition")?;
             items.push(item);
         }
         Ok(Self {
@@ -183,22 +181,12 @@ impl Definitions {
     /// The pending change of a DataItem, if any.
     pub async fn draft(&self, name: &str) -> Result<Option<DataItem>> {
         self.schema().catalog.require(name)?;
-        let mut sql = crate::sql::Sql::new(self.db.dialect());
-        sql.push("SELECT ")
-            .col_text("draft")
-            .push(" FROM data_items WHERE name = ")
-            .text(name);
-        let rows = self.db.fetch(sql).await?;
-        match rows
-            .into_iter()
-            .next()
-            .and_then(|r| r.into_iter().next().flatten())
-        {
-            Some(text) => {
-                Ok(Some(serde_json::from_str(&text).map_err(|e| {
-                    KernelError::Corrupt(format!("stored draft: {e}"))
-                })?))
-            }
+        let mut select =
+            crate::store::Select::from(self.db.dialect(), "data_items", &["name", "draft"])
+                .keyed("name");
+        select.sql().push(" WHERE name = ").text(name);
+        match select.fetch_one(&self.db).await? {
+            Some(row) => Ok(row.opt_json("draft")?),
             None => Ok(None),
         }
     }

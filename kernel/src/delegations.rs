@@ -7,46 +7,9 @@ use erpos_design::{DesignError, Issue};
 use serde_json::{Value as Json, json};
 
 use crate::Kernel;
-use crate::db::Row;
 use crate::error::{KernelError, Result};
 use crate::scheduler::Delegation;
 use crate::sql::Sql;
-
-/// `SELECT … FROM delegations` with the columns `from_row` reads.
-pub fn select(dialect: erpos_design::ddl::Dialect) -> Sql {
-    let mut sql = Sql::new(dialect);
-    sql.push("SELECT ");
-    for (i, column) in ["id", "user_id", "deputy", "from_ms", "to_ms", "services"]
-        .iter()
-        .enumerate()
-    {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.col_text(column);
-    }
-    sql.push(" FROM delegations");
-    sql
-}
-
-/// Reads a stored delegation (`id, user_id, deputy, from_ms, to_ms, services`).
-pub fn from_row(row: &Row) -> Result<Delegation> {
-    let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-    let int = |i: usize| {
-        text(i)
-            .parse::<i64>()
-            .map_err(|_| KernelError::Corrupt(format!("stored delegation column {i}")))
-    };
-    Ok(Delegation {
-        id: int(0)?,
-        user: text(1),
-        deputy: text(2),
-        from_ms: int(3)?,
-        to_ms: int(4)?,
-        services: serde_json::from_str(&text(5))
-            .map_err(|e| KernelError::Corrupt(format!("stored delegation services: {e}")))?,
-    })
-}
 
 /// A delegation as the API shows it (times as RFC 3339 as well as ms).
 pub fn to_json(d: &Delegation) -> Json {
@@ -189,16 +152,7 @@ pub async fn remove(k: &Kernel, id: i64) -> Result<Delegation> {
 
 /// Reads a user's delegations back and gives them to the scheduler.
 async fn reload(k: &Kernel, user: &str) -> Result<Vec<Delegation>> {
-    let mut sql = select(k.db.dialect());
-    sql.push(" WHERE user_id = ")
-        .text(user)
-        .push(" ORDER BY id");
-    let list: Vec<Delegation> =
-        k.db.fetch(sql)
-            .await?
-            .iter()
-            .map(from_row)
-            .collect::<Result<_>>()?;
+    let list = crate::store::organisation::delegations_of(&k.db, user).await?;
     k.engine.set_delegations(user, list.clone()).await;
     Ok(list)
 }

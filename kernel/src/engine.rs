@@ -4,27 +4,31 @@
 //! with the PCB rows it leaves — in one transaction before anyone is answered, so an
 //! acknowledged transition is durable. If the write fails, the core is rebuilt from
 //! storage so memory never runs ahead of the disk. On start the core is rebuilt from the
-//! stored PCBs, published services, resources and operators, and timers resume. This
+//! stored PCBs, published services, resources and operators, and timers resume. The SQL of
+//! the tables it keeps lives in `store` (`store::processes`, `store::services`, …); a row
+//! that cannot be read back at the load is quarantined with its table and column. This
 //! module must never answer before the transaction commits.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use erpos_design::FieldType;
 use erpos_design::service::Service;
 use serde_json::{Value as Json, json};
 use tokio::sync::{Mutex, MutexGuard, broadcast, mpsc, oneshot, watch};
 
 use crate::clock::Clock;
 use crate::conditions::RhaiConditions;
-use crate::db::{Db, Row, Tx};
+use crate::db::{Db, Tx};
 use crate::error::{KernelError, Result};
 use crate::events::Events;
 use crate::scheduler::{
     Command, Effect, HistoryEntry, Operator, Outcome, Pcb, Pid, Resource, Scheduler,
 };
 use crate::sql::Sql;
+use crate::store::{self, Loaded};
+
+pub use crate::store::processes::state_name;
 
 /// The work a command does in its own transaction before the core applies it (see
 /// [`Engine::command_with`]): it yields the command to apply.
@@ -90,8 +94,6 @@ struct Storage {
     noticed: bool,
 }
 
-/// Rows per multi-row INSERT: fixed, so the statement text (and its prepared form) repeats.
-const CHUNK: usize = 32;
 /// The most commands one group commit takes.
 const MAX_BATCH: usize = 512;
 
@@ -130,10 +132,6 @@ pub struct Engine {
     quarantine: std::sync::RwLock<Vec<Quarantined>>,
 }
 
-fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| KernelError::Corrupt(e.to_string()))
-}
-
 /// A stored row that could not be read back when the runtime was loaded. It is left in
 /// storage untouched and out of the running system (a process is not scheduled, its number
 /// is never reused), logged as an error, and listed by `/healthz`; an administrator repairs
@@ -142,9 +140,11 @@ fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
 pub struct Quarantined {
     /// The table (`processes`, `services`, `resources`, `users`, `departments`, `delegations`).
     pub table: &'static str,
+    /// The column whose value could not be read (`pcb`, `definition`).
+    pub column: &'static str,
     /// The row's key (a process id, a service name and version, a user id, …).
     pub key: String,
-    /// Why it could not be read.
+    /// Why it could not be read, naming the table, the column and the row.
     pub error: String,
 }
 
@@ -153,34 +153,28 @@ pub struct Quarantined {
 struct Skipped(Vec<Quarantined>);
 
 impl Skipped {
-    /// Decodes column `i` of `row`, or sets the row aside (logged) and yields None.
-    fn parse<T>(&mut self, row: &Row, i: usize, table: &'static str, key: String) -> Option<T>
-    where
-        T: serde::de::DeserializeOwned + Send,
-    {
-        let text = row.get(i).cloned().flatten().unwrap_or_default();
-        match crate::limits::decode_stored(&text) {
+    /// The value of a loaded row, or None after setting the row aside (logged).
+    fn take<T>(&mut self, loaded: Loaded<T>) -> Option<T> {
+        match loaded.value {
             Ok(v) => Some(v),
-            Err(error) => {
-                self.set_aside(table, key, error);
+            Err(e) => {
+                tracing::error!(
+                    table = e.table,
+                    column = e.column,
+                    key = %loaded.key,
+                    error = %e,
+                    "a stored row cannot be read back; it is quarantined (left in storage, out of the running system)"
+                );
+                self.0.push(Quarantined {
+                    table: e.table,
+                    column: e.column,
+                    key: loaded.key,
+                    error: e.to_string(),
+                });
                 None
             }
         }
     }
-
-    fn set_aside(&mut self, table: &'static str, key: String, error: String) {
-        tracing::error!(
-            table,
-            key = %key,
-            error = %error,
-            "a stored row cannot be read back; it is quarantined (left in storage, out of the running system)"
-        );
-        self.0.push(Quarantined { table, key, error });
-    }
-}
-
-fn key_of(row: &Row, i: usize) -> String {
-    row.get(i).cloned().flatten().unwrap_or_default()
 }
 
 impl Engine {
@@ -192,7 +186,7 @@ impl Engine {
         calendars: Arc<crate::calendars::Calendars>,
     ) -> Result<Arc<Engine>> {
         let (core, quarantined) = Self::rebuild(&db).await?;
-        let last = last_stored_change(&db).await?;
+        let last = store::processes::last_change(&db).await?;
         let (changes, _) = broadcast::channel(4096);
         let (writer, jobs) = mpsc::unbounded_channel();
         let engine = Arc::new(Engine {
@@ -218,76 +212,39 @@ impl Engine {
     async fn rebuild(db: &Db) -> Result<(Scheduler, Vec<Quarantined>)> {
         let mut core = Scheduler::new(AGING_MS);
         let mut skipped = Skipped::default();
-        let mut sql = Sql::new(db.dialect());
-        sql.push("SELECT ")
-            .col_text("definition")
-            .push(", name || ':' || CAST(version AS TEXT) FROM services ORDER BY name, version");
-        for row in db.fetch(sql).await? {
-            if let Some(service) = skipped.parse::<Service>(&row, 0, "services", key_of(&row, 1)) {
+        for loaded in store::services::published(db).await? {
+            if let Some(service) = skipped.take(loaded) {
                 core.publish(service);
             }
         }
-        let mut sql = crate::delegations::select(db.dialect());
-        sql.push(" ORDER BY id");
         let mut delegations: BTreeMap<String, Vec<crate::scheduler::Delegation>> = BTreeMap::new();
-        for row in db.fetch(sql).await? {
-            match crate::delegations::from_row(&row) {
-                Ok(d) => delegations.entry(d.user.clone()).or_default().push(d),
-                Err(e) => skipped.set_aside("delegations", key_of(&row, 0), e.to_string()),
+        for loaded in store::organisation::delegations(db).await? {
+            if let Some(d) = skipped.take(loaded) {
+                delegations.entry(d.user.clone()).or_default().push(d);
             }
         }
         for (user, list) in delegations {
             core.set_delegations(&user, list);
         }
-        let mut sql = Sql::new(db.dialect());
-        sql.push("SELECT ")
-            .col_text("definition")
-            .push(", ")
-            .col_text("id")
-            .push(" FROM resources ORDER BY id");
-        for row in db.fetch(sql).await? {
-            if let Some(r) = skipped.parse::<Resource>(&row, 0, "resources", key_of(&row, 1)) {
+        for loaded in store::resources::load(db).await? {
+            if let Some(r) = skipped.take(loaded) {
                 core.add_resource(r);
             }
         }
-        let mut sql = Sql::new(db.dialect());
-        sql.push("SELECT ")
-            .col_text("definition")
-            .push(", ")
-            .col_text("id")
-            .push(" FROM users ORDER BY id");
-        for row in db.fetch(sql).await? {
-            if let Some(op) = skipped.parse::<Operator>(&row, 0, "users", key_of(&row, 1)) {
+        for loaded in store::organisation::operators(db).await? {
+            if let Some(op) = skipped.take(loaded) {
                 core.add_operator(op);
             }
         }
-        let mut sql = Sql::new(db.dialect());
-        sql.push("SELECT ")
-            .col_text("definition")
-            .push(", ")
-            .col_text("name")
-            .push(" FROM departments ORDER BY name");
-        for row in db.fetch(sql).await? {
-            let Some(def) = skipped.parse::<Json>(&row, 0, "departments", key_of(&row, 1)) else {
-                continue;
-            };
-            let name = def.get("name").and_then(Json::as_str).unwrap_or_default();
-            core.add_department(
-                name,
-                def.get("parent").and_then(Json::as_str),
-                def.get("leader").and_then(Json::as_str),
-            );
+        for loaded in store::organisation::departments(db).await? {
+            if let Some(d) = skipped.take(loaded) {
+                core.add_department(&d.name, d.parent.as_deref(), d.leader.as_deref());
+            }
         }
-        let mut sql = Sql::new(db.dialect());
-        sql.push("SELECT ")
-            .col_text("pcb")
-            .push(", ")
-            .col_text("pid")
-            .push(" FROM processes ORDER BY pid");
-        for row in db.fetch(sql).await? {
-            let key = key_of(&row, 1);
-            match skipped.parse::<Pcb>(&row, 0, "processes", key.clone()) {
-                Some(pcb) => core.restore(pcb),
+        for loaded in store::processes::pcbs(db).await? {
+            let key = loaded.key.clone();
+            match skipped.take(loaded) {
+                Some((_, pcb)) => core.restore(pcb),
                 // Its number stays taken: a new process must never overwrite its row.
                 None => {
                     if let Ok(pid) = key.parse() {
@@ -400,85 +357,20 @@ impl Engine {
         pids: Option<&[Pid]>,
         limit: Option<usize>,
     ) -> Result<Vec<Change>> {
-        let d = self.db.dialect();
-        let int = d.param_cast(FieldType::Integer);
-        let mut sql = Sql::new(d);
-        sql.push("SELECT ")
-            .col_text("gseq")
-            .push(", ")
-            .col_text("pid")
-            .push(", ")
-            .col_text("seq")
-            .push(", ");
-        sql.col_text("at_ms")
-            .push(", ")
-            .col_text("actor")
-            .push(", ")
-            .col_text("from_state")
-            .push(", ");
-        sql.col_text("to_state")
-            .push(", ")
-            .col_text("reason")
-            .push(", ")
-            .col_text("pcb");
-        sql.push(" FROM process_history WHERE gseq > ")
-            .param(Some(after.to_string()), int);
-        sql.push(" AND gseq <= ").param(Some(upto.to_string()), int);
-        if let Some(pids) = pids {
-            if pids.is_empty() {
-                return Ok(Vec::new());
-            }
-            sql.push(" AND pid IN (");
-            for (i, pid) in pids.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
+        let rows = store::processes::changes(&self.db, after, upto, pids, limit).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| match row {
+                Ok((seq, entry)) => Some(Change { seq, entry }),
+                // A change that cannot be read back is left out of the replay (logged,
+                // naming the column), rather than ending every reconnecting client's
+                // stream.
+                Err(e) => {
+                    tracing::error!(table = e.table, column = e.column, error = %e, "a stored history entry cannot be read back; left out of the replay");
+                    None
                 }
-                sql.param(Some(pid.to_string()), int);
-            }
-            sql.push(")");
-        }
-        sql.push(" ORDER BY gseq");
-        if let Some(limit) = limit {
-            sql.push(&format!(" LIMIT {limit}"));
-        }
-        let rows = self.db.fetch(sql).await?;
-        rows.iter()
-            .filter_map(|r| {
-                let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                // A snapshot that cannot be read back is left out of the replay (logged),
-                // rather than ending every reconnecting client's stream.
-                let after = match crate::limits::decode_stored(&get(8)) {
-                    Ok(pcb) => pcb,
-                    Err(e) => {
-                        tracing::error!(gseq = %get(0), error = %e, "a stored history entry cannot be read back; left out of the replay");
-                        return None;
-                    }
-                };
-                Some((r, after))
             })
-            .map(|(r, after)| {
-                let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                let state = |t: String| {
-                    serde_json::from_value(Json::String(t))
-                        .map_err(|e| KernelError::Corrupt(e.to_string()))
-                };
-                Ok(Change {
-                    seq: get(0).parse().unwrap_or(0),
-                    entry: HistoryEntry {
-                        pid: get(1).parse().unwrap_or(0),
-                        seq: get(2).parse().unwrap_or(0),
-                        at_ms: get(3).parse().unwrap_or(0),
-                        by: get(4),
-                        from: state(get(5))?,
-                        to: state(get(6))?,
-                        reason: get(7),
-                        notices: Vec::new(),
-                        from_step: None,
-                        after,
-                    },
-                })
-            })
-            .collect()
+            .collect())
     }
 
     /// Reads the core as it is committed (for lists, queues, snapshots): a reader never sees
@@ -658,7 +550,7 @@ impl Engine {
             }
             Err(e) => tracing::error!(error = %e, "rebuilding the core failed"),
         }
-        if let Ok(last) = last_stored_change(&self.db).await {
+        if let Ok(last) = store::processes::last_change(&self.db).await {
             self.seq.store(last, std::sync::atomic::Ordering::SeqCst);
             self.committed.send_modify(|c| c.0 = last);
         }
@@ -741,88 +633,8 @@ impl Engine {
     /// The statements that store history entries and the PCB rows they leave, with the
     /// events and notifications they raise (committed with them).
     fn storage(&self, entries: &[(u64, &HistoryEntry)]) -> Result<Storage> {
-        let d = self.db.dialect();
-        let int = d.param_cast(FieldType::Integer);
-        let jsonb = d.param_cast(FieldType::Json);
-        // Each snapshot is serialized once: for its history row and, if it is the process's
-        // latest, for the process row too.
-        let texts: Vec<String> = entries
-            .iter()
-            .map(|(_, e)| json_text(&e.after))
-            .collect::<Result<_>>()?;
-        let mut statements = Vec::new();
-        for (chunk_no, chunk) in entries.chunks(CHUNK).enumerate() {
-            let mut sql = Sql::new(d);
-            sql.push("INSERT INTO process_history (pid, seq, at_ms, actor, from_state, to_state, reason, pcb, gseq) VALUES ");
-            for (i, (gseq, e)) in chunk.iter().enumerate() {
-                let text = &texts[chunk_no * CHUNK + i];
-                sql.push(if i == 0 { "(" } else { ", (" });
-                sql.param(Some(e.pid.to_string()), int)
-                    .push(", ")
-                    .param(Some(e.seq.to_string()), int);
-                sql.push(", ")
-                    .param(Some(e.at_ms.to_string()), int)
-                    .push(", ")
-                    .text(&e.by);
-                sql.push(", ")
-                    .text(state_name(e.from))
-                    .push(", ")
-                    .text(state_name(e.to))
-                    .push(", ")
-                    .text(&e.reason);
-                sql.push(", ")
-                    .param(Some(text.clone()), jsonb)
-                    .push(", ")
-                    .param(Some(gseq.to_string()), int)
-                    .push(")");
-            }
-            statements.push(sql);
-        }
-        let mut latest: BTreeMap<Pid, (&Pcb, &str)> = BTreeMap::new();
-        for ((_, e), text) in entries.iter().zip(&texts) {
-            latest.insert(e.pid, (&e.after, text));
-        }
-        let latest: Vec<(Pid, (&Pcb, &str))> = latest.into_iter().collect();
-        let now = self.clock.now_ms().to_string();
-        for chunk in latest.chunks(CHUNK) {
-            let mut sql = Sql::new(d);
-            sql.push("INSERT INTO processes (pid, service, version, state, step, operator, wait_kind, parent, record_item, record_id, pcb, updated_at) VALUES ");
-            for (i, (pid, (pcb, text))) in chunk.iter().enumerate() {
-                sql.push(if i == 0 { "(" } else { ", (" });
-                sql.param(Some(pid.to_string()), int)
-                    .push(", ")
-                    .text(&*pcb.service);
-                sql.push(", ")
-                    .param(Some(pcb.version.to_string()), int)
-                    .push(", ")
-                    .text(state_name(pcb.state));
-                sql.push(", ")
-                    .param(pcb.step.as_deref().map(str::to_owned), None)
-                    .push(", ")
-                    .param(pcb.operator.as_deref().map(str::to_owned), None);
-                let wait_kind = pcb
-                    .wait
-                    .as_ref()
-                    .and_then(|w| serde_json::to_value(w).ok())
-                    .and_then(|v| v.get("kind").and_then(Json::as_str).map(str::to_owned));
-                sql.push(", ")
-                    .param(wait_kind, None)
-                    .push(", ")
-                    .param(pcb.parent.map(|p| p.to_string()), int);
-                sql.push(", ")
-                    .param(pcb.record.as_ref().map(|r| r.0.clone()), None)
-                    .push(", ")
-                    .param(pcb.record.as_ref().map(|r| r.1.clone()), None);
-                sql.push(", ")
-                    .param(Some((*text).to_owned()), jsonb)
-                    .push(", ")
-                    .param(Some(now.clone()), int)
-                    .push(")");
-            }
-            sql.push(" ON CONFLICT (pid) DO UPDATE SET state = excluded.state, step = excluded.step, operator = excluded.operator, ");
-            sql.push("wait_kind = excluded.wait_kind, pcb = excluded.pcb, updated_at = excluded.updated_at");
-            statements.push(sql);
-        }
+        let mut statements =
+            store::processes::write_sql(self.db.dialect(), entries, self.clock.now_ms())?;
         let interest = self.events.interest();
         let mut evented = false;
         if !interest.is_empty() {
@@ -858,21 +670,7 @@ impl Engine {
 
     /// Stores and publishes a service version (already validated and numbered).
     pub async fn publish(&self, service: Service, audit: Sql) -> Result<()> {
-        let d = self.db.dialect();
-        let mut sql = Sql::new(d);
-        sql.push("INSERT INTO services (name, version, definition, published_at) VALUES (")
-            .text(&service.name);
-        sql.push(", ").param(
-            Some(service.version.to_string()),
-            d.param_cast(FieldType::Integer),
-        );
-        sql.push(", ")
-            .param(Some(json_text(&service)?), d.param_cast(FieldType::Json));
-        sql.push(", ").param(
-            Some(erpos_design::value::format_datetime(&chrono::Utc::now())),
-            d.param_cast(FieldType::Datetime),
-        );
-        sql.push(")");
+        let sql = store::services::publish_sql(self.db.dialect(), &service)?;
         let mut core = self.core.lock().await;
         self.db.write_atomically(vec![sql, audit]).await?;
         core.publish(service);
@@ -886,15 +684,7 @@ impl Engine {
         definition: &Json,
         audit: Sql,
     ) -> Result<()> {
-        let d = self.db.dialect();
-        let mut sql = Sql::new(d);
-        sql.push("INSERT INTO resources (id, type, definition) VALUES (")
-            .text(&resource.id)
-            .push(", ")
-            .text(&resource.resource_type);
-        sql.push(", ")
-            .param(Some(json_text(definition)?), d.param_cast(FieldType::Json));
-        sql.push(") ON CONFLICT (id) DO UPDATE SET definition = excluded.definition");
+        let sql = store::resources::put_sql(self.db.dialect(), &resource, definition);
         let mut core = self.core.lock().await;
         self.db.write_atomically(vec![sql, audit]).await?;
         core.add_resource(resource);
@@ -932,13 +722,7 @@ impl Engine {
     /// Stores an operator (user) and makes them available for dispatch; `also` (their
     /// password's row, the audit row) is written in the same transaction.
     pub async fn put_operator(&self, operator: Operator, also: Vec<Sql>) -> Result<Outcome> {
-        let d = self.db.dialect();
-        let mut sql = Sql::new(d);
-        sql.push("INSERT INTO users (id, definition) VALUES (")
-            .text(&operator.id);
-        sql.push(", ")
-            .param(Some(json_text(&operator)?), d.param_cast(FieldType::Json));
-        sql.push(") ON CONFLICT (id) DO UPDATE SET definition = excluded.definition");
+        let sql = store::organisation::put_user_sql(self.db.dialect(), &operator)?;
         {
             let mut core = self.core.lock().await;
             let mut statements = vec![sql];
@@ -952,56 +736,31 @@ impl Engine {
 
     /// The stored history of a process, oldest first.
     pub async fn history(&self, pid: Pid) -> Result<Vec<Json>> {
-        let d = self.db.dialect();
-        let mut sql = Sql::new(d);
-        sql.push("SELECT ")
-            .col_text("seq")
-            .push(", ")
-            .col_text("at_ms")
-            .push(", ")
-            .col_text("actor")
-            .push(", ");
-        sql.col_text("from_state")
-            .push(", ")
-            .col_text("to_state")
-            .push(", ")
-            .col_text("reason")
-            .push(", ")
-            .col_text("pcb");
-        sql.push(" FROM process_history WHERE pid = ")
-            .param(Some(pid.to_string()), d.param_cast(FieldType::Integer));
-        sql.push(" ORDER BY seq");
-        let rows = self.db.fetch(sql).await?;
-        rows.iter()
-            .map(|r| {
-                let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                let at_ms: i64 = get(1).parse().unwrap_or(0);
-                let pcb: Json = match crate::limits::decode_stored(&get(6)) {
-                    Ok(pcb) => pcb,
-                    // One entry that cannot be read back is shown as such; the rest of the
-                    // history still answers.
-                    Err(e) => {
-                        tracing::error!(pid, seq = %get(0), error = %e, "a stored history entry cannot be read back");
-                        return Ok(json!({
-                            "seq": get(0).parse::<u64>().unwrap_or(0),
-                            "at": chrono::DateTime::from_timestamp_millis(at_ms).map(|t| erpos_design::value::format_datetime(&t)),
-                            "by": get(2), "from": get(3), "to": get(4), "reason": get(5),
-                            "step": null, "context": null, "record": null, "pcb": null,
-                            "unreadable": e,
-                        }));
-                    }
-                };
-                Ok(json!({
-                    "seq": get(0).parse::<u64>().unwrap_or(0),
-                    "at": chrono::DateTime::from_timestamp_millis(at_ms).map(|t| erpos_design::value::format_datetime(&t)),
-                    "by": get(2), "from": get(3), "to": get(4), "reason": get(5),
+        let entries = store::processes::history(&self.db, pid).await?;
+        Ok(entries
+            .into_iter()
+            .map(|e| match e.pcb {
+                Ok(pcb) => json!({
+                    "seq": e.seq, "at": e.at, "by": e.by, "from": e.from, "to": e.to,
+                    "reason": e.reason,
                     "step": pcb.get("step"), "context": pcb.get("context"),
                     // The bound record as it was at this entry (all its fields).
                     "record": pcb.get("context").and_then(|c| c.get("record")),
                     "pcb": pcb,
-                }))
+                }),
+                // One entry that cannot be read back is shown as such; the rest of the
+                // history still answers.
+                Err(error) => {
+                    tracing::error!(pid, seq = e.seq, error = %error, "a stored history entry cannot be read back");
+                    json!({
+                        "seq": e.seq, "at": e.at, "by": e.by, "from": e.from, "to": e.to,
+                        "reason": e.reason,
+                        "step": null, "context": null, "record": null, "pcb": null,
+                        "unreadable": error.to_string(),
+                    })
+                }
             })
-            .collect()
+            .collect())
     }
 
     /// Fires due timers now and then, until the runtime is dropped.
@@ -1023,20 +782,6 @@ impl Engine {
             }
         })
     }
-}
-
-/// The number of the last change in storage (0 when there is none): where numbering
-/// resumes after a start or a failed batch.
-async fn last_stored_change(db: &Db) -> Result<u64> {
-    let mut sql = Sql::new(db.dialect());
-    sql.push("SELECT CAST(COALESCE(MAX(gseq), 0) AS TEXT) FROM process_history");
-    Ok(db
-        .fetch(sql)
-        .await?
-        .first()
-        .and_then(|r| r.first().cloned().flatten())
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0))
 }
 
 /// The writer: takes every queued job, commits them in one transaction, then answers and
@@ -1091,18 +836,5 @@ async fn write_loop(engine: std::sync::Weak<Engine>, mut jobs: mpsc::UnboundedRe
                 engine.reload(&mut core).await;
             }
         }
-    }
-}
-
-/// The stored name of a state.
-pub fn state_name(s: crate::scheduler::ProcessState) -> &'static str {
-    use crate::scheduler::ProcessState as S;
-    match s {
-        S::New => "NEW",
-        S::Ready => "READY",
-        S::Running => "RUNNING",
-        S::Waiting => "WAITING",
-        S::Suspended => "SUSPENDED",
-        S::Terminated => "TERMINATED",
     }
 }

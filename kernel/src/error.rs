@@ -81,6 +81,11 @@ pub enum KernelError {
     /// A stored value or definition could not be read back: a bug or a hand-edited database.
     #[error("corrupt data: {0}")]
     Corrupt(String),
+    /// A stored value of one of erpos's own tables does not decode (see `store`): the
+    /// error names the table, the column, the row and the problem. A 500: the database
+    /// was edited by hand or written by a bug; the log says where to repair it.
+    #[error("corrupt data: {0}")]
+    Undecodable(Box<crate::store::Undecodable>),
 }
 
 impl KernelError {

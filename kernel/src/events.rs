@@ -15,11 +15,12 @@ use erpos_design::rule::{Event, EventKind, ServiceRule};
 use serde_json::{Value as Json, json};
 
 use crate::clock::Clock;
-use crate::db::{Db, Row};
+use crate::db::Db;
 use crate::engine::state_name;
 use crate::error::{KernelError, Result};
 use crate::scheduler::HistoryEntry;
 use crate::sql::Sql;
+use crate::store::{Select, StoredRow};
 
 /// Which (kind, subject) pairs enabled rules listen for.
 #[derive(Debug, Default, Clone)]
@@ -245,7 +246,18 @@ impl Events {
         let mut sql = self.insert_sql(&event);
         sql.push(" RETURNING CAST(seq AS TEXT)");
         let mut tx = self.db.begin().await?;
-        let seq = first_int(&tx.fetch(sql).await?).unwrap_or(0) as u64;
+        let seq: u64 = match Select::raw("events", &["seq"], sql)
+            .fetch_in(&mut tx)
+            .await?
+            .first()
+        {
+            Some(row) => row.number("seq")?,
+            None => {
+                return Err(KernelError::Corrupt(
+                    "the event log gave no number for the event it stored".into(),
+                ));
+            }
+        };
         if let (Some(audit), Some(subject)) = (audit, &event.subject) {
             tx.execute(audit.row(self.db.dialect(), subject)).await?;
         }
@@ -256,17 +268,17 @@ impl Events {
 
     /// Stored events after `after`, oldest first, at most `limit`.
     pub async fn after(&self, after: u64, limit: usize) -> Result<Vec<Event>> {
-        let mut sql = Sql::new(self.db.dialect());
-        select_events(&mut sql);
+        let mut select = select_events(self.db.dialect());
+        let sql = select.sql();
         sql.push(" WHERE seq > ").int(after as i64);
         sql.push(" ORDER BY seq LIMIT ").int(limit as i64);
-        let rows = self.db.fetch(sql).await?;
+        let rows = select.fetch(&self.db).await?;
         Ok(self.readable(&rows))
     }
 
     /// The events of `rows` that can be read back; the others are set aside (logged once
     /// each), so one bad row never stops the rules worker or a listing.
-    fn readable(&self, rows: &[Row]) -> Vec<Event> {
+    fn readable(&self, rows: &[StoredRow]) -> Vec<Event> {
         rows.iter()
             .filter_map(|row| match parse_event(row) {
                 Ok(event) => {
@@ -279,15 +291,20 @@ impl Events {
                     Some(event)
                 }
                 Err(e) => {
-                    let seq = first_int(std::slice::from_ref(row)).unwrap_or(0) as u64;
                     let message = e.to_string();
-                    let new = self
-                        .unreadable
-                        .lock()
-                        .map(|mut u| u.insert(seq, message.clone()).is_none())
-                        .unwrap_or(true);
+                    // The number is the key the report is kept under (an identity column:
+                    // always readable); were it not, the row is still skipped, and logged.
+                    let seq = row.number::<u64>("seq").ok();
+                    let new = match seq {
+                        Some(seq) => self
+                            .unreadable
+                            .lock()
+                            .map(|mut u| u.insert(seq, message.clone()).is_none())
+                            .unwrap_or(true),
+                        None => true,
+                    };
                     if new {
-                        tracing::error!(event = seq, error = %message, "a stored event cannot be read back; it is skipped");
+                        tracing::error!(event = ?seq, table = e.table, column = e.column, error = %message, "a stored event cannot be read back; it is skipped");
                     }
                     None
                 }
@@ -316,8 +333,8 @@ impl Events {
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<Event>> {
-        let mut sql = Sql::new(self.db.dialect());
-        select_events(&mut sql);
+        let mut select = select_events(self.db.dialect());
+        let sql = select.sql();
         sql.push(" WHERE 1=1");
         if let Some(kind) = kind {
             sql.push(" AND kind = ").text(kind.as_str());
@@ -329,56 +346,39 @@ impl Events {
             sql.push(" AND seq < ").int(before as i64);
         }
         sql.push(" ORDER BY seq DESC LIMIT ").int(limit as i64);
-        let rows = self.db.fetch(sql).await?;
+        let rows = select.fetch(&self.db).await?;
         Ok(self.readable(&rows))
     }
 }
 
-fn select_events(sql: &mut Sql) {
-    sql.push("SELECT ");
-    for (i, col) in [
-        "seq",
-        "kind",
-        "subject",
-        "record_id",
-        "pid",
-        "at_ms",
-        "depth",
-        "payload",
-    ]
-    .iter()
-    .enumerate()
-    {
-        if i > 0 {
-            sql.push(", ");
-        }
-        sql.col_text(col);
-    }
-    sql.push(" FROM events");
+/// The columns [`parse_event`] reads.
+const EVENT_COLUMNS: &[&str] = &[
+    "seq",
+    "kind",
+    "subject",
+    "record_id",
+    "pid",
+    "at_ms",
+    "depth",
+    "payload",
+];
+
+fn select_events(d: erpos_design::Dialect) -> Select {
+    Select::from(d, "events", EVENT_COLUMNS).keyed("seq")
 }
 
-fn parse_event(row: &Row) -> Result<Event> {
-    let get = |i: usize| row.get(i).cloned().flatten();
-    let int = |i: usize| get(i).and_then(|t| t.parse::<i64>().ok());
-    let kind_text = get(1).unwrap_or_default();
-    let kind = EventKind::parse(&kind_text)
-        .ok_or_else(|| KernelError::Corrupt(format!("stored event kind '{kind_text}'")))?;
+/// A stored event. A kind no version writes, a negative process number or depth, a
+/// payload that does not decode: each is an error naming the column (the caller skips the
+/// event and reports it).
+fn parse_event(row: &StoredRow) -> crate::store::Decoded<Event> {
     Ok(Event {
-        seq: int(0).unwrap_or(0) as u64,
-        kind,
-        subject: get(2),
-        record_id: get(3),
-        pid: int(4).map(|p| p as u64),
-        at_ms: int(5).unwrap_or(0),
-        depth: int(6).unwrap_or(0) as u32,
-        payload: crate::limits::decode_stored(&get(7).unwrap_or_default())
-            .map_err(|e| KernelError::Corrupt(format!("stored event payload: {e}")))?,
+        seq: row.number("seq")?,
+        kind: row.parsed("kind", "an event kind", EventKind::parse)?,
+        subject: row.opt_text("subject")?,
+        record_id: row.opt_text("record_id")?,
+        pid: row.opt_number("pid")?,
+        at_ms: row.int("at_ms")?,
+        depth: row.number("depth")?,
+        payload: row.json("payload")?,
     })
-}
-
-/// The first column of the first row as an integer.
-pub fn first_int(rows: &[Row]) -> Option<i64> {
-    rows.first()
-        .and_then(|r| r.first().cloned().flatten())
-        .and_then(|t| t.parse().ok())
 }

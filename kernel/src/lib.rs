@@ -32,6 +32,7 @@ pub mod server;
 pub mod services;
 pub mod sql;
 pub mod stats;
+pub mod store;
 pub mod tasks;
 pub mod worker;
 

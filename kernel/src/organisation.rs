@@ -134,29 +134,37 @@ fn name_of(name: &mut String, label: &Label, issues: &mut Vec<Issue>) {
     }
 }
 
-async fn names(k: &Kernel, table: &str) -> Result<Vec<(String, Value)>> {
-    let mut sql = Sql::new(k.db.dialect());
-    sql.push("SELECT ")
-        .col_text("name")
-        .push(", ")
-        .col_text("definition")
-        .push(" FROM ")
-        .ident(table)
-        .push(" ORDER BY name");
-    k.db.fetch(sql)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let name = r.first().cloned().flatten().unwrap_or_default();
-            let def = serde_json::from_str(&r.get(1).cloned().flatten().unwrap_or_default())
-                .map_err(|e| KernelError::Corrupt(format!("stored {table}: {e}")))?;
-            Ok((name, def))
-        })
-        .collect()
+/// What a stored role grants (the rest of its definition is labels).
+#[derive(Deserialize)]
+struct Grants {
+    #[serde(default)]
+    permissions: Vec<String>,
+}
+
+/// A stored definition (`def`, read from `table`'s row `name`) as the type it was stored
+/// as; one that does not decode is an error naming the table, column and row.
+fn stored<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    name: &str,
+    def: Value,
+) -> Result<T> {
+    serde_json::from_value(def).map_err(|e| {
+        crate::store::Undecodable {
+            table,
+            column: "definition",
+            key: Some(("name", name.to_owned())),
+            problem: format!("does not decode: {e}"),
+        }
+        .into()
+    })
+}
+
+async fn names(k: &Kernel, table: &'static str) -> Result<Vec<(String, Value)>> {
+    crate::store::organisation::titles(&k.db, table).await
 }
 
 /// Every department, role or skill, by name.
-pub async fn list(k: &Kernel, table: &str) -> Result<Vec<Value>> {
+pub async fn list(k: &Kernel, table: &'static str) -> Result<Vec<Value>> {
     Ok(names(k, table).await?.into_iter().map(|(_, d)| d).collect())
 }
 
@@ -390,16 +398,18 @@ async fn administrators(
     role: Option<(&str, &[String])>,
     user: Option<(&str, &BTreeSet<String>)>,
 ) -> Result<BTreeSet<String>> {
-    let mut admin_roles: BTreeSet<String> = names(k, "roles")
-        .await?
-        .into_iter()
-        .filter(|(_, def)| {
-            def.get("permissions")
-                .and_then(Value::as_array)
-                .is_some_and(|p| p.iter().any(|g| g.as_str() == Some("admin")))
-        })
-        .map(|(name, _)| name)
-        .collect();
+    let mut admin_roles = BTreeSet::new();
+    for (name, def) in names(k, "roles").await? {
+        // A role whose permissions do not decode is an error, never a role taken for one
+        // without admin (which could let the last administrator go).
+        if stored::<Grants>("roles", &name, def)?
+            .permissions
+            .iter()
+            .any(|g| g == "admin")
+        {
+            admin_roles.insert(name);
+        }
+    }
     if let Some((name, permissions)) = role {
         if permissions.iter().any(|g| g == "admin") {
             admin_roles.insert(name.to_owned());
@@ -425,16 +435,13 @@ async fn administrators(
     if holders.is_empty() {
         return Ok(holders);
     }
-    let mut sql = Sql::new(k.db.dialect());
-    sql.push("SELECT ")
-        .col_text("user_id")
-        .push(" FROM credentials");
     let with_password: BTreeSet<String> =
-        k.db.fetch(sql)
+        crate::store::Select::from(k.db.dialect(), "credentials", &["user_id"])
+            .fetch(&k.db)
             .await?
-            .into_iter()
-            .filter_map(|r| r.into_iter().next().flatten())
-            .collect();
+            .iter()
+            .map(|r| r.text("user_id"))
+            .collect::<std::result::Result<_, _>>()?;
     Ok(holders.intersection(&with_password).cloned().collect())
 }
 
@@ -471,13 +478,16 @@ async fn keep_an_administrator(
 pub async fn put_role(k: &Kernel, caller: &Caller, body: &Value, audit: &Audit) -> Result<Title> {
     let title = validate_title(Catalogue::Roles, body)?;
     let _guard = k.auth.organisation_lock().await;
-    let before: Vec<String> = names(k, "roles")
+    // The permissions the role gives now count: a stored role that does not decode is an
+    // error, never a role that gave nothing.
+    let before: Vec<String> = match names(k, "roles")
         .await?
         .into_iter()
         .find(|(name, _)| *name == title.name)
-        .and_then(|(_, def)| def.get("permissions").cloned())
-        .and_then(|p| serde_json::from_value(p).ok())
-        .unwrap_or_default();
+    {
+        Some((_, def)) => stored::<Grants>("roles", &title.name, def)?.permissions,
+        None => Vec::new(),
+    };
     let mut grants = BTreeMap::new();
     for g in before.iter().chain(&title.permissions) {
         grants
@@ -556,11 +566,14 @@ pub async fn save_department(
     let dept = validate_department(k, body).await?;
     let _guard = k.auth.organisation_lock().await;
     if !caller.is_admin() {
-        let old: Option<Department> = names(k, "departments")
+        let old: Option<crate::store::organisation::DepartmentLink> = match names(k, "departments")
             .await?
             .into_iter()
             .find(|(name, _)| *name == dept.name)
-            .and_then(|(_, def)| serde_json::from_value(def).ok());
+        {
+            Some((_, def)) => Some(stored("departments", &dept.name, def)?),
+            None => None,
+        };
         let mut grants = BTreeMap::new();
         let old_leader = old.as_ref().and_then(|o| o.leader.clone());
         if old_leader != dept.leader {

@@ -21,12 +21,12 @@ use serde_json::{Value as Json, json};
 use sha2::Sha256;
 
 use crate::clock::Clock;
-use crate::db::{Db, Row};
+use crate::db::Db;
 use crate::engine::Engine;
 use crate::error::{KernelError, Result};
-use crate::events::first_int;
 use crate::scheduler::Command;
 use crate::sql::Sql;
+use crate::store::{Select, StoredRow};
 
 /// Attempts before a delivery is given up (and shown as failed).
 pub const MAX_ATTEMPTS: i64 = 8;
@@ -150,56 +150,65 @@ impl Outbox {
     /// Delivers every due row; returns how many were attempted.
     pub async fn deliver_due(&self) -> Result<usize> {
         let now = self.clock.now_ms();
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT ")
-            .col_text("id")
-            .push(", ")
-            .col_text("kind")
-            .push(", ")
-            .col_text("payload")
-            .push(", ");
-        sql.col_text("attempts")
-            .push(", ")
-            .col_text("claimed_at_ms")
-            .push(", ")
-            .col_text("rule");
-        sql.push(" FROM outbox WHERE state = 'pending' AND next_at_ms <= ")
+        let mut select = Select::from(
+            self.db.dialect(),
+            "outbox",
+            &["id", "kind", "payload", "attempts", "claimed_at_ms", "rule"],
+        )
+        .keyed("id");
+        select
+            .sql()
+            .push(" WHERE state = 'pending' AND next_at_ms <= ")
             .int(now)
             .push(" ORDER BY next_at_ms, id LIMIT 64");
-        let rows = self.db.fetch(sql).await?;
+        let rows = select.fetch(&self.db).await?;
         for row in &rows {
             self.deliver_row(row).await?;
         }
         Ok(rows.len())
     }
 
-    async fn deliver_row(&self, row: &Row) -> Result<()> {
-        let get = |i: usize| row.get(i).cloned().flatten();
-        let id: i64 = get(0).and_then(|t| t.parse().ok()).unwrap_or(0);
-        let kind = get(1).unwrap_or_default();
-        // A payload that cannot be read back fails its row (visible, retryable) instead of
-        // every round of the worker.
-        let (payload, unreadable): (Json, Option<String>) = match crate::limits::decode_stored(
-            &get(2).unwrap_or_default(),
-        ) {
-            Ok(p) => (p, None),
+    async fn deliver_row(&self, row: &StoredRow) -> Result<()> {
+        // The row's number is what the failure is written back to: without it nothing can
+        // be marked, and the round fails (naming the column).
+        let id = row.int("id")?;
+        // Anything else that cannot be read back fails its row (visible, retryable)
+        // instead of every round of the worker.
+        let read = (|| {
+            Ok::<_, crate::store::Undecodable>((
+                row.text("kind")?,
+                row.json::<Json>("payload")?,
+                row.int("attempts")?,
+                row.opt_int("claimed_at_ms")?.is_some(),
+                row.opt_text("rule")?,
+            ))
+        })();
+        let (kind, payload, attempts, claimed, rule, unreadable) = match read {
+            Ok((kind, payload, attempts, claimed, rule)) => {
+                (kind, payload, attempts, claimed, rule, None)
+            }
             Err(e) => {
-                tracing::error!(outbox = id, error = %e, "a stored delivery cannot be read back");
-                (Json::Null, Some(e))
+                tracing::error!(outbox = id, table = e.table, column = e.column, error = %e, "a stored delivery cannot be read back");
+                // The attempts so far count when they can be read; the row fails for good.
+                let attempts = row.int("attempts").unwrap_or(MAX_ATTEMPTS);
+                (
+                    String::new(),
+                    Json::Null,
+                    attempts,
+                    false,
+                    None,
+                    Some(e.to_string()),
+                )
             }
         };
-        let attempts: i64 = get(3).and_then(|t| t.parse().ok()).unwrap_or(0);
-        let claimed = get(4).is_some();
-        let rule = get(5);
-        let result = match kind.as_str() {
-            _ if unreadable.is_some() => Err(Failure::Permanent(format!(
-                "the stored payload cannot be read back: {}",
-                unreadable.unwrap_or_default()
+        let result = match (kind.as_str(), unreadable) {
+            (_, Some(why)) => Err(Failure::Permanent(format!(
+                "the stored delivery cannot be read back: {why}"
             ))),
-            "notify" => return self.deliver_notification(id, &payload).await,
-            "webhook" => self.post(id, &payload, rule.as_deref()).await,
-            "process" => self.command(id, &payload, claimed).await,
-            other => Err(Failure::Permanent(format!(
+            ("notify", None) => return self.deliver_notification(id, &payload).await,
+            ("webhook", None) => self.post(id, &payload, rule.as_deref()).await,
+            ("process", None) => self.command(id, &payload, claimed).await,
+            (other, None) => Err(Failure::Permanent(format!(
                 "unknown delivery kind '{other}'"
             ))),
         };
@@ -502,7 +511,11 @@ impl Outbox {
             .int(id)
             .push(" AND state <> 'delivered' RETURNING CAST(id AS TEXT)");
         let mut tx = self.db.begin().await?;
-        if first_int(&tx.fetch(sql).await?).is_none() {
+        if Select::raw("outbox", &["id"], sql)
+            .fetch_in(&mut tx)
+            .await?
+            .is_empty()
+        {
             // Dropped without a commit: nothing changed, so nothing is audited.
             return Err(KernelError::NotFound(format!(
                 "undelivered outbox entry {id}"
@@ -522,28 +535,26 @@ impl Outbox {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Json>> {
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT ");
-        let cols = [
-            "id",
-            "kind",
-            "payload",
-            "state",
-            "attempts",
-            "next_at_ms",
-            "last_error",
-            "created_at_ms",
-            "delivered_at_ms",
-            "rule",
-            "event_seq",
-        ];
-        for (i, c) in cols.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.col_text(c);
-        }
-        sql.push(" FROM outbox WHERE 1=1");
+        let mut select = Select::from(
+            self.db.dialect(),
+            "outbox",
+            &[
+                "id",
+                "kind",
+                "payload",
+                "state",
+                "attempts",
+                "next_at_ms",
+                "last_error",
+                "created_at_ms",
+                "delivered_at_ms",
+                "rule",
+                "event_seq",
+            ],
+        )
+        .keyed("id");
+        let sql = select.sql();
+        sql.push(" WHERE 1=1");
         if let Some(state) = state {
             sql.push(" AND state = ").text(state);
         }
@@ -551,15 +562,21 @@ impl Outbox {
             sql.push(" AND id < ").int(before);
         }
         sql.push(" ORDER BY id DESC LIMIT ").int(limit as i64);
-        let rows = self.db.fetch(sql).await?;
-        Ok(rows
+        select
+            .fetch(&self.db)
+            .await?
             .iter()
             .map(|r| {
-                let get = |i: usize| r.get(i).cloned().flatten();
-                let int = |i: usize| get(i).and_then(|t| t.parse::<i64>().ok());
-                let mut payload: Json = get(2)
-                    .and_then(|t| serde_json::from_str(&t).ok())
-                    .unwrap_or(Json::Null);
+                // A payload that cannot be read back is listed as null, so the row that
+                // failed on it stays visible and retryable; its `last_error` (written by
+                // the worker) names the column and why, and the log says so now.
+                let mut payload: Json = match r.json("payload") {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(table = e.table, column = e.column, error = %e, "a stored delivery cannot be read back; listed without its payload");
+                        Json::Null
+                    }
+                };
                 if let Some(p) = payload.as_object_mut() {
                     if p.contains_key("secret") {
                         p.insert("secret".into(), json!("***"));
@@ -568,43 +585,44 @@ impl Outbox {
                         *u = crate::secrets::mask_url(u);
                     }
                 }
-                json!({
-                    "id": int(0), "kind": get(1), "payload": payload, "state": get(3),
-                    "attempts": int(4), "next_at_ms": int(5), "last_error": get(6),
-                    "created_at_ms": int(7), "delivered_at_ms": int(8), "rule": get(9),
-                    "event_seq": int(10),
-                })
+                Ok(json!({
+                    "id": r.int("id")?, "kind": r.text("kind")?, "payload": payload,
+                    "state": r.text("state")?, "attempts": r.int("attempts")?,
+                    "next_at_ms": r.int("next_at_ms")?, "last_error": r.opt_text("last_error")?,
+                    "created_at_ms": r.int("created_at_ms")?,
+                    "delivered_at_ms": r.opt_int("delivered_at_ms")?,
+                    "rule": r.opt_text("rule")?, "event_seq": r.opt_int("event_seq")?,
+                }))
             })
-            .collect())
+            .collect()
     }
 
     /// A user's notifications, newest first.
     pub async fn notifications(&self, user: &str, limit: usize) -> Result<Vec<Json>> {
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT ")
-            .col_text("id")
-            .push(", ")
-            .col_text("title")
-            .push(", ")
-            .col_text("body")
-            .push(", ")
-            .col_text("at_ms");
-        sql.push(" FROM notifications WHERE user_id = ")
+        let mut select = Select::from(
+            self.db.dialect(),
+            "notifications",
+            &["id", "title", "body", "at_ms"],
+        )
+        .keyed("id");
+        select
+            .sql()
+            .push(" WHERE user_id = ")
             .text(user)
             .push(" ORDER BY id DESC LIMIT ")
             .int(limit as i64);
-        let rows = self.db.fetch(sql).await?;
-        Ok(rows
+        select
+            .fetch(&self.db)
+            .await?
             .iter()
             .map(|r| {
-                let get = |i: usize| r.get(i).cloned().flatten();
-                json!({
-                    "id": get(0).and_then(|t| t.parse::<i64>().ok()),
-                    "title": get(1), "body": get(2),
-                    "at_ms": get(3).and_then(|t| t.parse::<i64>().ok()),
-                })
+                Ok(json!({
+                    "id": r.int("id")?,
+                    "title": r.text("title")?, "body": r.text("body")?,
+                    "at_ms": r.int("at_ms")?,
+                }))
             })
-            .collect())
+            .collect()
     }
 }
 

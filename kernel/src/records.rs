@@ -857,36 +857,35 @@ impl Records {
         self.definitions.schema().catalog.require(item)?;
         let id = parse_id(id, item)?;
         let d = self.db.dialect();
-        let mut sql = Sql::new(d);
-        sql.push("SELECT ")
-            .col_text("version")
-            .push(", ")
-            .col_text("action")
-            .push(", ")
-            .col_text("actor");
-        sql.push(", ")
-            .col_text("changes")
-            .push(", ")
-            .col_text("at")
-            .push(" FROM record_changes WHERE item = ");
-        sql.text(item)
+        let mut select = crate::store::Select::from(
+            d,
+            "record_changes",
+            &["seq", "version", "action", "actor", "changes", "at"],
+        )
+        .keyed("seq");
+        select
+            .sql()
+            .push(" WHERE item = ")
+            .text(item)
             .push(" AND record_id = ")
-            .param(Some(id.to_string()), cast(d, FieldType::Reference));
-        sql.push(" ORDER BY seq");
-        let rows = self.db.fetch(sql).await?;
-        Ok(rows
-            .into_iter()
+            .param(Some(id.to_string()), cast(d, FieldType::Reference))
+            .push(" ORDER BY seq");
+        select
+            .fetch(&self.db)
+            .await?
+            .iter()
             .map(|r| {
-                let get = |i: usize| r.get(i).cloned().flatten();
-                json!({
-                    "version": get(0).and_then(|v| v.parse::<i64>().ok()),
-                    "action": get(1),
-                    "actor": get(2),
-                    "changes": get(3).and_then(|c| serde_json::from_str::<Json>(&c).ok()),
-                    "at": stamp_json(get(4).as_ref()),
-                })
+                Ok(json!({
+                    "version": r.int("version")?,
+                    "action": r.text("action")?,
+                    "actor": r.opt_text("actor")?,
+                    "changes": r.json::<Json>("changes")?,
+                    "at": r.parsed("at", "a date and time", |t| {
+                        parse_datetime(t).map(|t| format_datetime(&t))
+                    })?,
+                }))
             })
-            .collect())
+            .collect()
     }
 }
 

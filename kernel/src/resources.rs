@@ -4,14 +4,13 @@
 
 use std::collections::BTreeSet;
 
-use erpos_design::{DesignError, FieldType, Issue};
+use erpos_design::{DesignError, Issue};
 use serde_json::Value;
 
 use crate::Kernel;
 use crate::audit::Audit;
 use crate::error::{KernelError, Result};
 use crate::scheduler::{Operator, Resource};
-use crate::sql::Sql;
 
 /// The kinds of resource (MISSION §1).
 pub const KINDS: [&str; 5] = ["material", "equipment", "facility", "capital", "knowledge"];
@@ -189,32 +188,13 @@ pub async fn put_type(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
         return Err(invalid(issues));
     }
     let d = k.db.dialect();
-    let mut sql = Sql::new(d);
-    sql.push("INSERT INTO resource_types (name, kind, definition) VALUES (")
-        .text(&name)
-        .push(", ")
-        .text(&kind);
-    sql.push(", ")
-        .param(Some(body.to_string()), d.param_cast(FieldType::Json));
-    sql.push(
-        ") ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, definition = excluded.definition",
-    );
+    let sql = crate::store::resources::put_type_sql(d, &name, &kind, body);
     k.db.write_atomically(vec![sql, audit.row(d, &name)]).await
 }
 
 /// Every resource type.
 pub async fn types(k: &Kernel) -> Result<Vec<Value>> {
-    let mut sql = Sql::new(k.db.dialect());
-    sql.push("SELECT ")
-        .col_text("definition")
-        .push(" FROM resource_types ORDER BY name");
-    Ok(k.db
-        .fetch(sql)
-        .await?
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .filter_map(|t| serde_json::from_str(&t).ok())
-        .collect())
+    crate::store::resources::types(&k.db).await
 }
 
 /// Defines (or replaces) a resource: `{"id", "type", "capacity", "skills", "label"}`.
@@ -227,16 +207,11 @@ pub async fn put(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
     let skills = strings(body, "skills", &mut issues);
     labels(body, &mut issues);
     // Checked whatever else is wrong: one answer carries every problem.
-    if !rtype.is_empty() {
-        let mut sql = Sql::new(k.db.dialect());
-        sql.push("SELECT name FROM resource_types WHERE name = ")
-            .text(&rtype);
-        if k.db.fetch(sql).await?.is_empty() {
-            issues.push(Issue::new(
-                "/type",
-                format!("no resource type '{rtype}': define it first"),
-            ));
-        }
+    if !rtype.is_empty() && !crate::store::resources::type_exists(&k.db, &rtype).await? {
+        issues.push(Issue::new(
+            "/type",
+            format!("no resource type '{rtype}': define it first"),
+        ));
     }
     if !issues.is_empty() {
         return Err(invalid(issues));

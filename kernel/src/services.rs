@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use erpos_design::FieldType;
 use erpos_design::service::Service;
 use erpos_design::service_check::{prepare_service, prepare_service_reading, read_service};
 use serde_json::Value as Json;
@@ -14,7 +13,6 @@ use crate::db::Db;
 use crate::definitions::Definitions;
 use crate::engine::Engine;
 use crate::error::{KernelError, Result};
-use crate::sql::Sql;
 
 /// The services store.
 pub struct Services {
@@ -58,21 +56,7 @@ impl Services {
         // Versions are the kernel's to number, at publication.
         prepared.version = 0;
         let d = self.db.dialect();
-        let mut sql = Sql::new(d);
-        sql.push("INSERT INTO service_drafts (name, definition, updated_at) VALUES (")
-            .text(&prepared.name);
-        sql.push(", ").param(
-            Some(
-                serde_json::to_string(&prepared)
-                    .map_err(|e| KernelError::Corrupt(e.to_string()))?,
-            ),
-            d.param_cast(FieldType::Json),
-        );
-        sql.push(", ").param(
-            Some(erpos_design::value::format_datetime(&chrono::Utc::now())),
-            d.param_cast(FieldType::Datetime),
-        );
-        sql.push(") ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at");
+        let sql = crate::store::services::save_draft_sql(d, &prepared)?;
         self.db
             .write_atomically(vec![sql, audit.row(d, &prepared.name)])
             .await?;
@@ -80,35 +64,12 @@ impl Services {
     }
 
     async fn draft_names(&self) -> Result<Vec<String>> {
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT name FROM service_drafts ORDER BY name");
-        Ok(self
-            .db
-            .fetch(sql)
-            .await?
-            .into_iter()
-            .filter_map(|r| r.into_iter().next().flatten())
-            .collect())
+        crate::store::services::draft_names(&self.db).await
     }
 
     /// The draft of a service, if any.
     pub async fn draft(&self, name: &str) -> Result<Option<Service>> {
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT ")
-            .col_text("definition")
-            .push(" FROM service_drafts WHERE name = ")
-            .text(name);
-        let rows = self.db.fetch(sql).await?;
-        match rows
-            .into_iter()
-            .next()
-            .and_then(|r| r.into_iter().next().flatten())
-        {
-            Some(text) => Ok(Some(
-                serde_json::from_str(&text).map_err(|e| KernelError::Corrupt(e.to_string()))?,
-            )),
-            None => Ok(None),
-        }
+        crate::store::services::draft(&self.db, name).await
     }
 
     /// Every published version of a service, oldest first.

@@ -33,6 +33,7 @@ use super::{Auth, random_token};
 use crate::caller::{Caller, CallerKind, check_grant, restrict};
 use crate::error::{KernelError, Result};
 use crate::sql::Sql;
+use crate::store::{Select, StoredRow};
 
 /// How far a request's timestamp may be from the kernel's clock, in seconds (either way).
 pub const WINDOW_S: i64 = 300;
@@ -178,50 +179,48 @@ fn strings(body: &Value, key: &str, issues: &mut Vec<Issue>) -> Vec<String> {
     }
 }
 
-fn parse_row(r: &[Option<String>]) -> Result<AppToken> {
-    let get = |i: usize| r.get(i).cloned().flatten();
-    let def: Value = serde_json::from_str(&get(1).unwrap_or_default())
-        .map_err(|e| KernelError::Corrupt(format!("stored app token: {e}")))?;
-    let list = |key: &str| -> Vec<String> {
-        def.get(key)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+/// What an app token's stored definition holds besides its columns.
+#[derive(serde::Deserialize)]
+struct StoredApp {
+    #[serde(default)]
+    services: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    label: Option<Value>,
+}
+
+/// The columns [`parse_row`] reads.
+const APP_COLUMNS: &[&str] = &[
+    "name",
+    "definition",
+    "secret",
+    "created_ms",
+    "created_by",
+    "revoked_ms",
+    "revoked_by",
+];
+
+/// A stored app token. A list that is not of strings, a time that is not a number, is an
+/// error naming the token and the column — never a token with fewer scopes or services
+/// than were stored. (The secret is never quoted in an error: only the name is a key.)
+fn parse_row(r: &StoredRow) -> Result<AppToken> {
+    let def: StoredApp = r.json("definition")?;
     Ok(AppToken {
-        name: get(0).unwrap_or_default(),
-        services: list("services"),
-        scopes: list("scopes"),
-        label: def.get("label").cloned().filter(|l| !l.is_null()),
-        created_ms: get(3).and_then(|v| v.parse().ok()).unwrap_or(0),
-        created_by: get(4).unwrap_or_default(),
-        revoked_ms: get(5).and_then(|v| v.parse().ok()),
-        revoked_by: get(6),
-        secret: get(2).unwrap_or_default(),
+        name: r.text("name")?,
+        services: def.services,
+        scopes: def.scopes,
+        label: def.label.filter(|l| !l.is_null()),
+        created_ms: r.int("created_ms")?,
+        created_by: r.text("created_by")?,
+        revoked_ms: r.opt_int("revoked_ms")?,
+        revoked_by: r.opt_text("revoked_by")?,
+        secret: r.text("secret")?,
     })
 }
 
-fn select(sql: &mut Sql) {
-    sql.push("SELECT ")
-        .col_text("name")
-        .push(", ")
-        .col_text("definition")
-        .push(", ")
-        .col_text("secret")
-        .push(", ")
-        .col_text("created_ms")
-        .push(", ")
-        .col_text("created_by")
-        .push(", ")
-        .col_text("revoked_ms")
-        .push(", ")
-        .col_text("revoked_by")
-        .push(" FROM app_tokens");
+fn select(d: erpos_design::Dialect) -> Select {
+    Select::from(d, "app_tokens", APP_COLUMNS).keyed("name")
 }
 
 fn refused(message: &str) -> KernelError {
@@ -341,14 +340,13 @@ impl Auth {
 
     /// Every app token, revoked ones included, by name.
     pub async fn apps(&self) -> Result<Vec<AppToken>> {
-        let mut sql = Sql::new(self.db.dialect());
-        select(&mut sql);
-        sql.push(" ORDER BY name");
-        self.db
-            .fetch(sql)
+        let mut select = select(self.db.dialect());
+        select.sql().push(" ORDER BY name");
+        select
+            .fetch(&self.db)
             .await?
             .iter()
-            .map(|r| parse_row(r))
+            .map(parse_row)
             .collect()
     }
 
@@ -359,10 +357,9 @@ impl Auth {
     async fn load_apps(&self) -> Result<()> {
         self.apps_loaded
             .get_or_try_init(|| async {
-                let mut sql = Sql::new(self.db.dialect());
-                select(&mut sql);
-                sql.push(" WHERE revoked_ms IS NULL");
-                for row in self.db.fetch(sql).await? {
+                let mut select = select(self.db.dialect());
+                select.sql().push(" WHERE revoked_ms IS NULL");
+                for row in select.fetch(&self.db).await? {
                     let app = parse_row(&row)?;
                     self.apps.insert(app.name.clone(), Arc::new(app));
                 }

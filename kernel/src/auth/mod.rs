@@ -21,7 +21,6 @@ use std::sync::{Arc, RwLock};
 use base64::Engine as _;
 use dashmap::DashMap;
 use erpos_design::Issue;
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
@@ -30,6 +29,7 @@ use crate::clock::Clock;
 use crate::db::Db;
 use crate::error::{KernelError, Result};
 use crate::sql::Sql;
+use crate::store::Select;
 
 /// How long a session lasts: a fixed 12 hours from login (not sliding: a stolen token
 /// stops working at a known time whatever its use; a person logs in again each day).
@@ -59,6 +59,13 @@ pub struct NewSession {
     pub user: String,
     /// When it stops working (ms since the epoch).
     pub expires_ms: i64,
+}
+
+/// What a stored role gives: its grants (a role stored without any gives none).
+#[derive(serde::Deserialize)]
+struct StoredPermissions {
+    #[serde(default)]
+    permissions: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -271,20 +278,18 @@ impl Auth {
         let session = match cached {
             Some(s) => Some(s),
             None => {
-                let mut sql = Sql::new(self.db.dialect());
-                sql.push("SELECT ")
-                    .col_text("user_id")
-                    .push(", ")
-                    .col_text("expires_ms")
-                    .push(" FROM sessions WHERE token_hash = ")
-                    .text(token_hash);
-                let found = self.db.fetch(sql).await?.into_iter().next().map(|r| {
-                    let get = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                    Session {
-                        user: get(0),
-                        expires_ms: get(1).parse().unwrap_or(0),
-                    }
-                });
+                // The token hash is never put in an error: the row is named by its user.
+                let mut select =
+                    Select::from(self.db.dialect(), "sessions", &["user_id", "expires_ms"])
+                        .keyed("user_id");
+                select.sql().push(" WHERE token_hash = ").text(token_hash);
+                let found = match select.fetch_one(&self.db).await? {
+                    Some(r) => Some(Session {
+                        user: r.text("user_id")?,
+                        expires_ms: r.int("expires_ms")?,
+                    }),
+                    None => None,
+                };
                 if let Some(s) = &found {
                     self.sessions.insert(token_hash.to_owned(), s.clone());
                 }
@@ -389,18 +394,17 @@ impl Auth {
 
     /// The stored PHC string of a user's password, if they have one.
     async fn password_hash(&self, user: &str) -> Result<Option<String>> {
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT ")
-            .col_text("password_hash")
-            .push(" FROM credentials WHERE user_id = ")
-            .text(user);
-        Ok(self
-            .db
-            .fetch(sql)
-            .await?
-            .into_iter()
-            .next()
-            .and_then(|r| r.into_iter().next().flatten()))
+        let mut select = Select::from(
+            self.db.dialect(),
+            "credentials",
+            &["user_id", "password_hash"],
+        )
+        .keyed("user_id");
+        select.sql().push(" WHERE user_id = ").text(user);
+        match select.fetch_one(&self.db).await? {
+            Some(r) => Ok(Some(r.text("password_hash")?)),
+            None => Ok(None),
+        }
     }
 
     /// Whether `password` is the user's current password (a user without one never
@@ -462,34 +466,11 @@ impl Auth {
 
     /// The roles a user holds, or `None` when there is no such user.
     pub async fn roles_of(&self, user: &str) -> Result<Option<BTreeSet<String>>> {
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT ")
-            .col_text("definition")
-            .push(" FROM users WHERE id = ")
-            .text(user);
-        let Some(text) = self
-            .db
-            .fetch(sql)
+        // A definition that does not decode is an error naming the user, never a user
+        // without roles.
+        Ok(crate::store::organisation::operator(&self.db, user)
             .await?
-            .into_iter()
-            .next()
-            .and_then(|r| r.into_iter().next().flatten())
-        else {
-            return Ok(None);
-        };
-        let def: Value = serde_json::from_str(&text)
-            .map_err(|e| KernelError::Corrupt(format!("stored user '{user}': {e}")))?;
-        Ok(Some(
-            def.get("roles")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
-        ))
+            .map(|op| op.roles))
     }
 
     /// A user's grants: the union of the `permissions` of the roles they hold (empty for an
@@ -508,10 +489,10 @@ impl Auth {
     pub async fn permissions_of(&self, roles: &BTreeSet<String>) -> Result<BTreeSet<String>> {
         let mut grants = BTreeSet::new();
         if !roles.is_empty() {
-            let mut sql = Sql::new(self.db.dialect());
-            sql.push("SELECT ")
-                .col_text("definition")
-                .push(" FROM roles WHERE name IN (");
+            let mut select =
+                Select::from(self.db.dialect(), "roles", &["name", "definition"]).keyed("name");
+            let sql = select.sql();
+            sql.push(" WHERE name IN (");
             for (i, r) in roles.iter().enumerate() {
                 if i > 0 {
                     sql.push(", ");
@@ -519,15 +500,11 @@ impl Auth {
                 sql.text(r);
             }
             sql.push(")");
-            for row in self.db.fetch(sql).await? {
-                let Some(text) = row.into_iter().next().flatten() else {
-                    continue;
-                };
-                let def: Value = serde_json::from_str(&text)
-                    .map_err(|e| KernelError::Corrupt(format!("stored role: {e}")))?;
-                if let Some(p) = def.get("permissions").and_then(Value::as_array) {
-                    grants.extend(p.iter().filter_map(Value::as_str).map(str::to_owned));
-                }
+            for row in select.fetch(&self.db).await? {
+                // A permission that is not a grant's text is an error naming the role,
+                // never a grant silently dropped (nor one silently given).
+                let role: StoredPermissions = row.json("definition")?;
+                grants.extend(role.permissions);
             }
         }
         Ok(grants)

@@ -36,10 +36,11 @@ use crate::clock::Clock;
 use crate::db::Db;
 use crate::engine::Engine;
 use crate::error::{KernelError, Result};
-use crate::events::{Events, Interest, first_int};
+use crate::events::{Events, Interest};
 use crate::outbox::Outbox;
 use crate::records::Records;
 use crate::sql::Sql;
+use crate::store::Select;
 use exec::{Executor, MAX_DEPTH, Situation};
 
 /// Events read per round.
@@ -103,7 +104,9 @@ impl Rules {
         let executor = Executor::new(db.clone(), records.clone(), sandbox);
         let mut sql = Sql::new(db.dialect());
         sql.push("SELECT CAST(COALESCE(MAX(event_seq), 0) AS TEXT) FROM rule_runs");
-        let ran_upto = first_int(&db.fetch(sql).await?).unwrap_or(0) as u64;
+        let ran_upto = scalar_u64(&db, "rule_runs", &["max_event_seq"], sql)
+            .await?
+            .unwrap_or(0);
         let attempt = Self::stored_attempt(&db).await?;
         if let Some(a) = &attempt {
             tracing::warn!(
@@ -141,19 +144,18 @@ impl Rules {
     }
 
     async fn reload(&self) -> Result<()> {
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT ")
-            .col_text("definition")
-            .push(" FROM rules ORDER BY name");
+        let mut select =
+            Select::from(self.db.dialect(), "rules", &["name", "definition"]).keyed("name");
+        select.sql().push(" ORDER BY name");
         let mut list = Vec::new();
-        for row in self.db.fetch(sql).await? {
-            let text = row.first().cloned().flatten().unwrap_or_default();
+        for row in select.fetch(&self.db).await? {
             // A stored rule that cannot be read back (an older shape, a damaged row) is left
-            // out, loudly: it must not stop the kernel's start nor the other rules.
-            match crate::limits::decode_stored::<ServiceRule>(&text) {
+            // out, loudly: it must not stop the kernel's start nor the other rules. (`GET
+            // /rules` still shows the error, naming the row and column.)
+            match row.json::<ServiceRule>("definition") {
                 Ok(rule) => list.push(rule),
                 Err(e) => {
-                    tracing::error!(error = %e, "a stored rule cannot be read back; it is not loaded")
+                    tracing::error!(table = e.table, column = e.column, error = %e, "a stored rule cannot be read back; it is not loaded")
                 }
             }
         }
@@ -215,7 +217,11 @@ impl Rules {
             .text(name)
             .push(" RETURNING name");
         let mut tx = self.db.begin().await?;
-        if tx.fetch(sql).await?.is_empty() {
+        if Select::raw("rules", &["name"], sql)
+            .fetch_in(&mut tx)
+            .await?
+            .is_empty()
+        {
             // Dropped without a commit: nothing changed, so nothing is audited.
             return Err(KernelError::NotFound(format!("rule '{name}'")));
         }
@@ -240,45 +246,44 @@ impl Rules {
     /// Rules (one, or all by name) as stored, each with `stats`: evaluated, fired,
     /// failed, last run, its outcome and error.
     async fn with_stats(&self, name: Option<&str>) -> Result<Vec<Json>> {
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT ");
-        for (i, c) in [
-            "definition",
-            "evaluated",
-            "fired",
-            "failed",
-            "last_at",
-            "last_outcome",
-            "last_error",
-            "updated_at",
-        ]
-        .iter()
-        .enumerate()
-        {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.col_text(c);
-        }
-        sql.push(" FROM rules");
+        let mut select = Select::from(
+            self.db.dialect(),
+            "rules",
+            &[
+                "name",
+                "definition",
+                "evaluated",
+                "fired",
+                "failed",
+                "last_at",
+                "last_outcome",
+                "last_error",
+                "updated_at",
+            ],
+        )
+        .keyed("name");
         if let Some(name) = name {
-            sql.push(" WHERE name = ").text(name);
+            select.sql().push(" WHERE name = ").text(name);
         }
-        sql.push(" ORDER BY name");
-        let rows = self.db.fetch(sql).await?;
-        rows.iter()
+        select.sql().push(" ORDER BY name");
+        select
+            .fetch(&self.db)
+            .await?
+            .iter()
             .map(|row| {
-                let get = |i: usize| row.get(i).cloned().flatten();
-                let int = |i: usize| get(i).and_then(|t| t.parse::<i64>().ok());
-                let mut out: Json = serde_json::from_str(&get(0).unwrap_or_default())
-                    .map_err(|e| KernelError::Corrupt(format!("stored rule: {e}")))?;
+                // Shown as stored, once it is known to be a rule: one that does not decode
+                // (and so is not loaded) is an error naming it, not a listing of garbage.
+                row.json::<ServiceRule>("definition")?;
+                let mut out: Json = row.json("definition")?;
                 if let Some(o) = out.as_object_mut() {
                     o.insert(
                         "stats".into(),
                         json!({
-                            "evaluated": int(1), "fired": int(2), "failed": int(3),
-                            "last_at_ms": int(4), "last_outcome": get(5), "last_error": get(6),
-                            "updated_at_ms": int(7),
+                            "evaluated": row.int("evaluated")?, "fired": row.int("fired")?,
+                            "failed": row.int("failed")?, "last_at_ms": row.opt_int("last_at")?,
+                            "last_outcome": row.opt_text("last_outcome")?,
+                            "last_error": row.opt_text("last_error")?,
+                            "updated_at_ms": row.int("updated_at")?,
                         }),
                     );
                 }
@@ -289,37 +294,32 @@ impl Rules {
 
     /// A rule's runs, newest first, before an event number.
     pub async fn runs(&self, name: &str, before: Option<u64>, limit: usize) -> Result<Vec<Json>> {
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT ")
-            .col_text("event_seq")
-            .push(", ")
-            .col_text("at_ms")
-            .push(", ")
-            .col_text("outcome");
-        sql.push(", ")
-            .col_text("error")
-            .push(", ")
-            .col_text("effects")
-            .push(" FROM rule_runs WHERE rule = ")
-            .text(name);
+        let mut select = Select::from(
+            self.db.dialect(),
+            "rule_runs",
+            &["event_seq", "at_ms", "outcome", "error", "effects"],
+        )
+        .keyed("event_seq");
+        let sql = select.sql();
+        sql.push(" WHERE rule = ").text(name);
         if let Some(before) = before {
             sql.push(" AND event_seq < ").int(before as i64);
         }
         sql.push(" ORDER BY event_seq DESC LIMIT ")
             .int(limit as i64);
-        let rows = self.db.fetch(sql).await?;
-        Ok(rows
+        select
+            .fetch(&self.db)
+            .await?
             .iter()
             .map(|r| {
-                let get = |i: usize| r.get(i).cloned().flatten();
-                json!({
-                    "event_seq": get(0).and_then(|t| t.parse::<u64>().ok()),
-                    "at_ms": get(1).and_then(|t| t.parse::<i64>().ok()),
-                    "outcome": get(2), "error": get(3),
-                    "effects": get(4).and_then(|t| serde_json::from_str::<Json>(&t).ok()),
-                })
+                Ok(json!({
+                    "event_seq": r.number::<u64>("event_seq")?,
+                    "at_ms": r.int("at_ms")?,
+                    "outcome": r.text("outcome")?, "error": r.opt_text("error")?,
+                    "effects": r.json::<Json>("effects")?,
+                }))
             })
-            .collect())
+            .collect()
     }
 
     /// One round: fire due time rules, then run every matching rule on the events not
@@ -461,33 +461,26 @@ impl Rules {
         let mut sql = Sql::new(self.db.dialect());
         sql.push("SELECT CAST(MIN(seq) AS TEXT) FROM events WHERE seq > ")
             .int(cursor as i64);
-        Ok(first_int(&self.db.fetch(sql).await?).map(|n| n as u64))
+        scalar_u64(&self.db, "events", &["min_seq"], sql).await
     }
 
     async fn stored_attempt(db: &Db) -> Result<Option<Attempt>> {
-        let mut sql = Sql::new(db.dialect());
-        sql.push("SELECT ");
-        for (i, c) in ["event_seq", "upto", "attempts", "error"]
-            .iter()
-            .enumerate()
-        {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.col_text(c);
+        let mut select = Select::from(
+            db.dialect(),
+            "rule_attempts",
+            &["name", "event_seq", "upto", "attempts", "error"],
+        )
+        .keyed("name");
+        select.sql().push(" WHERE name = 'events'");
+        match select.fetch_one(db).await? {
+            Some(row) => Ok(Some(Attempt {
+                seq: row.number("event_seq")?,
+                upto: row.number("upto")?,
+                attempts: row.int("attempts")?,
+                error: row.opt_text("error")?,
+            })),
+            None => Ok(None),
         }
-        sql.push(" FROM rule_attempts WHERE name = 'events'");
-        let rows = db.fetch(sql).await?;
-        Ok(rows.first().map(|row| {
-            let get = |i: usize| row.get(i).cloned().flatten();
-            let int = |i: usize| get(i).and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
-            Attempt {
-                seq: int(0) as u64,
-                upto: int(1) as u64,
-                attempts: int(2),
-                error: get(3),
-            }
-        }))
     }
 
     /// The statement that stores `attempt` (or removes the note).
@@ -604,54 +597,49 @@ impl Rules {
     /// Events set aside, newest first: `{event_seq, rules, error, attempts, at_ms,
     /// retried_at_ms}`.
     pub async fn quarantined(&self, before: Option<u64>, limit: usize) -> Result<Vec<Json>> {
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT ");
-        for (i, c) in [
-            "event_seq",
-            "rules",
-            "error",
-            "attempts",
-            "at_ms",
-            "retried_at_ms",
-        ]
-        .iter()
-        .enumerate()
-        {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.col_text(c);
-        }
-        sql.push(" FROM rule_quarantine");
+        let mut select = Select::from(
+            self.db.dialect(),
+            "rule_quarantine",
+            &[
+                "event_seq",
+                "rules",
+                "error",
+                "attempts",
+                "at_ms",
+                "retried_at_ms",
+            ],
+        )
+        .keyed("event_seq");
         if let Some(before) = before {
-            sql.push(" WHERE event_seq < ").int(before as i64);
+            select.sql().push(" WHERE event_seq < ").int(before as i64);
         }
-        sql.push(" ORDER BY event_seq DESC LIMIT ")
+        select
+            .sql()
+            .push(" ORDER BY event_seq DESC LIMIT ")
             .int(limit as i64);
-        let rows = self.db.fetch(sql).await?;
-        Ok(rows
+        select
+            .fetch(&self.db)
+            .await?
             .iter()
             .map(|r| {
-                let get = |i: usize| r.get(i).cloned().flatten();
-                let int = |i: usize| get(i).and_then(|t| t.parse::<i64>().ok());
-                json!({
-                    "event_seq": int(0),
-                    "rules": get(1).and_then(|t| serde_json::from_str::<Json>(&t).ok()),
-                    "error": get(2), "attempts": int(3), "at_ms": int(4),
-                    "retried_at_ms": int(5),
-                })
+                Ok(json!({
+                    "event_seq": r.int("event_seq")?,
+                    "rules": r.json::<Json>("rules")?,
+                    "error": r.opt_text("error")?, "attempts": r.int("attempts")?,
+                    "at_ms": r.int("at_ms")?,
+                    "retried_at_ms": r.opt_int("retried_at_ms")?,
+                }))
             })
-            .collect())
+            .collect()
     }
 
     /// Runs a set-aside event's rules again (those that have not run on it yet). On
     /// success the event leaves the quarantine; on failure it stays, with the new error.
     /// Returns `{event_seq, outcome, error}`.
     pub async fn retry(&self, seq: u64, audit: &crate::audit::Audit) -> Result<Json> {
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT CAST(event_seq AS TEXT) FROM rule_quarantine WHERE event_seq = ")
-            .int(seq as i64);
-        if self.db.fetch(sql).await?.is_empty() {
+        let mut select = Select::from(self.db.dialect(), "rule_quarantine", &["event_seq"]);
+        select.sql().push(" WHERE event_seq = ").int(seq as i64);
+        if select.fetch_one(&self.db).await?.is_none() {
             return Err(KernelError::NotFound(format!(
                 "event {seq} in the rules' quarantine"
             )));
@@ -711,7 +699,9 @@ impl Rules {
     async fn cursor(&self) -> Result<u64> {
         let mut sql = Sql::new(self.db.dialect());
         sql.push("SELECT CAST(position AS TEXT) FROM rule_cursors WHERE name = 'events'");
-        Ok(first_int(&self.db.fetch(sql).await?).unwrap_or(0) as u64)
+        Ok(scalar_u64(&self.db, "rule_cursors", &["position"], sql)
+            .await?
+            .unwrap_or(0))
     }
 
     fn cursor_sql(&self, to: u64) -> Sql {
@@ -816,12 +806,14 @@ impl Rules {
     }
 
     async fn already_ran(&self, rule: &str, seq: u64) -> Result<bool> {
-        let mut sql = Sql::new(self.db.dialect());
-        sql.push("SELECT 1 FROM rule_runs WHERE rule = ")
+        let mut select = Select::from(self.db.dialect(), "rule_runs", &["event_seq"]);
+        select
+            .sql()
+            .push(" WHERE rule = ")
             .text(rule)
             .push(" AND event_seq = ")
             .int(seq as i64);
-        Ok(!self.db.fetch(sql).await?.is_empty())
+        Ok(select.fetch_one(&self.db).await?.is_some())
     }
 
     /// Evaluates one rule on one event and, if its condition holds, runs it.
@@ -934,6 +926,20 @@ impl Rules {
             .push(" WHERE name = ")
             .text(&rule.name);
         vec![run, stats]
+    }
+}
+
+/// A one-value statement's value (a cursor's position, the highest event run) as a
+/// sequence number: a negative one is an error naming the table, never wrapped.
+async fn scalar_u64(
+    db: &Db,
+    table: &'static str,
+    column: &'static [&'static str; 1],
+    sql: Sql,
+) -> Result<Option<u64>> {
+    match Select::raw(table, column, sql).fetch_one(db).await? {
+        Some(row) => Ok(row.opt_number(column[0])?),
+        None => Ok(None),
     }
 }
 

@@ -17,7 +17,7 @@ use serde_json::json;
 use super::Rules;
 use super::exec::Situation;
 use crate::error::Result;
-use crate::events::{NewEvent, first_int};
+use crate::events::NewEvent;
 use crate::scheduler::AlarmKind;
 use crate::sql::Sql;
 
@@ -117,7 +117,7 @@ async fn watermark(rules: &Rules, rule: &str) -> Result<Option<i64>> {
     let mut sql = Sql::new(rules.db.dialect());
     sql.push("SELECT CAST(position AS TEXT) FROM rule_cursors WHERE name = ")
         .text(cursor_name(rule));
-    Ok(first_int(&rules.db.fetch(sql).await?))
+    crate::store::scalar(&rules.db, "rule_cursors", &["position"], sql).await
 }
 
 fn event(
@@ -256,7 +256,11 @@ pub async fn fire_deadlines(rules: &Rules) -> Result<()> {
             .push(", ")
             .int(now)
             .push(") ON CONFLICT (pid, kind, deadline_ms) DO NOTHING RETURNING CAST(pid AS TEXT)");
-        if tx.fetch(mark).await?.is_empty() {
+        if crate::store::Select::raw("deadline_marks", &["pid"], mark)
+            .fetch_in(&mut tx)
+            .await?
+            .is_empty()
+        {
             drop(tx);
             rules.engine.clear_alarm(&alarm).await;
             continue;

@@ -22,44 +22,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use erpos_design::FieldType;
 
 use super::{Change, Period, Snapshot};
-use crate::db::{Db, Row};
-use crate::engine::state_name;
-use crate::error::{KernelError, Result};
+use crate::db::Db;
+use crate::error::Result;
 use crate::scheduler::{Operator, ProcessState};
-use crate::sql::Sql;
-
-fn text(row: &Row, i: usize) -> String {
-    row.get(i).cloned().flatten().unwrap_or_default()
-}
-
-fn number<T: std::str::FromStr>(row: &Row, i: usize, what: &str) -> Result<T> {
-    text(row, i)
-        .parse()
-        .map_err(|_| KernelError::Corrupt(format!("stored {what} is not a number")))
-}
-
-fn snapshot(json: &str) -> Result<Snapshot> {
-    crate::limits::decode_stored(json)
-        .map_err(|e| KernelError::Corrupt(format!("stored process: {e}")))
-}
+use crate::store::Select;
+use crate::store::processes::state_name;
 
 /// Every change before `period.to_ms` of every process (of `service`, when given) that may
 /// have been alive in the period, ordered by process and position.
 pub async fn changes(db: &Db, period: Period, service: Option<&str>) -> Result<Vec<Change>> {
     let d = db.dialect();
     let int = d.param_cast(FieldType::Integer);
-    let mut sql = Sql::new(d);
-    sql.push("SELECT ")
-        .col_text("pid")
-        .push(", ")
-        .col_text("seq")
-        .push(", ")
-        .col_text("at_ms");
-    sql.push(", ")
-        .col_text("reason")
-        .push(", ")
-        .col_text("pcb")
-        .push(" FROM process_history WHERE at_ms < ")
+    let mut select = Select::from(
+        d,
+        "process_history",
+        &["pid", "seq", "at_ms", "reason", "pcb"],
+    )
+    .keyed("seq");
+    let sql = select.sql();
+    sql.push(" WHERE at_ms < ")
         .param(Some(period.to_ms.to_string()), int);
     sql.push(" AND pid IN (SELECT pid FROM processes WHERE (state <> ")
         .text(state_name(ProcessState::Terminated))
@@ -70,16 +51,17 @@ pub async fn changes(db: &Db, period: Period, service: Option<&str>) -> Result<V
         sql.push(" AND service = ").text(service);
     }
     sql.push(") ORDER BY pid, seq");
-    db.fetch(sql)
+    select
+        .fetch(db)
         .await?
         .iter()
         .map(|row| {
             Ok(Change {
-                pid: number(row, 0, "pid")?,
-                seq: number(row, 1, "seq")?,
-                at_ms: number(row, 2, "at_ms")?,
-                reason: text(row, 3),
-                after: snapshot(&text(row, 4))?,
+                pid: row.number("pid")?,
+                seq: row.number("seq")?,
+                at_ms: row.int("at_ms")?,
+                reason: row.text("reason")?,
+                after: row.json::<Snapshot>("pcb")?,
             })
         })
         .collect()
@@ -87,34 +69,32 @@ pub async fn changes(db: &Db, period: Period, service: Option<&str>) -> Result<V
 
 /// The processes (of `service`, when given) not terminated now.
 pub async fn open(db: &Db, service: Option<&str>) -> Result<Vec<Snapshot>> {
-    let mut sql = Sql::new(db.dialect());
-    sql.push("SELECT ")
-        .col_text("pcb")
-        .push(" FROM processes WHERE state <> ")
+    let mut select = Select::from(db.dialect(), "processes", &["pid", "pcb"]).keyed("pid");
+    let sql = select.sql();
+    sql.push(" WHERE state <> ")
         .text(state_name(ProcessState::Terminated));
     if let Some(service) = service {
         sql.push(" AND service = ").text(service);
     }
     sql.push(" ORDER BY pid");
-    db.fetch(sql)
+    select
+        .fetch(db)
         .await?
         .iter()
-        .map(|row| snapshot(&text(row, 0)))
+        .map(|row| Ok(row.json::<Snapshot>("pcb")?))
         .collect()
 }
 
 /// Each operator's roles, from the users' definitions as they are now.
 pub async fn roles(db: &Db) -> Result<BTreeMap<String, BTreeSet<String>>> {
-    let mut sql = Sql::new(db.dialect());
-    sql.push("SELECT ")
-        .col_text("definition")
-        .push(" FROM users ORDER BY id");
-    db.fetch(sql)
+    let mut select = Select::from(db.dialect(), "users", &["id", "definition"]).keyed("id");
+    select.sql().push(" ORDER BY id");
+    select
+        .fetch(db)
         .await?
         .iter()
         .map(|row| {
-            let op: Operator = serde_json::from_str(&text(row, 0))
-                .map_err(|e| KernelError::Corrupt(format!("stored user: {e}")))?;
+            let op: Operator = row.json("definition")?;
             Ok((op.id, op.roles))
         })
         .collect()

@@ -1,0 +1,96 @@
+//! The `services` and `service_drafts` tables: every published (frozen) version of every
+//! service, and the editable draft of each. `services` (the module) validates and numbers
+//! them; the process runtime holds the published ones. This module only stores and reads.
+
+use erpos_design::service::Service;
+use erpos_design::{Dialect, FieldType};
+
+use super::{Loaded, Select};
+use crate::db::Db;
+use crate::error::{KernelError, Result};
+use crate::sql::Sql;
+
+fn json_text(service: &Service) -> Result<String> {
+    serde_json::to_string(service).map_err(|e| KernelError::Corrupt(e.to_string()))
+}
+
+fn now() -> String {
+    erpos_design::value::format_datetime(&chrono::Utc::now())
+}
+
+/// The INSERT of a published version (already validated and numbered).
+pub fn publish_sql(d: Dialect, service: &Service) -> Result<Sql> {
+    let mut sql = Sql::new(d);
+    sql.push("INSERT INTO services (name, version, definition, published_at) VALUES (")
+        .text(&service.name);
+    sql.push(", ").param(
+        Some(service.version.to_string()),
+        d.param_cast(FieldType::Integer),
+    );
+    sql.push(", ")
+        .param(Some(json_text(service)?), d.param_cast(FieldType::Json));
+    sql.push(", ")
+        .param(Some(now()), d.param_cast(FieldType::Datetime));
+    sql.push(")");
+    Ok(sql)
+}
+
+/// Every published version, by name and version, for the runtime's load: each keyed
+/// `name:version`, with the service or why it cannot be read back.
+pub async fn published(db: &Db) -> Result<Vec<Loaded<Service>>> {
+    let mut select =
+        Select::from(db.dialect(), "services", &["name", "version", "definition"]).keyed("name");
+    select.sql().push(" ORDER BY name, version");
+    Ok(select
+        .fetch(db)
+        .await?
+        .into_iter()
+        .map(|row| Loaded {
+            key: format!(
+                "{}:{}",
+                row.key().unwrap_or("?"),
+                row.opt_text("version")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "?".into())
+            ),
+            value: row.json("definition"),
+        })
+        .collect())
+}
+
+/// The INSERT (or replacement) of a service's draft.
+pub fn save_draft_sql(d: Dialect, draft: &Service) -> Result<Sql> {
+    let mut sql = Sql::new(d);
+    sql.push("INSERT INTO service_drafts (name, definition, updated_at) VALUES (")
+        .text(&draft.name);
+    sql.push(", ")
+        .param(Some(json_text(draft)?), d.param_cast(FieldType::Json));
+    sql.push(", ")
+        .param(Some(now()), d.param_cast(FieldType::Datetime));
+    sql.push(") ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at");
+    Ok(sql)
+}
+
+/// The names of the services that have a draft, in order.
+pub async fn draft_names(db: &Db) -> Result<Vec<String>> {
+    let mut select = Select::from(db.dialect(), "service_drafts", &["name"]);
+    select.sql().push(" ORDER BY name");
+    select
+        .fetch(db)
+        .await?
+        .iter()
+        .map(|r| Ok(r.text("name")?))
+        .collect()
+}
+
+/// The draft of a service, if it has one.
+pub async fn draft(db: &Db, name: &str) -> Result<Option<Service>> {
+    let mut select =
+        Select::from(db.dialect(), "service_drafts", &["name", "definition"]).keyed("name");
+    select.sql().push(" WHERE name = ").text(name);
+    match select.fetch_one(db).await? {
+        Some(row) => Ok(Some(row.json("definition")?)),
+        None => Ok(None),
+    }
+}
