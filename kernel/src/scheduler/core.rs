@@ -18,6 +18,7 @@ use super::pcb::{
 };
 
 mod lifecycle;
+mod start;
 mod timers;
 pub mod work;
 use super::resources::{Need, Operator, Resource, ResourcePool};
@@ -610,58 +611,18 @@ impl Scheduler {
                 predecessor,
                 start_at_ms,
                 by,
-            } => {
-                let svc = self.resolve(&service, version)?;
-                self.check_may_start(&svc, &by, now_ms, conditions)?;
-                if let Some(p) = predecessor
-                    && !self.pcbs.contains_key(&p)
-                {
-                    return Err(CoreError::NoProcess(p));
-                }
-                let pid = self.spawn(
-                    &svc,
-                    priority,
-                    record,
-                    context,
-                    None,
-                    predecessor,
-                    None,
-                    &by,
-                    now_ms,
-                );
-                self.out.pid = Some(pid);
-                let waits_for_predecessor = predecessor
-                    .and_then(|p| self.pcbs.get(&p))
-                    .is_some_and(|p| p.state != ProcessState::Terminated);
-                match start_at_ms {
-                    Some(at) if at > now_ms => {
-                        self.set_wait(
-                            pid,
-                            Some(WaitReason::Timer { at_ms: at }),
-                            &by,
-                            now_ms,
-                            "start time not reached",
-                        );
-                        self.timers.insert((at, pid));
-                    }
-                    _ if waits_for_predecessor => {
-                        if let Some(p) = predecessor {
-                            self.successors.entry(p).or_default().push(pid);
-                            self.mutate(
-                                pid,
-                                &by,
-                                now_ms,
-                                &format!("waits for process {p}"),
-                                |_| {},
-                            );
-                        }
-                    }
-                    _ => {
-                        let first = svc.start().map(|s| s.name.clone()).unwrap_or_default();
-                        self.enter(pid, &first, &by, now_ms, conditions, 0);
-                    }
-                }
-            }
+            } => self.start(
+                &service,
+                version,
+                priority,
+                record,
+                context,
+                predecessor,
+                start_at_ms,
+                &by,
+                now_ms,
+                conditions,
+            )?,
             Command::Complete {
                 pid,
                 transition,
@@ -1020,82 +981,6 @@ impl Scheduler {
                 allowed: pcb.state.allowed_moves().to_vec(),
             })
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn spawn(
-        &mut self,
-        svc: &Service,
-        priority: Option<i32>,
-        record: Option<(String, String)>,
-        context: Json,
-        parent: Option<Pid>,
-        predecessor: Option<Pid>,
-        join: Option<String>,
-        by: &str,
-        now_ms: i64,
-    ) -> Pid {
-        let pid = self.next_pid;
-        self.next_pid += 1;
-        // Serial numbers are counted here, under the core's lock, and stored with the
-        // process they name: unique and gap-free whatever the concurrency.
-        // Parallel branches (which have a join) are parts of their parent's process and are
-        // not numbered.
-        let numbered = if join.is_none() {
-            svc.serial.as_ref()
-        } else {
-            None
-        };
-        let serial = numbered.map(|spec| {
-            let scope = spec.scope(now_ms);
-            let n = self.serials.entry(scope.clone()).or_default();
-            *n += 1;
-            spec.format(&scope, *n)
-        });
-        let pcb = Pcb {
-            id: pid,
-            service: Arc::from(svc.name.as_str()),
-            version: svc.version,
-            parent,
-            predecessor,
-            record,
-            state: ProcessState::New,
-            exit: None,
-            suspended_from: None,
-            priority: priority.or(svc.priority).unwrap_or(DEFAULT_PRIORITY),
-            step: None,
-            join,
-            operator: None,
-            allocations: Vec::new(),
-            context: if context.is_null() {
-                Arc::new(json!({}))
-            } else {
-                Arc::new(context)
-            },
-            wait: None,
-            deadline_ms: None,
-            ready_since_ms: None,
-            children: Vec::new(),
-            version_no: 0,
-            assignee: None,
-            serial,
-            creator: match parent.and_then(|p| self.pcbs.get(&p)) {
-                Some(p) => p.creator.clone(),
-                None => Some(Arc::from(by)),
-            },
-            created_ms: now_ms,
-            visit: 0,
-            work: Arc::default(),
-            handlers: BTreeMap::new(),
-        };
-        self.pcbs.insert(pid, pcb);
-        self.quiet(pid, "created", |_| {});
-        if let Some(parent) = parent {
-            self.mutate(parent, by, now_ms, &format!("child {pid} started"), |p| {
-                p.children.push(pid)
-            });
-        }
-        pid
     }
 
     /// Appends a history entry for the PCB as it is now.
