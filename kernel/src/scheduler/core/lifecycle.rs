@@ -7,7 +7,8 @@
 //! before they change anything, so a refused one leaves the core as it was; the moves they
 //! make are only legal ones (the PCB's table), and an ended process is never touched again.
 
-use super::{Conditions, CoreError, Scheduler, choose, find_join, work};
+use super::steps::{choose, find_join};
+use super::{Conditions, CoreError, Scheduler, work};
 use crate::scheduler::pcb::{ExitStatus, Pid, ProcessState, WaitReason};
 use erpos_design::service::StepKind;
 

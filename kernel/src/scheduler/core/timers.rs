@@ -7,7 +7,8 @@
 //! itself either: an alarm only says a deadline is near or past; what to do about it is the
 //! time service's (and the rules') decision, sent back as a command.
 
-use super::{Alarm, AlarmKind, Conditions, Scheduler, choose};
+use super::steps::choose;
+use super::{Alarm, AlarmKind, Conditions, Scheduler};
 use crate::scheduler::pcb::{ExitStatus, Pcb, Pid, ProcessState, WaitReason};
 
 impl Scheduler {

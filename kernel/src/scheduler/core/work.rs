@@ -12,7 +12,8 @@ use erpos_design::service::{OperatorRule, Service, Step, TransitionAttribute};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
-use super::{Conditions, CoreError, Scheduler, choose, merge_context, named_users};
+use super::steps::choose;
+use super::{Conditions, CoreError, Scheduler, merge_context, named_users};
 use crate::scheduler::pcb::{
     ExitStatus, ItemRole, ItemState, Notice, Pcb, Pid, ProcessState, WaitReason, WorkItem,
 };
