@@ -6,6 +6,15 @@
 //!
 //! Commands are checked completely before anything changes: a refused command leaves the
 //! core exactly as it was.
+//!
+//! This file holds the core's types, its tables and [`Scheduler::apply`], which sends each
+//! command to the method of its family, then dispatches and flushes the history. The
+//! families live beside it, one file each: `start` (admission, new processes,
+//! predecessors), `lifecycle` (suspend, resume, terminate, fail, and what follows an end),
+//! `steps` (entering steps, gateways and joins, completing, signals, escalations),
+//! `dispatch` (the ready queue, operators, resources), `timers` (ticks and deadline
+//! alarms), `work` (work items: claim, handle, forward, add a signer, return, withdraw,
+//! change of state) and `history` (every change of a PCB recorded).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -801,42 +810,4 @@ pub fn merge(target: &mut Json, patch: &Json) {
         }
         (t, p) => *t = p.clone(),
     }
-}
-
-/// The users a step's operator rule names through the bound record's `field` or a context
-/// `variable` (None when it names none that way). A missing value names nobody, so the
-/// step waits for one to be set.
-fn named_users(step: &Step, pcb: Option<&Pcb>) -> Option<Vec<String>> {
-    let rule = step.operators.as_ref()?;
-    if rule.field.is_none() && rule.variable.is_none() {
-        return None;
-    }
-    let context = pcb.map(|p| &*p.context);
-    let users = |v: Option<&Json>| -> Vec<String> {
-        match v {
-            Some(Json::String(s)) => vec![s.clone()],
-            Some(Json::Array(list)) => list
-                .iter()
-                .filter_map(Json::as_str)
-                .map(str::to_owned)
-                .collect(),
-            _ => Vec::new(),
-        }
-    };
-    let mut out: Option<Vec<String>> = None;
-    if let Some(field) = &rule.field {
-        out = Some(users(
-            context
-                .and_then(|c| c.get("record"))
-                .and_then(|r| r.get(field)),
-        ));
-    }
-    if let Some(var) = &rule.variable {
-        let named = users(context.and_then(|c| c.get(var)));
-        out = Some(match out {
-            Some(prev) => prev.into_iter().filter(|u| named.contains(u)).collect(),
-            None => named,
-        });
-    }
-    out
 }

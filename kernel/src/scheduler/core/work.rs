@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
 use super::steps::choose;
-use super::{Conditions, CoreError, Scheduler, merge_context, named_users};
+use super::{Conditions, CoreError, Scheduler, merge_context};
 use crate::scheduler::pcb::{
     ExitStatus, ItemRole, ItemState, Notice, Pcb, Pid, ProcessState, WaitReason, WorkItem,
 };
@@ -881,4 +881,42 @@ impl Scheduler {
         self.terminate(pid, ExitStatus::Cancelled, by, now_ms, &note, conditions);
         Ok(())
     }
+}
+
+/// The users a step's operator rule names through the bound record's `field` or a context
+/// `variable` (None when it names none that way). A missing value names nobody, so the
+/// step waits for one to be set.
+fn named_users(step: &Step, pcb: Option<&Pcb>) -> Option<Vec<String>> {
+    let rule = step.operators.as_ref()?;
+    if rule.field.is_none() && rule.variable.is_none() {
+        return None;
+    }
+    let context = pcb.map(|p| &*p.context);
+    let users = |v: Option<&Json>| -> Vec<String> {
+        match v {
+            Some(Json::String(s)) => vec![s.clone()],
+            Some(Json::Array(list)) => list
+                .iter()
+                .filter_map(Json::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut out: Option<Vec<String>> = None;
+    if let Some(field) = &rule.field {
+        out = Some(users(
+            context
+                .and_then(|c| c.get("record"))
+                .and_then(|r| r.get(field)),
+        ));
+    }
+    if let Some(var) = &rule.variable {
+        let named = users(context.and_then(|c| c.get(var)));
+        out = Some(match out {
+            Some(prev) => prev.into_iter().filter(|u| named.contains(u)).collect(),
+            None => named,
+        });
+    }
+    out
 }
