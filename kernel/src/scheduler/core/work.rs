@@ -8,13 +8,12 @@
 
 use std::sync::Arc;
 
-use chrono::Datelike;
-
 use erpos_design::service::{OperatorRule, Service, Step, TransitionAttribute};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
-use super::{Conditions, CoreError, Scheduler, choose, merge_context, named_users};
+use super::steps::choose;
+use super::{Conditions, CoreError, Scheduler, merge_context};
 use crate::scheduler::pcb::{
     ExitStatus, ItemRole, ItemState, Notice, Pcb, Pid, ProcessState, WaitReason, WorkItem,
 };
@@ -147,42 +146,6 @@ fn finish(w: &mut WorkItem, action: &str, comment: Option<&str>, by: &str, now_m
 }
 
 impl Scheduler {
-    /// Refuses a start the service's `may_start` does not allow for `by` (checked under the
-    /// core's lock, so two concurrent starts cannot both slip under a limit). Starts by
-    /// anyone who is not a user (rules, timers, the bootstrap administrator) are not limited.
-    pub(super) fn check_may_start(
-        &self,
-        svc: &Service,
-        by: &str,
-        now_ms: i64,
-        conditions: &dyn Conditions,
-    ) -> Result<(), CoreError> {
-        let (Some(expression), Some(user)) = (&svc.may_start, self.operators.get(by)) else {
-            return Ok(());
-        };
-        let offset = svc.serial.as_ref().map_or(0, |s| s.utc_offset_minutes);
-        let mut bindings = serde_json::Map::new();
-        bindings.insert(
-            "user".into(),
-            json!({"id": user.id, "roles": user.roles, "skills": user.skills, "department": user.department}),
-        );
-        bindings.insert(
-            "started".into(),
-            started_counts(self, by, &svc.name, now_ms, offset),
-        );
-        match conditions.holds_over(expression, &bindings) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(CoreError::NotAllowed(format!(
-                "'{by}' may not start '{}' now ({expression})",
-                svc.name
-            ))),
-            Err(e) => Err(CoreError::NotAllowed(format!(
-                "the start rule of '{}' failed: {e}",
-                svc.name
-            ))),
-        }
-    }
-
     fn refuse(&self, pcb: &Pcb, message: impl Into<String>) -> CoreError {
         CoreError::WrongState {
             pid: pcb.id,
@@ -920,43 +883,40 @@ impl Scheduler {
     }
 }
 
-/// Counts of `user`'s processes of `service`: started today, this calendar month (both at
-/// `utc_offset_minutes`), in the last 30 days, and still open — what a service's
-/// `may_start` expression sees as `started`.
-pub fn started_counts(
-    core: &Scheduler,
-    user: &str,
-    service: &str,
-    now_ms: i64,
-    utc_offset_minutes: i32,
-) -> Json {
-    let offset = chrono::FixedOffset::east_opt(utc_offset_minutes * 60)
-        .or_else(|| chrono::FixedOffset::east_opt(0));
-    let local = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .zip(offset)
-            .map(|(t, o)| t.with_timezone(&o))
-    };
-    let now = local(now_ms);
-    let (mut today, mut month, mut last_30, mut open) = (0, 0, 0, 0);
-    for p in core.pcbs_unordered().filter(|p| {
-        &*p.service == service && p.creator.as_deref() == Some(user) && p.parent.is_none()
-    }) {
-        let t = local(p.created_ms);
-        if let (Some(t), Some(n)) = (t, now) {
-            if t.date_naive() == n.date_naive() {
-                today += 1;
-            }
-            if t.year() == n.year() && t.month() == n.month() {
-                month += 1;
-            }
-        }
-        if now_ms - p.created_ms < 30 * 86_400_000 {
-            last_30 += 1;
-        }
-        if p.state != ProcessState::Terminated {
-            open += 1;
-        }
+/// The users a step's operator rule names through the bound record's `field` or a context
+/// `variable` (None when it names none that way). A missing value names nobody, so the
+/// step waits for one to be set.
+fn named_users(step: &Step, pcb: Option<&Pcb>) -> Option<Vec<String>> {
+    let rule = step.operators.as_ref()?;
+    if rule.field.is_none() && rule.variable.is_none() {
+        return None;
     }
-    json!({"today": today, "this_month": month, "last_30_days": last_30, "open": open})
+    let context = pcb.map(|p| &*p.context);
+    let users = |v: Option<&Json>| -> Vec<String> {
+        match v {
+            Some(Json::String(s)) => vec![s.clone()],
+            Some(Json::Array(list)) => list
+                .iter()
+                .filter_map(Json::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut out: Option<Vec<String>> = None;
+    if let Some(field) = &rule.field {
+        out = Some(users(
+            context
+                .and_then(|c| c.get("record"))
+                .and_then(|r| r.get(field)),
+        ));
+    }
+    if let Some(var) = &rule.variable {
+        let named = users(context.and_then(|c| c.get(var)));
+        out = Some(match out {
+            Some(prev) => prev.into_iter().filter(|u| named.contains(u)).collect(),
+            None => named,
+        });
+    }
+    out
 }
