@@ -80,6 +80,30 @@ pub struct Loaded<T> {
     pub value: Decoded<T>,
 }
 
+/// Every definition of `table`, whose `columns` are its key then `definition`, in key
+/// order: for the runtime's load, each with its value or why it cannot be read back.
+pub async fn definitions<T>(
+    db: &Db,
+    table: &'static str,
+    columns: &'static [&'static str; 2],
+) -> Result<Vec<Loaded<T>>>
+where
+    T: serde::de::DeserializeOwned + Send,
+{
+    let key = columns[0];
+    let mut select = Select::from(db.dialect(), table, columns).keyed(key);
+    select.sql().push(" ORDER BY ").ident(key);
+    Ok(select
+        .fetch(db)
+        .await?
+        .into_iter()
+        .map(|row| Loaded {
+            key: row.key().unwrap_or("?").to_owned(),
+            value: row.json("definition"),
+        })
+        .collect())
+}
+
 /// A SELECT over one of erpos's own tables whose columns are all read as text, with the
 /// names the rows it returns are read by. Build it with [`Select::from`] (the columns of
 /// one table) or [`Select::raw`] (an expression, a join, a `RETURNING`), append the rest

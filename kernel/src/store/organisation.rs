@@ -27,17 +27,7 @@ pub fn put_user_sql(d: Dialect, operator: &Operator) -> Result<Sql> {
 /// Every user, by id, for the runtime's load: each keyed by its id, with the operator or
 /// why its definition cannot be read back.
 pub async fn operators(db: &Db) -> Result<Vec<Loaded<Operator>>> {
-    let mut select = Select::from(db.dialect(), "users", &["id", "definition"]).keyed("id");
-    select.sql().push(" ORDER BY id");
-    Ok(select
-        .fetch(db)
-        .await?
-        .into_iter()
-        .map(|row| Loaded {
-            key: row.key().unwrap_or("?").to_owned(),
-            value: row.json("definition"),
-        })
-        .collect())
+    super::definitions(db, "users", &["id", "definition"]).await
 }
 
 /// One user's stored operator definition, if the user exists. A definition that does not

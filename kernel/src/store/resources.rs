@@ -68,15 +68,5 @@ pub fn put_sql(d: Dialect, resource: &Resource, definition: &Json) -> Sql {
 /// Every resource, by id, for the runtime's load: each keyed by its id, with the resource
 /// or why its definition cannot be read back.
 pub async fn load(db: &Db) -> Result<Vec<Loaded<Resource>>> {
-    let mut select = Select::from(db.dialect(), "resources", &["id", "definition"]).keyed("id");
-    select.sql().push(" ORDER BY id");
-    Ok(select
-        .fetch(db)
-        .await?
-        .into_iter()
-        .map(|row| Loaded {
-            key: row.key().unwrap_or("?").to_owned(),
-            value: row.json("definition"),
-        })
-        .collect())
+    super::definitions(db, "resources", &["id", "definition"]).await
 }
