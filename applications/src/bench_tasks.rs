@@ -94,7 +94,7 @@ pub async fn run(processes: usize, concurrency: usize) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(erpos_kernel::server::serve(kernel, listener, async {
+    let server = tokio::spawn(erpos_http::server::serve(kernel, listener, async {
         let _ = stopped.await;
     }));
     let client = Client {

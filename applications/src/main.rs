@@ -23,8 +23,8 @@ macro_rules! say {
 /// The allocator: see `mimalloc` in the workspace Cargo.toml for why.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use erpos_http::server::{serve, shutdown_signal};
 use erpos_kernel::Kernel;
-use erpos_kernel::server::{serve, shutdown_signal};
 
 /// erpos — a metamodel-driven ERP operating kernel.
 #[derive(Parser)]
@@ -206,7 +206,7 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Openapi => {
             use std::io::Write as _;
-            let doc = serde_json::to_string_pretty(&erpos_kernel::api::openapi_document())?;
+            let doc = serde_json::to_string_pretty(&erpos_http::openapi_document())?;
             // A closed pipe here is the reader's choice, but an incomplete document must
             // not pass for a whole one: report it.
             let mut out = std::io::stdout().lock();

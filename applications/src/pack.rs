@@ -152,7 +152,7 @@ pub async fn load(kernel: &Kernel, pack: &Pack) -> anyhow::Result<Loaded> {
 }
 
 /// Loads the leave request: the organisation it runs in, its form and its service (the
-/// one `kernel/tests/leave_api.rs` and `erpos bench tasks` run).
+/// one `kernel/http/tests/leave_api.rs` and `erpos bench tasks` run).
 pub async fn load_leave(kernel: &Kernel, text: &str, loaded: &mut Loaded) -> anyhow::Result<()> {
     let seed: Value = serde_json::from_str(text)?;
     let list = |key: &str| seed[key].as_array().cloned().unwrap_or_default();

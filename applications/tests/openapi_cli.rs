@@ -21,7 +21,7 @@ fn erpos_openapi_prints_the_served_document_and_touches_nothing() -> anyhow::Res
         String::from_utf8_lossy(&out.stderr)
     );
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let served = erpos_kernel::api::openapi_document();
+    let served = erpos_http::openapi_document();
     assert_eq!(printed, served, "the printed document is the served one");
     assert!(
         printed["openapi"]

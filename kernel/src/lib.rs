@@ -1,10 +1,11 @@
 //! erpos-kernel: the operating engine.
 //!
-//! This first layer holds storage (SQLite or PostgreSQL through one `Db`), live DataItem
-//! definitions (tables created and migrated from the metamodel), records, and the HTTP API.
-//! Process control blocks and the scheduler build on it.
+//! Storage (SQLite or PostgreSQL through one `Db`), live DataItem definitions (tables
+//! created and migrated from the metamodel), records, process control blocks and the
+//! scheduler, rules, time and access, and the application layer ([`app`]) every caller
+//! goes through. No HTTP here: the API is the `erpos-http` crate, one caller among others
+//! (the rules executor, the outbox, packs and benches call [`app`] too).
 
-pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -28,7 +29,6 @@ pub mod resources;
 pub mod rules;
 pub mod scheduler;
 pub mod secrets;
-pub mod server;
 pub mod services;
 pub mod sql;
 pub mod stats;

@@ -138,7 +138,7 @@ pub fn context(
     }
 }
 
-/// The process as `caller` may see it: [`crate::api`]'s PCB JSON with the bound record in
+/// The process as `caller` may see it: the API's PCB JSON (erpos-http) with the bound record in
 /// its context redacted (see the module's rules).
 pub fn pcb(
     catalog: &Catalog,

@@ -1,0 +1,169 @@
+//! `/api/v1/data-items`: define DataItems, see their forms, plan and apply migrations.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::ApiError;
+use super::error::ErrorCode;
+use super::extract::{JsonBody, Path};
+use crate::extract::Authenticated;
+use erpos_kernel::Kernel;
+use erpos_kernel::caller::Permission;
+
+/// Every DataItem definition.
+#[utoipa::path(get, path = "/api/v1/data-items", tag = "design", operation_id = "list_data_items",
+    responses((status = 200, description = "every DataItem definition", body = super::schema::DataItemList)))]
+pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
+    let schema = k.definitions.schema();
+    let items: Vec<Value> = schema.catalog.items().map(|i| json!(i)).collect();
+    Json(json!({"total": items.len(), "items": items, "next_cursor": null}))
+}
+
+/// Defines a DataItem and creates its table. Names left out are derived from the Chinese
+/// labels with pinyin.
+#[utoipa::path(post, path = "/api/v1/data-items", tag = "design", operation_id = "create_data_item", request_body = erpos_design::DataItem,
+    responses((status = 201, description = "the stored definition, names derived, version 1", body = erpos_design::DataItem),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 409, description = "a DataItem of that name exists", body = super::error::ErrorBody),
+              (status = 422, description = "invalid definition; every problem at its JSON pointer (`invalid_definition`)", body = super::error::ErrorBody)))]
+pub async fn create(
+    State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
+    JsonBody(body): JsonBody,
+) -> Result<impl IntoResponse, ApiError> {
+    let item = erpos_kernel::app::design::create_data_item(&k, &caller, &body).await?;
+    Ok((StatusCode::CREATED, Json(json!(item))))
+}
+
+/// One DataItem definition, with its pending change if there is one.
+#[utoipa::path(get, path = "/api/v1/data-items/{name}", tag = "design", operation_id = "show_data_item",
+    params(("name" = String, Path, description = "DataItem name")),
+    responses((status = 200, description = "the definition, its pending change and its descendants", body = super::schema::DataItemShown),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody)))]
+pub async fn show(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let schema = k.definitions.schema();
+    let item = schema
+        .catalog
+        .require(&name)
+        .map_err(erpos_kernel::KernelError::from)?;
+    let mut out = json!(item);
+    let draft = k.definitions.draft(&name).await?;
+    out["pending_change"] = json!(draft);
+    out["descendants"] = json!(schema.catalog.descendants(&name));
+    Ok(Json(out))
+}
+
+/// Proposes a new definition of a DataItem: stored as its pending change, answered with the
+/// migration plan. Nothing changes in the tables until the plan is applied.
+#[utoipa::path(put, path = "/api/v1/data-items/{name}", tag = "design", operation_id = "propose_data_item", request_body = erpos_design::DataItem,
+    params(("name" = String, Path, description = "DataItem name")),
+    responses((status = 200, description = "the pending change and its migration plan", body = super::schema::Proposal),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody),
+              (status = 422, description = "invalid definition (`invalid_definition`)", body = super::error::ErrorBody)))]
+pub async fn propose(
+    State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let (draft, plan) =
+        erpos_kernel::app::design::propose_data_item(&k, &caller, &name, &body).await?;
+    Ok(Json(json!({"pending_change": draft, "plan": plan})))
+}
+
+/// The generated form: a JSON Schema (draft 2020-12) that validates every write, and a layout.
+#[utoipa::path(get, path = "/api/v1/data-items/{name}/form", tag = "design", operation_id = "data_item_form",
+    params(("name" = String, Path, description = "DataItem name")),
+    responses((status = 200, description = "the JSON Schemas of writes and the layout", body = super::schema::Form),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody)))]
+pub async fn form(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let schema = k.definitions.schema();
+    schema
+        .catalog
+        .require(&name)
+        .map_err(erpos_kernel::KernelError::from)?;
+    Ok(Json(json!({
+        "item": name,
+        "schema": erpos_design::form::json_schema(&schema.catalog, &name, true),
+        "patch_schema": erpos_design::form::json_schema(&schema.catalog, &name, false),
+        "layout": erpos_design::form::layout(&schema.catalog, &name),
+    })))
+}
+
+/// The migration plan of the pending change: each step, its SQL, and which are destructive.
+#[utoipa::path(get, path = "/api/v1/data-items/{name}/migration", tag = "design", operation_id = "data_item_migration_plan",
+    params(("name" = String, Path, description = "DataItem name")),
+    responses((status = 200, description = "the plan", body = erpos_design::MigrationPlan),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody),
+              (status = 409, description = "no pending change (`no_pending_change`)", body = super::error::ErrorBody)))]
+pub async fn migration_plan(
+    State(k): State<Arc<Kernel>>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(k.definitions.pending_plan(&name).await?)))
+}
+
+/// Applies the pending change. Body `{"confirm_destructive": true}` is required when a step
+/// removes a field or converts values lossily (the old values are archived, never dropped).
+#[utoipa::path(post, path = "/api/v1/data-items/{name}/migration", tag = "design", operation_id = "apply_data_item_migration",
+    request_body(content = Option<super::schema::MigrationConfirm>, description = "optional; `{\"confirm_destructive\": true}` for destructive steps"),
+    params(("name" = String, Path, description = "DataItem name")),
+    responses((status = 200, description = "the definition now in force and the steps applied", body = super::schema::Migrated),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody),
+              (status = 409, description = "destructive and unconfirmed (`destructive_change_unconfirmed`), no pending change (`no_pending_change`), or values repeat for a new unique field (`unique_violation`)", body = super::error::ErrorBody)))]
+pub async fn migration_apply(
+    State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    erpos_kernel::app::require(&caller, Permission::Design, "migrating DataItems")?;
+    let body = super::extract::optional_body(&body, Value::Null)?;
+    let confirm = match body.get("confirm_destructive") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::ValidationFailed,
+                "confirm_destructive must be true or false",
+            )
+            .with_details(vec![erpos_design::Issue::new(
+                "/confirm_destructive",
+                "expected a boolean",
+            )]));
+        }
+    };
+    let (item, plan) =
+        erpos_kernel::app::design::migrate_data_item(&k, &caller, &name, confirm).await?;
+    Ok(Json(json!({"data_item": item, "applied": plan})))
+}
+
+/// Discards the pending change.
+#[utoipa::path(delete, path = "/api/v1/data-items/{name}/migration", tag = "design", operation_id = "discard_data_item_change",
+    params(("name" = String, Path, description = "DataItem name")),
+    responses((status = 204, description = "discarded"),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "no such DataItem", body = super::error::ErrorBody),
+              (status = 409, description = "no pending change (`no_pending_change`)", body = super::error::ErrorBody)))]
+pub async fn migration_discard(
+    State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    erpos_kernel::app::design::discard_data_item_change(&k, &caller, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
