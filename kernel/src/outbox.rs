@@ -20,11 +20,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value as Json, json};
 use sha2::Sha256;
 
+use crate::app::orders::ProcessOrder;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::engine::Engine;
 use crate::error::{KernelError, Result};
-use crate::scheduler::Command;
 use crate::sql::Sql;
 use crate::store::{Select, StoredRow};
 
@@ -353,124 +353,51 @@ impl Outbox {
     }
 
     /// A process command. A start remembers its outbox id, so a redelivery after a crash
-    /// finds the process instead of starting a second one.
+    /// finds the process instead of starting a second one. The order is carried out through
+    /// the application layer (`app::orders`), the rule acting as the kernel under its own
+    /// name, as a start over the API would be.
     async fn command(&self, id: i64, p: &Json, claimed: bool) -> Result<(), Failure> {
-        let text = |k: &str| p.get(k).and_then(Json::as_str).map(str::to_owned);
-        let pid = p.get("pid").and_then(Json::as_u64).unwrap_or(0);
-        let by = match text("rule") {
+        let mut order =
+            ProcessOrder::from_payload(p).map_err(|e| Failure::Permanent(e.to_string()))?;
+        let rule = p.get("rule").and_then(Json::as_str);
+        if let ProcessOrder::StartService { context, .. } = &mut order {
+            if claimed && let Some(found) = self.started_by(id).await {
+                tracing::info!(
+                    outbox = id,
+                    pid = found,
+                    "start already done before a restart"
+                );
+                return Ok(());
+            }
+            self.claim(id)
+                .await
+                .map_err(|e| Failure::Transient(e.to_string()))?;
+            // The bound record is read again by the start, as it is now.
+            context.remove("record");
+            context.insert("_origin".into(), json!({"outbox": id, "rule": rule}));
+        }
+        let by = match rule {
             Some(rule) => format!("rule:{rule}"),
             None => "system".to_owned(),
         };
-        let command = match text("op").as_deref() {
-            Some("start_service") => {
-                if claimed && let Some(found) = self.started_by(id).await {
-                    tracing::info!(
-                        outbox = id,
-                        pid = found,
-                        "start already done before a restart"
-                    );
-                    return Ok(());
-                }
-                self.claim(id)
-                    .await
-                    .map_err(|e| Failure::Transient(e.to_string()))?;
-                let mut context = p.get("context").cloned().unwrap_or_else(|| json!({}));
-                if let Some(c) = context.as_object_mut() {
-                    // The bound record is read again by the start, as it is now.
-                    c.remove("record");
-                    c.insert(
-                        "_origin".into(),
-                        json!({"outbox": id, "rule": text("rule")}),
-                    );
-                }
-                let binding = p.get("record").and_then(|r| {
-                    Some(crate::app::processes::Binding::Existing {
-                        item: r.get("item")?.as_str()?.to_owned(),
-                        id: r.get("id")?.as_str()?.to_owned(),
-                    })
-                });
-                // Through the application layer, like a start over the API: the rule acts
-                // as the kernel, under its own name.
-                let start = crate::app::processes::StartProcess {
-                    service: text("service").unwrap_or_default(),
-                    priority: p.get("priority").and_then(Json::as_i64).map(|v| v as i32),
-                    binding,
-                    context,
-                    start_at_ms: p.get("start_at_ms").and_then(Json::as_i64),
-                    ..Default::default()
-                };
-                let parts = crate::app::processes::Parts {
-                    engine: &self.engine,
-                    records: &self.records,
-                    definitions: &self.definitions,
-                };
-                let caller = crate::caller::Caller::system(&by);
-                return match crate::app::processes::start_with(&parts, &caller, start).await {
-                    Ok(_) => Ok(()),
-                    // Refused as asked (no such service, a record of another DataItem or
-                    // gone, an illegal start): it would be refused again.
-                    Err(
-                        e @ (KernelError::Process(_)
-                        | KernelError::NotFound(_)
-                        | KernelError::Invalid(_)
-                        | KernelError::Design(_)
-                        | KernelError::Forbidden(_)),
-                    ) => Err(Failure::Permanent(e.to_string())),
-                    Err(e) => Err(Failure::Transient(e.to_string())),
-                };
-            }
-            Some("signal_process") => Command::Signal {
-                pid,
-                event: text("signal").unwrap_or_default(),
-                payload: p.get("payload").cloned().unwrap_or(Json::Null),
-                by,
-            },
-            Some("set_priority") => Command::SetPriority {
-                pid,
-                priority: p.get("priority").and_then(Json::as_i64).unwrap_or(5) as i32,
-                by,
-            },
-            Some("suspend_process") => Command::Suspend {
-                pid,
-                by,
-                reason: text("reason").unwrap_or_else(|| "suspended by a rule".into()),
-            },
-            Some("resume_process") => Command::Resume { pid, by },
-            Some("assign_operator") => Command::Assign {
-                pid,
-                user: text("user").unwrap_or_default(),
-                by,
-            },
-            Some("allocate_resource") => Command::Allocate {
-                pid,
-                resource: text("resource").unwrap_or_default(),
-                quantity: p.get("quantity").and_then(Json::as_u64).unwrap_or(1) as u32,
-                by,
-            },
-            Some("release_resource") => Command::Release {
-                pid,
-                resource: text("resource").unwrap_or_default(),
-                by,
-            },
-            Some("take_transition") => Command::TakeTransition {
-                pid,
-                transition: text("transition").unwrap_or_default(),
-                by,
-            },
-            Some("terminate_process") => Command::Terminate {
-                pid,
-                by,
-                reason: text("reason").unwrap_or_else(|| "terminated by a rule".into()),
-            },
-            other => {
-                return Err(Failure::Permanent(format!(
-                    "unknown process command {other:?}"
-                )));
-            }
+        let parts = crate::app::processes::Parts {
+            engine: &self.engine,
+            records: &self.records,
+            definitions: &self.definitions,
         };
-        match self.engine.command(command).await {
-            Ok(_) => Ok(()),
-            Err(KernelError::Process(e)) => Err(Failure::Permanent(e.to_string())),
+        let caller = crate::caller::Caller::system(&by);
+        match crate::app::orders::carry_out(&parts, &caller, order).await {
+            Ok(()) => Ok(()),
+            // Refused as asked (no such service or process, a record of another DataItem
+            // or gone, a command not legal in the process's state): it would be refused
+            // again.
+            Err(
+                e @ (KernelError::Process(_)
+                | KernelError::NotFound(_)
+                | KernelError::Invalid(_)
+                | KernelError::Design(_)
+                | KernelError::Forbidden(_)),
+            ) => Err(Failure::Permanent(e.to_string())),
             Err(e) => Err(Failure::Transient(e.to_string())),
         }
     }

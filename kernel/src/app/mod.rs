@@ -14,6 +14,7 @@
 pub mod access;
 pub mod design;
 pub mod operations;
+pub mod orders;
 pub mod organisation;
 pub mod processes;
 pub mod records;

@@ -15,6 +15,7 @@ use erpos_design::template::{render, render_json};
 use serde_json::{Map, Value as Json, json};
 
 use super::sandbox::{Bindings, Sandbox};
+use crate::app::orders::{ProcessOrder, RecordRef};
 use crate::db::{Db, Tx};
 use crate::outbox::{Delivery, Kind, enqueue_sql};
 use crate::records::Records;
@@ -275,25 +276,35 @@ impl Executor {
                                     .get(item, id)
                                     .await
                                     .map_err(|e| e.to_string())?;
-                                Some(json!({"item": item, "id": id}))
+                                Some(RecordRef {
+                                    item: item.to_owned(),
+                                    id: id.to_owned(),
+                                })
                             }
                             _ => return Err(format!("'record' gave {r}, not #{{item: …, id: …}}")),
                         }
                     }
-                    None => s
-                        .record
-                        .as_ref()
-                        .map(|(item, id, _)| json!({"item": item, "id": id})),
+                    None => s.record.as_ref().map(|(item, id, _)| RecordRef {
+                        item: item.clone(),
+                        id: id.clone(),
+                    }),
                 };
-                let context = self.values(context, compute, bindings)?;
+                let context = match self.values(context, compute, bindings)? {
+                    Json::Object(c) => c,
+                    _ => Map::new(),
+                };
                 let start_at_ms = delay
                     .as_deref()
                     .and_then(parse_iso_duration)
                     .map(|secs| now_ms + secs as i64 * 1000);
-                let payload = json!({
-                    "op": "start_service", "service": service, "record": bound,
-                    "priority": priority, "context": context, "start_at_ms": start_at_ms,
-                });
+                let payload = ProcessOrder::StartService {
+                    service: service.clone(),
+                    record: bound,
+                    priority: *priority,
+                    context,
+                    start_at_ms,
+                }
+                .to_payload();
                 Ok((
                     json!({"op": "start_service", "service": service}),
                     vec![deliver(Kind::Process, payload, now_ms)],
@@ -305,7 +316,12 @@ impl Executor {
                 payload,
             } => {
                 let pid = self.pid(process, s, bindings)?;
-                let body = json!({"op": "signal_process", "pid": pid, "signal": signal, "payload": payload});
+                let body = ProcessOrder::SignalProcess {
+                    pid,
+                    signal: signal.clone(),
+                    payload: Json::Object(payload.clone()),
+                }
+                .to_payload();
                 Ok((
                     json!({"op": "signal_process", "pid": pid, "signal": signal}),
                     vec![deliver(Kind::Process, body, now_ms)],
@@ -313,7 +329,11 @@ impl Executor {
             }
             Instruction::SetPriority { process, priority } => {
                 let pid = self.pid(process, s, bindings)?;
-                let body = json!({"op": "set_priority", "pid": pid, "priority": priority});
+                let body = ProcessOrder::SetPriority {
+                    pid,
+                    priority: *priority,
+                }
+                .to_payload();
                 Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
             }
             Instruction::SuspendProcess {
@@ -322,10 +342,14 @@ impl Executor {
                 period,
             } => {
                 let pid = self.pid(process, s, bindings)?;
-                let body = json!({"op": "suspend_process", "pid": pid, "reason": reason});
+                let body = ProcessOrder::SuspendProcess {
+                    pid,
+                    reason: reason.clone(),
+                }
+                .to_payload();
                 let mut out = vec![deliver(Kind::Process, body, now_ms)];
                 if let Some(secs) = period.as_deref().and_then(parse_iso_duration) {
-                    let resume = json!({"op": "resume_process", "pid": pid});
+                    let resume = ProcessOrder::ResumeProcess { pid }.to_payload();
                     out.push(deliver(Kind::Process, resume, now_ms + secs as i64 * 1000));
                 }
                 Ok((
@@ -335,17 +359,25 @@ impl Executor {
             }
             Instruction::ResumeProcess { process } => {
                 let pid = self.pid(process, s, bindings)?;
-                let body = json!({"op": "resume_process", "pid": pid});
+                let body = ProcessOrder::ResumeProcess { pid }.to_payload();
                 Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
             }
             Instruction::TerminateProcess { process, reason } => {
                 let pid = self.pid(process, s, bindings)?;
-                let body = json!({"op": "terminate_process", "pid": pid, "reason": reason});
+                let body = ProcessOrder::TerminateProcess {
+                    pid,
+                    reason: reason.clone(),
+                }
+                .to_payload();
                 Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
             }
             Instruction::AssignOperator { process, user } => {
                 let pid = self.pid(process, s, bindings)?;
-                let body = json!({"op": "assign_operator", "pid": pid, "user": user});
+                let body = ProcessOrder::AssignOperator {
+                    pid,
+                    user: user.clone(),
+                }
+                .to_payload();
                 Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
             }
             Instruction::AllocateResource {
@@ -354,13 +386,21 @@ impl Executor {
                 quantity,
             } => {
                 let pid = self.pid(process, s, bindings)?;
-                let body = json!({"op": "allocate_resource", "pid": pid, "resource": resource,
-                                  "quantity": quantity.unwrap_or(1)});
+                let body = ProcessOrder::AllocateResource {
+                    pid,
+                    resource: resource.clone(),
+                    quantity: quantity.unwrap_or(1),
+                }
+                .to_payload();
                 Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
             }
             Instruction::ReleaseResource { process, resource } => {
                 let pid = self.pid(process, s, bindings)?;
-                let body = json!({"op": "release_resource", "pid": pid, "resource": resource});
+                let body = ProcessOrder::ReleaseResource {
+                    pid,
+                    resource: resource.clone(),
+                }
+                .to_payload();
                 Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
             }
             Instruction::TakeTransition {
@@ -368,7 +408,11 @@ impl Executor {
                 transition,
             } => {
                 let pid = self.pid(process, s, bindings)?;
-                let body = json!({"op": "take_transition", "pid": pid, "transition": transition});
+                let body = ProcessOrder::TakeTransition {
+                    pid,
+                    transition: transition.clone(),
+                }
+                .to_payload();
                 Ok((body.clone(), vec![deliver(Kind::Process, body, now_ms)]))
             }
             Instruction::Notify {
