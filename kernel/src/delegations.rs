@@ -7,6 +7,7 @@ use erpos_design::{DesignError, Issue};
 use serde_json::{Value as Json, json};
 
 use crate::Kernel;
+use crate::audit::Audit;
 use crate::error::{KernelError, Result};
 use crate::scheduler::Delegation;
 use crate::sql::Sql;
@@ -21,8 +22,9 @@ pub fn to_json(d: &Delegation) -> Json {
 }
 
 /// Checks and stores `{"user", "deputy", "from", "to", "services"?}` (`user` defaults to
-/// `by`), then hands the user's delegations to the scheduler.
-pub async fn create(k: &Kernel, body: &Json, by: &str) -> Result<Delegation> {
+/// `by`) with its `audit` row in the same transaction, then hands the user's delegations
+/// to the scheduler. Who may is decided by the application layer (`app::delegations`).
+pub async fn create(k: &Kernel, body: &Json, by: &str, audit: &Audit) -> Result<Delegation> {
     let mut issues = Vec::new();
     // A body that is JSON but not an object is an invalid delegation (422, like every other
     // problem below), not a bad query parameter (400): found by the schemathesis run.
@@ -117,7 +119,8 @@ pub async fn create(k: &Kernel, body: &Json, by: &str) -> Result<Delegation> {
         .push(", ")
         .int(k.engine.now_ms())
         .push(")");
-    k.db.write_atomically(vec![sql]).await?;
+    let row = audit.row(k.db.dialect(), &format!("{user} → {deputy}"));
+    k.db.write_atomically(vec![sql, row]).await?;
     let list = reload(k, &user).await?;
     list.into_iter()
         .max_by_key(|d| d.id)
@@ -136,8 +139,9 @@ pub async fn list(k: &Kernel, user: Option<&str>) -> Vec<Delegation> {
         .await
 }
 
-/// Ends a delegation early (removes it). Returns the removed one.
-pub async fn remove(k: &Kernel, id: i64) -> Result<Delegation> {
+/// Ends a delegation early (removes it, with its `audit` row in the same transaction).
+/// Returns the removed one.
+pub async fn remove(k: &Kernel, id: i64, audit: &Audit) -> Result<Delegation> {
     let found = k
         .engine
         .read(|c| c.delegations().find(|d| d.id == id).cloned())
@@ -145,7 +149,11 @@ pub async fn remove(k: &Kernel, id: i64) -> Result<Delegation> {
         .ok_or_else(|| KernelError::NotFound(format!("delegation {id}")))?;
     let mut sql = Sql::new(k.db.dialect());
     sql.push("DELETE FROM delegations WHERE id = ").int(id);
-    k.db.write_atomically(vec![sql]).await?;
+    let row = audit.row(
+        k.db.dialect(),
+        &format!("{} → {}", found.user, found.deputy),
+    );
+    k.db.write_atomically(vec![sql, row]).await?;
     reload(k, &found.user).await?;
     Ok(found)
 }

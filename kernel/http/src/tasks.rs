@@ -16,6 +16,7 @@ use super::extract::{JsonBody, Path, QueryPairs};
 use super::processes::{forbidden, pcb_json};
 use crate::extract::Authenticated;
 use erpos_kernel::Kernel;
+use erpos_kernel::app::delegations::Whose;
 use erpos_kernel::caller::{Caller, Permission};
 use erpos_kernel::engine::state_name;
 use erpos_kernel::error::KernelError;
@@ -187,22 +188,17 @@ pub async fn delegations(
     Authenticated(caller): Authenticated,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    let mut user = Some(caller.user.clone());
+    let mut whose = Whose::Own;
     for (key, value) in params {
         match key.as_str() {
-            "user" => user = Some(value),
-            "all" if value == "true" => user = None,
+            "user" => whose = Whose::User(value),
+            "all" if value == "true" => whose = Whose::Everyone,
             "all" if value == "false" => {}
             _ => return Err(ApiError::bad_parameter(&key, "unknown parameter")),
         }
     }
-    if user.as_deref() != Some(caller.user.as_str()) && !caller.may(Permission::Organisation) {
-        return Err(forbidden(
-            "other users' delegations need the organisation grant",
-        ));
-    }
-    let items: Vec<Value> = erpos_kernel::delegations::list(&k, user.as_deref())
-        .await
+    let items: Vec<Value> = erpos_kernel::app::delegations::list(&k, &caller, whose)
+        .await?
         .iter()
         .map(erpos_kernel::delegations::to_json)
         .collect();
@@ -224,16 +220,7 @@ pub async fn create_delegation(
     Authenticated(caller): Authenticated,
     JsonBody(body): JsonBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    let user = body
-        .get("user")
-        .and_then(Value::as_str)
-        .unwrap_or(&caller.user);
-    if user != caller.user && !caller.may(Permission::Organisation) {
-        return Err(forbidden(
-            "delegating another user's work needs the organisation grant",
-        ));
-    }
-    let d = erpos_kernel::delegations::create(&k, &body, &caller.user).await?;
+    let d = erpos_kernel::app::delegations::create(&k, &caller, &body).await?;
     Ok((
         StatusCode::CREATED,
         Json(erpos_kernel::delegations::to_json(&d)),
@@ -254,15 +241,6 @@ pub async fn delete_delegation(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::from(KernelError::NotFound(format!("delegation '{id}'"))))?;
-    let own = erpos_kernel::delegations::list(&k, Some(&caller.user))
-        .await
-        .iter()
-        .any(|d| d.id == id);
-    if !own && !caller.may(Permission::Organisation) {
-        return Err(forbidden(
-            "other users' delegations need the organisation grant",
-        ));
-    }
-    let d = erpos_kernel::delegations::remove(&k, id).await?;
+    let d = erpos_kernel::app::delegations::end(&k, &caller, id).await?;
     Ok(Json(erpos_kernel::delegations::to_json(&d)))
 }

@@ -99,6 +99,19 @@ fn audited_changes() -> Vec<(&'static str, &'static str, Value, &'static str)> {
         ),
         (
             "POST",
+            "/api/v1/users",
+            json!({"id": "dr_wang", "name": "王医生", "roles": ["doctor"]}),
+            "user.save dr_wang",
+        ),
+        (
+            "POST",
+            "/api/v1/delegations",
+            json!({"user": "dr_li", "deputy": "dr_wang", "from": "2026-12-20T09:00:00+08:00",
+                   "to": "2027-01-03T18:00:00+08:00"}),
+            "delegation.create dr_li → dr_wang",
+        ),
+        (
+            "POST",
             "/api/v1/services",
             json!({"name": "follow_up", "label": {"zh": "术后回访"},
                    "steps": [{"name": "call", "kind": "human", "label": {"zh": "电话回访"}, "operators": {"creator": true}},
@@ -175,6 +188,7 @@ async fn visible_state(app: &TestApp) -> anyhow::Result<Value> {
         "/api/v1/rules",
         "/api/v1/events",
         "/api/v1/app-tokens",
+        "/api/v1/delegations?all=true",
     ] {
         let (_, b) = app.call("GET", path, None).await?;
         // Rules carry counters that move with time; names are what a change adds.
@@ -234,6 +248,31 @@ async fn every_audited_change_commits_with_its_audit_row_or_not_at_all() -> anyh
                 "#{i}"
             );
         }
+        // Ending the delegation (its id is the database's): refused with its row, then
+        // made with it.
+        let (_, list) = app
+            .call("GET", "/api/v1/delegations?all=true", None)
+            .await?;
+        let id = list["items"][0]["id"].as_i64().unwrap_or_default();
+        let path = format!("/api/v1/delegations/{id}");
+        let log_before = audit_lines(&app).await?;
+        refuse_audit_rows(&app, true).await?;
+        let (s, b) = app.call("DELETE", &path, None).await?;
+        refuse_audit_rows(&app, false).await?;
+        assert!(s.is_server_error(), "ended without its audit row: {s} {b}");
+        let (_, after) = app
+            .call("GET", "/api/v1/delegations?all=true", None)
+            .await?;
+        assert_eq!(after["total"], json!(1), "{after}");
+        assert_eq!(audit_lines(&app).await?, log_before);
+        let (s, b) = app.call("DELETE", &path, None).await?;
+        assert!(s.is_success(), "{s} {b}");
+        let log = audit_lines(&app).await?;
+        assert_eq!(
+            log.last().map(String::as_str),
+            Some("admin delegation.end dr_li → dr_wang")
+        );
+        assert_eq!(log.len(), log_before.len() + 1);
         // A refused change (bad input, a missing grant) leaves no row either.
         let log_before = audit_lines(&app).await?;
         let (s, _) = app

@@ -12,6 +12,7 @@
 //! This layer never speaks HTTP: it returns [`KernelError`]s, which the API maps to statuses.
 
 pub mod access;
+pub mod delegations;
 pub mod design;
 pub mod operations;
 pub mod orders;
