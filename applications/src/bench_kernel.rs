@@ -8,9 +8,11 @@ use std::time::Instant;
 
 use erpos_design::service::Service;
 use erpos_kernel::Kernel;
+use erpos_kernel::app::processes::StartProcess;
 use erpos_kernel::audit::Audit;
+use erpos_kernel::caller::Caller;
 use erpos_kernel::conditions::RhaiConditions;
-use erpos_kernel::scheduler::{Command, Operator, Pid, ProcessState, Resource, Scheduler};
+use erpos_kernel::scheduler::{Command, Operator, ProcessState, Resource, Scheduler};
 use serde_json::json;
 
 /// The five-step service measured: check-in (human) → route (exclusive, a Rhai condition)
@@ -164,31 +166,30 @@ pub async fn run(
         let kernel = kernel.clone();
         let next = next.clone();
         tasks.push(tokio::spawn(async move {
+            // Through the application layer, as the API and the rules start and complete
+            // processes: the grant checks, the record reads and the commands' building
+            // are measured with the scheduler and the group commit.
+            let bench = Caller::system("bench");
+            let staff = Caller::system("staff");
             while next.fetch_add(1, Ordering::SeqCst) < processes {
-                let out = kernel
-                    .engine
-                    .command(Command::Start {
+                let started = erpos_kernel::app::processes::start(
+                    &kernel,
+                    &bench,
+                    StartProcess {
                         service: "bench_visit".into(),
-                        version: None,
-                        priority: None,
-                        record: None,
                         context: json!({"vip": false}),
-                        predecessor: None,
-                        start_at_ms: None,
-                        by: "bench".into(),
-                    })
-                    .await?;
-                let pid: Pid = out.pid.unwrap_or_default();
+                        ..Default::default()
+                    },
+                )
+                .await?;
                 for _ in 0..2 {
-                    kernel
-                        .engine
-                        .command(Command::Complete {
-                            pid,
-                            transition: None,
-                            context: None,
-                            record: None,
-                            by: "staff".into(),
-                        })
+                    let pcb = erpos_kernel::app::processes::visible_to_act(
+                        &kernel,
+                        &staff,
+                        &started.pid.to_string(),
+                    )
+                    .await?;
+                    erpos_kernel::app::work::act(&kernel, &staff, &pcb, "complete", &json!({}))
                         .await?;
                 }
             }

@@ -375,8 +375,7 @@ pub async fn list_apps(
     State(k): State<Arc<Kernel>>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Organisation, "listing app tokens")?;
-    let items: Vec<Value> = k.auth.apps().await?.iter().map(|a| a.masked()).collect();
+    let items = erpos_kernel::app::monitor::app_tokens(&k, &caller).await?;
     Ok(Json(
         json!({"total": items.len(), "items": items, "next_cursor": null}),
     ))
@@ -412,7 +411,6 @@ pub async fn audit(
     Authenticated(caller): Authenticated,
     super::extract::QueryPairs(params): super::extract::QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Monitor, "reading the audit log")?;
     let (mut actor, mut before, mut limit) = (None, None, 50usize);
     for (key, value) in params {
         match key.as_str() {
@@ -433,7 +431,8 @@ pub async fn audit(
             _ => return Err(ApiError::bad_parameter(&key, "unknown parameter")),
         }
     }
-    let items = erpos_kernel::audit::list(&k, actor.as_deref(), before, limit).await?;
+    let page = erpos_kernel::app::monitor::Page { before, limit };
+    let items = erpos_kernel::app::monitor::audit_log(&k, &caller, actor.as_deref(), page).await?;
     let next = (items.len() == limit)
         .then(|| items.last().and_then(|i| i.get("seq").cloned()))
         .flatten();

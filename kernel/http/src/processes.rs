@@ -49,11 +49,6 @@ pub fn pcb_page<'a>(
     json!({"items": items, "total": all.len(), "next_cursor": next_cursor})
 }
 
-/// A 403: the caller lacks what the request needs (nothing changed).
-pub fn forbidden(message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
-}
-
 /// The process if the caller may see it ([`erpos_kernel::app::processes::visible`]).
 pub async fn visible_pcb(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb, ApiError> {
     Ok(erpos_kernel::app::processes::visible(k, caller, id).await?)
@@ -459,7 +454,7 @@ pub async fn act(
             ),
         ));
     }
-    let pcb = visible_pcb(&k, &caller, &id).await?;
+    let pcb = erpos_kernel::app::processes::visible_to_act(&k, &caller, &id).await?;
     let pid = pcb.id;
     erpos_kernel::app::work::act(&k, &caller, &pcb, &action, &body).await?;
     let schema = k.definitions.schema();
@@ -479,43 +474,5 @@ pub async fn queues(
     State(k): State<Arc<Kernel>>,
     Authenticated(caller): Authenticated,
 ) -> Result<Json<Value>, ApiError> {
-    if !caller.may(Permission::Monitor) {
-        return Err(forbidden("the queues need the monitor grant"));
-    }
-    let out = k
-        .engine
-        .read(|core| {
-            let states: serde_json::Map<String, Value> = erpos_kernel::scheduler::pcb::count_by_state(core.pcbs_unordered())
-                .into_iter()
-                .map(|(s, n)| (state_name(s).to_owned(), json!(n)))
-                .collect();
-            let mut waits: std::collections::BTreeMap<String, usize> = Default::default();
-            let mut waiting_for_type: std::collections::BTreeMap<String, usize> = Default::default();
-            for p in core.pcbs_unordered() {
-                if let Some(w) = &p.wait {
-                    let kind = serde_json::to_value(w).ok().and_then(|v| v["kind"].as_str().map(str::to_owned)).unwrap_or_default();
-                    *waits.entry(kind).or_default() += 1;
-                    if let erpos_kernel::scheduler::WaitReason::Resource { types } = w {
-                        for t in types {
-                            *waiting_for_type.entry(t.clone()).or_default() += 1;
-                        }
-                    }
-                }
-            }
-            let resources: Vec<Value> = core
-                .pool()
-                .iter()
-                .map(|r| {
-                    json!({
-                        "id": r.id, "type": r.resource_type, "capacity": r.capacity,
-                        "in_use": core.pool().in_use(&r.id),
-                        "holders": core.pool().holders(&r.id).into_iter().map(|(p, q)| json!({"process": p, "quantity": q})).collect::<Vec<_>>(),
-                        "waiting": waiting_for_type.get(&r.resource_type).copied().unwrap_or(0),
-                    })
-                })
-                .collect();
-            json!({"states": states, "waiting": waits, "resources": resources, "ready_queue": core.ready_queue()})
-        })
-        .await;
-    Ok(Json(out))
+    Ok(Json(erpos_kernel::app::monitor::queues(&k, &caller).await?))
 }

@@ -18,6 +18,7 @@ use super::error::ErrorCode;
 use super::extract::{JsonBody, Path, QueryPairs};
 use crate::extract::Authenticated;
 use erpos_kernel::Kernel;
+use erpos_kernel::app::monitor::Page;
 use erpos_kernel::caller::Permission;
 
 fn bad(key: &str, message: &str) -> ApiError {
@@ -181,13 +182,8 @@ pub async fn quarantine(
     Authenticated(caller): Authenticated,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    require(
-        &caller,
-        Permission::Monitor,
-        "reading the rules' quarantine",
-    )?;
     let (limit, before) = paging(params, |key, _| Err(unknown(key)))?;
-    let items = k.rules.quarantined(before.map(|b| b as u64), limit).await?;
+    let items = erpos_kernel::app::monitor::quarantine(&k, &caller, Page { before, limit }).await?;
     Ok(page(items, limit, "event_seq"))
 }
 
@@ -225,11 +221,9 @@ pub async fn runs(
     Path(name): Path<String>,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Monitor, "reading rule runs")?;
-    k.rules.show(&name).await?;
     let (limit, before) = paging(params, |key, _| Err(unknown(key)))?;
-    let mut items = k.rules.runs(&name, before.map(|b| b as u64), limit).await?;
-    items.iter_mut().for_each(erpos_kernel::secrets::mask);
+    let items =
+        erpos_kernel::app::monitor::rule_runs(&k, &caller, &name, Page { before, limit }).await?;
     Ok(page(items, limit, "event_seq"))
 }
 
@@ -247,7 +241,6 @@ pub async fn events(
     Authenticated(caller): Authenticated,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Monitor, "reading the event log")?;
     let mut kind = None;
     let mut subject = None;
     let (limit, before) = paging(params, |key, value| {
@@ -263,14 +256,14 @@ pub async fn events(
         }
         Ok(())
     })?;
-    let items = k
-        .events
-        .list(kind, subject.as_deref(), before.map(|b| b as u64), limit)
-        .await?;
-    let items = items
-        .into_iter()
-        .map(|e| serde_json::to_value(e).unwrap_or(Value::Null))
-        .collect();
+    let items = erpos_kernel::app::monitor::events(
+        &k,
+        &caller,
+        kind,
+        subject.as_deref(),
+        Page { before, limit },
+    )
+    .await?;
     Ok(page(items, limit, "seq"))
 }
 
@@ -319,7 +312,6 @@ pub async fn outbox(
     Authenticated(caller): Authenticated,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Monitor, "reading the outbox")?;
     let mut state = None;
     let (limit, before) = paging(params, |key, value| match key {
         "state" if ["pending", "delivered", "failed"].contains(&value.as_str()) => {
@@ -329,7 +321,9 @@ pub async fn outbox(
         "state" => Err(bad(key, "one of pending, delivered, failed")),
         _ => Err(unknown(key)),
     })?;
-    let items = k.outbox.list(state.as_deref(), before, limit).await?;
+    let items =
+        erpos_kernel::app::monitor::outbox(&k, &caller, state.as_deref(), Page { before, limit })
+            .await?;
     Ok(page(items, limit, "id"))
 }
 
@@ -375,14 +369,6 @@ pub async fn notifications(
         }
         _ => Err(unknown(key)),
     })?;
-    let user = user.unwrap_or_else(|| caller.user.clone());
-    if user != caller.user {
-        require(
-            &caller,
-            Permission::Monitor,
-            "reading another user's notifications",
-        )?;
-    }
-    let items = k.outbox.notifications(&user, limit).await?;
+    let items = erpos_kernel::app::monitor::notifications(&k, &caller, user, limit).await?;
     Ok(Json(json!({"items": items})))
 }

@@ -1,30 +1,26 @@
 //! `/api/v1/stats/...`: process statistics (the WfMC time service) per service, step,
-//! operator and role over a period. Parses the period and filters, reads the rows through
-//! `stats::store`, and shows what `stats::compute` made of them; every rule about what is
-//! counted lives in `stats`, none here.
+//! operator and role over a period. Parses the period and filters, asks the application layer
+//! (`app::monitor`, which checks the grant and reads what `stats` computed), and shapes the
+//! answer; every rule about what is counted lives in `stats`, none here.
 //!
 //! Every route answers `{"from", "to", "items": [...], "total", "next_cursor": null}`
 //! (the list shape of the API; statistics come whole, never paged). Each item names its
 //! group and carries the same figures: `started`, `completed`, `cancelled`, `failed`,
 //! `avg_ms`, `p90_ms`, `late`, `backlog` (see `stats` for their exact meaning).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use chrono::NaiveDate;
-use erpos_design::service::{Service, StepKind};
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::auth::require;
 use super::extract::{Path, QueryPairs};
 use crate::extract::Authenticated;
 use erpos_kernel::Kernel;
-use erpos_kernel::caller::Permission;
-use erpos_kernel::error::KernelError;
-use erpos_kernel::stats::{self, Figures, Period, Report};
+use erpos_kernel::app::monitor::{self, StatsQuery};
+use erpos_kernel::stats::Period;
 
 /// The period when none is given: the 30 days up to now.
 const DEFAULT_DAYS: i64 = 30;
@@ -52,18 +48,13 @@ fn instant(value: &str, end_of_day: bool) -> Option<i64> {
 }
 
 /// The period and filters of a statistics request.
-struct Request {
-    period: Period,
-    service: Option<String>,
-}
-
 /// Reads `from`, `to` and (when `with_service`) `service`; anything else is refused so a
 /// misspelt filter is not silently ignored.
 fn request(
     params: Vec<(String, String)>,
     with_service: bool,
     now_ms: i64,
-) -> Result<Request, ApiError> {
+) -> Result<StatsQuery, ApiError> {
     const FORMAT: &str =
         "expected an RFC 3339 date-time (2026-11-28T09:00:00Z) or a date (2026-11-28)";
     let mut from = None;
@@ -83,53 +74,13 @@ fn request(
     if from_ms >= to_ms {
         return Err(bad("from", "from must be before to"));
     }
-    Ok(Request {
+    Ok(StatsQuery {
         period: Period { from_ms, to_ms },
         service,
     })
 }
 
 /// The newest published version of every service.
-async fn published(k: &Kernel) -> BTreeMap<String, Arc<Service>> {
-    k.engine
-        .read(|core| {
-            let mut newest: BTreeMap<String, Arc<Service>> = BTreeMap::new();
-            for s in core.published() {
-                if newest.get(&s.name).is_none_or(|n| n.version < s.version) {
-                    newest.insert(s.name.clone(), s.clone());
-                }
-            }
-            newest
-        })
-        .await
-}
-
-/// Reads the rows and computes every group's figures; also returns each operator's roles.
-async fn report(
-    k: &Kernel,
-    period: Period,
-    service: Option<&str>,
-) -> Result<(Report, BTreeMap<String, BTreeSet<String>>), ApiError> {
-    let changes = stats::store::changes(&k.db, period, service).await?;
-    let open = stats::store::open(&k.db, service).await?;
-    let roles = stats::store::roles(&k.db).await?;
-    let now_ms = k.engine.now_ms();
-    Ok((
-        stats::compute(&changes, &open, &roles, period, now_ms),
-        roles,
-    ))
-}
-
-/// One item: the fields naming the group, then the figures.
-fn item(names: Value, figures: &Figures) -> Value {
-    let mut out = names;
-    if let (Some(map), Ok(Value::Object(f))) = (out.as_object_mut(), serde_json::to_value(figures))
-    {
-        map.extend(f);
-    }
-    out
-}
-
 fn page(period: Period, items: Vec<Value>) -> Value {
     let iso = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
@@ -143,17 +94,6 @@ fn page(period: Period, items: Vec<Value>) -> Value {
 
 /// Refuses a `service` filter naming no published service (a typo would otherwise answer
 /// with an empty list that looks like a quiet month).
-fn check_service(
-    req: &Request,
-    published: &BTreeMap<String, Arc<Service>>,
-) -> Result<(), ApiError> {
-    match &req.service {
-        Some(s) if !published.contains_key(s) => {
-            Err(bad("service", &format!("no published service '{s}'")))
-        }
-        _ => Ok(()),
-    }
-}
 
 /// Per service: processes started, completed, cancelled and failed in the period, their
 /// duration from start to completion (mean and nearest-rank 90th percentile, ms), how many
@@ -170,21 +110,8 @@ pub async fn services(
     Authenticated(caller): Authenticated,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Monitor, "reading statistics")?;
     let req = request(params, true, k.engine.now_ms())?;
-    let published = published(&k).await;
-    check_service(&req, &published)?;
-    let (report, _) = report(&k, req.period, req.service.as_deref()).await?;
-    let mut figures = report.services;
-    for name in published.keys() {
-        if req.service.as_ref().is_none_or(|s| s == name) {
-            figures.entry(name.clone()).or_default();
-        }
-    }
-    let items = figures
-        .iter()
-        .map(|(name, f)| item(json!({"service": name}), f))
-        .collect();
+    let items = monitor::service_stats(&k, &caller, &req).await?;
     Ok(Json(page(req.period, items)))
 }
 
@@ -207,37 +134,8 @@ pub async fn steps(
     Path(name): Path<String>,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Monitor, "reading statistics")?;
     let req = request(params, false, k.engine.now_ms())?;
-    let published = published(&k).await;
-    let definition = published
-        .get(&name)
-        .ok_or_else(|| ApiError::from(KernelError::NotFound(format!("service '{name}'"))))?;
-    let (report, _) = report(&k, req.period, Some(&name)).await?;
-    let mut observed: BTreeMap<String, Figures> = report
-        .steps
-        .into_iter()
-        .filter(|((s, _), _)| *s == name)
-        .map(|((_, step), f)| (step, f))
-        .collect();
-    let mut items = Vec::new();
-    for step in &definition.steps {
-        let takes_time = matches!(
-            step.kind,
-            StepKind::Human
-                | StepKind::Automatic
-                | StepKind::Wait
-                | StepKind::SubService
-                | StepKind::Parallel
-        );
-        if takes_time {
-            let f = observed.remove(&step.name).unwrap_or_default();
-            items.push(item(json!({"service": name, "step": step.name}), &f));
-        }
-    }
-    for (step, f) in &observed {
-        items.push(item(json!({"service": name, "step": step}), f));
-    }
+    let items = monitor::step_stats(&k, &caller, &name, req.period).await?;
     let mut out = page(req.period, items);
     out["service"] = json!(name);
     Ok(Json(out))
@@ -258,18 +156,8 @@ pub async fn operators(
     Authenticated(caller): Authenticated,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Monitor, "reading statistics")?;
     let req = request(params, true, k.engine.now_ms())?;
-    check_service(&req, &published(&k).await)?;
-    let (report, roles) = report(&k, req.period, req.service.as_deref()).await?;
-    let items = report
-        .operators
-        .iter()
-        .map(|(op, f)| {
-            let held: Vec<&String> = roles.get(op).into_iter().flatten().collect();
-            item(json!({"operator": op, "roles": held}), f)
-        })
-        .collect();
+    let items = monitor::operator_stats(&k, &caller, &req).await?;
     Ok(Json(page(req.period, items)))
 }
 
@@ -288,21 +176,7 @@ pub async fn roles(
     Authenticated(caller): Authenticated,
     QueryPairs(params): QueryPairs,
 ) -> Result<Json<Value>, ApiError> {
-    require(&caller, Permission::Monitor, "reading statistics")?;
     let req = request(params, true, k.engine.now_ms())?;
-    check_service(&req, &published(&k).await)?;
-    let (report, roles) = report(&k, req.period, req.service.as_deref()).await?;
-    let items = report
-        .roles
-        .iter()
-        .map(|(role, f)| {
-            let members: Vec<&String> = roles
-                .iter()
-                .filter(|(_, held)| held.contains(role))
-                .map(|(op, _)| op)
-                .collect();
-            item(json!({"role": role, "operators": members}), f)
-        })
-        .collect();
+    let items = monitor::role_stats(&k, &caller, &req).await?;
     Ok(Json(page(req.period, items)))
 }

@@ -13,11 +13,11 @@ use serde_json::{Value, json};
 
 use super::ApiError;
 use super::extract::{JsonBody, Path, QueryPairs};
-use super::processes::{forbidden, pcb_json};
+use super::processes::pcb_json;
 use crate::extract::Authenticated;
 use erpos_kernel::Kernel;
 use erpos_kernel::app::delegations::Whose;
-use erpos_kernel::caller::{Caller, Permission};
+use erpos_kernel::caller::Caller;
 use erpos_kernel::engine::state_name;
 use erpos_kernel::error::KernelError;
 use erpos_kernel::scheduler::{Pcb, Pid, ProcessState};
@@ -150,9 +150,7 @@ pub async fn work_items(
             _ => return Err(bad(&key, "unknown parameter")),
         }
     }
-    if user != caller.user && !caller.may(Permission::Monitor) {
-        return Err(forbidden(format!("{user}'s lists need the monitor grant")));
-    }
+    erpos_kernel::app::monitor::may_see_lists_of(&caller, &user)?;
     let schema = k.definitions.schema();
     let page = k
         .engine

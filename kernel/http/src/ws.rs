@@ -36,7 +36,7 @@ use super::auth::CurrentSession;
 use super::processes::pcb_json;
 use crate::extract::Authenticated;
 use erpos_kernel::Kernel;
-use erpos_kernel::caller::{Caller, CallerKind, Permission};
+use erpos_kernel::caller::{Caller, CallerKind};
 use erpos_kernel::engine::{Change, state_name};
 use erpos_kernel::scheduler::{Pcb, Pid};
 
@@ -245,12 +245,9 @@ impl Watch {
             Credential::Fixed => {}
         }
         if let Some(Topic::Queues) = topic
-            && !self.caller.may(Permission::Monitor)
+            && let Err(e) = erpos_kernel::app::monitor::may_see_queues(&self.caller)
         {
-            return Err((
-                1008,
-                "forbidden: the queues need the monitor grant".to_owned(),
-            ));
+            return Err((1008, format!("forbidden: {e}")));
         }
         Ok(())
     }
@@ -332,10 +329,12 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller, credential
         Err((code, reason)) => return close(&mut socket, code, reason).await,
     };
     // The queue counts cover every process: they need the monitor grant, as `/queues` does.
-    if matches!(topic, Topic::Queues) && !watch.caller.may(Permission::Monitor) {
+    if matches!(topic, Topic::Queues)
+        && let Err(e) = erpos_kernel::app::monitor::may_see_queues(&watch.caller)
+    {
         let _ = send(
             &mut socket,
-            json!({"type": "error", "error": {"code": "forbidden", "message": "the queues need the monitor grant"}}),
+            json!({"type": "error", "error": {"code": "forbidden", "message": e.to_string()}}),
         )
         .await;
         return close(&mut socket, 1008, "forbidden".into()).await;

@@ -272,7 +272,7 @@ pub async fn carry_out(k: &Parts<'_>, caller: &Caller, order: ProcessOrder) -> R
     let pid = order.pid().unwrap_or_default();
     let service = k
         .engine
-        .read(|core| core.pcb(pid).map(|p| p.service.to_string()))
+        .read_applied(|core| core.pcb(pid).map(|p| p.service.to_string()))
         .await
         .ok_or_else(|| KernelError::NotFound(format!("process {pid}")))?;
     if !caller.may(Permission::Service {

@@ -185,7 +185,7 @@ pub async fn start_with(k: &Parts<'_>, caller: &Caller, s: StartProcess) -> Resu
             // gets the same answer as one that does not exist.
             let seen = k
                 .engine
-                .read(|c| c.pcb(pid).is_some_and(|p| crate::tasks::visible(p, caller)))
+                .read_applied(|c| c.pcb(pid).is_some_and(|p| crate::tasks::visible(p, caller)))
                 .await;
             if !seen {
                 return Err(invalid(
@@ -302,7 +302,7 @@ async fn check_subject(
 ) -> Result<()> {
     let subject = k
         .engine
-        .read(|c| c.startable(service, version).map(|s| s.subject.clone()))
+        .read_applied(|c| c.startable(service, version).map(|s| s.subject.clone()))
         .await
         .ok_or_else(|| KernelError::NotFound(format!("service '{service}'")))?;
     match subject.as_deref() {
@@ -322,6 +322,25 @@ async fn check_subject(
 /// does not exist get the same 403, so ids cannot be probed; only a caller who may see
 /// every process (an administrator, or a `services:*:view` grant) is told 404.
 pub async fn visible(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb> {
+    visible_in(k, caller, id, Reading::Committed).await
+}
+
+/// [`visible`] for a caller about to act on the process: read as applied, without
+/// waiting for the writer (see `Engine::read_applied`; the act's own commit covers it).
+pub async fn visible_to_act(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb> {
+    visible_in(k, caller, id, Reading::Applied).await
+}
+
+/// Which state of the core a read sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Only what is committed (what is shown).
+    Committed,
+    /// Everything applied (what an act is planned on).
+    Applied,
+}
+
+async fn visible_in(k: &Kernel, caller: &Caller, id: &str, reading: Reading) -> Result<Pcb> {
     let not_yours = |id: &str| {
         KernelError::Forbidden(format!(
             "process {id} is not one you may see (other people's processes need a services:{{name}}:view grant)"
@@ -338,7 +357,11 @@ pub async fn visible(k: &Kernel, caller: &Caller, id: &str) -> Result<Pcb> {
             not_yours(id)
         });
     };
-    match k.engine.read(|c| c.pcb(pid).cloned()).await {
+    let found = match reading {
+        Reading::Committed => k.engine.read(|c| c.pcb(pid).cloned()).await,
+        Reading::Applied => k.engine.read_applied(|c| c.pcb(pid).cloned()).await,
+    };
+    match found {
         Some(pcb) if crate::tasks::visible(&pcb, caller) => Ok(pcb),
         None => {
             // A process whose stored row could not be read back is out of the running

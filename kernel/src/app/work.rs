@@ -463,7 +463,7 @@ pub async fn command(
             if !grant(caller, pcb, ServiceOp::Administer) {
                 let step = k
                     .engine
-                    .read(|c| {
+                    .read_applied(|c| {
                         c.service(&pcb.service, pcb.version)
                             .and_then(|s| s.step(pcb.step.as_deref()?).cloned())
                     })
@@ -514,7 +514,7 @@ pub async fn command(
 async fn handle(k: &Kernel, pcb: &Pcb, user: String, body: &Value, by: String) -> Result<Planned> {
     let svc = k
         .engine
-        .read(|c| c.service(&pcb.service, pcb.version).cloned())
+        .read_applied(|c| c.service(&pcb.service, pcb.version).cloned())
         .await
         .ok_or_else(|| KernelError::NotFound(format!("service '{}'", pcb.service)))?;
     let current = match &pcb.record {
