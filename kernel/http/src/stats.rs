@@ -92,9 +92,6 @@ fn page(period: Period, items: Vec<Value>) -> Value {
     })
 }
 
-/// Refuses a `service` filter naming no published service (a typo would otherwise answer
-/// with an empty list that looks like a quiet month).
-
 /// Per service: processes started, completed, cancelled and failed in the period, their
 /// duration from start to completion (mean and nearest-rank 90th percentile, ms), how many
 /// had a step late, and how many are open now. Every published service is listed.

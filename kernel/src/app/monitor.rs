@@ -234,7 +234,8 @@ fn item(names: Value, figures: &Figures) -> Value {
     out
 }
 
-/// Refuses a service filter naming no published service (400 at `/query/service`).
+/// Refuses a service filter naming no published service (400 at `/query/service`): a typo
+/// would otherwise answer with an empty list that looks like a quiet month.
 fn check_service(q: &StatsQuery, published: &BTreeMap<String, Arc<Service>>) -> Result<()> {
     match &q.service {
         Some(s) if !published.contains_key(s) => Err(KernelError::BadRequest(vec![Issue::new(
