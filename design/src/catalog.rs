@@ -468,7 +468,7 @@ fn check_field(catalog: &Catalog, item: &str, field: &Field, path: &str, issues:
         if issues.iter().all(|i| !i.path.starts_with(&field_prefix)) {
             if let Err(message) = value::Value::from_json(field, default) {
                 issues.push(Issue::new(format!("{path}/default"), message));
-            } else if let Err(problems) = crate::form::check_default(field, default) {
+            } else if let Err(problems) = crate::field_schema::check_default(field, default) {
                 issues.push(Issue::new(format!("{path}/default"), problems));
             }
         }
@@ -547,6 +547,17 @@ fn check_descendants(candidate: &Catalog, input: &DataItem, issues: &mut Vec<Iss
             }
         }
     }
+}
+
+/// The pinyin search document of a record: the search keys of every searchable field.
+pub fn search_document(fields: &[EffectiveField], get: impl Fn(&str) -> Option<String>) -> String {
+    fields
+        .iter()
+        .filter(|e| e.field.searchable)
+        .filter_map(|e| get(&e.field.name))
+        .map(|text| crate::naming::search_keys(&text))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

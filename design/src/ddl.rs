@@ -4,20 +4,10 @@
 //! double-quoted here; values never appear in SQL text, only as bound parameters. This module
 //! produces statements; running them is the kernel's job.
 
-use serde::{Deserialize, Serialize};
-
 use crate::catalog::EffectiveField;
 use crate::field::{Field, FieldType};
 
-/// The SQL dialect of the active database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Dialect {
-    /// SQLite (the embedded default, one file, WAL mode).
-    Sqlite,
-    /// PostgreSQL (production, several kernel nodes on one database).
-    Postgres,
-}
+pub use crate::dialect::Dialect;
 
 /// The table holding the records of a DataItem. The prefix keeps record tables apart from
 /// the kernel's own tables.

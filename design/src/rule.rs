@@ -14,10 +14,10 @@ use serde_json::{Map, Value as Json};
 
 use crate::catalog::Catalog;
 use crate::error::{DesignError, Issue};
+use crate::expression::{check_expression, condition_engine, parse_iso_duration};
 use crate::field::FieldType;
 use crate::label::Label;
 use crate::naming::{derive_identifier, is_identifier};
-use crate::service_check::{check_expression, condition_engine, parse_iso_duration};
 use crate::shape::{Reading, Shape, stand_in_label};
 
 /// What happened, as the kernel's event bus names it.

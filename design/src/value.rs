@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use serde_json::Value as Json;
 use std::str::FromStr;
 
-use crate::ddl::Dialect;
+use crate::dialect::Dialect;
 use crate::field::{Field, FieldType};
 
 /// A value of one field of one record.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use rhai::{AST, Dynamic, Engine, Scope};
 
-use crate::rules::sandbox::{Budget, contained, describe};
+use crate::sandbox::{Budget, contained, describe};
 use crate::scheduler::{Conditions, Pcb};
 
 /// The sandboxed Rhai engine with its AST cache.
@@ -33,7 +33,7 @@ impl RhaiConditions {
     /// An engine with erpos's limits.
     pub fn new() -> Self {
         Self {
-            engine: crate::rules::sandbox::limited_engine(),
+            engine: crate::sandbox::limited_engine(),
             cache: DashMap::new(),
             calendars: None,
         }

@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 use crate::audit::Audit;
 use crate::db::{Db, Tx};
 use crate::error::{KernelError, Result};
-use crate::records::search_document;
+use erpos_design::catalog::search_document;
 
 /// The active catalog plus what is derived from it (compiled forms), replaced as a whole
 /// whenever a definition changes.

@@ -660,8 +660,8 @@ impl Engine {
         let mut noticed = false;
         for (_, e) in entries {
             for n in &e.notices {
-                let delivery = crate::outbox::Delivery {
-                    kind: crate::outbox::Kind::Notify,
+                let delivery = crate::store::outbox::Delivery {
+                    kind: crate::store::outbox::Kind::Notify,
                     payload: serde_json::json!({
                         "to": n.to, "title": n.title, "body": n.body, "process": e.pid,
                     }),
@@ -669,7 +669,9 @@ impl Engine {
                     rule: None,
                     event_seq: None,
                 };
-                statements.push(crate::outbox::enqueue_sql(&self.db, &delivery, e.at_ms));
+                statements.push(crate::store::outbox::enqueue_sql(
+                    &self.db, &delivery, e.at_ms,
+                ));
                 noticed = true;
             }
         }

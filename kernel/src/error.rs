@@ -85,7 +85,7 @@ pub enum KernelError {
     /// error names the table, the column, the row and the problem. A 500: the database
     /// was edited by hand or written by a bug; the log says where to repair it.
     #[error("corrupt data: {0}")]
-    Undecodable(Box<crate::store::Undecodable>),
+    Undecodable(Box<Undecodable>),
 }
 
 impl KernelError {
@@ -217,5 +217,45 @@ mod tests {
             );
             assert!(seen.insert(code.as_str()), "{code} twice");
         }
+    }
+}
+
+/// A stored value of one of erpos's own tables that could not be read back: which table,
+/// which column, which row (its key, when the query selected it), and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("table {table}, column {column}{}: {problem}", key_text(.key))]
+pub struct Undecodable {
+    /// The table (`audit_log`).
+    pub table: &'static str,
+    /// The column (`at_ms`).
+    pub column: &'static str,
+    /// The row's key column and its value as stored, when known (`seq`, `12`).
+    pub key: Option<(&'static str, String)>,
+    /// What is wrong with the value (`'soon' is not an integer`).
+    pub problem: String,
+}
+
+fn key_text(key: &Option<(&'static str, String)>) -> String {
+    match key {
+        Some((column, value)) => format!(" (row {column} = {})", shown(value)),
+        None => String::new(),
+    }
+}
+
+/// A stored value as an error message quotes it: at most 60 characters, so a damaged
+/// document of a megabyte does not flood the log.
+pub(crate) fn shown(value: &str) -> String {
+    const MAX: usize = 60;
+    if value.chars().count() <= MAX {
+        format!("'{value}'")
+    } else {
+        let head: String = value.chars().take(MAX).collect();
+        format!("'{head}…'")
+    }
+}
+
+impl From<Undecodable> for KernelError {
+    fn from(e: Undecodable) -> Self {
+        KernelError::Undecodable(Box::new(e))
     }
 }

@@ -16,10 +16,10 @@ use serde_json::{Value as Json, json};
 
 use crate::clock::Clock;
 use crate::db::Db;
-use crate::engine::state_name;
 use crate::error::{KernelError, Result};
 use crate::scheduler::HistoryEntry;
 use crate::sql::Sql;
+use crate::store::processes::state_name;
 use crate::store::{Select, StoredRow};
 
 /// Which (kind, subject) pairs enabled rules listen for.

@@ -27,6 +27,7 @@ pub mod records;
 pub mod redact;
 pub mod resources;
 pub mod rules;
+pub mod sandbox;
 pub mod scheduler;
 pub mod secrets;
 pub mod services;

@@ -16,7 +16,6 @@ use erpos_design::catalog::EffectiveField;
 use erpos_design::data_item::Cardinality;
 use erpos_design::ddl::{index_name, table_name};
 use erpos_design::form::parse_record;
-use erpos_design::naming::search_keys;
 use erpos_design::value::{format_datetime, parse_datetime};
 use erpos_design::{Catalog, DesignError, Dialect, Field, FieldType, Issue, Value};
 use serde_json::{Map, Value as Json, json};
@@ -38,16 +37,7 @@ pub const MAX_PAGE: u64 = 100_000;
 /// The page size when the caller gives none.
 pub const DEFAULT_LIMIT: usize = 50;
 
-/// The pinyin search document of a record: the search keys of every searchable field.
-pub fn search_document(fields: &[EffectiveField], get: impl Fn(&str) -> Option<String>) -> String {
-    fields
-        .iter()
-        .filter(|e| e.field.searchable)
-        .filter_map(|e| get(&e.field.name))
-        .map(|text| search_keys(&text))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use erpos_design::catalog::search_document;
 
 /// A comparison in a list filter (`?age__gt=30`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

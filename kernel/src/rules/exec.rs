@@ -14,11 +14,11 @@ use erpos_design::service_check::parse_iso_duration;
 use erpos_design::template::{render, render_json};
 use serde_json::{Map, Value as Json, json};
 
-use super::sandbox::{Bindings, Sandbox};
 use crate::app::orders::{ProcessOrder, RecordRef};
 use crate::db::{Db, Tx};
 use crate::outbox::{Delivery, Kind, enqueue_sql};
 use crate::records::Records;
+use crate::sandbox::{Bindings, Sandbox};
 
 /// How many rule runs may lead to one another before the kernel stops the cascade (a rule
 /// that updates the record it listens for would otherwise run for ever).

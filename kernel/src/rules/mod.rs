@@ -21,7 +21,8 @@
 //! down.
 
 pub mod exec;
-pub mod sandbox;
+/// The sandbox rules run in (a module of its own: conditions of services use it too).
+pub use crate::sandbox;
 pub mod time;
 
 use std::collections::BTreeMap;

@@ -17,6 +17,7 @@
 //! must never take a value as SQL text, and never default a value it cannot read.
 
 pub mod organisation;
+pub mod outbox;
 pub mod processes;
 pub mod resources;
 pub mod services;
@@ -24,51 +25,13 @@ pub mod services;
 use erpos_design::Dialect;
 
 use crate::db::{Db, Row, Tx};
-use crate::error::{KernelError, Result};
+use crate::error::{Result, shown};
 use crate::sql::Sql;
 
-/// A stored value of one of erpos's own tables that could not be read back: which table,
-/// which column, which row (its key, when the query selected it), and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("table {table}, column {column}{}: {problem}", key_text(.key))]
-pub struct Undecodable {
-    /// The table (`audit_log`).
-    pub table: &'static str,
-    /// The column (`at_ms`).
-    pub column: &'static str,
-    /// The row's key column and its value as stored, when known (`seq`, `12`).
-    pub key: Option<(&'static str, String)>,
-    /// What is wrong with the value (`'soon' is not an integer`).
-    pub problem: String,
-}
-
-fn key_text(key: &Option<(&'static str, String)>) -> String {
-    match key {
-        Some((column, value)) => format!(" (row {column} = {})", shown(value)),
-        None => String::new(),
-    }
-}
-
-/// A stored value as an error message quotes it: at most 60 characters, so a damaged
-/// document of a megabyte does not flood the log.
-fn shown(value: &str) -> String {
-    const MAX: usize = 60;
-    if value.chars().count() <= MAX {
-        format!("'{value}'")
-    } else {
-        let head: String = value.chars().take(MAX).collect();
-        format!("'{head}…'")
-    }
-}
+pub use crate::error::Undecodable;
 
 /// What a [`StoredRow`] reader answers: the value, or why it cannot be read.
 pub type Decoded<T> = std::result::Result<T, Undecodable>;
-
-impl From<Undecodable> for KernelError {
-    fn from(e: Undecodable) -> Self {
-        KernelError::Undecodable(Box::new(e))
-    }
-}
 
 /// A row the process runtime loads at its start: its key as stored (what the report names
 /// when it cannot be read back) and its value, or why it cannot be read.
