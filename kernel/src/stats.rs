@@ -29,11 +29,12 @@
 //! - `completed`, `cancelled`, `failed`: spans that ended in the period, by how they ended.
 //!   A visit or handling ends `completed` when the process moved on (to another step or to a
 //!   completed end) and takes the process's exit when it was terminated there;
-//! - `avg_ms`, `p90_ms`: over the durations of the spans *completed* in the period, whenever
+//! - `avg_ms`, `p50_ms`, `p90_ms`: over the durations of the spans *completed* in the period, whenever
 //!   they began (a visit entered before `from` and left inside the period counts in full).
 //!   Cancelled and failed spans are not timed: their length says when someone gave up, not
-//!   how long the work takes. `p90_ms` is the nearest rank: the ⌈0.9·n⌉-th smallest;
-//!   `avg_ms` is rounded to the nearest millisecond. Both are null when nothing completed.
+//!   how long the work takes. `p50_ms` (the median) and `p90_ms` are nearest ranks: the
+//!   ⌈0.5·n⌉-th and ⌈0.9·n⌉-th smallest, always a duration that occurred; `avg_ms` is
+//!   rounded to the nearest millisecond. All three are null when nothing completed.
 //! - `late`: visits and handlings whose step had a deadline and that either ended in the
 //!   period after it, or were still open at the end of the period (or now, if that is
 //!   earlier) past it. A run is late when one of its visits (or its branches' visits)
@@ -153,6 +154,9 @@ pub struct Figures {
     pub failed: u64,
     /// Mean duration of the completed spans (ms, rounded), null when none completed.
     pub avg_ms: Option<i64>,
+    /// Nearest-rank median of the completed spans' durations (ms): what a typical one
+    /// takes, which a few very long ones do not move (the mean they do).
+    pub p50_ms: Option<i64>,
     /// Nearest-rank 90th percentile of the completed spans' durations (ms).
     pub p90_ms: Option<i64>,
     /// Spans finished after their deadline, or still open past it.
@@ -271,6 +275,7 @@ impl Tally {
             cancelled: self.cancelled,
             failed: self.failed,
             avg_ms,
+            p50_ms: nearest_rank(&self.durations, 50),
             p90_ms: nearest_rank(&self.durations, 90),
             late: self.late,
             backlog: self.backlog,
@@ -512,6 +517,10 @@ mod tests {
         assert_eq!(nearest_rank(&eleven, 90), Some(10), "rank ⌈9.9⌉ = 10");
         assert_eq!(nearest_rank(&ten, 100), Some(10));
         assert_eq!(nearest_rank(&ten, 1), Some(1));
+        // The median: the ⌈n/2⌉-th, a value that occurred (never the mean of two).
+        assert_eq!(nearest_rank(&ten, 50), Some(5));
+        assert_eq!(nearest_rank(&eleven, 50), Some(6));
+        assert_eq!(nearest_rank(&[3, 100], 50), Some(3));
     }
 
     /// A visit entered before the period and left inside it counts in full; one left before
@@ -731,6 +740,16 @@ mod tests {
         assert_eq!(
             (check.started, check.completed, check.avg_ms, check.p90_ms),
             (2, 2, Some(30 * MIN), Some(40 * MIN)),
+            "two visits of 40 and 20 minutes: {check:?}"
+        );
+        assert_eq!(
+            check.p50_ms,
+            Some(20 * MIN),
+            "the median of two is the first of them (rank ⌈1⌉)"
+        );
+        assert_eq!(
+            (check.started, check.completed),
+            (2, 2),
             "two visits of 40 and 20 minutes: {check:?}"
         );
         assert_eq!(check.late, 1, "the first took 40 minutes against 30");

@@ -1268,6 +1268,8 @@ macro_rules! stats_item {
             failed: u64,
             /// Mean duration (ms); null when nothing completed.
             avg_ms: Option<i64>,
+            /// Nearest-rank median (ms); null when nothing completed.
+            p50_ms: Option<i64>,
             /// Nearest-rank 90th percentile (ms); null when nothing completed.
             p90_ms: Option<i64>,
             /// Late ones.

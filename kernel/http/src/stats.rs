@@ -99,7 +99,7 @@ fn page(period: Period, items: Vec<Value>) -> Value {
     params(("from" = Option<String>, Query, description = "start of the period (RFC 3339 date-time or date); default: 30 days before `to`"),
            ("to" = Option<String>, Query, description = "end of the period, exclusive (a date means the whole day); default: now"),
            ("service" = Option<String>, Query, description = "only this service")),
-    responses((status = 200, description = "`{from, to, items: [{service, started, completed, cancelled, failed, avg_ms, p90_ms, late, backlog}], total, next_cursor}`", body = super::schema::ServiceStats),
+    responses((status = 200, description = "`{from, to, items: [{service, started, completed, cancelled, failed, avg_ms, p50_ms, p90_ms, late, backlog}], total, next_cursor}`", body = super::schema::ServiceStats),
               (status = 400, description = "bad or unknown parameter, or from not before to", body = super::error::ErrorBody),
               (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
 pub async fn services(
@@ -121,7 +121,7 @@ pub async fn services(
     params(("name" = String, Path, description = "service name"),
            ("from" = Option<String>, Query, description = "start of the period (RFC 3339 date-time or date); default: 30 days before `to`"),
            ("to" = Option<String>, Query, description = "end of the period, exclusive (a date means the whole day); default: now")),
-    responses((status = 200, description = "`{service, from, to, items: [{service, step, started, completed, cancelled, failed, avg_ms, p90_ms, late, backlog}], total, next_cursor}`", body = super::schema::StepStats),
+    responses((status = 200, description = "`{service, from, to, items: [{service, step, started, completed, cancelled, failed, avg_ms, p50_ms, p90_ms, late, backlog}], total, next_cursor}`", body = super::schema::StepStats),
               (status = 400, description = "bad or unknown parameter, or from not before to", body = super::error::ErrorBody),
               (status = 403, description = "needs monitor", body = super::error::ErrorBody),
               (status = 404, description = "no such service", body = super::error::ErrorBody)))]
@@ -145,7 +145,7 @@ pub async fn steps(
     params(("from" = Option<String>, Query, description = "start of the period (RFC 3339 date-time or date); default: 30 days before `to`"),
            ("to" = Option<String>, Query, description = "end of the period, exclusive (a date means the whole day); default: now"),
            ("service" = Option<String>, Query, description = "only steps of this service")),
-    responses((status = 200, description = "`{from, to, items: [{operator, roles, started, completed, cancelled, failed, avg_ms, p90_ms, late, backlog}], total, next_cursor}`", body = super::schema::OperatorStats),
+    responses((status = 200, description = "`{from, to, items: [{operator, roles, started, completed, cancelled, failed, avg_ms, p50_ms, p90_ms, late, backlog}], total, next_cursor}`", body = super::schema::OperatorStats),
               (status = 400, description = "bad or unknown parameter, or from not before to", body = super::error::ErrorBody),
               (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
 pub async fn operators(
@@ -165,7 +165,7 @@ pub async fn operators(
     params(("from" = Option<String>, Query, description = "start of the period (RFC 3339 date-time or date); default: 30 days before `to`"),
            ("to" = Option<String>, Query, description = "end of the period, exclusive (a date means the whole day); default: now"),
            ("service" = Option<String>, Query, description = "only steps of this service")),
-    responses((status = 200, description = "`{from, to, items: [{role, operators, started, completed, cancelled, failed, avg_ms, p90_ms, late, backlog}], total, next_cursor}`", body = super::schema::RoleStats),
+    responses((status = 200, description = "`{from, to, items: [{role, operators, started, completed, cancelled, failed, avg_ms, p50_ms, p90_ms, late, backlog}], total, next_cursor}`", body = super::schema::RoleStats),
               (status = 400, description = "bad or unknown parameter, or from not before to", body = super::error::ErrorBody),
               (status = 403, description = "needs monitor", body = super::error::ErrorBody)))]
 pub async fn roles(

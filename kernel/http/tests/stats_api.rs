@@ -155,6 +155,16 @@ async fn figures_per_service_step_operator_and_role() -> anyhow::Result<()> {
             figures(find(&services, "service", "phone_followup")),
             fig(0, 0, 0, None, None, 0, 0)
         );
+        // The median of the two runs (55 and 80 min) is the first of them; none without
+        // a completed run.
+        assert_eq!(
+            find(&services, "service", "quick_visit")["p50_ms"],
+            json!(55 * MIN)
+        );
+        assert_eq!(
+            find(&services, "service", "phone_followup")["p50_ms"],
+            Value::Null
+        );
 
         let steps = get(&app, "/api/v1/stats/services/quick_visit/steps").await?;
         assert_eq!(steps["service"], "quick_visit");
