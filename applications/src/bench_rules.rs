@@ -22,6 +22,7 @@ pub async fn run(evaluations: usize, events: usize) -> anyhow::Result<()> {
         context: json!({"days": 4}),
         now_ms: 1_795_856_400_000,
         vars: Vec::new(),
+        exact: vec!["balance".to_owned()],
     };
     let condition = "record.age >= 18 && record.source == \"小红书\" && context.days > 3";
     let mut held = 0usize;

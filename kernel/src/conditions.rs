@@ -21,6 +21,8 @@ pub struct RhaiConditions {
     engine: Engine,
     cache: DashMap<u64, Arc<AST>>,
     calendars: Option<Arc<crate::calendars::Calendars>>,
+    /// The DataItems, for which fields of a bound record are exact numbers.
+    definitions: Option<Arc<crate::definitions::Definitions>>,
 }
 
 impl Default for RhaiConditions {
@@ -36,6 +38,22 @@ impl RhaiConditions {
             engine: crate::sandbox::limited_engine(),
             cache: DashMap::new(),
             calendars: None,
+            definitions: None,
+        }
+    }
+
+    /// Shows the bound record's money and decimal fields (as these DataItems define them)
+    /// as exact numbers (see `crate::numbers`); without, they are what is stored.
+    pub fn with_definitions(mut self, definitions: Arc<crate::definitions::Definitions>) -> Self {
+        self.definitions = Some(definitions);
+        self
+    }
+
+    /// The bound record's fields that are exact numbers.
+    fn exact_fields(&self, pcb: &Pcb) -> Vec<String> {
+        match (&self.definitions, &pcb.record) {
+            (Some(d), Some((item, _))) => crate::numbers::exact_fields(&d.schema().catalog, item),
+            _ => Vec::new(),
         }
     }
 
@@ -93,11 +111,18 @@ impl RhaiConditions {
             let mut scope = Scope::new();
             // The bound record lives in the context: convert the context once and take it
             // from there.
-            let context = rhai::serde::to_dynamic(&*pcb.context).map_err(|e| e.to_string())?;
-            let record = context
-                .read_lock::<rhai::Map>()
-                .and_then(|m| m.get("record").cloned())
-                .unwrap_or(Dynamic::UNIT);
+            let mut context = rhai::serde::to_dynamic(&*pcb.context).map_err(|e| e.to_string())?;
+            let exact = self.exact_fields(pcb);
+            let record = match context.write_lock::<rhai::Map>() {
+                Some(mut map) => match map.get_mut("record") {
+                    Some(record) => {
+                        crate::numbers::make_exact(record, &exact);
+                        record.clone()
+                    }
+                    None => Dynamic::UNIT,
+                },
+                None => Dynamic::UNIT,
+            };
             scope.push_constant("context", context);
             scope.push_constant("record", record);
             scope.push_constant("priority", i64::from(pcb.priority));

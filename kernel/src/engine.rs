@@ -184,6 +184,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
         events: Arc<Events>,
         calendars: Arc<crate::calendars::Calendars>,
+        definitions: Arc<crate::definitions::Definitions>,
     ) -> Result<Arc<Engine>> {
         let (core, quarantined) = Self::rebuild(&db).await?;
         let last = store::processes::last_change(&db).await?;
@@ -194,7 +195,9 @@ impl Engine {
             events,
             automatic: std::sync::OnceLock::new(),
             core: Mutex::new(core),
-            conditions: RhaiConditions::new().with_calendars(calendars),
+            conditions: RhaiConditions::new()
+                .with_calendars(calendars)
+                .with_definitions(definitions),
             clock,
             changes,
             seq: std::sync::atomic::AtomicU64::new(last),

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod limits;
+pub mod numbers;
 pub mod organisation;
 pub mod outbox;
 pub mod records;
@@ -147,9 +148,14 @@ impl Kernel {
             events.clone(),
         ));
         let calendars = calendars::Calendars::load(db.clone()).await?;
-        let engine =
-            engine::Engine::load(db.clone(), clock.clone(), events.clone(), calendars.clone())
-                .await?;
+        let engine = engine::Engine::load(
+            db.clone(),
+            clock.clone(),
+            events.clone(),
+            calendars.clone(),
+            definitions.clone(),
+        )
+        .await?;
         let services = services::Services::new(db.clone(), definitions.clone(), engine.clone());
         let outbox = Arc::new(outbox::Outbox::new(
             db.clone(),

@@ -327,6 +327,13 @@ pub struct Records {
     events: Arc<Events>,
 }
 
+impl Records {
+    /// The live DataItem definitions the records are written against.
+    pub fn definitions(&self) -> &Arc<Definitions> {
+        &self.definitions
+    }
+}
+
 fn cast(d: Dialect, ty: FieldType) -> Option<&'static str> {
     d.param_cast(ty)
 }

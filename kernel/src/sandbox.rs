@@ -174,6 +174,9 @@ pub struct Bindings {
     pub now_ms: i64,
     /// Results of earlier instructions, by their `as` name.
     pub vars: Vec<(String, Json)>,
+    /// The fields of `record` that are exact numbers (money, decimals): they are decimals
+    /// in expressions (see `crate::numbers`).
+    pub exact: Vec<String>,
 }
 
 /// A Rhai engine with erpos's packages and limits and nothing else: every Rhai
@@ -188,6 +191,7 @@ pub fn limited_engine() -> Engine {
     engine.register_global_module(BasicMapPackage::new().as_shared_module());
     engine.register_global_module(BasicMathPackage::new().as_shared_module());
     engine.register_global_module(MoreStringPackage::new().as_shared_module());
+    crate::numbers::register(&mut engine);
     engine.set_max_operations(MAX_OPERATIONS);
     engine.set_max_call_levels(MAX_CALL_LEVELS);
     engine.set_max_string_size(MAX_STRING);
@@ -333,6 +337,12 @@ pub fn to_json(value: &Dynamic) -> Result<Json, String> {
         if let Ok(f) = value.as_float() {
             return Ok(serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number));
         }
+        // Exact numbers leave as money and decimals are written everywhere: a string, with
+        // the zeros the arithmetic added dropped (1234.50 × 0.88 is 1086.3600: "1086.36",
+        // which a money field takes; 1086.365 stays, and a money field refuses it).
+        if let Ok(d) = value.as_decimal() {
+            return Ok(Json::String(d.normalize().to_string()));
+        }
         if let Ok(c) = value.as_char() {
             return Ok(Json::String(c.to_string()));
         }
@@ -400,7 +410,9 @@ impl Sandbox {
         let mut scope = Scope::new();
         let dynamic = |v: &Json| rhai::serde::to_dynamic(v).map_err(|e| e.to_string());
         scope.push_constant("event", dynamic(&bindings.event)?);
-        scope.push_constant("record", dynamic(&bindings.record)?);
+        let mut record = dynamic(&bindings.record)?;
+        crate::numbers::make_exact(&mut record, &bindings.exact);
+        scope.push_constant("record", record);
         scope.push_constant("context", dynamic(&bindings.context)?);
         scope.push_constant("now", bindings.now_ms);
         for (name, value) in &bindings.vars {

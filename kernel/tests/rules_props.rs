@@ -79,7 +79,7 @@ proptest! {
     #[test]
     fn the_evaluator_always_returns(expr in expression(), src in script(), record in json_value(), context in json_value()) {
         let sandbox = Sandbox::new();
-        let bindings = Bindings { event: json!({"payload": record.clone()}), record, context, now_ms: 1_795_856_400_000, vars: vec![] };
+        let bindings = Bindings { event: json!({"payload": record.clone()}), record, context, now_ms: 1_795_856_400_000, vars: vec![], exact: vec![] };
         let _ = sandbox.eval(&expr, &bindings);
         let _ = sandbox.holds(&expr, &bindings);
         let _ = sandbox.script(&src, &bindings);
@@ -96,5 +96,40 @@ proptest! {
         let event = Event { seq: 1, kind: EventKind::ALL[kind], subject, record_id: None, pid: None, at_ms: 0, payload, depth: 0 };
         let matched = rule.matches(&event);
         prop_assert!(!matched || EventKind::ALL[kind] == EventKind::ALL[pattern_kind], "a rule only matches its own kind");
+    }
+}
+
+/// Cents as a money field stores them (`"-12.30"`).
+fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    format!("{sign}{}.{:02}", (cents / 100).abs(), (cents % 100).abs())
+}
+
+proptest! {
+    // Issue 13: money is exact in expressions, over 10,000 random pairs of amounts up to
+    // ten million yuan: sums, differences, multiples and comparisons agree to the cent
+    // with integer arithmetic on the cents (floats would not: 0.1 + 0.2).
+    #![proptest_config(ProptestConfig { cases: 10_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn money_arithmetic_in_expressions_is_exact_to_the_cent(a in -1_000_000_000i64..1_000_000_000, b in -1_000_000_000i64..1_000_000_000, k in -1_000i64..1_000) {
+        let sandbox = Sandbox::new();
+        let bindings = Bindings {
+            record: json!({"jine": money(a), "zhekou": money(b)}),
+            exact: vec!["jine".to_owned(), "zhekou".to_owned()],
+            ..Bindings::default()
+        };
+        let exact = |cents: i64| {
+            let text = money(cents);
+            let trimmed = text.trim_end_matches('0').trim_end_matches('.').to_owned();
+            if trimmed.is_empty() || trimmed == "-" { "0".to_owned() } else { trimmed }
+        };
+        let eval = |e: &str| sandbox.eval(e, &bindings);
+        prop_assert_eq!(eval("record.jine + record.zhekou"), Ok(json!(exact(a + b))));
+        prop_assert_eq!(eval("record.jine - record.zhekou"), Ok(json!(exact(a - b))));
+        prop_assert_eq!(eval(&format!("record.jine * {k}")), Ok(json!(exact(a * k))));
+        prop_assert_eq!(eval("record.jine > record.zhekou"), Ok(json!(a > b)));
+        prop_assert_eq!(eval("record.jine >= 1000"), Ok(json!(a >= 100_000)));
+        prop_assert_eq!(eval("record.jine < 0.1"), Ok(json!(a < 10)));
     }
 }

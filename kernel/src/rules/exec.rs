@@ -75,8 +75,15 @@ impl Executor {
         &self.sandbox
     }
 
-    /// The variables a situation shows to expressions.
-    pub fn bindings(situation: &Situation, now_ms: i64) -> Bindings {
+    /// The variables a situation shows to expressions (the record's money and decimal
+    /// fields as exact numbers).
+    pub fn bindings(&self, situation: &Situation, now_ms: i64) -> Bindings {
+        let exact = situation
+            .record
+            .as_ref()
+            .map_or_else(Vec::new, |(item, _, _)| {
+                crate::numbers::exact_fields(&self.records.definitions().schema().catalog, item)
+            });
         Bindings {
             event: situation
                 .event
@@ -91,6 +98,7 @@ impl Executor {
             context: situation.context.clone(),
             now_ms,
             vars: Vec::new(),
+            exact,
         }
     }
 
@@ -103,7 +111,7 @@ impl Executor {
         list: &[Instruction],
         now_ms: i64,
     ) -> Result<(Vec<Json>, bool), InstructionError> {
-        let mut bindings = Self::bindings(situation, now_ms);
+        let mut bindings = self.bindings(situation, now_ms);
         let mut effects = Vec::new();
         let mut queued = false;
         let mut work: Vec<(usize, Instruction, bool)> = list

@@ -835,7 +835,7 @@ impl Rules {
                 ));
             }
             if let Some(condition) = &rule.condition {
-                let bindings = Executor::bindings(&situation, now);
+                let bindings = self.executor.bindings(&situation, now);
                 let holds = self
                     .executor
                     .sandbox()
