@@ -130,24 +130,53 @@ pub fn disambiguate(base: &str, taken: impl Fn(&str) -> bool) -> String {
         .unwrap_or_else(|| base.to_owned())
 }
 
-/// The search keys of a piece of text: the text itself (lowercased), its pinyin spelled out
-/// without separators, and its pinyin initials, space separated. `张三` yields
-/// `张三 zhangsan zs`, so staff find a patient by any of the three.
-pub fn search_keys(text: &str) -> String {
-    let lower = text.to_lowercase();
+/// Surnames read otherwise than the character's common reading (曾 is `ceng` in 曾经 but
+/// `zeng` as a surname, 单 `dan` in 单价 but `shan`, 解 `jie` / `xie`, 仇 `chou` / `qiu`,
+/// 区 `qu` / `ou`, 查 `cha` / `zha`, …): a receptionist looks 曾丽 up as `zl`. Compound
+/// surnames first, so 尉迟 is not read as 尉 alone.
+const SURNAMES: &[(&str, &[&str])] = &[
+    ("尉迟", &["yu", "chi"]),
+    ("万俟", &["mo", "qi"]),
+    ("长孙", &["zhang", "sun"]),
+    ("澹台", &["tan", "tai"]),
+    ("曾", &["zeng"]),
+    ("单", &["shan"]),
+    ("解", &["xie"]),
+    ("仇", &["qiu"]),
+    ("区", &["ou"]),
+    ("查", &["zha"]),
+    ("盖", &["ge"]),
+    ("朴", &["piao"]),
+    ("乐", &["yue"]),
+    ("覃", &["qin"]),
+    ("翟", &["zhai"]),
+    ("缪", &["miao"]),
+    ("召", &["shao"]),
+    ("秘", &["bi"]),
+    ("繁", &["po"]),
+    ("员", &["yun"]),
+    ("种", &["chong"]),
+    ("黑", &["he"]),
+    ("宓", &["fu"]),
+];
+
+/// The version of [`search_keys`]: raised whenever what it gives for a text changes, so the
+/// kernel rebuilds the search documents stored with an older one (2: surname readings).
+pub const SEARCH_KEYS_VERSION: u32 = 2;
+
+/// The full pinyin and the initials of `readings`, each non-Chinese run kept as it is.
+fn spell(readings: &[(char, Option<String>)]) -> (String, String) {
     let mut full = String::new();
     let mut initials = String::new();
-    let mut has_hanzi = false;
-    for (ch, py) in readings(&lower) {
+    for (ch, py) in readings {
         match py {
             Some(p) => {
-                has_hanzi = true;
-                full.push_str(&p);
+                full.push_str(p);
                 initials.push_str(p.get(..1).unwrap_or_default());
             }
             None if ch.is_alphanumeric() => {
-                full.push(ch);
-                initials.push(ch);
+                full.push(*ch);
+                initials.push(*ch);
             }
             None => {
                 full.push(' ');
@@ -155,11 +184,41 @@ pub fn search_keys(text: &str) -> String {
             }
         }
     }
-    if has_hanzi {
-        format!("{lower} {full} {initials}")
-    } else {
-        lower
+    (full, initials)
+}
+
+/// The search keys of a piece of text: the text itself (lowercased), its pinyin spelled out
+/// without separators, and its pinyin initials, space separated. `张三` yields
+/// `张三 zhangsan zs`, so staff find a patient by any of the three. A text that starts
+/// with a surname read otherwise ([`SURNAMES`]) also carries that reading: `曾丽` yields
+/// `曾丽 cengli cl zengli zl` (the text may not be a name: `曾经` keeps `cengjing`).
+/// Identifiers never take the surname reading: 单价 is `danjia`.
+pub fn search_keys(text: &str) -> String {
+    let lower = text.to_lowercase();
+    let mut read = readings(&lower);
+    if !read.iter().any(|(_, p)| p.is_some()) {
+        return lower;
     }
+    let (full, initials) = spell(&read);
+    let mut out = format!("{lower} {full} {initials}");
+    let start = lower.trim_start();
+    let skipped = lower.chars().count() - start.chars().count();
+    if let Some((surname, spelled)) = SURNAMES.iter().find(|(s, _)| start.starts_with(s)) {
+        let mut changed = false;
+        for (k, reading) in spelled.iter().enumerate() {
+            if let Some((_, Some(p))) = read.get_mut(skipped + k)
+                && p != reading
+            {
+                *p = (*reading).to_owned();
+                changed = true;
+            }
+        }
+        if changed && surname.chars().count() == spelled.len() {
+            let (full, initials) = spell(&read);
+            out.push_str(&format!(" {full} {initials}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -188,6 +247,33 @@ mod tests {
         let long = format!("{}_bc", "a".repeat(37));
         let second = disambiguate(&long, |s| s == long);
         assert!(is_identifier(&second), "{second}");
+    }
+
+    #[test]
+    fn surnames_read_as_surnames_are_found_by_their_initials() {
+        for (name, initials) in [
+            ("曾丽", "zl"),
+            ("单雪", "sx"),
+            ("解晓东", "xxd"),
+            ("仇敏", "qm"),
+            ("区家明", "ojm"),
+            ("查小欣", "zxx"),
+            ("盖伟", "gw"),
+            ("朴志勇", "pzy"),
+            ("尉迟恭", "ycg"),
+        ] {
+            let keys = search_keys(name);
+            assert!(
+                keys.split(' ').any(|k| k == initials),
+                "{name}: {keys} has no {initials}"
+            );
+        }
+        assert!(search_keys("曾丽").contains("zengli"));
+        // Still found as the characters read elsewhere (the text may not be a name).
+        assert!(search_keys("曾经").contains("cengjing"));
+        // Identifiers keep the common reading: 单价 is the unit price.
+        assert_eq!(derive_identifier("单价"), "danjia");
+        assert_eq!(search_keys("张三"), "张三 zhangsan zs");
     }
 
     #[test]

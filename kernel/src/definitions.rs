@@ -77,11 +77,62 @@ impl Definitions {
             let item: DataItem = row.json("definition")?;
             items.push(item);
         }
-        Ok(Self {
+        let definitions = Self {
             db,
             schema: RwLock::new(Arc::new(Schema::new(Catalog::from_items(items)))),
             changing: tokio::sync::Mutex::new(()),
-        })
+        };
+        definitions.refresh_search_keys().await?;
+        Ok(definitions)
+    }
+
+    /// Rebuilds every record's search document when they were built by an older
+    /// `search_keys` (see `SEARCH_KEYS_VERSION`), all in one transaction with the new
+    /// version noted, so it happens once and a crash midway leaves the old documents whole.
+    /// Answers how many DataItems were rebuilt (0 when already current).
+    async fn refresh_search_keys(&self) -> Result<usize> {
+        const KEY: &str = "search_keys_version";
+        let current = erpos_design::naming::SEARCH_KEYS_VERSION.to_string();
+        let mut select =
+            crate::store::Select::from(self.db.dialect(), "kernel_state", &["name", "value"])
+                .keyed("name");
+        select.sql().push(" WHERE name = ").text(KEY);
+        let stored = select.fetch(&self.db).await?;
+        let stored = match stored.first() {
+            Some(row) => Some(row.text("value")?),
+            None => None,
+        };
+        if stored.as_deref() == Some(current.as_str()) {
+            return Ok(0);
+        }
+        let catalog = self.schema().catalog.clone();
+        let items: Vec<String> = catalog
+            .items()
+            .filter(|i| {
+                catalog
+                    .effective_fields(&i.name)
+                    .iter()
+                    .any(|e| e.field.searchable)
+            })
+            .map(|i| i.name.clone())
+            .collect();
+        let mut tx = self.db.begin().await?;
+        for item in &items {
+            let table = erpos_design::ddl::table_name(item);
+            rebuild_search(&mut tx, &catalog, item, &table).await?;
+        }
+        let mut sql = tx.sql();
+        sql.push("INSERT INTO kernel_state (name, value) VALUES (")
+            .text(KEY)
+            .push(", ")
+            .text(&current)
+            .push(") ON CONFLICT (name) DO UPDATE SET value = excluded.value");
+        tx.execute(sql).await?;
+        tx.commit().await?;
+        if !items.is_empty() {
+            tracing::info!(items = items.len(), version = %current, "search documents rebuilt with the current search keys");
+        }
+        Ok(items.len())
     }
 
     /// The active schema snapshot.
@@ -368,38 +419,7 @@ async fn run_step(tx: &mut Tx, new: &Catalog, step: &erpos_design::MigrationStep
             }
             Ok(())
         }
-        StepAction::RebuildSearch => {
-            let fields = new.effective_fields(&step.item);
-            let searchable: Vec<_> = fields.iter().filter(|e| e.field.searchable).collect();
-            let d = tx.dialect();
-            let mut sql = tx.sql();
-            sql.push("SELECT ").col_text("id");
-            for e in &searchable {
-                sql.push(", ").col_text(&e.field.name);
-            }
-            sql.push(" FROM ").ident(&step.table);
-            let rows = tx.fetch(sql).await?;
-            for row in rows {
-                let Some(Some(id)) = row.first() else {
-                    continue;
-                };
-                let doc = search_document(&fields, |name| {
-                    searchable
-                        .iter()
-                        .position(|e| e.field.name == name)
-                        .and_then(|i| row.get(i + 1).cloned().flatten())
-                });
-                let mut sql = tx.sql();
-                sql.push("UPDATE ")
-                    .ident(&step.table)
-                    .push(" SET \"_search\" = ")
-                    .text(doc)
-                    .push(" WHERE id = ")
-                    .param(Some(id.clone()), d.param_cast(FieldType::Reference));
-                tx.execute(sql).await?;
-            }
-            Ok(())
-        }
+        StepAction::RebuildSearch => rebuild_search(tx, new, &step.item, &step.table).await,
         _ => {
             for statement in &step.sql {
                 tx.execute_ddl(statement).await?;
@@ -407,4 +427,39 @@ async fn run_step(tx: &mut Tx, new: &Catalog, step: &erpos_design::MigrationStep
             Ok(())
         }
     }
+}
+
+/// Recomputes the pinyin search document of every record of `item` (stored in `table`)
+/// from its searchable fields, in `tx`.
+async fn rebuild_search(tx: &mut Tx, catalog: &Catalog, item: &str, table: &str) -> Result<()> {
+    let fields = catalog.effective_fields(item);
+    let searchable: Vec<_> = fields.iter().filter(|e| e.field.searchable).collect();
+    let d = tx.dialect();
+    let mut sql = tx.sql();
+    sql.push("SELECT ").col_text("id");
+    for e in &searchable {
+        sql.push(", ").col_text(&e.field.name);
+    }
+    sql.push(" FROM ").ident(table);
+    let rows = tx.fetch(sql).await?;
+    for row in rows {
+        let Some(Some(id)) = row.first() else {
+            continue;
+        };
+        let doc = search_document(&fields, |name| {
+            searchable
+                .iter()
+                .position(|e| e.field.name == name)
+                .and_then(|i| row.get(i + 1).cloned().flatten())
+        });
+        let mut sql = tx.sql();
+        sql.push("UPDATE ")
+            .ident(table)
+            .push(" SET \"_search\" = ")
+            .text(doc)
+            .push(" WHERE id = ")
+            .param(Some(id.clone()), d.param_cast(FieldType::Reference));
+        tx.execute(sql).await?;
+    }
+    Ok(())
 }
