@@ -422,6 +422,27 @@ fn check_field(catalog: &Catalog, item: &str, field: &Field, path: &str, issues:
             format!("a {} field cannot be unique", ty.as_str()),
         );
     }
+    if let Some(series) = &field.series {
+        if ty != FieldType::Text {
+            refuse(
+                "series",
+                format!(
+                    "only text fields are numbered by a series, not {}",
+                    ty.as_str()
+                ),
+            );
+        }
+        if field.default.is_some() {
+            refuse(
+                "default",
+                "a field numbered by a series has no default: each record gets the next number"
+                    .into(),
+            );
+        }
+        for issue in series.problems("") {
+            refuse(&format!("series{}", issue.path), issue.message);
+        }
+    }
     if field.searchable && !only(&[FieldType::Text, FieldType::Enum]) {
         refuse(
             "searchable",

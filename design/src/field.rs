@@ -97,6 +97,12 @@ pub struct Field {
     /// No two records may share a value (enforced by a unique index).
     #[serde(default, skip_serializing_if = "is_false")]
     pub unique: bool,
+    /// Numbered by a series (`{"prefix": "P", "date": false, "digits": 5}` gives P-00001,
+    /// P-00002, …; with `date`, P-20261201-0001 restarting each day): the kernel gives
+    /// each new record the next number, gap-free, in the transaction that creates it, so
+    /// nobody invents a 病历号 by hand. Callers never write it (text fields only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<crate::serial::SerialSpec>,
     /// The value a new record gets when none is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,
@@ -168,6 +174,7 @@ impl Field {
             field_type,
             required: false,
             unique: false,
+            series: None,
             default: None,
             min: None,
             max: None,

@@ -68,7 +68,12 @@ fn object_schema(
     }
     let required: Vec<Json> = fields
         .iter()
-        .filter(|e| with_required && e.field.required && e.field.default.is_none())
+        .filter(|e| {
+            with_required
+                && e.field.required
+                && e.field.default.is_none()
+                && e.field.series.is_none()
+        })
         .map(|e| json!(e.field.name))
         .collect();
     let label = catalog

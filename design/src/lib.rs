@@ -27,6 +27,7 @@ pub mod migration;
 pub mod naming;
 pub mod recurrence;
 pub mod rule;
+pub mod serial;
 pub mod service;
 pub mod service_check;
 pub mod shape;

@@ -183,56 +183,10 @@ pub struct WaitSpec {
     pub until: Option<String>,
 }
 
-/// A service's serial numbers: `{prefix}-{YYYYMMDD}-{n}` (or `{prefix}-{n}` without the
-/// date part), counted per prefix and day, gap-free (the scheduler assigns them in the
-/// same transaction that creates the process).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SerialSpec {
-    /// The prefix: capitals, digits, `-` and `_`, 1–16 characters.
-    pub prefix: String,
-    /// Whether the local date is part of the number (and the count restarts each day).
-    #[serde(default = "yes")]
-    pub date: bool,
-    /// Zero-padded digits of the count (1–9, default 4).
-    #[serde(default = "four")]
-    pub digits: u8,
-    /// Local time's offset from UTC in minutes, for the date part (the clinic: 480).
-    #[serde(default)]
-    pub utc_offset_minutes: i32,
-}
+pub use crate::serial::SerialSpec;
 
 fn yes() -> bool {
     true
-}
-
-fn four() -> u8 {
-    4
-}
-
-impl SerialSpec {
-    /// The key a count runs under at `now_ms`: the prefix and, with `date`, the local day.
-    pub fn scope(&self, now_ms: i64) -> String {
-        if !self.date {
-            return self.prefix.clone();
-        }
-        let local = now_ms + i64::from(self.utc_offset_minutes) * 60_000;
-        let day = chrono::DateTime::from_timestamp_millis(local)
-            .map(|t| t.format("%Y%m%d").to_string())
-            .unwrap_or_default();
-        format!("{}-{day}", self.prefix)
-    }
-
-    /// The serial number `n` in `scope`.
-    pub fn format(&self, scope: &str, n: u64) -> String {
-        format!("{scope}-{n:0width$}", width = usize::from(self.digits))
-    }
-
-    /// Splits a serial number back into its scope and count (restoring the counters).
-    pub fn parse(serial: &str) -> Option<(&str, u64)> {
-        let (scope, n) = serial.rsplit_once('-')?;
-        Some((scope, n.parse().ok()?))
-    }
 }
 
 /// One step of a service.

@@ -137,22 +137,7 @@ fn prepare(
         ));
     }
     if let Some(serial) = &input.serial {
-        let ok = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_';
-        if serial.prefix.is_empty() || serial.prefix.len() > 16 || !serial.prefix.chars().all(ok) {
-            issues.push(Issue::new(
-                "/serial/prefix",
-                "1 to 16 capitals, digits, '-' or '_' (such as LEAVE)",
-            ));
-        }
-        if !(1..=9).contains(&serial.digits) {
-            issues.push(Issue::new("/serial/digits", "1 to 9 digits"));
-        }
-        if !(-840..=840).contains(&serial.utc_offset_minutes) {
-            issues.push(Issue::new(
-                "/serial/utc_offset_minutes",
-                "must be between -840 and 840",
-            ));
-        }
+        issues.extend(serial.problems("/serial"));
     }
     if input.steps.is_empty() && !unread.graph {
         issues.push(Issue::new("/steps", "a service needs at least one step"));

@@ -334,6 +334,43 @@ impl Records {
     }
 }
 
+/// The fields of `item` numbered by a series, with their series.
+fn numbered_fields(
+    catalog: &Catalog,
+    item: &str,
+) -> Vec<(String, erpos_design::serial::SerialSpec)> {
+    catalog
+        .effective_fields(item)
+        .into_iter()
+        .filter_map(|e| Some((e.field.name.clone(), e.field.series.clone()?)))
+        .collect()
+}
+
+/// Refuses a write that names a numbered field (422 at it): the series gives the number.
+fn refuse_numbered(
+    numbered: &[(String, erpos_design::serial::SerialSpec)],
+    body: &Json,
+) -> Result<()> {
+    let issues: Vec<Issue> = numbered
+        .iter()
+        .filter(|(name, _)| body.get(name).is_some())
+        .map(|(name, spec)| {
+            Issue::new(
+                format!("/{name}"),
+                format!(
+                    "numbered by its series ({}-…): leave it out, each new record gets the next number",
+                    spec.prefix
+                ),
+            )
+        })
+        .collect();
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(DesignError::InvalidRecord(issues).into())
+    }
+}
+
 fn cast(d: Dialect, ty: FieldType) -> Option<&'static str> {
     d.param_cast(ty)
 }
@@ -441,8 +478,16 @@ impl Records {
         }
     }
 
-    /// Creates a record (and its composed children) and returns it as stored.
+    /// Creates a record (and its composed children) and returns it as stored. A DataItem
+    /// with a numbered field is created in a transaction that counts its number.
     pub async fn create(&self, item: &str, body: &Json, actor: Option<&str>) -> Result<Json> {
+        if !numbered_fields(&self.definitions.schema().catalog, item).is_empty() {
+            let mut tx = self.db.begin().await?;
+            let record = self.create_in(&mut tx, item, body, actor, 0).await?;
+            tx.commit().await?;
+            self.events.wake.notify_one();
+            return Ok(record);
+        }
         let (plan, record, evented) = self.plan_create(item, body, actor, 0)?;
         let schema = self.definitions.schema();
         plan.run(&self.db, &schema.catalog).await?;
@@ -462,10 +507,44 @@ impl Records {
         actor: Option<&str>,
         depth: u32,
     ) -> Result<Json> {
-        let (plan, record, _) = self.plan_create(item, body, actor, depth)?;
+        let body = self.number(tx, item, body).await?;
+        let (plan, record, _) = self.plan_create(item, &body, actor, depth)?;
         let schema = self.definitions.schema();
         plan.run_in(tx, &schema.catalog).await?;
         Ok(record)
+    }
+
+    /// `body` with the next number of each numbered field of `item`, counted in `tx` (so a
+    /// creation that fails gives its number back: gap-free). A body naming such a field is
+    /// refused: the series gives it.
+    async fn number(&self, tx: &mut Tx, item: &str, body: &Json) -> Result<Json> {
+        let schema = self.definitions.schema();
+        let numbered = numbered_fields(&schema.catalog, item);
+        if numbered.is_empty() {
+            return Ok(body.clone());
+        }
+        refuse_numbered(&numbered, body)?;
+        let mut body = body.clone();
+        let now_ms = Utc::now().timestamp_millis();
+        for (field, spec) in &numbered {
+            let scope = spec.scope(now_ms);
+            let mut sql = tx.sql();
+            sql.push("INSERT INTO record_series (series, last) VALUES (")
+                .text(format!("{item}.{field}:{scope}"))
+                .push(", 1) ON CONFLICT (series) DO UPDATE SET last = record_series.last + 1 RETURNING CAST(last AS TEXT)");
+            let rows = tx.fetch(sql).await?;
+            let n: u64 = rows
+                .first()
+                .and_then(|r| r.first().cloned().flatten())
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| {
+                    KernelError::Corrupt(format!("the series of {item}.{field} gave no number"))
+                })?;
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert(field.clone(), Json::String(spec.format(&scope, n)));
+            }
+        }
+        Ok(body)
     }
 
     /// Validates a new record and prepares every statement of its creation: the rows,
@@ -585,6 +664,12 @@ impl Records {
         let fields = catalog.effective_fields(item);
         let values = parse_record(&fields, &obj, "").map_err(DesignError::InvalidRecord)?;
         let (current, current_version) = lock_current(tx, catalog, item, id, expected).await?;
+        // A numbered field may be sent back as it was read, never changed.
+        let changed_numbers: Vec<_> = numbered_fields(catalog, item)
+            .into_iter()
+            .filter(|(name, _)| obj.get(name).is_some_and(|v| Some(v) != current.get(name)))
+            .collect();
+        refuse_numbered(&changed_numbers, body)?;
         check_exist(tx, &reference_checks(&fields, &values, "")).await?;
         let mut changes = Map::new();
         for (name, value) in &values {
