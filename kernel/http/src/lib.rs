@@ -16,6 +16,7 @@ mod docs;
 pub mod document;
 pub mod error;
 pub mod extract;
+mod menus;
 mod organisation;
 mod processes;
 mod records;
@@ -90,6 +91,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         processes::act,
         processes::actions,
         processes::queues,
+        menus::menus,
         tasks::work_items,
         tasks::delegations,
         tasks::create_delegation,
@@ -354,6 +356,7 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
             axum::routing::post(processes::act),
         )
         .route("/queues", get(processes::queues))
+        .route("/menus", get(menus::menus))
         .route("/rules", get(rules::list).post(rules::save))
         .route(
             "/rules/{name}",

@@ -1553,3 +1553,14 @@ pub struct Health {
     /// What is wrong, in words.
     problems: Vec<String>,
 }
+
+/// `GET /menus`.
+#[derive(ToSchema)]
+pub struct MenuList {
+    /// The sections the caller has something in: `work`, `start`, `records`.
+    items: Vec<erpos_kernel::app::menus::MenuSection>,
+    /// How many.
+    total: u64,
+    /// Always null.
+    next_cursor: Option<String>,
+}

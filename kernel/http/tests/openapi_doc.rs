@@ -521,6 +521,7 @@ async fn real_answers_validate_against_their_documented_schemas() -> anyhow::Res
         c.call(&app, "GET", &format!("/api/v1/processes/{pid}"), "/api/v1/processes/{id}", None).await?;
         c.call(&app, "GET", "/api/v1/work-items?user=zhangsan", "/api/v1/work-items", None).await?;
         c.call(&app, "GET", "/api/v1/queues", "/api/v1/queues", None).await?;
+        c.call(&app, "GET", "/api/v1/menus", "/api/v1/menus", None).await?;
         c.call(&app, "POST", &format!("/api/v1/processes/{pid}/suspend"), "/api/v1/processes/{id}/{action}", Some(json!({"reason": "核实"}))).await?;
         c.call(&app, "GET", "/api/v1/queues", "/api/v1/queues", None).await?;
         c.call(&app, "GET", "/api/v1/processes/999", "/api/v1/processes/{id}", None).await?;
