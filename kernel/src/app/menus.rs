@@ -58,19 +58,7 @@ pub async fn menu(k: &Kernel, caller: &Caller) -> Vec<MenuSection> {
         path: format!("/api/v1/work-items?view={view}"),
     })
     .collect();
-    let services: Vec<MenuItem> = k
-        .engine
-        .read(|core| {
-            let mut newest: std::collections::BTreeMap<String, Label> = Default::default();
-            let mut versions: std::collections::BTreeMap<String, u32> = Default::default();
-            for s in core.published() {
-                if versions.get(&s.name).is_none_or(|v| *v < s.version) {
-                    versions.insert(s.name.clone(), s.version);
-                    newest.insert(s.name.clone(), s.label.clone());
-                }
-            }
-            newest
-        })
+    let services: Vec<MenuItem> = super::monitor::published(k)
         .await
         .into_iter()
         .filter(|(name, _)| {
@@ -80,11 +68,11 @@ pub async fn menu(k: &Kernel, caller: &Caller) -> Vec<MenuSection> {
                     op: ServiceOp::Start,
                 })
         })
-        .map(|(name, label)| MenuItem {
+        .map(|(name, service)| MenuItem {
             kind: "service",
             path: format!("/api/v1/services/{name}"),
+            label: service.label.clone(),
             name,
-            label,
         })
         .collect();
     let schema = k.definitions.schema();

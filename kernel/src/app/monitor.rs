@@ -193,8 +193,8 @@ pub struct StatsQuery {
     pub service: Option<String>,
 }
 
-/// The newest published version of each service.
-async fn published(k: &Kernel) -> BTreeMap<String, Arc<Service>> {
+/// The newest published version of each service (also what the menus offer to start).
+pub(super) async fn published(k: &Kernel) -> BTreeMap<String, Arc<Service>> {
     k.engine
         .read(|core| {
             let mut newest: BTreeMap<String, Arc<Service>> = BTreeMap::new();
