@@ -139,6 +139,14 @@ fn hostile_rules_leave_the_real_server_up_under_a_memory_bound_and_it_starts_aga
                 let (s, b) = request(&addr, "POST", "/api/v1/rules", Some(&body))?;
                 assert_eq!(s, 201, "{name}: {b}");
             }
+            // The person the healthy rule notifies.
+            let (s, b) = request(
+                &addr,
+                "POST",
+                "/api/v1/users",
+                Some(&json!({"id": "dr_chen"})),
+            )?;
+            assert_eq!(s, 201, "{b}");
             let healthy = json!({"name": "front_desk", "label": {"zh": "前台提醒"},
                 "event": {"kind": "signal", "name": "probe"},
                 "instructions": [{"op": "notify", "to": ["dr_chen"], "title": "检查"}]});

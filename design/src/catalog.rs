@@ -36,6 +36,25 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The keys a record of `item` carries as expressions see it: the system fields
+    /// (`id`, `version`, `created_at`, `updated_at`), every effective field and each
+    /// composed child list. Empty when `item` does not exist.
+    pub fn record_keys(&self, item: &str) -> std::collections::BTreeSet<String> {
+        let Some(own) = self.get(item) else {
+            return Default::default();
+        };
+        RESERVED_NAMES
+            .iter()
+            .map(|n| (*n).to_owned())
+            .chain(
+                self.effective_fields(item)
+                    .into_iter()
+                    .map(|e| e.field.name),
+            )
+            .chain(own.consists.iter().map(|c| c.item.clone()))
+            .collect()
+    }
+
     /// An empty catalog.
     pub fn new() -> Self {
         Self::default()

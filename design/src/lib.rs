@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod data_item;
 pub mod ddl;
 pub mod dialect;
+pub mod directory;
 pub mod error;
 pub mod expression;
 pub mod field;

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 use crate::catalog::Catalog;
+use crate::directory::{Directory, Kind};
 use crate::error::{DesignError, Issue};
-use crate::expression::{check_expression, condition_engine, parse_iso_duration};
+use crate::expression::{Record, check_condition, condition_engine, parse_iso_duration};
 use crate::field::FieldType;
 use crate::label::Label;
 use crate::naming::{derive_identifier, is_identifier};
@@ -585,11 +586,11 @@ pub fn prepare_rule_reading(
     reading: Reading<ServiceRule>,
     body: &Json,
     catalog: &Catalog,
-    known_services: &dyn Fn(&str) -> bool,
+    directory: &Directory,
     check_cron: &dyn Fn(&str) -> Result<(), String>,
 ) -> Result<ServiceRule, DesignError> {
     reading.check(body, |rule, _| {
-        prepare_rule(rule, catalog, known_services, check_cron)
+        prepare_rule(rule, catalog, directory, check_cron)
     })
 }
 
@@ -636,7 +637,7 @@ pub const RESERVED_RULE_NAMES: [&str; 1] = ["quarantine"];
 pub fn prepare_rule(
     mut rule: ServiceRule,
     catalog: &Catalog,
-    known_services: &dyn Fn(&str) -> bool,
+    directory: &Directory,
     check_cron: &dyn Fn(&str) -> Result<(), String>,
 ) -> Result<ServiceRule, DesignError> {
     let mut issues = Vec::new();
@@ -663,22 +664,29 @@ pub fn prepare_rule(
             ),
         ));
     }
-    check_pattern(
-        &rule.event,
-        catalog,
-        known_services,
-        check_cron,
-        &mut issues,
-    );
+    check_pattern(&rule.event, catalog, directory, check_cron, &mut issues);
     let engine = condition_engine();
+    // The record the rule's expressions read: the event's record (record and time events
+    // name the item), else the process's bound record (its service's subject).
+    let item = rule
+        .event
+        .item
+        .as_deref()
+        .or_else(|| directory.subject_of(rule.event.service.as_deref()?))
+        .filter(|item| catalog.get(item).is_some());
+    let keys = item.map(|item| catalog.record_keys(item));
+    let record = item
+        .zip(keys.as_ref())
+        .map(|(item, keys)| Record { item, keys });
     if let Some(condition) = &rule.condition {
-        check_expression(&engine, condition, "/condition".into(), &mut issues);
+        check_condition(&engine, condition, "/condition".into(), record, &mut issues);
     }
     check_instructions(
         &rule.instructions,
         "/instructions",
         catalog,
-        known_services,
+        directory,
+        record,
         &mut issues,
     );
     if issues.is_empty() {
@@ -691,7 +699,7 @@ pub fn prepare_rule(
 fn check_pattern(
     p: &EventPattern,
     catalog: &Catalog,
-    known_services: &dyn Fn(&str) -> bool,
+    directory: &Directory,
     check_cron: &dyn Fn(&str) -> Result<(), String>,
     issues: &mut Vec<Issue>,
 ) {
@@ -774,13 +782,8 @@ fn check_pattern(
             }
         }
     }
-    if let Some(service) = &p.service
-        && !known_services(service)
-    {
-        issues.push(Issue::new(
-            "/event/service",
-            format!("no service named '{service}'"),
-        ));
+    if let Some(service) = &p.service {
+        directory.check(Kind::Service, service, "/event/service", issues);
     }
     for (key, value) in [("from", &p.from), ("to", &p.to)] {
         if let Some(v) = value
@@ -884,7 +887,8 @@ pub fn check_instructions(
     list: &[Instruction],
     base: &str,
     catalog: &Catalog,
-    known_services: &dyn Fn(&str) -> bool,
+    directory: &Directory,
+    record: Option<Record<'_>>,
     issues: &mut Vec<Issue>,
 ) {
     let engine = condition_engine();
@@ -892,12 +896,12 @@ pub fn check_instructions(
         let at = |key: &str| format!("{base}/{i}/{key}");
         let expr = |key: &str, e: &Option<String>, issues: &mut Vec<Issue>| {
             if let Some(e) = e {
-                check_expression(&engine, e, at(key), issues);
+                check_condition(&engine, e, at(key), record, issues);
             }
         };
         let computed = |c: &BTreeMap<String, String>, issues: &mut Vec<Issue>| {
             for (k, e) in c {
-                check_expression(&engine, e, at(&format!("compute/{k}")), issues);
+                check_condition(&engine, e, at(&format!("compute/{k}")), record, issues);
             }
         };
         let fields_of = |item: &str, names: Vec<&String>, issues: &mut Vec<Issue>| {
@@ -960,12 +964,7 @@ pub fn check_instructions(
                 delay,
                 ..
             } => {
-                if !known_services(service) {
-                    issues.push(Issue::new(
-                        at("service"),
-                        format!("no service named '{service}'"),
-                    ));
-                }
+                directory.check(Kind::Service, service, at("service"), issues);
                 expr("record", record, issues);
                 computed(compute, issues);
                 duration("delay", delay, issues);
@@ -979,18 +978,31 @@ pub fn check_instructions(
                         at("signal"),
                         format!("'{signal}' is not an identifier"),
                     ));
+                } else if !directory.knows(Kind::Signal, signal) {
+                    let mut message = directory.unknown(Kind::Signal, signal);
+                    message.push_str(": no service has a wait step for it");
+                    issues.push(Issue::new(at("signal"), message));
                 }
             }
             Instruction::SetPriority { process, .. }
             | Instruction::ResumeProcess { process }
             | Instruction::TerminateProcess { process, .. }
-            | Instruction::AssignOperator { process, .. }
-            | Instruction::ReleaseResource { process, .. }
             | Instruction::TakeTransition { process, .. } => expr("process", process, issues),
+            Instruction::AssignOperator { process, user } => {
+                expr("process", process, issues);
+                directory.check(Kind::User, user, at("user"), issues);
+            }
+            Instruction::ReleaseResource { process, resource } => {
+                expr("process", process, issues);
+                directory.check(Kind::Resource, resource, at("resource"), issues);
+            }
             Instruction::AllocateResource {
-                process, quantity, ..
+                process,
+                quantity,
+                resource,
             } => {
                 expr("process", process, issues);
+                directory.check(Kind::Resource, resource, at("resource"), issues);
                 if *quantity == Some(0) {
                     issues.push(Issue::new(at("quantity"), "at least 1"));
                 }
@@ -1006,6 +1018,9 @@ pub fn check_instructions(
             } => {
                 if to.is_empty() && to_expr.is_none() {
                     issues.push(Issue::new(at("to"), "say who: 'to' or 'to_expr'"));
+                }
+                for (j, user) in to.iter().enumerate() {
+                    directory.check(Kind::User, user, at(&format!("to/{j}")), issues);
                 }
                 if title.trim().is_empty() {
                     issues.push(Issue::new(at("title"), "a title is required"));
@@ -1026,6 +1041,8 @@ pub fn check_instructions(
                         at("source"),
                         format!("the script does not compile: {e}"),
                     ));
+                } else if let Some(record) = record {
+                    record.check(&engine, source, &at("source"), issues);
                 }
             }
         }
@@ -1038,8 +1055,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn no_services(_: &str) -> bool {
-        false
+    /// No service exists; other kinds are not checked here.
+    fn no_services() -> Directory {
+        Directory::unchecked().with(Kind::Service, [])
     }
 
     fn any_cron(_: &str) -> Result<(), String> {
@@ -1067,7 +1085,7 @@ mod tests {
         }))
         .unwrap();
         let DesignError::InvalidDefinition(issues) =
-            prepare_rule(rule, &catalog, &no_services, &any_cron).unwrap_err()
+            prepare_rule(rule, &catalog, &no_services(), &any_cron).unwrap_err()
         else {
             panic!()
         };
@@ -1081,7 +1099,7 @@ mod tests {
         }))
         .unwrap();
         let DesignError::InvalidDefinition(issues) =
-            prepare_rule(rule, &Catalog::default(), &no_services, &any_cron).unwrap_err()
+            prepare_rule(rule, &Catalog::default(), &no_services(), &any_cron).unwrap_err()
         else {
             panic!()
         };

@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::directory::{Kind, Use};
 use crate::label::Label;
 
 /// What a step is.
@@ -353,6 +354,64 @@ fn is_zero(v: &u32) -> bool {
 }
 
 impl Service {
+    /// Every organisation, resource, calendar and service name a service uses, with where.
+    /// The one list both directions read: saving checks each exists, and removing a role (a
+    /// skill, a calendar, …) asks which services still use it.
+    pub fn uses(&self) -> Vec<Use> {
+        let mut out = Vec::new();
+        let mut add = |kind: Kind, name: &str, at: String| {
+            out.push(Use {
+                kind,
+                name: name.to_owned(),
+                at,
+            })
+        };
+        for (i, step) in self.steps.iter().enumerate() {
+            let at = |key: &str| format!("/steps/{i}/{key}");
+            if let Some(calendar) = &step.calendar {
+                add(Kind::Calendar, calendar, at("calendar"));
+            }
+            if let Some(called) = &step.service {
+                add(Kind::Service, called, at("service"));
+            }
+            for (k, r) in step.resources.iter().enumerate() {
+                add(
+                    Kind::ResourceType,
+                    &r.resource_type,
+                    at(&format!("resources/{k}/type")),
+                );
+                if let Some(skill) = &r.skill {
+                    add(Kind::Skill, skill, at(&format!("resources/{k}/skill")));
+                }
+            }
+            if let Some(o) = &step.operators {
+                let named = [
+                    (Kind::Role, &o.role, "role"),
+                    (Kind::Skill, &o.skill, "skill"),
+                    (Kind::User, &o.user, "user"),
+                    (Kind::Department, &o.department, "department"),
+                ];
+                for (kind, name, key) in named {
+                    if let Some(name) = name {
+                        add(kind, name, at(&format!("operators/{key}")));
+                    }
+                }
+                for (j, user) in o.users.iter().enumerate() {
+                    add(Kind::User, user, at(&format!("operators/users/{j}")));
+                }
+            }
+            if let Some(e) = &step.escalation {
+                for (j, user) in e.notify.iter().enumerate() {
+                    add(Kind::User, user, at(&format!("escalation/notify/{j}")));
+                }
+                if let Some(user) = &e.reassign {
+                    add(Kind::User, user, at("escalation/reassign"));
+                }
+            }
+        }
+        out
+    }
+
     /// The step with this name.
     pub fn step(&self, name: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.name == name)

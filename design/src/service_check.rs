@@ -8,32 +8,38 @@
 //! durations parse) and referential (the subject DataItem and called services exist).
 //!
 //! This module must never run a script or touch storage: conditions are only parsed, and what
-//! exists outside the service is asked of the caller (`catalog`, `known_services`).
+//! exists outside the service is asked of the caller (`catalog`, and the [`Directory`] of
+//! roles, skills, departments, users, resource types, calendars, services and signals):
+//! every name a service uses is looked up there, and an unknown one is refused at its
+//! pointer with "did you mean" for a slip, so that nothing published waits forever for an
+//! operator nobody is. The record fields its conditions read (`record.yue`) are checked
+//! against the subject DataItem the same way.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::catalog::Catalog;
+use crate::directory::{Directory, Kind};
 use crate::error::{DesignError, Issue};
 pub use crate::expression::{
     DISABLED_SYMBOLS, MAX_EXPR_DEPTH, MAX_FN_EXPR_DEPTH, parse_iso_duration, parsing_engine,
 };
-use crate::expression::{check_expression, condition_engine};
+use crate::expression::{Record, check_condition, check_expression, condition_engine};
 use crate::naming::{MAX_IDENTIFIER_LEN, derive_identifier, is_identifier};
-use crate::service::{OperatorPolicy, Service, Step, StepKind};
+use crate::service::{OperatorPolicy, OperatorRule, Service, Step, StepKind};
 use crate::shape::{Reading, Shape, stand_in_label};
 
 /// Derives the service's name when absent and checks the whole definition.
 ///
-/// `catalog` is the active DataItems (for `subject`); `known_services` says whether a service
-/// name exists (for `sub_service` steps), so that this pure function need not know where
-/// services are stored. Returns the service as it will be stored (name filled in), or
+/// `catalog` is the active DataItems (for `subject`); `directory` says which roles, skills,
+/// users, resource types, calendars, services and signals exist, so that this pure
+/// function need not know where they are stored. Returns the service as it will be stored (name filled in), or
 /// [`DesignError::InvalidDefinition`] listing every problem at its JSON pointer.
 pub fn prepare_service(
     input: Service,
     catalog: &Catalog,
-    known_services: &dyn Fn(&str) -> bool,
+    directory: &Directory,
 ) -> Result<Service, DesignError> {
-    prepare(input, catalog, known_services, &Unread::default())
+    prepare(input, catalog, directory, &Unread::default())
 }
 
 /// Reads a service from JSON as far as it can be read (see [`crate::shape`]): each step, each
@@ -82,7 +88,7 @@ pub fn prepare_service_reading(
     reading: Reading<Service>,
     body: &serde_json::Value,
     catalog: &Catalog,
-    known_services: &dyn Fn(&str) -> bool,
+    directory: &Directory,
 ) -> Result<Service, DesignError> {
     reading.check(body, |service, shape| {
         let unread = Unread {
@@ -95,7 +101,7 @@ pub fn prepare_service_reading(
             graph: !shape.list_whole("/steps") || !shape.whole_under("/transitions"),
             subject: shape.set_aside_at("/subject"),
         };
-        prepare(service, catalog, known_services, &unread)
+        prepare(service, catalog, directory, &unread)
     })
 }
 
@@ -116,7 +122,7 @@ struct Unread {
 fn prepare(
     mut input: Service,
     catalog: &Catalog,
-    known_services: &dyn Fn(&str) -> bool,
+    directory: &Directory,
     unread: &Unread,
 ) -> Result<Service, DesignError> {
     let mut issues = Vec::new();
@@ -139,13 +145,30 @@ fn prepare(
     if let Some(serial) = &input.serial {
         issues.extend(serial.problems("/serial"));
     }
+    // The service may name itself (a rule instruction starting another of its processes)
+    // and signal its own wait steps.
+    let mut directory = directory.clone();
+    directory.add_service(&input.name, input.subject.as_deref());
+    directory.also(Kind::Signal, own_signals(&input));
+    let directory = &directory;
+    for u in input.uses() {
+        directory.check(u.kind, &u.name, u.at, &mut issues);
+    }
+    // What the record its conditions read carries; None when there is no subject to check
+    // against (no subject, an unknown one, or one that could not be read).
+    let record = input
+        .subject
+        .as_deref()
+        .filter(|s| !unread.subject && catalog.get(s).is_some())
+        .map(|s| (s.to_owned(), catalog.record_keys(s)));
+    let record = record.as_ref().map(|(item, keys)| Record { item, keys });
     if input.steps.is_empty() && !unread.graph {
         issues.push(Issue::new("/steps", "a service needs at least one step"));
     }
     let engine = condition_engine();
     let index = check_step_names(&input, &mut issues);
     for (i, step) in input.steps.iter().enumerate() {
-        check_step(&input.name, step, i, &engine, known_services, &mut issues);
+        check_step(&input.name, step, i, &engine, record, &mut issues);
         // An unreadable subject leaves the fields nothing to be checked against.
         let subject = (!unread.subject).then_some(input.subject.as_deref());
         check_human_step(step, i, subject, catalog, &mut issues);
@@ -163,10 +186,10 @@ fn prepare(
         ));
     }
     for (i, step) in input.steps.iter().enumerate() {
-        check_step_instructions(step, i, catalog, known_services, &mut issues);
+        check_step_instructions(step, i, catalog, directory, record, &mut issues);
         check_escalation(&input, step, i, unread.graph, &mut issues);
     }
-    let edges = check_transitions(&input, &index, &engine, &unread.steps, &mut issues);
+    let edges = check_transitions(&input, &index, &engine, &unread.steps, record, &mut issues);
     if !unread.graph {
         check_graph(&input, &index, &edges, &mut issues);
     }
@@ -182,6 +205,15 @@ fn identifier_rule(name: &str) -> String {
         "'{name}' is not a valid identifier: use lowercase letters, digits and single underscores, \
          start with a letter, at most {MAX_IDENTIFIER_LEN} characters"
     )
+}
+
+/// The signals a service's own wait steps wait for.
+fn own_signals(service: &Service) -> Vec<String> {
+    service
+        .steps
+        .iter()
+        .filter_map(|s| s.wait.as_ref()?.event.clone())
+        .collect()
 }
 
 /// Refuses invalid and duplicate step names; returns each name's index (the first step of a
@@ -212,11 +244,12 @@ fn check_step(
     step: &Step,
     i: usize,
     engine: &rhai::Engine,
-    known_services: &dyn Fn(&str) -> bool,
+    record: Option<Record<'_>>,
     issues: &mut Vec<Issue>,
 ) {
     let at = |key: &str| format!("/steps/{i}/{key}");
     let kind = kind_name(step.kind);
+
     if !step.kind.is_dispatched() {
         if !step.resources.is_empty() {
             issues.push(Issue::new(
@@ -243,7 +276,13 @@ fn check_step(
         }
     }
     if let Some(expression) = step.operators.as_ref().and_then(|o| o.expression.as_ref()) {
-        check_expression(engine, expression, at("operators/expression"), issues);
+        check_condition(
+            engine,
+            expression,
+            at("operators/expression"),
+            record,
+            issues,
+        );
     }
     if let Some(deadline) = &step.deadline
         && parse_iso_duration(deadline).is_none()
@@ -259,10 +298,7 @@ fn check_step(
             at("service"),
             format!("a service cannot call itself ('{called}') as a sub-service"),
         )),
-        (StepKind::SubService, Some(called)) if !known_services(called) => issues.push(Issue::new(
-            at("service"),
-            format!("no service named '{called}'"),
-        )),
+        // Whether it exists is checked with every other name the service uses.
         (StepKind::SubService, Some(_)) => {}
         (_, Some(_)) => issues.push(Issue::new(
             at("service"),
@@ -293,7 +329,7 @@ fn check_step(
                 issues.push(Issue::new(at("wait/after"), duration_rule(after)));
             }
             if let Some(until) = &wait.until {
-                check_expression(engine, until, at("wait/until"), issues);
+                check_condition(engine, until, at("wait/until"), record, issues);
             }
         }
         (_, Some(_)) => issues.push(Issue::new(
@@ -344,6 +380,7 @@ fn check_human_step(
         }
     }
     if let Some(rule) = &step.operators {
+        check_operator_names(rule, i, subject, catalog, issues);
         match (rule.policy, rule.quorum) {
             (OperatorPolicy::All, Some(0)) => {
                 issues.push(Issue::new(at("operators/quorum"), "a quorum is at least 1"))
@@ -363,12 +400,41 @@ fn check_human_step(
     }
 }
 
+/// The field an operator rule picks people by must be a field of the subject.
+fn check_operator_names(
+    rule: &OperatorRule,
+    i: usize,
+    subject: Option<Option<&str>>,
+    catalog: &Catalog,
+    issues: &mut Vec<Issue>,
+) {
+    let at = |key: &str| format!("/steps/{i}/operators/{key}");
+    if let (Some(field), Some(subject)) = (&rule.field, subject) {
+        match subject.filter(|s| catalog.get(s).is_some()) {
+            None => issues.push(Issue::new(
+                at("field"),
+                "picking the operator by a field needs the service's subject DataItem",
+            )),
+            Some(item) => {
+                let keys = catalog.record_keys(item);
+                if !keys.contains(field) {
+                    issues.push(Issue::new(
+                        at("field"),
+                        crate::directory::unknown(&format!("field of '{item}'"), field, &keys),
+                    ));
+                }
+            }
+        }
+    }
+}
+
 /// An automatic step's instructions: parsed and checked like a rule's.
 fn check_step_instructions(
     step: &Step,
     i: usize,
     catalog: &Catalog,
-    known_services: &dyn Fn(&str) -> bool,
+    directory: &Directory,
+    record: Option<Record<'_>>,
     issues: &mut Vec<Issue>,
 ) {
     if step.instructions.is_empty() {
@@ -385,7 +451,14 @@ fn check_step_instructions(
         ));
         return;
     }
-    crate::rule::check_instructions(&step.instructions, &base, catalog, known_services, issues);
+    crate::rule::check_instructions(
+        &step.instructions,
+        &base,
+        catalog,
+        directory,
+        record,
+        issues,
+    );
 }
 
 /// A step's escalation: it needs a deadline, its durations must parse and its transition
@@ -463,6 +536,7 @@ fn check_transitions(
     index: &BTreeMap<&str, usize>,
     engine: &rhai::Engine,
     unread_steps: &BTreeSet<String>,
+    record: Option<Record<'_>>,
     issues: &mut Vec<Issue>,
 ) -> Vec<Edge> {
     let mut edges = Vec::new();
@@ -481,7 +555,7 @@ fn check_transitions(
             issues.push(Issue::new(at("to"), format!("no step named '{}'", t.to)));
         }
         if let Some(condition) = &t.condition {
-            check_expression(engine, condition, at("condition"), issues);
+            check_condition(engine, condition, at("condition"), record, issues);
         }
         if !keys.insert((t.from.as_str(), t.key())) {
             issues.push(Issue::new(
@@ -725,15 +799,24 @@ mod tests {
 
     use crate::service::fixtures::clinic_json as clinic;
 
+    /// Only the consultation service is known; other kinds are not checked here (the
+    /// kernel's tests check them against a real organisation).
+    fn known() -> Directory {
+        Directory::unchecked().with(Kind::Service, ["consultation".to_owned()])
+    }
+
     fn catalog() -> Catalog {
-        let item = crate::parse_data_item(&json!({"name": "appointment", "label": {"zh": "预约"}}))
-            .unwrap();
+        let item = crate::parse_data_item(&json!({
+            "name": "appointment", "label": {"zh": "预约"},
+            "fields": [{"name": "first_visit", "label": {"zh": "初诊"}, "type": "boolean"}]
+        }))
+        .unwrap();
         Catalog::from_items([item])
     }
 
     fn prepare(doc: Json) -> Result<Service, DesignError> {
         let service: Service = serde_json::from_value(doc).unwrap();
-        prepare_service(service, &catalog(), &|name| name == "consultation")
+        prepare_service(service, &catalog(), &known())
     }
 
     fn issues(doc: Json) -> Vec<Issue> {
@@ -1003,6 +1086,26 @@ mod tests {
         });
         let message = refused_at(doc, "/transitions/1/condition");
         assert!(message.contains("position"), "{message}");
+    }
+
+    #[test]
+    fn a_condition_reading_a_field_the_subject_lacks_is_refused_with_a_suggestion() {
+        let doc = clinic_with(|d| {
+            d["transitions"][1]["condition"] = json!("record.first_vist == true");
+            d["steps"][3]["operators"] = json!({"field": "doctr"});
+        });
+        let message = refused_at(doc.clone(), "/transitions/1/condition");
+        assert!(
+            message.contains("no field 'first_vist'")
+                && message.contains("did you mean 'first_visit'"),
+            "{message}"
+        );
+        assert!(refused_at(doc, "/steps/3/operators/field").contains("'doctr'"));
+        // The system fields are there on every record.
+        let fine = clinic_with(|d| {
+            d["transitions"][1]["condition"] = json!("record.first_visit && record.version > 1");
+        });
+        assert!(prepare(fine).is_ok());
     }
 
     #[test]

@@ -50,10 +50,10 @@ impl RhaiConditions {
     }
 
     /// The bound record's fields that are exact numbers.
-    fn exact_fields(&self, pcb: &Pcb) -> Vec<String> {
+    fn exact_fields(&self, pcb: &Pcb) -> Arc<[String]> {
         match (&self.definitions, &pcb.record) {
-            (Some(d), Some((item, _))) => crate::numbers::exact_fields(&d.schema().catalog, item),
-            _ => Vec::new(),
+            (Some(d), Some((item, _))) => d.schema().exact_fields(item),
+            _ => Arc::from([]),
         }
     }
 

@@ -27,6 +27,9 @@ pub struct Schema {
     /// Every active DataItem.
     pub catalog: Catalog,
     validators: DashMap<String, Arc<FormValidator>>,
+    /// Per DataItem, its fields that expressions see as exact numbers: asked on every
+    /// condition evaluated inside the scheduler's core, so worked out once per catalog.
+    exact: DashMap<String, Arc<[String]>>,
 }
 
 impl Schema {
@@ -34,7 +37,19 @@ impl Schema {
         Self {
             catalog,
             validators: DashMap::new(),
+            exact: DashMap::new(),
         }
+    }
+
+    /// The money and decimal fields of `item` (see `crate::numbers`), cached for this
+    /// catalog.
+    pub fn exact_fields(&self, item: &str) -> Arc<[String]> {
+        if let Some(v) = self.exact.get(item) {
+            return v.clone();
+        }
+        let fields: Arc<[String]> = crate::numbers::exact_fields(&self.catalog, item).into();
+        self.exact.insert(item.to_owned(), fields.clone());
+        fields
     }
 
     /// The compiled form of `item`, compiled on first use and cached for this catalog.

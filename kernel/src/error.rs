@@ -159,6 +159,7 @@ error_codes! {
     NoDraft = "no_draft": "409: the service has no draft to publish.",
     AppTokenExists = "app_token_exists": "409: an app token of that name exists or existed (names are never reused).",
     LastAdministrator = "last_administrator": "409: the change would leave no user who can log in holding `admin`.",
+    InUse = "in_use": "409: what is being removed is still used (by published services, users, …); the message names them and `details` says where.",
     IdTaken = "id_taken": "409: a resource or user with that id (in any case) exists already.",
     IllegalMove = "illegal_move": "409: the process may not move so from its current state (`details` names the state and the moves allowed).",
     WrongState = "wrong_state": "409: the process is not in the state the action needs.",

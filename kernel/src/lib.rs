@@ -36,6 +36,7 @@ pub mod sql;
 pub mod stats;
 pub mod store;
 pub mod tasks;
+pub mod uses;
 pub mod worker;
 
 use std::sync::Arc;

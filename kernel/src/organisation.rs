@@ -280,6 +280,45 @@ async fn store_title(k: &Kernel, catalogue: Catalogue, title: &Title, audit: &Au
     Ok(())
 }
 
+/// Removes a role or a skill that nothing uses any more: no published service names it and
+/// no user holds it (409 `in_use` naming them otherwise; 404 when there is none). Taken
+/// under the organisation lock, so nobody is given the title while it goes.
+pub async fn remove_title(
+    k: &Kernel,
+    catalogue: Catalogue,
+    name: &str,
+    audit: &Audit,
+) -> Result<()> {
+    let _guard = k.auth.organisation_lock().await;
+    let noun = match catalogue {
+        Catalogue::Roles => "role",
+        Catalogue::Skills => "skill",
+    };
+    if !names(k, catalogue.table())
+        .await?
+        .iter()
+        .any(|(n, _)| n == name)
+    {
+        return Err(KernelError::NotFound(format!("{noun} '{name}'")));
+    }
+    let kind = match catalogue {
+        Catalogue::Roles => erpos_design::directory::Kind::Role,
+        Catalogue::Skills => erpos_design::directory::Kind::Skill,
+    };
+    crate::uses::refuse_if_used(k, kind, name).await?;
+    let mut sql = Sql::new(k.db.dialect());
+    sql.push("DELETE FROM ")
+        .ident(catalogue.table())
+        .push(" WHERE name = ")
+        .text(name);
+    k.db.write_atomically(vec![sql, audit.row(k.db.dialect(), name)])
+        .await?;
+    if catalogue == Catalogue::Roles {
+        k.auth.roles_changed();
+    }
+    Ok(())
+}
+
 /// Whether a department exists.
 pub async fn department_exists(k: &Kernel, name: &str) -> Result<bool> {
     Ok(k.engine.read(|c| c.has_department(name)).await)

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use erpos_design::directory::Directory;
 use erpos_design::service::Service;
 use erpos_design::service_check::{prepare_service, prepare_service_reading, read_service};
 use serde_json::Value as Json;
@@ -31,28 +32,19 @@ impl Services {
         }
     }
 
-    async fn published_names(&self) -> Vec<String> {
-        self.engine
-            .read(|c| c.published().map(|s| s.name.clone()).collect())
-            .await
-    }
-
     /// Validates and saves a draft (created or replaced). Sub-services may name other
     /// drafts; publishing checks they are published.
-    pub async fn save_draft(&self, body: &Json, audit: &Audit) -> Result<Service> {
+    /// `directory` is what the service may name (drafts included).
+    pub async fn save_draft(
+        &self,
+        body: &Json,
+        directory: &Directory,
+        audit: &Audit,
+    ) -> Result<Service> {
         // Read as far as it can be, then checked whole: one answer carries every problem.
         let reading = read_service(body);
-        let mut known = self.published_names().await;
-        known.extend(self.draft_names().await?);
-        if let Some(name) = reading.value.as_ref().map(|s| &s.name)
-            && !name.is_empty()
-        {
-            known.push(name.clone());
-        }
         let catalog = self.definitions.schema().catalog.clone();
-        let mut prepared = prepare_service_reading(reading, body, &catalog, &|name| {
-            known.iter().any(|k| k == name)
-        })?;
+        let mut prepared = prepare_service_reading(reading, body, &catalog, directory)?;
         // Versions are the kernel's to number, at publication.
         prepared.version = 0;
         let d = self.db.dialect();
@@ -112,7 +104,13 @@ impl Services {
 
     /// Publishes the draft as the next version: validated again, now requiring every
     /// sub-service to be published.
-    pub async fn publish(&self, name: &str, audit: &Audit) -> Result<Service> {
+    /// `directory` is what the service may name (published services only).
+    pub async fn publish(
+        &self,
+        name: &str,
+        directory: &Directory,
+        audit: &Audit,
+    ) -> Result<Service> {
         let draft = self
             .draft(name)
             .await?
@@ -121,10 +119,8 @@ impl Services {
                 message: format!("service '{name}' has no draft to publish: POST it first"),
                 details: Vec::new(),
             })?;
-        let mut known = self.published_names().await;
-        known.push(name.to_owned());
         let catalog = self.definitions.schema().catalog.clone();
-        let mut prepared = prepare_service(draft, &catalog, &|n| known.iter().any(|k| k == n))?;
+        let mut prepared = prepare_service(draft, &catalog, directory)?;
         prepared.version = self
             .versions(name)
             .await

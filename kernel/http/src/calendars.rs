@@ -57,12 +57,15 @@ pub async fn show(
     Ok(Json(json!(cal)))
 }
 
-/// Deletes a calendar (deadlines already set keep their instant).
+/// Deletes a calendar (deadlines already set keep their instant). A calendar a published
+/// service's step counts its deadline in, or a user works by, is refused (409 `in_use`,
+/// naming each in `details`).
 #[utoipa::path(delete, path = "/api/v1/calendars/{name}", tag = "time", operation_id = "delete_calendar",
     params(("name" = String, Path, description = "calendar name")),
     responses((status = 204, description = "deleted"),
               (status = 403, description = "needs design", body = super::error::ErrorBody),
-              (status = 404, description = "no such calendar", body = super::error::ErrorBody)))]
+              (status = 404, description = "no such calendar", body = super::error::ErrorBody),
+              (status = 409, description = "still used (`in_use`)", body = super::error::ErrorBody)))]
 pub async fn delete(
     State(k): State<Arc<Kernel>>,
     Authenticated(caller): Authenticated,

@@ -113,6 +113,8 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         organisation::save_department,
         organisation::roles,
         organisation::save_role,
+        organisation::remove_role,
+        organisation::remove_skill,
         organisation::skills,
         organisation::save_skill,
         organisation::users,
@@ -339,6 +341,8 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
             "/skills",
             get(organisation::skills).post(organisation::save_skill),
         )
+        .route("/roles/{name}", delete(organisation::remove_role))
+        .route("/skills/{name}", delete(organisation::remove_skill))
         .route("/processes", get(processes::list).post(processes::start))
         .route("/processes/{id}", get(processes::show))
         .route("/processes/{id}/actions", get(processes::actions))

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::extract::JsonBody;
+use super::extract::{JsonBody, Path};
 use crate::extract::Authenticated;
 use erpos_kernel::Kernel;
 use erpos_kernel::organisation;
@@ -66,6 +66,41 @@ pub async fn save_role(
 ) -> Result<impl IntoResponse, ApiError> {
     let role = erpos_kernel::app::organisation::save_role(&k, &caller, &body).await?;
     Ok((StatusCode::CREATED, Json(role)))
+}
+
+/// Removes a role. One a published service's step picks its operators by, or that a user
+/// holds, is refused (409 `in_use`): the message names the services and the users, and
+/// `details` says where each uses it.
+#[utoipa::path(delete, path = "/api/v1/roles/{name}", tag = "organisation", operation_id = "remove_role",
+    params(("name" = String, Path, description = "role name")),
+    responses((status = 204, description = "removed"),
+              (status = 403, description = "needs organisation", body = super::error::ErrorBody),
+              (status = 404, description = "no such role", body = super::error::ErrorBody),
+              (status = 409, description = "still used (`in_use`)", body = super::error::ErrorBody)))]
+pub async fn remove_role(
+    State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    erpos_kernel::app::organisation::remove_role(&k, &caller, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a skill. One a published service's step needs (of its operators or its
+/// resources), or that a user holds, is refused (409 `in_use`, naming them).
+#[utoipa::path(delete, path = "/api/v1/skills/{name}", tag = "organisation", operation_id = "remove_skill",
+    params(("name" = String, Path, description = "skill name")),
+    responses((status = 204, description = "removed"),
+              (status = 403, description = "needs organisation", body = super::error::ErrorBody),
+              (status = 404, description = "no such skill", body = super::error::ErrorBody),
+              (status = 409, description = "still used (`in_use`)", body = super::error::ErrorBody)))]
+pub async fn remove_skill(
+    State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    erpos_kernel::app::organisation::remove_skill(&k, &caller, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Every skill (and certification).

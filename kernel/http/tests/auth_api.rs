@@ -1210,6 +1210,8 @@ struct Fixture {
 }
 
 async fn matrix_fixture(app: &TestApp) -> anyhow::Result<Fixture> {
+    // The person the rule below notifies.
+    app.staff(&["zhangsan"]).await?;
     app.define(patient_def()).await?;
     let record = app
         .create("huanzhe", json!({"xingming": "张三", "age": 30}))

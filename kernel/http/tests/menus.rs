@@ -36,6 +36,11 @@ async fn each_caller_sees_what_their_grants_open() -> anyhow::Result<()> {
         let leave: Value =
             serde_json::from_str(include_str!("../../../seeds/clinic/leave.json"))?;
         app.define(leave["data_item"].clone()).await?;
+        // The roles the service's steps pick their approvers by.
+        for role in leave["roles"].as_array().into_iter().flatten() {
+            let (s, b) = app.call("POST", "/api/v1/roles", Some(role.clone())).await?;
+            assert!(s.is_success(), "{b}");
+        }
         for service in [leave["service"].clone()] {
             let (s, b) = app.call("POST", "/api/v1/services", Some(service)).await?;
             assert!(s.is_success(), "{b}");

@@ -445,6 +445,8 @@ async fn real_answers_validate_against_their_documented_schemas() -> anyhow::Res
         c.call(&app, "GET", "/api/v1/data-items/huanzhe/migration", "/api/v1/data-items/{name}/migration", None).await?;
         c.call(&app, "DELETE", "/api/v1/data-items/huanzhe/migration", "/api/v1/data-items/{name}/migration", None).await?;
 
+        // The approver the service names.
+        app.staff(&["zhangsan"]).await?;
         let leave = json!({
             "name": "leave", "label": {"zh": "请假申请"}, "subject": "qingjia",
             "serial": {"prefix": "LEAVE", "utc_offset_minutes": 480},

@@ -26,6 +26,8 @@ async fn settle(app: &TestApp) -> anyhow::Result<()> {
 
 /// The clinic: patients, treatments (with a date), a follow-up service.
 async fn clinic(app: &TestApp) -> anyhow::Result<()> {
+    // The staff the rules notify.
+    app.staff(&["qiantai_zhou", "dr_li", "dr_chen"]).await?;
     app.define(patient_def()).await?;
     app.define(json!({
         "name": "zhiliao", "label": {"zh": "治疗记录", "en": "Treatment"},

@@ -154,6 +154,8 @@ async fn last_error(app: &TestApp, name: &str) -> anyhow::Result<(Value, String)
 async fn hostile_rule_scripts_are_stopped_naming_the_rule_and_line_and_the_others_go_on()
 -> anyhow::Result<()> {
     each_backend(|app| async move {
+        // The people the rules notify.
+        app.staff(&["dr_chen", "dr_li"]).await?;
         for (name, source, _) in HOSTILE_SCRIPTS {
             let (s, b) = app
                 .call(
@@ -200,6 +202,8 @@ async fn hostile_rule_scripts_are_stopped_naming_the_rule_and_line_and_the_other
 #[tokio::test]
 async fn hostile_rule_conditions_are_stopped_naming_the_rule_and_line() -> anyhow::Result<()> {
     each_backend(|app| async move {
+        // The people the rules notify.
+        app.staff(&["dr_chen", "dr_li"]).await?;
         for (name, expression, _) in HOSTILE_EXPRESSIONS {
             rule(&app, json!({"name": name, "label": {"zh": "恶意条件"}, "priority": 10,
                               "event": {"kind": "signal", "name": "probe"},
@@ -456,6 +460,8 @@ async fn rounds_until(
 #[tokio::test]
 async fn an_event_that_keeps_failing_is_set_aside_visible_and_retryable() -> anyhow::Result<()> {
     each_backend(|app| async move {
+        // The people the rules notify.
+        app.staff(&["dr_chen", "dr_li"]).await?;
         healthy_rule(&app, "check").await?;
         let first = signal(&app, "check").await?;
         // A damaged row: its kind no longer reads, so every read of the log through it fails.
@@ -559,6 +565,8 @@ async fn an_event_that_keeps_failing_is_set_aside_visible_and_retryable() -> any
 async fn an_event_that_crashed_the_server_three_times_is_set_aside_at_start() -> anyhow::Result<()>
 {
     each_backend(|app| async move {
+        // The people the rules notify.
+        app.staff(&["dr_chen", "dr_li"]).await?;
         healthy_rule(&app, "check").await?;
         let culprit = signal(&app, "check").await?;
         let next = signal(&app, "check").await?;

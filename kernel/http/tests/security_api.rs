@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 /// whose leader is the user `lin`, who holds no record grant at all: what he reads of the
 /// record he reads as a participant.
 async fn leave(app: &TestApp) -> anyhow::Result<()> {
+    // The approvers the service names.
+    app.staff(&["lin", "liuyang"]).await?;
     app.define(json!({
         "name": "qingjia", "label": {"zh": "请假单", "en": "Leave form"},
         "fields": [

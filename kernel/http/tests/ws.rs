@@ -120,6 +120,7 @@ async fn a_user_is_streamed_only_the_processes_she_may_see() -> anyhow::Result<(
         let addr = listener.local_addr()?.to_string();
         let router = app.bare.clone();
         let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        app.call("POST", "/api/v1/roles", Some(json!({"name": "front_desk", "label": {"zh": "前台"}}))).await?;
         app.call("POST", "/api/v1/services", Some(json!({"name": "checkin", "label": {"zh": "到诊登记"},
             "steps": [{"name": "register", "kind": "human", "operators": {"role": "front_desk"}}, {"name": "end", "kind": "end"}],
             "transitions": [{"from": "register", "to": "end"}]}))).await?;

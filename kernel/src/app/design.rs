@@ -82,8 +82,9 @@ pub fn may_save_service(caller: &Caller, body: &Value) -> Result<()> {
 /// Saves a service draft (validated whole; secrets already restored by the caller).
 pub async fn save_service(k: &Kernel, caller: &Caller, body: &Value) -> Result<Service> {
     may_save_service(caller, body)?;
+    let directory = super::directory::gather(k, super::directory::Services::WithDrafts).await?;
     k.services
-        .save_draft(body, &audit(k, caller, "service.save"))
+        .save_draft(body, &directory, &audit(k, caller, "service.save"))
         .await
 }
 
@@ -91,8 +92,9 @@ pub async fn save_service(k: &Kernel, caller: &Caller, body: &Value) -> Result<S
 pub async fn publish_service(k: &Kernel, caller: &Caller, name: &str) -> Result<Service> {
     require(caller, Permission::Design, "publishing services")?;
     service_visible(caller, name)?;
+    let directory = super::directory::gather(k, super::directory::Services::Published).await?;
     k.services
-        .publish(name, &audit(k, caller, "service.publish"))
+        .publish(name, &directory, &audit(k, caller, "service.publish"))
         .await
 }
 
@@ -110,8 +112,15 @@ pub async fn save_rule(
 ) -> Result<ServiceRule> {
     may_save_rule(caller, what)?;
     let schema = k.definitions.schema();
+    // A rule runs against what is live: it may name published services only.
+    let directory = super::directory::gather(k, super::directory::Services::Published).await?;
     k.rules
-        .save(body, &schema.catalog, &audit(k, caller, "rule.save"))
+        .save(
+            body,
+            &schema.catalog,
+            &directory,
+            &audit(k, caller, "rule.save"),
+        )
         .await
 }
 
@@ -135,9 +144,13 @@ pub async fn save_calendar(k: &Kernel, caller: &Caller, body: &Value) -> Result<
         .await
 }
 
-/// Deletes a working calendar (deadlines already set keep their instant).
+/// Deletes a working calendar (deadlines already set keep their instant) that no published
+/// service's step counts in and no user works by (409 `in_use` naming them).
 pub async fn delete_calendar(k: &Kernel, caller: &Caller, name: &str) -> Result<()> {
     require(caller, Permission::Design, "deleting calendars")?;
+    if k.calendars.all().contains_key(name) {
+        crate::uses::refuse_if_used(k, erpos_design::directory::Kind::Calendar, name).await?;
+    }
     k.calendars
         .delete(name, &audit(k, caller, "calendar.delete"))
         .await

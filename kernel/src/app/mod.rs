@@ -14,6 +14,7 @@
 pub mod access;
 pub mod delegations;
 pub mod design;
+pub mod directory;
 pub mod menus;
 pub mod monitor;
 pub mod operations;

@@ -29,6 +29,24 @@ pub async fn save_skill(k: &Kernel, caller: &Caller, body: &Value) -> Result<Tit
     organisation::put_title(k, Catalogue::Skills, body, &audit(k, caller, "skill.save")).await
 }
 
+/// Removes a role nobody holds and no published service names (409 `in_use` naming them).
+pub async fn remove_role(k: &Kernel, caller: &Caller, name: &str) -> Result<()> {
+    require(caller, Permission::Organisation, "removing roles")?;
+    organisation::remove_title(k, Catalogue::Roles, name, &audit(k, caller, "role.remove")).await
+}
+
+/// Removes a skill nobody holds and no published service names (409 `in_use` naming them).
+pub async fn remove_skill(k: &Kernel, caller: &Caller, name: &str) -> Result<()> {
+    require(caller, Permission::Organisation, "removing skills")?;
+    organisation::remove_title(
+        k,
+        Catalogue::Skills,
+        name,
+        &audit(k, caller, "skill.remove"),
+    )
+    .await
+}
+
 /// Defines (or replaces) a user who can handle steps. Whoever changes a user must hold
 /// what the user can do and will be able to do; the last administrator stays one.
 pub async fn save_user(k: &Kernel, caller: &Caller, body: &Value) -> Result<()> {

@@ -82,7 +82,11 @@ impl Executor {
             .record
             .as_ref()
             .map_or_else(Vec::new, |(item, _, _)| {
-                crate::numbers::exact_fields(&self.records.definitions().schema().catalog, item)
+                self.records
+                    .definitions()
+                    .schema()
+                    .exact_fields(item)
+                    .to_vec()
             });
         Bindings {
             event: situation

@@ -181,13 +181,12 @@ impl Rules {
         &self,
         body: &Json,
         catalog: &Catalog,
+        directory: &erpos_design::directory::Directory,
         audit: &crate::audit::Audit,
     ) -> Result<ServiceRule> {
         // Read as far as it can be, then checked whole: one answer carries every problem.
         let reading = read_rule(body);
-        let names = self.engine.service_names().await;
-        let known = |name: &str| names.contains(name);
-        let rule = prepare_rule_reading(reading, body, catalog, &known, &time::check_cron)?;
+        let rule = prepare_rule_reading(reading, body, catalog, directory, &time::check_cron)?;
         let now = self.clock.now_ms();
         let d = self.db.dialect();
         let mut sql = Sql::new(d);

@@ -530,6 +530,11 @@ impl Scheduler {
         self.dirty = true;
     }
 
+    /// Every department's name.
+    pub fn departments(&self) -> impl Iterator<Item = &String> {
+        self.departments.keys()
+    }
+
     /// Whether a department exists.
     pub fn has_department(&self, name: &str) -> bool {
         self.departments.contains_key(name)

@@ -84,6 +84,18 @@ pub async fn draft_names(db: &Db) -> Result<Vec<String>> {
         .collect()
 }
 
+/// Every draft, by name.
+pub async fn drafts(db: &Db) -> Result<Vec<Service>> {
+    let mut select = Select::from(db.dialect(), "service_drafts", &["name", "definition"]);
+    select.sql().push(" ORDER BY name");
+    select
+        .fetch(db)
+        .await?
+        .iter()
+        .map(|r| Ok(r.json("definition")?))
+        .collect()
+}
+
 /// The draft of a service, if it has one.
 pub async fn draft(db: &Db, name: &str) -> Result<Option<Service>> {
     let mut select =

@@ -342,6 +342,26 @@ impl TestApp {
         self.login(id, &password).await
     }
 
+    /// Creates users who hold nothing: the people definitions name (a notice's recipients,
+    /// an escalation's), which must exist before a definition may name them. A user who
+    /// exists already is left as they are.
+    pub async fn staff(&self, ids: &[&str]) -> anyhow::Result<()> {
+        let (s, b) = self.call("GET", "/api/v1/users?limit=1000", None).await?;
+        anyhow::ensure!(s == StatusCode::OK, "users: {s} {b}");
+        let exists = |id: &str| {
+            b["items"]
+                .as_array()
+                .is_some_and(|users| users.iter().any(|u| u["id"] == id))
+        };
+        for id in ids.iter().filter(|id| !exists(id)) {
+            let (s, b) = self
+                .call("POST", "/api/v1/users", Some(serde_json::json!({"id": id})))
+                .await?;
+            anyhow::ensure!(s == StatusCode::CREATED, "user {id}: {s} {b}");
+        }
+        Ok(())
+    }
+
     /// Logs in; returns the session token.
     pub async fn login(&self, user: &str, password: &str) -> anyhow::Result<String> {
         let (s, b) = self
