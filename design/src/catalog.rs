@@ -36,6 +36,18 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The computed fields of `item` (its own and inherited), in the order they are
+    /// computed: name, expression, type.
+    pub fn computed_fields(&self, item: &str) -> Vec<(String, String, FieldType)> {
+        self.effective_fields(item)
+            .into_iter()
+            .filter_map(|e| {
+                let expression = e.field.compute.clone()?;
+                Some((e.field.name, expression, e.field.field_type))
+            })
+            .collect()
+    }
+
     /// The keys a record of `item` carries as expressions see it: the system fields
     /// (`id`, `version`, `created_at`, `updated_at`), every effective field and each
     /// composed child list. Empty when `item` does not exist.
@@ -242,6 +254,7 @@ impl Catalog {
         }
         let candidate = self.with(input.clone());
         check_consists(&candidate, &input, &mut issues);
+        check_computed(&candidate, &input, &mut issues);
         check_descendants(&candidate, &input, &mut issues);
         if issues.is_empty() {
             Ok(input)
@@ -517,6 +530,78 @@ fn check_field(catalog: &Catalog, item: &str, field: &Field, path: &str, issues:
 
 /// Checks composition: children exist, are not the item itself, appear once, and the
 /// composition graph has no cycle.
+/// A computed field: a kind of value an expression can give, no default, no series, never
+/// required (it always has its value), an expression that parses and reads only what a
+/// record of the item has — and only computed fields declared before it (they are computed
+/// in declaration order, so a cycle cannot be written).
+fn check_computed(candidate: &Catalog, input: &DataItem, issues: &mut Vec<Issue>) {
+    let keys = candidate.record_keys(&input.name);
+    let engine = crate::expression::parsing_engine();
+    let computed: Vec<String> = candidate
+        .computed_fields(&input.name)
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect();
+    for (i, field) in input.fields.iter().enumerate() {
+        let Some(expression) = &field.compute else {
+            continue;
+        };
+        let at = |key: &str| format!("/fields/{i}/{key}");
+        if matches!(field.field_type, FieldType::Json | FieldType::Reference) {
+            issues.push(Issue::new(
+                at("compute"),
+                format!("a {} field cannot be computed", field.field_type.as_str()),
+            ));
+        }
+        if field.default.is_some() {
+            issues.push(Issue::new(
+                at("default"),
+                "a computed field has no default: it always has its computed value",
+            ));
+        }
+        if field.series.is_some() {
+            issues.push(Issue::new(
+                at("series"),
+                "a field is numbered by a series or computed, not both",
+            ));
+        }
+        if field.required {
+            issues.push(Issue::new(
+                at("required"),
+                "a computed field is never entered, so it cannot be required",
+            ));
+        }
+        let path = at("compute");
+        crate::expression::check_record_fields(
+            &engine,
+            expression,
+            &path,
+            &input.name,
+            &keys,
+            issues,
+        );
+        crate::expression::check_expression(&engine, expression, path.clone(), issues);
+        let position = computed.iter().position(|n| n == &field.name);
+        for read in crate::expression::record_fields(&engine, expression) {
+            match computed.iter().position(|n| *n == read) {
+                Some(_) if read == field.name => issues.push(Issue::new(
+                    path.clone(),
+                    format!("'{read}' cannot be computed from itself"),
+                )),
+                Some(j) if position.is_some_and(|p| j > p) => issues.push(Issue::new(
+                    path.clone(),
+                    format!(
+                        "'{read}' is computed after '{}': computed fields are computed in \
+                         declaration order, so declare '{read}' first",
+                        field.name
+                    ),
+                )),
+                _ => {}
+            }
+        }
+    }
+}
+
 fn check_consists(candidate: &Catalog, input: &DataItem, issues: &mut Vec<Issue>) {
     let mut seen = BTreeSet::new();
     for (i, c) in input.consists.iter().enumerate() {

@@ -103,6 +103,12 @@ pub struct Field {
     /// nobody invents a 病历号 by hand. Callers never write it (text fields only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub series: Option<crate::serial::SerialSpec>,
+    /// Computed: a Rhai expression over the record (`record.danjia * record.shuliang`) and
+    /// its composed children (`sum(record.mingxi, "jine")`), evaluated by the kernel on
+    /// every write and stored, so it can be filtered, sorted and read by conditions like
+    /// any field. Money and decimals are exact in it. Callers never write it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute: Option<String>,
     /// The value a new record gets when none is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,
@@ -175,6 +181,7 @@ impl Field {
             required: false,
             unique: false,
             series: None,
+            compute: None,
             default: None,
             min: None,
             max: None,

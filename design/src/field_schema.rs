@@ -14,8 +14,8 @@ pub fn field_schema(field: &Field) -> Json {
     if let Some(en) = &field.label.en {
         s.insert("description".into(), Json::String(en.clone()));
     }
-    if field.series.is_some() {
-        // Numbered by the kernel when the record is created: shown, never entered.
+    if field.series.is_some() || field.compute.is_some() {
+        // Numbered or computed by the kernel: shown, never entered.
         s.insert("readOnly".into(), Json::Bool(true));
     }
     let with_null = |t: &str| {

@@ -73,6 +73,7 @@ fn object_schema(
                 && e.field.required
                 && e.field.default.is_none()
                 && e.field.series.is_none()
+                && e.field.compute.is_none()
         })
         .map(|e| json!(e.field.name))
         .collect();

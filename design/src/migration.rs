@@ -53,6 +53,12 @@ pub enum StepAction {
     },
     /// Recompute every record's pinyin search keys (the searchable fields changed).
     RebuildSearch,
+    /// Compute these computed fields anew on every record (added, or their expression or
+    /// type changed), in batches after the change is applied.
+    Recompute {
+        /// The computed fields.
+        fields: Vec<String>,
+    },
     /// Labels, bounds, options or other rules changed: no DDL; future writes follow them.
     ChangeRules {
         /// The field (None for item-level changes such as labels or composition).
@@ -197,6 +203,17 @@ fn diff_table(
         }
     }
     let mut search_changed = false;
+    let recompute: Vec<String> = after
+        .iter()
+        .map(|e| &e.field)
+        .filter(|new| {
+            new.compute.is_some()
+                && find(before, &new.name).is_none_or(|old| {
+                    old.compute != new.compute || old.field_type != new.field_type
+                })
+        })
+        .map(|f| f.name.clone())
+        .collect();
     for new in after.iter().map(|e| &e.field) {
         let Some(old) = find(before, &new.name) else {
             let mut sql = vec![dialect.add_column(table, &new.name, new.field_type)];
@@ -279,6 +296,7 @@ fn diff_table(
         let mut rules_old = old.clone();
         rules_old.unique = new.unique;
         rules_old.searchable = new.searchable;
+        rules_old.compute = new.compute.clone();
         if &rules_old != new {
             push(
                 StepAction::ChangeRules {
@@ -292,6 +310,23 @@ fn diff_table(
                 Vec::new(),
             );
         }
+    }
+    if !recompute.is_empty() {
+        push(
+            StepAction::Recompute {
+                fields: recompute.clone(),
+            },
+            format!(
+                "compute {} on every record",
+                recompute
+                    .iter()
+                    .map(|f| format!("'{f}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            false,
+            Vec::new(),
+        );
     }
     if search_changed {
         push(

@@ -33,7 +33,9 @@ pub struct Schema {
 }
 
 impl Schema {
-    fn new(catalog: Catalog) -> Self {
+    /// The schema of `catalog`, with nothing compiled yet (benches and property tests build
+    /// one without a database).
+    pub fn new(catalog: Catalog) -> Self {
         Self {
             catalog,
             validators: DashMap::new(),

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod calendars;
 pub mod caller;
 pub mod clock;
+pub mod computed;
 pub mod conditions;
 pub mod db;
 pub mod definitions;

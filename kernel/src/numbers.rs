@@ -85,6 +85,42 @@ pub fn register(engine: &mut Engine) {
         )*};
     }
     arithmetic!(+ checked_add - checked_sub * checked_mul / checked_div % checked_rem);
+    // `sum(record.mingxi, "jine")`: the exact total of one field over a list of records (an
+    // invoice's lines); an empty value counts 0, anything that is not a number is an error
+    // naming it.
+    engine.register_fn("sum", |list: rhai::Array, field: &str| -> R<Decimal> {
+        let mut total = Decimal::ZERO;
+        for (i, entry) in list.iter().enumerate() {
+            let Some(map) = entry.read_lock::<rhai::Map>() else {
+                return Err(format!("sum: entry {i} is not a record").into());
+            };
+            let value = match map.get(field) {
+                None => continue,
+                Some(v) if v.is_unit() => continue,
+                Some(v) => v,
+            };
+            let exact = if let Ok(d) = value.as_decimal() {
+                d
+            } else if let Ok(n) = value.as_int() {
+                Decimal::from(n)
+            } else if let Ok(f) = value.as_float() {
+                decimal_of(f)?
+            } else if let Ok(s) = value.as_immutable_string_ref() {
+                Decimal::from_str(s.trim()).map_err(|_| {
+                    format!(
+                        "sum: '{field}' of entry {i} is not a number: '{}'",
+                        s.as_str()
+                    )
+                })?
+            } else {
+                return Err(format!("sum: '{field}' of entry {i} is not a number").into());
+            };
+            total = total
+                .checked_add(exact)
+                .ok_or_else(|| "sum: decimal overflow".to_owned())?;
+        }
+        Ok(total)
+    });
 }
 
 #[cfg(test)]

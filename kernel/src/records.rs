@@ -325,12 +325,53 @@ pub struct Records {
     db: Db,
     definitions: Arc<Definitions>,
     events: Arc<Events>,
+    /// Evaluates computed fields on every write.
+    computer: crate::computed::Computer,
 }
 
 impl Records {
     /// The live DataItem definitions the records are written against.
     pub fn definitions(&self) -> &Arc<Definitions> {
         &self.definitions
+    }
+}
+
+/// How many records a recomputation reads and writes per transaction.
+pub const RECOMPUTE_BATCH: usize = 500;
+
+/// Whether `item` or a DataItem it consists of (at any depth) has a computed field.
+fn has_computed(catalog: &Catalog, item: &str) -> bool {
+    !catalog.computed_fields(item).is_empty()
+        || catalog
+            .get(item)
+            .is_some_and(|d| d.consists.iter().any(|c| has_computed(catalog, &c.item)))
+}
+
+/// Fills in the defaults of the fields `record` (of `item`, children included) leaves out,
+/// so that what is computed over a new record sees what will be stored.
+fn with_defaults(catalog: &Catalog, item: &str, record: &mut Map<String, Json>) {
+    for e in catalog.effective_fields(item) {
+        if let Some(default) = &e.field.default
+            && !record.contains_key(&e.field.name)
+        {
+            record.insert(e.field.name.clone(), default.clone());
+        }
+    }
+    let Some(def) = catalog.get(item) else {
+        return;
+    };
+    for c in &def.consists {
+        match record.get_mut(&c.item) {
+            Some(Json::Array(children)) => {
+                for child in children.iter_mut() {
+                    if let Json::Object(child) = child {
+                        with_defaults(catalog, &c.item, child);
+                    }
+                }
+            }
+            Some(Json::Object(child)) => with_defaults(catalog, &c.item, child),
+            _ => {}
+        }
     }
 }
 
@@ -456,7 +497,26 @@ impl Records {
             db,
             definitions,
             events,
+            computer: crate::computed::Computer::new(),
         }
+    }
+
+    /// `body` (a new record of `item`) with its computed fields (and its children's)
+    /// filled in; a computed value the caller sent must be what is computed.
+    fn computed_for_create(&self, item: &str, body: &Json) -> Result<Json> {
+        let schema = self.definitions.schema();
+        let Some(obj) = body.as_object() else {
+            return Ok(body.clone());
+        };
+        if !has_computed(&schema.catalog, item) {
+            return Ok(body.clone());
+        }
+        let given = crate::computed::Computer::given(&schema, item, obj, "");
+        let mut record = obj.clone();
+        with_defaults(&schema.catalog, item, &mut record);
+        self.computer.fill(&schema, item, &mut record, "")?;
+        crate::computed::refuse_changed(&given, &record)?;
+        Ok(Json::Object(record))
     }
 
     /// Checks a record body against its DataItem (every failing field at its pointer),
@@ -547,6 +607,107 @@ impl Records {
         Ok(body)
     }
 
+    /// Computes the computed fields of every record of `item` anew (after a migration added
+    /// one or changed its expression), in batches of [`RECOMPUTE_BATCH`] records, each batch
+    /// its own transaction, in id order, logging the progress. Returns how many records
+    /// changed. Idempotent: run again after a crash, it changes only what is still stale.
+    pub async fn recompute(&self, item: &str) -> Result<u64> {
+        let schema = self.definitions.schema();
+        let catalog = &schema.catalog;
+        let computed = catalog.computed_fields(item);
+        if computed.is_empty() {
+            return Ok(0);
+        }
+        let fields = catalog.effective_fields(item);
+        let table = table_name(item);
+        let total = self.count_rows(&table).await?;
+        let (mut after, mut seen, mut changed): (Option<String>, u64, u64) = (None, 0, 0);
+        loop {
+            let mut tx = self.db.begin().await?;
+            let d = tx.dialect();
+            let mut sql = tx.sql();
+            sql.push("SELECT ")
+                .col_text("id")
+                .push(" FROM ")
+                .ident(&table);
+            if let Some(last) = &after {
+                sql.push(" WHERE \"id\" > ")
+                    .param(Some(last.clone()), cast(d, FieldType::Reference));
+            }
+            sql.push(" ORDER BY \"id\" LIMIT ")
+                .push(&RECOMPUTE_BATCH.to_string());
+            let ids: Vec<String> = tx
+                .fetch(sql)
+                .await?
+                .into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .collect();
+            let Some(last) = ids.last().cloned() else {
+                tx.commit().await?;
+                break;
+            };
+            for id in &ids {
+                let id = parse_id(id, item)?;
+                let stored = {
+                    let mut reader = Reader::Tx(&mut tx);
+                    Box::pin(read_record(&mut reader, catalog, item, id)).await?
+                };
+                let Some(stored) = stored else { continue };
+                let mut fresh = stored.clone();
+                self.computer.fill(&schema, item, &mut fresh, "")?;
+                let stale: Map<String, Json> = computed
+                    .iter()
+                    .filter(|(name, _, _)| fresh.get(name) != stored.get(name))
+                    .map(|(name, _, _)| {
+                        (name.clone(), fresh.get(name).cloned().unwrap_or(Json::Null))
+                    })
+                    .collect();
+                if stale.is_empty() {
+                    continue;
+                }
+                let values =
+                    parse_record(&fields, &stale, "").map_err(DesignError::InvalidRecord)?;
+                let mut sql = tx.sql();
+                sql.push("UPDATE ")
+                    .ident(&table)
+                    .push(" SET \"_search\" = ")
+                    .text(search_document(&fields, |name| {
+                        fresh.get(name).and_then(Json::as_str).map(str::to_owned)
+                    }));
+                for (name, value) in &values {
+                    let ty = fields
+                        .iter()
+                        .find(|e| &e.field.name == name)
+                        .map_or(FieldType::Text, |e| e.field.field_type);
+                    sql.push(", ")
+                        .ident(name)
+                        .push(" = ")
+                        .param(value.to_storage(d), cast(d, ty));
+                }
+                sql.push(" WHERE \"id\" = ")
+                    .param(Some(id.to_string()), cast(d, FieldType::Reference));
+                tx.execute(sql).await?;
+                changed += 1;
+            }
+            tx.commit().await?;
+            seen += ids.len() as u64;
+            tracing::info!(item = %item, done = seen, of = total, changed, "recomputing computed fields");
+            after = Some(last);
+        }
+        Ok(changed)
+    }
+
+    async fn count_rows(&self, table: &str) -> Result<u64> {
+        let mut sql = Sql::new(self.db.dialect());
+        sql.push("SELECT CAST(COUNT(*) AS TEXT) FROM ").ident(table);
+        let rows = self.db.fetch(sql).await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0))
+    }
+
     /// Validates a new record and prepares every statement of its creation: the rows,
     /// the audit row and its event (and says whether there is one).
     fn plan_create(
@@ -556,6 +717,7 @@ impl Records {
         actor: Option<&str>,
         depth: u32,
     ) -> Result<(WritePlan, Json, bool)> {
+        let body = &self.computed_for_create(item, body)?;
         self.validate(item, body, true)?;
         let schema = self.definitions.schema();
         let catalog = &schema.catalog;
@@ -670,6 +832,33 @@ impl Records {
             .filter(|(name, _)| obj.get(name).is_some_and(|v| Some(v) != current.get(name)))
             .collect();
         refuse_numbered(&changed_numbers, body)?;
+        let (obj, values) = if has_computed(catalog, item) {
+            // Computed over the record as it will be: what is stored, with this write.
+            let given = crate::computed::Computer::given(&schema, item, &obj, "");
+            let mut merged = current.clone();
+            merged.extend(obj.clone());
+            self.computer.fill(&schema, item, &mut merged, "")?;
+            crate::computed::refuse_changed(&given, &merged)?;
+            let mut obj = obj;
+            for (name, _, _) in catalog.computed_fields(item) {
+                obj.insert(
+                    name.clone(),
+                    merged.get(&name).cloned().unwrap_or(Json::Null),
+                );
+            }
+            for c in &catalog.require(item)?.consists {
+                if obj.contains_key(&c.item) {
+                    obj.insert(
+                        c.item.clone(),
+                        merged.get(&c.item).cloned().unwrap_or(Json::Null),
+                    );
+                }
+            }
+            let values = parse_record(&fields, &obj, "").map_err(DesignError::InvalidRecord)?;
+            (obj, values)
+        } else {
+            (obj, values)
+        };
         check_exist(tx, &reference_checks(&fields, &values, "")).await?;
         let mut changes = Map::new();
         for (name, value) in &values {

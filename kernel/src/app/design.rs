@@ -43,13 +43,21 @@ pub async fn migrate_data_item(
     confirm_destructive: bool,
 ) -> Result<(DataItem, MigrationPlan)> {
     require(caller, Permission::Design, "migrating DataItems")?;
-    k.definitions
+    let (item, plan) = k
+        .definitions
         .apply(
             name,
             confirm_destructive,
             &audit(k, caller, "data_item.migrate"),
         )
-        .await
+        .await?;
+    // Computed fields added or changed get their values on the records that exist.
+    for step in &plan.steps {
+        if matches!(step.action, erpos_design::StepAction::Recompute { .. }) {
+            k.records.recompute(&step.item).await?;
+        }
+    }
+    Ok((item, plan))
 }
 
 /// Discards the pending change of `name`.
