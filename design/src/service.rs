@@ -240,7 +240,45 @@ pub struct Step {
     /// What happens as the deadline nears and when it passes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<Escalation>,
+    /// What a `sub_service` step's service gives back: each key of the caller's context
+    /// takes the value of the named context variable of the child when it completes
+    /// (`{"zhenduan": "diagnosis"}`). Iterated, the key takes the list of every child's
+    /// value, in the order of the iteration (null for a child that did not complete).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub outputs: std::collections::BTreeMap<String, String>,
+    /// Runs a `sub_service` step's service once per entry of a list or N times.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterate: Option<Iterate>,
 }
+
+/// How a `sub_service` step iterates its service: over a list (`over`, an expression over
+/// the caller's context and record) or `times` times; one child after the other, or all at
+/// once (`parallel`); and, optionally, when it is done before every child has run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Iterate {
+    /// An expression giving the list (`context.treatments`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub over: Option<String>,
+    /// Run this many times (1 to [`MAX_ITERATIONS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub times: Option<u32>,
+    /// Start every child at once (default: one after the other).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parallel: bool,
+    /// The context variable each child sees its entry as (default `item`); it also sees
+    /// `index`, counted from 0.
+    #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    /// Done early: evaluated over the caller (its context carries the outputs gathered so
+    /// far) after each child completes; when it holds, children not started are not
+    /// started, those still running are cancelled, and the caller goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_when: Option<String>,
+}
+
+/// The most children one iterating step may run.
+pub const MAX_ITERATIONS: u32 = 1000;
 
 /// A step's escalation: a warning before its deadline, and on expiry any of notify,
 /// raise the priority, reassign, take a named transition (in that order).

@@ -306,6 +306,7 @@ fn check_step(
         )),
         (_, None) => {}
     }
+    check_call(step, i, engine, record, issues);
     match (step.kind, &step.wait) {
         (StepKind::Wait, None) => issues.push(Issue::new(
             at("wait"),
@@ -337,6 +338,66 @@ fn check_step(
             format!("wait applies to wait steps, not {kind}"),
         )),
         (_, None) => {}
+    }
+}
+
+/// What a sub-service call gives back and how it iterates: only on `sub_service` steps;
+/// output names are identifiers; an iteration is over a list or N times (not both, not
+/// neither), its expressions parse.
+fn check_call(
+    step: &Step,
+    i: usize,
+    engine: &rhai::Engine,
+    record: Option<Record<'_>>,
+    issues: &mut Vec<Issue>,
+) {
+    let at = |key: &str| format!("/steps/{i}/{key}");
+    let call = step.kind == StepKind::SubService;
+    if !call && !step.outputs.is_empty() {
+        issues.push(Issue::new(
+            at("outputs"),
+            "outputs apply to sub_service steps",
+        ));
+    }
+    if !call && step.iterate.is_some() {
+        issues.push(Issue::new(
+            at("iterate"),
+            "iterate applies to sub_service steps",
+        ));
+    }
+    for (to, from) in &step.outputs {
+        for (name, what) in [(to, "the caller's"), (from, "the child's")] {
+            if !is_identifier(name) {
+                issues.push(Issue::new(
+                    at(&format!("outputs/{to}")),
+                    format!("'{name}' is not an identifier ({what} context variable)"),
+                ));
+            }
+        }
+    }
+    let Some(it) = &step.iterate else { return };
+    match (&it.over, it.times) {
+        (Some(_), Some(_)) | (None, None) => issues.push(Issue::new(
+            at("iterate"),
+            "say what to iterate: 'over' a list or a number of 'times' (one of them)",
+        )),
+        (Some(over), None) => check_condition(engine, over, at("iterate/over"), record, issues),
+        (None, Some(n)) if n == 0 || n > crate::service::MAX_ITERATIONS => issues.push(Issue::new(
+            at("iterate/times"),
+            format!("1 to {} times", crate::service::MAX_ITERATIONS),
+        )),
+        (None, Some(_)) => {}
+    }
+    if let Some(done) = &it.complete_when {
+        check_condition(engine, done, at("iterate/complete_when"), record, issues);
+    }
+    if let Some(bind) = &it.bind
+        && (!is_identifier(bind) || bind == "index")
+    {
+        issues.push(Issue::new(
+            at("iterate/as"),
+            format!("'{bind}' is not an identifier other than 'index'"),
+        ));
     }
 }
 

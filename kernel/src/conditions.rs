@@ -202,6 +202,20 @@ impl Conditions for RhaiConditions {
             .map(|t| t.timestamp_millis())
             .ok_or_else(|| format!("deadline: '{text}' is not an RFC 3339 time"))
     }
+
+    fn list(&self, expression: &str, pcb: &Pcb) -> Result<Vec<serde_json::Value>, String> {
+        self.eval(expression, pcb, |v| {
+            let type_name = v.type_name();
+            let list = v
+                .into_array()
+                .map_err(|_| format!("the expression gave a {type_name}, not a list"))?;
+            list.iter()
+                .map(|entry| {
+                    rhai::serde::from_dynamic::<serde_json::Value>(entry).map_err(|e| e.to_string())
+                })
+                .collect()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +226,7 @@ mod tests {
 
     fn pcb(context: serde_json::Value) -> Pcb {
         Pcb {
+            iteration: None,
             id: 1,
             service: "s".into(),
             version: 1,

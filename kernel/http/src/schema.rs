@@ -372,6 +372,10 @@ pub struct Process {
     work: Option<Vec<WorkItem>>,
     /// Who handled each step last (for returns).
     handlers: Option<BTreeMap<String, Vec<String>>>,
+    /// While an iterating sub-service step runs: `entries` (one child each), `started`
+    /// (how many children were started) and `running` (child pid → entry index).
+    #[schema(value_type = Option<Object>)]
+    iteration: Option<Value>,
     /// The steps it is at now.
     current_steps: Vec<String>,
 }

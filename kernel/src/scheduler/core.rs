@@ -24,6 +24,7 @@ use serde_json::Value as Json;
 
 use super::pcb::{ExitStatus, HistoryEntry, Notice, Pcb, Pid, ProcessState, WaitReason};
 
+mod calls;
 mod dispatch;
 mod history;
 mod lifecycle;
@@ -53,6 +54,12 @@ pub trait Conditions {
     fn on_duty(&self, calendar: &str, at_ms: i64) -> (bool, Option<i64>) {
         let _ = (calendar, at_ms);
         (true, None)
+    }
+    /// The list an iteration's `over` expression gives for a process (each entry as JSON).
+    /// Evaluators without it refuse, so an iteration never silently runs nothing.
+    fn list(&self, expression: &str, pcb: &Pcb) -> Result<Vec<Json>, String> {
+        let _ = pcb;
+        Err(format!("cannot evaluate '{expression}' here"))
     }
     /// Whether `expression` holds over named values (a service's `may_start`). Evaluators
     /// without it refuse, so a limit is never silently skipped.

@@ -10,7 +10,7 @@ pub use self::core::{
     Scheduler,
 };
 pub use pcb::{
-    ExitStatus, HistoryEntry, ItemRole, ItemState, Notice, Pcb, Pid, ProcessState, WaitReason,
-    WorkItem,
+    ExitStatus, HistoryEntry, ItemRole, ItemState, Iteration, Notice, Pcb, Pid, ProcessState,
+    WaitReason, WorkItem,
 };
 pub use resources::{Operator, Resource, ResourcePool};

@@ -195,6 +195,21 @@ pub struct Pcb {
     /// Who handled each human step the last time it was completed (for a return to it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub handlers: BTreeMap<String, Vec<String>>,
+    /// The iteration its current `sub_service` step runs (the entries, how far it is,
+    /// which child runs which entry), while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iteration: Option<Iteration>,
+}
+
+/// Where an iterating sub-service call stands: a call frame over many children.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Iteration {
+    /// The entries, one child each (`0..times` for a count).
+    pub entries: Vec<Json>,
+    /// How many children have been started.
+    pub started: usize,
+    /// Which entry each running child runs.
+    pub running: BTreeMap<Pid, usize>,
 }
 
 fn no_work(work: &std::sync::Arc<Vec<WorkItem>>) -> bool {

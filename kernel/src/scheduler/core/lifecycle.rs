@@ -152,7 +152,13 @@ impl Scheduler {
         let Some(p) = self.pcbs.get(&parent) else {
             return;
         };
-        if p.state == ProcessState::Terminated {
+        if p.state == ProcessState::Terminated || !p.children.contains(&child) {
+            // Ended, or a child it let go (an iteration complete before every child ran).
+            return;
+        }
+        if let super::calls::Returned::Handled =
+            self.returned(parent, child, exit, now_ms, conditions)
+        {
             return;
         }
         self.mutate(
@@ -186,7 +192,10 @@ impl Scheduler {
             return;
         };
         let view = p.clone();
-        self.quiet(parent, "children done", |p| p.wait = None);
+        self.quiet(parent, "children done", |p| {
+            p.wait = None;
+            p.iteration = None;
+        });
         let next = if step.kind == StepKind::Parallel {
             svc.outgoing(&step.name)
                 .next()

@@ -184,6 +184,7 @@ impl Scheduler {
             visit: 0,
             work: Arc::default(),
             handlers: BTreeMap::new(),
+            iteration: None,
         };
         self.pcbs.insert(pid, pcb);
         self.quiet(pid, "created", |_| {});

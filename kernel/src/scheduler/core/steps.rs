@@ -279,42 +279,7 @@ impl Scheduler {
                     Err(e) => self.terminate(pid, ExitStatus::Failed, by, now_ms, &e, conditions),
                 }
             }
-            StepKind::SubService => {
-                let child_svc = step.service.as_deref().map(|s| self.resolve(s, None));
-                let Some(Ok(child_svc)) = child_svc else {
-                    self.terminate(
-                        pid,
-                        ExitStatus::Failed,
-                        by,
-                        now_ms,
-                        "the sub-service is not published",
-                        conditions,
-                    );
-                    return;
-                };
-                self.block_on_children(pid, state, by, now_ms);
-                let (record, context, priority) = self
-                    .pcbs
-                    .get(&pid)
-                    .map(|p| (p.record.clone(), (*p.context).clone(), p.priority))
-                    .unwrap_or((None, Json::Null, DEFAULT_PRIORITY));
-                let child = self.spawn(
-                    &child_svc,
-                    Some(priority),
-                    record,
-                    context,
-                    Some(pid),
-                    None,
-                    None,
-                    by,
-                    now_ms,
-                );
-                let first = child_svc
-                    .start()
-                    .map(|s| s.name.clone())
-                    .unwrap_or_default();
-                self.enter(child, &first, by, now_ms, conditions, 0);
-            }
+            StepKind::SubService => self.call(pid, state, step, by, now_ms, conditions),
             StepKind::Parallel => {
                 let targets: Vec<String> = svc.outgoing(step_name).map(|t| t.to.clone()).collect();
                 let join = targets.first().and_then(|t| find_join(&svc, t));
@@ -367,7 +332,13 @@ impl Scheduler {
     }
 
     /// Makes the process wait for its children (a sub-service or parallel step).
-    fn block_on_children(&mut self, pid: Pid, state: ProcessState, by: &str, now_ms: i64) {
+    pub(super) fn block_on_children(
+        &mut self,
+        pid: Pid,
+        state: ProcessState,
+        by: &str,
+        now_ms: i64,
+    ) {
         if state == ProcessState::Waiting {
             self.set_wait(
                 pid,
