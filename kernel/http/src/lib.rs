@@ -79,6 +79,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         services::save,
         services::show,
         services::publish,
+        services::migrate_instances,
         services::flowchart,
         resources::create_type,
         resources::list_types,
@@ -318,6 +319,10 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
         .route(
             "/services/{name}/publish",
             axum::routing::post(services::publish),
+        )
+        .route(
+            "/services/{name}/instance-migration",
+            axum::routing::post(services::migrate_instances),
         )
         .route("/services/{name}/flowchart.svg", get(services::flowchart))
         .route(

@@ -147,6 +147,30 @@ pub async fn publish(
     Ok(Json(json!(published)))
 }
 
+/// Moves running processes of one version to another: `{"from_version": 1, "to_version":
+/// 2, "steps": {"old_step": "new_step"}, "dry_run": true}`. Each process whose current step
+/// has a counterpart of the same kind (its own name, or the mapping's) moves as one
+/// recorded transition; the others are listed under `refused`, each with why. A dry run
+/// changes nothing and says the same. A mapping naming a step either version lacks is 422
+/// at `/steps/{old}`.
+#[utoipa::path(post, path = "/api/v1/services/{name}/instance-migration", tag = "processes", operation_id = "migrate_instances",
+    params(("name" = String, Path, description = "service name")),
+    request_body = erpos_kernel::app::migrations::InstanceMigration,
+    responses((status = 200, description = "what moved and what could not, with why", body = erpos_kernel::app::migrations::MigrationReport),
+              (status = 403, description = "needs services:{name}:administer", body = super::error::ErrorBody),
+              (status = 404, description = "no such service", body = super::error::ErrorBody),
+              (status = 422, description = "an unknown version or step", body = super::error::ErrorBody)))]
+pub async fn migrate_instances(
+    State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let report =
+        erpos_kernel::app::migrations::migrate_instances(&k, &caller, &name, &body).await?;
+    Ok(Json(json!(report)))
+}
+
 /// The service drawn as an SVG flowchart (layered; `?version=N`, else the newest published,
 /// else the draft).
 #[utoipa::path(get, path = "/api/v1/services/{name}/flowchart.svg", tag = "design", operation_id = "service_flowchart",

@@ -28,6 +28,7 @@ mod calls;
 mod dispatch;
 mod history;
 mod lifecycle;
+mod migrate;
 mod start;
 mod steps;
 mod timers;
@@ -175,6 +176,18 @@ pub enum Command {
         by: String,
         /// Why.
         reason: String,
+    },
+    /// Move a running process to another published version of its service, its current
+    /// step mapped by name (`steps`: old name → new name; unmapped names stay).
+    Migrate {
+        /// The process.
+        pid: Pid,
+        /// The version it moves to.
+        version: u32,
+        /// Old step name → new step name.
+        steps: BTreeMap<String, String>,
+        /// Who.
+        by: String,
     },
     /// Change a process's base priority (a rule's escalation, an operator's decision).
     SetPriority {
@@ -656,6 +669,12 @@ impl Scheduler {
             Command::SetPriority { pid, priority, by } => {
                 self.set_priority(pid, priority, &by, now_ms)?
             }
+            Command::Migrate {
+                pid,
+                version,
+                steps,
+                by,
+            } => self.migrate(pid, version, &steps, &by, now_ms)?,
             Command::Assign { pid, user, by } => self.assign(pid, user, &by, now_ms)?,
             Command::Allocate {
                 pid,
