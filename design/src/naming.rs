@@ -161,8 +161,9 @@ const SURNAMES: &[(&str, &[&str])] = &[
 ];
 
 /// The version of [`search_keys`]: raised whenever what it gives for a text changes, so the
-/// kernel rebuilds the search documents stored with an older one (2: surname readings).
-pub const SEARCH_KEYS_VERSION: u32 = 2;
+/// kernel rebuilds the search documents stored with an older one (2: surname readings;
+/// 3: pinyin sort keys are stored too, see [`sort_key`]).
+pub const SEARCH_KEYS_VERSION: u32 = 3;
 
 /// The full pinyin and the initials of `readings`, each non-Chinese run kept as it is.
 fn spell(readings: &[(char, Option<String>)]) -> (String, String) {
@@ -201,29 +202,100 @@ pub fn search_keys(text: &str) -> String {
     }
     let (full, initials) = spell(&read);
     let mut out = format!("{lower} {full} {initials}");
+    if read_surname(&lower, &mut read) {
+        let (full, initials) = spell(&read);
+        out.push_str(&format!(" {full} {initials}"));
+    }
+    out
+}
+
+/// Gives the readings of a text that starts with a surname read otherwise ([`SURNAMES`])
+/// that surname's reading; true when that changed them.
+fn read_surname(lower: &str, read: &mut [(char, Option<String>)]) -> bool {
     let start = lower.trim_start();
     let skipped = lower.chars().count() - start.chars().count();
-    if let Some((surname, spelled)) = SURNAMES.iter().find(|(s, _)| start.starts_with(s)) {
-        let mut changed = false;
-        for (k, reading) in spelled.iter().enumerate() {
-            if let Some((_, Some(p))) = read.get_mut(skipped + k)
-                && p != reading
-            {
-                *p = (*reading).to_owned();
-                changed = true;
-            }
-        }
-        if changed && surname.chars().count() == spelled.len() {
-            let (full, initials) = spell(&read);
-            out.push_str(&format!(" {full} {initials}"));
+    let Some((surname, spelled)) = SURNAMES.iter().find(|(s, _)| start.starts_with(s)) else {
+        return false;
+    };
+    let mut changed = false;
+    for (k, reading) in spelled.iter().enumerate() {
+        if let Some((_, Some(p))) = read.get_mut(skipped + k)
+            && p != reading
+        {
+            *p = (*reading).to_owned();
+            changed = true;
         }
     }
+    changed && surname.chars().count() == spelled.len()
+}
+
+/// The key a text sorts by in pinyin order: its syllables, lowercase, each followed by a
+/// space (so 李四 `li si` comes before 梁 `liang`: a syllable's end sorts before any
+/// letter), a leading surname in its surname reading (曾丽 is `zeng li`, among the z's,
+/// not `ceng li`), other characters as they are; then, after U+0001, the text
+/// itself, so homophones keep one order. Compared bytewise (SQLite's BINARY, PostgreSQL's
+/// "C"), which is the same on both databases.
+pub fn sort_key(text: &str) -> String {
+    let lower = text.to_lowercase();
+    let mut read = readings(&lower);
+    read_surname(&lower, &mut read);
+    let mut out = String::new();
+    for (ch, py) in &read {
+        match py {
+            Some(p) => {
+                out.push_str(p);
+                out.push(' ');
+            }
+            None if ch.is_whitespace() => {
+                if !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            None => out.push(*ch),
+        }
+    }
+    out.push('\u{1}');
+    out.push_str(&lower);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_sort_in_pinyin_order_with_surname_readings() {
+        let mut names = [
+            "张三",
+            "曾丽",
+            "单雪",
+            "李四",
+            "梁晓",
+            "阿花",
+            "赵六",
+            "解晓东",
+            "Amy",
+            "王五",
+        ];
+        names.sort_by_key(|n| sort_key(n));
+        // 曾 zeng, 单 shan and 解 xie as surnames; li si before liang.
+        assert_eq!(
+            names,
+            [
+                "阿花",
+                "Amy",
+                "李四",
+                "梁晓",
+                "单雪",
+                "王五",
+                "解晓东",
+                "曾丽",
+                "张三",
+                "赵六"
+            ]
+        );
+        assert_eq!(sort_key("曾丽"), "zeng li \u{1}曾丽");
+    }
 
     #[test]
     fn chinese_labels_become_pinyin_identifiers() {

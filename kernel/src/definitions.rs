@@ -452,6 +452,9 @@ async fn rebuild_search(tx: &mut Tx, catalog: &Catalog, item: &str, table: &str)
     let fields = catalog.effective_fields(item);
     let searchable: Vec<_> = fields.iter().filter(|e| e.field.searchable).collect();
     let d = tx.dialect();
+    // The pinyin sort keys are rebuilt with the documents: forgotten, then stored anew.
+    tx.execute(crate::store::sort_keys::forget(d, item, None))
+        .await?;
     let mut sql = tx.sql();
     sql.push("SELECT ").col_text("id");
     for e in &searchable {
@@ -463,12 +466,13 @@ async fn rebuild_search(tx: &mut Tx, catalog: &Catalog, item: &str, table: &str)
         let Some(Some(id)) = row.first() else {
             continue;
         };
-        let doc = search_document(&fields, |name| {
+        let text_of = |name: &str| {
             searchable
                 .iter()
                 .position(|e| e.field.name == name)
                 .and_then(|i| row.get(i + 1).cloned().flatten())
-        });
+        };
+        let doc = search_document(&fields, text_of);
         let mut sql = tx.sql();
         sql.push("UPDATE ")
             .ident(table)
@@ -477,6 +481,9 @@ async fn rebuild_search(tx: &mut Tx, catalog: &Catalog, item: &str, table: &str)
             .push(" WHERE id = ")
             .param(Some(id.clone()), d.param_cast(FieldType::Reference));
         tx.execute(sql).await?;
+        for keys in crate::store::sort_keys::store(d, item, id, &fields, text_of) {
+            tx.execute(keys).await?;
+        }
     }
     Ok(())
 }

@@ -336,6 +336,11 @@ impl Records {
     }
 }
 
+/// Whether a list sorted by `field` orders by its pinyin sort key.
+fn pinyin(field: &Field) -> bool {
+    crate::store::sort_keys::sorts_by_pinyin(field)
+}
+
 /// How many records a recomputation reads and writes per transaction.
 pub const RECOMPUTE_BATCH: usize = 500;
 
@@ -687,6 +692,13 @@ impl Records {
                 sql.push(" WHERE \"id\" = ")
                     .param(Some(id.to_string()), cast(d, FieldType::Reference));
                 tx.execute(sql).await?;
+                let text_of =
+                    |name: &str| fresh.get(name).and_then(Json::as_str).map(str::to_owned);
+                for keys in
+                    crate::store::sort_keys::store(d, item, &id.to_string(), &fields, text_of)
+                {
+                    tx.execute(keys).await?;
+                }
                 changed += 1;
             }
             tx.commit().await?;
@@ -932,6 +944,9 @@ impl Records {
                 sent: current_version,
             });
         }
+        for keys in crate::store::sort_keys::store(d, item, &id.to_string(), &fields, merged_text) {
+            tx.execute(keys).await?;
+        }
         let stamp = format_datetime(&Utc::now());
         for c in children_given {
             delete_children(tx, catalog, item, id).await?;
@@ -1017,6 +1032,12 @@ impl Records {
             .push(" WHERE \"id\" = ");
         sql.param(Some(id.to_string()), cast(d, FieldType::Reference));
         tx.execute(sql).await?;
+        tx.execute(crate::store::sort_keys::forget(
+            d,
+            item,
+            Some(&id.to_string()),
+        ))
+        .await?;
         let current = Json::Object(current);
         audit(
             &mut tx,
@@ -1072,16 +1093,26 @@ impl Records {
 
         let mut sql = Sql::new(d);
         select_columns(&mut sql, &fields);
+        // A searchable text field sorts by its pinyin key, which is also what its cursor
+        // holds: selected after the fields.
+        for (f, _) in query.sort.iter().filter(|(f, _)| pinyin(f)) {
+            sql.push(", ");
+            crate::store::sort_keys::key_expression(&mut sql, item, &table, &f.name);
+        }
         sql.push(" FROM ").ident(&table).push(" WHERE 1=1");
         push_filters(&mut sql, query);
         if let Some(cursor) = &query.cursor {
-            push_keyset(&mut sql, query, cursor);
+            push_keyset(&mut sql, query, cursor, item, &table);
         }
         // Columns are qualified with the table: in PostgreSQL a bare name in ORDER BY means
         // the output column, which is the text cast, and money would sort as text.
         sql.push(" ORDER BY ");
         for (f, desc) in &query.sort {
-            sql.ident(&table).push(".").ident(&f.name);
+            if pinyin(f) {
+                crate::store::sort_keys::key_expression(&mut sql, item, &table, &f.name);
+            } else {
+                sql.ident(&table).push(".").ident(&f.name);
+            }
             sql.push(if *desc {
                 " DESC NULLS FIRST, "
             } else {
@@ -1104,11 +1135,18 @@ impl Records {
         }
         let next_cursor = match (more, rows.get(query.limit.saturating_sub(1))) {
             (true, Some(last)) => {
+                let mut extra = 4 + fields.len();
                 let mut key: Vec<Option<String>> = query
                     .sort
                     .iter()
                     .map(|(f, _)| {
-                        column_index(&fields, &f.name).and_then(|i| last.get(i).cloned().flatten())
+                        let at = if pinyin(f) {
+                            extra += 1;
+                            Some(extra - 1)
+                        } else {
+                            column_index(&fields, &f.name)
+                        };
+                        at.and_then(|i| last.get(i).cloned().flatten())
                     })
                     .collect();
                 key.push(last.first().cloned().flatten());
@@ -1250,51 +1288,70 @@ fn push_filters(sql: &mut Sql, query: &ListQuery) {
 
 /// The keyset condition "after the cursor" for the list's sort (NULLs sort last ascending,
 /// first descending, on both dialects), with the id as the final tie-breaker.
-fn push_keyset(sql: &mut Sql, query: &ListQuery, cursor: &[Option<String>]) {
+fn push_keyset(
+    sql: &mut Sql,
+    query: &ListQuery,
+    cursor: &[Option<String>],
+    item: &str,
+    table: &str,
+) {
     let d = sql.dialect();
-    let mut keys: Vec<(String, FieldType, bool)> = query
+    let mut keys: Vec<(String, FieldType, bool, bool)> = query
         .sort
         .iter()
-        .map(|(f, desc)| (f.name.clone(), f.field_type, *desc))
+        .map(|(f, desc)| (f.name.clone(), f.field_type, *desc, pinyin(f)))
         .collect();
-    keys.push(("id".into(), FieldType::Reference, false));
+    keys.push(("id".into(), FieldType::Reference, false, false));
+    // A key is its column, or a searchable text field's pinyin sort key (compared as text).
+    let key = |sql: &mut Sql, (name, _, _, by_pinyin): &(String, FieldType, bool, bool)| {
+        if *by_pinyin {
+            crate::store::sort_keys::key_expression(sql, item, table, name);
+        } else {
+            sql.ident(name);
+        }
+    };
+    let ty_of = |(_, ty, _, by_pinyin): &(String, FieldType, bool, bool)| {
+        if *by_pinyin { FieldType::Text } else { *ty }
+    };
     sql.push(" AND (");
     for k in 0..keys.len() {
         if k > 0 {
             sql.push(" OR ");
         }
         sql.push("(");
-        for (j, (name, ty, _)) in keys.iter().enumerate().take(k) {
+        for (j, k_j) in keys.iter().enumerate().take(k) {
             if j > 0 {
                 sql.push(" AND ");
             }
+            key(sql, k_j);
             match cursor.get(j).cloned().flatten() {
-                Some(v) => sql.ident(name).push(" = ").param(Some(v), cast(d, *ty)),
-                None => sql.ident(name).push(" IS NULL"),
+                Some(v) => sql.push(" = ").param(Some(v), cast(d, ty_of(k_j))),
+                None => sql.push(" IS NULL"),
             };
         }
         if k > 0 {
             sql.push(" AND ");
         }
-        let (name, ty, desc) = &keys[k];
-        match (cursor.get(k).cloned().flatten(), desc) {
+        let k_k = &keys[k];
+        let ty = ty_of(k_k);
+        match (cursor.get(k).cloned().flatten(), k_k.2) {
             (Some(v), false) => {
-                sql.push("(")
-                    .ident(name)
-                    .push(" > ")
-                    .param(Some(v), cast(d, *ty))
-                    .push(" OR ")
-                    .ident(name)
-                    .push(" IS NULL)");
+                sql.push("(");
+                key(sql, k_k);
+                sql.push(" > ").param(Some(v), cast(d, ty)).push(" OR ");
+                key(sql, k_k);
+                sql.push(" IS NULL)");
             }
             (None, false) => {
                 sql.push("1=0");
             }
             (Some(v), true) => {
-                sql.ident(name).push(" < ").param(Some(v), cast(d, *ty));
+                key(sql, k_k);
+                sql.push(" < ").param(Some(v), cast(d, ty));
             }
             (None, true) => {
-                sql.ident(name).push(" IS NOT NULL");
+                key(sql, k_k);
+                sql.push(" IS NOT NULL");
             }
         }
         sql.push(")");
@@ -1490,6 +1547,10 @@ fn plan_insert(
     sql.push(")");
     plan.statements
         .push((sql, item.to_owned(), base.to_owned()));
+    for keys in crate::store::sort_keys::store(d, item, &id.to_string(), &fields, text_of) {
+        plan.statements
+            .push((keys, item.to_owned(), base.to_owned()));
+    }
     let mut out = Map::new();
     out.insert("id".into(), json!(id.to_string()));
     for e in &fields {
@@ -1663,6 +1724,12 @@ async fn delete_children(tx: &mut Tx, catalog: &Catalog, item: &str, id: Uuid) -
                     .push(" WHERE \"id\" = ");
                 sql.param(Some(child.to_string()), cast(d, FieldType::Reference));
                 tx.execute(sql).await?;
+                tx.execute(crate::store::sort_keys::forget(
+                    d,
+                    &c.item,
+                    Some(&child.to_string()),
+                ))
+                .await?;
             }
         }
     }

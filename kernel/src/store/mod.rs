@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod processes;
 pub mod resources;
 pub mod services;
+pub mod sort_keys;
 
 use erpos_design::Dialect;
 
