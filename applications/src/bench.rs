@@ -21,6 +21,9 @@ pub enum Suite {
         /// Measured rounds (each runs the baseline and erpos once, alternating).
         #[arg(long, default_value_t = 2)]
         rounds: usize,
+        /// Patients searched by pinyin initials.
+        #[arg(long, default_value_t = 100_000)]
+        search_rows: usize,
     },
     /// PCB transitions/s in memory and persisted (SQLite), five-step processes/s end to end,
     /// and the ratio to raw sqlx inserts of the same history rows.
@@ -61,7 +64,11 @@ pub enum Suite {
 /// Runs a suite and prints its figures.
 pub async fn run(suite: Suite) -> anyhow::Result<()> {
     match suite {
-        Suite::Records { rows, rounds } => records(rows, rounds).await.map(|_| ()),
+        Suite::Records {
+            rows,
+            rounds,
+            search_rows,
+        } => records(rows, rounds, search_rows).await.map(|_| ()),
         Suite::Kernel {
             memory_processes,
             processes,
@@ -89,7 +96,7 @@ pub struct Figures {
     pub p99: Duration,
 }
 
-fn figures(mut latencies: Vec<Duration>, total: Duration) -> Figures {
+pub(crate) fn figures(mut latencies: Vec<Duration>, total: Duration) -> Figures {
     latencies.sort();
     let at = |q: f64| {
         latencies
@@ -104,7 +111,7 @@ fn figures(mut latencies: Vec<Duration>, total: Duration) -> Figures {
     }
 }
 
-fn print(name: &str, f: &Figures) {
+pub(crate) fn print(name: &str, f: &Figures) {
     println!(
         "  {name:<34} {:>10.0} ops/s   p50 {:>8.1} µs   p99 {:>8.1} µs",
         f.per_second,
@@ -157,7 +164,11 @@ pub struct RecordFigures {
 }
 
 /// Measures record inserts and point reads on a fresh SQLite file.
-pub async fn records(rows: usize, rounds: usize) -> anyhow::Result<RecordFigures> {
+pub async fn records(
+    rows: usize,
+    rounds: usize,
+    search_rows: usize,
+) -> anyhow::Result<RecordFigures> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.db");
     let kernel = Kernel::open(&format!("sqlite:{}", path.display())).await?;
@@ -301,6 +312,7 @@ pub async fn records(rows: usize, rounds: usize) -> anyhow::Result<RecordFigures
         "  cost of the metamodel layer: {:.2}x raw",
         out.raw_read.per_second / out.erpos_read.per_second.max(1e-9)
     );
+    crate::bench_search::run(&kernel, search_rows, rows).await?;
     kernel.db.close().await;
     Ok(out)
 }

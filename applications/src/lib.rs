@@ -4,5 +4,6 @@
 pub mod bench;
 pub mod bench_kernel;
 pub mod bench_rules;
+pub mod bench_search;
 pub mod bench_tasks;
 pub mod pack;
