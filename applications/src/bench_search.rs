@@ -16,7 +16,7 @@ use anyhow::Context as _;
 use erpos_kernel::Kernel;
 use serde_json::json;
 
-use crate::bench::{figures, print};
+use crate::figures::{figures, print};
 
 /// The searched patients: a name (searchable: its pinyin and initials) and a phone.
 const SEARCH_ITEM: &str = r#"{

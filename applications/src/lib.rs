@@ -6,4 +6,5 @@ pub mod bench_kernel;
 pub mod bench_rules;
 pub mod bench_search;
 pub mod bench_tasks;
+pub mod figures;
 pub mod pack;
