@@ -385,6 +385,11 @@ pub struct Service {
     /// `last_30_days`, `open`), e.g. `started.this_month < 2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub may_start: Option<String>,
+    /// The work-order view: the fields of the bound record a work list shows for each of
+    /// its processes, in this order (`["xingming", "xiangmu", "yuyue_shijian"]`), so a
+    /// nurse's to-do list reads as the clinic's work orders, not as process numbers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
 }
 
 fn is_zero(v: &u32) -> bool {

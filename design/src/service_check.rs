@@ -173,6 +173,7 @@ fn prepare(
         let subject = (!unread.subject).then_some(input.subject.as_deref());
         check_human_step(step, i, subject, catalog, &mut issues);
     }
+    check_columns(&input, catalog, unread.subject, &mut issues);
     if let Some(expression) = &input.may_start {
         check_expression(&engine, expression, "/may_start".to_owned(), &mut issues);
     }
@@ -338,6 +339,44 @@ fn check_step(
             format!("wait applies to wait steps, not {kind}"),
         )),
         (_, None) => {}
+    }
+}
+
+/// A work-order view's columns: fields of the subject, each once.
+fn check_columns(
+    service: &Service,
+    catalog: &Catalog,
+    subject_unread: bool,
+    issues: &mut Vec<Issue>,
+) {
+    if service.columns.is_empty() || subject_unread {
+        return;
+    }
+    let Some(item) = service
+        .subject
+        .as_deref()
+        .filter(|s| catalog.get(s).is_some())
+    else {
+        issues.push(Issue::new(
+            "/columns",
+            "work-order columns are fields of the service's subject DataItem: name one",
+        ));
+        return;
+    };
+    let keys = catalog.record_keys(item);
+    let mut seen = BTreeSet::new();
+    for (i, column) in service.columns.iter().enumerate() {
+        if !keys.contains(column) {
+            issues.push(Issue::new(
+                format!("/columns/{i}"),
+                crate::directory::unknown(&format!("field of '{item}'"), column, &keys),
+            ));
+        } else if !seen.insert(column) {
+            issues.push(Issue::new(
+                format!("/columns/{i}"),
+                format!("'{column}' is listed twice"),
+            ));
+        }
     }
 }
 

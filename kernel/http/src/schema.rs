@@ -724,6 +724,21 @@ pub struct WorkListEntry {
     /// The bound record as it stood, fields the caller may not read left out.
     #[schema(value_type = Option<Object>)]
     record_snapshot: Value,
+    /// The service's work-order view (when it defines `columns`): each column's field
+    /// name, label and value in the snapshot (null where the caller may not read it).
+    columns: Option<Vec<WorkOrderColumn>>,
+}
+
+/// One column of a work-order view.
+#[derive(ToSchema)]
+pub struct WorkOrderColumn {
+    /// The field.
+    name: String,
+    /// Its labels.
+    label: Option<erpos_design::Label>,
+    /// Its value in the record snapshot (any JSON value).
+    #[schema(value_type = Value)]
+    value: Value,
 }
 
 /// `GET /work-items`.

@@ -47,6 +47,29 @@ fn entry(
     let svc = core.service(&p.service, p.version).map(|s| &**s);
     let access = erpos_kernel::redact::process_access(catalog, svc, caller, p);
     erpos_kernel::redact::snapshot(catalog, caller, p, &access, &mut snapshot);
+    // The service's work-order view: its columns of the bound record, as the caller may
+    // see them (a field left out of the snapshot shows no value).
+    if let Some(svc) = svc
+        && !svc.columns.is_empty()
+    {
+        let fields = svc
+            .subject
+            .as_deref()
+            .map(|s| catalog.effective_fields(s))
+            .unwrap_or_default();
+        v["columns"] = json!(
+            svc.columns
+                .iter()
+                .map(|name| {
+                    let label = fields
+                        .iter()
+                        .find(|e| e.field.name == *name)
+                        .map(|e| json!(e.field.label));
+                    json!({"name": name, "label": label, "value": snapshot.get(name).cloned().unwrap_or(Value::Null)})
+                })
+                .collect::<Vec<_>>()
+        );
+    }
     v["record_snapshot"] = snapshot;
     v["work"] = json!(
         p.work
