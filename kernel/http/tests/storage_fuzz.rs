@@ -271,7 +271,13 @@ async fn write(app: &TestApp, c: &Case) -> anyhow::Result<Result<Stored, String>
                     Some(json!({"event": "paid", "payload": c.payload})),
                 )
                 .await?;
-            let signalled = match (s, verdict(&c.payload, 2)) {
+            // The payload lands in the context: a clean payload may still make the context
+            // larger than a context may be (64 KiB), and then either answer is right.
+            let payload_verdict = match verdict(&c.payload, 2) {
+                Some(true) if json_size(&c.context) + json_size(&c.payload) >= 60_000 => None,
+                v => v,
+            };
+            let signalled = match (s, payload_verdict) {
                 (s, Some(false)) if s.is_success() => {
                     return fail(format!("payload accepted: {after}"));
                 }
