@@ -83,7 +83,36 @@ pub struct MigrationStep {
     pub destructive: bool,
     /// The SQL the step runs, for the analyst and the DBA to read.
     pub sql: Vec<String>,
+    /// How many records the step touches, counted in the data when the plan is shown
+    /// (absent from a plan not counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// The values a retype cannot convert, counted in the data: they become empty in the
+    /// field and are kept in its archive column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub losses: Option<Losses>,
 }
+
+/// Values a step cannot carry over: how many, and the first few.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Losses {
+    /// How many.
+    pub count: u64,
+    /// The first few (at most [`LOSS_EXAMPLES`]), by record.
+    pub examples: Vec<LostValue>,
+}
+
+/// One value a step cannot carry over.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct LostValue {
+    /// The record.
+    pub id: String,
+    /// The value as stored now.
+    pub value: String,
+}
+
+/// How many lost values a plan shows by name.
+pub const LOSS_EXAMPLES: usize = 5;
 
 /// Everything changing one DataItem does.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -113,6 +142,8 @@ pub fn plan(old: &Catalog, new: &Catalog, item: &str, dialect: Dialect) -> Migra
         let after = new.effective_fields(&table_item);
         let Some(_) = old.get(&table_item) else {
             steps.push(MigrationStep {
+                rows: None,
+                losses: None,
                 item: table_item.clone(),
                 sql: dialect.create_table(&table_item, &after),
                 table,
@@ -140,6 +171,8 @@ pub fn plan(old: &Catalog, new: &Catalog, item: &str, dialect: Dialect) -> Migra
         && (a.label != b.label || a.consists != b.consists)
     {
         steps.push(MigrationStep {
+            rows: None,
+            losses: None,
             item: item.to_owned(),
             table: table_name(item),
             action: StepAction::ChangeRules { field: None },
@@ -170,6 +203,8 @@ fn diff_table(
     let mut push =
         |action: StepAction, description: String, destructive: bool, sql: Vec<String>| {
             steps.push(MigrationStep {
+                rows: None,
+                losses: None,
                 item: item.to_owned(),
                 table: table.to_owned(),
                 action,

@@ -230,8 +230,9 @@ impl Definitions {
         let mut draft = old.prepare_reading(reading, body, Some(name))?;
         draft.version = current.version + 1;
         let new = old.with(draft.clone());
-        let plan = plan(&old, &new, name, self.db.dialect());
+        let mut plan = plan(&old, &new, name, self.db.dialect());
         let mut tx = self.db.begin().await?;
+        count_plan(&mut tx, &mut plan).await?;
         let d = tx.dialect();
         let mut sql = tx.sql();
         sql.push("UPDATE data_items SET draft = ")
@@ -264,7 +265,11 @@ impl Definitions {
         let draft = self.draft(name).await?.ok_or_else(|| no_pending(name))?;
         let old = self.schema().catalog.clone();
         let new = old.with(draft);
-        Ok(plan(&old, &new, name, self.db.dialect()))
+        let mut plan = plan(&old, &new, name, self.db.dialect());
+        let mut tx = self.db.begin().await?;
+        count_plan(&mut tx, &mut plan).await?;
+        tx.commit().await?;
+        Ok(plan)
     }
 
     /// Discards the pending change of `name`.
@@ -295,7 +300,7 @@ impl Definitions {
         let mut draft = old.prepare(draft, Some(name))?;
         draft.version = old.require(name)?.version + 1;
         let new = old.with(draft.clone());
-        let plan = plan(&old, &new, name, self.db.dialect());
+        let mut plan = plan(&old, &new, name, self.db.dialect());
         if plan.destructive && !confirm_destructive {
             let details = plan
                 .steps
@@ -306,6 +311,8 @@ impl Definitions {
             return Err(KernelError::DestructiveUnconfirmed(details));
         }
         let mut tx = self.db.begin().await?;
+        // Counted in this transaction: what the plan says it lost is what it loses.
+        count_plan(&mut tx, &mut plan).await?;
         for step in &plan.steps {
             let result = run_step(&mut tx, &new, step).await;
             if let Err(e) = result {
@@ -382,6 +389,67 @@ async fn record_version(
     Ok(())
 }
 
+/// Counts, in the data, what each step of `plan` touches: the records of its table, and
+/// for a retype the values that will not convert (how many, and the first few with their
+/// record), which the step then empties and keeps in its archive column. Read in `tx`, so
+/// counted in the applying transaction the counts are exactly what the steps do.
+async fn count_plan(tx: &mut Tx, plan: &mut MigrationPlan) -> Result<()> {
+    for step in &mut plan.steps {
+        if matches!(step.action, StepAction::CreateTable) {
+            continue;
+        }
+        let mut sql = tx.sql();
+        sql.push("SELECT CAST(COUNT(*) AS TEXT) FROM ")
+            .ident(&step.table);
+        let rows = tx.fetch(sql).await?;
+        step.rows = rows
+            .first()
+            .and_then(|r| r.first().cloned().flatten())
+            .and_then(|t| t.parse().ok());
+        if let StepAction::RetypeColumn { from, to, .. } = &step.action {
+            let mut sql = tx.sql();
+            sql.push("SELECT ")
+                .col_text("id")
+                .push(", ")
+                .col_text(&from.name)
+                .push(" FROM ")
+                .ident(&step.table)
+                .push(" ORDER BY ")
+                .ident("id");
+            let mut losses = erpos_design::migration::Losses {
+                count: 0,
+                examples: Vec::new(),
+            };
+            for row in tx.fetch(sql).await? {
+                let (Some(Some(id)), Some(Some(text))) = (row.first(), row.get(1)) else {
+                    continue;
+                };
+                let converts = Value::from_storage(from, Some(text))
+                    .ok()
+                    .and_then(|v| v.convert(to))
+                    .is_some();
+                if !converts {
+                    losses.count += 1;
+                    if losses.examples.len() < erpos_design::migration::LOSS_EXAMPLES {
+                        losses.examples.push(erpos_design::migration::LostValue {
+                            id: id.clone(),
+                            value: text.clone(),
+                        });
+                    }
+                }
+            }
+            if losses.count > 0 {
+                step.description.push_str(&format!(
+                    "; {} value(s) will not convert and are kept only in the archive column",
+                    losses.count
+                ));
+            }
+            step.losses = Some(losses);
+        }
+    }
+    Ok(())
+}
+
 /// Runs one migration step inside the applying transaction.
 async fn run_step(tx: &mut Tx, new: &Catalog, step: &erpos_design::MigrationStep) -> Result<()> {
     match &step.action {
@@ -437,6 +505,27 @@ async fn run_step(tx: &mut Tx, new: &Catalog, step: &erpos_design::MigrationStep
             Ok(())
         }
         StepAction::RebuildSearch => rebuild_search(tx, new, &step.item, &step.table).await,
+        StepAction::AddColumn { field } => {
+            for statement in &step.sql {
+                tx.execute_ddl(statement).await?;
+            }
+            // The records that exist take the new field's default, as new ones do.
+            if let Some(default) = &field.default
+                && field.compute.is_none()
+            {
+                let value = Value::from_json(field, default).map_err(KernelError::Corrupt)?;
+                let d = tx.dialect();
+                let mut sql = tx.sql();
+                sql.push("UPDATE ")
+                    .ident(&step.table)
+                    .push(" SET ")
+                    .ident(&field.name)
+                    .push(" = ")
+                    .param(value.to_storage(d), d.param_cast(field.field_type));
+                tx.execute(sql).await?;
+            }
+            Ok(())
+        }
         _ => {
             for statement in &step.sql {
                 tx.execute_ddl(statement).await?;
