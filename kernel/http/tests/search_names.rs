@@ -87,3 +87,51 @@ async fn documents_built_by_older_search_keys_are_rebuilt_once_at_start() -> any
     })
     .await
 }
+
+/// Phone numbers and identifiers marked searchable are found by any part of them: the front
+/// desk types the last four digits of a phone, or a record number as the patient reads it.
+#[tokio::test]
+async fn phones_and_identifiers_are_found_by_any_part() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        app.define(json!({"name": "laike", "label": {"zh": "来客"}, "fields": [
+            {"name": "xingming", "label": {"zh": "姓名"}, "type": "text", "searchable": true},
+            {"name": "dianhua", "label": {"zh": "电话"}, "type": "text", "searchable": true},
+            {"name": "bingli", "label": {"zh": "病历号"}, "type": "text", "searchable": true}]}))
+            .await?;
+        app.create(
+            "laike",
+            json!({"xingming": "仇敏", "dianhua": "13812345678", "bingli": "P-00012"}),
+        )
+        .await?;
+        app.create(
+            "laike",
+            json!({"xingming": "区家明", "dianhua": "+86 139 0000 1111", "bingli": "P-00013"}),
+        )
+        .await?;
+        for (q, who) in [
+            ("5678", "仇敏"),
+            ("138123", "仇敏"),
+            ("1111", "区家明"),
+            ("p-00012", "仇敏"),
+            ("P-00013", "区家明"),
+        ] {
+            let (s, b) = app
+                .call(
+                    "GET",
+                    &format!("/api/v1/records/laike?q={}", q.replace('+', "%2B")),
+                    None,
+                )
+                .await?;
+            assert_eq!(s, StatusCode::OK, "{b}");
+            let found: Vec<&str> = b["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["xingming"].as_str())
+                .collect();
+            assert_eq!(found, [who], "q={q}: {b}");
+        }
+        Ok(())
+    })
+    .await
+}
