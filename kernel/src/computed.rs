@@ -13,10 +13,8 @@
 //!
 //! This module only computes: it never reads or writes storage.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use dashmap::DashMap;
 use erpos_design::{Cardinality, FieldType, Issue};
 use rhai::{AST, Dynamic, Engine, Scope};
 use serde_json::{Map, Value as Json};
@@ -28,7 +26,7 @@ use crate::sandbox::{Budget, contained, describe};
 /// The evaluator: the sandboxed engine and its compiled expressions.
 pub struct Computer {
     engine: Engine,
-    cache: DashMap<u64, Arc<AST>>,
+    cache: crate::sandbox::Expressions,
 }
 
 impl Default for Computer {
@@ -42,24 +40,12 @@ impl Computer {
     pub fn new() -> Self {
         Self {
             engine: crate::sandbox::limited_engine(),
-            cache: DashMap::new(),
+            cache: crate::sandbox::Expressions::default(),
         }
     }
 
     fn compile(&self, source: &str) -> std::result::Result<Arc<AST>, String> {
-        let mut h = DefaultHasher::new();
-        source.hash(&mut h);
-        let key = h.finish();
-        if let Some(ast) = self.cache.get(&key) {
-            return Ok(ast.clone());
-        }
-        let ast = Arc::new(
-            self.engine
-                .compile_expression(source)
-                .map_err(|e| e.to_string())?,
-        );
-        self.cache.insert(key, ast.clone());
-        Ok(ast)
+        self.cache.compile(&self.engine, source)
     }
 
     /// Fills in the computed fields of `record` (a record of `item` as it will be stored:

@@ -7,10 +7,8 @@
 //! This module must never run an expression without the limits, nor let a Rhai value
 //! outlive the evaluation.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
-use dashmap::DashMap;
 use rhai::{AST, Dynamic, Engine, Scope};
 
 use crate::sandbox::{Budget, contained, describe};
@@ -19,7 +17,7 @@ use crate::scheduler::{Conditions, Pcb};
 /// The sandboxed Rhai engine with its AST cache.
 pub struct RhaiConditions {
     engine: Engine,
-    cache: DashMap<u64, Arc<AST>>,
+    cache: crate::sandbox::Expressions,
     calendars: Option<Arc<crate::calendars::Calendars>>,
     /// The DataItems, for which fields of a bound record are exact numbers.
     definitions: Option<Arc<crate::definitions::Definitions>>,
@@ -36,7 +34,7 @@ impl RhaiConditions {
     pub fn new() -> Self {
         Self {
             engine: crate::sandbox::limited_engine(),
-            cache: DashMap::new(),
+            cache: crate::sandbox::Expressions::default(),
             calendars: None,
             definitions: None,
         }
@@ -64,19 +62,7 @@ impl RhaiConditions {
     }
 
     fn compile(&self, source: &str) -> Result<Arc<AST>, String> {
-        let mut h = DefaultHasher::new();
-        source.hash(&mut h);
-        let key = h.finish();
-        if let Some(ast) = self.cache.get(&key) {
-            return Ok(ast.clone());
-        }
-        let ast = Arc::new(
-            self.engine
-                .compile_expression(source)
-                .map_err(|e| e.to_string())?,
-        );
-        self.cache.insert(key, ast.clone());
-        Ok(ast)
+        self.cache.compile(&self.engine, source)
     }
 
     fn evaluate_over(

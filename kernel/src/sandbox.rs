@@ -677,3 +677,35 @@ mod tests {
         assert_eq!(on_small_stack(source), Ok(Vec::new()));
     }
 }
+
+/// Expressions compiled once and kept, by the hash of their source: conditions and computed
+/// fields are evaluated on every step and every write, and parsing them each time would cost
+/// more than running them.
+#[derive(Default)]
+pub struct Expressions {
+    cache: dashmap::DashMap<u64, std::sync::Arc<rhai::AST>>,
+}
+
+impl Expressions {
+    /// `source` compiled as one expression by `engine` (cached), or rhai's message.
+    pub fn compile(
+        &self,
+        engine: &Engine,
+        source: &str,
+    ) -> Result<std::sync::Arc<rhai::AST>, String> {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut h = DefaultHasher::new();
+        source.hash(&mut h);
+        let key = h.finish();
+        if let Some(ast) = self.cache.get(&key) {
+            return Ok(ast.clone());
+        }
+        let ast = std::sync::Arc::new(
+            engine
+                .compile_expression(source)
+                .map_err(|e| e.to_string())?,
+        );
+        self.cache.insert(key, ast.clone());
+        Ok(ast)
+    }
+}
