@@ -11,15 +11,20 @@ use std::sync::{Arc, RwLock};
 use chrono::Utc;
 use dashmap::DashMap;
 use erpos_design::form::FormValidator;
-use erpos_design::migration::{MigrationPlan, StepAction, plan};
+use erpos_design::migration::{MigrationPlan, plan};
 use erpos_design::value::format_datetime;
-use erpos_design::{Catalog, DataItem, FieldType, Issue, Value};
+use erpos_design::{Catalog, DataItem, FieldType, Issue};
 use serde_json::Value as Json;
 
 use crate::audit::Audit;
 use crate::db::{Db, Tx};
 use crate::error::{KernelError, Result};
-use erpos_design::catalog::search_document;
+
+mod count;
+mod steps;
+
+use count::count_plan;
+use steps::{rebuild_search, run_step};
 
 /// The active catalog plus what is derived from it (compiled forms), replaced as a whole
 /// whenever a definition changes.
@@ -386,193 +391,5 @@ async fn record_version(
     .param(Some(stamp.to_owned()), d.param_cast(FieldType::Datetime))
     .push(")");
     tx.execute(sql).await?;
-    Ok(())
-}
-
-/// Counts, in the data, what each step of `plan` touches: the records of its table, and
-/// for a retype the values that will not convert (how many, and the first few with their
-/// record), which the step then empties and keeps in its archive column. Read in `tx`, so
-/// counted in the applying transaction the counts are exactly what the steps do.
-async fn count_plan(tx: &mut Tx, plan: &mut MigrationPlan) -> Result<()> {
-    for step in &mut plan.steps {
-        if matches!(step.action, StepAction::CreateTable) {
-            continue;
-        }
-        let mut sql = tx.sql();
-        sql.push("SELECT CAST(COUNT(*) AS TEXT) FROM ")
-            .ident(&step.table);
-        let rows = tx.fetch(sql).await?;
-        step.rows = rows
-            .first()
-            .and_then(|r| r.first().cloned().flatten())
-            .and_then(|t| t.parse().ok());
-        if let StepAction::RetypeColumn { from, to, .. } = &step.action {
-            let mut sql = tx.sql();
-            sql.push("SELECT ")
-                .col_text("id")
-                .push(", ")
-                .col_text(&from.name)
-                .push(" FROM ")
-                .ident(&step.table)
-                .push(" ORDER BY ")
-                .ident("id");
-            let mut losses = erpos_design::migration::Losses {
-                count: 0,
-                examples: Vec::new(),
-            };
-            for row in tx.fetch(sql).await? {
-                let (Some(Some(id)), Some(Some(text))) = (row.first(), row.get(1)) else {
-                    continue;
-                };
-                let converts = Value::from_storage(from, Some(text))
-                    .ok()
-                    .and_then(|v| v.convert(to))
-                    .is_some();
-                if !converts {
-                    losses.count += 1;
-                    if losses.examples.len() < erpos_design::migration::LOSS_EXAMPLES {
-                        losses.examples.push(erpos_design::migration::LostValue {
-                            id: id.clone(),
-                            value: text.clone(),
-                        });
-                    }
-                }
-            }
-            if losses.count > 0 {
-                step.description.push_str(&format!(
-                    "; {} value(s) will not convert and are kept only in the archive column",
-                    losses.count
-                ));
-            }
-            step.losses = Some(losses);
-        }
-    }
-    Ok(())
-}
-
-/// Runs one migration step inside the applying transaction.
-async fn run_step(tx: &mut Tx, new: &Catalog, step: &erpos_design::MigrationStep) -> Result<()> {
-    match &step.action {
-        StepAction::RetypeColumn { from, to, .. } => {
-            // The plan's SQL has a marker line where values are converted: run what comes
-            // before it, convert, then run the rest.
-            let marker = step
-                .sql
-                .iter()
-                .position(|s| s.starts_with("--"))
-                .unwrap_or(step.sql.len());
-            for statement in &step.sql[..marker] {
-                tx.execute_ddl(statement).await?;
-            }
-            let temp = format!("{}__new", to.name);
-            let d = tx.dialect();
-            let mut sql = tx.sql();
-            sql.push("SELECT ")
-                .col_text("id")
-                .push(", ")
-                .col_text(&from.name)
-                .push(" FROM ")
-                .ident(&step.table);
-            let rows = tx.fetch(sql).await?;
-            let mut lost = 0usize;
-            for row in rows {
-                let (Some(Some(id)), Some(old_text)) = (row.first(), row.get(1)) else {
-                    continue;
-                };
-                let old_value =
-                    Value::from_storage(from, old_text.as_deref()).map_err(KernelError::Corrupt)?;
-                let converted = old_value.convert(to).unwrap_or_else(|| {
-                    lost += 1;
-                    Value::Null
-                });
-                let mut sql = tx.sql();
-                sql.push("UPDATE ")
-                    .ident(&step.table)
-                    .push(" SET ")
-                    .ident(&temp)
-                    .push(" = ")
-                    .param(converted.to_storage(d), d.param_cast(to.field_type))
-                    .push(" WHERE id = ")
-                    .param(Some(id.clone()), d.param_cast(FieldType::Reference));
-                tx.execute(sql).await?;
-            }
-            if lost > 0 {
-                tracing::warn!(table = %step.table, field = %to.name, lost, "values did not convert; originals archived");
-            }
-            for statement in step.sql.iter().skip(marker + 1) {
-                tx.execute_ddl(statement).await?;
-            }
-            Ok(())
-        }
-        StepAction::RebuildSearch => rebuild_search(tx, new, &step.item, &step.table).await,
-        StepAction::AddColumn { field } => {
-            for statement in &step.sql {
-                tx.execute_ddl(statement).await?;
-            }
-            // The records that exist take the new field's default, as new ones do.
-            if let Some(default) = &field.default
-                && field.compute.is_none()
-            {
-                let value = Value::from_json(field, default).map_err(KernelError::Corrupt)?;
-                let d = tx.dialect();
-                let mut sql = tx.sql();
-                sql.push("UPDATE ")
-                    .ident(&step.table)
-                    .push(" SET ")
-                    .ident(&field.name)
-                    .push(" = ")
-                    .param(value.to_storage(d), d.param_cast(field.field_type));
-                tx.execute(sql).await?;
-            }
-            Ok(())
-        }
-        _ => {
-            for statement in &step.sql {
-                tx.execute_ddl(statement).await?;
-            }
-            Ok(())
-        }
-    }
-}
-
-/// Recomputes the pinyin search document of every record of `item` (stored in `table`)
-/// from its searchable fields, in `tx`.
-async fn rebuild_search(tx: &mut Tx, catalog: &Catalog, item: &str, table: &str) -> Result<()> {
-    let fields = catalog.effective_fields(item);
-    let searchable: Vec<_> = fields.iter().filter(|e| e.field.searchable).collect();
-    let d = tx.dialect();
-    // The pinyin sort keys are rebuilt with the documents: forgotten, then stored anew.
-    tx.execute(crate::store::sort_keys::forget(d, item, None))
-        .await?;
-    let mut sql = tx.sql();
-    sql.push("SELECT ").col_text("id");
-    for e in &searchable {
-        sql.push(", ").col_text(&e.field.name);
-    }
-    sql.push(" FROM ").ident(table);
-    let rows = tx.fetch(sql).await?;
-    for row in rows {
-        let Some(Some(id)) = row.first() else {
-            continue;
-        };
-        let text_of = |name: &str| {
-            searchable
-                .iter()
-                .position(|e| e.field.name == name)
-                .and_then(|i| row.get(i + 1).cloned().flatten())
-        };
-        let doc = search_document(&fields, text_of);
-        let mut sql = tx.sql();
-        sql.push("UPDATE ")
-            .ident(table)
-            .push(" SET \"_search\" = ")
-            .text(doc)
-            .push(" WHERE id = ")
-            .param(Some(id.clone()), d.param_cast(FieldType::Reference));
-        tx.execute(sql).await?;
-        for keys in crate::store::sort_keys::store(d, item, id, &fields, text_of) {
-            tx.execute(keys).await?;
-        }
-    }
     Ok(())
 }

@@ -1,0 +1,146 @@
+//! Running the steps of a migration plan inside the applying transaction: the DDL of the
+//! plan, plus the data work DDL cannot do (converting values, back-filling defaults,
+//! rebuilding search keys).
+
+use erpos_design::catalog::search_document;
+use erpos_design::migration::StepAction;
+use erpos_design::{Catalog, FieldType, Value};
+
+use crate::db::Tx;
+use crate::error::{KernelError, Result};
+
+/// Runs one migration step inside the applying transaction.
+pub(super) async fn run_step(
+    tx: &mut Tx,
+    new: &Catalog,
+    step: &erpos_design::MigrationStep,
+) -> Result<()> {
+    match &step.action {
+        StepAction::RetypeColumn { from, to, .. } => {
+            // The plan's SQL has a marker line where values are converted: run what comes
+            // before it, convert, then run the rest.
+            let marker = step
+                .sql
+                .iter()
+                .position(|s| s.starts_with("--"))
+                .unwrap_or(step.sql.len());
+            for statement in &step.sql[..marker] {
+                tx.execute_ddl(statement).await?;
+            }
+            let temp = format!("{}__new", to.name);
+            let d = tx.dialect();
+            let mut sql = tx.sql();
+            sql.push("SELECT ")
+                .col_text("id")
+                .push(", ")
+                .col_text(&from.name)
+                .push(" FROM ")
+                .ident(&step.table);
+            let rows = tx.fetch(sql).await?;
+            let mut lost = 0usize;
+            for row in rows {
+                let (Some(Some(id)), Some(old_text)) = (row.first(), row.get(1)) else {
+                    continue;
+                };
+                let old_value =
+                    Value::from_storage(from, old_text.as_deref()).map_err(KernelError::Corrupt)?;
+                let converted = old_value.convert(to).unwrap_or_else(|| {
+                    lost += 1;
+                    Value::Null
+                });
+                let mut sql = tx.sql();
+                sql.push("UPDATE ")
+                    .ident(&step.table)
+                    .push(" SET ")
+                    .ident(&temp)
+                    .push(" = ")
+                    .param(converted.to_storage(d), d.param_cast(to.field_type))
+                    .push(" WHERE id = ")
+                    .param(Some(id.clone()), d.param_cast(FieldType::Reference));
+                tx.execute(sql).await?;
+            }
+            if lost > 0 {
+                tracing::warn!(table = %step.table, field = %to.name, lost, "values did not convert; originals archived");
+            }
+            for statement in step.sql.iter().skip(marker + 1) {
+                tx.execute_ddl(statement).await?;
+            }
+            Ok(())
+        }
+        StepAction::RebuildSearch => rebuild_search(tx, new, &step.item, &step.table).await,
+        StepAction::AddColumn { field } => {
+            for statement in &step.sql {
+                tx.execute_ddl(statement).await?;
+            }
+            // The records that exist take the new field's default, as new ones do.
+            if let Some(default) = &field.default
+                && field.compute.is_none()
+            {
+                let value = Value::from_json(field, default).map_err(KernelError::Corrupt)?;
+                let d = tx.dialect();
+                let mut sql = tx.sql();
+                sql.push("UPDATE ")
+                    .ident(&step.table)
+                    .push(" SET ")
+                    .ident(&field.name)
+                    .push(" = ")
+                    .param(value.to_storage(d), d.param_cast(field.field_type));
+                tx.execute(sql).await?;
+            }
+            Ok(())
+        }
+        _ => {
+            for statement in &step.sql {
+                tx.execute_ddl(statement).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Recomputes the pinyin search document of every record of `item` (stored in `table`)
+/// from its searchable fields, in `tx`.
+pub(super) async fn rebuild_search(
+    tx: &mut Tx,
+    catalog: &Catalog,
+    item: &str,
+    table: &str,
+) -> Result<()> {
+    let fields = catalog.effective_fields(item);
+    let searchable: Vec<_> = fields.iter().filter(|e| e.field.searchable).collect();
+    let d = tx.dialect();
+    // The pinyin sort keys are rebuilt with the documents: forgotten, then stored anew.
+    tx.execute(crate::store::sort_keys::forget(d, item, None))
+        .await?;
+    let mut sql = tx.sql();
+    sql.push("SELECT ").col_text("id");
+    for e in &searchable {
+        sql.push(", ").col_text(&e.field.name);
+    }
+    sql.push(" FROM ").ident(table);
+    let rows = tx.fetch(sql).await?;
+    for row in rows {
+        let Some(Some(id)) = row.first() else {
+            continue;
+        };
+        let text_of = |name: &str| {
+            searchable
+                .iter()
+                .position(|e| e.field.name == name)
+                .and_then(|i| row.get(i + 1).cloned().flatten())
+        };
+        let doc = search_document(&fields, text_of);
+        let mut sql = tx.sql();
+        sql.push("UPDATE ")
+            .ident(table)
+            .push(" SET \"_search\" = ")
+            .text(doc)
+            .push(" WHERE id = ")
+            .param(Some(id.clone()), d.param_cast(FieldType::Reference));
+        tx.execute(sql).await?;
+        for keys in crate::store::sort_keys::store(d, item, id, &fields, text_of) {
+            tx.execute(keys).await?;
+        }
+    }
+    Ok(())
+}
