@@ -25,7 +25,28 @@ pub struct TestDb {
     pub name: &'static str,
     /// The connection URL.
     pub url: String,
+    /// For a PostgreSQL database: the administrator's URL and the database's name, so
+    /// `each_backend` drops it when its test ends (thousands of test runs otherwise fill
+    /// the disk with databases nobody reads again).
+    created: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDb {
+    /// Drops the PostgreSQL database this test created (nothing for SQLite, whose
+    /// temporary directory goes with it), closing any connection still open to it.
+    pub async fn drop_created(created: Option<(String, String)>) -> anyhow::Result<()> {
+        if let Some((admin, db)) = created {
+            let pool = sqlx::PgPool::connect(&admin).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+            )))
+            .execute(&pool)
+            .await?;
+            pool.close().await;
+        }
+        Ok(())
+    }
 }
 
 /// Every backend this run tests: SQLite always, PostgreSQL when configured.
@@ -35,6 +56,7 @@ pub async fn backends() -> anyhow::Result<Vec<TestDb>> {
     let mut out = vec![TestDb {
         name: "sqlite",
         url,
+        created: None,
         _dir: Some(dir),
     }];
     if let Ok(admin) = std::env::var("ERPOS_TEST_POSTGRES_URL") {
@@ -51,6 +73,7 @@ pub async fn backends() -> anyhow::Result<Vec<TestDb>> {
         out.push(TestDb {
             name: "postgres",
             url: format!("{base}/{db}"),
+            created: Some((admin.clone(), db)),
             _dir: None,
         });
     }
@@ -173,12 +196,13 @@ where
     F: Fn(TestApp) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    for db in backends().await? {
+    for mut db in backends().await? {
         let name = db.name;
+        let created = db.created.take();
         let app = app(db).await?;
-        test(app)
-            .await
-            .map_err(|e| e.context(format!("on {name}")))?;
+        let outcome = test(app).await.map_err(|e| e.context(format!("on {name}")));
+        TestDb::drop_created(created).await?;
+        outcome?;
     }
     Ok(())
 }
