@@ -243,6 +243,7 @@ impl Catalog {
         }
         let child_keys: BTreeSet<String> = input.consists.iter().map(|c| c.item.clone()).collect();
         name_fields(&mut input, &inherited, &child_keys, &mut issues);
+        self.check_renames(existing, &input, &mut issues);
         for (i, field) in input.fields.iter().enumerate() {
             check_field(
                 &candidate,
@@ -260,6 +261,51 @@ impl Catalog {
             Ok(input)
         } else {
             Err(DesignError::InvalidDefinition(issues))
+        }
+    }
+
+    /// Every `renamed_from` names a field of the active version that leaves the definition,
+    /// once, on a field that is new: otherwise two columns would claim one field's data.
+    fn check_renames(&self, existing: Option<&str>, input: &DataItem, issues: &mut Vec<Issue>) {
+        let active: Vec<String> = existing
+            .and_then(|name| self.get(name))
+            .map(|item| item.fields.iter().map(|f| f.name.clone()).collect())
+            .unwrap_or_default();
+        let mut claimed = BTreeSet::new();
+        for (i, field) in input.fields.iter().enumerate() {
+            let Some(from) = &field.renamed_from else {
+                continue;
+            };
+            let path = format!("/fields/{i}/renamed_from");
+            let problem = if existing.is_none() {
+                Some("only a change of an existing DataItem can rename a field".to_owned())
+            } else if from == &field.name {
+                Some(format!(
+                    "'{from}' is this field's own name; leave renamed_from out"
+                ))
+            } else if !active.contains(from) {
+                Some(crate::directory::unknown(
+                    "field of the active version",
+                    from,
+                    active.iter(),
+                ))
+            } else if input.fields.iter().any(|f| &f.name == from) {
+                Some(format!(
+                    "'{from}' is still a field of this definition; a renamed field's old name must leave it"
+                ))
+            } else if active.contains(&field.name) {
+                Some(format!(
+                    "'{}' is already a field of the active version with data of its own",
+                    field.name
+                ))
+            } else if !claimed.insert(from.clone()) {
+                Some(format!("another field is already renamed from '{from}'"))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                issues.push(Issue::new(path, problem));
+            }
         }
     }
 

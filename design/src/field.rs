@@ -109,6 +109,12 @@ pub struct Field {
     /// any field. Money and decimals are exact in it. Callers never write it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute: Option<String>,
+    /// The field's name in the active version, when a change renames it (`"renamed_from":
+    /// "dianhua"` on `shouji`): the migration renames the column, so the records keep their
+    /// values under the new name instead of an archive and an empty new field. Only a
+    /// pending change carries it; the version applied is stored without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
     /// The value a new record gets when none is given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,
@@ -182,6 +188,7 @@ impl Field {
             unique: false,
             series: None,
             compute: None,
+            renamed_from: None,
             default: None,
             min: None,
             max: None,

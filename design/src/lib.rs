@@ -20,6 +20,7 @@ pub mod directory;
 pub mod error;
 pub mod expression;
 pub mod field;
+pub mod field_rules;
 pub mod field_schema;
 pub mod flowchart;
 pub mod form;

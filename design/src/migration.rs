@@ -41,6 +41,13 @@ pub enum StepAction {
         /// The name the old column is kept under.
         archived_as: String,
     },
+    /// Rename a field's column (`renamed_from`): its values stay, under the new name.
+    RenameColumn {
+        /// The name in the active version.
+        from: String,
+        /// The field as it will be.
+        field: Field,
+    },
     /// Start enforcing uniqueness (fails, changing nothing, if values already repeat).
     AddUniqueIndex {
         /// The field.
@@ -91,6 +98,113 @@ pub struct MigrationStep {
     /// field and are kept in its archive column.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub losses: Option<Losses>,
+    /// The records whose values break the field's new rules (a tightened bound, pattern,
+    /// length or enum, a new `required` or `unique`, a new required field without a
+    /// default), counted in the data. Applying needs a [`Resolution`] for the field, or
+    /// `confirm_destructive` to keep them as they are where that is possible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violations: Option<Violations>,
+}
+
+/// Records that break a field's new rules: how many, and the first few with the problem.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Violations {
+    /// The field whose rules they break.
+    pub field: String,
+    /// How many records.
+    pub count: u64,
+    /// The first few (at most [`LOSS_EXAMPLES`]).
+    pub examples: Vec<Violation>,
+    /// The resolutions this step accepts (`fix`, `archive`, `accept`): a unique index
+    /// cannot be built over repeated values, an emptied value breaks `required`, and a
+    /// new required field needs a value for the records that exist.
+    pub resolutions: Vec<ResolutionKind>,
+    /// In an applied plan: how they were resolved (absent from a plan shown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<ResolutionKind>,
+}
+
+/// One record that breaks a field's new rules.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Violation {
+    /// The record.
+    pub id: String,
+    /// Its value as stored now (None when empty).
+    pub value: Option<String>,
+    /// What is wrong with it under the new rules.
+    pub problem: String,
+}
+
+/// How the records breaking a field's new rules are brought in line when the plan is
+/// applied (`POST …/migration` with `{"resolve": {"nianling": {"action": "fix", "value":
+/// 18}}}`). Every choice keeps the original values in the field's archive column, so
+/// nothing the plan counted is lost.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Resolution {
+    /// Give the breaking records this value (it must satisfy the new rules); their old
+    /// values are kept in the archive column.
+    Fix {
+        /// The value, as a write would send it.
+        value: serde_json::Value,
+    },
+    /// Empty the breaking values, keeping them in the archive column.
+    Archive,
+    /// Keep them as they are: they stay readable and the next write of such a record
+    /// must bring it in line. The same as `confirm_destructive` for this field.
+    Accept,
+}
+
+/// The body of `POST /data-items/{name}/migration`: what the analyst allows the plan to
+/// do. An empty body applies a plan with nothing destructive and nothing to resolve.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    /// Apply destructive steps (a removed field, a lossy retype: the values stay in the
+    /// archive column) and accept, as they are, the records breaking a field's new rules
+    /// where no resolution is given and accepting them is possible.
+    #[serde(default)]
+    pub confirm_destructive: bool,
+    /// Per field, how the records breaking its new rules are resolved.
+    #[serde(default)]
+    #[schema(value_type = std::collections::BTreeMap<String, Resolution>)]
+    pub resolve: std::collections::BTreeMap<String, Resolution>,
+}
+
+/// The kinds of [`Resolution`], as a plan lists what a step accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolutionKind {
+    /// [`Resolution::Fix`].
+    Fix,
+    /// [`Resolution::Archive`].
+    Archive,
+    /// [`Resolution::Accept`].
+    Accept,
+}
+
+impl Resolution {
+    /// Which kind this is.
+    pub fn kind(&self) -> ResolutionKind {
+        match self {
+            Resolution::Fix { .. } => ResolutionKind::Fix,
+            Resolution::Archive => ResolutionKind::Archive,
+            Resolution::Accept => ResolutionKind::Accept,
+        }
+    }
+}
+
+/// The resolutions a step accepts for its field's violations: `unique` cannot accept
+/// repeats (the index would not build) nor fix them to one value (it would repeat); a
+/// required field cannot be emptied; a new column has nothing to accept or archive.
+pub fn resolutions_for(action: &StepAction, field: &Field) -> Vec<ResolutionKind> {
+    use ResolutionKind as R;
+    match action {
+        StepAction::AddUniqueIndex { .. } => vec![R::Archive],
+        StepAction::AddColumn { .. } => vec![R::Fix],
+        _ if field.required => vec![R::Fix, R::Accept],
+        _ => vec![R::Fix, R::Archive, R::Accept],
+    }
 }
 
 /// Values a step cannot carry over: how many, and the first few.
@@ -144,6 +258,7 @@ pub fn plan(old: &Catalog, new: &Catalog, item: &str, dialect: Dialect) -> Migra
             steps.push(MigrationStep {
                 rows: None,
                 losses: None,
+                violations: None,
                 item: table_item.clone(),
                 sql: dialect.create_table(&table_item, &after),
                 table,
@@ -173,6 +288,7 @@ pub fn plan(old: &Catalog, new: &Catalog, item: &str, dialect: Dialect) -> Migra
         steps.push(MigrationStep {
             rows: None,
             losses: None,
+            violations: None,
             item: item.to_owned(),
             table: table_name(item),
             action: StepAction::ChangeRules { field: None },
@@ -205,6 +321,7 @@ fn diff_table(
             steps.push(MigrationStep {
                 rows: None,
                 losses: None,
+                violations: None,
                 item: item.to_owned(),
                 table: table.to_owned(),
                 action,
@@ -218,9 +335,33 @@ fn diff_table(
             .find(|e| e.field.name == name)
             .map(|e| e.field.clone())
     };
+    // Old name → new field, for the fields a change renames (and whose old name exists).
+    let renamed: Vec<(String, Field)> = after
+        .iter()
+        .filter_map(|e| {
+            let from = e.field.renamed_from.as_ref()?;
+            (find(before, &e.field.name).is_none() && find(before, from).is_some())
+                .then(|| (from.clone(), e.field.clone()))
+        })
+        .collect();
     for old in before.iter().map(|e| &e.field) {
-        if find(after, &old.name).is_none() {
+        if find(after, &old.name).is_none() && !renamed.iter().any(|(from, _)| from == &old.name) {
             let archived_as = archived_column(&old.name, version);
+            let hint = after
+                .iter()
+                .map(|e| &e.field)
+                .find(|n| {
+                    n.field_type == old.field_type
+                        && n.renamed_from.is_none()
+                        && find(before, &n.name).is_none()
+                })
+                .map(|n| {
+                    format!(
+                        " (if '{}' is its new name, say \"renamed_from\": \"{}\" on it to keep the values)",
+                        n.name, old.name
+                    )
+                })
+                .unwrap_or_default();
             let mut sql = dialect.drop_field_indexes(table, old);
             sql.push(dialect.rename_column(table, &old.name, &archived_as));
             push(
@@ -229,7 +370,7 @@ fn diff_table(
                     archived_as: archived_as.clone(),
                 },
                 format!(
-                    "remove field '{}' ({}); its values are kept in column '{archived_as}'",
+                    "remove field '{}' ({}); its values are kept in column '{archived_as}'{hint}",
                     old.name, old.label.zh
                 ),
                 true,
@@ -250,7 +391,32 @@ fn diff_table(
         .map(|f| f.name.clone())
         .collect();
     for new in after.iter().map(|e| &e.field) {
-        let Some(old) = find(before, &new.name) else {
+        let old = match renamed.iter().find(|(_, f)| f.name == new.name) {
+            Some((from, _)) => find(before, from).map(|old| {
+                // The column takes its new name first; every later step sees it there.
+                let mut moved = old.clone();
+                moved.name = new.name.clone();
+                let mut sql = dialect.drop_field_indexes(table, &old);
+                sql.push(dialect.rename_column(table, from, &new.name));
+                sql.extend(dialect.field_indexes(table, &moved));
+                search_changed |= old.searchable || new.searchable;
+                push(
+                    StepAction::RenameColumn {
+                        from: from.clone(),
+                        field: new.clone(),
+                    },
+                    format!(
+                        "rename field '{from}' to '{}' ({}); its values stay",
+                        new.name, new.label.zh
+                    ),
+                    false,
+                    sql,
+                );
+                moved
+            }),
+            None => find(before, &new.name),
+        };
+        let Some(old) = old else {
             let mut sql = vec![dialect.add_column(table, &new.name, new.field_type)];
             sql.extend(dialect.field_indexes(table, new));
             search_changed |= new.searchable;
@@ -332,6 +498,7 @@ fn diff_table(
         rules_old.unique = new.unique;
         rules_old.searchable = new.searchable;
         rules_old.compute = new.compute.clone();
+        rules_old.renamed_from = new.renamed_from.clone();
         if &rules_old != new {
             push(
                 StepAction::ChangeRules {

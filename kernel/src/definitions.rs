@@ -21,9 +21,11 @@ use crate::db::{Db, Tx};
 use crate::error::{KernelError, Result};
 
 mod count;
+mod resolve;
 mod steps;
 
 use count::count_plan;
+pub use resolve::Resolutions;
 use steps::{rebuild_search, run_step};
 
 /// The active catalog plus what is derived from it (compiled forms), replaced as a whole
@@ -237,7 +239,8 @@ impl Definitions {
         let new = old.with(draft.clone());
         let mut plan = plan(&old, &new, name, self.db.dialect());
         let mut tx = self.db.begin().await?;
-        count_plan(&mut tx, &mut plan).await?;
+        count_plan(&mut tx, &old, &new, &mut plan).await?;
+        mark_violations(&mut plan);
         let d = tx.dialect();
         let mut sql = tx.sql();
         sql.push("UPDATE data_items SET draft = ")
@@ -272,8 +275,9 @@ impl Definitions {
         let new = old.with(draft);
         let mut plan = plan(&old, &new, name, self.db.dialect());
         let mut tx = self.db.begin().await?;
-        count_plan(&mut tx, &mut plan).await?;
+        count_plan(&mut tx, &old, &new, &mut plan).await?;
         tx.commit().await?;
+        mark_violations(&mut plan);
         Ok(plan)
     }
 
@@ -291,11 +295,14 @@ impl Definitions {
     }
 
     /// Applies the pending change of `name`: runs its plan and makes it the active version,
-    /// all in one transaction. Destructive steps need `confirm_destructive`.
+    /// all in one transaction. Destructive steps need `confirm_destructive`; records that
+    /// break a field's new rules need a resolution in `resolve` (or, where accepting them
+    /// is possible, `confirm_destructive`).
     pub async fn apply(
         &self,
         name: &str,
         confirm_destructive: bool,
+        resolve: &Resolutions,
         audit: &Audit,
     ) -> Result<(DataItem, MigrationPlan)> {
         let _guard = self.changing.lock().await;
@@ -304,21 +311,30 @@ impl Definitions {
         // Validate again against the catalog as it is now: other items may have changed.
         let mut draft = old.prepare(draft, Some(name))?;
         draft.version = old.require(name)?.version + 1;
-        let new = old.with(draft.clone());
-        let mut plan = plan(&old, &new, name, self.db.dialect());
-        if plan.destructive && !confirm_destructive {
-            let details = plan
-                .steps
-                .iter()
-                .filter(|s| s.destructive)
-                .map(|s| Issue::new(format!("/steps/{}", s.table), s.description.clone()))
-                .collect();
-            return Err(KernelError::DestructiveUnconfirmed(details));
+        // Counting reads a renamed field under its old name: it needs the renames.
+        let renaming = old.with(draft.clone());
+        let mut plan = plan(&old, &renaming, name, self.db.dialect());
+        // The version in force forgets the renames that brought it about.
+        for field in &mut draft.fields {
+            field.renamed_from = None;
         }
+        let new = old.with(draft.clone());
+        let structural: Vec<bool> = plan.steps.iter().map(|s| s.destructive).collect();
         let mut tx = self.db.begin().await?;
         // Counted in this transaction: what the plan says it lost is what it loses.
-        count_plan(&mut tx, &mut plan).await?;
-        for step in &plan.steps {
+        let breaking = count_plan(&mut tx, &old, &renaming, &mut plan).await?;
+        resolve::decide(&mut plan, &new, &structural, resolve, confirm_destructive)?;
+        let mut resolver = resolve::Resolver::new(resolve, draft.version);
+        for (index, step) in plan.steps.iter().enumerate() {
+            let ids = breaking
+                .by_step
+                .get(&index)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let before = resolve::resolves_before(step);
+            if before {
+                resolver.carry_out(&mut tx, &new, step, ids).await?;
+            }
             let result = run_step(&mut tx, &new, step).await;
             if let Err(e) = result {
                 if let Some((_, message)) = e.unique_violation() {
@@ -333,6 +349,12 @@ impl Definitions {
                 }
                 return Err(e);
             }
+            if !before {
+                resolver.carry_out(&mut tx, &new, step, ids).await?;
+            }
+        }
+        for (item, table) in resolver.searches_to_rebuild() {
+            rebuild_search(&mut tx, &new, &item, &table).await?;
         }
         let stamp = now();
         let d = tx.dialect();
@@ -356,6 +378,15 @@ impl Definitions {
         tracing::info!(item = %name, version = draft.version, steps = plan.steps.len(), "migration applied");
         Ok((draft, plan))
     }
+}
+
+/// Steps with records breaking their field's new rules need a resolution or a
+/// confirmation, like destructive ones: the plan says so.
+fn mark_violations(plan: &mut MigrationPlan) {
+    for step in &mut plan.steps {
+        step.destructive |= step.violations.is_some();
+    }
+    plan.destructive = plan.steps.iter().any(|s| s.destructive);
 }
 
 fn no_pending(name: &str) -> KernelError {

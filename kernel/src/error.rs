@@ -154,7 +154,7 @@ error_codes! {
     VersionConflict = "version_conflict": "409: the record changed since the caller read it (`If-Match` or `version` is stale).",
     UniqueViolation = "unique_violation": "409: another record already holds this value of a unique field (named in `details`).",
     Referenced = "referenced": "409: the record cannot be deleted while others reference it (`details` says which).",
-    DestructiveChangeUnconfirmed = "destructive_change_unconfirmed": "409: the migration removes or converts data; send `{\"confirm_destructive\": true}`.",
+    DestructiveChangeUnconfirmed = "destructive_change_unconfirmed": "409: the migration removes or converts data, or leaves records breaking new rules; send `{\"confirm_destructive\": true}` or resolve each field in `resolve`.",
     NoPendingChange = "no_pending_change": "409: the DataItem has no pending change to plan, apply or discard.",
     NoDraft = "no_draft": "409: the service has no draft to publish.",
     AppTokenExists = "app_token_exists": "409: an app token of that name exists or existed (names are never reused).",

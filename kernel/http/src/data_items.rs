@@ -9,7 +9,6 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::error::ErrorCode;
 use super::extract::{JsonBody, Path};
 use crate::extract::Authenticated;
 use erpos_kernel::Kernel;
@@ -116,14 +115,18 @@ pub async fn migration_plan(
 }
 
 /// Applies the pending change. Body `{"confirm_destructive": true}` is required when a step
-/// removes a field or converts values lossily (the old values are archived, never dropped).
+/// removes a field or converts values lossily (the old values are archived, never dropped);
+/// records breaking a field's new rules need `{"resolve": {"<field>": {"action": "fix",
+/// "value": …} | {"action": "archive"} | {"action": "accept"}}}` (the plan lists which each
+/// step takes), or `confirm_destructive` where accepting them is possible.
 #[utoipa::path(post, path = "/api/v1/data-items/{name}/migration", tag = "design", operation_id = "apply_data_item_migration",
-    request_body(content = Option<super::schema::MigrationConfirm>, description = "optional; `{\"confirm_destructive\": true}` for destructive steps"),
+    request_body(content = Option<erpos_design::migration::ApplyRequest>, description = "optional; `{\"confirm_destructive\": true}` for destructive steps, `resolve` per field for records breaking new rules"),
     params(("name" = String, Path, description = "DataItem name")),
     responses((status = 200, description = "the definition now in force and the steps applied", body = super::schema::Migrated),
               (status = 403, description = "needs design", body = super::error::ErrorBody),
               (status = 404, description = "no such DataItem", body = super::error::ErrorBody),
-              (status = 409, description = "destructive and unconfirmed (`destructive_change_unconfirmed`), no pending change (`no_pending_change`), or values repeat for a new unique field (`unique_violation`)", body = super::error::ErrorBody)))]
+              (status = 409, description = "destructive and unconfirmed, or records breaking new rules unresolved (`destructive_change_unconfirmed`), no pending change (`no_pending_change`), or values repeat for a new unique field (`unique_violation`)", body = super::error::ErrorBody),
+              (status = 422, description = "a resolution naming no field, a fix value breaking the field's rules, or a resolution the step cannot take", body = super::error::ErrorBody)))]
 pub async fn migration_apply(
     State(k): State<Arc<Kernel>>,
     Authenticated(caller): Authenticated,
@@ -131,24 +134,16 @@ pub async fn migration_apply(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     erpos_kernel::app::require(&caller, Permission::Design, "migrating DataItems")?;
-    let body = super::extract::optional_body(&body, Value::Null)?;
-    let confirm = match body.get("confirm_destructive") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::ValidationFailed,
-                "confirm_destructive must be true or false",
-            )
-            .with_details(vec![erpos_design::Issue::new(
-                "/confirm_destructive",
-                "expected a boolean",
-            )]));
-        }
-    };
-    let (item, plan) =
-        erpos_kernel::app::design::migrate_data_item(&k, &caller, &name, confirm).await?;
+    let body = super::extract::optional_body(&body, json!({}))?;
+    let request = erpos_kernel::app::design::read_apply_request(&body)?;
+    let (item, plan) = erpos_kernel::app::design::migrate_data_item(
+        &k,
+        &caller,
+        &name,
+        request.confirm_destructive,
+        &request.resolve,
+    )
+    .await?;
     Ok(Json(json!({"data_item": item, "applied": plan})))
 }
 

@@ -166,7 +166,7 @@ impl From<KernelError> for ApiError {
             KernelError::DestructiveUnconfirmed(details) => ApiError::new(
                 S::CONFLICT,
                 ErrorCode::DestructiveChangeUnconfirmed,
-                "the migration removes or converts data; send {\"confirm_destructive\": true} to apply it",
+                "the migration removes or converts data, or leaves records breaking new rules: send {\"confirm_destructive\": true}, or resolve each field named in the details with {\"resolve\": {\"<field>\": {\"action\": \"fix\" | \"archive\" | \"accept\"}}}",
             )
             .with_details(details),
             KernelError::Conflict { code, message, details } => ApiError::new(S::CONFLICT, code, message).with_details(details),

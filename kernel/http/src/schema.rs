@@ -161,13 +161,6 @@ pub struct Proposal {
     plan: erpos_design::MigrationPlan,
 }
 
-/// `POST /data-items/{name}/migration`: the optional confirmation of destructive steps.
-#[derive(ToSchema)]
-pub struct MigrationConfirm {
-    /// Required (true) when a step removes a field or converts values lossily.
-    confirm_destructive: Option<bool>,
-}
-
 /// `POST /data-items/{name}/migration`: the definition now in force and what was done.
 #[derive(ToSchema)]
 pub struct Migrated {

@@ -35,12 +35,14 @@ pub async fn propose_data_item(
         .await
 }
 
-/// Applies the pending change of `name` (destructive steps need `confirm_destructive`).
+/// Applies the pending change of `name` (destructive steps need `confirm_destructive`;
+/// records breaking a field's new rules need a resolution in `resolve`).
 pub async fn migrate_data_item(
     k: &Kernel,
     caller: &Caller,
     name: &str,
     confirm_destructive: bool,
+    resolve: &crate::definitions::Resolutions,
 ) -> Result<(DataItem, MigrationPlan)> {
     require(caller, Permission::Design, "migrating DataItems")?;
     let (item, plan) = k
@@ -48,16 +50,47 @@ pub async fn migrate_data_item(
         .apply(
             name,
             confirm_destructive,
+            resolve,
             &audit(k, caller, "data_item.migrate"),
         )
         .await?;
-    // Computed fields added or changed get their values on the records that exist.
+    // Computed fields added or changed get their values on the records that exist, and
+    // so do those whose inputs a resolution fixed or emptied.
+    let mut items: Vec<&str> = Vec::new();
     for step in &plan.steps {
-        if matches!(step.action, erpos_design::StepAction::Recompute { .. }) {
-            k.records.recompute(&step.item).await?;
+        let changed_values = step.violations.as_ref().is_some_and(|v| {
+            matches!(
+                v.resolved,
+                Some(erpos_design::migration::ResolutionKind::Fix)
+                    | Some(erpos_design::migration::ResolutionKind::Archive)
+            )
+        });
+        if (matches!(step.action, erpos_design::StepAction::Recompute { .. }) || changed_values)
+            && !items.contains(&step.item.as_str())
+        {
+            items.push(&step.item);
         }
     }
+    for item in items {
+        k.records.recompute(item).await?;
+    }
     Ok((item, plan))
+}
+
+/// Reads the body of a migration's application: every key checked, each problem at its
+/// pointer (`/resolve/nianling/action: unknown variant …`), so a misspelt option is refused
+/// rather than ignored.
+pub fn read_apply_request(body: &Value) -> Result<erpos_design::migration::ApplyRequest> {
+    let body = if body.is_null() {
+        &serde_json::json!({})
+    } else {
+        body
+    };
+    let mut shape = erpos_design::shape::Shape::new();
+    match shape.read::<erpos_design::migration::ApplyRequest>(body, "", &[]) {
+        Some(request) if shape.is_clean() => Ok(request),
+        _ => Err(KernelError::Invalid(shape.finish(Vec::new(), body))),
+    }
 }
 
 /// Discards the pending change of `name`.
