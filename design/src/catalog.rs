@@ -256,6 +256,12 @@ impl Catalog {
         let candidate = self.with(input.clone());
         check_consists(&candidate, &input, &mut issues);
         check_computed(&candidate, &input, &mut issues);
+        let effective: Vec<Field> = candidate
+            .effective_fields(&input.name)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        crate::visibility::check(&input.visibility, &effective, &mut issues);
         check_descendants(&candidate, &input, &mut issues);
         if issues.is_empty() {
             Ok(input)
@@ -750,6 +756,7 @@ mod tests {
             extends: None,
             fields,
             consists: Vec::new(),
+            visibility: Vec::new(),
             version: 0,
         };
         let Err(DesignError::InvalidDefinition(issues)) = Catalog::new().prepare(item, None) else {

@@ -51,6 +51,10 @@ pub struct DataItem {
     /// The child DataItems stored with each record.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consists: Vec<Consists>,
+    /// Which records each role sees (none: everyone who reads the DataItem sees every
+    /// record); see [`crate::visibility`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visibility: Vec<crate::visibility::RowRule>,
     /// The active version, set by the kernel: 1 when created, +1 per applied migration.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub version: u32,

@@ -35,6 +35,7 @@ pub mod service_check;
 pub mod shape;
 pub mod template;
 pub mod value;
+pub mod visibility;
 
 pub use calendar::{ClockTime, Interval, LocalDate, Weekly, WorkingCalendar};
 pub use catalog::{Catalog, EffectiveField};

@@ -283,7 +283,7 @@ pub fn plan(old: &Catalog, new: &Catalog, item: &str, dialect: Dialect) -> Migra
         );
     }
     if let (Some(a), Some(b)) = (old.get(item), new.get(item))
-        && (a.label != b.label || a.consists != b.consists)
+        && (a.label != b.label || a.consists != b.consists || a.visibility != b.visibility)
     {
         steps.push(MigrationStep {
             rows: None,
@@ -292,7 +292,7 @@ pub fn plan(old: &Catalog, new: &Catalog, item: &str, dialect: Dialect) -> Migra
             item: item.to_owned(),
             table: table_name(item),
             action: StepAction::ChangeRules { field: None },
-            description: "labels or composition change; no table changes".into(),
+            description: "labels, composition or row visibility change; no table changes".into(),
             destructive: false,
             sql: Vec::new(),
         });

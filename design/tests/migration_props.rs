@@ -183,6 +183,7 @@ fn item(name: &str, zh: &str, fields: Vec<Field>) -> DataItem {
         extends: None,
         fields,
         consists: Vec::new(),
+        visibility: Vec::new(),
         version: 0,
     }
 }

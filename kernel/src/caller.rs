@@ -139,6 +139,18 @@ pub enum CallerKind {
     },
 }
 
+/// Where a user stands in the organisation, as far as row visibility asks (see
+/// `erpos_design::visibility`): the roles they hold, and the departments "their department"
+/// covers — their own and every one below it. Worked out when they authenticate, so a
+/// list, a read and a stream decide visibility without a query of their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// The roles held.
+    pub roles: BTreeSet<String>,
+    /// Their department and every department below it (empty without a department).
+    pub departments: BTreeSet<String>,
+}
+
 /// The caller of a request: who acts (recorded as the actor of every change) and what they
 /// may do.
 #[derive(Debug, Clone)]
@@ -149,6 +161,9 @@ pub struct Caller {
     pub kind: CallerKind,
     /// The grants in force (for an app token: the user's, limited to the token's scopes).
     pub grants: Arc<BTreeSet<String>>,
+    /// Their roles and departments, for row visibility (empty for the kernel and the
+    /// bootstrap administrator, who see every record anyway).
+    pub standing: Arc<Standing>,
 }
 
 impl Caller {
@@ -158,6 +173,7 @@ impl Caller {
             user: user.to_owned(),
             kind: CallerKind::System,
             grants: Arc::new(BTreeSet::from(["admin".to_owned()])),
+            standing: Arc::default(),
         }
     }
 
@@ -214,12 +230,13 @@ impl FieldAccess {
 
 impl Caller {
     /// A user authenticated by a session (or any bearer credential of their own), with the
-    /// grants their roles give.
-    pub fn user(user: &str, grants: Arc<BTreeSet<String>>) -> Self {
+    /// grants their roles give and where they stand.
+    pub fn user(user: &str, grants: Arc<BTreeSet<String>>, standing: Arc<Standing>) -> Self {
         Self {
             user: user.to_owned(),
             kind: CallerKind::User,
             grants,
+            standing,
         }
     }
 
@@ -229,6 +246,7 @@ impl Caller {
             user: "admin".to_owned(),
             kind: CallerKind::Bootstrap,
             grants: Arc::new(BTreeSet::from(["admin".to_owned()])),
+            standing: Arc::default(),
         }
     }
 
@@ -348,6 +366,7 @@ mod tests {
             user: "zhangsan".into(),
             kind: CallerKind::User,
             grants: Arc::new(grants.iter().map(|g| (*g).to_owned()).collect()),
+            standing: Arc::default(),
         }
     }
 

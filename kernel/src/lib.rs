@@ -38,6 +38,7 @@ pub mod stats;
 pub mod store;
 pub mod tasks;
 pub mod uses;
+pub mod visibility;
 pub mod worker;
 
 use std::sync::Arc;

@@ -223,7 +223,10 @@ async fn store_department(k: &Kernel, dept: &Department, audit: &Audit) -> Resul
             dept.parent.as_deref(),
             dept.leader.as_deref(),
         )
-        .await
+        .await?;
+    // Who "my department" covers may have changed.
+    k.auth.departments_changed();
+    Ok(())
 }
 
 /// Validates and stores a role or a skill. Unchecked (packs, the kernel); the API calls

@@ -96,6 +96,9 @@ pub struct ListQuery {
     sort: Vec<(Field, bool)>,
     search: Vec<String>,
     filters: Vec<Filter>,
+    /// The caller's row scope (`crate::visibility`): only records some listed field of
+    /// which holds one of its values; None for every record.
+    visible: Option<Vec<(String, std::collections::BTreeSet<String>)>>,
 }
 
 /// One page of a list.
@@ -150,6 +153,15 @@ fn query_value(field: &Field, raw: &str) -> std::result::Result<Value, String> {
 }
 
 impl ListQuery {
+    /// Limits the list to the records a caller's row scope admits (the total counts only
+    /// those too).
+    pub fn restrict(&mut self, scope: erpos_design::visibility::RowScope) {
+        self.visible = match scope {
+            erpos_design::visibility::RowScope::All => None,
+            erpos_design::visibility::RowScope::Where(list) => Some(list),
+        };
+    }
+
     /// Parses list parameters: `limit`, `cursor` or `page`, `sort=-a,b`, `q` (pinyin
     /// search), and filters `field` / `field__op`. Every problem is reported at
     /// `/query/<param>`.
@@ -1220,6 +1232,27 @@ fn escape_like(s: &str) -> String {
 
 fn push_filters(sql: &mut Sql, query: &ListQuery) {
     let d = sql.dialect();
+    if let Some(visible) = &query.visible {
+        if visible.is_empty() {
+            sql.push(" AND 1=0");
+        } else {
+            sql.push(" AND (");
+            for (i, (field, values)) in visible.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                sql.ident(field).push(" IN (");
+                for (j, v) in values.iter().enumerate() {
+                    if j > 0 {
+                        sql.push(", ");
+                    }
+                    sql.text(v);
+                }
+                sql.push(")");
+            }
+            sql.push(")");
+        }
+    }
     for word in &query.search {
         sql.push(" AND \"_search\" LIKE ")
             .text(format!("%{}%", escape_like(word)))

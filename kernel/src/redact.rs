@@ -88,6 +88,14 @@ pub fn process_access(
     };
     let granted = caller.record_fields(item, RecordOp::Read);
     let participant = crate::tasks::in_view(pcb, &caller.user, crate::tasks::View::Related);
+    // Someone who takes no part sees the record through a process only as far as the
+    // records API would show it: not at all when it is outside their row scope.
+    if !participant
+        && let Some(record) = pcb.context.get("record")
+        && !crate::visibility::sees(catalog, caller, item, record)
+    {
+        return FieldAccess::Nothing;
+    }
     if granted == FieldAccess::All || !participant {
         return granted;
     }
@@ -114,15 +122,20 @@ pub fn process_access(
 /// participant sees what the step shows (the form itself leaves out what the step hides,
 /// even a field another step hides, so a leader sees the opinion field he is to fill in);
 /// anyone else what their record grants give.
-pub fn form_access(caller: &Caller, pcb: &Pcb) -> FieldAccess {
+pub fn form_access(catalog: &Catalog, caller: &Caller, pcb: &Pcb) -> FieldAccess {
     let Some((item, _)) = &pcb.record else {
         return FieldAccess::All;
     };
     if crate::tasks::in_view(pcb, &caller.user, crate::tasks::View::Related) {
-        FieldAccess::All
-    } else {
-        caller.record_fields(item, RecordOp::Read)
+        return FieldAccess::All;
     }
+    // As through the records API: nothing of a record outside the caller's row scope.
+    if let Some(record) = pcb.context.get("record")
+        && !crate::visibility::sees(catalog, caller, item, record)
+    {
+        return FieldAccess::Nothing;
+    }
+    caller.record_fields(item, RecordOp::Read)
 }
 
 /// Redacts the bound record inside a process context (`context.record`) to `access`.

@@ -18,7 +18,25 @@ use crate::error::Result;
 /// (a calendar). Empty when nothing does, so it may be removed.
 pub async fn used_by(k: &Kernel, kind: Kind, name: &str) -> Vec<erpos_design::Issue> {
     use erpos_design::Issue;
-    k.engine
+    let mut rows = Vec::new();
+    // A DataItem's row visibility rules name roles.
+    if kind == Kind::Role {
+        for item in k.definitions.schema().catalog.items() {
+            for (i, rule) in item.visibility.iter().enumerate() {
+                if rule.role == name {
+                    rows.push(Issue::new(
+                        format!("/data-items/{}/visibility/{i}/role", item.name),
+                        format!(
+                            "DataItem '{}' says what role '{name}' sees of its records",
+                            item.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let mut found = k
+        .engine
         .read(|c| {
             let mut out = Vec::new();
             for s in c.published() {
@@ -53,7 +71,9 @@ pub async fn used_by(k: &Kernel, kind: Kind, name: &str) -> Vec<erpos_design::Is
             }
             out
         })
-        .await
+        .await;
+    found.extend(rows);
+    found
 }
 
 /// Refuses (409 `in_use`) to remove `name` while anything still uses it, naming each use
@@ -71,7 +91,17 @@ pub async fn refuse_if_used(k: &Kernel, kind: Kind, name: &str) -> Result<()> {
         .iter()
         .filter_map(|u| u.path.strip_prefix("/users/")?.split('/').next())
         .collect();
+    let items: BTreeSet<&str> = uses
+        .iter()
+        .filter_map(|u| u.path.strip_prefix("/data-items/")?.split('/').next())
+        .collect();
     let mut parts = Vec::new();
+    if !items.is_empty() {
+        parts.push(format!(
+            "named by the visibility rules of the DataItems {}",
+            quoted(&items)
+        ));
+    }
     if !services.is_empty() {
         parts.push(format!(
             "used by the published services {}",

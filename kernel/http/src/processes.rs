@@ -389,7 +389,7 @@ pub async fn show(
     }
     let mut form = form;
     if let Some(shown) = form.get_mut("record") {
-        let form_access = erpos_kernel::redact::form_access(&caller, &pcb);
+        let form_access = erpos_kernel::redact::form_access(catalog, &caller, &pcb);
         erpos_kernel::redact::snapshot(catalog, &caller, &pcb, &form_access, shown);
     }
     out["form"] = form;

@@ -97,7 +97,8 @@ pub async fn list(
     }
     let schema = k.definitions.schema();
     let catalog = &schema.catalog;
-    let query = ListQuery::parse(catalog, &item, &params)?;
+    let mut query = ListQuery::parse(catalog, &item, &params)?;
+    query.restrict(erpos_kernel::visibility::scope(catalog, &caller, &item));
     let mut page = k.records.list(&item, &query).await?;
     for record in &mut page.items {
         erpos_kernel::redact::record(catalog, &caller, &item, record);

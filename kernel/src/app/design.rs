@@ -17,6 +17,7 @@ use crate::error::{KernelError, Result};
 /// Defines a DataItem and creates its table (names derived from the Chinese labels).
 pub async fn create_data_item(k: &Kernel, caller: &Caller, body: &Value) -> Result<DataItem> {
     require(caller, Permission::Design, "defining DataItems")?;
+    check_visibility_roles(k, body).await?;
     k.definitions
         .create(body, &audit(k, caller, "data_item.create"))
         .await
@@ -30,6 +31,7 @@ pub async fn propose_data_item(
     body: &Value,
 ) -> Result<(DataItem, MigrationPlan)> {
     require(caller, Permission::Design, "changing DataItems")?;
+    check_visibility_roles(k, body).await?;
     k.definitions
         .propose(name, body, &audit(k, caller, "data_item.propose"))
         .await
@@ -75,6 +77,37 @@ pub async fn migrate_data_item(
         k.records.recompute(item).await?;
     }
     Ok((item, plan))
+}
+
+/// Every role a DataItem's visibility rules name exists (`*` is everyone): a rule for a
+/// misspelt role would hide every record from the people it was meant for.
+async fn check_visibility_roles(k: &Kernel, body: &Value) -> Result<()> {
+    let rules = body.get("visibility").and_then(Value::as_array);
+    let named: Vec<(usize, &str)> = rules
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, r)| Some((i, r.get("role")?.as_str()?)))
+        .filter(|(_, role)| *role != "*" && !role.trim().is_empty())
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    let directory = super::directory::gather(k, super::directory::Services::Published).await?;
+    let mut issues = Vec::new();
+    for (i, role) in named {
+        directory.check(
+            erpos_design::directory::Kind::Role,
+            role,
+            format!("/visibility/{i}/role"),
+            &mut issues,
+        );
+    }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(erpos_design::DesignError::InvalidDefinition(issues).into())
+    }
 }
 
 /// Reads the body of a migration's application: every key checked, each problem at its

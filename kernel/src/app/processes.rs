@@ -160,11 +160,20 @@ pub async fn start_with(k: &Parts<'_>, caller: &Caller, s: StartProcess) -> Resu
                 }
                 other => other,
             })?;
+            // A record outside the caller's row scope is answered as one that does not
+            // exist.
+            if !crate::visibility::sees(&schema.catalog, caller, &item, &stored) {
+                return Err(invalid(
+                    "/record",
+                    crate::visibility::not_found(&item, &id).to_string(),
+                ));
+            }
             context["record"] = stored;
             Some((item, id))
         }
         Some(Binding::New { item, fields }) => {
             check_write(&schema.catalog, caller, &item, RecordOp::Create, &fields)?;
+            crate::visibility::check_write(&schema.catalog, caller, &item, &fields)?;
             if caller.record_fields(&item, RecordOp::Read) != FieldAccess::All {
                 return Err(KernelError::Forbidden(format!(
                     "binding a record of '{item}' needs records:{item}:read"

@@ -78,6 +78,7 @@ pub fn check_write(
 pub async fn create(k: &Kernel, caller: &Caller, item: &str, body: &Value) -> Result<Value> {
     let schema = k.definitions.schema();
     check_write(&schema.catalog, caller, item, RecordOp::Create, body)?;
+    crate::visibility::check_write(&schema.catalog, caller, item, body)?;
     let mut record = k.records.create(item, body, Some(&caller.user)).await?;
     crate::redact::record(&schema.catalog, caller, item, &mut record);
     Ok(record)
@@ -87,7 +88,11 @@ pub async fn create(k: &Kernel, caller: &Caller, item: &str, body: &Value) -> Re
 pub async fn read(k: &Kernel, caller: &Caller, item: &str, id: &str) -> Result<Value> {
     access(caller, item, RecordOp::Read)?;
     let mut record = k.records.get(item, id).await?;
-    crate::redact::record(&k.definitions.schema().catalog, caller, item, &mut record);
+    let schema = k.definitions.schema();
+    if !crate::visibility::sees(&schema.catalog, caller, item, &record) {
+        return Err(crate::visibility::not_found(item, id));
+    }
+    crate::redact::record(&schema.catalog, caller, item, &mut record);
     Ok(record)
 }
 
@@ -103,6 +108,7 @@ pub async fn update(
 ) -> Result<Value> {
     let schema = k.definitions.schema();
     check_write(&schema.catalog, caller, item, RecordOp::Update, body)?;
+    within_scope(k, caller, item, id, Some(body)).await?;
     let mut record = k
         .records
         .patch(item, id, body, expected, Some(&caller.user))
@@ -130,9 +136,39 @@ pub async fn delete(
             ));
         }
     }
+    within_scope(k, caller, item, id, None).await?;
     k.records
         .delete(item, id, expected, Some(&caller.user))
         .await
+}
+
+/// Refuses (404, as if it did not exist) a change of a record the caller does not see,
+/// and (403) a patch that would move it out of what they see. Items without visibility
+/// rules and administrators skip the read.
+async fn within_scope(
+    k: &Kernel,
+    caller: &Caller,
+    item: &str,
+    id: &str,
+    patch: Option<&Value>,
+) -> Result<()> {
+    let schema = k.definitions.schema();
+    if crate::visibility::scope(&schema.catalog, caller, item)
+        == erpos_design::visibility::RowScope::All
+    {
+        return Ok(());
+    }
+    let mut record = k.records.get(item, id).await?;
+    if !crate::visibility::sees(&schema.catalog, caller, item, &record) {
+        return Err(crate::visibility::not_found(item, id));
+    }
+    if let (Some(Value::Object(changes)), Some(after)) = (patch, record.as_object_mut()) {
+        for (key, value) in changes {
+            after.insert(key.clone(), value.clone());
+        }
+        crate::visibility::check_write(&schema.catalog, caller, item, &record)?;
+    }
+    Ok(())
 }
 
 /// Every DataItem composed into `item`, at any depth.

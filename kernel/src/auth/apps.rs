@@ -471,6 +471,7 @@ impl Auth {
                 services: app.services.clone(),
             },
             grants: Arc::new(restrict(&grants, &app.scopes)),
+            standing: self.standing_of(req.user).await?,
         })
     }
 
@@ -492,6 +493,7 @@ impl Auth {
                 services: app.services.clone(),
             },
             grants: Arc::new(restrict(&grants, &app.scopes)),
+            standing: self.standing_of(user).await?,
         }))
     }
 

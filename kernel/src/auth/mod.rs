@@ -83,6 +83,9 @@ pub struct Auth {
     bootstrap: RwLock<Option<[u8; 32]>>,
     sessions: DashMap<String, Session>,
     grants: DashMap<String, Arc<BTreeSet<String>>>,
+    /// Per user, where they stand (roles, departments covered), cached like `grants` and
+    /// also forgotten when a department changes.
+    standings: DashMap<String, Arc<crate::caller::Standing>>,
     throttle: throttle::Throttle,
     apps: DashMap<String, Arc<apps::AppToken>>,
     /// Bumped whenever a credential may have stopped working or grants changed (a logout,
@@ -193,6 +196,7 @@ impl Auth {
             bootstrap: RwLock::new(None),
             sessions: DashMap::new(),
             grants: DashMap::new(),
+            standings: DashMap::new(),
             throttle: throttle::Throttle::default(),
             apps: DashMap::new(),
             revision: tokio::sync::watch::Sender::new(0),
@@ -251,7 +255,8 @@ impl Auth {
             return Ok(None);
         };
         let grants = self.grants_of(&user).await?;
-        Ok(Some(Caller::user(&user, grants)))
+        let standing = self.standing_of(&user).await?;
+        Ok(Some(Caller::user(&user, grants, standing)))
     }
 
     /// A receiver that sees a new value whenever a credential may have ended or grants
@@ -485,6 +490,49 @@ impl Auth {
         Ok(grants)
     }
 
+    /// Where a user stands: their roles, and their department with every department below
+    /// it (for row visibility). Cached until the user, a role or a department changes.
+    pub async fn standing_of(&self, user: &str) -> Result<Arc<crate::caller::Standing>> {
+        if let Some(s) = self.standings.get(user) {
+            return Ok(s.clone());
+        }
+        let operator = crate::store::organisation::operator(&self.db, user).await?;
+        let mut standing = crate::caller::Standing::default();
+        if let Some(op) = operator {
+            standing.roles = op.roles;
+            if let Some(own) = op.department {
+                let tree: Vec<(String, Option<String>)> =
+                    crate::store::organisation::departments(&self.db)
+                        .await?
+                        .into_iter()
+                        .filter_map(|d| d.value.ok().map(|l| (l.name, l.parent)))
+                        .collect();
+                standing.departments.insert(own);
+                // Down the tree, one level at a time (a cycle cannot be stored, but the
+                // walk stops anyway when a level adds nothing).
+                loop {
+                    let below: Vec<String> = tree
+                        .iter()
+                        .filter(|(name, parent)| {
+                            parent
+                                .as_ref()
+                                .is_some_and(|p| standing.departments.contains(p))
+                                && !standing.departments.contains(name)
+                        })
+                        .map(|(name, _)| name.clone())
+                        .collect();
+                    if below.is_empty() {
+                        break;
+                    }
+                    standing.departments.extend(below);
+                }
+            }
+        }
+        let standing = Arc::new(standing);
+        self.standings.insert(user.to_owned(), standing.clone());
+        Ok(standing)
+    }
+
     /// The union of the permissions of these roles (unknown roles give none).
     pub async fn permissions_of(&self, roles: &BTreeSet<String>) -> Result<BTreeSet<String>> {
         let mut grants = BTreeSet::new();
@@ -517,15 +565,24 @@ impl Auth {
         self.organisation.lock().await
     }
 
-    /// Forgets a user's cached grants (their roles changed).
+    /// Forgets a user's cached grants and standing (their roles or department changed).
     pub fn user_changed(&self, user: &str) {
         self.grants.remove(user);
+        self.standings.remove(user);
         self.revise();
     }
 
-    /// Forgets every user's cached grants (a role's permissions changed).
+    /// Forgets every user's cached grants and standing (a role's permissions changed).
     pub fn roles_changed(&self) {
         self.grants.clear();
+        self.standings.clear();
+        self.revise();
+    }
+
+    /// Forgets every user's cached standing (the department tree changed, and with it
+    /// which records "my department" covers).
+    pub fn departments_changed(&self) {
+        self.standings.clear();
         self.revise();
     }
 }
