@@ -246,6 +246,13 @@ pub struct Step {
     /// value, in the order of the iteration (null for a child that did not complete).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub outputs: std::collections::BTreeMap<String, String>,
+    /// Return to the caller early: when a process called as a sub-service enters this
+    /// step, its caller takes the outputs from its context as it is then and goes on, while
+    /// this process carries on to its end on its own (a consultation hands the visit its
+    /// diagnosis, then finishes its notes). Cancelling the caller no longer cancels it.
+    /// Without a caller, nothing happens.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub returns: bool,
     /// Runs a `sub_service` step's service once per entry of a list or N times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iterate: Option<Iterate>,

@@ -265,6 +265,14 @@ fn check_step(
             ));
         }
     }
+    if step.returns && matches!(step.kind, StepKind::End | StepKind::Join) {
+        issues.push(Issue::new(
+            at("returns"),
+            format!(
+                "returns applies to the steps a process carries on after returning; {kind} is not one (an end returns anyway)"
+            ),
+        ));
+    }
     for (k, resource) in step.resources.iter().enumerate() {
         if resource.quantity == 0 {
             issues.push(Issue::new(

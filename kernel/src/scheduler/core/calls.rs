@@ -194,6 +194,35 @@ impl Scheduler {
         self.enter(child, &first, by, now_ms, conditions, 0);
     }
 
+    /// A called process entered a step marked `returns`: its caller takes the outputs now
+    /// and goes on as if it had ended, and it carries on alone (no longer the caller's
+    /// child, so cancelling the caller leaves it be). A parallel branch (which has a join,
+    /// not a caller) and a process already returned are left alone.
+    pub(super) fn return_early(&mut self, child: Pid, now_ms: i64, conditions: &dyn Conditions) {
+        let Some(c) = self.pcbs.get(&child) else {
+            return;
+        };
+        let (Some(parent), None) = (c.parent, c.join.as_ref()) else {
+            return;
+        };
+        let calling = self.pcbs.get(&parent).is_some_and(|p| {
+            p.children.contains(&child)
+                && self
+                    .current_step(p)
+                    .is_ok_and(|s| s.kind == erpos_design::service::StepKind::SubService)
+        });
+        if calling {
+            self.child_ended(
+                parent,
+                child,
+                ExitStatus::Completed,
+                "returned early",
+                now_ms,
+                conditions,
+            );
+        }
+    }
+
     /// A child of a `sub_service` step returned (`child` still listed as the caller's):
     /// its outputs reach the caller, and an iteration starts its next child or, when its
     /// completion condition holds, lets the rest go.

@@ -114,7 +114,7 @@ impl Scheduler {
         });
         self.set_alarms(pid, None);
         if let Some(parent) = parent {
-            self.child_ended(parent, pid, exit, now_ms, conditions);
+            self.child_ended(parent, pid, exit, "ended", now_ms, conditions);
         }
         let successors: Vec<Pid> = self
             .successors
@@ -141,11 +141,12 @@ impl Scheduler {
 
     /// A child has ended: the parent forgets it, fails if the child did not complete, and
     /// moves on once its last child is done.
-    fn child_ended(
+    pub(super) fn child_ended(
         &mut self,
         parent: Pid,
         child: Pid,
         exit: ExitStatus,
+        how: &str,
         now_ms: i64,
         conditions: &dyn Conditions,
     ) {
@@ -165,7 +166,7 @@ impl Scheduler {
             parent,
             "scheduler",
             now_ms,
-            &format!("child {child} ended ({exit:?})"),
+            &format!("child {child} {how} ({exit:?})"),
             |p| p.children.retain(|c| *c != child),
         );
         let Some(p) = self.pcbs.get(&parent) else {

@@ -228,6 +228,9 @@ impl Scheduler {
         if had_deadline || deadline.is_some() {
             self.set_alarms(pid, deadline);
         }
+        if step.returns {
+            self.return_early(pid, now_ms, conditions);
+        }
         match step.kind {
             StepKind::Human | StepKind::Automatic => {
                 self.move_to(
