@@ -25,6 +25,7 @@ pub mod field_schema;
 pub mod flowchart;
 pub mod form;
 pub mod label;
+pub mod menu;
 pub mod migration;
 pub mod naming;
 pub mod recurrence;

@@ -93,6 +93,9 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         processes::actions,
         processes::queues,
         menus::menus,
+        menus::layout,
+        menus::save_layout,
+        menus::reset_layout,
         tasks::work_items,
         tasks::delegations,
         tasks::create_delegation,
@@ -366,6 +369,12 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
         )
         .route("/queues", get(processes::queues))
         .route("/menus", get(menus::menus))
+        .route(
+            "/menus/layout",
+            get(menus::layout)
+                .put(menus::save_layout)
+                .delete(menus::reset_layout),
+        )
         .route("/rules", get(rules::list).post(rules::save))
         .route(
             "/rules/{name}",

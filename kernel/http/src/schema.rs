@@ -1576,3 +1576,12 @@ pub struct MenuList {
     /// Always null.
     next_cursor: Option<String>,
 }
+
+/// `GET /menus/layout`: the stored menu layout.
+#[derive(ToSchema)]
+pub struct MenuLayoutShown {
+    /// Whether an analyst stored one (false: the menu is generated).
+    stored: bool,
+    /// The layout (no sections when none is stored).
+    layout: erpos_design::menu::MenuLayout,
+}

@@ -1,4 +1,4 @@
-//! The caller's menu (issue 13 §9, first part): generated from the definitions and filtered
+//! The caller's menu (issue 13 §9): generated from the definitions and filtered
 //! by the caller's grants, so a console or any client shows each person what they may use
 //! and nothing else. The work lists come first (to-do, handled, created), then the
 //! services the caller may start, then the DataItems whose records they may read. Each
@@ -6,10 +6,18 @@
 //! then the order is the definitions' own: services and DataItems by name.
 
 use erpos_design::Label;
+use erpos_design::menu::{EntryKind, MenuLayout, WORK_VIEWS};
 use serde::Serialize;
+use serde_json::Value;
 
+use super::{audit, require};
 use crate::Kernel;
 use crate::caller::{Caller, FieldAccess, Permission, RecordOp, ServiceOp};
+use crate::error::{KernelError, Result};
+use crate::sql::Sql;
+
+/// The name the one layout is stored under.
+const LAYOUT: &str = "main";
 
 /// One entry of the menu.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -28,8 +36,8 @@ pub struct MenuItem {
 /// A section of the menu.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MenuSection {
-    /// `work`, `start` or `records`.
-    pub key: &'static str,
+    /// `work`, `start` or `records`, or a stored layout's own section key.
+    pub key: String,
     /// What staff see.
     pub label: Label,
     /// Its entries, never empty (a section with nothing for the caller is left out).
@@ -43,8 +51,123 @@ fn label(zh: &str, en: &str) -> Label {
     }
 }
 
-/// The menu of `caller`: only what their grants let them open.
-pub async fn menu(k: &Kernel, caller: &Caller) -> Vec<MenuSection> {
+/// The stored layout, if an analyst saved one.
+pub async fn layout(k: &Kernel) -> Result<Option<MenuLayout>> {
+    let mut select =
+        crate::store::Select::from(k.db.dialect(), "menu_layouts", &["name", "definition"])
+            .keyed("name");
+    select.sql().push(" WHERE name = ").text(LAYOUT);
+    match select.fetch_one(&k.db).await? {
+        Some(row) => Ok(Some(row.json("definition")?)),
+        None => Ok(None),
+    }
+}
+
+/// Stores the menu layout (design grant): every entry must name a work list, a published
+/// service or a DataItem that exists, once; every problem at its pointer.
+pub async fn save_layout(k: &Kernel, caller: &Caller, body: &Value) -> Result<MenuLayout> {
+    require(caller, Permission::Design, "arranging the menu")?;
+    let mut shape = erpos_design::shape::Shape::new();
+    let Some(layout) = shape
+        .read::<MenuLayout>(body, "", &[])
+        .filter(|_| shape.is_clean())
+    else {
+        return Err(KernelError::Invalid(shape.finish(Vec::new(), body)));
+    };
+    let services: Vec<String> = super::monitor::published(k).await.into_keys().collect();
+    let items: Vec<String> = k
+        .definitions
+        .schema()
+        .catalog
+        .items()
+        .map(|i| i.name.clone())
+        .collect();
+    let views: Vec<String> = WORK_VIEWS.iter().map(|v| (*v).to_owned()).collect();
+    let issues = layout.problems(|kind, name| {
+        let (noun, known) = match kind {
+            EntryKind::Tasks => ("work list", &views),
+            EntryKind::Service => ("published service", &services),
+            EntryKind::Records => ("DataItem", &items),
+        };
+        if known.iter().any(|n| n == name) {
+            Ok(())
+        } else {
+            Err(erpos_design::directory::unknown(noun, name, known.iter()))
+        }
+    });
+    if !issues.is_empty() {
+        return Err(KernelError::Invalid(issues));
+    }
+    let definition =
+        serde_json::to_value(&layout).map_err(|e| KernelError::Corrupt(e.to_string()))?;
+    let mut sql = Sql::new(k.db.dialect());
+    sql.push("INSERT INTO menu_layouts (name, definition, updated_at) VALUES (")
+        .text(LAYOUT)
+        .push(", ")
+        .json(&definition)
+        .push(", ")
+        .int(k.clock.now_ms())
+        .push(") ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at");
+    let row = audit(k, caller, "menu.layout").row(k.db.dialect(), LAYOUT);
+    k.db.write_atomically(vec![sql, row]).await?;
+    Ok(layout)
+}
+
+/// Forgets the stored layout: the menu is generated again.
+pub async fn reset_layout(k: &Kernel, caller: &Caller) -> Result<()> {
+    require(caller, Permission::Design, "arranging the menu")?;
+    let mut sql = Sql::new(k.db.dialect());
+    sql.push("DELETE FROM menu_layouts WHERE name = ")
+        .text(LAYOUT);
+    let row = audit(k, caller, "menu.reset").row(k.db.dialect(), LAYOUT);
+    k.db.write_atomically(vec![sql, row]).await
+}
+
+/// The menu of `caller`: only what their grants let them open, in the stored layout's
+/// order, then what it does not place in the generated sections.
+pub async fn menu(k: &Kernel, caller: &Caller) -> Result<Vec<MenuSection>> {
+    let generated = generated(k, caller).await;
+    let Some(layout) = layout(k).await? else {
+        return Ok(generated);
+    };
+    let mut rest = generated;
+    let mut out: Vec<MenuSection> = Vec::new();
+    for section in &layout.sections {
+        let mut items = Vec::new();
+        for entry in &section.items {
+            let found = rest.iter_mut().find_map(|s| {
+                let at = s
+                    .items
+                    .iter()
+                    .position(|m| m.kind == entry.kind.word() && m.name == entry.name)?;
+                Some(s.items.remove(at))
+            });
+            if let Some(mut item) = found {
+                if let Some(label) = &entry.label {
+                    item.label = label.clone();
+                }
+                items.push(item);
+            }
+        }
+        if !items.is_empty() {
+            out.push(MenuSection {
+                key: section.key.clone(),
+                label: section.label.clone(),
+                items,
+            });
+        }
+    }
+    for section in rest.into_iter().filter(|s| !s.items.is_empty()) {
+        match out.iter_mut().find(|s| s.key == section.key) {
+            Some(same) => same.items.extend(section.items),
+            None => out.push(section),
+        }
+    }
+    Ok(out)
+}
+
+/// The menu generated from the definitions for `caller`.
+async fn generated(k: &Kernel, caller: &Caller) -> Vec<MenuSection> {
     let work = [
         ("todo", "我的待办", "To do"),
         ("handled", "我已处理", "Handled"),
@@ -99,6 +222,10 @@ pub async fn menu(k: &Kernel, caller: &Caller) -> Vec<MenuSection> {
     ]
     .into_iter()
     .filter(|(_, _, items): &(_, _, Vec<MenuItem>)| !items.is_empty())
-    .map(|(key, label, items)| MenuSection { key, label, items })
+    .map(|(key, label, items)| MenuSection {
+        key: key.to_owned(),
+        label,
+        items,
+    })
     .collect()
 }
