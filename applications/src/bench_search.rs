@@ -81,7 +81,7 @@ pub async fn run(kernel: &Kernel, search_rows: usize, rows: usize) -> anyhow::Re
     }
 
     // The patients, written straight into the DataItem's table with the search document
-    // erpos builds (creating 100,000 through the service would measure inserts, not search).
+    // and grams erpos builds (creating 100,000 through the service would measure inserts, not search).
     let fill = Instant::now();
     let schema = kernel.definitions.schema();
     let fields = schema.catalog.effective_fields("bench_search");
@@ -104,11 +104,20 @@ pub async fn run(kernel: &Kernel, search_rows: usize, rows: usize) -> anyhow::Re
             .bind(&id)
             .bind(&stamp)
             .bind(&stamp)
-            .bind(doc)
+            .bind(&doc)
             .bind(&n)
             .bind(&phone)
             .execute(&mut *tx)
             .await?;
+            // And its search grams, as every erpos write stores them (one statement).
+            let grams = erpos_design::naming::search_grams(&doc);
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO record_search_grams (item, gram, id) ",
+            );
+            insert.push_values(&grams, |mut row, gram| {
+                row.push_bind("bench_search").push_bind(gram).push_bind(&id);
+            });
+            insert.build().execute(&mut *tx).await?;
             ids.push(id);
         }
         tx.commit().await?;

@@ -162,8 +162,53 @@ const SURNAMES: &[(&str, &[&str])] = &[
 
 /// The version of [`search_keys`]: raised whenever what it gives for a text changes, so the
 /// kernel rebuilds the search documents stored with an older one (2: surname readings;
-/// 3: pinyin sort keys are stored too, see [`sort_key`]).
-pub const SEARCH_KEYS_VERSION: u32 = 3;
+/// 3: pinyin sort keys are stored too, see [`sort_key`]; 4: search grams are stored too,
+/// see [`search_grams`]).
+pub const SEARCH_KEYS_VERSION: u32 = 4;
+
+/// The longest gram stored: a search word longer than this is looked up by its first
+/// `MAX_GRAM_CHARS` characters and then checked against the whole document.
+pub const MAX_GRAM_CHARS: usize = 16;
+
+/// The most grams one record stores; a record with more (a long searchable text) stores
+/// [`OVERFLOW_GRAM`] instead, and every search checks it against its document.
+pub const MAX_GRAMS: usize = 512;
+
+/// The gram marking a record whose document has more grams than [`MAX_GRAMS`]: it is a
+/// candidate for every search. A single space: no gram and no search word holds one, so
+/// it is never in a word's range.
+pub const OVERFLOW_GRAM: &str = " ";
+
+/// The grams of a search document that make "the document contains the word" an index
+/// lookup: every suffix of every word of the document (at most [`MAX_GRAM_CHARS`] long), so
+/// a search word is in the document exactly when it is a prefix of one of its grams —
+/// `zl` of 曾丽's initials, `8000` of a phone's last digits, `丽` of the name itself. A
+/// prefix is a range of an ordered index (see [`gram_range`]), unlike the substring scan
+/// `LIKE '%zl%'`, which must read every record.
+pub fn search_grams(document: &str) -> Vec<String> {
+    let mut grams = std::collections::BTreeSet::new();
+    for word in document.split_whitespace() {
+        let chars: Vec<char> = word.chars().collect();
+        for start in 0..chars.len() {
+            let end = (start + MAX_GRAM_CHARS).min(chars.len());
+            grams.insert(chars[start..end].iter().collect::<String>());
+            if grams.len() > MAX_GRAMS {
+                return vec![OVERFLOW_GRAM.to_owned()];
+            }
+        }
+    }
+    grams.into_iter().collect()
+}
+
+/// The range of grams a search word is a prefix of: from its first [`MAX_GRAM_CHARS`]
+/// characters (inclusive) to the same followed by the highest character (exclusive), which
+/// orders after every continuation when compared byte by byte (UTF-8), as both databases
+/// compare this column.
+pub fn gram_range(word: &str) -> (String, String) {
+    let from: String = word.chars().take(MAX_GRAM_CHARS).collect();
+    let to = format!("{from}{}", char::MAX);
+    (from, to)
+}
 
 /// The full pinyin and the initials of `readings`, each non-Chinese run kept as it is.
 fn spell(readings: &[(char, Option<String>)]) -> (String, String) {
@@ -257,6 +302,37 @@ pub fn sort_key(text: &str) -> String {
     out.push('\u{1}');
     out.push_str(&lower);
     out
+}
+
+#[cfg(test)]
+mod gram_tests {
+    use super::*;
+
+    #[test]
+    fn a_word_is_in_a_document_exactly_when_it_prefixes_one_of_its_grams() {
+        let doc = search_keys("曾丽");
+        let grams = search_grams(&doc);
+        for word in ["zl", "l", "zengli", "li", "曾丽", "丽", "engl"] {
+            let (from, to) = gram_range(word);
+            assert!(doc.contains(word));
+            assert!(
+                grams.iter().any(|g| *g >= from && *g < to),
+                "{word} in {grams:?}"
+            );
+        }
+        for word in ["zz", "ilz", "丽曾"] {
+            let (from, to) = gram_range(word);
+            assert!(
+                !grams.iter().any(|g| *g >= from && *g < to),
+                "{word} in {grams:?}"
+            );
+        }
+        let long = "x".repeat(40) + "tail";
+        let (from, to) = gram_range(&long);
+        assert!(search_grams(&long).iter().any(|g| *g >= from && *g < to));
+        let many: String = (0..600).map(|i| format!("w{i} ")).collect();
+        assert_eq!(search_grams(&many), [OVERFLOW_GRAM]);
+    }
 }
 
 #[cfg(test)]

@@ -1044,12 +1044,9 @@ impl Records {
             .push(" WHERE \"id\" = ");
         sql.param(Some(id.to_string()), cast(d, FieldType::Reference));
         tx.execute(sql).await?;
-        tx.execute(crate::store::sort_keys::forget(
-            d,
-            item,
-            Some(&id.to_string()),
-        ))
-        .await?;
+        for forget in crate::store::sort_keys::forget(d, item, Some(&id.to_string())) {
+            tx.execute(forget).await?;
+        }
         let current = Json::Object(current);
         audit(
             &mut tx,
@@ -1093,7 +1090,7 @@ impl Records {
             .push("SELECT CAST(COUNT(*) AS TEXT) FROM ")
             .ident(&table)
             .push(" WHERE 1=1");
-        push_filters(&mut count, query);
+        push_filters(&mut count, item, query);
         let total = self
             .db
             .fetch(count)
@@ -1112,7 +1109,7 @@ impl Records {
             crate::store::sort_keys::key_expression(&mut sql, item, &table, &f.name);
         }
         sql.push(" FROM ").ident(&table).push(" WHERE 1=1");
-        push_filters(&mut sql, query);
+        push_filters(&mut sql, item, query);
         if let Some(cursor) = &query.cursor {
             push_keyset(&mut sql, query, cursor, item, &table);
         }
@@ -1230,7 +1227,7 @@ fn escape_like(s: &str) -> String {
         .replace('_', "\\_")
 }
 
-fn push_filters(sql: &mut Sql, query: &ListQuery) {
+fn push_filters(sql: &mut Sql, item: &str, query: &ListQuery) {
     let d = sql.dialect();
     if let Some(visible) = &query.visible {
         if visible.is_empty() {
@@ -1254,6 +1251,8 @@ fn push_filters(sql: &mut Sql, query: &ListQuery) {
         }
     }
     for word in &query.search {
+        // The grams' index finds the candidates; the document decides.
+        crate::store::search_grams::candidates(sql, item, word);
         sql.push(" AND \"_search\" LIKE ")
             .text(format!("%{}%", escape_like(word)))
             .push(" ESCAPE '\\'");
@@ -1757,12 +1756,10 @@ async fn delete_children(tx: &mut Tx, catalog: &Catalog, item: &str, id: Uuid) -
                     .push(" WHERE \"id\" = ");
                 sql.param(Some(child.to_string()), cast(d, FieldType::Reference));
                 tx.execute(sql).await?;
-                tx.execute(crate::store::sort_keys::forget(
-                    d,
-                    &c.item,
-                    Some(&child.to_string()),
-                ))
-                .await?;
+                for forget in crate::store::sort_keys::forget(d, &c.item, Some(&child.to_string()))
+                {
+                    tx.execute(forget).await?;
+                }
             }
         }
     }

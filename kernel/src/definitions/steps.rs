@@ -110,8 +110,9 @@ pub(super) async fn rebuild_search(
     let searchable: Vec<_> = fields.iter().filter(|e| e.field.searchable).collect();
     let d = tx.dialect();
     // The pinyin sort keys are rebuilt with the documents: forgotten, then stored anew.
-    tx.execute(crate::store::sort_keys::forget(d, item, None))
-        .await?;
+    for forget in crate::store::sort_keys::forget(d, item, None) {
+        tx.execute(forget).await?;
+    }
     let mut sql = tx.sql();
     sql.push("SELECT ").col_text("id");
     for e in &searchable {

@@ -20,6 +20,7 @@ pub mod organisation;
 pub mod outbox;
 pub mod processes;
 pub mod resources;
+pub mod search_grams;
 pub mod services;
 pub mod sort_keys;
 

@@ -30,8 +30,10 @@ pub fn key_expression(sql: &mut Sql, item: &str, table: &str, field: &str) {
     }
 }
 
-/// The statements storing the sort keys of one record (replacing what was stored): an
-/// upsert per searchable text field with a value, a delete per one without.
+/// The statements storing the keys derived from one record's searchable fields (replacing
+/// what was stored): its pinyin sort keys — an upsert per searchable text field with a
+/// value, a delete per one without — and its search grams (`super::search_grams`), so
+/// every writer of a record keeps both with one call.
 pub fn store(
     d: Dialect,
     item: &str,
@@ -69,17 +71,23 @@ pub fn store(
             }
             sql
         })
+        .chain(super::search_grams::store(
+            d,
+            item,
+            id,
+            &erpos_design::catalog::search_document(fields, &text_of),
+        ))
         .collect()
 }
 
-/// Forgets the sort keys of one record (deleted) — or, without `id`, of every record of
-/// `item` (before they are rebuilt).
-pub fn forget(d: Dialect, item: &str, id: Option<&str>) -> Sql {
+/// Forgets the sort keys and search grams of one record (deleted) — or, without `id`, of
+/// every record of `item` (before they are rebuilt).
+pub fn forget(d: Dialect, item: &str, id: Option<&str>) -> Vec<Sql> {
     let mut sql = Sql::new(d);
     sql.push("DELETE FROM record_sort_keys WHERE item = ")
         .text(item);
     if let Some(id) = id {
         sql.push(" AND id = ").text(id);
     }
-    sql
+    vec![sql, super::search_grams::forget(d, item, id)]
 }

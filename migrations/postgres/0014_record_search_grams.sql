@@ -1,0 +1,11 @@
+-- Search grams (PostgreSQL): per record, every suffix of every word of its search document
+-- (erpos_design::naming::search_grams), so a search for `zl` is a range of this index —
+-- the grams from 'zl' up to 'zl' followed by the highest character — instead of a
+-- `LIKE '%zl%'` scan of every record. Collated "C" (bytewise), as SQLite's BINARY.
+CREATE TABLE record_search_grams (
+    item TEXT NOT NULL,
+    gram TEXT COLLATE "C" NOT NULL,
+    id   TEXT NOT NULL,
+    PRIMARY KEY (item, gram, id)
+);
+CREATE INDEX record_search_grams_by_record ON record_search_grams (item, id);
