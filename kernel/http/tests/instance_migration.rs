@@ -180,6 +180,11 @@ async fn ten_running_processes_move_to_version_two_and_the_two_without_a_mapping
             (json!({"from_version": 9}), "/from_version"),
             (json!({"from_version": 2}), "/to_version"),
             (json!({"from_version": 1, "dryrun": true}), "/dryrun"),
+            // A list longer than one request takes.
+            (
+                json!({"from_version": 1, "processes": (1..=1001).collect::<Vec<u64>>()}),
+                "/processes",
+            ),
         ] {
             let (s, b) = app.call("POST", path, Some(body)).await?;
             assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");

@@ -15,6 +15,10 @@ use crate::caller::{Caller, Permission, ServiceOp};
 use crate::error::{KernelError, Result};
 use crate::scheduler::{Command, Pid, ProcessState};
 
+/// The most processes one request may name in `processes`: a longer list is sent in
+/// parts (each process is one recorded transition, all in one request's answer).
+pub const MAX_LISTED: usize = 1_000;
+
 /// What to move: the processes of `from_version` (all of them, or the listed ones) to
 /// `to_version` (default: the newest), their steps mapped by `steps` (old → new; a step
 /// not listed keeps its name).
@@ -107,6 +111,17 @@ pub async fn migrate_instances(
         let at = erpos_design::error::serde_path_to_pointer(&e.path().to_string());
         invalid(&at, e.inner().to_string())
     })?;
+    if let Some(list) = &spec.processes
+        && list.len() > MAX_LISTED
+    {
+        return Err(invalid(
+            "/processes",
+            format!(
+                "at most {MAX_LISTED} processes per request; this one names {}: send them in parts",
+                list.len()
+            ),
+        ));
+    }
     let versions = k.services.versions(service).await;
     if versions.is_empty() {
         return Err(KernelError::NotFound(format!("service '{service}'")));
