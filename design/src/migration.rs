@@ -113,7 +113,8 @@ pub struct Violations {
     pub field: String,
     /// How many records.
     pub count: u64,
-    /// The first few (at most [`LOSS_EXAMPLES`]).
+    /// The first few (at most [`LOSS_EXAMPLES`]); shown only to a caller who may read every
+    /// record of the item (anyone else gets the count alone).
     pub examples: Vec<Violation>,
     /// The resolutions this step accepts (`fix`, `archive`, `accept`): a unique index
     /// cannot be built over repeated values, an emptied value breaks `required`, and a
@@ -212,7 +213,8 @@ pub fn resolutions_for(action: &StepAction, field: &Field) -> Vec<ResolutionKind
 pub struct Losses {
     /// How many.
     pub count: u64,
-    /// The first few (at most [`LOSS_EXAMPLES`]), by record.
+    /// The first few (at most [`LOSS_EXAMPLES`]), by record; shown only to a caller who
+    /// may read every record of the item (anyone else gets the count alone).
     pub examples: Vec<LostValue>,
 }
 

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::Issue;
 use crate::field::{Field, FieldType};
 
+/// The most visibility rules a DataItem has (one per role and field is plenty).
+pub const MAX_RULES: usize = 100;
+
 /// What a role sees of a DataItem's records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -107,6 +110,16 @@ pub fn scope(rules: &[RowRule], asker: &Asker<'_>) -> RowScope {
 /// comparison needs a text or enum field of the item, `all` needs none, and one role has
 /// one rule per field.
 pub fn check(rules: &[RowRule], fields: &[Field], issues: &mut Vec<Issue>) {
+    if rules.len() > MAX_RULES {
+        issues.push(Issue::new(
+            "/visibility",
+            format!(
+                "at most {MAX_RULES} visibility rules; this DataItem has {}",
+                rules.len()
+            ),
+        ));
+        return;
+    }
     let mut seen = BTreeSet::new();
     for (i, rule) in rules.iter().enumerate() {
         let at = |key: &str| format!("/visibility/{i}/{key}");

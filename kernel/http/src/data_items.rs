@@ -109,9 +109,12 @@ pub async fn form(
               (status = 409, description = "no pending change (`no_pending_change`)", body = super::error::ErrorBody)))]
 pub async fn migration_plan(
     State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(k.definitions.pending_plan(&name).await?)))
+    Ok(Json(json!(
+        erpos_kernel::app::design::pending_plan(&k, &caller, &name).await?
+    )))
 }
 
 /// Applies the pending change. Body `{"confirm_destructive": true}` is required when a step

@@ -508,3 +508,62 @@ async fn renamed_from_keeps_a_fields_values_under_its_new_name() -> anyhow::Resu
     })
     .await
 }
+
+#[tokio::test]
+async fn a_plan_quotes_records_only_to_whoever_may_read_them() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        four_patients(&app).await?;
+        let mut fields = base_fields();
+        fields[1]["min"] = json!(18);
+        fields[3] = json!({"name": "laiyuan", "label": {"zh": "来源"}, "type": "integer"});
+        let (s, b) = app
+            .call("PUT", "/api/v1/data-items/huanzhe", Some(patient(fields)))
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        // The administrator sees which records and values.
+        let (_, full) = app
+            .call("GET", "/api/v1/data-items/huanzhe/migration", None)
+            .await?;
+        assert_eq!(
+            step(&full, "change_rules")["violations"]["examples"][0]["value"],
+            "16",
+            "{full}"
+        );
+        assert!(
+            !step(&full, "retype_column")["losses"]["examples"]
+                .as_array()
+                .is_none_or(Vec::is_empty),
+            "{full}"
+        );
+        // An analyst without the patients' read grant, and any other reader of definitions,
+        // sees the counts alone.
+        let analyst = app.user_with("fenxi_li", &["design"]).await?;
+        for (method, path) in [("GET", "/api/v1/data-items/huanzhe/migration")] {
+            let (s, shown) = app
+                .call_as(common::As::Bearer(&analyst), method, path, None)
+                .await?;
+            assert_eq!(s, StatusCode::OK, "{shown}");
+            assert_eq!(
+                step(&shown, "change_rules")["violations"]["count"],
+                1,
+                "{shown}"
+            );
+            assert_eq!(
+                step(&shown, "change_rules")["violations"]["examples"],
+                json!([]),
+                "{shown}"
+            );
+            assert_eq!(
+                step(&shown, "retype_column")["losses"]["examples"],
+                json!([]),
+                "{shown}"
+            );
+            assert!(
+                !shown.to_string().contains("\"value\":"),
+                "no record value: {shown}"
+            );
+        }
+        Ok(())
+    })
+    .await
+}

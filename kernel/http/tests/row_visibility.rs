@@ -351,6 +351,13 @@ async fn visibility_rules_are_checked_when_saved_and_their_roles_when_removed() 
                 .find(|d| d["path"] == at).cloned().unwrap_or_default();
             assert!(detail["message"].as_str().unwrap_or_default().contains(says), "{rule}: {b}");
         }
+        // A bounded number of rules.
+        let many: Vec<Value> = (0..101).map(|_| json!({"role": "*", "sees": "all"})).collect();
+        let mut too_many = def(json!({"role": "*", "sees": "all"}));
+        too_many["visibility"] = json!(many);
+        let (s, b) = app.call("POST", "/api/v1/data-items", Some(too_many)).await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(b["error"]["details"][0]["path"], "/visibility", "{b}");
         // A role a DataItem's rules name cannot be removed.
         let (s, b) = app.call("DELETE", "/api/v1/roles/doctor", None).await?;
         assert_eq!(s, StatusCode::CONFLICT, "{b}");

@@ -32,9 +32,41 @@ pub async fn propose_data_item(
 ) -> Result<(DataItem, MigrationPlan)> {
     require(caller, Permission::Design, "changing DataItems")?;
     check_visibility_roles(k, body).await?;
-    k.definitions
+    let (item, mut plan) = k
+        .definitions
         .propose(name, body, &audit(k, caller, "data_item.propose"))
-        .await
+        .await?;
+    redact_plan(k, caller, &mut plan);
+    Ok((item, plan))
+}
+
+/// The plan of the pending change of `name`, as `caller` may see it.
+pub async fn pending_plan(k: &Kernel, caller: &Caller, name: &str) -> Result<MigrationPlan> {
+    let mut plan = k.definitions.pending_plan(name).await?;
+    redact_plan(k, caller, &mut plan);
+    Ok(plan)
+}
+
+/// A plan's examples quote records (the values a retype loses, the records breaking a
+/// rule): they are shown only to a caller who may read every record of the step's item
+/// (every field, no row scope). Anyone else sees the counts alone.
+fn redact_plan(k: &Kernel, caller: &Caller, plan: &mut MigrationPlan) {
+    let schema = k.definitions.schema();
+    for step in &mut plan.steps {
+        let reads_all = caller.record_fields(&step.item, crate::caller::RecordOp::Read)
+            == crate::caller::FieldAccess::All
+            && crate::visibility::scope(&schema.catalog, caller, &step.item)
+                == erpos_design::visibility::RowScope::All;
+        if reads_all {
+            continue;
+        }
+        if let Some(losses) = step.losses.as_mut() {
+            losses.examples.clear();
+        }
+        if let Some(violations) = step.violations.as_mut() {
+            violations.examples.clear();
+        }
+    }
 }
 
 /// Applies the pending change of `name` (destructive steps need `confirm_destructive`;
@@ -47,7 +79,7 @@ pub async fn migrate_data_item(
     resolve: &crate::definitions::Resolutions,
 ) -> Result<(DataItem, MigrationPlan)> {
     require(caller, Permission::Design, "migrating DataItems")?;
-    let (item, plan) = k
+    let (item, mut plan) = k
         .definitions
         .apply(
             name,
@@ -76,6 +108,7 @@ pub async fn migrate_data_item(
     for item in items {
         k.records.recompute(item).await?;
     }
+    redact_plan(k, caller, &mut plan);
     Ok((item, plan))
 }
 
