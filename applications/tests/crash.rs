@@ -8,10 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,64 +17,15 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, ensure};
 use serde_json::{Value, json};
 
+mod support;
+use support::Server;
+
 /// Client threads driving the load.
 const CLIENTS: u64 = 4;
 /// How long timers pending at a restart get to fire.
 const TIMER_PATIENCE: Duration = Duration::from_secs(10);
 /// The bootstrap token the server is started with; every request sends it.
 const TOKEN: &str = "crash-test-bootstrap-token";
-
-// ---------------------------------------------------------------------------------------
-// The server under test.
-
-/// A running `erpos serve`; killed (SIGKILL) when dropped, so a failing test leaves no
-/// server behind.
-struct Server {
-    child: Child,
-    addr: String,
-    /// Kept open so the server never writes to a closed pipe.
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl Server {
-    fn start(db: &Path) -> anyhow::Result<Server> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_erpos"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
-            .arg(format!("sqlite:{}", db.display()))
-            .env("ERPOS_LOG", "warn")
-            .env("ERPOS_BOOTSTRAP_TOKEN", TOKEN)
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = child.stdout.take();
-        let mut server = Server {
-            child,
-            addr: String::new(),
-            _stdout: BufReader::new(stdout.ok_or_else(|| anyhow!("no stdout"))?),
-        };
-        let mut first = String::new();
-        server._stdout.read_line(&mut first)?;
-        server.addr = first
-            .split("http://")
-            .nth(1)
-            .map(str::trim)
-            .unwrap_or_default()
-            .to_owned();
-        ensure!(!server.addr.is_empty(), "no address printed: {first:?}");
-        Ok(server)
-    }
-
-    /// kill -9, and reap it.
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // A tiny blocking HTTP/1.1 client (one connection per request, `Connection: close`).
@@ -645,7 +594,7 @@ fn acknowledged_transitions_survive_kill_9_and_timers_still_fire() -> anyhow::Re
         .as_nanos() as u64;
 
     // 1. A server with the clinic.
-    let mut server = Server::start(&db)?;
+    let mut server = Server::start(&db, TOKEN, &[])?;
     setup(&server.addr)?;
 
     // 2–3. The load, and kill -9 in the middle of it.
@@ -680,7 +629,7 @@ fn acknowledged_transitions_survive_kill_9_and_timers_still_fire() -> anyhow::Re
 
     // 4. Restart on the same file and check.
     let restarted = Instant::now();
-    let server = Server::start(&db)?;
+    let server = Server::start(&db, TOKEN, &[])?;
     let addr = server.addr.clone();
     let all = all_processes(&addr, "")?;
     check_acknowledged(&addr, &acks)?;
@@ -794,7 +743,7 @@ fn acknowledged_transitions_survive_kill_9_and_timers_still_fire() -> anyhow::Re
     drop(server);
 
     let restarted_2 = Instant::now();
-    let server = Server::start(&db)?;
+    let server = Server::start(&db, TOKEN, &[])?;
     let addr = server.addr.clone();
     let mut every_ack = acks.clone();
     every_ack.extend(late_acks.iter().cloned());

@@ -1,8 +1,14 @@
 //! What the binary's end-to-end tests share: one HTTP/1.1 request over a plain socket to
-//! a real `erpos` process (no client library, so the server is met as any client meets it).
+//! a real `erpos` process (no client library, so the server is met as any client meets it),
+//! and that process itself. Each test crate uses its own part of it.
+#![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
+
+use anyhow::{anyhow, ensure};
 
 use serde_json::Value;
 
@@ -62,4 +68,60 @@ fn dechunk(mut body: &str) -> String {
         body = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// A running `erpos serve` on a SQLite file; killed (SIGKILL) when dropped, so a failing
+/// test leaves no server behind.
+pub struct Server {
+    child: Child,
+    /// The address it serves on (`127.0.0.1:port`).
+    pub addr: String,
+    /// Kept open so the server never writes to a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    /// Starts `erpos serve` on `db` with the bootstrap `token` and the extra environment
+    /// `env`, on a free port, and waits for the address it prints.
+    pub fn start(db: &Path, token: &str, env: &[(&str, &str)]) -> anyhow::Result<Server> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_erpos"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+            .arg(format!("sqlite:{}", db.display()))
+            .env("ERPOS_LOG", "warn")
+            .env("ERPOS_BOOTSTRAP_TOKEN", token)
+            .stdout(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn()?;
+        let stdout = child.stdout.take();
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            _stdout: BufReader::new(stdout.ok_or_else(|| anyhow!("no stdout"))?),
+        };
+        let mut first = String::new();
+        server._stdout.read_line(&mut first)?;
+        server.addr = first
+            .split("http://")
+            .nth(1)
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned();
+        ensure!(!server.addr.is_empty(), "no address printed: {first:?}");
+        Ok(server)
+    }
+
+    /// kill -9, and reap it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
 }
