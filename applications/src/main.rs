@@ -73,6 +73,31 @@ struct WebhookArg {
     webhook_allow: Vec<erpos_kernel::egress::Block>,
 }
 
+/// How long DataItem migrations are worked in batches.
+#[derive(clap::Args)]
+struct MigrationArg {
+    /// Rows per batch of a migration: a change converting or re-indexing a larger table
+    /// runs in batches in the background (resumed after a crash) instead of one
+    /// transaction.
+    #[arg(long, env = "ERPOS_MIGRATION_BATCH_ROWS", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    migration_batch_rows: u32,
+    /// A pause after each batch, in milliseconds, that leaves the database to live
+    /// traffic while a large migration runs.
+    #[arg(long, env = "ERPOS_MIGRATION_PAUSE_MS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=600_000))]
+    migration_pause_ms: u32,
+}
+
+impl MigrationArg {
+    fn apply(&self, kernel: &Kernel) {
+        kernel
+            .definitions
+            .set_batching(erpos_kernel::definitions::Batching {
+                rows: self.migration_batch_rows as usize,
+                pause: std::time::Duration::from_millis(u64::from(self.migration_pause_ms)),
+            });
+    }
+}
+
 fn parse_block(text: &str) -> Result<erpos_kernel::egress::Block, String> {
     erpos_kernel::egress::Block::parse(text)
 }
@@ -93,6 +118,8 @@ enum Command {
         bootstrap: BootstrapArg,
         #[command(flatten)]
         webhooks: WebhookArg,
+        #[command(flatten)]
+        migrations: MigrationArg,
     },
     /// Serve the medical-aesthetics clinic demo on a fresh SQLite file (recreated on every
     /// start), with its DataItems and sample records loaded. Without a bootstrap token,
@@ -107,6 +134,8 @@ enum Command {
         file: std::path::PathBuf,
         #[command(flatten)]
         webhooks: WebhookArg,
+        #[command(flatten)]
+        migrations: MigrationArg,
     },
     /// Apply erpos's own migrations to a database and exit.
     Migrate {
@@ -149,10 +178,12 @@ async fn run() -> anyhow::Result<()> {
             database,
             bootstrap,
             webhooks,
+            migrations,
         } => {
             let kernel = Kernel::open(&database.database).await?;
             kernel.set_bootstrap_token(bootstrap.bootstrap_token.as_deref())?;
             kernel.outbox.egress.allow(webhooks.webhook_allow);
+            migrations.apply(&kernel);
             let listener = tokio::net::TcpListener::bind(listen.listen).await?;
             say!("erpos: serving on http://{}", listener.local_addr()?);
             serve(kernel, listener, shutdown_signal()).await?;
@@ -162,6 +193,7 @@ async fn run() -> anyhow::Result<()> {
             file,
             bootstrap,
             webhooks,
+            migrations,
         } => {
             for suffix in ["", "-wal", "-shm"] {
                 let mut path = file.clone().into_os_string();
@@ -175,6 +207,7 @@ async fn run() -> anyhow::Result<()> {
             let kernel = Kernel::open(&format!("sqlite:{}", file.display())).await?;
             kernel.set_bootstrap_token(bootstrap.bootstrap_token.as_deref())?;
             kernel.outbox.egress.allow(webhooks.webhook_allow);
+            migrations.apply(&kernel);
             let loaded = pack::load(&kernel, &pack::CLINIC).await?;
             let demo_logins = bootstrap.bootstrap_token.is_none();
             if demo_logins {

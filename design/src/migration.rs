@@ -158,7 +158,7 @@ pub enum Resolution {
 
 /// The body of `POST /data-items/{name}/migration`: what the analyst allows the plan to
 /// do. An empty body applies a plan with nothing destructive and nothing to resolve.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyRequest {
     /// Apply destructive steps (a removed field, a lossy retype: the values stay in the

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use chrono::Utc;
 use dashmap::DashMap;
 use erpos_design::form::FormValidator;
-use erpos_design::migration::{MigrationPlan, plan};
+use erpos_design::migration::{ApplyRequest, MigrationPlan, ResolutionKind, StepAction, plan};
 use erpos_design::value::format_datetime;
 use erpos_design::{Catalog, DataItem, FieldType, Issue};
 use serde_json::Value as Json;
@@ -20,12 +20,17 @@ use crate::audit::Audit;
 use crate::db::{Db, Tx};
 use crate::error::{KernelError, Result};
 
+mod batches;
 mod count;
+mod long;
 mod resolve;
+mod runs;
 mod steps;
 
 use count::count_plan;
+pub use long::{Advance, Batching};
 pub use resolve::Resolutions;
+pub use runs::{MigrationProgress, RunState};
 use steps::{rebuild_search, run_step};
 
 /// The active catalog plus what is derived from it (compiled forms), replaced as a whole
@@ -78,6 +83,11 @@ pub struct Definitions {
     schema: RwLock<Arc<Schema>>,
     /// Serialises definition changes: DDL and catalog swaps happen one at a time.
     changing: tokio::sync::Mutex<()>,
+    /// Per item whose table a long run migrates, the run's item: its records are
+    /// read-only and definitions wait until the run ends (see `long`).
+    running: DashMap<String, String>,
+    /// How long runs are worked.
+    batching: RwLock<Batching>,
 }
 
 fn now() -> String {
@@ -105,7 +115,10 @@ impl Definitions {
             db,
             schema: RwLock::new(Arc::new(Schema::new(Catalog::from_items(items)))),
             changing: tokio::sync::Mutex::new(()),
+            running: DashMap::new(),
+            batching: RwLock::new(Batching::default()),
         };
+        definitions.restore_runs().await?;
         definitions.refresh_search_keys().await?;
         Ok(definitions)
     }
@@ -181,6 +194,7 @@ impl Definitions {
         // Read as far as it can be, then checked whole: one answer carries every problem.
         let reading = erpos_design::data_item::read_data_item(body);
         let _guard = self.changing.lock().await;
+        self.refuse_while_running(None)?;
         let old = self.schema().catalog.clone();
         let mut item = old.prepare_reading(reading, body, None)?;
         item.version = 1;
@@ -227,6 +241,7 @@ impl Definitions {
     ) -> Result<(DataItem, MigrationPlan)> {
         let reading = erpos_design::data_item::read_data_item(body);
         let _guard = self.changing.lock().await;
+        self.refuse_while_running(Some(name))?;
         let old = self.schema().catalog.clone();
         let current = match old.require(name) {
             Ok(current) => current.clone(),
@@ -284,6 +299,7 @@ impl Definitions {
     /// Discards the pending change of `name`.
     pub async fn discard(&self, name: &str, audit: &Audit) -> Result<()> {
         let _guard = self.changing.lock().await;
+        self.refuse_while_running(Some(name))?;
         self.draft(name).await?.ok_or_else(|| no_pending(name))?;
         let mut tx = self.db.begin().await?;
         let mut sql = tx.sql();
@@ -297,35 +313,84 @@ impl Definitions {
     /// Applies the pending change of `name`: runs its plan and makes it the active version,
     /// all in one transaction. Destructive steps need `confirm_destructive`; records that
     /// break a field's new rules need a resolution in `resolve` (or, where accepting them
-    /// is possible, `confirm_destructive`).
+    /// is possible, `confirm_destructive`). A plan that converts or re-indexes a table of
+    /// more rows than a batch holds is not applied here: it starts a run worked in batches
+    /// (`Applied::Started`; see `long`), which the caller drives with [`Definitions::advance`].
     pub async fn apply(
         &self,
         name: &str,
-        confirm_destructive: bool,
-        resolve: &Resolutions,
+        request: &ApplyRequest,
         audit: &Audit,
-    ) -> Result<(DataItem, MigrationPlan)> {
+    ) -> Result<Applied> {
         let _guard = self.changing.lock().await;
+        self.refuse_while_running(None)?;
+        let mut p = self.prepare(name).await?;
+        if self.long_work(&p.plan).await? {
+            return self
+                .start_run(p, request, audit)
+                .await
+                .map(Applied::Started);
+        }
+        let mut tx = self.db.begin().await?;
+        self.switch_in(&mut tx, &mut p, request, audit, None)
+            .await?;
+        tx.commit().await?;
+        self.swap(p.new);
+        tracing::info!(item = %name, version = p.draft.version, steps = p.plan.steps.len(), "migration applied");
+        Ok(Applied::Done(p.draft, p.plan))
+    }
+
+    /// The pending change of `name` made ready to apply against the catalog as it is now
+    /// (other items may have changed since it was proposed).
+    async fn prepare(&self, name: &str) -> Result<Prepared> {
         let draft = self.draft(name).await?.ok_or_else(|| no_pending(name))?;
         let old = self.schema().catalog.clone();
-        // Validate again against the catalog as it is now: other items may have changed.
         let mut draft = old.prepare(draft, Some(name))?;
         draft.version = old.require(name)?.version + 1;
         // Counting reads a renamed field under its old name: it needs the renames.
         let renaming = old.with(draft.clone());
-        let mut plan = plan(&old, &renaming, name, self.db.dialect());
+        let plan = plan(&old, &renaming, name, self.db.dialect());
         // The version in force forgets the renames that brought it about.
         for field in &mut draft.fields {
             field.renamed_from = None;
         }
         let new = old.with(draft.clone());
         let structural: Vec<bool> = plan.steps.iter().map(|s| s.destructive).collect();
-        let mut tx = self.db.begin().await?;
+        Ok(Prepared {
+            draft,
+            old,
+            renaming,
+            new,
+            plan,
+            structural,
+        })
+    }
+
+    /// Counts and decides `p`'s plan, runs its steps and makes its draft the version in
+    /// force, in `tx` (committed by the caller, who then swaps the catalog). With
+    /// `converted`, a run has already converted the retyped values in batches: only the
+    /// rows changed since are converted here, and search documents are left to batches.
+    /// Answers what is left to do after the switch.
+    async fn switch_in(
+        &self,
+        tx: &mut Tx,
+        p: &mut Prepared,
+        request: &ApplyRequest,
+        audit: &Audit,
+        converted: Option<&[batches::Conversion]>,
+    ) -> Result<runs::AfterSwitch> {
+        let name = p.draft.name.clone();
         // Counted in this transaction: what the plan says it lost is what it loses.
-        let breaking = count_plan(&mut tx, &old, &renaming, &mut plan).await?;
-        resolve::decide(&mut plan, &new, &structural, resolve, confirm_destructive)?;
-        let mut resolver = resolve::Resolver::new(resolve, draft.version);
-        for (index, step) in plan.steps.iter().enumerate() {
+        let breaking = p.count_and_decide(tx, request).await?;
+        for conversion in converted.unwrap_or_default() {
+            let late = batches::reconcile(tx, conversion).await?;
+            if late > 0 {
+                tracing::info!(table = %conversion.table, rows = late, "rows changed during the run converted at the switch");
+            }
+        }
+        let long = converted.is_some();
+        let mut resolver = resolve::Resolver::new(&request.resolve, p.draft.version);
+        for (index, step) in p.plan.steps.iter().enumerate() {
             let ids = breaking
                 .by_step
                 .get(&index)
@@ -333,9 +398,9 @@ impl Definitions {
                 .unwrap_or_default();
             let before = resolve::resolves_before(step);
             if before {
-                resolver.carry_out(&mut tx, &new, step, ids).await?;
+                resolver.carry_out(tx, &p.new, step, ids).await?;
             }
-            let result = run_step(&mut tx, &new, step).await;
+            let result = run_step(tx, &p.new, step, long).await;
             if let Err(e) = result {
                 if let Some((_, message)) = e.unique_violation() {
                     return Err(KernelError::Conflict {
@@ -350,34 +415,109 @@ impl Definitions {
                 return Err(e);
             }
             if !before {
-                resolver.carry_out(&mut tx, &new, step, ids).await?;
+                resolver.carry_out(tx, &p.new, step, ids).await?;
             }
         }
-        for (item, table) in resolver.searches_to_rebuild() {
-            rebuild_search(&mut tx, &new, &item, &table).await?;
+        for conversion in converted.unwrap_or_default() {
+            tx.execute_ddl(&batches::drop_column(&conversion.table, batches::MARKER))
+                .await?;
         }
+        let after = if long {
+            long::after_switch(&p.plan, &p.new)
+        } else {
+            for (item, table) in resolver.searches_to_rebuild() {
+                rebuild_search(tx, &p.new, &item, &table).await?;
+            }
+            runs::AfterSwitch::default()
+        };
         let stamp = now();
         let d = tx.dialect();
         let mut sql = tx.sql();
         sql.push("UPDATE data_items SET definition = ")
-            .param(Some(to_json_text(&draft)?), d.param_cast(FieldType::Json))
+            .param(Some(to_json_text(&p.draft)?), d.param_cast(FieldType::Json))
             .push(", draft = NULL, version = ")
             .param(
-                Some(draft.version.to_string()),
+                Some(p.draft.version.to_string()),
                 d.param_cast(FieldType::Integer),
             )
             .push(", updated_at = ")
             .param(Some(stamp.clone()), d.param_cast(FieldType::Datetime))
             .push(" WHERE name = ")
-            .text(name);
+            .text(&name);
         tx.execute(sql).await?;
-        record_version(&mut tx, &draft, &plan, &stamp).await?;
-        tx.execute(audit.row(d, name)).await?;
-        tx.commit().await?;
-        self.swap(new);
-        tracing::info!(item = %name, version = draft.version, steps = plan.steps.len(), "migration applied");
-        Ok((draft, plan))
+        record_version(tx, &p.draft, &p.plan, &stamp).await?;
+        tx.execute(audit.row(d, &name)).await?;
+        Ok(after)
     }
+}
+
+/// A pending change made ready to apply: the versions on both sides and the plan between
+/// them.
+struct Prepared {
+    /// The definition to put in force (its version counted on, renames forgotten).
+    draft: DataItem,
+    /// The catalog in force.
+    old: Catalog,
+    /// The catalog with the draft, renames kept (counting reads renamed fields under
+    /// their old names).
+    renaming: Catalog,
+    /// The catalog once the draft is in force.
+    new: Catalog,
+    /// The plan from `old` to `renaming`.
+    plan: MigrationPlan,
+    /// Per step, whether it is destructive by its structure (before violations count).
+    structural: Vec<bool>,
+}
+
+impl Prepared {
+    /// Counts the plan in the data of `tx` and decides it with `request` (refusing what
+    /// `resolve::decide` refuses); answers the records breaking each step's rules.
+    async fn count_and_decide(
+        &mut self,
+        tx: &mut Tx,
+        request: &ApplyRequest,
+    ) -> Result<count::Breaking> {
+        let breaking = count_plan(tx, &self.old, &self.renaming, &mut self.plan).await?;
+        resolve::decide(
+            &mut self.plan,
+            &self.new,
+            &self.structural,
+            &request.resolve,
+            request.confirm_destructive,
+        )?;
+        Ok(breaking)
+    }
+}
+
+/// What applying a pending change did.
+#[derive(Debug)]
+pub enum Applied {
+    /// Applied in one transaction: the definition in force and the steps applied.
+    Done(DataItem, MigrationPlan),
+    /// Too large for one transaction: a run has started, worked in batches (drive it with
+    /// [`Definitions::advance`]); its progress as it starts.
+    Started(MigrationProgress),
+}
+
+/// The items whose computed fields must be computed anew once `plan` is applied: those
+/// with a computed field added or changed, and those whose inputs a resolution fixed or
+/// emptied.
+pub fn recompute_items(plan: &MigrationPlan) -> Vec<String> {
+    let mut items: Vec<String> = Vec::new();
+    for step in &plan.steps {
+        let changed_values = step.violations.as_ref().is_some_and(|v| {
+            matches!(
+                v.resolved,
+                Some(ResolutionKind::Fix) | Some(ResolutionKind::Archive)
+            )
+        });
+        if (matches!(step.action, StepAction::Recompute { .. }) || changed_values)
+            && !items.contains(&step.item)
+        {
+            items.push(step.item.clone());
+        }
+    }
+    items
 }
 
 /// Steps with records breaking their field's new rules need a resolution or a

@@ -156,6 +156,7 @@ error_codes! {
     Referenced = "referenced": "409: the record cannot be deleted while others reference it (`details` says which).",
     DestructiveChangeUnconfirmed = "destructive_change_unconfirmed": "409: the migration removes or converts data, or leaves records breaking new rules; send `{\"confirm_destructive\": true}` or resolve each field in `resolve`.",
     NoPendingChange = "no_pending_change": "409: the DataItem has no pending change to plan, apply or discard.",
+    MigrationRunning = "migration_running": "409: a migration of the DataItem runs in batches: its records are read-only, and definitions wait, until it ends (`GET /api/v1/data-items/{name}/migration/progress`).",
     NoDraft = "no_draft": "409: the service has no draft to publish.",
     AppTokenExists = "app_token_exists": "409: an app token of that name exists or existed (names are never reused).",
     LastAdministrator = "last_administrator": "409: the change would leave no user who can log in holding `admin`.",

@@ -741,6 +741,7 @@ impl Records {
         actor: Option<&str>,
         depth: u32,
     ) -> Result<(WritePlan, Json, bool)> {
+        self.definitions.refuse_writes(item)?;
         let body = &self.computed_for_create(item, body)?;
         self.validate(item, body, true)?;
         let schema = self.definitions.schema();
@@ -841,6 +842,7 @@ impl Records {
         actor: Option<&str>,
         depth: u32,
     ) -> Result<(Json, bool)> {
+        self.definitions.refuse_writes(item)?;
         self.validate(item, body, false)?;
         let schema = self.definitions.schema();
         let catalog = &schema.catalog;
@@ -1008,6 +1010,7 @@ impl Records {
         expected: Option<i64>,
         actor: Option<&str>,
     ) -> Result<()> {
+        self.definitions.refuse_writes(item)?;
         let schema = self.definitions.schema();
         let catalog = &schema.catalog;
         catalog.require(item)?;

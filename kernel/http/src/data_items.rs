@@ -121,33 +121,59 @@ pub async fn migration_plan(
 /// removes a field or converts values lossily (the old values are archived, never dropped);
 /// records breaking a field's new rules need `{"resolve": {"<field>": {"action": "fix",
 /// "value": …} | {"action": "archive"} | {"action": "accept"}}}` (the plan lists which each
-/// step takes), or `confirm_destructive` where accepting them is possible.
+/// step takes), or `confirm_destructive` where accepting them is possible. A change that
+/// converts or re-indexes a table of more rows than a batch holds (1,000) is decided at
+/// once but runs in batches in the background: the answer is 202 with its progress, and
+/// `Location` is where to follow it; meanwhile the item's records are read-only.
 #[utoipa::path(post, path = "/api/v1/data-items/{name}/migration", tag = "design", operation_id = "apply_data_item_migration",
     request_body(content = Option<erpos_design::migration::ApplyRequest>, description = "optional; `{\"confirm_destructive\": true}` for destructive steps, `resolve` per field for records breaking new rules"),
     params(("name" = String, Path, description = "DataItem name")),
     responses((status = 200, description = "the definition now in force and the steps applied", body = super::schema::Migrated),
+              (status = 202, description = "a large migration started in batches: its progress (follow `Location`)", body = erpos_kernel::definitions::MigrationProgress),
               (status = 403, description = "needs design", body = super::error::ErrorBody),
               (status = 404, description = "no such DataItem", body = super::error::ErrorBody),
-              (status = 409, description = "destructive and unconfirmed, or records breaking new rules unresolved (`destructive_change_unconfirmed`), no pending change (`no_pending_change`), or values repeat for a new unique field (`unique_violation`)", body = super::error::ErrorBody),
+              (status = 409, description = "destructive and unconfirmed, or records breaking new rules unresolved (`destructive_change_unconfirmed`), no pending change (`no_pending_change`), values repeat for a new unique field (`unique_violation`), or a migration runs in batches (`migration_running`)", body = super::error::ErrorBody),
               (status = 422, description = "a resolution naming no field, a fix value breaking the field's rules, or a resolution the step cannot take", body = super::error::ErrorBody)))]
 pub async fn migration_apply(
     State(k): State<Arc<Kernel>>,
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     erpos_kernel::app::require(&caller, Permission::Design, "migrating DataItems")?;
     let body = super::extract::optional_body(&body, json!({}))?;
     let request = erpos_kernel::app::design::read_apply_request(&body)?;
-    let (item, plan) = erpos_kernel::app::design::migrate_data_item(
-        &k,
-        &caller,
-        &name,
-        request.confirm_destructive,
-        &request.resolve,
-    )
-    .await?;
-    Ok(Json(json!({"data_item": item, "applied": plan})))
+    match erpos_kernel::app::design::migrate_data_item(&k, &caller, &name, &request).await? {
+        erpos_kernel::app::design::Migration::Applied(item, plan) => {
+            Ok(Json(json!({"data_item": item, "applied": plan})).into_response())
+        }
+        erpos_kernel::app::design::Migration::Started(progress) => {
+            let location = format!("/api/v1/data-items/{name}/migration/progress");
+            Ok((
+                StatusCode::ACCEPTED,
+                [(axum::http::header::LOCATION, location)],
+                Json(json!(progress)),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// How far the migration of a DataItem is: its run in batches while it is active, or the
+/// last one that ended (`done`, or `failed` with why: then the change is still pending).
+#[utoipa::path(get, path = "/api/v1/data-items/{name}/migration/progress", tag = "design", operation_id = "data_item_migration_progress",
+    params(("name" = String, Path, description = "DataItem name")),
+    responses((status = 200, description = "the run's progress", body = erpos_kernel::definitions::MigrationProgress),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "no such DataItem, or it never had a migration run in batches", body = super::error::ErrorBody)))]
+pub async fn migration_progress(
+    State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(
+        erpos_kernel::app::migration_runs::progress(&k, &caller, &name).await?
+    )))
 }
 
 /// Discards the pending change.

@@ -69,6 +69,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         data_items::migration_plan,
         data_items::migration_apply,
         data_items::migration_discard,
+        data_items::migration_progress,
         records::list,
         records::create,
         records::show,
@@ -308,6 +309,10 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
             get(data_items::migration_plan)
                 .post(data_items::migration_apply)
                 .delete(data_items::migration_discard),
+        )
+        .route(
+            "/data-items/{name}/migration/progress",
+            get(data_items::migration_progress),
         )
         .route("/records/{item}", get(records::list).post(records::create))
         .route(

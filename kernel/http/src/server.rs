@@ -23,6 +23,8 @@ pub async fn serve(
     // Rules read the event log (and fire time rules); the outbox delivers what they queued.
     let rules = erpos_kernel::worker::spawn(&kernel.rules);
     let outbox = erpos_kernel::worker::spawn(&kernel.outbox);
+    // Migrations a crash interrupted go on from their last committed batch.
+    let runs = erpos_kernel::app::migration_runs::resume(&kernel);
     // With each connection's peer address: login throttling counts per client address.
     let served = axum::serve(
         listener,
@@ -33,6 +35,9 @@ pub async fn serve(
     timers.abort();
     rules.abort();
     outbox.abort();
+    for run in runs {
+        run.abort();
+    }
     served?;
     kernel.db.close().await;
     tracing::info!("erpos stopped");

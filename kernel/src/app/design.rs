@@ -7,6 +7,8 @@ use erpos_design::data_item::DataItem;
 use erpos_design::migration::MigrationPlan;
 use erpos_design::rule::ServiceRule;
 use erpos_design::service::Service;
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::{audit, require};
@@ -69,47 +71,43 @@ fn redact_plan(k: &Kernel, caller: &Caller, plan: &mut MigrationPlan) {
     }
 }
 
+/// What applying a pending change did.
+pub enum Migration {
+    /// Applied in one transaction: the definition in force and the steps applied.
+    Applied(DataItem, MigrationPlan),
+    /// Too large for one transaction: it runs in batches in the background (see
+    /// `migration_runs`); its progress as it starts.
+    Started(crate::definitions::MigrationProgress),
+}
+
 /// Applies the pending change of `name` (destructive steps need `confirm_destructive`;
-/// records breaking a field's new rules need a resolution in `resolve`).
+/// records breaking a field's new rules need a resolution in `resolve`). A change that
+/// converts or re-indexes a large table starts a run in the background instead.
 pub async fn migrate_data_item(
-    k: &Kernel,
+    k: &Arc<Kernel>,
     caller: &Caller,
     name: &str,
-    confirm_destructive: bool,
-    resolve: &crate::definitions::Resolutions,
-) -> Result<(DataItem, MigrationPlan)> {
+    request: &erpos_design::migration::ApplyRequest,
+) -> Result<Migration> {
     require(caller, Permission::Design, "migrating DataItems")?;
-    let (item, mut plan) = k
+    let applied = k
         .definitions
-        .apply(
-            name,
-            confirm_destructive,
-            resolve,
-            &audit(k, caller, "data_item.migrate"),
-        )
+        .apply(name, request, &audit(k, caller, "data_item.migrate"))
         .await?;
+    let (item, mut plan) = match applied {
+        crate::definitions::Applied::Done(item, plan) => (item, plan),
+        crate::definitions::Applied::Started(progress) => {
+            super::migration_runs::spawn(k, name.to_owned());
+            return Ok(Migration::Started(progress));
+        }
+    };
     // Computed fields added or changed get their values on the records that exist, and
     // so do those whose inputs a resolution fixed or emptied.
-    let mut items: Vec<&str> = Vec::new();
-    for step in &plan.steps {
-        let changed_values = step.violations.as_ref().is_some_and(|v| {
-            matches!(
-                v.resolved,
-                Some(erpos_design::migration::ResolutionKind::Fix)
-                    | Some(erpos_design::migration::ResolutionKind::Archive)
-            )
-        });
-        if (matches!(step.action, erpos_design::StepAction::Recompute { .. }) || changed_values)
-            && !items.contains(&step.item.as_str())
-        {
-            items.push(&step.item);
-        }
-    }
-    for item in items {
-        k.records.recompute(item).await?;
+    for item in crate::definitions::recompute_items(&plan) {
+        k.records.recompute(&item).await?;
     }
     redact_plan(k, caller, &mut plan);
-    Ok((item, plan))
+    Ok(Migration::Applied(item, plan))
 }
 
 /// Every role a DataItem's visibility rules name exists (`*` is everyone): a rule for a

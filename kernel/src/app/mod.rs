@@ -16,6 +16,7 @@ pub mod delegations;
 pub mod design;
 pub mod directory;
 pub mod menus;
+pub mod migration_runs;
 pub mod migrations;
 pub mod monitor;
 pub mod operations;

@@ -9,11 +9,14 @@ use erpos_design::{Catalog, FieldType, Value};
 use crate::db::Tx;
 use crate::error::{KernelError, Result};
 
-/// Runs one migration step inside the applying transaction.
+/// Runs one migration step inside the applying transaction. With `converted`, the values
+/// of a retyped field are already in their new column (a long run converted them in
+/// batches, see `batches`): the step only renames.
 pub(super) async fn run_step(
     tx: &mut Tx,
     new: &Catalog,
     step: &erpos_design::MigrationStep,
+    converted: bool,
 ) -> Result<()> {
     match &step.action {
         StepAction::RetypeColumn { from, to, .. } => {
@@ -24,11 +27,21 @@ pub(super) async fn run_step(
                 .iter()
                 .position(|s| s.starts_with("--"))
                 .unwrap_or(step.sql.len());
+            let temp = super::batches::temp_column(&to.name);
+            let d = tx.dialect();
+            let added = d.add_column(&step.table, &temp, to.field_type);
             for statement in &step.sql[..marker] {
+                if converted && statement == &added {
+                    continue;
+                }
                 tx.execute_ddl(statement).await?;
             }
-            let temp = format!("{}__new", to.name);
-            let d = tx.dialect();
+            if converted {
+                for statement in step.sql.iter().skip(marker + 1) {
+                    tx.execute_ddl(statement).await?;
+                }
+                return Ok(());
+            }
             let mut sql = tx.sql();
             sql.push("SELECT ")
                 .col_text("id")
@@ -106,20 +119,56 @@ pub(super) async fn rebuild_search(
     item: &str,
     table: &str,
 ) -> Result<()> {
+    // The pinyin sort keys are rebuilt with the documents: forgotten, then stored anew.
+    for forget in crate::store::sort_keys::forget(tx.dialect(), item, None) {
+        tx.execute(forget).await?;
+    }
+    search_rows(tx, catalog, item, table, None).await?;
+    Ok(())
+}
+
+/// Recomputes the search documents (and sort keys) of the next `limit` records of `item`
+/// after `after`, in id order, in `tx`: a long run's batch. Answers how many records it
+/// read and the last id.
+pub(super) async fn search_batch(
+    tx: &mut Tx,
+    catalog: &Catalog,
+    item: &str,
+    table: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(usize, Option<String>)> {
+    search_rows(tx, catalog, item, table, Some((after, limit))).await
+}
+
+/// The documents of the records of `table`: all of them (their sort keys forgotten by the
+/// caller), or a batch (`after`, `limit`) whose records forget their own first.
+async fn search_rows(
+    tx: &mut Tx,
+    catalog: &Catalog,
+    item: &str,
+    table: &str,
+    batch: Option<(Option<&str>, usize)>,
+) -> Result<(usize, Option<String>)> {
     let fields = catalog.effective_fields(item);
     let searchable: Vec<_> = fields.iter().filter(|e| e.field.searchable).collect();
     let d = tx.dialect();
-    // The pinyin sort keys are rebuilt with the documents: forgotten, then stored anew.
-    for forget in crate::store::sort_keys::forget(d, item, None) {
-        tx.execute(forget).await?;
-    }
     let mut sql = tx.sql();
     sql.push("SELECT ").col_text("id");
     for e in &searchable {
         sql.push(", ").col_text(&e.field.name);
     }
     sql.push(" FROM ").ident(table);
+    if let Some((after, limit)) = batch {
+        if let Some(after) = after {
+            sql.push(" WHERE \"id\" > ")
+                .param(Some(after.to_owned()), d.param_cast(FieldType::Reference));
+        }
+        sql.push(" ORDER BY \"id\" LIMIT ").push(&limit.to_string());
+    }
     let rows = tx.fetch(sql).await?;
+    let n = rows.len();
+    let last = rows.last().and_then(|r| r.first().cloned().flatten());
     for row in rows {
         let Some(Some(id)) = row.first() else {
             continue;
@@ -139,9 +188,14 @@ pub(super) async fn rebuild_search(
             .push(" WHERE id = ")
             .param(Some(id.clone()), d.param_cast(FieldType::Reference));
         tx.execute(sql).await?;
+        if batch.is_some() {
+            for forget in crate::store::sort_keys::forget(d, item, Some(id)) {
+                tx.execute(forget).await?;
+            }
+        }
         for keys in crate::store::sort_keys::store(d, item, id, &fields, text_of) {
             tx.execute(keys).await?;
         }
     }
-    Ok(())
+    Ok((n, last))
 }
