@@ -52,6 +52,7 @@ fn room(capacity: u32) -> Resource {
         resource_type: "room".into(),
         capacity,
         skills: Default::default(),
+        calendar: None,
     }
 }
 

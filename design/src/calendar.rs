@@ -366,6 +366,10 @@ pub struct WorkingCalendar {
     pub exceptions: BTreeMap<LocalDate, Vec<Interval>>,
 }
 
+/// The most days [`WorkingCalendar::working_spans`] walks (a slot search looks a month
+/// or two ahead, never years).
+pub const MAX_SPAN_DAYS: i64 = 366;
+
 impl Default for WorkingCalendar {
     fn default() -> Self {
         Self::always()
@@ -579,6 +583,37 @@ impl WorkingCalendar {
             };
             ms = 0;
         }
+    }
+
+    /// The working spans `[from, to)` within `[from_ms, to_ms)`, in order, touching ones
+    /// merged (a night shift over midnight is one span): what a slot search walks instead
+    /// of asking instant by instant. At most [`MAX_SPAN_DAYS`] days are walked.
+    pub fn working_spans(&self, from_ms: i64, to_ms: i64) -> Vec<(i64, i64)> {
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        if to_ms <= from_ms {
+            return out;
+        }
+        let (first, _) = self.split(from_ms);
+        let (last, _) = self.split(to_ms);
+        for day in first..=last.min(first + MAX_SPAN_DAYS) {
+            for interval in self.hours_on(day) {
+                let (Some(a), Some(b)) = (
+                    self.instant(day, interval.start.ms()),
+                    self.instant(day, interval.end.ms()),
+                ) else {
+                    continue;
+                };
+                let (a, b) = (a.max(from_ms), b.min(to_ms));
+                if a >= b {
+                    continue;
+                }
+                match out.last_mut() {
+                    Some(prev) if prev.1 >= a => prev.1 = prev.1.max(b),
+                    _ => out.push((a, b)),
+                }
+            }
+        }
+        out
     }
 
     /// Working milliseconds between two instants: how much working time a task has had, or
@@ -827,6 +862,30 @@ mod tests {
             .and_utc()
             .timestamp_millis()
             - 8 * HOUR
+    }
+
+    #[test]
+    fn working_spans_are_the_hours_of_each_day_clipped_to_the_window() {
+        let cal = clinic();
+        // Thursday 2026-12-03 from 10:00 to Saturday: Thursday 10–12 and 13–18, Friday's
+        // two spans, nothing on Saturday.
+        let spans = cal.working_spans(china(2026, 12, 3, 10, 0), china(2026, 12, 5, 12, 0));
+        assert_eq!(
+            spans,
+            [
+                (china(2026, 12, 3, 10, 0), china(2026, 12, 3, 12, 0)),
+                (china(2026, 12, 3, 13, 0), china(2026, 12, 3, 18, 0)),
+                (china(2026, 12, 4, 9, 0), china(2026, 12, 4, 12, 0)),
+                (china(2026, 12, 4, 13, 0), china(2026, 12, 4, 18, 0)),
+            ]
+        );
+        // Every span is working time, and what lies between is not.
+        for (a, b) in &spans {
+            assert_eq!(cal.working_ms_between(*a, *b), b - a);
+        }
+        let always = WorkingCalendar::always();
+        let (a, b) = (china(2026, 12, 3, 22, 0), china(2026, 12, 4, 2, 0));
+        assert_eq!(always.working_spans(a, b), [(a, b)], "midnight merges");
     }
 
     #[test]

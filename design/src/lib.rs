@@ -10,6 +10,7 @@
 //! It must stay pure: no I/O, no async, no database driver. That is what lets every rule
 //! about definitions be tested exhaustively and fast.
 
+pub mod booking;
 pub mod bounds;
 pub mod calendar;
 pub mod catalog;
@@ -35,6 +36,7 @@ pub mod service;
 pub mod service_check;
 pub mod shape;
 pub mod template;
+pub mod treatment;
 pub mod value;
 pub mod visibility;
 

@@ -79,6 +79,12 @@ pub enum Permission<'a> {
         /// The field, for per-field grants.
         field: Option<&'a str>,
     },
+    /// Bookings of resources and operators: `read` (see them), `book` (book, move,
+    /// cancel, mark no-show).
+    Bookings {
+        /// The operation: `read` or `book`.
+        op: &'a str,
+    },
     /// Processes of a service.
     Service {
         /// The service.
@@ -107,6 +113,10 @@ impl Permission<'_> {
                         out.push(format!("records:{i}:{o}"));
                     }
                 }
+            }
+            Permission::Bookings { op } => {
+                out.push(format!("bookings:{op}"));
+                out.push("bookings:*".to_owned());
             }
             Permission::Service { name, op } => {
                 for n in [*name, "*"] {
@@ -284,6 +294,7 @@ impl Caller {
 }
 
 /// Checks the shape of a grant string: `admin`, `design`, `organisation`, `monitor`,
+/// `bookings:{read|book|*}`,
 /// `records:{item|*}:{read|create|update|delete|*}[:{field}]` or
 /// `services:{name|*}:{start|view|handle|administer|*}`. Returns what is wrong.
 pub fn check_grant(grant: &str) -> Result<(), String> {
@@ -291,6 +302,13 @@ pub fn check_grant(grant: &str) -> Result<(), String> {
     let parts: Vec<&str> = grant.split(':').collect();
     match parts.as_slice() {
         ["admin" | "design" | "organisation" | "monitor"] => Ok(()),
+        ["bookings", op] => {
+            if ["read", "book", "*"].contains(op) {
+                Ok(())
+            } else {
+                Err(format!("'{op}' is not one of read, book, *"))
+            }
+        }
         ["records", item, op, rest @ ..] if rest.len() <= 1 => {
             if !name_ok(item) {
                 return Err(format!("'{item}' is not a DataItem name or *"));
@@ -318,10 +336,12 @@ pub fn check_grant(grant: &str) -> Result<(), String> {
             }
             Ok(())
         }
-        _ => Err("expected admin, design, organisation, monitor, \
+        _ => Err(
+            "expected admin, design, organisation, monitor, bookings:{read|book}, \
                   records:{item}:{read|create|update|delete}[:{field}] or \
                   services:{name}:{start|view|handle|administer} (* for any name or operation)"
-            .to_owned()),
+                .to_owned(),
+        ),
     }
 }
 
@@ -420,6 +440,8 @@ mod tests {
             "records:huanzhe:update:age",
             "services:leave:start",
             "services:*:*",
+            "bookings:read",
+            "bookings:*",
         ] {
             assert_eq!(check_grant(ok), Ok(()), "{ok}");
         }

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod bookings;
 pub mod calendars;
 pub mod caller;
 pub mod clock;
@@ -65,6 +66,8 @@ pub struct Kernel {
     _step_runner: Arc<dyn engine::AutomaticSteps>,
     /// Working calendars (deadlines are counted in them).
     pub calendars: Arc<calendars::Calendars>,
+    /// Bookings of resources and operators over time.
+    pub bookings: Arc<bookings::Bookings>,
     /// The event log.
     pub events: Arc<events::Events>,
     /// ServiceRules and their worker.
@@ -151,6 +154,7 @@ impl Kernel {
             events.clone(),
         ));
         let calendars = calendars::Calendars::load(db.clone()).await?;
+        let bookings = bookings::Bookings::load(db.clone()).await?;
         let engine = engine::Engine::load(
             db.clone(),
             clock.clone(),
@@ -194,6 +198,7 @@ impl Kernel {
             rules,
             outbox,
             calendars,
+            bookings,
             _step_runner: runner,
             auth: Arc::new(auth::Auth::new(db_auth, clock.clone())),
             clock,

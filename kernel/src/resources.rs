@@ -68,7 +68,9 @@ fn known_keys(body: &Value, allowed: &[&str], issues: &mut Vec<Issue>) {
 /// The keys `POST /api/v1/resource-types` takes.
 pub const TYPE_KEYS: [&str; 3] = ["name", "kind", "label"];
 /// The keys `POST /api/v1/resources` takes.
-pub const RESOURCE_KEYS: [&str; 6] = ["id", "type", "capacity", "skills", "label", "name"];
+pub const RESOURCE_KEYS: [&str; 7] = [
+    "id", "type", "capacity", "skills", "label", "name", "calendar",
+];
 /// The keys `POST /api/v1/users` takes.
 pub const USER_KEYS: [&str; 9] = [
     "id",
@@ -162,6 +164,27 @@ fn capacity(body: &Value, issues: &mut Vec<Issue>) -> u32 {
     }
 }
 
+/// The working calendar a resource's or user's body names, which must exist.
+fn calendar_of(k: &Kernel, body: &Value, issues: &mut Vec<Issue>) -> Option<String> {
+    match body.get("calendar") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) => {
+            if !k.calendars.all().contains_key(c) {
+                let names: Vec<String> = k.calendars.all().keys().cloned().collect();
+                issues.push(Issue::new(
+                    "/calendar",
+                    erpos_design::directory::unknown("calendar", c, names.iter()),
+                ));
+            }
+            Some(c.clone())
+        }
+        Some(_) => {
+            issues.push(Issue::new("/calendar", "expected a calendar name"));
+            None
+        }
+    }
+}
+
 /// Defines (or replaces) a resource type: `{"name", "kind", "label": {"zh"}}`.
 pub async fn put_type(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
     let mut issues = Vec::new();
@@ -197,7 +220,8 @@ pub async fn types(k: &Kernel) -> Result<Vec<Value>> {
     crate::store::resources::types(&k.db).await
 }
 
-/// Defines (or replaces) a resource: `{"id", "type", "capacity", "skills", "label"}`.
+/// Defines (or replaces) a resource: `{"id", "type", "capacity", "skills", "label",
+/// "calendar"}`.
 pub async fn put(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
     let mut issues = Vec::new();
     known_keys(body, &RESOURCE_KEYS, &mut issues);
@@ -205,6 +229,7 @@ pub async fn put(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
     let rtype = identifier(body, "type", &mut issues);
     let capacity = capacity(body, &mut issues);
     let skills = strings(body, "skills", &mut issues);
+    let calendar = calendar_of(k, body, &mut issues);
     labels(body, &mut issues);
     // Checked whatever else is wrong: one answer carries every problem.
     if !rtype.is_empty() && !crate::store::resources::type_exists(&k.db, &rtype).await? {
@@ -234,6 +259,7 @@ pub async fn put(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
                 resource_type: rtype,
                 capacity,
                 skills,
+                calendar,
             },
             body,
             row,
@@ -283,19 +309,7 @@ pub async fn put_user(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
             None
         }
     };
-    let calendar = match body.get("calendar") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(c)) => {
-            if !k.calendars.all().contains_key(c) {
-                issues.push(Issue::new("/calendar", format!("no calendar named '{c}'")));
-            }
-            Some(c.clone())
-        }
-        Some(_) => {
-            issues.push(Issue::new("/calendar", "expected a calendar name"));
-            None
-        }
-    };
+    let calendar = calendar_of(k, body, &mut issues);
     if !issues.is_empty() {
         return Err(invalid(issues));
     }

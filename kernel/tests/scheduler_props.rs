@@ -65,6 +65,7 @@ fn clinic() -> Scheduler {
             resource_type: t.into(),
             capacity: 1,
             skills: BTreeSet::new(),
+            calendar: None,
         });
     }
     let ops = [

@@ -10,6 +10,7 @@
 //! never runs without a `Caller`, and checks that caller's grants before changing anything.
 
 pub mod auth;
+mod bookings;
 mod calendars;
 mod data_items;
 mod docs;
@@ -27,6 +28,7 @@ pub mod server;
 mod services;
 mod stats;
 mod tasks;
+mod treatments;
 mod ws;
 
 use std::sync::Arc;
@@ -70,6 +72,16 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         data_items::migration_apply,
         data_items::migration_discard,
         data_items::migration_progress,
+        bookings::create,
+        bookings::list,
+        bookings::show,
+        bookings::reschedule,
+        bookings::cancel,
+        bookings::no_show,
+        bookings::slots,
+        treatments::save,
+        treatments::list,
+        treatments::show,
         records::list,
         records::create,
         records::show,
@@ -146,6 +158,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
          (name = "records", description = "Records of any DataItem"),
          (name = "processes", description = "Processes (PCBs), actions and queues"),
          (name = "resources", description = "Resource types, resources and users"),
+         (name = "bookings", description = "Bookings of rooms, devices and practitioners over time"),
          (name = "rules", description = "ServiceRules, the event log, the outbox and notifications"),
          (name = "organisation", description = "Departments, roles, skills and users"),
          (name = "time", description = "Working calendars for deadlines"),
@@ -338,6 +351,14 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
             get(resources::list_types).post(resources::create_type),
         )
         .route("/resources", get(resources::list).post(resources::create))
+        .route("/bookings", get(bookings::list).post(bookings::create))
+        .route("/bookings/slots", get(bookings::slots))
+        .route("/bookings/{id}", get(bookings::show))
+        .route("/treatments", get(treatments::list).post(treatments::save))
+        .route("/treatments/{name}", get(treatments::show))
+        .route("/bookings/{id}/reschedule", post(bookings::reschedule))
+        .route("/bookings/{id}/cancel", post(bookings::cancel))
+        .route("/bookings/{id}/no-show", post(bookings::no_show))
         .route(
             "/users",
             get(organisation::users).post(resources::create_user),

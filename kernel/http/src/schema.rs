@@ -236,6 +236,47 @@ pub struct RecordList {
     next_cursor: Option<String>,
 }
 
+/// `GET /bookings`: one page of bookings, by start.
+#[derive(ToSchema)]
+pub struct BookingList {
+    /// The bookings on this page.
+    items: Vec<erpos_kernel::bookings::Booking>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// `GET /treatments`: every treatment, by name.
+#[derive(ToSchema)]
+pub struct TreatmentList {
+    /// The treatments.
+    items: Vec<erpos_design::treatment::Treatment>,
+}
+
+/// One entry of a booking's history.
+#[derive(ToSchema)]
+pub struct BookingEvent {
+    /// Its place in the history, from 1.
+    seq: i64,
+    /// `booked`, `rescheduled`, `cancelled` or `no_show`.
+    action: String,
+    /// Who did it.
+    actor: String,
+    /// When (RFC 3339).
+    at: String,
+    /// What changed (the times moved, the reason).
+    detail: Value,
+}
+
+/// `GET /bookings/{id}`: the booking and its history.
+#[derive(ToSchema)]
+pub struct BookingShown {
+    /// The booking's own fields.
+    #[serde(flatten)]
+    booking: erpos_kernel::bookings::Booking,
+    /// What happened to it, in order.
+    history: Vec<BookingEvent>,
+}
+
 /// One entry of a record's audit trail.
 #[derive(ToSchema)]
 pub struct RecordChange {

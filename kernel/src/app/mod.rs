@@ -12,6 +12,7 @@
 //! This layer never speaks HTTP: it returns [`KernelError`]s, which the API maps to statuses.
 
 pub mod access;
+pub mod bookings;
 pub mod delegations;
 pub mod design;
 pub mod directory;
@@ -24,6 +25,8 @@ pub mod orders;
 pub mod organisation;
 pub mod processes;
 pub mod records;
+pub mod slots;
+pub mod treatments;
 pub mod work;
 
 use crate::Kernel;

@@ -23,6 +23,9 @@ pub struct Resource {
     /// Skills or certifications it carries.
     #[serde(default)]
     pub skills: BTreeSet<String>,
+    /// Its working calendar: bookings of it must lie within its hours (none: always).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<String>,
 }
 
 /// One unit request of a step, as the scheduler uses it.
@@ -204,6 +207,7 @@ mod tests {
             resource_type: "laser_room".into(),
             capacity: 1,
             skills: BTreeSet::new(),
+            calendar: None,
         }
     }
 
@@ -225,6 +229,7 @@ mod tests {
             resource_type: "laser_device".into(),
             capacity: 1,
             skills: BTreeSet::new(),
+            calendar: None,
         });
         let both = [need("laser_room", 1), need("laser_device", 1)];
         let plan = pool.plan(&both, &BTreeSet::new());

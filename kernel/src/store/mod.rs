@@ -16,6 +16,7 @@
 //! decided at run time and `records` builds their SQL from the definition. This module
 //! must never take a value as SQL text, and never default a value it cannot read.
 
+pub mod bookings;
 pub mod organisation;
 pub mod outbox;
 pub mod processes;
@@ -23,6 +24,7 @@ pub mod resources;
 pub mod search_grams;
 pub mod services;
 pub mod sort_keys;
+pub mod treatments;
 
 use erpos_design::Dialect;
 

@@ -422,6 +422,47 @@ impl TestApp {
         Ok(body)
     }
 
+    /// What bookings need of the clinic: its hours (门诊时间, 09:00–21:00 every day, UTC+8),
+    /// two treatment rooms (room-a1, room-a2), a laser (picolaser-1) and 王医生 (doc.wang),
+    /// each working those hours.
+    pub async fn bookable_clinic(&self) -> anyhow::Result<()> {
+        let day = serde_json::json!([["09:00", "21:00"]]);
+        let ok = |(s, b): (StatusCode, Value)| {
+            anyhow::ensure!(s.is_success(), "{s} {b}");
+            Ok(())
+        };
+        ok(self
+            .call("POST", "/api/v1/calendars", Some(serde_json::json!({
+                "name": "menzhen", "label": {"zh": "门诊时间"}, "utc_offset_minutes": 480,
+                "weekly": {"mon": day, "tue": day, "wed": day, "thu": day, "fri": day, "sat": day, "sun": day}
+            })))
+            .await?)?;
+        for (name, kind, zh) in [
+            ("treatment_room", "facility", "治疗室"),
+            ("laser", "equipment", "激光设备"),
+        ] {
+            ok(self
+                .call(
+                    "POST",
+                    "/api/v1/resource-types",
+                    Some(serde_json::json!({"name": name, "kind": kind, "label": {"zh": zh}})),
+                )
+                .await?)?;
+        }
+        for (id, ty, zh) in [
+            ("room-a1", "treatment_room", "治疗室A1"),
+            ("room-a2", "treatment_room", "治疗室A2"),
+            ("picolaser-1", "laser", "超皮秒激光1号"),
+        ] {
+            ok(self
+                .call("POST", "/api/v1/resources", Some(serde_json::json!({"id": id, "type": ty, "label": {"zh": zh}, "calendar": "menzhen"})))
+                .await?)?;
+        }
+        ok(self
+            .call("POST", "/api/v1/users", Some(serde_json::json!({"id": "doc.wang", "name": "王医生", "skills": ["laser_cert"], "calendar": "menzhen"})))
+            .await?)
+    }
+
     /// Counts the rows of a record table directly in the database (not through the API).
     pub async fn count_rows(&self, item: &str) -> anyhow::Result<i64> {
         let mut sql = erpos_kernel::sql::Sql::new(self.kernel.db.dialect());

@@ -1,0 +1,103 @@
+//! Treatments as data (issue 14 §1): what one visit of a treatment needs — how long it
+//! takes, the buffers before and after it (preparation, cleaning), one resource of each
+//! type it names (a treatment room, a device) and a practitioner holding its skill or
+//! certification. Slot search and booking read it; nothing here touches storage.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Issue;
+use crate::label::Label;
+
+/// The longest treatment, in minutes.
+pub const MAX_DURATION_MINUTES: u32 = 600;
+/// The longest buffer, in minutes (the same as a booking's).
+pub const MAX_BUFFER_MINUTES: u32 = 240;
+/// The most resource types one treatment needs.
+pub const MAX_RESOURCE_TYPES: usize = 5;
+
+/// A treatment and what a visit of it needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Treatment {
+    /// Its identifier (`tiao_q`); derived from `label.zh` when left out.
+    #[serde(default)]
+    pub name: String,
+    /// What staff and patients see (调Q激光).
+    pub label: Label,
+    /// How long the treatment itself takes.
+    pub duration_minutes: u32,
+    /// Minutes its resources and practitioner are held before it (preparation).
+    #[serde(default)]
+    pub buffer_before_minutes: u32,
+    /// Minutes they are held after it (cleaning).
+    #[serde(default)]
+    pub buffer_after_minutes: u32,
+    /// One resource of each of these types is held (`treatment_room`, `picolaser`).
+    #[serde(default)]
+    pub resource_types: Vec<String>,
+    /// A practitioner holding this skill or certification is held (none: no practitioner).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill: Option<String>,
+}
+
+impl Treatment {
+    /// Checks the treatment on its own (references are the caller's to check): every
+    /// problem at its pointer. Derives `name` from the label when it is empty.
+    pub fn prepare(mut self) -> Result<Self, Vec<Issue>> {
+        let mut issues = Vec::new();
+        if self.label.zh.trim().is_empty() {
+            issues.push(Issue::new("/label/zh", "a Chinese label is required"));
+        }
+        if self.name.is_empty() {
+            self.name = crate::naming::derive_identifier(&self.label.zh);
+        }
+        if !crate::naming::is_identifier(&self.name) {
+            issues.push(Issue::new(
+                "/name",
+                "use lowercase letters, digits and single underscores, starting with a letter",
+            ));
+        }
+        if !(5..=MAX_DURATION_MINUTES).contains(&self.duration_minutes) {
+            issues.push(Issue::new(
+                "/duration_minutes",
+                format!("from 5 to {MAX_DURATION_MINUTES} minutes"),
+            ));
+        }
+        for (minutes, at) in [
+            (self.buffer_before_minutes, "/buffer_before_minutes"),
+            (self.buffer_after_minutes, "/buffer_after_minutes"),
+        ] {
+            if minutes > MAX_BUFFER_MINUTES {
+                issues.push(Issue::new(
+                    at,
+                    format!("at most {MAX_BUFFER_MINUTES} minutes"),
+                ));
+            }
+        }
+        if self.resource_types.len() > MAX_RESOURCE_TYPES {
+            issues.push(Issue::new(
+                "/resource_types",
+                format!("at most {MAX_RESOURCE_TYPES}"),
+            ));
+        }
+        for (i, t) in self.resource_types.iter().enumerate() {
+            if self.resource_types[..i].contains(t) {
+                issues.push(Issue::new(
+                    format!("/resource_types/{i}"),
+                    format!("'{t}' is named twice: a treatment holds one resource of each type"),
+                ));
+            }
+        }
+        if self.resource_types.is_empty() && self.skill.is_none() {
+            issues.push(Issue::new(
+                "/resource_types",
+                "a treatment needs at least one resource type or a skill",
+            ));
+        }
+        if issues.is_empty() {
+            Ok(self)
+        } else {
+            Err(issues)
+        }
+    }
+}
