@@ -49,6 +49,17 @@ pub enum Suite {
         #[arg(long, default_value_t = 2_000)]
         events: usize,
     },
+    /// Slot searches/s and p99 over a month of a clinic (5 rooms, 3 lasers, 10
+    /// practitioners), and booking decisions/s under contention, each against a baseline
+    /// (SQLite).
+    Clinic {
+        /// Slot searches measured.
+        #[arg(long, default_value_t = 300)]
+        searches: usize,
+        /// Booking attempts from 64 clients at once.
+        #[arg(long, default_value_t = 2_000)]
+        attempts: usize,
+    },
     /// Handled work items/s end to end over HTTP: the clinic's leave request, every person
     /// with their own session (SQLite).
     Tasks {
@@ -82,6 +93,7 @@ pub async fn run(suite: Suite) -> anyhow::Result<()> {
             processes,
             concurrency,
         } => crate::bench_tasks::run(processes, concurrency).await,
+        Suite::Clinic { searches, attempts } => crate::bench_clinic::run(searches, attempts).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! and the pieces of the `erpos` binary that tests and benches also use.
 
 pub mod bench;
+pub mod bench_clinic;
 pub mod bench_kernel;
 pub mod bench_rules;
 pub mod bench_search;
