@@ -26,6 +26,7 @@ pub mod field_schema;
 pub mod flowchart;
 pub mod form;
 pub mod label;
+pub mod ledger;
 pub mod menu;
 pub mod migration;
 pub mod naming;

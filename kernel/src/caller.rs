@@ -85,6 +85,12 @@ pub enum Permission<'a> {
         /// The operation: `read` or `book`.
         op: &'a str,
     },
+    /// Prepaid accounts: `read` (see them), `charge` (open accounts, recharge, consume,
+    /// refund), `adjust` (correct a balance).
+    Money {
+        /// The operation.
+        op: &'a str,
+    },
     /// Processes of a service.
     Service {
         /// The service.
@@ -117,6 +123,10 @@ impl Permission<'_> {
             Permission::Bookings { op } => {
                 out.push(format!("bookings:{op}"));
                 out.push("bookings:*".to_owned());
+            }
+            Permission::Money { op } => {
+                out.push(format!("money:{op}"));
+                out.push("money:*".to_owned());
             }
             Permission::Service { name, op } => {
                 for n in [*name, "*"] {
@@ -294,7 +304,7 @@ impl Caller {
 }
 
 /// Checks the shape of a grant string: `admin`, `design`, `organisation`, `monitor`,
-/// `bookings:{read|book|*}`,
+/// `bookings:{read|book|*}`, `money:{read|charge|adjust|*}`,
 /// `records:{item|*}:{read|create|update|delete|*}[:{field}]` or
 /// `services:{name|*}:{start|view|handle|administer|*}`. Returns what is wrong.
 pub fn check_grant(grant: &str) -> Result<(), String> {
@@ -302,6 +312,13 @@ pub fn check_grant(grant: &str) -> Result<(), String> {
     let parts: Vec<&str> = grant.split(':').collect();
     match parts.as_slice() {
         ["admin" | "design" | "organisation" | "monitor"] => Ok(()),
+        ["money", op] => {
+            if ["read", "charge", "adjust", "*"].contains(op) {
+                Ok(())
+            } else {
+                Err(format!("'{op}' is not one of read, charge, adjust, *"))
+            }
+        }
         ["bookings", op] => {
             if ["read", "book", "*"].contains(op) {
                 Ok(())
@@ -337,7 +354,7 @@ pub fn check_grant(grant: &str) -> Result<(), String> {
             Ok(())
         }
         _ => Err(
-            "expected admin, design, organisation, monitor, bookings:{read|book}, \
+            "expected admin, design, organisation, monitor, bookings:{read|book}, money:{read|charge|adjust}, \
                   records:{item}:{read|create|update|delete}[:{field}] or \
                   services:{name}:{start|view|handle|administer} (* for any name or operation)"
                 .to_owned(),
@@ -442,6 +459,7 @@ mod tests {
             "services:*:*",
             "bookings:read",
             "bookings:*",
+            "money:adjust",
         ] {
             assert_eq!(check_grant(ok), Ok(()), "{ok}");
         }

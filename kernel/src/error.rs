@@ -158,6 +158,8 @@ error_codes! {
     NoPendingChange = "no_pending_change": "409: the DataItem has no pending change to plan, apply or discard.",
     BookingConflict = "booking_conflict": "409: the slot is taken: `details` names each booking in the way at the holder it takes (`/resources/{i}`, `/operators/{i}`) and the next free starts at `/alternatives/{i}`.",
     BookingNotActive = "booking_not_active": "409: the booking is cancelled or a no-show: only a booked one can be moved or ended.",
+    InsufficientBalance = "insufficient_balance": "409: the account's balance is less than the entry takes; nothing was booked (the message says the balance).",
+    ReferenceReused = "reference_reused": "409: the entry's reference was used on this account for a different entry: a retry must send the same kind and amount.",
     MigrationRunning = "migration_running": "409: a migration of the DataItem runs in batches: its records are read-only, and definitions wait, until it ends (`GET /api/v1/data-items/{name}/migration/progress`).",
     NoDraft = "no_draft": "409: the service has no draft to publish.",
     AppTokenExists = "app_token_exists": "409: an app token of that name exists or existed (names are never reused).",

@@ -9,6 +9,7 @@
 //! Every `/api/v1` route but `POST /sessions` sits behind `auth::authenticate`: a handler
 //! never runs without a `Caller`, and checks that caller's grants before changing anything.
 
+mod accounts;
 pub mod auth;
 mod bookings;
 mod calendars;
@@ -82,6 +83,11 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         treatments::save,
         treatments::list,
         treatments::show,
+        accounts::open,
+        accounts::list,
+        accounts::show,
+        accounts::entries,
+        accounts::post,
         records::list,
         records::create,
         records::show,
@@ -159,6 +165,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
          (name = "processes", description = "Processes (PCBs), actions and queues"),
          (name = "resources", description = "Resource types, resources and users"),
          (name = "bookings", description = "Bookings of rooms, devices and practitioners over time"),
+         (name = "money", description = "Prepaid accounts and their ledgers"),
          (name = "rules", description = "ServiceRules, the event log, the outbox and notifications"),
          (name = "organisation", description = "Departments, roles, skills and users"),
          (name = "time", description = "Working calendars for deadlines"),
@@ -356,6 +363,12 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
         .route("/bookings/{id}", get(bookings::show))
         .route("/treatments", get(treatments::list).post(treatments::save))
         .route("/treatments/{name}", get(treatments::show))
+        .route("/accounts", get(accounts::list).post(accounts::open))
+        .route("/accounts/{id}", get(accounts::show))
+        .route(
+            "/accounts/{id}/entries",
+            get(accounts::entries).post(accounts::post),
+        )
         .route("/bookings/{id}/reschedule", post(bookings::reschedule))
         .route("/bookings/{id}/cancel", post(bookings::cancel))
         .route("/bookings/{id}/no-show", post(bookings::no_show))

@@ -245,6 +245,20 @@ pub struct BookingList {
     next_cursor: Option<String>,
 }
 
+/// `GET /accounts`: accounts, oldest first.
+#[derive(ToSchema)]
+pub struct AccountList {
+    /// The accounts.
+    items: Vec<erpos_design::ledger::Account>,
+}
+
+/// `GET /accounts/{id}/entries`: a ledger, in order.
+#[derive(ToSchema)]
+pub struct EntryList {
+    /// The entries.
+    items: Vec<erpos_design::ledger::Entry>,
+}
+
 /// `GET /treatments`: every treatment, by name.
 #[derive(ToSchema)]
 pub struct TreatmentList {

@@ -16,6 +16,7 @@ pub mod bookings;
 pub mod delegations;
 pub mod design;
 pub mod directory;
+pub mod ledger;
 pub mod menus;
 pub mod migration_runs;
 pub mod migrations;
