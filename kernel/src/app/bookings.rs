@@ -480,13 +480,11 @@ pub async fn list(
                     }
                 }
             }
-            "limit" => match raw.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => query.limit = n,
-                _ => issues.push(Issue::new(
-                    at,
-                    format!("a whole number from 1 to {MAX_LIMIT}"),
-                )),
-            },
+            "limit" => {
+                if let Some(n) = super::limit_param(raw, MAX_LIMIT, &mut issues) {
+                    query.limit = n;
+                }
+            }
             "cursor" => {
                 let parsed = raw.split_once('_').and_then(|(start, id)| {
                     Some((

@@ -107,13 +107,11 @@ pub async fn list(
     for (key, raw) in params {
         match key.as_str() {
             "holder" => holder = Some(raw.clone()),
-            "limit" => match raw.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
-                _ => issues.push(Issue::new(
-                    "/query/limit",
-                    format!("a whole number from 1 to {MAX_LIMIT}"),
-                )),
-            },
+            "limit" => {
+                if let Some(n) = super::limit_param(raw, MAX_LIMIT, &mut issues) {
+                    limit = n;
+                }
+            }
             _ => issues.push(Issue::new(
                 format!("/query/{key}"),
                 "unknown parameter (holder, limit)",
@@ -141,13 +139,11 @@ pub async fn entries(
                 Ok(n) if n >= 0 => after = n,
                 _ => issues.push(Issue::new("/query/after", "the seq of the last entry seen")),
             },
-            "limit" => match raw.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => limit = n,
-                _ => issues.push(Issue::new(
-                    "/query/limit",
-                    format!("a whole number from 1 to {MAX_LIMIT}"),
-                )),
-            },
+            "limit" => {
+                if let Some(n) = super::limit_param(raw, MAX_LIMIT, &mut issues) {
+                    limit = n;
+                }
+            }
             _ => issues.push(Issue::new(
                 format!("/query/{key}"),
                 "unknown parameter (after, limit)",

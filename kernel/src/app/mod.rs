@@ -74,6 +74,25 @@ pub fn audit(k: &Kernel, caller: &Caller, action: &'static str) -> Audit {
     Audit::new(&caller.user, action, k.clock.now_ms())
 }
 
+/// A `limit` query parameter: a whole number from 1 to `max`, else a problem at
+/// `/query/limit` (and None).
+pub(crate) fn limit_param(
+    raw: &str,
+    max: usize,
+    issues: &mut Vec<erpos_design::Issue>,
+) -> Option<usize> {
+    match raw.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Some(n),
+        _ => {
+            issues.push(erpos_design::Issue::new(
+                "/query/limit",
+                format!("a whole number from 1 to {max}"),
+            ));
+            None
+        }
+    }
+}
+
 /// The strings of a JSON array at `key` (others ignored: the store's own check names
 /// them), for grant checks made before the body is parsed.
 fn strings_at(body: &serde_json::Value, key: &str) -> Vec<String> {

@@ -88,13 +88,11 @@ pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) ->
             "from" => from = instant_ms(raw, &at, &mut issues),
             "to" => to = instant_ms(raw, &at, &mut issues),
             "practitioner" => practitioner = Some(raw.clone()),
-            "limit" => match raw.parse::<usize>() {
-                Ok(n) if (1..=MAX_SLOTS).contains(&n) => limit = n,
-                _ => issues.push(Issue::new(
-                    at,
-                    format!("a whole number from 1 to {MAX_SLOTS}"),
-                )),
-            },
+            "limit" => {
+                if let Some(n) = super::limit_param(raw, MAX_SLOTS, &mut issues) {
+                    limit = n;
+                }
+            }
             "order" => match raw.as_str() {
                 "earliest" => tightest = false,
                 "tightest" => tightest = true,
