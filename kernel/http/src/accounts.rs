@@ -33,6 +33,7 @@ pub async fn open(
 /// The accounts of a holder, oldest first.
 #[utoipa::path(get, path = "/api/v1/accounts", tag = "money", operation_id = "list_accounts",
     params(("holder" = Option<String>, Query, description = "only this holder's (a patient's record id)"),
+           ("after" = Option<String>, Query, description = "only those opened after this account (the last id of the page before)"),
            ("limit" = Option<u32>, Query, description = "at most this many, 1 to 500 (default 50)")),
     responses((status = 200, description = "the accounts", body = super::schema::AccountList),
               (status = 400, description = "a bad parameter, named", body = super::error::ErrorBody),

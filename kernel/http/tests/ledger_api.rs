@@ -126,6 +126,14 @@ async fn a_prepaid_account_is_exact_never_negative_and_never_charged_twice() -> 
         let (s, list) = app.call("GET", "/api/v1/accounts?holder=patient-zengli", None).await?;
         assert_eq!(s, StatusCode::OK, "{list}");
         assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+        // Pages: a second account, listed after the first.
+        let second = open(&app, "patient-shanxue").await?;
+        let (s, page) = app.call("GET", "/api/v1/accounts?limit=1", None).await?;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert_eq!(page["items"][0]["id"], card.as_str(), "{page}");
+        let (s, page) = app.call("GET", &format!("/api/v1/accounts?limit=1&after={card}"), None).await?;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        assert_eq!(page["items"][0]["id"], second.as_str(), "{page}");
 
         // 20 retries of one charge at once: one entry.
         let retries = (0..20).map(|_| entry(&app, &card, "consumption", "100.00", "charge-ipl-07"));

@@ -96,17 +96,19 @@ pub async fn get(k: &Kernel, caller: &Caller, id: &str) -> Result<Account> {
         .ok_or_else(|| KernelError::NotFound(format!("account {id}")))
 }
 
-/// The accounts of a holder (`?holder=`), or all, at most `limit` (`money:read`).
+/// The accounts of a holder (`?holder=`), or all, oldest first, after the account id
+/// `after` (the last one of the page before), at most `limit` (`money:read`).
 pub async fn list(
     k: &Kernel,
     caller: &Caller,
     params: &[(String, String)],
 ) -> Result<Vec<Account>> {
     require(caller, Permission::Money { op: "read" }, "reading accounts")?;
-    let (mut holder, mut limit, mut issues) = (None, 50, Vec::new());
+    let (mut holder, mut after, mut limit, mut issues) = (None, None, 50, Vec::new());
     for (key, raw) in params {
         match key.as_str() {
             "holder" => holder = Some(raw.clone()),
+            "after" => after = Some(raw.clone()),
             "limit" => {
                 if let Some(n) = super::limit_param(raw, MAX_LIMIT, &mut issues) {
                     limit = n;
@@ -114,14 +116,14 @@ pub async fn list(
             }
             _ => issues.push(Issue::new(
                 format!("/query/{key}"),
-                "unknown parameter (holder, limit)",
+                "unknown parameter (holder, after, limit)",
             )),
         }
     }
     if !issues.is_empty() {
         return Err(KernelError::BadRequest(issues));
     }
-    crate::store::ledger::accounts(&k.db, holder.as_deref(), limit).await
+    crate::store::ledger::accounts(&k.db, holder.as_deref(), after.as_deref(), limit).await
 }
 
 /// The ledger of account `id`, in order (`?after=` a seq, `limit`) (`money:read`).

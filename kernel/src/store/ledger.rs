@@ -86,15 +86,25 @@ pub async fn account(db: &Db, id: &str) -> Result<Option<Account>> {
         .transpose()
 }
 
-/// The accounts of `holder` (or every account), oldest first, at most `limit`.
-pub async fn accounts(db: &Db, holder: Option<&str>, limit: usize) -> Result<Vec<Account>> {
+/// The accounts of `holder` (or every account) after the id `after`, oldest first (ids
+/// are UUIDv7: their order is the order of opening), at most `limit`.
+pub async fn accounts(
+    db: &Db,
+    holder: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Account>> {
     let mut select = Select::from(db.dialect(), "accounts", ACCOUNT).keyed("id");
+    select.sql().push(" WHERE 1 = 1");
     if let Some(h) = holder {
-        select.sql().push(" WHERE holder = ").text(h);
+        select.sql().push(" AND holder = ").text(h);
+    }
+    if let Some(a) = after {
+        select.sql().push(" AND id > ").text(a);
     }
     select
         .sql()
-        .push(" ORDER BY created_ms, id LIMIT ")
+        .push(" ORDER BY id LIMIT ")
         .push(&limit.to_string());
     select.fetch(db).await?.iter().map(account_of).collect()
 }
