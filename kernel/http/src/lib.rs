@@ -20,6 +20,7 @@ pub mod error;
 pub mod extract;
 mod menus;
 mod organisation;
+mod plans;
 mod processes;
 mod records;
 mod resources;
@@ -80,6 +81,9 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         bookings::cancel,
         bookings::no_show,
         bookings::slots,
+        plans::plan,
+        plans::report,
+        plans::needs,
         treatments::save,
         treatments::list,
         treatments::show,
@@ -360,6 +364,9 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
         .route("/resources", get(resources::list).post(resources::create))
         .route("/bookings", get(bookings::list).post(bookings::create))
         .route("/bookings/slots", get(bookings::slots))
+        .route("/bookings/plan", post(plans::plan))
+        .route("/capacity", get(plans::report))
+        .route("/capacity/needs", post(plans::needs))
         .route("/bookings/{id}", get(bookings::show))
         .route("/treatments", get(treatments::list).post(treatments::save))
         .route("/treatments/{name}", get(treatments::show))

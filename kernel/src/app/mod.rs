@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod bookings;
+pub mod capacity;
 pub mod delegations;
 pub mod design;
 pub mod directory;
@@ -24,6 +25,7 @@ pub mod monitor;
 pub mod operations;
 pub mod orders;
 pub mod organisation;
+pub mod plan;
 pub mod processes;
 pub mod records;
 pub mod slots;

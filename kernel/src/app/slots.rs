@@ -70,6 +70,82 @@ fn instant_ms(raw: &str, at: &str, issues: &mut Vec<Issue>) -> Option<i64> {
     parsed
 }
 
+/// The holders a treatment needs over a window: one group per resource type it names, in
+/// its order, then the practitioners with its skill; their ids beside them.
+pub(crate) struct Holders {
+    /// The groups, as slot search and planning take them.
+    pub groups: Vec<Vec<Member>>,
+    /// Per group, its members' ids (a resource's, a user's).
+    pub ids: Vec<Vec<String>>,
+    /// Whether the practitioner asked for (if any) has the skill.
+    pub practitioner_known: bool,
+}
+
+/// The holders `treatment` needs over `window`, with their working spans (buffers
+/// included), the practitioner `preferred` marked.
+pub(crate) async fn holders(
+    k: &Kernel,
+    treatment: &erpos_design::treatment::Treatment,
+    window: Span,
+    preferred: Option<&str>,
+) -> Holders {
+    let before = i64::from(treatment.buffer_before_minutes) * 60_000;
+    let after = i64::from(treatment.buffer_after_minutes) * 60_000;
+    let (from, to) = (window.from, window.to);
+    let practitioner = preferred.map(str::to_owned);
+    let calendars = k.calendars.all();
+    let spans = |calendar: &Option<String>| {
+        calendar
+            .as_ref()
+            .and_then(|c| calendars.get(c))
+            .map(|cal| cal.working_spans(from - before, to + after))
+    };
+    // One group per resource type, then the practitioners with the skill.
+    let (groups, ids, practitioner_known) = k
+        .engine
+        .read(|c| {
+            let mut groups: Vec<Vec<Member>> = Vec::new();
+            let mut ids: Vec<Vec<String>> = Vec::new();
+            for ty in &treatment.resource_types {
+                let members: Vec<_> = c.pool().iter().filter(|r| &r.resource_type == ty).collect();
+                ids.push(members.iter().map(|r| r.id.clone()).collect());
+                groups.push(
+                    members
+                        .iter()
+                        .map(|r| Member {
+                            key: resource_key(&r.id),
+                            working: spans(&r.calendar),
+                            preferred: false,
+                        })
+                        .collect(),
+                );
+            }
+            let mut known = practitioner.is_none();
+            if let Some(skill) = &treatment.skill {
+                let members: Vec<_> = c.operators().filter(|o| o.skills.contains(skill)).collect();
+                known |= members.iter().any(|o| Some(&o.id) == practitioner.as_ref());
+                ids.push(members.iter().map(|o| o.id.clone()).collect());
+                groups.push(
+                    members
+                        .iter()
+                        .map(|o| Member {
+                            key: operator_key(&o.id),
+                            working: spans(&o.calendar),
+                            preferred: Some(&o.id) == practitioner.as_ref(),
+                        })
+                        .collect(),
+                );
+            }
+            (groups, ids, known)
+        })
+        .await;
+    Holders {
+        groups,
+        ids,
+        practitioner_known,
+    }
+}
+
 /// Searches the slots the query parameters ask for.
 pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) -> Result<Slots> {
     require(
@@ -133,52 +209,11 @@ pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) ->
     let from = from.max(k.clock.now_ms());
     let before = i64::from(treatment.buffer_before_minutes) * 60_000;
     let after = i64::from(treatment.buffer_after_minutes) * 60_000;
-    let calendars = k.calendars.all();
-    let spans = |calendar: &Option<String>| {
-        calendar
-            .as_ref()
-            .and_then(|c| calendars.get(c))
-            .map(|cal| cal.working_spans(from - before, to + after))
-    };
-    // One group per resource type, then the practitioners with the skill.
-    let (groups, ids, practitioner_known) = k
-        .engine
-        .read(|c| {
-            let mut groups: Vec<Vec<Member>> = Vec::new();
-            let mut ids: Vec<Vec<String>> = Vec::new();
-            for ty in &treatment.resource_types {
-                let members: Vec<_> = c.pool().iter().filter(|r| &r.resource_type == ty).collect();
-                ids.push(members.iter().map(|r| r.id.clone()).collect());
-                groups.push(
-                    members
-                        .iter()
-                        .map(|r| Member {
-                            key: resource_key(&r.id),
-                            working: spans(&r.calendar),
-                            preferred: false,
-                        })
-                        .collect(),
-                );
-            }
-            let mut known = practitioner.is_none();
-            if let Some(skill) = &treatment.skill {
-                let members: Vec<_> = c.operators().filter(|o| o.skills.contains(skill)).collect();
-                known |= members.iter().any(|o| Some(&o.id) == practitioner.as_ref());
-                ids.push(members.iter().map(|o| o.id.clone()).collect());
-                groups.push(
-                    members
-                        .iter()
-                        .map(|o| Member {
-                            key: operator_key(&o.id),
-                            working: spans(&o.calendar),
-                            preferred: Some(&o.id) == practitioner.as_ref(),
-                        })
-                        .collect(),
-                );
-            }
-            (groups, ids, known)
-        })
-        .await;
+    let Holders {
+        groups,
+        ids,
+        practitioner_known,
+    } = holders(k, &treatment, Span { from, to }, practitioner.as_deref()).await;
     if !practitioner_known {
         return Err(KernelError::BadRequest(vec![Issue::new(
             "/query/practitioner",

@@ -136,6 +136,19 @@ impl Index {
         (before, after)
     }
 
+    /// How long `holder` is held within `span`, ms (what capacity planning calls load).
+    pub fn held_within(&self, holder: &str, span: Span) -> i64 {
+        let Some(spans) = self.by_holder.get(holder) else {
+            return 0;
+        };
+        spans
+            .range(..span.to)
+            .rev()
+            .take_while(|(_, (to, _))| *to > span.from)
+            .map(|(&from, &(to, _))| to.min(span.to) - from.max(span.from))
+            .sum()
+    }
+
     /// How many spans are held, over every holder.
     pub fn len(&self) -> usize {
         self.by_holder.values().map(BTreeMap::len).sum()

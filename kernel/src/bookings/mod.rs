@@ -9,6 +9,7 @@
 //! and whether the holders and their calendars allow the span, is the application layer's.
 
 pub mod index;
+pub mod plan;
 pub mod slots;
 
 use std::sync::Arc;
@@ -378,6 +379,12 @@ impl Bookings {
     ) -> Vec<slots::Slot> {
         let index = self.index.lock().await;
         slots::search(&index, groups, want)
+    }
+
+    /// A copy of the index as it is now: planning and capacity read it without holding up
+    /// decisions while they work.
+    pub async fn snapshot(&self) -> Index {
+        self.index.lock().await.clone()
     }
 
     /// How many holds the index has (the bench and the tests look).
