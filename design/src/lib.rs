@@ -36,6 +36,7 @@ pub mod serial;
 pub mod service;
 pub mod service_check;
 pub mod shape;
+pub mod stock;
 pub mod template;
 pub mod treatment;
 pub mod value;

@@ -91,6 +91,12 @@ pub enum Permission<'a> {
         /// The operation.
         op: &'a str,
     },
+    /// Stock: `read` (see materials, lots, movements, alerts), `move` (receive, consume,
+    /// adjust, write off, open lots), `manage` (define materials).
+    Stock {
+        /// The operation.
+        op: &'a str,
+    },
     /// Processes of a service.
     Service {
         /// The service.
@@ -127,6 +133,10 @@ impl Permission<'_> {
             Permission::Money { op } => {
                 out.push(format!("money:{op}"));
                 out.push("money:*".to_owned());
+            }
+            Permission::Stock { op } => {
+                out.push(format!("stock:{op}"));
+                out.push("stock:*".to_owned());
             }
             Permission::Service { name, op } => {
                 for n in [*name, "*"] {
@@ -304,7 +314,7 @@ impl Caller {
 }
 
 /// Checks the shape of a grant string: `admin`, `design`, `organisation`, `monitor`,
-/// `bookings:{read|book|*}`, `money:{read|charge|adjust|*}`,
+/// `bookings:{read|book|*}`, `money:{read|charge|adjust|*}`, `stock:{read|move|manage|*}`,
 /// `records:{item|*}:{read|create|update|delete|*}[:{field}]` or
 /// `services:{name|*}:{start|view|handle|administer|*}`. Returns what is wrong.
 pub fn check_grant(grant: &str) -> Result<(), String> {
@@ -317,6 +327,13 @@ pub fn check_grant(grant: &str) -> Result<(), String> {
                 Ok(())
             } else {
                 Err(format!("'{op}' is not one of read, charge, adjust, *"))
+            }
+        }
+        ["stock", op] => {
+            if ["read", "move", "manage", "*"].contains(op) {
+                Ok(())
+            } else {
+                Err(format!("'{op}' is not one of read, move, manage, *"))
             }
         }
         ["bookings", op] => {
@@ -460,6 +477,7 @@ mod tests {
             "bookings:read",
             "bookings:*",
             "money:adjust",
+            "stock:move",
         ] {
             assert_eq!(check_grant(ok), Ok(()), "{ok}");
         }

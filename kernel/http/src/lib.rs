@@ -29,6 +29,7 @@ pub mod schema;
 pub mod server;
 mod services;
 mod stats;
+mod stock;
 mod tasks;
 mod treatments;
 mod ws;
@@ -84,6 +85,16 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         plans::plan,
         plans::report,
         plans::needs,
+        stock::save_material,
+        stock::materials,
+        stock::receive,
+        stock::consume,
+        stock::lots,
+        stock::lot,
+        stock::movements,
+        stock::correct,
+        stock::open,
+        stock::alerts,
         treatments::save,
         treatments::list,
         treatments::show,
@@ -170,6 +181,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
          (name = "resources", description = "Resource types, resources and users"),
          (name = "bookings", description = "Bookings of rooms, devices and practitioners over time"),
          (name = "money", description = "Prepaid accounts and their ledgers"),
+         (name = "stock", description = "Materials, lots with expiry and their movements (FEFO)"),
          (name = "rules", description = "ServiceRules, the event log, the outbox and notifications"),
          (name = "organisation", description = "Departments, roles, skills and users"),
          (name = "time", description = "Working calendars for deadlines"),
@@ -367,6 +379,20 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
         .route("/bookings/plan", post(plans::plan))
         .route("/capacity", get(plans::report))
         .route("/capacity/needs", post(plans::needs))
+        .route(
+            "/stock/materials",
+            get(stock::materials).post(stock::save_material),
+        )
+        .route("/stock/receipts", post(stock::receive))
+        .route("/stock/consumptions", post(stock::consume))
+        .route("/stock/lots", get(stock::lots))
+        .route("/stock/lots/{id}", get(stock::lot))
+        .route(
+            "/stock/lots/{id}/movements",
+            get(stock::movements).post(stock::correct),
+        )
+        .route("/stock/lots/{id}/open", post(stock::open))
+        .route("/stock/alerts", get(stock::alerts))
         .route("/bookings/{id}", get(bookings::show))
         .route("/treatments", get(treatments::list).post(treatments::save))
         .route("/treatments/{name}", get(treatments::show))

@@ -259,6 +259,27 @@ pub struct EntryList {
     items: Vec<erpos_design::ledger::Entry>,
 }
 
+/// `GET /stock/materials`: every material, by name.
+#[derive(ToSchema)]
+pub struct MaterialList {
+    /// The materials.
+    items: Vec<erpos_design::stock::Material>,
+}
+
+/// `GET /stock/lots`: lots, in the order they were received.
+#[derive(ToSchema)]
+pub struct LotList {
+    /// The lots.
+    items: Vec<erpos_design::stock::Lot>,
+}
+
+/// `GET /stock/lots/{id}/movements`: a lot's movements, in order.
+#[derive(ToSchema)]
+pub struct MovementList {
+    /// The movements.
+    items: Vec<erpos_design::stock::Movement>,
+}
+
 /// `GET /treatments`: every treatment, by name.
 #[derive(ToSchema)]
 pub struct TreatmentList {

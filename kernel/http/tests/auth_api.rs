@@ -1464,7 +1464,7 @@ async fn every_route_refuses_no_credentials_and_every_write_refuses_a_user_witho
                 .await?;
             // A 403 says which grant is missing.
             let message = b["error"]["message"].as_str().unwrap_or_default();
-            let names_grant = ["admin", "design", "organisation", "monitor", "records:", "services:", "bookings:", "money:"]
+            let names_grant = ["admin", "design", "organisation", "monitor", "records:", "services:", "bookings:", "money:", "stock:"]
                 .iter()
                 .any(|g| message.contains(g));
             let refused = s == StatusCode::NOT_FOUND

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::read_body as read;
 use super::require;
 use crate::Kernel;
 use crate::bookings::index::Span;
@@ -89,16 +90,6 @@ pub struct EndRequest {
     /// The version the change is based on.
     #[serde(default)]
     pub version: Option<i64>,
-}
-
-fn read<T: serde::de::DeserializeOwned>(body: &Value) -> Result<T> {
-    let empty = serde_json::json!({});
-    let body = if body.is_null() { &empty } else { body };
-    let mut shape = erpos_design::shape::Shape::new();
-    match shape.read::<T>(body, "", &[]) {
-        Some(request) if shape.is_clean() => Ok(request),
-        _ => Err(KernelError::Invalid(shape.finish(Vec::new(), body))),
-    }
 }
 
 fn instant_ms(text: &str, at: &str, issues: &mut Vec<Issue>) -> Option<i64> {

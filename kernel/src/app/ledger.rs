@@ -9,6 +9,7 @@ use erpos_design::ledger::{Account, Entry, EntryKind, parse_cents};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::read_body as read;
 use super::{audit, require};
 use crate::Kernel;
 use crate::caller::{Caller, Permission};
@@ -47,20 +48,8 @@ pub struct EntryRequest {
     pub note: Option<String>,
 }
 
-fn read<T: serde::de::DeserializeOwned>(body: &Value) -> Result<T> {
-    let mut shape = erpos_design::shape::Shape::new();
-    match shape.read::<T>(body, "", &[]) {
-        Some(request) if shape.is_clean() => Ok(request),
-        _ => Err(KernelError::Invalid(shape.finish(Vec::new(), body))),
-    }
-}
-
 fn short(text: &str, at: &str, issues: &mut Vec<Issue>) {
-    if text.trim().is_empty() {
-        issues.push(Issue::new(at, "must not be empty"));
-    } else if text.chars().count() > MAX_TEXT {
-        issues.push(Issue::new(at, format!("at most {MAX_TEXT} characters")));
-    }
+    super::short_text(text, at, MAX_TEXT, issues);
 }
 
 /// Opens an account with a zero balance (`money:charge`).

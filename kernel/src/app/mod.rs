@@ -29,6 +29,7 @@ pub mod plan;
 pub mod processes;
 pub mod records;
 pub mod slots;
+pub mod stock;
 pub mod treatments;
 pub mod work;
 
@@ -74,6 +75,30 @@ pub fn require_delegable<'a>(
 /// The audit entry of `caller` doing `action` now, for the store to write with the change.
 pub fn audit(k: &Kernel, caller: &Caller, action: &'static str) -> Audit {
     Audit::new(&caller.user, action, k.clock.now_ms())
+}
+
+/// A request body read into `T` (no body reads as `{}`, so what is missing is named):
+/// every field that is wrong, unknown or missing at its pointer, as 422.
+pub(crate) fn read_body<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> Result<T> {
+    let empty = serde_json::json!({});
+    let body = if body.is_null() { &empty } else { body };
+    let mut shape = erpos_design::shape::Shape::new();
+    match shape.read::<T>(body, "", &[]) {
+        Some(request) if shape.is_clean() => Ok(request),
+        _ => Err(KernelError::Invalid(shape.finish(Vec::new(), body))),
+    }
+}
+
+/// A short text a caller names (a reference, a note): not blank, at most `max` characters.
+pub(crate) fn short_text(text: &str, at: &str, max: usize, issues: &mut Vec<erpos_design::Issue>) {
+    if text.trim().is_empty() {
+        issues.push(erpos_design::Issue::new(at, "must not be empty"));
+    } else if text.chars().count() > max {
+        issues.push(erpos_design::Issue::new(
+            at,
+            format!("at most {max} characters"),
+        ));
+    }
 }
 
 /// A `limit` query parameter: a whole number from 1 to `max`, else a problem at

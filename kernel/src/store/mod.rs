@@ -18,6 +18,7 @@
 
 pub mod bookings;
 pub mod ledger;
+pub mod named;
 pub mod organisation;
 pub mod outbox;
 pub mod processes;
@@ -25,6 +26,7 @@ pub mod resources;
 pub mod search_grams;
 pub mod services;
 pub mod sort_keys;
+pub mod stock;
 pub mod treatments;
 
 use erpos_design::Dialect;
