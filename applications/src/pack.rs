@@ -86,6 +86,9 @@ pub struct Loaded {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Processes {
+    /// Working calendars, first: resources name them.
+    #[serde(default)]
+    calendars: Vec<Value>,
     #[serde(default)]
     resource_types: Vec<Value>,
     #[serde(default)]
@@ -94,6 +97,16 @@ struct Processes {
     roles: Vec<Value>,
     #[serde(default)]
     users: Vec<Value>,
+    /// Stock materials, before the treatments that consume them.
+    #[serde(default)]
+    materials: Vec<Value>,
+    /// Treatments: what a visit of each needs (after users: their skills).
+    #[serde(default)]
+    treatments: Vec<Value>,
+    /// Stock received: a receipt body, with `expires_in_days` (counted from the day the
+    /// demo loads, so its lots near expiry stay near) instead of `expires_on`.
+    #[serde(default)]
+    receipts: Vec<Value>,
     #[serde(default)]
     services: Vec<Value>,
     visits: Option<Visits>,
@@ -201,6 +214,11 @@ async fn load_processes(
     let at = |what: &str, i: usize, e: erpos_kernel::KernelError| {
         anyhow::anyhow!("pack '{pack}', {what} #{i}: {e}")
     };
+    for (i, c) in p.calendars.iter().enumerate() {
+        erpos_kernel::app::design::save_calendar(kernel, &loader(), c)
+            .await
+            .map_err(|e| at("calendar", i, e))?;
+    }
     for (i, t) in p.resource_types.iter().enumerate() {
         erpos_kernel::app::design::save_resource_type(kernel, &loader(), t)
             .await
@@ -220,6 +238,31 @@ async fn load_processes(
         erpos_kernel::app::organisation::save_user(kernel, &loader(), u)
             .await
             .map_err(|e| at("user", i, e))?;
+    }
+    for (i, m) in p.materials.iter().enumerate() {
+        erpos_kernel::app::stock::put_material(kernel, &loader(), m)
+            .await
+            .map_err(|e| at("material", i, e))?;
+    }
+    for (i, t) in p.treatments.iter().enumerate() {
+        erpos_kernel::app::treatments::put(kernel, &loader(), t)
+            .await
+            .map_err(|e| at("treatment", i, e))?;
+    }
+    let now = kernel.clock.now_ms();
+    for (i, r) in p.receipts.iter().enumerate() {
+        let mut body = r.clone();
+        if let Some(map) = body.as_object_mut()
+            && let Some(days) = map.remove("expires_in_days").and_then(|d| d.as_i64())
+        {
+            let on = chrono::DateTime::from_timestamp_millis(now + days * 86_400_000)
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default();
+            map.insert("expires_on".into(), Value::String(on));
+        }
+        erpos_kernel::app::stock::receive(kernel, &loader(), &body)
+            .await
+            .map_err(|e| at("receipt", i, e))?;
     }
     for (i, s) in p.services.iter().enumerate() {
         let draft = erpos_kernel::app::design::save_service(kernel, &loader(), s)

@@ -70,6 +70,63 @@ fn demo_serves_the_clinic_and_stops_on_sigterm() -> anyhow::Result<()> {
             assert_eq!(status, 200);
             // The clinic's two visit services and the leave request.
             assert_eq!(services["total"], 3, "{services}");
+            // The seven treatments of the original, each bookable from a slot search.
+            let (_, treatments) = get(&addr, "/api/v1/treatments")?;
+            let names: Vec<&str> = treatments["items"]
+                .as_array()
+                .map(|l| l.iter().filter_map(|t| t["label"]["zh"].as_str()).collect())
+                .unwrap_or_default();
+            for zh in [
+                "肉毒素",
+                "超声炮",
+                "黄金微针",
+                "调Q激光",
+                "光子嫩肤",
+                "果酸焕肤",
+                "水光针",
+            ] {
+                assert!(names.contains(&zh), "{zh} in {names:?}");
+            }
+            let from = chrono::Utc::now() + chrono::Duration::days(1);
+            let to = from + chrono::Duration::days(2);
+            let q = |t: chrono::DateTime<chrono::Utc>| {
+                t.to_rfc3339().replace('+', "%2B").replace(':', "%3A")
+            };
+            for t in [
+                "roudusu",
+                "chaoshengpao",
+                "huangjinweizhen",
+                "tiaoq",
+                "guangzi",
+                "guosuan",
+                "shuiguangzhen",
+            ] {
+                let (status, slots) = get(
+                    &addr,
+                    &format!(
+                        "/api/v1/bookings/slots?treatment={t}&from={}&to={}&limit=1",
+                        q(from),
+                        q(to)
+                    ),
+                )?;
+                assert_eq!(status, 200, "{slots}");
+                assert_eq!(
+                    slots["slots"].as_array().map(Vec::len),
+                    Some(1),
+                    "{t}: {slots}"
+                );
+            }
+            // Stock with lots near expiry: 保妥适 C2911 in 20 days, 麻膏 MG1102 in 10.
+            let (_, alerts) = get(&addr, "/api/v1/stock/alerts")?;
+            let expiring: Vec<&str> = alerts["expiring"]
+                .as_array()
+                .map(|l| l.iter().filter_map(|x| x["lot_number"].as_str()).collect())
+                .unwrap_or_default();
+            assert_eq!(expiring, ["MG1102", "C2911"], "{alerts}");
+            assert_eq!(
+                alerts["low"][0]["material"], "haiti",
+                "8 支 of 10: {alerts}"
+            );
             let (_, doc) = get(&addr, "/api/v1/openapi.json")?;
             assert!(doc["paths"]["/api/v1/records/{item}"].is_object());
             let (status, refused) = request(&addr, "GET", "/api/v1/services", None, None)?;

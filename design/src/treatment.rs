@@ -38,6 +38,20 @@ pub struct Treatment {
     /// A practitioner holding this skill or certification is held (none: no practitioner).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skill: Option<String>,
+    /// What one visit consumes from stock (保妥适 50 U); capacity planning counts it
+    /// against what is usable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consumables: Vec<Consumable>,
+}
+
+/// A material a visit consumes, and how much of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Consumable {
+    /// The material's name.
+    pub material: String,
+    /// How much, in the material's unit (1 … 1 000 000).
+    pub quantity: i64,
 }
 
 impl Treatment {
@@ -85,6 +99,23 @@ impl Treatment {
                 issues.push(Issue::new(
                     format!("/resource_types/{i}"),
                     format!("'{t}' is named twice: a treatment holds one resource of each type"),
+                ));
+            }
+        }
+        for (i, c) in self.consumables.iter().enumerate() {
+            if !(1..=crate::stock::MAX_QUANTITY).contains(&c.quantity) {
+                issues.push(Issue::new(
+                    format!("/consumables/{i}/quantity"),
+                    format!("from 1 to {}", crate::stock::MAX_QUANTITY),
+                ));
+            }
+            if self.consumables[..i]
+                .iter()
+                .any(|o| o.material == c.material)
+            {
+                issues.push(Issue::new(
+                    format!("/consumables/{i}/material"),
+                    format!("'{}' is named twice", c.material),
                 ));
             }
         }

@@ -33,6 +33,26 @@ async fn setup(app: &TestApp) -> anyhow::Result<()> {
         .call("POST", "/api/v1/users", Some(json!({"id": "doc.li", "name": "李医生", "skills": ["laser_cert"], "calendar": "menzhen"})))
         .await?;
     anyhow::ensure!(s.is_success(), "{s} {b}");
+    // Each visit numbs with 5 g of 麻膏; 500 g are in stock.
+    let (s, b) = app
+        .call(
+            "POST",
+            "/api/v1/stock/materials",
+            Some(json!({"name": "mague", "label": {"zh": "麻膏"}, "unit": "g"})),
+        )
+        .await?;
+    anyhow::ensure!(s == StatusCode::CREATED, "{s} {b}");
+    let (s, b) = app
+        .call(
+            "POST",
+            "/api/v1/stock/receipts",
+            Some(
+                json!({"material": "mague", "branch": "xuhui", "lot_number": "M-2611",
+            "expires_on": "2027-06-30", "quantity": 500, "reference": "送货单-M1"}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(s == StatusCode::CREATED, "{s} {b}");
     let (s, b) = app
         .call(
             "POST",
@@ -40,7 +60,8 @@ async fn setup(app: &TestApp) -> anyhow::Result<()> {
             Some(json!({
             "name": "tiaoq", "label": {"zh": "调Q激光"},
             "duration_minutes": 30, "buffer_before_minutes": 10, "buffer_after_minutes": 10,
-            "resource_types": ["treatment_room", "laser"], "skill": "laser_cert"})),
+            "resource_types": ["treatment_room", "laser"], "skill": "laser_cert",
+            "consumables": [{"material": "mague", "quantity": 5}]})),
         )
         .await?;
     anyhow::ensure!(s == StatusCode::CREATED, "{s} {b}");
@@ -163,6 +184,13 @@ async fn a_day_is_planned_to_its_bound_and_booked_as_proposed() -> anyhow::Resul
         assert_eq!(laser["free_minutes"], 5040, "{short}");
         assert_eq!(laser["shortfall_minutes"], 960, "{short}");
         assert_eq!(laser["members_needed"], 2, "{short}");
+        // …and 600 g of 麻膏 where 500 g are usable.
+        assert_eq!(fits["materials"][0]["fits"], true, "{fits}");
+        let mague = short["materials"][0].clone();
+        assert_eq!(mague["material"], "mague", "{short}");
+        assert_eq!(mague["needed"], 600, "{short}");
+        assert_eq!(mague["usable"], 500, "{short}");
+        assert_eq!(mague["shortfall"], 100, "{short}");
         Ok(())
     })
     .await
@@ -188,6 +216,15 @@ async fn bad_plans_are_named_and_plans_need_a_grant() -> anyhow::Result<()> {
             let details = b["error"]["details"].as_array().cloned().unwrap_or_default();
             assert!(details.iter().any(|d| d["path"] == pointer), "{pointer} in {b}");
         }
+        // A treatment consuming a material nobody defined is named.
+        let (s, b) = app
+            .call("POST", "/api/v1/treatments", Some(json!({"name": "guosuan", "label": {"zh": "果酸焕肤"},
+                "duration_minutes": 30, "skill": "laser_cert",
+                "consumables": [{"material": "guosuan_ye", "quantity": 1}, {"material": "mague", "quantity": 0}]})))
+            .await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        let paths: Vec<Value> = b["error"]["details"].as_array().cloned().unwrap_or_default().iter().map(|d| d["path"].clone()).collect();
+        assert!(paths.contains(&json!("/consumables/0/material")) && paths.contains(&json!("/consumables/1/quantity")), "{b}");
         let (s, b) = app.call("GET", "/api/v1/capacity?from=x&by=month", None).await?;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
         let paths: Vec<Value> = b["error"]["details"].as_array().cloned().unwrap_or_default().iter().map(|d| d["path"].clone()).collect();

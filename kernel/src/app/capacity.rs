@@ -245,12 +245,32 @@ pub struct Need {
     pub fits: bool,
 }
 
+/// What the plan consumes of one material.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MaterialNeed {
+    /// The material.
+    pub material: String,
+    /// Its unit.
+    pub unit: String,
+    /// How much the plan's visits consume.
+    pub needed: i64,
+    /// How much is usable now, over every branch (lots usable until after the window's start).
+    pub usable: i64,
+    /// How much is missing (0 when it fits).
+    pub shortfall: i64,
+    /// Whether what is usable covers it.
+    pub fits: bool,
+}
+
 /// The needs of a plan.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Needs {
     /// Per resource type and skill, the tightest first.
     pub items: Vec<Need>,
-    /// Whether every kind fits (capacity alone: windows and buffers can still clash).
+    /// Per material its treatments consume, the shortest first.
+    pub materials: Vec<MaterialNeed>,
+    /// Whether every kind and material fits (capacity alone: windows and buffers can
+    /// still clash).
     pub fits: bool,
 }
 
@@ -275,6 +295,7 @@ pub async fn needs(k: &Kernel, caller: &Caller, body: &Value) -> Result<Needs> {
     }
     // (kind, of) → needed ms.
     let mut needed: BTreeMap<(&'static str, String), i64> = BTreeMap::new();
+    let mut consumed: BTreeMap<String, i64> = BTreeMap::new();
     for (i, line) in asked.mix.iter().enumerate() {
         if !(1..=100_000).contains(&line.count) {
             issues.push(Issue::new(format!("/mix/{i}/count"), "from 1 to 100000"));
@@ -290,6 +311,10 @@ pub async fn needs(k: &Kernel, caller: &Caller, body: &Value) -> Result<Needs> {
                 }
                 if let Some(skill) = &t.skill {
                     *needed.entry(("operator", skill.clone())).or_default() += held;
+                }
+                for c in &t.consumables {
+                    *consumed.entry(c.material.clone()).or_default() +=
+                        c.quantity * i64::from(line.count);
                 }
             }
             Err(_) => issues.push(Issue::new(
@@ -338,6 +363,32 @@ pub async fn needs(k: &Kernel, caller: &Caller, body: &Value) -> Result<Needs> {
         let ratio = |n: &Need| n.needed_minutes as f64 / (n.free_minutes.max(1)) as f64;
         ratio(b).total_cmp(&ratio(a))
     });
-    let fits = items.iter().all(|n| n.fits);
-    Ok(Needs { items, fits })
+    let on_hand = crate::store::stock::on_hand(&k.db, window.from).await?;
+    let mut materials = Vec::new();
+    for (material, need) in consumed {
+        let unit = crate::store::stock::material(&k.db, &material)
+            .await?
+            .map(|m| m.unit)
+            .unwrap_or_default();
+        let usable: i64 = on_hand
+            .iter()
+            .filter(|(m, _, _)| m == &material)
+            .map(|(_, _, n)| *n)
+            .sum();
+        materials.push(MaterialNeed {
+            material,
+            unit,
+            needed: need,
+            usable,
+            shortfall: (need - usable).max(0),
+            fits: need <= usable,
+        });
+    }
+    materials.sort_by_key(|m| (std::cmp::Reverse(m.shortfall), m.material.clone()));
+    let fits = items.iter().all(|n| n.fits) && materials.iter().all(|m| m.fits);
+    Ok(Needs {
+        items,
+        materials,
+        fits,
+    })
 }

@@ -39,6 +39,17 @@ pub async fn put(k: &Kernel, caller: &Caller, body: &Value) -> Result<Treatment>
             &mut references,
         );
     }
+    for (i, c) in treatment.consumables.iter().enumerate() {
+        if crate::store::stock::material(&k.db, &c.material)
+            .await?
+            .is_none()
+        {
+            references.push(erpos_design::Issue::new(
+                format!("/consumables/{i}/material"),
+                format!("no material '{}'", c.material),
+            ));
+        }
+    }
     let (treatment, mut issues) = match treatment.prepare() {
         Ok(t) => (Some(t), Vec::new()),
         Err(issues) => (None, issues),
