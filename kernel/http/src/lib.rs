@@ -13,6 +13,7 @@ mod accounts;
 pub mod auth;
 mod bookings;
 mod calendars;
+mod courses;
 mod data_items;
 mod docs;
 pub mod document;
@@ -82,6 +83,10 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         bookings::cancel,
         bookings::no_show,
         bookings::slots,
+        courses::sell,
+        courses::list,
+        courses::show,
+        courses::change,
         plans::plan,
         plans::report,
         plans::needs,
@@ -180,7 +185,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
          (name = "processes", description = "Processes (PCBs), actions and queues"),
          (name = "resources", description = "Resource types, resources and users"),
          (name = "bookings", description = "Bookings of rooms, devices and practitioners over time"),
-         (name = "money", description = "Prepaid accounts and their ledgers"),
+         (name = "money", description = "Prepaid accounts and their ledgers, courses and packages"),
          (name = "stock", description = "Materials, lots with expiry and their movements (FEFO)"),
          (name = "rules", description = "ServiceRules, the event log, the outbox and notifications"),
          (name = "organisation", description = "Departments, roles, skills and users"),
@@ -383,6 +388,9 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
             "/stock/materials",
             get(stock::materials).post(stock::save_material),
         )
+        .route("/courses", get(courses::list).post(courses::sell))
+        .route("/courses/{id}", get(courses::show))
+        .route("/courses/{id}/uses", post(courses::change))
         .route("/stock/receipts", post(stock::receive))
         .route("/stock/consumptions", post(stock::consume))
         .route("/stock/lots", get(stock::lots))

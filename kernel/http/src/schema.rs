@@ -259,6 +259,22 @@ pub struct EntryList {
     items: Vec<erpos_design::ledger::Entry>,
 }
 
+/// `GET /courses`: courses, in the order they were sold.
+#[derive(ToSchema)]
+pub struct CourseList {
+    /// The courses.
+    items: Vec<erpos_design::course::Course>,
+}
+
+/// `GET /courses/{id}`: a course and its uses (a use answers the one it made).
+#[derive(ToSchema)]
+pub struct CourseShown {
+    /// The course.
+    course: erpos_design::course::Course,
+    /// Its uses, in order.
+    uses: Vec<erpos_design::course::SessionUse>,
+}
+
 /// `GET /stock/materials`: every material, by name.
 #[derive(ToSchema)]
 pub struct MaterialList {

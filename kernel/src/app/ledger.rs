@@ -93,26 +93,14 @@ pub async fn list(
     params: &[(String, String)],
 ) -> Result<Vec<Account>> {
     require(caller, Permission::Money { op: "read" }, "reading accounts")?;
-    let (mut holder, mut after, mut limit, mut issues) = (None, None, 50, Vec::new());
-    for (key, raw) in params {
-        match key.as_str() {
-            "holder" => holder = Some(raw.clone()),
-            "after" => after = Some(raw.clone()),
-            "limit" => {
-                if let Some(n) = super::limit_param(raw, MAX_LIMIT, &mut issues) {
-                    limit = n;
-                }
-            }
-            _ => issues.push(Issue::new(
-                format!("/query/{key}"),
-                "unknown parameter (holder, after, limit)",
-            )),
-        }
-    }
-    if !issues.is_empty() {
-        return Err(KernelError::BadRequest(issues));
-    }
-    crate::store::ledger::accounts(&k.db, holder.as_deref(), after.as_deref(), limit).await
+    let page = super::holder_page(params, MAX_LIMIT)?;
+    crate::store::ledger::accounts(
+        &k.db,
+        page.holder.as_deref(),
+        page.after.as_deref(),
+        page.limit,
+    )
+    .await
 }
 
 /// The ledger of account `id`, in order (`?after=` a seq, `limit`) (`money:read`).

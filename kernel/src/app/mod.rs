@@ -14,6 +14,7 @@
 pub mod access;
 pub mod bookings;
 pub mod capacity;
+pub mod courses;
 pub mod delegations;
 pub mod design;
 pub mod directory;
@@ -98,6 +99,48 @@ pub(crate) fn short_text(text: &str, at: &str, max: usize, issues: &mut Vec<erpo
             at,
             format!("at most {max} characters"),
         ));
+    }
+}
+
+/// One page of a holder's things (`?holder=&after=&limit=`): the holder asked for, the id
+/// the page starts after, and how many (default 50, at most `max`); unknown parameters
+/// are named.
+pub(crate) struct HolderPage {
+    /// Only this holder's.
+    pub holder: Option<String>,
+    /// After this id.
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// Reads a [`HolderPage`] from the query.
+pub(crate) fn holder_page(params: &[(String, String)], max: usize) -> Result<HolderPage> {
+    let mut page = HolderPage {
+        holder: None,
+        after: None,
+        limit: 50,
+    };
+    let mut issues = Vec::new();
+    for (key, raw) in params {
+        match key.as_str() {
+            "holder" => page.holder = Some(raw.clone()),
+            "after" => page.after = Some(raw.clone()),
+            "limit" => {
+                if let Some(n) = limit_param(raw, max, &mut issues) {
+                    page.limit = n;
+                }
+            }
+            _ => issues.push(erpos_design::Issue::new(
+                format!("/query/{key}"),
+                "unknown parameter (holder, after, limit)",
+            )),
+        }
+    }
+    if issues.is_empty() {
+        Ok(page)
+    } else {
+        Err(KernelError::BadRequest(issues))
     }
 }
 

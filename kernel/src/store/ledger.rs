@@ -94,19 +94,14 @@ pub async fn accounts(
     after: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Account>> {
-    let mut select = Select::from(db.dialect(), "accounts", ACCOUNT).keyed("id");
-    select.sql().push(" WHERE 1 = 1");
-    if let Some(h) = holder {
-        select.sql().push(" AND holder = ").text(h);
-    }
-    if let Some(a) = after {
-        select.sql().push(" AND id > ").text(a);
-    }
-    select
-        .sql()
-        .push(" ORDER BY id LIMIT ")
-        .push(&limit.to_string());
-    select.fetch(db).await?.iter().map(account_of).collect()
+    Select::from(db.dialect(), "accounts", ACCOUNT)
+        .keyed("id")
+        .holder_page(holder, after, limit)
+        .fetch(db)
+        .await?
+        .iter()
+        .map(account_of)
+        .collect()
 }
 
 /// The entries of account `id` after `after` (a seq), in order, at most `limit`.

@@ -17,6 +17,7 @@
 //! must never take a value as SQL text, and never default a value it cannot read.
 
 pub mod bookings;
+pub mod courses;
 pub mod ledger;
 pub mod named;
 pub mod organisation;
@@ -126,6 +127,22 @@ impl Select {
     /// The statement, to append `WHERE`, `ORDER BY` and `LIMIT` to.
     pub fn sql(&mut self) -> &mut Sql {
         &mut self.sql
+    }
+
+    /// Appends ` WHERE holder = … AND id > … ORDER BY id LIMIT …`: one page of a holder's
+    /// rows (or everyone's) in id order (ids are UUIDv7: the order they were made in).
+    pub fn holder_page(mut self, holder: Option<&str>, after: Option<&str>, limit: usize) -> Self {
+        self.sql.push(" WHERE 1 = 1");
+        if let Some(h) = holder {
+            self.sql.push(" AND holder = ").text(h);
+        }
+        if let Some(a) = after {
+            self.sql.push(" AND id > ").text(a);
+        }
+        self.sql
+            .push(" ORDER BY id LIMIT ")
+            .push(&limit.to_string());
+        self
     }
 
     /// Runs the statement outside a transaction.
