@@ -161,6 +161,7 @@ error_codes! {
     InsufficientBalance = "insufficient_balance": "409: the account's balance is less than the entry takes; nothing was booked (the message says the balance).",
     CourseExpired = "course_expired": "409: the course's last day has passed: no session can be used; nothing was deducted.",
     CourseUsedUp = "course_used_up": "409: every session of the course is used; nothing was deducted.",
+    WaitlistNotOffered = "waitlist_not_offered": "409: the waitlist entry has no offer to accept (it waits, is booked or withdrawn).",
     InsufficientStock = "insufficient_stock": "409: less of the material is usable in the branch (or on the lot) than the movement takes; nothing was moved (the message says how much there is).",
     ReferenceReused = "reference_reused": "409: the reference was used for a different ledger entry on this account, or a different stock operation: a retry must send the same request.",
     MigrationRunning = "migration_running": "409: a migration of the DataItem runs in batches: its records are read-only, and definitions wait, until it ends (`GET /api/v1/data-items/{name}/migration/progress`).",

@@ -33,6 +33,7 @@ mod stats;
 mod stock;
 mod tasks;
 mod treatments;
+mod waitlist;
 mod ws;
 
 use std::sync::Arc;
@@ -87,6 +88,10 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         courses::list,
         courses::show,
         courses::change,
+        waitlist::join,
+        waitlist::list,
+        waitlist::accept,
+        waitlist::withdraw,
         plans::plan,
         plans::report,
         plans::needs,
@@ -382,6 +387,12 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
         .route("/bookings", get(bookings::list).post(bookings::create))
         .route("/bookings/slots", get(bookings::slots))
         .route("/bookings/plan", post(plans::plan))
+        .route(
+            "/bookings/waitlist",
+            get(waitlist::list).post(waitlist::join),
+        )
+        .route("/bookings/waitlist/{id}/accept", post(waitlist::accept))
+        .route("/bookings/waitlist/{id}/withdraw", post(waitlist::withdraw))
         .route("/capacity", get(plans::report))
         .route("/capacity/needs", post(plans::needs))
         .route(

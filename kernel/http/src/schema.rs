@@ -259,6 +259,13 @@ pub struct EntryList {
     items: Vec<erpos_design::ledger::Entry>,
 }
 
+/// `GET /bookings/waitlist`: waitlist entries, oldest first.
+#[derive(ToSchema)]
+pub struct WaitlistList {
+    /// The entries.
+    items: Vec<erpos_kernel::app::waitlist::WaitlistEntry>,
+}
+
 /// `GET /courses`: courses, in the order they were sold.
 #[derive(ToSchema)]
 pub struct CourseList {

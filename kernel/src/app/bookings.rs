@@ -381,9 +381,15 @@ pub async fn reschedule(k: &Kernel, caller: &Caller, id: &str, body: &Value) -> 
         return Err(KernelError::Invalid(issues));
     };
     let fits = move |h: &[String], s: Span| fits(&calendars, h, s);
-    k.bookings
+    let moved = k
+        .bookings
         .reschedule(id, times, request.version, &caller.user, now, &fits)
-        .await
+        .await?;
+    // The time it held before is free now, for whoever waits for it.
+    if let Some(freed) = held_span(&current).filter(|s| Some(*s) != held_span(&moved)) {
+        super::waitlist::offer_freed(k, freed).await;
+    }
+    Ok(moved)
 }
 
 /// Cancels booking `id`, or marks it a no-show (`bookings:book`).
@@ -406,7 +412,8 @@ pub async fn end(
     if !issues.is_empty() {
         return Err(KernelError::Invalid(issues));
     }
-    k.bookings
+    let ended = k
+        .bookings
         .end(
             id,
             state,
@@ -415,7 +422,20 @@ pub async fn end(
             &caller.user,
             k.clock.now_ms(),
         )
-        .await
+        .await?;
+    if let Some(freed) = held_span(&ended) {
+        super::waitlist::offer_freed(k, freed).await;
+    }
+    Ok(ended)
+}
+
+/// The span a booking holds (buffers included), read back from what it shows.
+fn held_span(b: &Booking) -> Option<Span> {
+    let ms = |t: &str| erpos_design::value::parse_datetime(t).map(|t| t.timestamp_millis());
+    Some(Span {
+        from: ms(&b.held_from)?,
+        to: ms(&b.held_to)?,
+    })
 }
 
 /// Booking `id` with its history (`bookings:read`).

@@ -29,6 +29,7 @@ pub mod services;
 pub mod sort_keys;
 pub mod stock;
 pub mod treatments;
+pub mod waitlist;
 
 use erpos_design::Dialect;
 
