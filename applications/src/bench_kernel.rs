@@ -43,6 +43,7 @@ fn staff(capacity: u32) -> Operator {
         capacity,
         department: None,
         calendar: None,
+        branch: None,
     }
 }
 
@@ -53,6 +54,7 @@ fn room(capacity: u32) -> Resource {
         capacity,
         skills: Default::default(),
         calendar: None,
+        branch: None,
     }
 }
 

@@ -68,11 +68,11 @@ fn known_keys(body: &Value, allowed: &[&str], issues: &mut Vec<Issue>) {
 /// The keys `POST /api/v1/resource-types` takes.
 pub const TYPE_KEYS: [&str; 3] = ["name", "kind", "label"];
 /// The keys `POST /api/v1/resources` takes.
-pub const RESOURCE_KEYS: [&str; 7] = [
-    "id", "type", "capacity", "skills", "label", "name", "calendar",
+pub const RESOURCE_KEYS: [&str; 8] = [
+    "id", "type", "capacity", "skills", "label", "name", "calendar", "branch",
 ];
 /// The keys `POST /api/v1/users` takes.
-pub const USER_KEYS: [&str; 9] = [
+pub const USER_KEYS: [&str; 10] = [
     "id",
     "name",
     "label",
@@ -81,6 +81,7 @@ pub const USER_KEYS: [&str; 9] = [
     "capacity",
     "department",
     "calendar",
+    "branch",
     "password",
 ];
 
@@ -164,6 +165,21 @@ fn capacity(body: &Value, issues: &mut Vec<Issue>) -> u32 {
     }
 }
 
+/// The branch a resource's or user's body names: an identifier (`xuhui`), or none.
+fn branch_of(body: &Value, issues: &mut Vec<Issue>) -> Option<String> {
+    match body.get("branch") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(b)) if erpos_design::naming::is_identifier(b) => Some(b.clone()),
+        Some(_) => {
+            issues.push(Issue::new(
+                "/branch",
+                "a branch's identifier: lowercase letters, digits and single underscores",
+            ));
+            None
+        }
+    }
+}
+
 /// The working calendar a resource's or user's body names, which must exist.
 fn calendar_of(k: &Kernel, body: &Value, issues: &mut Vec<Issue>) -> Option<String> {
     match body.get("calendar") {
@@ -230,6 +246,7 @@ pub async fn put(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
     let capacity = capacity(body, &mut issues);
     let skills = strings(body, "skills", &mut issues);
     let calendar = calendar_of(k, body, &mut issues);
+    let branch = branch_of(body, &mut issues);
     labels(body, &mut issues);
     // Checked whatever else is wrong: one answer carries every problem.
     if !rtype.is_empty() && !crate::store::resources::type_exists(&k.db, &rtype).await? {
@@ -260,6 +277,7 @@ pub async fn put(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
                 capacity,
                 skills,
                 calendar,
+                branch,
             },
             body,
             row,
@@ -310,6 +328,7 @@ pub async fn put_user(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
         }
     };
     let calendar = calendar_of(k, body, &mut issues);
+    let branch = branch_of(body, &mut issues);
     if !issues.is_empty() {
         return Err(invalid(issues));
     }
@@ -342,6 +361,7 @@ pub async fn put_user(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {
                 capacity,
                 department,
                 calendar,
+                branch,
             },
             also,
         )

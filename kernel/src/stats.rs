@@ -638,6 +638,7 @@ mod tests {
                     capacity: 5,
                     department: None,
                     calendar: None,
+                    branch: None,
                 });
             }
             Sim {

@@ -66,6 +66,7 @@ fn clinic() -> Scheduler {
             capacity: 1,
             skills: BTreeSet::new(),
             calendar: None,
+            branch: None,
         });
     }
     let ops = [
@@ -86,6 +87,7 @@ fn clinic() -> Scheduler {
             capacity: 1,
             department: None,
             calendar: None,
+            branch: None,
         });
     }
     core
@@ -433,6 +435,7 @@ fn aging_lets_an_old_low_priority_process_overtake_newer_high_priority_ones() {
         capacity: 1,
         department: None,
         calendar: None,
+        branch: None,
     });
     let start = |core: &mut Scheduler, priority, now| {
         core.apply(

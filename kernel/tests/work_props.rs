@@ -65,6 +65,7 @@ fn core() -> Scheduler {
             capacity: 2,
             department: None,
             calendar: None,
+            branch: None,
         });
     }
     core

@@ -143,6 +143,7 @@ pub async fn no_show(
            ("from" = String, Query, description = "the earliest start (RFC 3339)"),
            ("to" = String, Query, description = "the latest end (RFC 3339), at most 31 days after from"),
            ("practitioner" = Option<String>, Query, description = "the practitioner to take first when free"),
+           ("branch" = Option<String>, Query, description = "only this branch's rooms, devices and practitioners (and those serving every branch)"),
            ("limit" = Option<u32>, Query, description = "at most this many slots, 1 to 200 (default 20)"),
            ("order" = Option<String>, Query, description = "earliest (the default) or tightest (least fragmentation first)")),
     responses((status = 200, description = "the slots, each with the holders it would take", body = erpos_kernel::app::slots::Slots),

@@ -33,7 +33,8 @@ pub async fn plan(
 #[utoipa::path(get, path = "/api/v1/capacity", tag = "bookings", operation_id = "capacity_report",
     params(("from" = String, Query, description = "the window's start (RFC 3339; a local midnight)"),
            ("to" = String, Query, description = "its end, at most 92 days later"),
-           ("by" = Option<String>, Query, description = "day (the default) or week")),
+           ("by" = Option<String>, Query, description = "day (the default) or week"),
+           ("branch" = Option<String>, Query, description = "only this branch's holders (and those serving every branch)")),
     responses((status = 200, description = "per holder and period: working minutes, booked minutes, load", body = erpos_kernel::app::capacity::CapacityReport),
               (status = 400, description = "a bad or missing parameter, named", body = super::error::ErrorBody),
               (status = 403, description = "needs bookings:read", body = super::error::ErrorBody)))]

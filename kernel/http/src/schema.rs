@@ -1254,6 +1254,8 @@ pub struct UserBody {
     department: Option<String>,
     /// Their working calendar.
     calendar: Option<String>,
+    /// The branch they work at (none: every branch).
+    branch: Option<String>,
     /// A password (at least 8 characters), stored as an argon2id hash, never echoed.
     #[schema(write_only, min_length = 8)]
     password: Option<String>,
@@ -1318,6 +1320,10 @@ pub struct ResourceBody {
     label: Option<Value>,
     /// Its name.
     name: Option<String>,
+    /// Its working calendar (bookings of it lie within its hours).
+    calendar: Option<String>,
+    /// The branch it stands in (none: it serves every branch).
+    branch: Option<String>,
 }
 
 /// A resource with what it holds now.

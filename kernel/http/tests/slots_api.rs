@@ -154,3 +154,47 @@ async fn a_slot_search_finds_a_room_the_laser_and_a_certified_practitioner() -> 
     })
     .await
 }
+
+#[tokio::test]
+async fn a_branch_searches_its_own_holders_and_the_shared_ones() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        setup(&app).await?;
+        // 静安 gets a room, a laser and a practitioner of its own; 徐汇 keeps the clinic's
+        // (which, with no branch, serve every branch).
+        for (path, body) in [
+            ("/api/v1/resources", json!({"id": "ja-room-1", "type": "treatment_room", "label": {"zh": "静安治疗室1"}, "calendar": "menzhen", "branch": "jingan"})),
+            ("/api/v1/resources", json!({"id": "ja-laser-1", "type": "laser", "label": {"zh": "静安激光1号"}, "calendar": "menzhen", "branch": "jingan"})),
+            ("/api/v1/users", json!({"id": "doc.zhao", "name": "赵医生", "skills": ["laser_cert"], "calendar": "menzhen", "branch": "jingan"})),
+            ("/api/v1/users", json!({"id": "doc.li", "name": "李医生", "skills": ["laser_cert"], "calendar": "menzhen", "branch": "xuhui"})),
+        ] {
+            let (s, b) = app.call("POST", path, Some(body)).await?;
+            assert!(s.is_success(), "{s} {b}");
+        }
+        let xuhui = slots(&app, "&branch=xuhui&limit=200").await?;
+        let jingan = slots(&app, "&branch=jingan&limit=200").await?;
+        let took = |found: &Value, key: &str| -> std::collections::BTreeSet<String> {
+            found["slots"].as_array().cloned().unwrap_or_default().iter()
+                .flat_map(|s| s[key].as_array().cloned().unwrap_or_default())
+                .filter_map(|v| v.as_str().map(str::to_owned)).collect()
+        };
+        assert!(!took(&xuhui, "resources").iter().any(|r| r.starts_with("ja-")), "{xuhui}");
+        assert!(!took(&xuhui, "operators").contains("doc.zhao"), "{xuhui}");
+        assert!(!took(&jingan, "operators").contains("doc.li"), "{jingan}");
+        assert!(took(&jingan, "resources").contains("ja-laser-1"), "{jingan}");
+        // A plan for 静安 takes its own practitioner and the shared 王医生, never 徐汇's 李医生.
+        let (s, plan) = app
+            .call("POST", "/api/v1/bookings/plan", Some(json!({"from": at(3, "09:00"), "to": at(3, "21:00"), "branch": "jingan",
+                "requests": [{"treatment": "tiaoq", "patient": "周九"}, {"treatment": "tiaoq", "patient": "吴十"}]})))
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{plan}");
+        let planned = took(&json!({"slots": plan["placed"]}), "operators");
+        assert!(!planned.contains("doc.li") && planned.contains("doc.zhao"), "{plan}");
+        let (s, b) = app
+            .call("POST", "/api/v1/resources", Some(json!({"id": "x", "type": "laser", "label": {"zh": "x"}, "branch": "Jing An"})))
+            .await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(b["error"]["details"][0]["path"], "/branch", "{b}");
+        Ok(())
+    })
+    .await
+}

@@ -53,6 +53,7 @@ pub struct CapacityReport {
 }
 
 struct Holder {
+    branch: Option<String>,
     kind: &'static str,
     id: String,
     of: String,
@@ -73,6 +74,7 @@ async fn all_holders(k: &Kernel, window: Span) -> Vec<Holder> {
                 .pool()
                 .iter()
                 .map(|r| Holder {
+                    branch: r.branch.clone(),
                     kind: "resource",
                     id: r.id.clone(),
                     of: r.resource_type.clone(),
@@ -87,6 +89,7 @@ async fn all_holders(k: &Kernel, window: Span) -> Vec<Holder> {
                 c.operators()
                     .filter(|o| !o.skills.is_empty())
                     .map(|o| Holder {
+                        branch: o.branch.clone(),
                         kind: "operator",
                         id: o.id.clone(),
                         of: o.skills.iter().cloned().collect::<Vec<_>>().join(","),
@@ -154,19 +157,29 @@ pub async fn report(
     )?;
     let mut issues = Vec::new();
     let (mut from, mut to, mut by) = (None, None, "day".to_owned());
+    let mut branch: Option<String> = None;
     for (key, raw) in params {
         match key.as_str() {
             "from" => from = Some(raw.as_str()),
             "to" => to = Some(raw.as_str()),
             "by" if raw == "day" || raw == "week" => by = raw.clone(),
             "by" => issues.push(Issue::new("/query/by", "day or week")),
+            "branch" => branch = Some(raw.clone()),
             _ => issues.push(Issue::new(
                 format!("/query/{key}"),
-                "unknown parameter (from, to, by)",
+                "unknown parameter (from, to, by, branch)",
             )),
         }
     }
     let window = window_of(from, to, "/query/", &mut issues);
+    if let Some(b) = &branch
+        && !super::slots::branch_known(k, b).await
+    {
+        issues.push(Issue::new(
+            "/query/branch",
+            format!("no resource or practitioner stands in branch '{b}'"),
+        ));
+    }
     let Some(window) = window.filter(|_| issues.is_empty()) else {
         return Err(KernelError::BadRequest(issues));
     };
@@ -174,7 +187,11 @@ pub async fn report(
     let holders = all_holders(k, window).await;
     let index = k.bookings.snapshot().await;
     let mut items = Vec::new();
-    for h in &holders {
+    // A branch's holders are its own and those serving every branch.
+    for h in holders
+        .iter()
+        .filter(|h| branch.is_none() || h.branch.is_none() || h.branch == branch)
+    {
         let mut at = window.from;
         while at < window.to {
             let span = Span {

@@ -41,6 +41,9 @@ pub struct PlanAsked {
     pub to: String,
     /// The requests, at most 500.
     pub requests: Vec<VisitAsked>,
+    /// Plan onto this branch's holders (and those serving every branch) only.
+    #[serde(default)]
+    pub branch: Option<String>,
 }
 
 /// One visit asked for.
@@ -187,6 +190,14 @@ pub async fn propose(k: &Kernel, caller: &Caller, body: &Value) -> Result<DayPla
             issues.push(Issue::new("/to", "a plan covers at most 7 days"));
         }
     }
+    if let Some(b) = &asked.branch
+        && !super::slots::branch_known(k, b).await
+    {
+        issues.push(Issue::new(
+            "/branch",
+            format!("no resource or practitioner stands in branch '{b}'"),
+        ));
+    }
     if asked.requests.is_empty() || asked.requests.len() > MAX_REQUESTS {
         issues.push(Issue::new(
             "/requests",
@@ -245,7 +256,14 @@ pub async fn propose(k: &Kernel, caller: &Caller, body: &Value) -> Result<DayPla
             ));
             continue;
         }
-        let found = holders(k, &treatment, day, v.practitioner.as_deref()).await;
+        let found = holders(
+            k,
+            &treatment,
+            day,
+            v.practitioner.as_deref(),
+            asked.branch.as_deref(),
+        )
+        .await;
         if !found.practitioner_known {
             issues.push(Issue::new(
                 at("practitioner"),

@@ -82,13 +82,16 @@ pub(crate) struct Holders {
 }
 
 /// The holders `treatment` needs over `window`, with their working spans (buffers
-/// included), the practitioner `preferred` marked.
+/// included), the practitioner `preferred` marked; with a `branch`, only that branch's
+/// holders and those that serve every branch.
 pub(crate) async fn holders(
     k: &Kernel,
     treatment: &erpos_design::treatment::Treatment,
     window: Span,
     preferred: Option<&str>,
+    branch: Option<&str>,
 ) -> Holders {
+    let serves = |b: &Option<String>| branch.is_none() || b.is_none() || b.as_deref() == branch;
     let before = i64::from(treatment.buffer_before_minutes) * 60_000;
     let after = i64::from(treatment.buffer_after_minutes) * 60_000;
     let (from, to) = (window.from, window.to);
@@ -107,7 +110,11 @@ pub(crate) async fn holders(
             let mut groups: Vec<Vec<Member>> = Vec::new();
             let mut ids: Vec<Vec<String>> = Vec::new();
             for ty in &treatment.resource_types {
-                let members: Vec<_> = c.pool().iter().filter(|r| &r.resource_type == ty).collect();
+                let members: Vec<_> = c
+                    .pool()
+                    .iter()
+                    .filter(|r| &r.resource_type == ty && serves(&r.branch))
+                    .collect();
                 ids.push(members.iter().map(|r| r.id.clone()).collect());
                 groups.push(
                     members
@@ -122,7 +129,10 @@ pub(crate) async fn holders(
             }
             let mut known = practitioner.is_none();
             if let Some(skill) = &treatment.skill {
-                let members: Vec<_> = c.operators().filter(|o| o.skills.contains(skill)).collect();
+                let members: Vec<_> = c
+                    .operators()
+                    .filter(|o| o.skills.contains(skill) && serves(&o.branch))
+                    .collect();
                 known |= members.iter().any(|o| Some(&o.id) == practitioner.as_ref());
                 ids.push(members.iter().map(|o| o.id.clone()).collect());
                 groups.push(
@@ -146,6 +156,17 @@ pub(crate) async fn holders(
     }
 }
 
+/// Whether some resource or practitioner stands in `branch`: a branch nobody is in is a
+/// mistake to name, not a search that finds nothing.
+pub(crate) async fn branch_known(k: &Kernel, branch: &str) -> bool {
+    k.engine
+        .read(|c| {
+            c.pool().iter().any(|r| r.branch.as_deref() == Some(branch))
+                || c.operators().any(|o| o.branch.as_deref() == Some(branch))
+        })
+        .await
+}
+
 /// Searches the slots the query parameters ask for.
 pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) -> Result<Slots> {
     require(
@@ -155,6 +176,7 @@ pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) ->
     )?;
     let mut issues = Vec::new();
     let (mut treatment, mut from, mut to, mut practitioner) = (None, None, None, None);
+    let mut branch = None;
     let mut limit = 20;
     let mut tightest = false;
     for (key, raw) in params {
@@ -164,6 +186,7 @@ pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) ->
             "from" => from = instant_ms(raw, &at, &mut issues),
             "to" => to = instant_ms(raw, &at, &mut issues),
             "practitioner" => practitioner = Some(raw.clone()),
+            "branch" => branch = Some(raw.clone()),
             "limit" => {
                 if let Some(n) = super::limit_param(raw, MAX_SLOTS, &mut issues) {
                     limit = n;
@@ -176,7 +199,7 @@ pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) ->
             },
             _ => issues.push(Issue::new(
                 at,
-                "unknown parameter (treatment, from, to, practitioner, limit, order)",
+                "unknown parameter (treatment, from, to, practitioner, branch, limit, order)",
             )),
         }
     }
@@ -199,6 +222,14 @@ pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) ->
             ));
         }
     }
+    if let Some(b) = &branch
+        && !branch_known(k, b).await
+    {
+        issues.push(Issue::new(
+            "/query/branch",
+            format!("no resource or practitioner stands in branch '{b}'"),
+        ));
+    }
     if !issues.is_empty() {
         return Err(KernelError::BadRequest(issues));
     }
@@ -213,7 +244,14 @@ pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) ->
         groups,
         ids,
         practitioner_known,
-    } = holders(k, &treatment, Span { from, to }, practitioner.as_deref()).await;
+    } = holders(
+        k,
+        &treatment,
+        Span { from, to },
+        practitioner.as_deref(),
+        branch.as_deref(),
+    )
+    .await;
     if !practitioner_known {
         return Err(KernelError::BadRequest(vec![Issue::new(
             "/query/practitioner",

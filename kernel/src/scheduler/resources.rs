@@ -26,6 +26,10 @@ pub struct Resource {
     /// Its working calendar: bookings of it must lie within its hours (none: always).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<String>,
+    /// The branch it stands in (none: it serves every branch); slot searches and plans
+    /// for a branch take only its own and the shared ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 /// One unit request of a step, as the scheduler uses it.
@@ -191,6 +195,9 @@ pub struct Operator {
     /// Their working calendar: outside its hours nothing new is dispatched to them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<String>,
+    /// The branch they work at (none: every branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 fn one() -> u32 {
@@ -208,6 +215,7 @@ mod tests {
             capacity: 1,
             skills: BTreeSet::new(),
             calendar: None,
+            branch: None,
         }
     }
 
@@ -230,6 +238,7 @@ mod tests {
             capacity: 1,
             skills: BTreeSet::new(),
             calendar: None,
+            branch: None,
         });
         let both = [need("laser_room", 1), need("laser_device", 1)];
         let plan = pool.plan(&both, &BTreeSet::new());
