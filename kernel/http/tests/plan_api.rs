@@ -208,6 +208,7 @@ async fn bad_plans_are_named_and_plans_need_a_grant() -> anyhow::Result<()> {
             (json!({"from": at(3, "09:00"), "to": at(3, "21:00"), "requests": [{"treatment": "tiaoq", "earliest": at(3, "10:00"), "latest": at(3, "10:20")}]}), "/requests/0/latest"),
             (json!({"from": at(3, "09:00"), "to": at(3, "21:00"), "requests": [{"treatment": "tiaoq", "practitioner": "nurse.chen"}]}), "/requests/0/practitioner"),
             (json!({"from": at(3, "09:00"), "to": at(3, "21:00"), "requests": [{"treatment": "tiaoq", "priority": 1000}]}), "/requests/0/priority"),
+            (json!({"from": at(3, "09:00"), "to": at(3, "21:00"), "requests": [{"treatment": "tiaoq", "patient": "张".repeat(201)}]}), "/requests/0/patient"),
             (json!({"from": at(3, "09:00"), "to": at(3, "21:00"), "requests": [{"treatment": "tiaoq"}], "apply": true}), "/apply"),
         ];
         for (body, pointer) in bad {

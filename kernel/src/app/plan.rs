@@ -227,6 +227,9 @@ pub async fn propose(k: &Kernel, caller: &Caller, body: &Value) -> Result<DayPla
             issues.push(Issue::new(at("treatment"), "no such treatment"));
             continue;
         };
+        if let Some(patient) = &v.patient {
+            super::short_text(patient, &at("patient"), 200, &mut issues);
+        }
         if !(-100..=100).contains(&v.priority) {
             issues.push(Issue::new(at("priority"), "from -100 to 100"));
         }
