@@ -111,27 +111,7 @@ pub async fn entries(
     params: &[(String, String)],
 ) -> Result<Vec<Entry>> {
     get(k, caller, id).await?;
-    let (mut after, mut limit, mut issues) = (0, 50, Vec::new());
-    for (key, raw) in params {
-        match key.as_str() {
-            "after" => match raw.parse::<i64>() {
-                Ok(n) if n >= 0 => after = n,
-                _ => issues.push(Issue::new("/query/after", "the seq of the last entry seen")),
-            },
-            "limit" => {
-                if let Some(n) = super::limit_param(raw, MAX_LIMIT, &mut issues) {
-                    limit = n;
-                }
-            }
-            _ => issues.push(Issue::new(
-                format!("/query/{key}"),
-                "unknown parameter (after, limit)",
-            )),
-        }
-    }
-    if !issues.is_empty() {
-        return Err(KernelError::BadRequest(issues));
-    }
+    let (after, limit) = super::seq_page(params, MAX_LIMIT, "entry")?;
     crate::store::ledger::entries(&k.db, id, after, limit).await
 }
 

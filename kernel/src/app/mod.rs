@@ -145,6 +145,42 @@ pub(crate) fn holder_page(params: &[(String, String)], max: usize) -> Result<Hol
     }
 }
 
+/// One page of a numbered history (`?after=<seq>&limit=`): the seq the page starts after
+/// (default 0) and how many (default 50, at most `max`); `what` names the rows in the
+/// message of a bad `after`.
+pub(crate) fn seq_page(
+    params: &[(String, String)],
+    max: usize,
+    what: &str,
+) -> Result<(i64, usize)> {
+    let (mut after, mut limit, mut issues) = (0, 50, Vec::new());
+    for (key, raw) in params {
+        match key.as_str() {
+            "after" => match raw.parse::<i64>() {
+                Ok(n) if n >= 0 => after = n,
+                _ => issues.push(erpos_design::Issue::new(
+                    "/query/after",
+                    format!("the seq of the last {what} seen"),
+                )),
+            },
+            "limit" => {
+                if let Some(n) = limit_param(raw, max, &mut issues) {
+                    limit = n;
+                }
+            }
+            _ => issues.push(erpos_design::Issue::new(
+                format!("/query/{key}"),
+                "unknown parameter (after, limit)",
+            )),
+        }
+    }
+    if issues.is_empty() {
+        Ok((after, limit))
+    } else {
+        Err(KernelError::BadRequest(issues))
+    }
+}
+
 /// A `limit` query parameter: a whole number from 1 to `max`, else a problem at
 /// `/query/limit` (and None).
 pub(crate) fn limit_param(

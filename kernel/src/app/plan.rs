@@ -221,6 +221,9 @@ pub async fn propose(k: &Kernel, caller: &Caller, body: &Value) -> Result<DayPla
         }
     }
     let mut resolved = Vec::with_capacity(asked.requests.len());
+    // The holders of a treatment (and preferred practitioner), working spans included,
+    // are the same for every request naming them: looked up once.
+    let mut looked_up: BTreeMap<(String, Option<String>), super::slots::Holders> = BTreeMap::new();
     for (i, v) in asked.requests.iter().enumerate() {
         let at = |field: &str| format!("/requests/{i}/{field}");
         let Some(Some(treatment)) = treatments.get(&v.treatment).cloned() else {
@@ -259,14 +262,22 @@ pub async fn propose(k: &Kernel, caller: &Caller, body: &Value) -> Result<DayPla
             ));
             continue;
         }
-        let found = holders(
-            k,
-            &treatment,
-            day,
-            v.practitioner.as_deref(),
-            asked.branch.as_deref(),
-        )
-        .await;
+        let key = (treatment.name.clone(), v.practitioner.clone());
+        let found = match looked_up.get(&key) {
+            Some(found) => found.clone(),
+            None => {
+                let found = holders(
+                    k,
+                    &treatment,
+                    day,
+                    v.practitioner.as_deref(),
+                    asked.branch.as_deref(),
+                )
+                .await;
+                looked_up.insert(key, found.clone());
+                found
+            }
+        };
         if !found.practitioner_known {
             issues.push(Issue::new(
                 at("practitioner"),

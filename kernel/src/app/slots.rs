@@ -72,6 +72,7 @@ fn instant_ms(raw: &str, at: &str, issues: &mut Vec<Issue>) -> Option<i64> {
 
 /// The holders a treatment needs over a window: one group per resource type it names, in
 /// its order, then the practitioners with its skill; their ids beside them.
+#[derive(Clone)]
 pub(crate) struct Holders {
     /// The groups, as slot search and planning take them.
     pub groups: Vec<Vec<Member>>,
