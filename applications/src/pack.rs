@@ -109,6 +109,9 @@ struct Processes {
     receipts: Vec<Value>,
     #[serde(default)]
     services: Vec<Value>,
+    /// ServiceRules, after the services they start (the follow-ups at 1, 7 and 30 days).
+    #[serde(default)]
+    rules: Vec<Value>,
     visits: Option<Visits>,
 }
 
@@ -244,6 +247,21 @@ async fn load_processes(
             .await
             .map_err(|e| at("material", i, e))?;
     }
+    // Services before treatments: a treatment names the service its visits run.
+    for (i, s) in p.services.iter().enumerate() {
+        let draft = erpos_kernel::app::design::save_service(kernel, &loader(), s)
+            .await
+            .map_err(|e| at("service", i, e))?;
+        erpos_kernel::app::design::publish_service(kernel, &loader(), &draft.name)
+            .await
+            .map_err(|e| at("service", i, e))?;
+        loaded.services += 1;
+    }
+    for (i, r) in p.rules.iter().enumerate() {
+        erpos_kernel::app::design::save_rule(kernel, &loader(), r, "defining rules")
+            .await
+            .map_err(|e| at("rule", i, e))?;
+    }
     for (i, t) in p.treatments.iter().enumerate() {
         erpos_kernel::app::treatments::put(kernel, &loader(), t)
             .await
@@ -263,15 +281,6 @@ async fn load_processes(
         erpos_kernel::app::stock::receive(kernel, &loader(), &body)
             .await
             .map_err(|e| at("receipt", i, e))?;
-    }
-    for (i, s) in p.services.iter().enumerate() {
-        let draft = erpos_kernel::app::design::save_service(kernel, &loader(), s)
-            .await
-            .map_err(|e| at("service", i, e))?;
-        erpos_kernel::app::design::publish_service(kernel, &loader(), &draft.name)
-            .await
-            .map_err(|e| at("service", i, e))?;
-        loaded.services += 1;
     }
     if let Some(v) = p.visits {
         let query = erpos_kernel::records::ListQuery::parse(

@@ -68,8 +68,8 @@ fn demo_serves_the_clinic_and_stops_on_sigterm() -> anyhow::Result<()> {
             );
             let (status, services) = get(&addr, "/api/v1/services")?;
             assert_eq!(status, 200);
-            // The clinic's two visit services and the leave request.
-            assert_eq!(services["total"], 3, "{services}");
+            // The clinic's visit, consultation and follow-up services and the leave request.
+            assert_eq!(services["total"], 4, "{services}");
             // The seven treatments of the original, each bookable from a slot search.
             let (_, treatments) = get(&addr, "/api/v1/treatments")?;
             let names: Vec<&str> = treatments["items"]

@@ -98,6 +98,11 @@ pub struct Booking {
     /// A note for staff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The visit process it started (a booked visit of a treatment that runs a service):
+    /// NEW until the day before, then the visit's flow, its treatment step on exactly
+    /// these holders. Cancelling or a no-show cancels it; moving the booking moves it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<u64>,
     /// Counts its changes: a reschedule or cancel naming an older one is refused.
     pub version: i64,
     /// Who booked it.

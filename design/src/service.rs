@@ -256,6 +256,13 @@ pub struct Step {
     /// Runs a `sub_service` step's service once per entry of a list or N times.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iterate: Option<Iterate>,
+    /// Dispatched onto the visit's booking: when the process was started by a booking
+    /// (`context.booking`, set by the kernel), this step is given to the booked
+    /// practitioner and holds exactly the booked rooms and devices (on top of its own
+    /// `resources`), so the time reserved weeks ahead is the time the work runs on. A
+    /// process without a booking (a walk-in) is dispatched by the step's own rule.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub booked: bool,
 }
 
 /// How a `sub_service` step iterates its service: over a list (`over`, an expression over

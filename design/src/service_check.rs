@@ -265,6 +265,14 @@ fn check_step(
             ));
         }
     }
+    if step.booked && step.kind != StepKind::Human {
+        issues.push(Issue::new(
+            at("booked"),
+            format!(
+                "booked applies to human steps (the booked practitioner does them), not {kind}"
+            ),
+        ));
+    }
     if step.returns && matches!(step.kind, StepKind::End | StepKind::Join) {
         issues.push(Issue::new(
             at("returns"),
@@ -1297,6 +1305,15 @@ mod tests {
         assert!(message.contains("2h"), "{message}");
         let doc = clinic_with(|d| d["steps"][3]["deadline"] = json!("P1M"));
         refused_at(doc, "/steps/3/deadline");
+    }
+
+    #[test]
+    fn booked_applies_only_to_human_steps() {
+        let doc = clinic_with(|d| d["steps"][1]["booked"] = json!(true));
+        let message = refused_at(doc, "/steps/1/booked");
+        assert!(message.contains("human"), "{message}");
+        let fine = clinic_with(|d| d["steps"][3]["booked"] = json!(true));
+        assert!(prepare(fine).is_ok());
     }
 
     #[test]

@@ -42,6 +42,12 @@ pub struct Treatment {
     /// against what is usable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub consumables: Vec<Consumable>,
+    /// The service a booked visit of it runs (the clinic's visit flow: reminder,
+    /// reception, consultation, consent, payment, the treatment on the booked holders,
+    /// care, follow-ups): booking one starts a process of it. None: a booking is a
+    /// reservation only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
 }
 
 /// A material a visit consumes, and how much of it.

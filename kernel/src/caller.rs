@@ -207,6 +207,12 @@ impl Caller {
         }
     }
 
+    /// Whether this is the kernel acting on its own behalf (a rule, a timer, a booking
+    /// starting its visit): the only caller that may set what the kernel alone sets.
+    pub fn is_kernel(&self) -> bool {
+        matches!(self.kind, CallerKind::System)
+    }
+
     /// Whether the grants allow `permission` (an app token also needs the service in its
     /// list; see `in_scope`).
     pub fn may(&self, permission: Permission<'_>) -> bool {

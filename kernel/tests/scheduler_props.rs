@@ -146,6 +146,7 @@ fn check(
                 quantity: r.quantity,
                 skill: r.skill.clone(),
                 hold_while_waiting: false,
+                instance: None,
             })
             .collect();
         let types: BTreeSet<String> = needs.iter().map(|n| n.resource_type.clone()).collect();

@@ -335,7 +335,11 @@ pub async fn book(k: &Kernel, caller: &Caller, body: &Value) -> Result<Booking> 
         note,
     };
     let fits = move |h: &[String], s: Span| fits(&calendars, h, s);
-    k.bookings.book(reservation, &caller.user, now, &fits).await
+    let booked = k
+        .bookings
+        .book(reservation, &caller.user, now, &fits)
+        .await?;
+    super::visits::start(k, caller, booked).await
 }
 
 /// Parses a booking id from the path (404 for anything that is not one).
@@ -386,6 +390,7 @@ pub async fn reschedule(k: &Kernel, caller: &Caller, id: &str, body: &Value) -> 
         .reschedule(id, times, request.version, &caller.user, now, &fits)
         .await?;
     // The time it held before is free now, for whoever waits for it.
+    super::visits::moved(k, caller, &moved).await?;
     if let Some(freed) = held_span(&current).filter(|s| Some(*s) != held_span(&moved)) {
         super::waitlist::offer_freed(k, freed).await;
     }
@@ -423,6 +428,7 @@ pub async fn end(
             k.clock.now_ms(),
         )
         .await?;
+    super::visits::ended(k, caller, &ended).await?;
     if let Some(freed) = held_span(&ended) {
         super::waitlist::offer_freed(k, freed).await;
     }

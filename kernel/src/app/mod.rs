@@ -32,6 +32,7 @@ pub mod records;
 pub mod slots;
 pub mod stock;
 pub mod treatments;
+pub mod visits;
 pub mod waitlist;
 pub mod work;
 

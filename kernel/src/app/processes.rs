@@ -131,6 +131,12 @@ pub async fn start_with(k: &Parts<'_>, caller: &Caller, s: StartProcess) -> Resu
                 "the bound record is read from storage: bind one with \"record\": {\"item\", \"id\"}",
             ));
         }
+        Some(given) if given.contains_key("booking") && !caller.is_kernel() => {
+            return Err(invalid(
+                "/context/booking",
+                "set by the kernel when a visit is booked: book it with POST /api/v1/bookings",
+            ));
+        }
         Some(_) => {}
         None => return Err(invalid("/context", "expected a JSON object")),
     }

@@ -39,6 +39,14 @@ pub async fn put(k: &Kernel, caller: &Caller, body: &Value) -> Result<Treatment>
             &mut references,
         );
     }
+    if let Some(service) = &treatment.service {
+        directory.check(
+            erpos_design::directory::Kind::Service,
+            service,
+            "/service",
+            &mut references,
+        );
+    }
     for (i, c) in treatment.consumables.iter().enumerate() {
         if crate::store::stock::material(&k.db, &c.material)
             .await?

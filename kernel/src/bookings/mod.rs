@@ -204,6 +204,7 @@ impl Bookings {
             patient: r.patient,
             treatment: r.treatment,
             note: r.note,
+            process: None,
             version: 1,
             created_by: actor.to_owned(),
             created_at: stamp.clone(),
@@ -348,6 +349,16 @@ impl Bookings {
                 details: Vec::new(),
             });
         }
+        Ok(booking)
+    }
+
+    /// Records that booking `id` started visit process `pid` (under the index's lock, so
+    /// no move or cancel of it runs in between).
+    pub async fn link(&self, id: Uuid, pid: u64, actor: &str, now_ms: i64) -> Result<Booking> {
+        let _index = self.index.lock().await;
+        let mut booking = self.get(id).await?;
+        booking.process = Some(pid);
+        crate::store::bookings::link_process(&self.db, &booking, actor, now_ms).await?;
         Ok(booking)
     }
 

@@ -308,6 +308,19 @@ pub enum Command {
         /// Who.
         by: String,
     },
+    /// The visit's booking moved: `context.booking` becomes `booking` (the kernel's copy
+    /// of what was booked), a process still NEW waits for `start_at_ms` instead, and a
+    /// wait step counting to a time (`until`) counts to the new one.
+    Rebook {
+        /// The process.
+        pid: Pid,
+        /// The booking as the process sees it.
+        booking: Json,
+        /// When a process still NEW starts now (its reminder time).
+        start_at_ms: Option<i64>,
+        /// Who.
+        by: String,
+    },
     /// Fire every timer due at the given time.
     Tick,
 }
@@ -728,6 +741,12 @@ impl Scheduler {
                 reason,
                 by,
             } => self.change_state(pid, &step, &reason, &by, now_ms, conditions)?,
+            Command::Rebook {
+                pid,
+                booking,
+                start_at_ms,
+                by,
+            } => self.rebook(pid, booking, start_at_ms, &by, now_ms, conditions)?,
             Command::Tick => self.tick(now_ms, conditions),
         }
         self.dispatch(now_ms, conditions);
@@ -820,12 +839,17 @@ impl Scheduler {
     }
 }
 
-/// Merges a caller's context variables into a process's context, leaving out `record`:
-/// the bound record is only ever read from storage (at the start, with each handling and
-/// completion), so no caller can make conditions see values the record does not hold.
+/// Merges a caller's context variables into a process's context, leaving out `record`
+/// and `booking`: the bound record is only ever read from storage (at the start, with each
+/// handling and completion), and the booking only ever set by the kernel when a visit is
+/// booked or moved, so no caller can make conditions see values the record does not hold
+/// nor move a booked step onto another room.
 pub fn merge_context(target: &mut Json, patch: &Json) {
     if let (Json::Object(t), Json::Object(p)) = (target, patch) {
-        for (k, v) in p.iter().filter(|(k, _)| k.as_str() != "record") {
+        for (k, v) in p
+            .iter()
+            .filter(|(k, _)| k.as_str() != "record" && k.as_str() != "booking")
+        {
             merge(t.entry(k.clone()).or_insert(Json::Null), v);
         }
     }

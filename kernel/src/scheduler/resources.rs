@@ -43,6 +43,9 @@ pub struct Need {
     pub skill: Option<String>,
     /// Kept while the process waits inside the step.
     pub hold_while_waiting: bool,
+    /// Only this instance will do (a booked step takes the room its booking reserved,
+    /// never another of its type).
+    pub instance: Option<String>,
 }
 
 /// Every resource and its allocations.
@@ -100,6 +103,7 @@ impl ResourcePool {
             for r in self.resources.values().filter(|r| {
                 r.resource_type == need.resource_type
                     && need.skill.as_ref().is_none_or(|s| r.skills.contains(s))
+                    && need.instance.as_ref().is_none_or(|i| *i == r.id)
             }) {
                 if left == 0 {
                     break;
@@ -225,6 +229,7 @@ mod tests {
             quantity: q,
             skill: None,
             hold_while_waiting: false,
+            instance: None,
         }
     }
 

@@ -268,16 +268,41 @@ pub async fn update(
             sent: booking.version - 1,
         });
     }
+    let seq = next_seq(&mut tx, id).await?;
+    history_row(&mut tx, id, seq, action, actor, now_ms, &detail).await?;
+    tx.execute(audit).await?;
+    tx.commit().await
+}
+
+/// The number of the next history entry of booking `id`.
+async fn next_seq(tx: &mut Tx, id: Uuid) -> Result<i64> {
+    let d = tx.dialect();
     let mut sql = tx.sql();
     sql.push(
         "SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS TEXT) FROM booking_history WHERE booking_id = ",
     )
-    .param(Some(booking.id.clone()), id_param(d));
-    let seq = super::scalar_in(&mut tx, "booking_history", &["seq"], sql)
+    .param(Some(id.to_string()), id_param(d));
+    Ok(super::scalar_in(tx, "booking_history", &["seq"], sql)
         .await?
-        .unwrap_or(1);
-    history_row(&mut tx, id, seq, action, actor, now_ms, &detail).await?;
-    tx.execute(audit).await?;
+        .unwrap_or(1))
+}
+
+/// Records the visit process a booking started (`booking.process` is set): its stored
+/// copy and a history entry, without moving its version — a client that booked it holds
+/// version 1 and may move it with that.
+pub async fn link_process(db: &Db, booking: &Booking, actor: &str, now_ms: i64) -> Result<()> {
+    let id = Uuid::parse_str(&booking.id).map_err(|e| KernelError::Corrupt(e.to_string()))?;
+    let mut tx = db.begin().await?;
+    let d = tx.dialect();
+    let mut sql = tx.sql();
+    sql.push("UPDATE bookings SET definition = ")
+        .json(&definition(booking)?)
+        .push(" WHERE id = ")
+        .param(Some(booking.id.clone()), id_param(d));
+    tx.execute(sql).await?;
+    let seq = next_seq(&mut tx, id).await?;
+    let detail = serde_json::json!({"process": booking.process});
+    history_row(&mut tx, id, seq, "process_started", actor, now_ms, &detail).await?;
     tx.commit().await
 }
 

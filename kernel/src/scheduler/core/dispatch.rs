@@ -246,7 +246,7 @@ impl Scheduler {
                     continue;
                 };
                 let step = &svc.steps[index];
-                let needs: Vec<Need> = step
+                let mut needs: Vec<Need> = step
                     .resources
                     .iter()
                     .map(|r| Need {
@@ -254,9 +254,16 @@ impl Scheduler {
                         quantity: r.quantity,
                         skill: r.skill.clone(),
                         hold_while_waiting: r.hold_while_waiting,
+                        instance: None,
                     })
                     .collect();
-                let assignee = self.pcbs.get(&pid).and_then(|p| p.assignee.clone());
+                let booked = self.pcbs.get(&pid).and_then(|p| self.booked(step, p));
+                let mut assignee = self.pcbs.get(&pid).and_then(|p| p.assignee.clone());
+                if let Some(b) = booked {
+                    needs.extend(b.needs);
+                    // A reassignment made by someone wins over the booking's practitioner.
+                    assignee = assignee.or(b.practitioner);
+                }
                 let comes_on_duty = std::cell::Cell::new(None);
                 let policy = step
                     .operators
@@ -414,6 +421,49 @@ impl Scheduler {
         }
     }
 
+    /// What a `booked` step of a process started by a booking holds: exactly the booked
+    /// resources (a resource no longer in the pool is asked for by its id, so the process
+    /// waits visibly for it rather than taking another) and the booked practitioner. None
+    /// for any other step, or a process without a booking (a walk-in).
+    fn booked(&self, step: &Step, pcb: &Pcb) -> Option<Booked> {
+        if !step.booked {
+            return None;
+        }
+        let booking = pcb.context.get("booking")?.as_object()?;
+        let ids = |key: &str| -> Vec<String> {
+            booking
+                .get(key)
+                .and_then(|v| v.as_array())
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let needs = ids("resources")
+            .into_iter()
+            .map(|id| Need {
+                resource_type: self
+                    .pool
+                    .get(&id)
+                    .map_or_else(|| id.clone(), |r| r.resource_type.clone()),
+                quantity: 1,
+                skill: None,
+                hold_while_waiting: false,
+                instance: Some(id),
+            })
+            .collect();
+        let practitioner = ids("operators")
+            .into_iter()
+            .next()
+            .map(|u| Arc::from(u.as_str()));
+        Some(Booked {
+            needs,
+            practitioner,
+        })
+    }
+
     /// Remembers to dispatch again when someone skipped for being off duty comes on duty.
     fn recheck_at(&mut self, at: Option<i64>) {
         if let Some(at) = at {
@@ -472,6 +522,14 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// What a booked step is dispatched onto (see `Scheduler::booked`).
+struct Booked {
+    /// One unit of each booked resource, that instance only.
+    needs: Vec<Need>,
+    /// The booked practitioner (the first operator of the booking), if any.
+    practitioner: Option<Arc<str>>,
 }
 
 /// Whether an operator is in working time (without a calendar: always). Off duty, `next`

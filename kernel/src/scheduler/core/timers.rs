@@ -27,7 +27,8 @@ impl Scheduler {
             };
             match pcb.state {
                 ProcessState::Suspended => continue,
-                ProcessState::New => {
+                ProcessState::New if matches!(pcb.wait, Some(WaitReason::Timer { at_ms }) if at_ms == at) =>
+                {
                     self.timers.remove(&(at, pid));
                     let first = self
                         .service_of(pcb)
@@ -63,6 +64,86 @@ impl Scheduler {
                 }
             }
         }
+    }
+
+    /// `Command::Rebook`: the visit's booking moved. The process sees the new booking;
+    /// still NEW, it waits for `start_at_ms` (or enters its first step now, when that has
+    /// passed); waiting at a step that counts to a time (`until`), it counts to the time
+    /// the expression gives over the new booking.
+    pub(super) fn rebook(
+        &mut self,
+        pid: Pid,
+        booking: serde_json::Value,
+        start_at_ms: Option<i64>,
+        by: &str,
+        now_ms: i64,
+        conditions: &dyn Conditions,
+    ) -> Result<(), super::CoreError> {
+        let pcb = self
+            .pcbs
+            .get(&pid)
+            .ok_or(super::CoreError::NoProcess(pid))?;
+        if pcb.state == ProcessState::Terminated {
+            return Err(super::CoreError::WrongState {
+                pid,
+                state: pcb.state,
+                step: None,
+                message: "a terminated process has no booking to move".into(),
+            });
+        }
+        let state = pcb.state;
+        let old_timer = match pcb.wait {
+            Some(WaitReason::Timer { at_ms }) => Some(at_ms),
+            _ => None,
+        };
+        let counts_until = self
+            .current_step(pcb)
+            .ok()
+            .and_then(|s| s.wait.as_ref()?.until.clone());
+        self.out.pid = Some(pid);
+        self.mutate(pid, by, now_ms, "booking moved", |p| {
+            if let Some(o) = std::sync::Arc::make_mut(&mut p.context).as_object_mut() {
+                o.insert("booking".into(), booking);
+            }
+        });
+        let new_timer = match state {
+            ProcessState::New if old_timer.is_some() => start_at_ms.or(old_timer),
+            ProcessState::Waiting if old_timer.is_some() => match counts_until {
+                Some(until) => match self.pcbs.get(&pid).map(|v| conditions.instant(&until, v)) {
+                    Some(Ok(at)) => Some(at),
+                    _ => old_timer,
+                },
+                None => old_timer,
+            },
+            _ => None,
+        };
+        if let (Some(old), Some(new)) = (old_timer, new_timer)
+            && old != new
+        {
+            self.timers.remove(&(old, pid));
+            if state == ProcessState::New && new <= now_ms {
+                // The new start time has passed already: start now.
+                let first = self
+                    .pcbs
+                    .get(&pid)
+                    .and_then(|p| self.service_of(p).ok())
+                    .and_then(|s| s.start().map(|s| s.name.clone()));
+                self.quiet(pid, "start time reached", |p| p.wait = None);
+                if let Some(first) = first {
+                    self.enter(pid, &first, by, now_ms, conditions, 0);
+                }
+            } else {
+                self.timers.insert((new, pid));
+                self.set_wait(
+                    pid,
+                    Some(WaitReason::Timer { at_ms: new }),
+                    by,
+                    now_ms,
+                    "waits for the booking's new time",
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The earliest pending timer (so the runtime knows when to `Tick`).

@@ -1,0 +1,362 @@
+//! The clinic's visit flow, end to end on the clinic pack (issue 14 §6), on both databases
+//! with the test clock: front desk 周婷 books 肉毒素 for a patient from a slot search; the
+//! visit process is NEW until the day before, reminds the front desk, then reception,
+//! (a first visit's consultation with the doctor, returning the diagnosis), informed
+//! consent recorded by nurse 王丽 on the visit with her own rights, payment, and — at the
+//! booked time — the treatment on exactly the booked injection room and practitioner, care
+//! instructions, and the follow-ups the rule starts at 1, 7 and 30 days.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use erpos_kernel::Kernel;
+use erpos_kernel::clock::{Clock, ManualClock};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// 2026-11-28 17:00 China time, as in the HTTP tests.
+const START_MS: i64 = 1_795_856_400_000;
+const DAY_MS: i64 = 86_400_000;
+
+struct Clinic {
+    kernel: Arc<Kernel>,
+    clock: Arc<ManualClock>,
+    router: axum::Router,
+}
+
+impl Clinic {
+    async fn open(url: &str) -> anyhow::Result<Clinic> {
+        let clock = Arc::new(ManualClock::new(START_MS));
+        let kernel = Kernel::open_with_clock(url, clock.clone()).await?;
+        erpos_applications::pack::load(&kernel, &erpos_applications::pack::CLINIC).await?;
+        erpos_applications::pack::demo_passwords(&kernel, "erpos-demo").await?;
+        let router = erpos_http::router(kernel.clone());
+        Ok(Clinic {
+            kernel,
+            clock,
+            router,
+        })
+    }
+
+    async fn send(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string()))?,
+            None => req.body(Body::empty())?,
+        };
+        let res = self.router.clone().oneshot(req).await?;
+        let status = res.status();
+        let bytes = res.into_body().collect().await?.to_bytes();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)?
+        };
+        Ok((status, json))
+    }
+
+    async fn login(&self, user: &str) -> anyhow::Result<String> {
+        let (s, b) = self
+            .send(
+                None,
+                "POST",
+                "/api/v1/sessions",
+                Some(json!({"user": user, "password": "erpos-demo"})),
+            )
+            .await?;
+        anyhow::ensure!(s == StatusCode::CREATED, "login {user}: {s} {b}");
+        Ok(b["token"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Moves the clock to `to` and fires what is due (timers, rules, the outbox).
+    async fn at(&self, to: i64) -> anyhow::Result<()> {
+        let now = self.clock.now_ms();
+        if to > now {
+            self.clock.advance_ms(to - now);
+        }
+        self.kernel
+            .engine
+            .command(erpos_kernel::scheduler::Command::Tick)
+            .await?;
+        for _ in 0..20 {
+            let read = self.kernel.rules.round().await?;
+            let sent = self.kernel.outbox.deliver_due().await?;
+            if read == 0 && sent == 0 {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn process(&self, token: &str, pid: u64) -> anyhow::Result<Value> {
+        let (s, p) = self
+            .send(
+                Some(token),
+                "GET",
+                &format!("/api/v1/processes/{pid}"),
+                None,
+            )
+            .await?;
+        anyhow::ensure!(s == StatusCode::OK, "{s} {p}");
+        Ok(p)
+    }
+
+    /// `user` agrees on their open work item of process `pid` (with `context`).
+    async fn agree(&self, token: &str, pid: u64, context: Value) -> anyhow::Result<()> {
+        let (s, b) = self
+            .send(
+                Some(token),
+                "POST",
+                &format!("/api/v1/processes/{pid}/handle"),
+                Some(json!({"attribute": "agree", "context": context})),
+            )
+            .await?;
+        anyhow::ensure!(s == StatusCode::OK, "handle {pid}: {s} {b}");
+        Ok(())
+    }
+}
+
+fn q(text: &str) -> String {
+    text.replace('+', "%2B").replace(':', "%3A")
+}
+
+async fn a_visit(url: &str) -> anyhow::Result<()> {
+    let c = Clinic::open(url).await?;
+    // Sessions lapse while the clock jumps days ahead: each request logs in afresh.
+    // The demo's walk-in visits fill the front desk's hands: they go home first.
+    let (_, walk_ins) = c
+        .send(
+            Some(&c.login("admin").await?),
+            "GET",
+            "/api/v1/processes?service=treatment_visit",
+            None,
+        )
+        .await?;
+    for w in walk_ins["items"].as_array().cloned().unwrap_or_default() {
+        let (s, b) = c
+            .send(
+                Some(&c.login("admin").await?),
+                "POST",
+                &format!("/api/v1/processes/{}/terminate", w["id"]),
+                Some(json!({"reason": "演示数据"})),
+            )
+            .await?;
+        anyhow::ensure!(s == StatusCode::OK, "{s} {b}");
+    }
+    let (_, found) = c
+        .send(
+            Some(&c.login("qiantai_zhou").await?),
+            "GET",
+            "/api/v1/records/patient?q=zs",
+            None,
+        )
+        .await?;
+    let patient = found["items"][0].clone();
+    let patient_id = patient["id"].as_str().unwrap_or_default().to_owned();
+    anyhow::ensure!(!patient_id.is_empty(), "张三: {found}");
+
+    // Three days ahead, the first free 肉毒素 slot; booked by the front desk.
+    let from = "2026-12-01T09:00:00+08:00";
+    let to = "2026-12-01T21:00:00+08:00";
+    let (s, slots) = c
+        .send(
+            Some(&c.login("qiantai_zhou").await?),
+            "GET",
+            &format!(
+                "/api/v1/bookings/slots?treatment=roudusu&from={}&to={}&limit=1",
+                q(from),
+                q(to)
+            ),
+            None,
+        )
+        .await?;
+    anyhow::ensure!(s == StatusCode::OK, "{s} {slots}");
+    let slot = slots["slots"][0].clone();
+    let (s, booked) = c
+        .send(
+            Some(&c.login("qiantai_zhou").await?),
+            "POST",
+            "/api/v1/bookings",
+            Some(json!({
+                "resources": slot["resources"], "operators": slot["operators"],
+                "start": slot["start"], "end": slot["end"],
+                "buffer_before_minutes": slot["buffer_before_minutes"],
+                "buffer_after_minutes": slot["buffer_after_minutes"],
+                "treatment": "roudusu", "patient": patient_id
+            })),
+        )
+        .await?;
+    assert_eq!(s, StatusCode::CREATED, "{booked}");
+    let pid = booked["process"].as_u64().expect("a visit process");
+    let p = c.process(&c.login("admin").await?, pid).await?;
+    assert_eq!(p["state"], "NEW", "{p}");
+    assert_eq!(p["service"], "treatment_visit");
+    assert_eq!(
+        p["record"]["id"],
+        patient_id.as_str(),
+        "bound to the patient: {p}"
+    );
+    let start_ms = p["context"]["booking"]["start_ms"]
+        .as_i64()
+        .unwrap_or_default();
+    let held_from = p["context"]["booking"]["held_from_ms"]
+        .as_i64()
+        .unwrap_or_default();
+
+    // The day before: the reminder reaches the front desk, and reception is on its list.
+    c.at(start_ms - DAY_MS).await?;
+    let (_, inbox) = c
+        .send(
+            Some(&c.login("qiantai_zhou").await?),
+            "GET",
+            "/api/v1/notifications",
+            None,
+        )
+        .await?;
+    let titles: Vec<&str> = inbox["items"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|n| n["title"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        titles.contains(&"明日预约提醒：张三"),
+        "the reminder: {titles:?}"
+    );
+    let p = c.process(&c.login("admin").await?, pid).await?;
+    assert_eq!(p["step"], "checkin", "{p}");
+
+    // The patient arrives (an hour before): reception, by whoever of the front desk has it.
+    c.at(start_ms - 3_600_000).await?;
+    let receptionist = p["operator"].as_str().unwrap_or_default().to_owned();
+    let token = c.login(&receptionist).await?;
+    c.agree(&token, pid, json!({"health_survey": "无过敏，近期未服药"}))
+        .await?;
+    let mut p = c.process(&c.login("admin").await?, pid).await?;
+    if p["step"] == "consult" {
+        // A first visit: the doctor's consultation returns the diagnosis to the visit.
+        let child = p["children"][0].as_u64().expect("the consultation");
+        let cp = c.process(&c.login("admin").await?, child).await?;
+        let doctor = c.login(cp["operator"].as_str().unwrap_or_default()).await?;
+        c.agree(
+            &doctor,
+            child,
+            json!({"diagnosis": "动态皱纹（额纹、鱼尾纹）", "plan": "肉毒素 50U"}),
+        )
+        .await?;
+        p = c.process(&c.login("admin").await?, pid).await?;
+        assert_eq!(p["context"]["diagnosis"], "动态皱纹（额纹、鱼尾纹）", "{p}");
+    }
+    // Consent: the nurse records it on the visit, with her own rights.
+    assert_eq!(p["step"], "consent", "{p}");
+    assert_eq!(p["operator"], "hushi_wang", "{p}");
+    c.agree(
+        &c.login("hushi_wang").await?,
+        pid,
+        json!({"consent": {"signed": true, "form": "肉毒素知情同意书 v3"}}),
+    )
+    .await?;
+    let p = c.process(&c.login("admin").await?, pid).await?;
+    assert_eq!(p["step"], "pay", "{p}");
+    let cashier = c.login(p["operator"].as_str().unwrap_or_default()).await?;
+    c.agree(&cashier, pid, json!({"paid": "1980.00"})).await?;
+    let p = c.process(&c.login("admin").await?, pid).await?;
+    assert_eq!(p["state"], "WAITING", "until the booked time: {p}");
+
+    // At the held start the treatment runs on exactly what was booked.
+    c.at(held_from).await?;
+    let p = c.process(&c.login("admin").await?, pid).await?;
+    assert_eq!(p["state"], "RUNNING", "{p}");
+    assert_eq!(p["step"], "treat");
+    assert_eq!(p["operator"], slot["operators"][0], "{p}");
+    let held: Vec<Value> = p["allocations"]
+        .as_array()
+        .map(|l| l.iter().map(|a| a["resource"].clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(Value::Array(held), slot["resources"], "{p}");
+    let practitioner = c.login(p["operator"].as_str().unwrap_or_default()).await?;
+    c.agree(&practitioner, pid, json!({"note": "额纹 20U，鱼尾纹 30U"}))
+        .await?;
+    let p = c.process(&c.login("admin").await?, pid).await?;
+    assert_eq!(p["step"], "care", "{p}");
+    c.agree(
+        &c.login("hushi_wang").await?,
+        pid,
+        json!({"care": "24小时内勿按摩注射部位"}),
+    )
+    .await?;
+    let p = c.process(&c.login("admin").await?, pid).await?;
+    assert_eq!(p["state"], "TERMINATED", "{p}");
+    assert_eq!(p["exit"], "completed", "{p}");
+
+    // The follow-ups: the rule starts three, NEW until 1, 7 and 30 days after care.
+    let done_ms = c.clock.now_ms();
+    c.at(done_ms).await?;
+    let (_, list) = c
+        .send(
+            Some(&c.login("admin").await?),
+            "GET",
+            "/api/v1/processes?service=follow_up",
+            None,
+        )
+        .await?;
+    let items = list["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 3, "{list}");
+    for (day, expected) in [(1, 1), (7, 1), (30, 1)] {
+        let n = items
+            .iter()
+            .filter(|i| i["context"]["day"] == day && i["state"] == "NEW")
+            .count();
+        assert_eq!(n, expected, "day {day}: {list}");
+    }
+    c.at(done_ms + DAY_MS).await?;
+    let (_, list) = c
+        .send(
+            Some(&c.login("admin").await?),
+            "GET",
+            "/api/v1/processes?service=follow_up&state=RUNNING",
+            None,
+        )
+        .await?;
+    assert_eq!(
+        list["items"].as_array().map(Vec::len),
+        Some(1),
+        "the first follow-up call is on the front desk's list a day later: {list}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_booked_visit_runs_the_clinic_flow() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite:{}", dir.path().join("clinic.db").display());
+    a_visit(&url).await?;
+    if let Ok(admin) = std::env::var("ERPOS_TEST_POSTGRES_URL") {
+        let name = format!("erpos_visit_{}", uuid::Uuid::new_v4().simple());
+        let pool = sqlx::PgPool::connect(&admin).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&pool)
+            .await?;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        let result = a_visit(&format!("{base}/{name}")).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&pool)
+        .await?;
+        result?;
+    }
+    Ok(())
+}
