@@ -291,6 +291,47 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
         .await?;
     let p = c.process(&c.login("admin").await?, pid).await?;
     assert_eq!(p["step"], "care", "{p}");
+    // The consumables left stock first expiring first (保妥适 C2911, 20 days to expiry,
+    // before C3201), and the treatment record carries the lot numbers.
+    let (_, records) = c
+        .send(
+            Some(&c.login("admin").await?),
+            "GET",
+            "/api/v1/records/treatment_record",
+            None,
+        )
+        .await?;
+    assert_eq!(records["total"], 1, "{records}");
+    let record = &records["items"][0];
+    assert_eq!(record["patient"], patient_id.as_str(), "{record}");
+    assert_eq!(record["treatment"], "roudusu");
+    assert_eq!(record["lots"], "保妥适 C2911 ×50", "{record}");
+    let (_, lots) = c
+        .send(
+            Some(&c.login("admin").await?),
+            "GET",
+            "/api/v1/stock/lots?material=baotuoshi",
+            None,
+        )
+        .await?;
+    let on_hand: Vec<(String, i64)> = lots["items"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|x| {
+                    (
+                        x["lot_number"].as_str().unwrap_or_default().to_owned(),
+                        x["on_hand"].as_i64().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        on_hand.contains(&("C2911".to_owned(), 150))
+            && on_hand.contains(&("C3201".to_owned(), 500)),
+        "{lots}"
+    );
     c.agree(
         &c.login("hushi_wang").await?,
         pid,

@@ -401,6 +401,27 @@ pub enum Instruction {
         /// The transition's name.
         transition: String,
     },
+    /// Takes a treatment's consumables out of a branch's stock, first expiring first, in
+    /// the step's (or the rule run's) transaction, under one reference per material (a
+    /// retry takes nothing twice). The lots taken are kept under `bind` for the
+    /// instructions after it (`used.lots`: `[{material, lot, lot_number, quantity}]`,
+    /// `used.text`: `保妥适 C2911 ×50`) — so the treatment record can carry its lot
+    /// numbers — and in the run's effects. Too little stock fails the step, and nothing
+    /// moves.
+    ConsumeStock {
+        /// An expression giving the treatment's name (default: the visit's booked
+        /// treatment, `context.booking.treatment`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        treatment: Option<String>,
+        /// The branch whose stock is used.
+        branch: String,
+        /// An expression giving the reference (default: `visit-<pid>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// Name under which later instructions see what was taken.
+        #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+        bind: Option<String>,
+    },
     /// Notifies users: a title and a body rendered from `{{path}}` templates over the
     /// event, record and context; delivered through the outbox.
     Notify {
@@ -453,6 +474,7 @@ impl Instruction {
             Instruction::AllocateResource { .. } => "allocate_resource",
             Instruction::ReleaseResource { .. } => "release_resource",
             Instruction::TakeTransition { .. } => "take_transition",
+            Instruction::ConsumeStock { .. } => "consume_stock",
             Instruction::Notify { .. } => "notify",
             Instruction::Webhook { .. } => "webhook",
             Instruction::Script { .. } => "script",
@@ -1027,6 +1049,21 @@ pub fn check_instructions(
                 }
                 expr("to_expr", to_expr, issues);
             }
+            Instruction::ConsumeStock {
+                treatment,
+                branch,
+                reference,
+                ..
+            } => {
+                expr("treatment", treatment, issues);
+                expr("reference", reference, issues);
+                if !crate::naming::is_identifier(branch) {
+                    issues.push(Issue::new(
+                        at("branch"),
+                        format!("'{branch}' is not a branch identifier"),
+                    ));
+                }
+            }
             Instruction::Webhook { url, .. } => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
                     issues.push(Issue::new(
@@ -1075,6 +1112,24 @@ mod tests {
         assert!(e[0].message.contains("sett"), "{}", e[0].message);
         let e = parse_instructions(&[json!({"op": "launch_rockets"})], "").unwrap_err();
         assert!(e[0].message.contains("launch_rockets"));
+    }
+
+    #[test]
+    fn consuming_stock_names_a_branch_and_valid_expressions() {
+        let catalog = Catalog::default();
+        let rule: ServiceRule = serde_json::from_value(json!({
+            "label": {"zh": "耗材出库"}, "event": {"kind": "signal", "name": "treated"},
+            "instructions": [{"op": "consume_stock", "branch": "Xu Hui", "treatment": "context.(", "as": "used"}]
+        }))
+        .unwrap();
+        let DesignError::InvalidDefinition(issues) =
+            prepare_rule(rule, &catalog, &no_services(), &any_cron).unwrap_err()
+        else {
+            panic!()
+        };
+        let paths: Vec<&str> = issues.iter().map(|i| i.path.as_str()).collect();
+        assert!(paths.contains(&"/instructions/0/branch"), "{issues:?}");
+        assert!(paths.contains(&"/instructions/0/treatment"), "{issues:?}");
     }
 
     #[test]

@@ -472,6 +472,82 @@ impl Executor {
                     vec![deliver(Kind::Webhook, payload, now_ms)],
                 ))
             }
+            Instruction::ConsumeStock {
+                treatment,
+                branch,
+                reference,
+                bind,
+            } => {
+                let text_of =
+                    |expr: &Option<String>, default: Option<String>, what: &str| match expr {
+                        Some(e) => {
+                            let v = self.sandbox.eval(e, bindings)?;
+                            v.as_str()
+                                .map(str::to_owned)
+                                .ok_or_else(|| format!("'{what}' gave {v}, not a text"))
+                        }
+                        None => default.ok_or_else(|| format!("say which '{what}'")),
+                    };
+                let booked = bindings
+                    .context
+                    .pointer("/booking/treatment")
+                    .and_then(Json::as_str)
+                    .map(str::to_owned);
+                let name = text_of(treatment, booked, "treatment")?;
+                let reference =
+                    text_of(reference, s.pid.map(|p| format!("visit-{p}")), "reference")?;
+                let found = crate::store::treatments::get(&self.db, &name)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("there is no treatment '{name}'"))?;
+                let mut lots = Vec::new();
+                let mut text = Vec::new();
+                for c in &found.consumables {
+                    let material = crate::store::stock::material(&self.db, &c.material)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("there is no material '{}'", c.material))?;
+                    let head = crate::store::stock::OperationHead {
+                        reference: format!("{reference}/{}", c.material),
+                        kind: "consumption".into(),
+                        material: c.material.clone(),
+                        branch: branch.clone(),
+                        quantity: c.quantity,
+                    };
+                    let by = crate::store::stock::By {
+                        actor: &actor,
+                        now_ms,
+                        note: Some(&reference),
+                        audit: crate::audit::Audit::new(&actor, "stock.consumption", now_ms)
+                            .row(self.db.dialect(), &head.reference),
+                    };
+                    let (done, _) = crate::store::stock::consume_in(
+                        tx,
+                        head,
+                        material.use_within_hours_of_opening,
+                        by,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    for (lot, movement) in &done.moved {
+                        let quantity = -movement.quantity;
+                        lots.push(json!({"material": c.material, "lot": lot.id,
+                            "lot_number": lot.lot_number, "quantity": quantity}));
+                        text.push(format!(
+                            "{} {} ×{quantity}",
+                            material.label.zh, lot.lot_number
+                        ));
+                    }
+                }
+                let used = json!({"lots": lots, "text": text.join("，")});
+                if let Some(name) = bind {
+                    bindings.vars.push((name.clone(), used.clone()));
+                }
+                Ok((
+                    json!({"op": "consume_stock", "treatment": name, "reference": reference, "lots": used["lots"]}),
+                    vec![],
+                ))
+            }
             Instruction::Script { .. } => Err("scripts are expanded before they run".into()),
         }
     }

@@ -518,10 +518,27 @@ pub async fn consume(
     open_for_hours: Option<u32>,
     by: By<'_>,
 ) -> Result<(Done, bool)> {
-    let (mut tx, first) = begin_operation(db, &head, &by).await?;
-    if let Some(first) = first {
+    let mut tx = db.begin().await?;
+    let done = consume_in(&mut tx, head, open_for_hours, by).await?;
+    if done.1 {
+        tx.commit().await?;
+    }
+    Ok(done)
+}
+
+/// [`consume`] inside `tx` (an automatic step's, which commits it with what else the
+/// step writes): answers what was done and whether it is new; a reference done before
+/// answers its first result and moves nothing.
+pub async fn consume_in(
+    tx: &mut Tx,
+    head: OperationHead,
+    open_for_hours: Option<u32>,
+    by: By<'_>,
+) -> Result<(Done, bool)> {
+    if let Some(first) = done_in(tx, &head.reference).await? {
         return Ok((first, false));
     }
+    claim(tx, &head, &by).await?;
     let d = tx.dialect();
     let mut select = Select::from(d, "stock_lots", LOT).keyed("id");
     select
@@ -535,7 +552,7 @@ pub async fn consume(
         .push(" ORDER BY usable_ms, id");
     locked(&mut select, d);
     let lots = select
-        .fetch_in(&mut tx)
+        .fetch_in(tx)
         .await?
         .iter()
         .map(lot_of)
@@ -559,7 +576,7 @@ pub async fn consume(
         left -= take;
         moved.push(
             apply(
-                &mut tx,
+                tx,
                 Move {
                     lot,
                     kind: MovementKind::Out,
@@ -573,7 +590,15 @@ pub async fn consume(
             .await?,
         );
     }
-    finish(tx, head, by, moved).await
+    tx.execute(by.audit).await?;
+    Ok((
+        Done {
+            head,
+            at_ms: by.now_ms,
+            moved,
+        },
+        true,
+    ))
 }
 
 /// Moves lot `lot_id` by `quantity` (signed) as an adjustment or a write-off.
