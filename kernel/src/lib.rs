@@ -188,7 +188,7 @@ impl Kernel {
             clock: clock.clone(),
         });
         engine.attach_automatic(Arc::downgrade(&runner));
-        Ok(Arc::new(Kernel {
+        let kernel = Arc::new(Kernel {
             db,
             definitions,
             records,
@@ -202,7 +202,11 @@ impl Kernel {
             _step_runner: runner,
             auth: Arc::new(auth::Auth::new(db_auth, clock.clone())),
             clock,
-        }))
+        });
+        // A crash between storing a booked visit and starting its process left a booking
+        // without one: it gets it now.
+        app::visits::reconcile(&kernel).await?;
+        Ok(kernel)
     }
 
     /// Sets (or clears) the bootstrap token (`ERPOS_BOOTSTRAP_TOKEN`): `Authorization:

@@ -250,3 +250,59 @@ async fn cancelling_a_booking_cancels_its_visit_and_nobody_else_sets_a_booking()
     })
     .await
 }
+
+#[tokio::test]
+async fn a_booking_stored_before_a_crash_gets_its_visit_at_the_next_start() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        setup(&app).await?;
+        // The booking is stored, and the kernel stops before the visit process starts
+        // (the store's own call, as the application layer makes it before starting one).
+        let span = |from: i64, to: i64| erpos_kernel::bookings::index::Span { from, to };
+        let reservation = erpos_kernel::bookings::Reservation {
+            kind: erpos_kernel::bookings::BookingKind::Visit,
+            times: erpos_kernel::bookings::Times {
+                served: span(ms(3, "10:00"), ms(3, "10:30")),
+                held: span(ms(3, "09:50"), ms(3, "10:40")),
+                before: 10,
+                after: 10,
+            },
+            resources: vec!["room-a2".into(), "picolaser-1".into()],
+            operators: vec!["doc.wang".into()],
+            patient: Some("单雪".into()),
+            treatment: Some("tiaoq".into()),
+            note: None,
+        };
+        let always = |_: &[String], _: erpos_kernel::bookings::index::Span| None;
+        let now = app.kernel.clock.now_ms();
+        let stored = app
+            .kernel
+            .bookings
+            .book(reservation, "qiantai_zhou", now, &always)
+            .await?;
+        assert!(stored.process.is_none());
+        let app = app.restart().await?;
+        let (s, shown) = app
+            .call("GET", &format!("/api/v1/bookings/{}", stored.id), None)
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{shown}");
+        let pid = shown["process"].clone();
+        assert!(
+            pid.is_u64(),
+            "started when the kernel opened again: {shown}"
+        );
+        let p = process(&app, &pid).await?;
+        assert_eq!(p["state"], "NEW", "{p}");
+        assert_eq!(
+            p["creator"], "qiantai_zhou",
+            "on behalf of whoever booked: {p}"
+        );
+        // And only once: another start finds it linked.
+        let app = app.restart().await?;
+        let (_, list) = app
+            .call("GET", "/api/v1/processes?service=visit", None)
+            .await?;
+        assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+        Ok(())
+    })
+    .await
+}

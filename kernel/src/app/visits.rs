@@ -110,6 +110,49 @@ pub async fn start(k: &Kernel, caller: &Caller, b: Booking) -> Result<Booking> {
     }
 }
 
+/// Starts the visit process of every booked visit still to come that should have one and
+/// has none — the kernel stopped between storing the booking and starting its process —
+/// on behalf of whoever booked it. Answers how many it started. Runs when the kernel
+/// opens, before it serves.
+pub async fn reconcile(k: &Kernel) -> Result<usize> {
+    let mut query = crate::store::bookings::BookingQuery {
+        state: Some(BookingState::Booked),
+        from_ms: Some(k.clock.now_ms()),
+        limit: 500,
+        ..Default::default()
+    };
+    let mut started = 0;
+    loop {
+        let (page, next) = crate::store::bookings::list(&k.db, &query).await?;
+        for b in page {
+            if b.process.is_some() || service_of(k, &b).await?.is_none() {
+                continue;
+            }
+            let by = Caller::system(&b.created_by);
+            match start(k, &by, b).await {
+                Ok(_) => started += 1,
+                // The booking is cancelled again with the reason; the others go on.
+                Err(e) => tracing::warn!(error = %e, "a booked visit's process could not start"),
+            }
+        }
+        let Some(cursor) = next else { break };
+        let after = cursor
+            .split_once('_')
+            .and_then(|(start, id)| Some((start.parse().ok()?, id.to_owned())));
+        if after.is_none() {
+            break;
+        }
+        query.after = after;
+    }
+    if started > 0 {
+        tracing::info!(
+            started,
+            "booked visits given the process a crash left them without"
+        );
+    }
+    Ok(started)
+}
+
 /// The booking moved: its process sees the new times (and, still NEW, starts the day
 /// before the new time).
 pub async fn moved(k: &Kernel, caller: &Caller, b: &Booking) -> Result<()> {
