@@ -112,6 +112,17 @@ pub async fn replace(
 ) -> Result<Json<Value>, ApiError> {
     erpos_kernel::app::design::may_save_rule(&caller, "changing rules")?;
     if let Some(o) = body.as_object_mut() {
+        // The path's name wins over the body's, but a body's name that is not even a
+        // name is refused like any other wrong type, not silently replaced.
+        if o.get("name").is_some_and(|n| !n.is_string()) {
+            return Err(
+                erpos_kernel::KernelError::Invalid(vec![erpos_design::Issue::new(
+                    "/name",
+                    "expected a string (the rule's name; the path's wins)",
+                )])
+                .into(),
+            );
+        }
         o.insert("name".into(), json!(name));
     }
     let body = unmasked(&k, body).await?;

@@ -454,3 +454,36 @@ async fn unsigned_fields_are_described_with_their_real_range() -> anyhow::Result
     })
     .await
 }
+
+/// Found by schemathesis once the demo shipped a rule: `PUT /api/v1/rules/{name}` with
+/// `"name": {}` in the body was accepted (the path's name replaced it unread). The path
+/// still wins over a body's name, but a name that is not a string is a 422 at `/name`,
+/// and the rule is unchanged.
+#[tokio::test]
+async fn a_replaced_rule_s_name_in_the_body_is_a_string() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        let rule = serde_json::json!({"name": "huifang", "label": {"zh": "回访"},
+            "event": {"kind": "signal", "name": "x"}, "instructions": []});
+        let (s, b) = app
+            .call("POST", "/api/v1/rules", Some(rule.clone()))
+            .await?;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let mut bad = rule.clone();
+        bad["name"] = serde_json::json!({});
+        bad["enabled"] = serde_json::json!(false);
+        let (s, b) = app.call("PUT", "/api/v1/rules/huifang", Some(bad)).await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(b["error"]["details"][0]["path"], "/name", "{b}");
+        let (_, shown) = app.call("GET", "/api/v1/rules/huifang", None).await?;
+        assert_eq!(shown["enabled"], true, "unchanged: {shown}");
+        let mut other = rule;
+        other["name"] = serde_json::json!("another");
+        let (s, b) = app
+            .call("PUT", "/api/v1/rules/huifang", Some(other))
+            .await?;
+        assert_eq!(s, StatusCode::OK, "the path's name wins: {b}");
+        assert_eq!(b["name"], "huifang");
+        Ok(())
+    })
+    .await
+}

@@ -24,6 +24,10 @@ use crate::sandbox::{Bindings, Sandbox};
 /// that updates the record it listens for would otherwise run for ever).
 pub const MAX_DEPTH: u32 = 8;
 
+/// The longest reference a `consume_stock` takes (one per material is made of it, within
+/// the 200 characters a stock operation's reference may have).
+const MAX_REFERENCE: usize = 160;
+
 /// What an instruction list runs on.
 #[derive(Debug, Clone, Default)]
 pub struct Situation {
@@ -496,6 +500,11 @@ impl Executor {
                 let name = text_of(treatment, booked, "treatment")?;
                 let reference =
                     text_of(reference, s.pid.map(|p| format!("visit-{p}")), "reference")?;
+                if reference.trim().is_empty() || reference.chars().count() > MAX_REFERENCE {
+                    return Err(format!(
+                        "the reference must have 1 to {MAX_REFERENCE} characters"
+                    ));
+                }
                 let found = crate::store::treatments::get(&self.db, &name)
                     .await
                     .map_err(|e| e.to_string())?

@@ -496,8 +496,20 @@ async fn finish(
     by: By<'_>,
     moved: Vec<(Lot, Movement)>,
 ) -> Result<(Done, bool)> {
-    tx.execute(by.audit).await?;
+    let done = record(&mut tx, head, by, moved).await?;
     tx.commit().await?;
+    Ok(done)
+}
+
+/// Writes an operation's audit row and answers it done (new): the end of every operation,
+/// in its caller's transaction.
+async fn record(
+    tx: &mut Tx,
+    head: OperationHead,
+    by: By<'_>,
+    moved: Vec<(Lot, Movement)>,
+) -> Result<(Done, bool)> {
+    tx.execute(by.audit).await?;
     Ok((
         Done {
             head,
@@ -590,15 +602,7 @@ pub async fn consume_in(
             .await?,
         );
     }
-    tx.execute(by.audit).await?;
-    Ok((
-        Done {
-            head,
-            at_ms: by.now_ms,
-            moved,
-        },
-        true,
-    ))
+    record(tx, head, by, moved).await
 }
 
 /// Moves lot `lot_id` by `quantity` (signed) as an adjustment or a write-off.
