@@ -14,6 +14,7 @@ pub mod booking;
 pub mod bounds;
 pub mod calendar;
 pub mod catalog;
+pub mod charge;
 pub mod course;
 pub mod data_item;
 pub mod ddl;

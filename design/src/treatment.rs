@@ -48,6 +48,10 @@ pub struct Treatment {
     /// reservation only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// What one visit costs, yuan with at most two decimals (`"3800.00"`): a visit's charge
+    /// receives it unless the desk gives another amount. None: every charge names its amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
 }
 
 /// A material a visit consumes, and how much of it.
@@ -106,6 +110,15 @@ impl Treatment {
                     format!("/resource_types/{i}"),
                     format!("'{t}' is named twice: a treatment holds one resource of each type"),
                 ));
+            }
+        }
+        if let Some(price) = &self.price {
+            match crate::ledger::parse_cents(price) {
+                Ok(cents) if cents < 0 => {
+                    issues.push(Issue::new("/price", "must not be negative"));
+                }
+                Ok(_) => {}
+                Err(e) => issues.push(Issue::new("/price", e)),
             }
         }
         for (i, c) in self.consumables.iter().enumerate() {

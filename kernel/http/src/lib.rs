@@ -13,6 +13,7 @@ mod accounts;
 pub mod auth;
 mod bookings;
 mod calendars;
+mod charges;
 mod courses;
 mod data_items;
 mod docs;
@@ -88,6 +89,10 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         courses::list,
         courses::show,
         courses::change,
+        charges::create,
+        charges::list,
+        charges::show,
+        charges::void,
         waitlist::join,
         waitlist::list,
         waitlist::accept,
@@ -190,7 +195,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
          (name = "processes", description = "Processes (PCBs), actions and queues"),
          (name = "resources", description = "Resource types, resources and users"),
          (name = "bookings", description = "Bookings of rooms, devices and practitioners over time"),
-         (name = "money", description = "Prepaid accounts and their ledgers, courses and packages"),
+         (name = "money", description = "Prepaid accounts and their ledgers, courses and packages, charges"),
          (name = "stock", description = "Materials, lots with expiry and their movements (FEFO)"),
          (name = "rules", description = "ServiceRules, the event log, the outbox and notifications"),
          (name = "organisation", description = "Departments, roles, skills and users"),
@@ -402,6 +407,9 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
         .route("/courses", get(courses::list).post(courses::sell))
         .route("/courses/{id}", get(courses::show))
         .route("/courses/{id}/uses", post(courses::change))
+        .route("/charges", get(charges::list).post(charges::create))
+        .route("/charges/{id}", get(charges::show))
+        .route("/charges/{id}/void", post(charges::void))
         .route("/stock/receipts", post(stock::receive))
         .route("/stock/consumptions", post(stock::consume))
         .route("/stock/lots", get(stock::lots))

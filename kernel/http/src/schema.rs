@@ -273,6 +273,13 @@ pub struct CourseList {
     items: Vec<erpos_design::course::Course>,
 }
 
+/// `GET /charges`: charges, oldest first.
+#[derive(ToSchema)]
+pub struct ChargeList {
+    /// The charges.
+    items: Vec<erpos_design::charge::Charge>,
+}
+
 /// `GET /courses/{id}`: a course and its uses (a use answers the one it made).
 #[derive(ToSchema)]
 pub struct CourseShown {

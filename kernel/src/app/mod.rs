@@ -14,6 +14,7 @@
 pub mod access;
 pub mod bookings;
 pub mod capacity;
+pub mod charges;
 pub mod courses;
 pub mod delegations;
 pub mod design;

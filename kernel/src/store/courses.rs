@@ -185,18 +185,23 @@ pub struct Change<'a> {
 /// one 409 `course_used_up`, a restoration of a reference that used nothing 404; nothing
 /// changes then.
 pub async fn change(db: &Db, c: Change<'_>) -> Result<(Course, SessionUse, bool)> {
-    let kind = if c.restore { "restore" } else { "use" };
     let mut tx = db.begin().await?;
-    let (mut course, uses) = locked_course(&mut tx, c.course).await?;
-    if let Some(first) = use_by(&mut tx, c.course, c.reference, kind).await? {
+    let changed = change_in(&mut tx, c).await?;
+    tx.commit().await?;
+    Ok(changed)
+}
+
+/// [`change`] inside `tx` (a charge's, which commits the session's use with the charge):
+/// the caller commits; an error leaves `tx` to be dropped.
+pub async fn change_in(tx: &mut Tx, c: Change<'_>) -> Result<(Course, SessionUse, bool)> {
+    let kind = if c.restore { "restore" } else { "use" };
+    let (mut course, uses) = locked_course(tx, c.course).await?;
+    if let Some(first) = use_by(tx, c.course, c.reference, kind).await? {
         return Ok((course, first, false));
     }
     let expires_ms = erpos_design::stock::end_of_day_ms(&course.expires_on).unwrap_or(0);
     let used = if c.restore {
-        if use_by(&mut tx, c.course, c.reference, "use")
-            .await?
-            .is_none()
-        {
+        if use_by(tx, c.course, c.reference, "use").await?.is_none() {
             return Err(KernelError::NotFound(format!(
                 "a session used under reference '{}' on course {}",
                 c.reference, c.course
@@ -255,7 +260,6 @@ pub async fn change(db: &Db, c: Change<'_>) -> Result<(Course, SessionUse, bool)
         .text(c.course);
     tx.execute(sql).await?;
     tx.execute(c.audit).await?;
-    tx.commit().await?;
     course.used = used;
     course.left = course.sessions - used;
     let at = chrono::DateTime::from_timestamp_millis(c.now_ms)

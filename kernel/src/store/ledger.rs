@@ -153,7 +153,15 @@ pub struct Posting<'a> {
 /// balance that would go negative is 409 `insufficient_balance`, and nothing changes.
 pub async fn post(db: &Db, p: Posting<'_>) -> Result<(Entry, bool)> {
     let mut tx = db.begin().await?;
-    if let Some(first) = by_reference(&mut tx, p.account, p.reference).await? {
+    let posted = post_in(&mut tx, p).await?;
+    tx.commit().await?;
+    Ok(posted)
+}
+
+/// [`post`] inside `tx` (a charge's, which commits the entry with the charge): the caller
+/// commits; an error leaves `tx` to be dropped.
+pub async fn post_in(tx: &mut Tx, p: Posting<'_>) -> Result<(Entry, bool)> {
+    if let Some(first) = by_reference(tx, p.account, p.reference).await? {
         return Ok((first, false));
     }
     let d = tx.dialect();
@@ -162,7 +170,7 @@ pub async fn post(db: &Db, p: Posting<'_>) -> Result<(Entry, bool)> {
     if d == erpos_design::Dialect::Postgres {
         select.sql().push(" FOR UPDATE");
     }
-    let Some(row) = select.fetch_in(&mut tx).await?.into_iter().next() else {
+    let Some(row) = select.fetch_in(tx).await?.into_iter().next() else {
         return Err(KernelError::NotFound(format!("account {}", p.account)));
     };
     let balance = row.int("balance_cents")?;
@@ -216,7 +224,6 @@ pub async fn post(db: &Db, p: Posting<'_>) -> Result<(Entry, bool)> {
         .text(p.account);
     tx.execute(sql).await?;
     tx.execute(p.audit).await?;
-    tx.commit().await?;
     Ok((
         Entry {
             seq,

@@ -17,6 +17,7 @@
 //! must never take a value as SQL text, and never default a value it cannot read.
 
 pub mod bookings;
+pub mod charges;
 pub mod courses;
 pub mod ledger;
 pub mod named;
