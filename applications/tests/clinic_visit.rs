@@ -2,7 +2,8 @@
 //! with the test clock: front desk 周婷 books 肉毒素 for a patient from a slot search; the
 //! visit process is NEW until the day before, reminds the front desk, then reception,
 //! (a first visit's consultation with the doctor, returning the diagnosis), informed
-//! consent recorded by nurse 王丽 on the visit with her own rights, payment, and — at the
+//! consent recorded by nurse 王丽 on the visit with her own rights, payment charged from the
+//! patient's prepaid account (refused while it is short, the step staying), and — at the
 //! booked time — the treatment on exactly the booked injection room and practitioner, care
 //! instructions, and the follow-ups the rule starts at 1, 7 and 30 days.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -270,10 +271,124 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
     .await?;
     let p = c.process(&c.login("admin").await?, pid).await?;
     assert_eq!(p["step"], "pay", "{p}");
-    let cashier = c.login(p["operator"].as_str().unwrap_or_default()).await?;
-    c.agree(&cashier, pid, json!({"paid": "1980.00"})).await?;
+    // Payment charges the visit in the handling's transaction: 3800.00 for 肉毒素 from
+    // 张三's 储值卡, 200.00 off. 3000.00 does not cover it: 409, the step stays, nothing
+    // is written; recharged, the same handling charges once.
+    let cashier_id = p["operator"].as_str().unwrap_or_default().to_owned();
+    let (s, account) = c
+        .send(
+            Some(&c.login(&cashier_id).await?),
+            "POST",
+            "/api/v1/accounts",
+            Some(json!({"holder": patient_id, "label": "储值卡"})),
+        )
+        .await?;
+    assert_eq!(s, StatusCode::CREATED, "{account}");
+    let account = account["id"].as_str().unwrap_or_default().to_owned();
+    let recharge = |amount: &'static str, reference: &'static str| {
+        let account = account.clone();
+        let cashier_id = cashier_id.clone();
+        let c = &c;
+        async move {
+            let (s, b) = c
+                .send(
+                    Some(&c.login(&cashier_id).await?),
+                    "POST",
+                    &format!("/api/v1/accounts/{account}/entries"),
+                    Some(json!({"kind": "recharge", "amount": amount, "reference": reference})),
+                )
+                .await?;
+            anyhow::ensure!(s == StatusCode::CREATED, "{s} {b}");
+            Ok::<_, anyhow::Error>(())
+        }
+    };
+    recharge("3000.00", "充值-0001").await?;
+    let pay = json!({"attribute": "agree", "context": {
+        "charge_type": "prepaid", "account": account, "discount": "200.00"}});
+    let (s, refused) = c
+        .send(
+            Some(&c.login(&cashier_id).await?),
+            "POST",
+            &format!("/api/v1/processes/{pid}/handle"),
+            Some(pay.clone()),
+        )
+        .await?;
+    assert_eq!(s, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(
+        refused["error"]["code"], "insufficient_balance",
+        "{refused}"
+    );
+    let p = c.process(&c.login("admin").await?, pid).await?;
+    assert_eq!(p["step"], "pay", "the step stays: {p}");
+    let (_, charges) = c
+        .send(
+            Some(&c.login("admin").await?),
+            "GET",
+            "/api/v1/charges",
+            None,
+        )
+        .await?;
+    assert_eq!(charges["items"], json!([]), "{charges}");
+    // A bad choice is named at the handler's context.
+    let (s, bad) = c
+        .send(
+            Some(&c.login(&cashier_id).await?),
+            "POST",
+            &format!("/api/v1/processes/{pid}/handle"),
+            Some(json!({"attribute": "agree", "context": {"charge_type": "single"}})),
+        )
+        .await?;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    assert_eq!(
+        bad["error"]["details"][0]["path"], "/context/method",
+        "{bad}"
+    );
+    recharge("1000.00", "充值-0002").await?;
+    let (s, b) = c
+        .send(
+            Some(&c.login(&cashier_id).await?),
+            "POST",
+            &format!("/api/v1/processes/{pid}/handle"),
+            Some(pay),
+        )
+        .await?;
+    assert_eq!(s, StatusCode::OK, "{b}");
     let p = c.process(&c.login("admin").await?, pid).await?;
     assert_eq!(p["state"], "WAITING", "until the booked time: {p}");
+    let (_, charges) = c
+        .send(
+            Some(&c.login("admin").await?),
+            "GET",
+            &format!(
+                "/api/v1/charges?booking={}",
+                booked["id"].as_str().unwrap_or_default()
+            ),
+            None,
+        )
+        .await?;
+    let charge = &charges["items"][0];
+    assert_eq!(
+        charges["items"].as_array().map(Vec::len),
+        Some(1),
+        "{charges}"
+    );
+    assert_eq!(charge["reference"], format!("visit-{pid}"), "{charge}");
+    assert_eq!(charge["process"], pid, "{charge}");
+    assert_eq!(charge["actor"], cashier_id.as_str(), "{charge}");
+    assert_eq!(
+        (charge["receivable"].as_str(), charge["received"].as_str()),
+        (Some("3800.00"), Some("3600.00")),
+        "{charge}"
+    );
+    let (_, shown) = c
+        .send(
+            Some(&c.login("admin").await?),
+            "GET",
+            &format!("/api/v1/accounts/{account}"),
+            None,
+        )
+        .await?;
+    assert_eq!(shown["balance"], "400.00", "{shown}");
 
     // At the held start the treatment runs on exactly what was booked.
     c.at(held_from).await?;

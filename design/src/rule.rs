@@ -422,6 +422,46 @@ pub enum Instruction {
         #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
         bind: Option<String>,
     },
+    /// Charges the visit (issue 14 §7) in the step's transaction, as `POST
+    /// /api/v1/charges` would: each field is an expression, and what is left out comes
+    /// from the process's context — `context.charge_type`, `context.account`,
+    /// `context.course`, `context.method`, `context.discount`, `context.amount` (what the
+    /// front desk sends with its handling), the booking's patient, treatment and id — with
+    /// the reference `visit-<pid>`, so a retry never charges twice. A short balance or a
+    /// used-up course fails the handling with its 409 and nothing is written; the charge
+    /// is kept under `bind` for the instructions after it.
+    Charge {
+        /// 单次付清 `single`, 预充值 `prepaid`, 项目疗程 `course`, 年度套餐 `yearly`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        charge_type: Option<String>,
+        /// Whose (default: the booking's patient, else the bound record's id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holder: Option<String>,
+        /// The treatment (default: the booking's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        treatment: Option<String>,
+        /// 应收, yuan (default: the treatment's price).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amount: Option<String>,
+        /// 优惠, yuan.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        discount: Option<String>,
+        /// The prepaid account.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        /// The course whose session pays.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        course: Option<String>,
+        /// How the desk was paid.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<String>,
+        /// The reference (default: `visit-<pid>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// Name under which later instructions see the charge.
+        #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+        bind: Option<String>,
+    },
     /// Notifies users: a title and a body rendered from `{{path}}` templates over the
     /// event, record and context; delivered through the outbox.
     Notify {
@@ -475,6 +515,7 @@ impl Instruction {
             Instruction::ReleaseResource { .. } => "release_resource",
             Instruction::TakeTransition { .. } => "take_transition",
             Instruction::ConsumeStock { .. } => "consume_stock",
+            Instruction::Charge { .. } => "charge",
             Instruction::Notify { .. } => "notify",
             Instruction::Webhook { .. } => "webhook",
             Instruction::Script { .. } => "script",
@@ -1062,6 +1103,32 @@ pub fn check_instructions(
                         at("branch"),
                         format!("'{branch}' is not a branch identifier"),
                     ));
+                }
+            }
+            Instruction::Charge {
+                charge_type,
+                holder,
+                treatment,
+                amount,
+                discount,
+                account,
+                course,
+                method,
+                reference,
+                ..
+            } => {
+                for (key, e) in [
+                    ("charge_type", charge_type),
+                    ("holder", holder),
+                    ("treatment", treatment),
+                    ("amount", amount),
+                    ("discount", discount),
+                    ("account", account),
+                    ("course", course),
+                    ("method", method),
+                    ("reference", reference),
+                ] {
+                    expr(key, e, issues);
                 }
             }
             Instruction::Webhook { url, .. } => {

@@ -544,7 +544,10 @@ fn check_operator_names(
     }
 }
 
-/// An automatic step's instructions: parsed and checked like a rule's.
+/// A step's instructions: parsed and checked like a rule's. An automatic step runs them
+/// when it is dispatched; a human step when a handling that is not a rejection leaves it
+/// (in the handling's transaction: the clinic's payment step charges so), so a step whose
+/// handlings decide it only together (a committee, policy `all`) cannot carry them.
 fn check_step_instructions(
     step: &Step,
     i: usize,
@@ -557,15 +560,30 @@ fn check_step_instructions(
         return;
     }
     let base = format!("/steps/{i}/instructions");
-    if step.kind != StepKind::Automatic {
-        issues.push(Issue::new(
-            base,
-            format!(
-                "instructions apply to automatic steps, not {}",
-                kind_name(step.kind)
-            ),
-        ));
-        return;
+    let committee = step
+        .operators
+        .as_ref()
+        .is_some_and(|o| o.policy == OperatorPolicy::All);
+    match step.kind {
+        StepKind::Automatic => {}
+        StepKind::Human if !committee => {}
+        StepKind::Human => {
+            issues.push(Issue::new(
+                base,
+                "a committee's handlings (policy 'all') do not leave the step one by one: put the instructions on an automatic step after it",
+            ));
+            return;
+        }
+        kind => {
+            issues.push(Issue::new(
+                base,
+                format!(
+                    "instructions apply to automatic and human steps, not {}",
+                    kind_name(kind)
+                ),
+            ));
+            return;
+        }
     }
     crate::rule::check_instructions(
         &step.instructions,
@@ -984,6 +1002,26 @@ mod tests {
             d["may_start"] = json!("started.this_month < 2 && user.roles.contains(\"nurse\")");
         });
         assert!(prepare(fine).is_ok());
+    }
+
+    #[test]
+    fn a_human_step_may_carry_instructions_but_not_a_committee_or_a_gateway() {
+        // The payment step charges when the front desk handles it.
+        let charge = json!([{"op": "charge", "charge_type": "context.charge_type"}]);
+        let doc = clinic_with(|d| d["steps"][0]["instructions"] = charge.clone());
+        assert!(prepare(doc).is_ok());
+        let doc = clinic_with(|d| {
+            d["steps"][0]["instructions"] = charge.clone();
+            d["steps"][0]["operators"]["policy"] = json!("all");
+        });
+        assert!(refused_at(doc, "/steps/0/instructions").contains("committee"));
+        let doc = clinic_with(|d| d["steps"][1]["instructions"] = charge.clone());
+        assert!(refused_at(doc, "/steps/1/instructions").contains("not exclusive"));
+        // Its expressions are checked as a rule's are.
+        let doc = clinic_with(|d| {
+            d["steps"][0]["instructions"] = json!([{"op": "charge", "account": "context.("}]);
+        });
+        refused_at(doc, "/steps/0/instructions/0/account");
     }
 
     #[test]

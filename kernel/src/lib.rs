@@ -114,6 +114,7 @@ impl engine::AutomaticSteps for StepRunner {
                 pid: Some(pcb.id),
                 context: (*pcb.context).clone(),
                 depth: 0,
+                by: None,
             };
             let mut tx = self.db.begin().await.map_err(|e| e.to_string())?;
             let (_, queued) = self

@@ -10,6 +10,7 @@
 //! in the same transaction as the start.
 
 use erpos_design::Issue;
+use erpos_design::rule::Instruction;
 use erpos_design::service::{FieldAccess, OperatorPolicy, Service, StepKind, TransitionAttribute};
 use serde_json::{Map, Value};
 
@@ -124,6 +125,9 @@ pub struct Handling {
     pub action: Box<HandleAction>,
     /// The fields the handler edits (already checked against the step's access).
     pub fields: Map<String, Value>,
+    /// The step's instructions, to run in the handling's transaction: empty when the
+    /// step has none or the handling rejects (a rejection charges nobody).
+    pub instructions: Vec<Instruction>,
 }
 
 /// Plans `user` handling `pcb`'s current step of `svc` with `body` (`{"transition"?,
@@ -201,6 +205,17 @@ pub fn plan_handle(
     if !issues.is_empty() {
         return Err(invalid(issues));
     }
+    let rejects = match (&transition, attribute) {
+        (Some(name), _) => step.is_some_and(|s| {
+            svc.outgoing(&s.name)
+                .any(|t| t.key() == name && t.attribute == Some(TransitionAttribute::Reject))
+        }),
+        (None, a) => a == Some(TransitionAttribute::Reject),
+    };
+    let instructions = match step {
+        Some(s) if !rejects && s.kind == StepKind::Human => s.instructions.clone(),
+        _ => Vec::new(),
+    };
     Ok(Handling {
         action: Box::new(HandleAction {
             pid: pcb.id,
@@ -213,6 +228,7 @@ pub fn plan_handle(
             by,
         }),
         fields,
+        instructions,
     })
 }
 
@@ -269,46 +285,103 @@ pub struct RecordEdit {
     actor: String,
 }
 
+/// What a handling writes with its transition: the handler's edit of the bound record,
+/// and the step's instructions (the clinic's payment step charges the visit). Both run in
+/// the transaction that stores the transition, so a refused instruction leaves the step
+/// where it was and nothing written.
+pub struct StepWrites {
+    /// The edit, if the handler changes fields.
+    edit: Option<RecordEdit>,
+    /// The step's instructions (empty when it has none or the handling rejects).
+    instructions: Vec<Instruction>,
+    /// The bound record, as (DataItem, id), for the instructions to see.
+    bound: Option<(String, String)>,
+    /// The process's context with the handler's `context` merged in.
+    context: Value,
+}
+
 /// A command built from a request: most go to the core as they are; a handling that
-/// edits the bound record carries the edit, which must commit with it.
+/// edits the bound record or runs the step's instructions carries them, which must commit
+/// with it.
 pub enum Planned {
     /// A command on its own (it joins the group commit).
     Command(Command),
-    /// A handling with the handler's field values.
+    /// A handling with what it writes.
     Edit {
         /// The handling (its record snapshot is filled in from the write).
         action: Box<HandleAction>,
-        /// The fields to write.
-        edit: RecordEdit,
+        /// The edit and the instructions.
+        writes: StepWrites,
     },
 }
 
-/// Carries out a planned command: with an edit, the record write, the transition and its
-/// history commit together or not at all; without, it joins the group commit.
+/// An instruction the handling ran was refused: the request's answer, at its field
+/// (`/context/<key>`: the instructions take what the handler sends in `context`).
+fn refused(e: crate::rules::exec::InstructionError) -> KernelError {
+    let details: Vec<Issue> = e
+        .details
+        .iter()
+        .map(|i| Issue::new(format!("/context{}", i.path), i.message.clone()))
+        .collect();
+    match e.code {
+        Some(ErrorCode::ValidationFailed) => KernelError::Invalid(details),
+        code => KernelError::Conflict {
+            code: code.unwrap_or(ErrorCode::Conflict),
+            message: format!("the step's {e}; the step stays where it is"),
+            details,
+        },
+    }
+}
+
+/// Carries out a planned command: with an edit or instructions, they, the transition and
+/// its history commit together or not at all; without, it joins the group commit.
 pub async fn run(k: &Kernel, planned: Planned) -> Result<()> {
-    let (mut action, edit) = match planned {
+    let (mut action, writes) = match planned {
         Planned::Command(command) => {
             k.engine.command(command).await?;
             return Ok(());
         }
-        Planned::Edit { action, edit } => (action, edit),
+        Planned::Edit { action, writes } => (action, writes),
     };
     let records = k.records.clone();
+    let rules = k.rules.clone();
+    let now_ms = k.clock.now_ms();
     k.engine
         .command_with(move |tx| {
             Box::pin(async move {
-                let (record, _) = records
-                    .patch_in(
-                        tx,
-                        &edit.item,
-                        &edit.id,
-                        &edit.fields,
-                        None,
-                        Some(&edit.actor),
-                        0,
-                    )
-                    .await?;
-                action.record = Some(record);
+                if let Some(edit) = &writes.edit {
+                    let (record, _) = records
+                        .patch_in(
+                            tx,
+                            &edit.item,
+                            &edit.id,
+                            &edit.fields,
+                            None,
+                            Some(&edit.actor),
+                            0,
+                        )
+                        .await?;
+                    action.record = Some(record);
+                }
+                if !writes.instructions.is_empty() {
+                    let situation = crate::rules::exec::Situation {
+                        record: match (&writes.bound, &action.record) {
+                            (Some((item, id)), Some(r)) => {
+                                Some((item.clone(), id.clone(), r.clone()))
+                            }
+                            _ => None,
+                        },
+                        pid: Some(action.pid),
+                        context: writes.context.clone(),
+                        by: Some(action.by.clone()),
+                        ..Default::default()
+                    };
+                    rules
+                        .executor()
+                        .run(tx, &situation, &writes.instructions, now_ms)
+                        .await
+                        .map_err(refused)?;
+                }
                 Ok(Command::Handle(action))
             })
         })
@@ -522,17 +595,37 @@ async fn handle(k: &Kernel, pcb: &Pcb, user: String, body: &Value, by: String) -
         None => None,
     };
     let planned = plan_handle(&svc, pcb, user, body, by.clone(), current)?;
-    Ok(match (&pcb.record, planned.fields.is_empty()) {
-        (Some((item, id)), false) => Planned::Edit {
-            action: planned.action,
-            edit: RecordEdit {
-                item: item.clone(),
-                id: id.clone(),
-                fields: Value::Object(planned.fields),
-                actor: by,
-            },
+    let edit = match (&pcb.record, planned.fields.is_empty()) {
+        (Some((item, id)), false) => Some(RecordEdit {
+            item: item.clone(),
+            id: id.clone(),
+            fields: Value::Object(planned.fields),
+            actor: by,
+        }),
+        _ => None,
+    };
+    if edit.is_none() && planned.instructions.is_empty() {
+        return Ok(Planned::Command(Command::Handle(planned.action)));
+    }
+    let mut context = match &*pcb.context {
+        Value::Object(_) => (*pcb.context).clone(),
+        _ => Value::Object(Map::new()),
+    };
+    if let (Some(into), Some(Value::Object(given))) =
+        (context.as_object_mut(), &planned.action.context)
+    {
+        for (key, value) in given {
+            into.insert(key.clone(), value.clone());
+        }
+    }
+    Ok(Planned::Edit {
+        action: planned.action,
+        writes: StepWrites {
+            edit,
+            instructions: planned.instructions,
+            bound: pcb.record.clone(),
+            context,
         },
-        _ => Planned::Command(Command::Handle(planned.action)),
     })
 }
 

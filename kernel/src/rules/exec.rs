@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use erpos_design::Issue;
 use erpos_design::rule::{Event, Instruction, parse_instructions};
 use erpos_design::service_check::parse_iso_duration;
 use erpos_design::template::{render, render_json};
@@ -16,6 +17,7 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::app::orders::{ProcessOrder, RecordRef};
 use crate::db::{Db, Tx};
+use crate::error::{ErrorCode, KernelError};
 use crate::outbox::{Delivery, Kind, enqueue_sql};
 use crate::records::Records;
 use crate::sandbox::{Bindings, Sandbox};
@@ -43,6 +45,9 @@ pub struct Situation {
     pub context: Json,
     /// Rule runs that led here.
     pub depth: u32,
+    /// Who acts when a person's handling runs them (a human step's instructions): the
+    /// audit trails name that person, not the system.
+    pub by: Option<String>,
 }
 
 /// Why an instruction list stopped.
@@ -55,6 +60,59 @@ pub struct InstructionError {
     pub op: String,
     /// What went wrong.
     pub message: String,
+    /// The typed reason, when an instruction was refused as a request would be (a short
+    /// balance, a used-up course, an invalid value): a person's handling answers with it.
+    pub code: Option<ErrorCode>,
+    /// Where, when the reason names fields (the charge's `/method`, …).
+    pub details: Vec<Issue>,
+}
+
+/// Why one instruction failed: a message, and the request's typed reason when it was
+/// refused like a request.
+struct Failure {
+    message: String,
+    code: Option<ErrorCode>,
+    details: Vec<Issue>,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure {
+            message,
+            code: None,
+            details: Vec::new(),
+        }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
+impl Failure {
+    /// A kernel error as an instruction's failure, keeping its code and details.
+    fn of(e: KernelError) -> Self {
+        let (code, details) = match &e {
+            KernelError::Invalid(issues) => (Some(ErrorCode::ValidationFailed), issues.clone()),
+            KernelError::Conflict { code, details, .. } => (Some(*code), details.clone()),
+            _ => (None, Vec::new()),
+        };
+        let message = match &e {
+            KernelError::Invalid(issues) => issues
+                .iter()
+                .map(|i| format!("{}: {}", i.path, i.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        };
+        Failure {
+            message,
+            code,
+            details,
+        }
+    }
 }
 
 /// Runs instructions.
@@ -133,6 +191,8 @@ impl Executor {
                 index,
                 op: ins.op().to_owned(),
                 message,
+                code: None,
+                details: Vec::new(),
             };
             if let Instruction::Script { source } = &ins {
                 if from_script {
@@ -156,7 +216,11 @@ impl Executor {
             let (effect, delivery) = self
                 .one(tx, situation, &mut bindings, &ins, now_ms)
                 .await
-                .map_err(fail)?;
+                .map_err(|f| InstructionError {
+                    code: f.code,
+                    details: f.details,
+                    ..fail(f.message)
+                })?;
             for d in delivery {
                 queued = true;
                 tx.execute(enqueue_sql(&self.db, &d, now_ms))
@@ -176,10 +240,11 @@ impl Executor {
         bindings: &mut Bindings,
         ins: &Instruction,
         now_ms: i64,
-    ) -> Result<(Json, Vec<Delivery>), String> {
-        let actor = match &s.rule {
-            Some(rule) => format!("rule:{rule}"),
-            None => "system".to_owned(),
+    ) -> Result<(Json, Vec<Delivery>), Failure> {
+        let actor = match (&s.by, &s.rule) {
+            (Some(by), _) => by.clone(),
+            (None, Some(rule)) => format!("rule:{rule}"),
+            (None, None) => "system".to_owned(),
         };
         let depth = s.depth + 1;
         let deliver = |kind: Kind, mut payload: Json, due_ms: i64| {
@@ -250,7 +315,8 @@ impl Executor {
                             return Err(format!(
                                 "the record here is a '{item}', not a '{}': give its 'id'",
                                 wanted.as_deref().unwrap_or_default()
-                            ));
+                            )
+                            .into());
                         }
                         (item.clone(), id.clone())
                     }
@@ -297,7 +363,11 @@ impl Executor {
                                     id: id.to_owned(),
                                 })
                             }
-                            _ => return Err(format!("'record' gave {r}, not #{{item: …, id: …}}")),
+                            _ => {
+                                return Err(
+                                    format!("'record' gave {r}, not #{{item: …, id: …}}").into()
+                                );
+                            }
                         }
                     }
                     None => s.record.as_ref().map(|(item, id, _)| RecordRef {
@@ -448,7 +518,7 @@ impl Executor {
                                 })?);
                             }
                         }
-                        other => return Err(format!("'to_expr' gave {other}, not user ids")),
+                        other => return Err(format!("'to_expr' gave {other}, not user ids").into()),
                     }
                 }
                 users.sort();
@@ -501,9 +571,9 @@ impl Executor {
                 let reference =
                     text_of(reference, s.pid.map(|p| format!("visit-{p}")), "reference")?;
                 if reference.trim().is_empty() || reference.chars().count() > MAX_REFERENCE {
-                    return Err(format!(
-                        "the reference must have 1 to {MAX_REFERENCE} characters"
-                    ));
+                    return Err(
+                        format!("the reference must have 1 to {MAX_REFERENCE} characters").into(),
+                    );
                 }
                 let found = crate::store::treatments::get(&self.db, &name)
                     .await
@@ -554,6 +624,82 @@ impl Executor {
                 }
                 Ok((
                     json!({"op": "consume_stock", "treatment": name, "reference": reference, "lots": used["lots"]}),
+                    vec![],
+                ))
+            }
+            Instruction::Charge {
+                charge_type,
+                holder,
+                treatment,
+                amount,
+                discount,
+                account,
+                course,
+                method,
+                reference,
+                bind,
+            } => {
+                let booking = bindings.context.get("booking").cloned();
+                let booked = |key: &str| booking.as_ref().and_then(|b| b.get(key)).cloned();
+                let bound_id = s.record.as_ref().map(|(_, id, _)| json!(id));
+                let mut request = Map::new();
+                for (key, e, default) in [
+                    ("charge_type", charge_type, None),
+                    ("holder", holder, booked("patient").or(bound_id)),
+                    ("treatment", treatment, booked("treatment")),
+                    ("amount", amount, None),
+                    ("discount", discount, None),
+                    ("account", account, None),
+                    ("course", course, None),
+                    ("method", method, None),
+                    (
+                        "reference",
+                        reference,
+                        s.pid.map(|p| json!(format!("visit-{p}"))),
+                    ),
+                ] {
+                    let value = match e {
+                        Some(e) => self.sandbox.eval(e, bindings)?,
+                        // What the handler sent with the handling, else the booking's.
+                        None => bindings
+                            .context
+                            .get(key)
+                            .cloned()
+                            .or(default)
+                            .unwrap_or(Json::Null),
+                    };
+                    match value {
+                        Json::Null => {}
+                        // Money may come as a number from a form: its text is exact.
+                        Json::Number(n) => {
+                            request.insert(key.into(), json!(n.to_string()));
+                        }
+                        v => {
+                            request.insert(key.into(), v);
+                        }
+                    }
+                }
+                if let Some(id) = booked("id") {
+                    request.insert("booking".into(), id);
+                }
+                let body = Json::Object(request);
+                let r: crate::app::charges::ChargeRequest =
+                    crate::app::read_body(&body).map_err(Failure::of)?;
+                let c = crate::app::charges::resolve(&self.db, r, &actor, s.pid, now_ms)
+                    .await
+                    .map_err(Failure::of)?;
+                let audit = crate::audit::Audit::new(&actor, "charge.create", now_ms)
+                    .row(self.db.dialect(), &c.reference);
+                let (charge, _) = crate::store::charges::charge_in(tx, &c, audit)
+                    .await
+                    .map_err(Failure::of)?;
+                let shown = serde_json::to_value(&charge).map_err(|e| e.to_string())?;
+                if let Some(name) = bind {
+                    bindings.vars.push((name.clone(), shown));
+                }
+                Ok((
+                    json!({"op": "charge", "id": charge.id, "reference": charge.reference,
+                        "received": charge.received, "covered": charge.covered}),
                     vec![],
                 ))
             }

@@ -359,6 +359,7 @@ pub async fn fire_deadlines(rules: &Rules) -> Result<()> {
             pid: Some(pcb.id),
             context: (*pcb.context).clone(),
             depth: 0,
+            by: None,
         };
         let queued = match rules.executor.run(&mut tx, &situation, &list, now).await {
             Ok((_, queued)) => queued,

@@ -315,10 +315,15 @@ pub async fn charge_in(
     Ok((made, true))
 }
 
-/// Charge `id`, if it exists.
-pub async fn get(db: &Db, id: &str) -> Result<Option<Charge>> {
+/// The charge whose `column` is `value`, if any.
+async fn one_by(db: &Db, column: &str, value: &str) -> Result<Option<Charge>> {
     let mut select = Select::from(db.dialect(), "charges", CHARGE).keyed("id");
-    select.sql().push(" WHERE id = ").text(id);
+    select
+        .sql()
+        .push(" WHERE ")
+        .ident(column)
+        .push(" = ")
+        .text(value);
     select
         .fetch_one(db)
         .await?
@@ -327,16 +332,14 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<Charge>> {
         .transpose()
 }
 
+/// Charge `id`, if it exists.
+pub async fn get(db: &Db, id: &str) -> Result<Option<Charge>> {
+    one_by(db, "id", id).await
+}
+
 /// The charge made under `reference`, if any.
 pub async fn by_reference_of(db: &Db, reference: &str) -> Result<Option<Charge>> {
-    let mut select = Select::from(db.dialect(), "charges", CHARGE).keyed("id");
-    select.sql().push(" WHERE reference = ").text(reference);
-    select
-        .fetch_one(db)
-        .await?
-        .as_ref()
-        .map(charge_of)
-        .transpose()
+    one_by(db, "reference", reference).await
 }
 
 /// Which charges a list shows.
