@@ -280,6 +280,14 @@ pub async fn resolve(
     })
 }
 
+/// The caller's audit rows, now.
+fn rows<'a>(
+    k: &'a Kernel,
+    caller: &'a Caller,
+) -> impl Fn(&'static str, &str) -> crate::sql::Sql + Send + Sync + 'a {
+    move |action, subject| audit(k, caller, action).row(k.db.dialect(), subject)
+}
+
 /// Makes a charge (`money:charge`); answers it and whether it is new (a retry with the
 /// same reference answers the first).
 pub async fn create(k: &Kernel, caller: &Caller, body: &Value) -> Result<(Charge, bool)> {
@@ -289,8 +297,7 @@ pub async fn create(k: &Kernel, caller: &Caller, body: &Value) -> Result<(Charge
     let c = resolve(&k.db, r, &caller.user, None, k.clock.now_ms()).await?;
     let once = || async {
         let mut tx = k.db.begin().await?;
-        let row = audit(k, caller, "charge.create").row(k.db.dialect(), &c.reference);
-        let made = crate::store::charges::charge_in(&mut tx, &c, row).await?;
+        let made = crate::store::charges::charge_in(&mut tx, &c, &rows(k, caller)).await?;
         tx.commit().await?;
         Ok::<_, KernelError>(made)
     };
@@ -358,6 +365,6 @@ pub async fn void(k: &Kernel, caller: &Caller, id: &str, body: &Value) -> Result
     if !issues.is_empty() {
         return Err(KernelError::Invalid(issues));
     }
-    let row = audit(k, caller, "charge.void").row(k.db.dialect(), id);
-    crate::store::charges::void(&k.db, id, &caller.user, &r.reason, k.clock.now_ms(), row).await
+    let rows = rows(k, caller);
+    crate::store::charges::void(&k.db, id, &caller.user, &r.reason, k.clock.now_ms(), &rows).await
 }

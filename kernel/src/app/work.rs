@@ -315,24 +315,6 @@ pub enum Planned {
     },
 }
 
-/// An instruction the handling ran was refused: the request's answer, at its field
-/// (`/context/<key>`: the instructions take what the handler sends in `context`).
-fn refused(e: crate::rules::exec::InstructionError) -> KernelError {
-    let details: Vec<Issue> = e
-        .details
-        .iter()
-        .map(|i| Issue::new(format!("/context{}", i.path), i.message.clone()))
-        .collect();
-    match e.code {
-        Some(ErrorCode::ValidationFailed) => KernelError::Invalid(details),
-        code => KernelError::Conflict {
-            code: code.unwrap_or(ErrorCode::Conflict),
-            message: format!("the step's {e}; the step stays where it is"),
-            details,
-        },
-    }
-}
-
 /// Carries out a planned command: with an edit or instructions, they, the transition and
 /// its history commit together or not at all; without, it joins the group commit.
 pub async fn run(k: &Kernel, planned: Planned) -> Result<()> {
@@ -364,23 +346,21 @@ pub async fn run(k: &Kernel, planned: Planned) -> Result<()> {
                     action.record = Some(record);
                 }
                 if !writes.instructions.is_empty() {
-                    let situation = crate::rules::exec::Situation {
-                        record: match (&writes.bound, &action.record) {
-                            (Some((item, id)), Some(r)) => {
-                                Some((item.clone(), id.clone(), r.clone()))
-                            }
-                            _ => None,
-                        },
-                        pid: Some(action.pid),
-                        context: writes.context.clone(),
-                        by: Some(action.by.clone()),
-                        ..Default::default()
+                    let record = match (&writes.bound, &action.record) {
+                        (Some((item, id)), Some(r)) => Some((item.clone(), id.clone(), r.clone())),
+                        _ => None,
                     };
                     rules
-                        .executor()
-                        .run(tx, &situation, &writes.instructions, now_ms)
-                        .await
-                        .map_err(refused)?;
+                        .run_for_handling(
+                            tx,
+                            action.pid,
+                            record,
+                            writes.context.clone(),
+                            &action.by,
+                            &writes.instructions,
+                            now_ms,
+                        )
+                        .await?;
                 }
                 Ok(Command::Handle(action))
             })

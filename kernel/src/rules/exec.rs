@@ -688,9 +688,11 @@ impl Executor {
                 let c = crate::app::charges::resolve(&self.db, r, &actor, s.pid, now_ms)
                     .await
                     .map_err(Failure::of)?;
-                let audit = crate::audit::Audit::new(&actor, "charge.create", now_ms)
-                    .row(self.db.dialect(), &c.reference);
-                let (charge, _) = crate::store::charges::charge_in(tx, &c, audit)
+                let dialect = self.db.dialect();
+                let rows = |action, subject: &str| {
+                    crate::audit::Audit::new(&actor, action, now_ms).row(dialect, subject)
+                };
+                let (charge, _) = crate::store::charges::charge_in(tx, &c, &rows)
                     .await
                     .map_err(Failure::of)?;
                 let shown = serde_json::to_value(&charge).map_err(|e| e.to_string())?;

@@ -29,14 +29,14 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use erpos_design::Catalog;
 use erpos_design::rule::{Event, EventKind, ServiceRule, prepare_rule_reading, read_rule};
+use erpos_design::{Catalog, Issue};
 use serde_json::{Value as Json, json};
 
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::engine::Engine;
-use crate::error::{KernelError, Result};
+use crate::error::{ErrorCode, KernelError, Result};
 use crate::events::{Events, Interest};
 use crate::outbox::Outbox;
 use crate::records::Records;
@@ -142,6 +142,35 @@ impl Rules {
     /// The executor (automatic steps run their instructions through it).
     pub fn executor(&self) -> &Executor {
         &self.executor
+    }
+
+    /// Runs a human step's instructions for a person's handling, in the handling's
+    /// transaction `tx`, on behalf of `by`: a refused instruction answers as the request
+    /// would have (409 with its code, 422 at `/context/<field>`: the instructions take what
+    /// the handler sends in `context`), and the handling is not stored.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run_for_handling(
+        &self,
+        tx: &mut crate::db::Tx,
+        pid: u64,
+        record: Option<(String, String, Json)>,
+        context: Json,
+        by: &str,
+        list: &[erpos_design::rule::Instruction],
+        now_ms: i64,
+    ) -> Result<()> {
+        let situation = Situation {
+            record,
+            pid: Some(pid),
+            context,
+            by: Some(by.to_owned()),
+            ..Situation::default()
+        };
+        self.executor
+            .run(tx, &situation, list, now_ms)
+            .await
+            .map(|_| ())
+            .map_err(refused)
     }
 
     async fn reload(&self) -> Result<()> {
@@ -959,5 +988,23 @@ impl crate::worker::Worker for Rules {
 
     fn wake(&self) -> Arc<tokio::sync::Notify> {
         self.events.wake.clone()
+    }
+}
+
+/// An instruction the handling ran was refused: the request's answer, at its field
+/// (`/context/<key>`: the instructions take what the handler sends in `context`).
+fn refused(e: exec::InstructionError) -> KernelError {
+    let details: Vec<Issue> = e
+        .details
+        .iter()
+        .map(|i| Issue::new(format!("/context{}", i.path), i.message.clone()))
+        .collect();
+    match e.code {
+        Some(ErrorCode::ValidationFailed) => KernelError::Invalid(details),
+        code => KernelError::Conflict {
+            code: code.unwrap_or(ErrorCode::Conflict),
+            message: format!("the step's {e}; the step stays where it is"),
+            details,
+        },
     }
 }

@@ -81,6 +81,10 @@ fn charge_of(r: &StoredRow) -> Result<Charge> {
     })
 }
 
+/// The audit row of an action on a subject (`"charge.create"`, the reference): the caller
+/// knows who acts and when; a charge writes one for itself and one for what paid it.
+pub type AuditRow<'a> = &'a (dyn Fn(&'static str, &str) -> crate::sql::Sql + Send + Sync);
+
 /// A charge to make, resolved: the amounts in cents, the account or course that pays it.
 #[derive(Debug, Clone)]
 pub struct NewCharge {
@@ -184,11 +188,7 @@ async fn paying_course(tx: &mut Tx, c: &NewCharge, treatment: &str) -> Result<St
 /// already made (`false`: not new; a reference reused for another holder or purpose is
 /// 409 `reference_reused`). Insufficient balance, an expired or used-up course: 409, and
 /// nothing is written (the caller drops `tx`). The caller commits.
-pub async fn charge_in(
-    tx: &mut Tx,
-    c: &NewCharge,
-    audit: crate::sql::Sql,
-) -> Result<(Charge, bool)> {
+pub async fn charge_in(tx: &mut Tx, c: &NewCharge, audit: AuditRow<'_>) -> Result<(Charge, bool)> {
     if let Some(first) = by_reference(tx, &c.reference).await? {
         if first.holder != c.holder || first.purpose != c.purpose {
             return Err(KernelError::Conflict {
@@ -240,8 +240,7 @@ pub async fn charge_in(
                         note: c.note.as_deref().or(c.treatment.as_deref()),
                         actor: &c.actor,
                         now_ms: c.now_ms,
-                        audit: crate::audit::Audit::new(&c.actor, "ledger.consumption", c.now_ms)
-                            .row(tx.dialect(), account),
+                        audit: audit("ledger.consumption", account),
                     },
                 )
                 .await?;
@@ -258,8 +257,7 @@ pub async fn charge_in(
                     restore: false,
                     actor: &c.actor,
                     now_ms: c.now_ms,
-                    audit: crate::audit::Audit::new(&c.actor, "course.use", c.now_ms)
-                        .row(tx.dialect(), &id),
+                    audit: audit("course.use", &id),
                 },
             )
             .await?;
@@ -308,7 +306,7 @@ pub async fn charge_in(
         .int(c.now_ms)
         .push(")");
     tx.execute(sql).await?;
-    tx.execute(audit).await?;
+    tx.execute(audit("charge.create", &c.reference)).await?;
     let made = by_reference(tx, &c.reference)
         .await?
         .ok_or_else(|| KernelError::Corrupt(format!("charge {id} vanished")))?;
@@ -383,7 +381,7 @@ pub async fn void(
     by: &str,
     reason: &str,
     now_ms: i64,
-    audit: crate::sql::Sql,
+    audit: AuditRow<'_>,
 ) -> Result<(Charge, bool)> {
     let mut tx = db.begin().await?;
     let d = tx.dialect();
@@ -430,8 +428,7 @@ pub async fn void(
                     note: Some(reason),
                     actor: by,
                     now_ms,
-                    audit: crate::audit::Audit::new(by, "ledger.adjustment", now_ms)
-                        .row(d, account),
+                    audit: audit("ledger.adjustment", account),
                 },
             )
             .await?;
@@ -445,7 +442,7 @@ pub async fn void(
                     restore: true,
                     actor: by,
                     now_ms,
-                    audit: crate::audit::Audit::new(by, "course.restore", now_ms).row(d, course),
+                    audit: audit("course.restore", course),
                 },
             )
             .await?;
@@ -462,7 +459,7 @@ pub async fn void(
         .push(" WHERE id = ")
         .text(id);
     tx.execute(sql).await?;
-    tx.execute(audit).await?;
+    tx.execute(audit("charge.void", id)).await?;
     let voided = by_reference(&mut tx, &charge.reference)
         .await?
         .ok_or_else(|| KernelError::Corrupt(format!("charge {id} vanished")))?;
