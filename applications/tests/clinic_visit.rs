@@ -2,7 +2,8 @@
 //! with the test clock: front desk 周婷 books 肉毒素 for a patient from a slot search; the
 //! visit process is NEW until the day before, reminds the front desk, then reception,
 //! (a first visit's consultation with the doctor, returning the diagnosis), informed
-//! consent recorded by nurse 王丽 on the visit with her own rights, payment charged from the
+//! consent recorded by nurse 王丽 on the visit with her own rights (a signed form record the
+//! treatment cannot start without), payment charged from the
 //! patient's prepaid account (refused while it is short, the step staying), and — at the
 //! booked time — the treatment on exactly the booked injection room and practitioner, care
 //! instructions, and the follow-ups the rule starts at 1, 7 and 30 days.
@@ -263,14 +264,40 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
     // Consent: the nurse records it on the visit, with her own rights.
     assert_eq!(p["step"], "consent", "{p}");
     assert_eq!(p["operator"], "hushi_wang", "{p}");
+    // The signed form is a record the step creates: she cannot set it herself, and a form
+    // without the patient's signature is named at what she sends.
+    let nurse = c.login("hushi_wang").await?;
+    for (context, path) in [
+        (json!({"consent": {"signed": true}}), "/context/consent"),
+        (
+            json!({"risks": "淤青、头痛、眼睑下垂"}),
+            "/context/signed_name",
+        ),
+    ] {
+        let (s, b) = c
+            .send(
+                Some(&nurse),
+                "POST",
+                &format!("/api/v1/processes/{pid}/handle"),
+                Some(json!({"attribute": "agree", "context": context})),
+            )
+            .await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(b["error"]["details"][0]["path"], path, "{b}");
+    }
     c.agree(
-        &c.login("hushi_wang").await?,
+        &nurse,
         pid,
-        json!({"consent": {"signed": true, "form": "肉毒素知情同意书 v3"}}),
+        json!({"signed_name": "张三", "risks": "淤青、头痛、眼睑下垂"}),
     )
     .await?;
     let p = c.process(&c.login("admin").await?, pid).await?;
     assert_eq!(p["step"], "pay", "{p}");
+    let form = &p["context"]["consent"];
+    assert_eq!(form["signed_name"], "张三", "{p}");
+    assert_eq!(form["patient"], patient_id.as_str(), "{p}");
+    assert_eq!(form["treatment"], "roudusu", "{p}");
+    assert_eq!(form["booking"], p["context"]["booking"]["id"], "{p}");
     // Payment charges the visit in the handling's transaction: 3800.00 for 肉毒素 from
     // 张三's 储值卡, 200.00 off. 3000.00 does not cover it: 409, the step stays, nothing
     // is written; recharged, the same handling charges once.

@@ -499,6 +499,17 @@ pub enum Instruction {
 }
 
 impl Instruction {
+    /// The name the instruction binds its result under (`as`), if it binds one: later
+    /// instructions see it, and a human step's handling keeps it in the process's context.
+    pub fn binds(&self) -> Option<&str> {
+        match self {
+            Instruction::CreateRecord { bind, .. }
+            | Instruction::ConsumeStock { bind, .. }
+            | Instruction::Charge { bind, .. } => bind.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The `op` name.
     pub fn op(&self) -> &'static str {
         match self {

@@ -263,6 +263,26 @@ pub struct Step {
     /// process without a booking (a walk-in) is dispatched by the step's own rule.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub booked: bool,
+    /// What must hold before the step can start (human and automatic steps): each
+    /// condition is evaluated over the record and the context when the process enters the
+    /// step, by any way (a transition, a jump, a reschedule). When one does not hold the
+    /// process does not queue: it WAITs, showing the requirement's label, until someone
+    /// moves it (the clinic's treatment needs `"consent" in context`, the signed consent
+    /// form the nurse's step binds there and no caller can set).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<Requirement>,
+}
+
+/// A condition a step needs before it starts, with what staff are told when it does not
+/// hold (`缺少已签署的知情同意书`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Requirement {
+    /// A Rhai condition over `record` and `context`.
+    pub condition: String,
+    /// What the waiting process shows (default: the condition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<Label>,
 }
 
 /// How a `sub_service` step iterates its service: over a list (`over`, an expression over
@@ -467,6 +487,21 @@ impl Service {
             }
         }
         out
+    }
+
+    /// The context keys only the kernel writes, each with the step that writes it: what a
+    /// human step's instructions bind (`as`), kept in the context when it is handled (the
+    /// signed consent form, the visit's charge). A caller setting one would forge what
+    /// a later step relies on (the treatment's `requires`), so it is refused.
+    pub fn kernel_keys(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.steps
+            .iter()
+            .filter(|s| s.kind == StepKind::Human)
+            .flat_map(|s| {
+                s.instructions
+                    .iter()
+                    .filter_map(move |i| i.binds().map(|b| (b, s.name.as_str())))
+            })
     }
 
     /// The step with this name.

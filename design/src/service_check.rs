@@ -292,6 +292,17 @@ fn check_step(
             ));
         }
     }
+    for (k, requirement) in step.requires.iter().enumerate() {
+        let here = at(&format!("requires/{k}/condition"));
+        if !matches!(step.kind, StepKind::Human | StepKind::Automatic) {
+            issues.push(Issue::new(
+                here,
+                format!("requires applies to human and automatic steps (those that start work), not {kind}"),
+            ));
+        } else {
+            check_condition(engine, &requirement.condition, here, record, issues);
+        }
+    }
     if let Some(expression) = step.operators.as_ref().and_then(|o| o.expression.as_ref()) {
         check_condition(
             engine,

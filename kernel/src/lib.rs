@@ -117,14 +117,14 @@ impl engine::AutomaticSteps for StepRunner {
                 by: None,
             };
             let mut tx = self.db.begin().await.map_err(|e| e.to_string())?;
-            let (_, queued) = self
+            let ran = self
                 .rules
                 .executor()
                 .run(&mut tx, &situation, &list, self.clock.now_ms())
                 .await
                 .map_err(|e| format!("at '{step}', {e}"))?;
             tx.commit().await.map_err(|e| e.to_string())?;
-            if queued {
+            if ran.queued {
                 self.outbox.wake.notify_one();
             }
             Ok(())

@@ -131,14 +131,22 @@ pub async fn start_with(k: &Parts<'_>, caller: &Caller, s: StartProcess) -> Resu
                 "the bound record is read from storage: bind one with \"record\": {\"item\", \"id\"}",
             ));
         }
-        Some(given) if given.contains_key("booking") && !caller.is_kernel() => {
-            return Err(invalid(
-                "/context/booking",
-                "set by the kernel when a visit is booked: book it with POST /api/v1/bookings",
-            ));
-        }
         Some(_) => {}
         None => return Err(invalid("/context", "expected a JSON object")),
+    }
+    // What only the kernel writes (the booking, a step's signed form) no caller sets; the
+    // kernel itself starts a booked visit with its booking.
+    if !caller.is_kernel()
+        && let Some(svc) = k
+            .engine
+            .read_applied(|c| c.startable(service, s.version))
+            .await
+    {
+        super::work::kernel_owned(&svc, Some(&context))?;
+        if let Some(decision) = &s.decision {
+            super::work::kernel_owned(&svc, decision.get("context"))
+                .map_err(|e| at("/decision", e))?;
+        }
     }
     if let Some(binding) = &s.binding {
         check_subject(k, service, s.version, binding.item()).await?;

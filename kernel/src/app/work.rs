@@ -109,6 +109,36 @@ pub fn caller_context(body: &Value) -> Result<Option<Value>> {
     }
 }
 
+/// Refuses a caller's `context` that sets what only the kernel writes in `svc`'s
+/// processes: `booking` (set when a visit is booked) and what a human step's instructions
+/// bind (the signed consent form a treatment requires). 422 at `/context/<key>`.
+pub fn kernel_owned(svc: &Service, context: Option<&Value>) -> Result<()> {
+    let Some(Value::Object(given)) = context else {
+        return Ok(());
+    };
+    let issues: Vec<Issue> = svc
+        .kernel_keys()
+        .filter(|(key, _)| given.contains_key(*key))
+        .map(|(key, step)| {
+            Issue::new(
+                format!("/context/{key}"),
+                format!("set by the kernel when step '{step}' is handled"),
+            )
+        })
+        .chain(given.contains_key("booking").then(|| {
+            Issue::new(
+                "/context/booking",
+                "set by the kernel when a visit is booked: book it with POST /api/v1/bookings",
+            )
+        }))
+        .collect();
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(issues))
+    }
+}
+
 fn blank(v: Option<&Value>) -> bool {
     match v {
         None | Some(Value::Null) => true,
@@ -146,6 +176,7 @@ pub fn plan_handle(
     let transition = text(body, "transition")?;
     let comment = text(body, "comment")?;
     let context = caller_context(body)?;
+    kernel_owned(svc, context.as_ref())?;
     let fields: Map<String, Value> = match body.get("fields") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
@@ -350,7 +381,7 @@ pub async fn run(k: &Kernel, planned: Planned) -> Result<()> {
                         (Some((item, id)), Some(r)) => Some((item.clone(), id.clone(), r.clone())),
                         _ => None,
                     };
-                    rules
+                    let bound = rules
                         .run_for_handling(
                             tx,
                             action.pid,
@@ -361,6 +392,19 @@ pub async fn run(k: &Kernel, planned: Planned) -> Result<()> {
                             now_ms,
                         )
                         .await?;
+                    // What the step's instructions bound stays in the process's context
+                    // (`context.consent`, the signed form): the kernel's keys, which no
+                    // caller may set (see `kernel_owned`).
+                    if !bound.is_empty() {
+                        let mut given = match action.context.take() {
+                            Some(Value::Object(m)) => m,
+                            _ => Map::new(),
+                        };
+                        for (name, value) in bound {
+                            given.insert(name, value);
+                        }
+                        action.context = Some(Value::Object(given));
+                    }
                 }
                 Ok(Command::Handle(action))
             })
@@ -541,6 +585,12 @@ pub async fn command(
                 }
             }
             let context = caller_context(body)?;
+            let svc = k
+                .engine
+                .read_applied(|c| c.service(&pcb.service, pcb.version).cloned())
+                .await
+                .ok_or_else(|| KernelError::NotFound(format!("service '{}'", pcb.service)))?;
+            kernel_owned(&svc, context.as_ref())?;
             // The conditions that choose the way on see the record as stored now.
             let record = match &pcb.record {
                 Some((item, id)) => Some(k.records.get(item, id).await?),

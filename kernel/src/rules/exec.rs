@@ -95,12 +95,16 @@ impl Failure {
     /// A kernel error as an instruction's failure, keeping its code and details.
     fn of(e: KernelError) -> Self {
         let (code, details) = match &e {
-            KernelError::Invalid(issues) => (Some(ErrorCode::ValidationFailed), issues.clone()),
+            KernelError::Invalid(issues)
+            | KernelError::Design(erpos_design::DesignError::InvalidRecord(issues)) => {
+                (Some(ErrorCode::ValidationFailed), issues.clone())
+            }
             KernelError::Conflict { code, details, .. } => (Some(*code), details.clone()),
             _ => (None, Vec::new()),
         };
         let message = match &e {
-            KernelError::Invalid(issues) => issues
+            KernelError::Invalid(issues)
+            | KernelError::Design(erpos_design::DesignError::InvalidRecord(issues)) => issues
                 .iter()
                 .map(|i| format!("{}: {}", i.path, i.message))
                 .collect::<Vec<_>>()
@@ -113,6 +117,16 @@ impl Failure {
             details,
         }
     }
+}
+
+/// What a run of instructions did.
+pub struct Ran {
+    /// A summary of each effect, for the run's record.
+    pub effects: Vec<Json>,
+    /// Whether anything went to the outbox.
+    pub queued: bool,
+    /// What the instructions bound under their `as` names, in order.
+    pub bound: Vec<(String, Json)>,
 }
 
 /// Runs instructions.
@@ -168,15 +182,16 @@ impl Executor {
         }
     }
 
-    /// Runs `list` in `tx`; returns a summary of each effect (for the run's record) and
-    /// whether anything went to the outbox.
+    /// Runs `list` in `tx`; returns a summary of each effect (for the run's record),
+    /// whether anything went to the outbox, and what the instructions bound (`as`), in
+    /// order.
     pub async fn run(
         &self,
         tx: &mut Tx,
         situation: &Situation,
         list: &[Instruction],
         now_ms: i64,
-    ) -> Result<(Vec<Json>, bool), InstructionError> {
+    ) -> Result<Ran, InstructionError> {
         let mut bindings = self.bindings(situation, now_ms);
         let mut effects = Vec::new();
         let mut queued = false;
@@ -229,7 +244,11 @@ impl Executor {
             }
             effects.push(effect);
         }
-        Ok((effects, queued))
+        Ok(Ran {
+            effects,
+            queued,
+            bound: bindings.vars,
+        })
     }
 
     /// One instruction: record writes happen here; the rest becomes deliveries.
@@ -277,12 +296,17 @@ impl Executor {
                 compute,
                 bind,
             } => {
-                let body = self.values(set, compute, bindings)?;
+                let mut body = self.values(set, compute, bindings)?;
+                // A value computed from what is not there (`context.signed_name` not
+                // sent) is not given: the DataItem's own rules say whether it must be.
+                if let Some(fields) = body.as_object_mut() {
+                    fields.retain(|_, v| !v.is_null());
+                }
                 let record = self
                     .records
                     .create_in(tx, item, &body, Some(&actor), depth)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(Failure::of)?;
                 let id = record.get("id").cloned().unwrap_or(Json::Null);
                 if let Some(name) = bind {
                     bindings.vars.push((name.clone(), record));

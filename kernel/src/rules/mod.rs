@@ -147,7 +147,8 @@ impl Rules {
     /// Runs a human step's instructions for a person's handling, in the handling's
     /// transaction `tx`, on behalf of `by`: a refused instruction answers as the request
     /// would have (409 with its code, 422 at `/context/<field>`: the instructions take what
-    /// the handler sends in `context`), and the handling is not stored.
+    /// the handler sends in `context`), and the handling is not stored. Answers what the
+    /// instructions bound (`as`), which the handling keeps in the process's context.
     #[allow(clippy::too_many_arguments)]
     pub async fn run_for_handling(
         &self,
@@ -158,7 +159,7 @@ impl Rules {
         by: &str,
         list: &[erpos_design::rule::Instruction],
         now_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<Vec<(String, Json)>> {
         let situation = Situation {
             record,
             pid: Some(pid),
@@ -169,7 +170,7 @@ impl Rules {
         self.executor
             .run(tx, &situation, list, now_ms)
             .await
-            .map(|_| ())
+            .map(|ran| ran.bound)
             .map_err(refused)
     }
 
@@ -874,12 +875,12 @@ impl Rules {
                 }
             }
             let mut tx = self.db.begin().await.map_err(|e| e.to_string())?;
-            let (effects, queued) = self
+            let ran = self
                 .executor
                 .run(&mut tx, &situation, &rule.instructions, now)
                 .await
                 .map_err(|e| format!("rule '{}', {e}", rule.name))?;
-            Ok(Some((effects, queued, tx)))
+            Ok(Some((ran.effects, ran.queued, tx)))
         }
         .await;
         match outcome {

@@ -362,7 +362,7 @@ pub async fn fire_deadlines(rules: &Rules) -> Result<()> {
             by: None,
         };
         let queued = match rules.executor.run(&mut tx, &situation, &list, now).await {
-            Ok((_, queued)) => queued,
+            Ok(ran) => ran.queued,
             Err(e) => {
                 tracing::warn!(pid = pcb.id, error = %e, "escalation failed");
                 false

@@ -110,6 +110,16 @@ pub enum WaitReason {
     },
     /// WAITING for child processes (sub-service, parallel branches).
     Children,
+    /// WAITING at a step that cannot start: one of its `requires` does not hold (the
+    /// treatment without a signed consent form). Nothing re-checks it by itself: someone
+    /// moves the process (back to the consent step, with `jump`).
+    Requirement {
+        /// The condition that does not hold.
+        condition: String,
+        /// What staff are told.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<erpos_design::Label>,
+    },
 }
 
 /// A resource allocation held by a process.

@@ -410,6 +410,27 @@ impl TestApp {
         Ok(body)
     }
 
+    /// Saves a service and publishes it, asserting both succeed.
+    pub async fn publish(&self, service: Value) -> anyhow::Result<()> {
+        let name = service["name"].as_str().unwrap_or_default().to_owned();
+        let (s, b) = self.call("POST", "/api/v1/services", Some(service)).await?;
+        anyhow::ensure!(s.is_success(), "save {name}: {s} {b}");
+        let (s, b) = self
+            .call("POST", &format!("/api/v1/services/{name}/publish"), None)
+            .await?;
+        anyhow::ensure!(s.is_success(), "publish {name}: {s} {b}");
+        Ok(())
+    }
+
+    /// A process as the administrator reads it, asserting it is there.
+    pub async fn process(&self, pid: u64) -> anyhow::Result<Value> {
+        let (s, b) = self
+            .call("GET", &format!("/api/v1/processes/{pid}"), None)
+            .await?;
+        anyhow::ensure!(s == StatusCode::OK, "process {pid}: {s} {b}");
+        Ok(b)
+    }
+
     /// POSTs a record and asserts it was created.
     pub async fn create(&self, item: &str, record: Value) -> anyhow::Result<Value> {
         let (status, body) = self

@@ -233,14 +233,36 @@ impl Scheduler {
         }
         match step.kind {
             StepKind::Human | StepKind::Automatic => {
-                self.move_to(
-                    pid,
-                    ProcessState::Ready,
-                    by,
-                    now_ms,
-                    "queued for dispatch",
-                    |p| p.wait = None,
-                );
+                // A requirement that does not hold keeps the step from starting.
+                let view = self.pcbs.get(&pid);
+                let unmet = step
+                    .requires
+                    .iter()
+                    .find(|r| view.is_none_or(|v| conditions.holds(&r.condition, v) != Ok(true)));
+                match unmet {
+                    None => self.move_to(
+                        pid,
+                        ProcessState::Ready,
+                        by,
+                        now_ms,
+                        "queued for dispatch",
+                        |p| p.wait = None,
+                    ),
+                    Some(r) => {
+                        let w = WaitReason::Requirement {
+                            condition: r.condition.clone(),
+                            label: r.label.clone(),
+                        };
+                        let note = format!("cannot start: {}", requirement_text(r));
+                        if state == ProcessState::Waiting {
+                            self.set_wait(pid, Some(w), by, now_ms, &note);
+                        } else {
+                            self.move_to(pid, ProcessState::Waiting, by, now_ms, &note, |p| {
+                                p.wait = Some(w)
+                            });
+                        }
+                    }
+                }
             }
             StepKind::Wait => {
                 let spec = step
@@ -376,6 +398,13 @@ impl Scheduler {
 }
 /// Picks the transition to take from `step`: the one named; else, among those leaving it,
 /// the first whose condition holds, else the default, else the only one.
+/// What staff are told of an unmet requirement: its Chinese label, else its condition.
+fn requirement_text(r: &erpos_design::service::Requirement) -> String {
+    r.label
+        .as_ref()
+        .map_or_else(|| r.condition.clone(), |l| l.zh.clone())
+}
+
 pub(super) fn choose(
     svc: &Service,
     step: &Step,
