@@ -9,132 +9,12 @@
 //! instructions, and the follow-ups the rule starts at 1, 7 and 30 days.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
+mod support;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use erpos_kernel::Kernel;
-use erpos_kernel::clock::{Clock, ManualClock};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
+use erpos_kernel::clock::Clock;
 use serde_json::{Value, json};
-use tower::ServiceExt;
-
-/// 2026-11-28 17:00 China time, as in the HTTP tests.
-const START_MS: i64 = 1_795_856_400_000;
-const DAY_MS: i64 = 86_400_000;
-
-struct Clinic {
-    kernel: Arc<Kernel>,
-    clock: Arc<ManualClock>,
-    router: axum::Router,
-}
-
-impl Clinic {
-    async fn open(url: &str) -> anyhow::Result<Clinic> {
-        let clock = Arc::new(ManualClock::new(START_MS));
-        let kernel = Kernel::open_with_clock(url, clock.clone()).await?;
-        erpos_applications::pack::load(&kernel, &erpos_applications::pack::CLINIC).await?;
-        erpos_applications::pack::demo_passwords(&kernel, "erpos-demo").await?;
-        let router = erpos_http::router(kernel.clone());
-        Ok(Clinic {
-            kernel,
-            clock,
-            router,
-        })
-    }
-
-    async fn send(
-        &self,
-        token: Option<&str>,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> anyhow::Result<(StatusCode, Value)> {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let req = match body {
-            Some(b) => req
-                .header("content-type", "application/json")
-                .body(Body::from(b.to_string()))?,
-            None => req.body(Body::empty())?,
-        };
-        let res = self.router.clone().oneshot(req).await?;
-        let status = res.status();
-        let bytes = res.into_body().collect().await?.to_bytes();
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)?
-        };
-        Ok((status, json))
-    }
-
-    async fn login(&self, user: &str) -> anyhow::Result<String> {
-        let (s, b) = self
-            .send(
-                None,
-                "POST",
-                "/api/v1/sessions",
-                Some(json!({"user": user, "password": "erpos-demo"})),
-            )
-            .await?;
-        anyhow::ensure!(s == StatusCode::CREATED, "login {user}: {s} {b}");
-        Ok(b["token"].as_str().unwrap_or_default().to_owned())
-    }
-
-    /// Moves the clock to `to` and fires what is due (timers, rules, the outbox).
-    async fn at(&self, to: i64) -> anyhow::Result<()> {
-        let now = self.clock.now_ms();
-        if to > now {
-            self.clock.advance_ms(to - now);
-        }
-        self.kernel
-            .engine
-            .command(erpos_kernel::scheduler::Command::Tick)
-            .await?;
-        for _ in 0..20 {
-            let read = self.kernel.rules.round().await?;
-            let sent = self.kernel.outbox.deliver_due().await?;
-            if read == 0 && sent == 0 {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    async fn process(&self, token: &str, pid: u64) -> anyhow::Result<Value> {
-        let (s, p) = self
-            .send(
-                Some(token),
-                "GET",
-                &format!("/api/v1/processes/{pid}"),
-                None,
-            )
-            .await?;
-        anyhow::ensure!(s == StatusCode::OK, "{s} {p}");
-        Ok(p)
-    }
-
-    /// `user` agrees on their open work item of process `pid` (with `context`).
-    async fn agree(&self, token: &str, pid: u64, context: Value) -> anyhow::Result<()> {
-        let (s, b) = self
-            .send(
-                Some(token),
-                "POST",
-                &format!("/api/v1/processes/{pid}/handle"),
-                Some(json!({"attribute": "agree", "context": context})),
-            )
-            .await?;
-        anyhow::ensure!(s == StatusCode::OK, "handle {pid}: {s} {b}");
-        Ok(())
-    }
-}
-
-fn q(text: &str) -> String {
-    text.replace('+', "%2B").replace(':', "%3A")
-}
+use support::clinic::{Clinic, DAY_MS, on_both_databases, q};
 
 async fn a_visit(url: &str) -> anyhow::Result<()> {
     let c = Clinic::open(url).await?;
@@ -523,23 +403,5 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn a_booked_visit_runs_the_clinic_flow() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let url = format!("sqlite:{}", dir.path().join("clinic.db").display());
-    a_visit(&url).await?;
-    if let Ok(admin) = std::env::var("ERPOS_TEST_POSTGRES_URL") {
-        let name = format!("erpos_visit_{}", uuid::Uuid::new_v4().simple());
-        let pool = sqlx::PgPool::connect(&admin).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&pool)
-            .await?;
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-        let result = a_visit(&format!("{base}/{name}")).await;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&pool)
-        .await?;
-        result?;
-    }
-    Ok(())
+    on_both_databases(|url| async move { a_visit(&url).await }).await
 }

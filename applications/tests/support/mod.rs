@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, ensure};
 
+pub mod clinic;
+
 use serde_json::Value;
 
 /// Sends one HTTP/1.1 request (a JSON body and a bearer token, both optional) and returns
