@@ -116,16 +116,32 @@ fn demo_serves_the_clinic_and_stops_on_sigterm() -> anyhow::Result<()> {
                     "{t}: {slots}"
                 );
             }
-            // Stock with lots near expiry: 保妥适 C2911 in 20 days, 麻膏 MG1102 in 10.
+            // Stock with lots near expiry: 麻膏 MG1102 in 10 days, 保妥适 C2911 in 20 (徐汇店),
+            // 果酸液 JGS01 in 25 (静安店); 嗨体 under its reorder level of 10 in both branches.
             let (_, alerts) = get(&addr, "/api/v1/stock/alerts")?;
             let expiring: Vec<&str> = alerts["expiring"]
                 .as_array()
                 .map(|l| l.iter().filter_map(|x| x["lot_number"].as_str()).collect())
                 .unwrap_or_default();
-            assert_eq!(expiring, ["MG1102", "C2911"], "{alerts}");
+            assert_eq!(expiring, ["MG1102", "C2911", "JGS01"], "{alerts}");
+            let low: Vec<(&str, &str, i64)> = alerts["low"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .map(|x| {
+                            (
+                                x["material"].as_str().unwrap_or_default(),
+                                x["branch"].as_str().unwrap_or_default(),
+                                x["on_hand"].as_i64().unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             assert_eq!(
-                alerts["low"][0]["material"], "haiti",
-                "8 支 of 10: {alerts}"
+                low,
+                [("haiti", "jingan", 5), ("haiti", "xuhui", 8)],
+                "{alerts}"
             );
             let (_, doc) = get(&addr, "/api/v1/openapi.json")?;
             assert!(doc["paths"]["/api/v1/records/{item}"].is_object());

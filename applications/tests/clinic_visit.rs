@@ -20,32 +20,9 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
     let c = Clinic::open(url).await?;
     // Sessions lapse while the clock jumps days ahead: each request logs in afresh.
     // The demo's walk-in visits fill the front desk's hands: they go home first.
-    let (_, walk_ins) = c
-        .send(
-            Some(&c.login("admin").await?),
-            "GET",
-            "/api/v1/processes?service=treatment_visit",
-            None,
-        )
-        .await?;
-    for w in walk_ins["items"].as_array().cloned().unwrap_or_default() {
-        let (s, b) = c
-            .send(
-                Some(&c.login("admin").await?),
-                "POST",
-                &format!("/api/v1/processes/{}/terminate", w["id"]),
-                Some(json!({"reason": "演示数据"})),
-            )
-            .await?;
-        anyhow::ensure!(s == StatusCode::OK, "{s} {b}");
-    }
+    c.send_walk_ins_home().await?;
     let (_, found) = c
-        .send(
-            Some(&c.login("qiantai_zhou").await?),
-            "GET",
-            "/api/v1/records/patient?q=zs",
-            None,
-        )
+        .get("qiantai_zhou", "/api/v1/records/patient?q=zs")
         .await?;
     let patient = found["items"][0].clone();
     let patient_id = patient["id"].as_str().unwrap_or_default().to_owned();
@@ -55,15 +32,13 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
     let from = "2026-12-01T09:00:00+08:00";
     let to = "2026-12-01T21:00:00+08:00";
     let (s, slots) = c
-        .send(
-            Some(&c.login("qiantai_zhou").await?),
-            "GET",
+        .get(
+            "qiantai_zhou",
             &format!(
                 "/api/v1/bookings/slots?treatment=roudusu&from={}&to={}&limit=1",
                 q(from),
                 q(to)
             ),
-            None,
         )
         .await?;
     anyhow::ensure!(s == StatusCode::OK, "{s} {slots}");
@@ -101,14 +76,7 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
 
     // The day before: the reminder reaches the front desk, and reception is on its list.
     c.at(start_ms - DAY_MS).await?;
-    let (_, inbox) = c
-        .send(
-            Some(&c.login("qiantai_zhou").await?),
-            "GET",
-            "/api/v1/notifications",
-            None,
-        )
-        .await?;
+    let (_, inbox) = c.get("qiantai_zhou", "/api/v1/notifications").await?;
     let titles: Vec<&str> = inbox["items"]
         .as_array()
         .map(|l| l.iter().filter_map(|n| n["title"].as_str()).collect())
@@ -227,14 +195,7 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
     );
     let p = c.process(&c.login("admin").await?, pid).await?;
     assert_eq!(p["step"], "pay", "the step stays: {p}");
-    let (_, charges) = c
-        .send(
-            Some(&c.login("admin").await?),
-            "GET",
-            "/api/v1/charges",
-            None,
-        )
-        .await?;
+    let (_, charges) = c.get("admin", "/api/v1/charges").await?;
     assert_eq!(charges["items"], json!([]), "{charges}");
     // A bad choice is named at the handler's context.
     let (s, bad) = c
@@ -263,14 +224,12 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
     let p = c.process(&c.login("admin").await?, pid).await?;
     assert_eq!(p["state"], "WAITING", "until the booked time: {p}");
     let (_, charges) = c
-        .send(
-            Some(&c.login("admin").await?),
-            "GET",
+        .get(
+            "admin",
             &format!(
                 "/api/v1/charges?booking={}",
                 booked["id"].as_str().unwrap_or_default()
             ),
-            None,
         )
         .await?;
     let charge = &charges["items"][0];
@@ -288,12 +247,7 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
         "{charge}"
     );
     let (_, shown) = c
-        .send(
-            Some(&c.login("admin").await?),
-            "GET",
-            &format!("/api/v1/accounts/{account}"),
-            None,
-        )
+        .get("admin", &format!("/api/v1/accounts/{account}"))
         .await?;
     assert_eq!(shown["balance"], "400.00", "{shown}");
 
@@ -315,26 +269,14 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
     assert_eq!(p["step"], "care", "{p}");
     // The consumables left stock first expiring first (保妥适 C2911, 20 days to expiry,
     // before C3201), and the treatment record carries the lot numbers.
-    let (_, records) = c
-        .send(
-            Some(&c.login("admin").await?),
-            "GET",
-            "/api/v1/records/treatment_record",
-            None,
-        )
-        .await?;
+    let (_, records) = c.get("admin", "/api/v1/records/treatment_record").await?;
     assert_eq!(records["total"], 1, "{records}");
     let record = &records["items"][0];
     assert_eq!(record["patient"], patient_id.as_str(), "{record}");
     assert_eq!(record["treatment"], "roudusu");
     assert_eq!(record["lots"], "保妥适 C2911 ×50", "{record}");
     let (_, lots) = c
-        .send(
-            Some(&c.login("admin").await?),
-            "GET",
-            "/api/v1/stock/lots?material=baotuoshi",
-            None,
-        )
+        .get("admin", "/api/v1/stock/lots?material=baotuoshi")
         .await?;
     let on_hand: Vec<(String, i64)> = lots["items"]
         .as_array()
@@ -368,12 +310,7 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
     let done_ms = c.clock.now_ms();
     c.at(done_ms).await?;
     let (_, list) = c
-        .send(
-            Some(&c.login("admin").await?),
-            "GET",
-            "/api/v1/processes?service=follow_up",
-            None,
-        )
+        .get("admin", "/api/v1/processes?service=follow_up")
         .await?;
     let items = list["items"].as_array().cloned().unwrap_or_default();
     assert_eq!(items.len(), 3, "{list}");
@@ -386,12 +323,7 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
     }
     c.at(done_ms + DAY_MS).await?;
     let (_, list) = c
-        .send(
-            Some(&c.login("admin").await?),
-            "GET",
-            "/api/v1/processes?service=follow_up&state=RUNNING",
-            None,
-        )
+        .get("admin", "/api/v1/processes?service=follow_up&state=RUNNING")
         .await?;
     assert_eq!(
         list["items"].as_array().map(Vec::len),

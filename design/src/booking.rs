@@ -98,6 +98,11 @@ pub struct Booking {
     /// A note for staff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The branch it is in: the one its rooms, devices and practitioners stand in (none
+    /// when it holds only what serves every branch). Lists are per branch by it, and the
+    /// visit takes its consumables from that branch's stock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
     /// The visit process it started (a booked visit of a treatment that runs a service):
     /// NEW until the day before, then the visit's flow, its treatment step on exactly
     /// these holders. Cancelling or a no-show cancels it; moving the booking moves it.

@@ -413,8 +413,10 @@ pub enum Instruction {
         /// treatment, `context.booking.treatment`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         treatment: Option<String>,
-        /// The branch whose stock is used.
-        branch: String,
+        /// The branch whose stock is used (default: the visit's booked branch,
+        /// `context.booking.branch`, so each branch's visits take their own stock).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        branch: Option<String>,
         /// An expression giving the reference (default: `visit-<pid>`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
@@ -1109,7 +1111,9 @@ pub fn check_instructions(
             } => {
                 expr("treatment", treatment, issues);
                 expr("reference", reference, issues);
-                if !crate::naming::is_identifier(branch) {
+                if let Some(branch) = branch
+                    && !crate::naming::is_identifier(branch)
+                {
                     issues.push(Issue::new(
                         at("branch"),
                         format!("'{branch}' is not a branch identifier"),

@@ -97,6 +97,12 @@ pub enum Permission<'a> {
         /// The operation.
         op: &'a str,
     },
+    /// Seeing a branch's bookings and stock beyond one's own branch (`branches:jingan`,
+    /// `branches:*`): staff of a branch see their own and what serves every branch.
+    Branch {
+        /// The branch.
+        name: &'a str,
+    },
     /// Processes of a service.
     Service {
         /// The service.
@@ -137,6 +143,10 @@ impl Permission<'_> {
             Permission::Stock { op } => {
                 out.push(format!("stock:{op}"));
                 out.push("stock:*".to_owned());
+            }
+            Permission::Branch { name } => {
+                out.push(format!("branches:{name}"));
+                out.push("branches:*".to_owned());
             }
             Permission::Service { name, op } => {
                 for n in [*name, "*"] {
@@ -321,6 +331,7 @@ impl Caller {
 
 /// Checks the shape of a grant string: `admin`, `design`, `organisation`, `monitor`,
 /// `bookings:{read|book|*}`, `money:{read|charge|adjust|*}`, `stock:{read|move|manage|*}`,
+/// `branches:{branch|*}`,
 /// `records:{item|*}:{read|create|update|delete|*}[:{field}]` or
 /// `services:{name|*}:{start|view|handle|administer|*}`. Returns what is wrong.
 pub fn check_grant(grant: &str) -> Result<(), String> {
@@ -340,6 +351,13 @@ pub fn check_grant(grant: &str) -> Result<(), String> {
                 Ok(())
             } else {
                 Err(format!("'{op}' is not one of read, move, manage, *"))
+            }
+        }
+        ["branches", name] => {
+            if name_ok(name) {
+                Ok(())
+            } else {
+                Err(format!("'{name}' is not a branch identifier or *"))
             }
         }
         ["bookings", op] => {
@@ -378,6 +396,7 @@ pub fn check_grant(grant: &str) -> Result<(), String> {
         }
         _ => Err(
             "expected admin, design, organisation, monitor, bookings:{read|book}, money:{read|charge|adjust}, \
+                  stock:{read|move|manage}, branches:{branch}, \
                   records:{item}:{read|create|update|delete}[:{field}] or \
                   services:{name}:{start|view|handle|administer} (* for any name or operation)"
                 .to_owned(),

@@ -147,6 +147,7 @@ fn check(
                 skill: r.skill.clone(),
                 hold_while_waiting: false,
                 instance: None,
+                branch: None,
             })
             .collect();
         let types: BTreeSet<String> = needs.iter().map(|n| n.resource_type.clone()).collect();

@@ -41,6 +41,38 @@ impl Clinic {
         })
     }
 
+    /// Terminates the demo's walk-in visits (they fill the front desk's hands and remind
+    /// it of their patients), so a test meets only the visits it makes.
+    pub async fn send_walk_ins_home(&self) -> anyhow::Result<()> {
+        let admin = self.login("admin").await?;
+        let (_, walk_ins) = self
+            .send(
+                Some(&admin),
+                "GET",
+                "/api/v1/processes?service=treatment_visit",
+                None,
+            )
+            .await?;
+        for w in walk_ins["items"].as_array().cloned().unwrap_or_default() {
+            let (s, b) = self
+                .send(
+                    Some(&admin),
+                    "POST",
+                    &format!("/api/v1/processes/{}/terminate", w["id"]),
+                    Some(json!({"reason": "演示数据"})),
+                )
+                .await?;
+            anyhow::ensure!(s == StatusCode::OK, "{s} {b}");
+        }
+        Ok(())
+    }
+
+    /// A GET as `user` (logged in afresh: sessions lapse while the clock jumps days).
+    pub async fn get(&self, user: &str, path: &str) -> anyhow::Result<(StatusCode, Value)> {
+        let token = self.login(user).await?;
+        self.send(Some(&token), "GET", path, None).await
+    }
+
     /// One request, as the holder of `token`.
     pub async fn send(
         &self,

@@ -34,7 +34,8 @@ pub async fn create(
 
 /// Bookings by start: of a resource or an operator, over a span, in a state.
 #[utoipa::path(get, path = "/api/v1/bookings", tag = "bookings", operation_id = "list_bookings",
-    params(("resource" = Option<String>, Query, description = "only those holding this resource"),
+    params(("branch" = Option<String>, Query, description = "only this branch's (a branch's staff see their own and the shared ones anyway; another needs branches:<name>)"),
+           ("resource" = Option<String>, Query, description = "only those holding this resource"),
            ("operator" = Option<String>, Query, description = "only those holding this operator"),
            ("from" = Option<String>, Query, description = "only those held after this (RFC 3339)"),
            ("to" = Option<String>, Query, description = "only those held before this (RFC 3339)"),
@@ -43,7 +44,7 @@ pub async fn create(
            ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")),
     responses((status = 200, description = "one page of bookings", body = super::schema::BookingList),
               (status = 400, description = "a bad parameter, named", body = super::error::ErrorBody),
-              (status = 403, description = "needs bookings:read", body = super::error::ErrorBody)))]
+              (status = 403, description = "needs bookings:read (and branches:<name> for another branch)", body = super::error::ErrorBody)))]
 pub async fn list(
     State(k): State<Arc<Kernel>>,
     Authenticated(caller): Authenticated,

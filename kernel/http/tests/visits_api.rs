@@ -271,6 +271,7 @@ async fn a_booking_stored_before_a_crash_gets_its_visit_at_the_next_start() -> a
             patient: Some("单雪".into()),
             treatment: Some("tiaoq".into()),
             note: None,
+            branch: None,
         };
         let always = |_: &[String], _: erpos_kernel::bookings::index::Span| None;
         let now = app.kernel.clock.now_ms();

@@ -158,13 +158,14 @@ fn times(
 type Calendars = BTreeMap<String, WorkingCalendar>;
 
 /// Checks that every resource and operator exists (with a suggestion when misspelt), is
-/// named once, and that there is at least one; answers their calendars.
+/// named once, that there is at least one, and that they do not stand in two branches;
+/// answers their calendars and the branch the booking is in.
 async fn holders(
     k: &Kernel,
     resources: &[String],
     operators: &[String],
     issues: &mut Vec<Issue>,
-) -> Calendars {
+) -> (Calendars, Option<String>) {
     if resources.is_empty() && operators.is_empty() {
         issues.push(Issue::new(
             "/resources",
@@ -188,15 +189,15 @@ async fn holders(
     let (known_resources, known_operators, found) = k
         .engine
         .read(|c| {
-            let mut found: Vec<(String, Option<String>)> = Vec::new();
+            let mut found: Vec<(String, Option<String>, Option<String>)> = Vec::new();
             for id in resources {
                 if let Some(r) = c.pool().get(id) {
-                    found.push((resource_key(id), r.calendar.clone()));
+                    found.push((resource_key(id), r.calendar.clone(), r.branch.clone()));
                 }
             }
             for id in operators {
                 if let Some(o) = c.operators().find(|o| &o.id == id) {
-                    found.push((operator_key(id), o.calendar.clone()));
+                    found.push((operator_key(id), o.calendar.clone(), o.branch.clone()));
                 }
             }
             let rs: Vec<String> = c.pool().iter().map(|r| r.id.clone()).collect();
@@ -221,7 +222,7 @@ async fn holders(
         ),
     ] {
         for (i, id) in list.iter().enumerate() {
-            if !found.iter().any(|(k, _)| *k == key(id)) {
+            if !found.iter().any(|(k, _, _)| *k == key(id)) {
                 issues.push(Issue::new(
                     format!("{at}/{i}"),
                     erpos_design::directory::unknown(noun, id, known.iter()),
@@ -229,10 +230,47 @@ async fn holders(
             }
         }
     }
-    found
+    let branch = one_branch(resources, operators, &found, issues);
+    let calendars = found
         .into_iter()
-        .filter_map(|(key, cal)| Some((key, calendars.get(&cal?)?.clone())))
-        .collect()
+        .filter_map(|(key, cal, _)| Some((key, calendars.get(&cal?)?.clone())))
+        .collect();
+    (calendars, branch)
+}
+
+/// The branch a booking's holders stand in: the first one named, every other holder of
+/// a branch in the same one (those of none serve every branch); a holder of another is
+/// refused at its pointer.
+fn one_branch(
+    resources: &[String],
+    operators: &[String],
+    found: &[(String, Option<String>, Option<String>)],
+    issues: &mut Vec<Issue>,
+) -> Option<String> {
+    let mut branch: Option<String> = None;
+    for (list, at, key) in [
+        (resources, "/resources", resource_key as fn(&str) -> String),
+        (operators, "/operators", operator_key),
+    ] {
+        for (i, id) in list.iter().enumerate() {
+            let Some(b) = found
+                .iter()
+                .find(|(k, _, _)| *k == key(id))
+                .and_then(|(_, _, b)| b.as_ref())
+            else {
+                continue;
+            };
+            match &branch {
+                None => branch = Some(b.clone()),
+                Some(first) if first != b => issues.push(Issue::new(
+                    format!("{at}/{i}"),
+                    format!("'{id}' stands in branch '{b}', the booking in '{first}'"),
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    branch
 }
 
 /// Whether `span` lies within the working time of every holder's calendar: None when it
@@ -309,7 +347,7 @@ pub async fn book(k: &Kernel, caller: &Caller, body: &Value) -> Result<Booking> 
         now,
         &mut issues,
     );
-    let calendars = holders(k, &request.resources, &request.operators, &mut issues).await;
+    let (calendars, branch) = holders(k, &request.resources, &request.operators, &mut issues).await;
     if let Some(t) = &times {
         within_calendars(
             &calendars,
@@ -333,6 +371,7 @@ pub async fn book(k: &Kernel, caller: &Caller, body: &Value) -> Result<Booking> 
         patient,
         treatment,
         note,
+        branch,
     };
     let fits = move |h: &[String], s: Span| fits(&calendars, h, s);
     let booked = k
@@ -371,7 +410,7 @@ pub async fn reschedule(k: &Kernel, caller: &Caller, id: &str, body: &Value) -> 
         now,
         &mut issues,
     );
-    let calendars = holders(k, &current.resources, &current.operators, &mut issues).await;
+    let (calendars, _) = holders(k, &current.resources, &current.operators, &mut issues).await;
     if let Some(t) = &times {
         within_calendars(
             &calendars,
@@ -453,6 +492,11 @@ pub async fn show(k: &Kernel, caller: &Caller, id: &str) -> Result<Value> {
     )?;
     let id = booking_id(id)?;
     let booking = k.bookings.get(id).await?;
+    // Another branch's booking is answered as one that does not exist.
+    let scope = super::branches::scope(k, caller).await;
+    if !super::branches::sees(&scope, booking.branch.as_deref()) {
+        return Err(KernelError::NotFound(format!("booking {id}")));
+    }
     let history = k.bookings.history(id).await?;
     let mut shown =
         serde_json::to_value(&booking).map_err(|e| KernelError::Corrupt(e.to_string()))?;
@@ -462,8 +506,9 @@ pub async fn show(k: &Kernel, caller: &Caller, id: &str) -> Result<Value> {
     Ok(shown)
 }
 
-/// The bookings the query parameters ask for (`bookings:read`): `resource`, `operator`,
-/// `from`, `to` (RFC 3339), `state`, `limit` (1–500, 50), `cursor`.
+/// The bookings the query parameters ask for (`bookings:read`): `branch`, `resource`,
+/// `operator`, `from`, `to` (RFC 3339), `state`, `limit` (1–500, 50), `cursor`; a branch's
+/// staff see their branch's (see [`super::branches`]).
 pub async fn list(
     k: &Kernel,
     caller: &Caller,
@@ -479,9 +524,11 @@ pub async fn list(
         ..BookingQuery::default()
     };
     let mut issues = Vec::new();
+    let mut branch = None;
     for (key, raw) in params {
         let at = format!("/query/{key}");
         match key.as_str() {
+            "branch" => branch = Some(raw.clone()),
             "resource" => query.holder = Some(resource_key(raw)),
             "operator" => query.holder = Some(operator_key(raw)),
             "from" => query.from_ms = instant_ms(raw, &at, &mut issues),
@@ -516,12 +563,13 @@ pub async fn list(
             }
             _ => issues.push(Issue::new(
                 at,
-                "unknown parameter (resource, operator, from, to, state, limit, cursor)",
+                "unknown parameter (branch, resource, operator, from, to, state, limit, cursor)",
             )),
         }
     }
     if !issues.is_empty() {
         return Err(KernelError::BadRequest(issues));
     }
+    query.branches = super::branches::limit(k, caller, branch.as_deref()).await?;
     k.bookings.list(&query).await
 }

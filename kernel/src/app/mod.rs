@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod bookings;
+pub mod branches;
 pub mod capacity;
 pub mod charges;
 pub mod courses;

@@ -244,6 +244,7 @@ pub async fn materials(k: &Kernel, caller: &Caller) -> Result<Vec<Material>> {
 pub async fn receive(k: &Kernel, caller: &Caller, body: &Value) -> Result<(Operation, bool)> {
     require(caller, Permission::Stock { op: "move" }, "receiving stock")?;
     let r: ReceiptRequest = read(body)?;
+    super::branches::within(k, caller, &r.branch).await?;
     let mut issues = Vec::new();
     material_of(k, &r.material, &mut issues).await?;
     branch_ok(&r.branch, &mut issues);
@@ -290,6 +291,7 @@ pub async fn receive(k: &Kernel, caller: &Caller, body: &Value) -> Result<(Opera
 pub async fn consume(k: &Kernel, caller: &Caller, body: &Value) -> Result<(Operation, bool)> {
     require(caller, Permission::Stock { op: "move" }, "consuming stock")?;
     let r: ConsumptionRequest = read(body)?;
+    super::branches::within(k, caller, &r.branch).await?;
     let mut issues = Vec::new();
     let material = material_of(k, &r.material, &mut issues).await?;
     branch_ok(&r.branch, &mut issues);
@@ -336,9 +338,7 @@ pub async fn correct(
 ) -> Result<(Operation, bool)> {
     require(caller, Permission::Stock { op: "move" }, "correcting stock")?;
     let r: CorrectionRequest = read(body)?;
-    let lot = crate::store::stock::lot(&k.db, id)
-        .await?
-        .ok_or_else(|| KernelError::NotFound(format!("lot {id}")))?;
+    let lot = visible_lot(k, caller, id).await?;
     let mut issues = Vec::new();
     let signed = match r.kind {
         MovementKind::Adjust => {
@@ -392,9 +392,7 @@ pub async fn correct(
 /// usable only that long. Opening an opened lot changes nothing.
 pub async fn open(k: &Kernel, caller: &Caller, id: &str) -> Result<Lot> {
     require(caller, Permission::Stock { op: "move" }, "opening lots")?;
-    let lot = crate::store::stock::lot(&k.db, id)
-        .await?
-        .ok_or_else(|| KernelError::NotFound(format!("lot {id}")))?;
+    let lot = visible_lot(k, caller, id).await?;
     let hours = crate::store::stock::material(&k.db, &lot.material)
         .await?
         .and_then(|m| m.use_within_hours_of_opening);
@@ -437,14 +435,31 @@ pub async fn lots(k: &Kernel, caller: &Caller, params: &[(String, String)]) -> R
     if !issues.is_empty() {
         return Err(KernelError::BadRequest(issues));
     }
+    q.branches = seen(k, caller, q.branch.as_deref()).await?;
     crate::store::stock::lots(&k.db, &q).await
 }
 
-/// Lot `id` (`stock:read`).
+/// The branches whose stock `caller` sees (None: all), 403 when `asked` is outside them.
+async fn seen(k: &Kernel, caller: &Caller, asked: Option<&str>) -> Result<Option<Vec<String>>> {
+    let scope = match asked {
+        Some(b) => super::branches::within(k, caller, b).await?,
+        None => super::branches::scope(k, caller).await,
+    };
+    Ok(scope.map(|s| s.names))
+}
+
+/// Lot `id` (`stock:read`); another branch's is answered as one that does not exist.
 pub async fn lot(k: &Kernel, caller: &Caller, id: &str) -> Result<Lot> {
     require(caller, Permission::Stock { op: "read" }, "reading stock")?;
+    visible_lot(k, caller, id).await
+}
+
+/// Lot `id` if it is of a branch `caller` sees (404 otherwise, as if it did not exist).
+async fn visible_lot(k: &Kernel, caller: &Caller, id: &str) -> Result<Lot> {
+    let scope = super::branches::scope(k, caller).await;
     crate::store::stock::lot(&k.db, id)
         .await?
+        .filter(|l| super::branches::sees(&scope, Some(&l.branch)))
         .ok_or_else(|| KernelError::NotFound(format!("lot {id}")))
 }
 
@@ -481,11 +496,13 @@ pub async fn alerts(k: &Kernel, caller: &Caller, params: &[(String, String)]) ->
     if !issues.is_empty() {
         return Err(KernelError::BadRequest(issues));
     }
+    let seen = seen(k, caller, branch.as_deref()).await?;
     let now = k.clock.now_ms();
     let mut expiring = crate::store::stock::lots(
         &k.db,
         &LotQuery {
             branch: branch.clone(),
+            branches: seen.clone(),
             in_stock: true,
             usable_before_ms: Some(now + days * 86_400_000),
             limit: MAX_LIMIT,
@@ -501,6 +518,7 @@ pub async fn alerts(k: &Kernel, caller: &Caller, params: &[(String, String)]) ->
         &k.db,
         &LotQuery {
             branch: branch.clone(),
+            branches: seen,
             limit: MAX_LIMIT,
             ..LotQuery::default()
         },

@@ -37,6 +37,7 @@ pub fn view(b: &Booking) -> Value {
         "held_to_ms": ms(&b.held_to),
         "resources": b.resources,
         "operators": b.operators,
+        "branch": b.branch,
     })
 }
 

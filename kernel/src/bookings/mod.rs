@@ -53,6 +53,8 @@ pub struct Reservation {
     pub treatment: Option<String>,
     /// A note.
     pub note: Option<String>,
+    /// The branch its holders stand in (checked by the caller: never two).
+    pub branch: Option<String>,
 }
 
 /// The index key of a resource.
@@ -204,6 +206,7 @@ impl Bookings {
             patient: r.patient,
             treatment: r.treatment,
             note: r.note,
+            branch: r.branch,
             process: None,
             version: 1,
             created_by: actor.to_owned(),

@@ -592,6 +592,13 @@ impl Executor {
                     .and_then(Json::as_str)
                     .map(str::to_owned);
                 let name = text_of(treatment, booked, "treatment")?;
+                let branch = match (branch, bindings.context.pointer("/booking/branch")) {
+                    (Some(b), _) => b.clone(),
+                    (None, Some(Json::String(b))) => b.clone(),
+                    (None, _) => {
+                        return Err("say which 'branch': the visit's booking is of none".into());
+                    }
+                };
                 let reference =
                     text_of(reference, s.pid.map(|p| format!("visit-{p}")), "reference")?;
                 if reference.trim().is_empty() || reference.chars().count() > MAX_REFERENCE {

@@ -46,6 +46,9 @@ pub struct Need {
     /// Only this instance will do (a booked step takes the room its booking reserved,
     /// never another of its type).
     pub instance: Option<String>,
+    /// Only instances standing in this branch or in none (a visit of 静安店 is consulted
+    /// in 静安店's room).
+    pub branch: Option<String>,
 }
 
 /// Every resource and its allocations.
@@ -104,6 +107,10 @@ impl ResourcePool {
                 r.resource_type == need.resource_type
                     && need.skill.as_ref().is_none_or(|s| r.skills.contains(s))
                     && need.instance.as_ref().is_none_or(|i| *i == r.id)
+                    && need
+                        .branch
+                        .as_ref()
+                        .is_none_or(|b| r.branch.as_ref().is_none_or(|rb| rb == b))
             }) {
                 if left == 0 {
                     break;
@@ -230,6 +237,7 @@ mod tests {
             skill: None,
             hold_while_waiting: false,
             instance: None,
+            branch: None,
         }
     }
 

@@ -25,10 +25,21 @@ pub struct BookingQuery {
     pub to_ms: Option<i64>,
     /// Only bookings in this state.
     pub state: Option<BookingState>,
+    /// Only bookings of these branches (and, when `shared`, those of none).
+    pub branches: Option<Branches>,
     /// At most this many.
     pub limit: usize,
     /// Only those after this (start, id), in that order: the cursor of the page before.
     pub after: Option<(i64, String)>,
+}
+
+/// The branches a list is limited to: a `?branch=` asked for, or what a branch's staff see.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Branches {
+    /// The branches.
+    pub names: Vec<String>,
+    /// Also the bookings of no branch (holding only what serves every branch).
+    pub shared: bool,
 }
 
 fn id_param(tx_or_db: erpos_design::Dialect) -> Option<&'static str> {
@@ -171,7 +182,7 @@ pub async fn insert(
     check_free(&mut tx, holders, times.held, id).await?;
     let d = tx.dialect();
     let mut sql = tx.sql();
-    sql.push("INSERT INTO bookings (id, state, start_ms, end_ms, held_from_ms, held_to_ms, version, definition, updated_ms) VALUES (")
+    sql.push("INSERT INTO bookings (id, state, start_ms, end_ms, held_from_ms, held_to_ms, version, definition, updated_ms, branch) VALUES (")
         .param(Some(booking.id.clone()), id_param(d))
         .push(", ")
         .text(booking.state.as_str())
@@ -189,6 +200,8 @@ pub async fn insert(
         .json(&definition(booking)?)
         .push(", ")
         .int(now_ms)
+        .push(", ")
+        .param(booking.branch.clone(), None)
         .push(")");
     tx.execute(sql).await?;
     insert_holds(&mut tx, id, holders, times.held).await?;
@@ -367,6 +380,23 @@ pub async fn list(db: &Db, query: &BookingQuery) -> Result<(Vec<Booking>, Option
     }
     if let Some(state) = query.state {
         sql.push(" AND state = ").text(state.as_str());
+    }
+    if let Some(branches) = &query.branches {
+        sql.push(" AND (");
+        if branches.shared {
+            sql.push("branch IS NULL OR ");
+        }
+        sql.push("branch IN (");
+        for (i, b) in branches.names.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.text(b);
+        }
+        if branches.names.is_empty() {
+            sql.push("NULL");
+        }
+        sql.push("))");
     }
     if let Some((start, id)) = &query.after {
         sql.push(" AND (start_ms > ")

@@ -105,6 +105,8 @@ pub struct LotQuery {
     pub material: Option<String>,
     /// Only this branch's.
     pub branch: Option<String>,
+    /// Only these branches' (the caller's, for a branch's staff).
+    pub branches: Option<Vec<String>>,
     /// Only those with something on hand.
     pub in_stock: bool,
     /// Only those usable until before this instant (expiry alerts).
@@ -125,6 +127,19 @@ pub async fn lots(db: &Db, q: &LotQuery) -> Result<Vec<Lot>> {
     }
     if let Some(b) = &q.branch {
         sql.push(" AND branch = ").text(b);
+    }
+    if let Some(list) = &q.branches {
+        sql.push(" AND branch IN (");
+        for (i, b) in list.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.text(b);
+        }
+        if list.is_empty() {
+            sql.push("NULL");
+        }
+        sql.push(")");
     }
     if q.in_stock {
         sql.push(" AND on_hand > 0");

@@ -246,6 +246,13 @@ impl Scheduler {
                     continue;
                 };
                 let step = &svc.steps[index];
+                // A visit of a branch takes that branch's rooms and devices (or shared ones).
+                let branch = self.pcbs.get(&pid).and_then(|p| {
+                    p.context
+                        .pointer("/booking/branch")?
+                        .as_str()
+                        .map(str::to_owned)
+                });
                 let mut needs: Vec<Need> = step
                     .resources
                     .iter()
@@ -255,6 +262,7 @@ impl Scheduler {
                         skill: r.skill.clone(),
                         hold_while_waiting: r.hold_while_waiting,
                         instance: None,
+                        branch: branch.clone(),
                     })
                     .collect();
                 let booked = self.pcbs.get(&pid).and_then(|p| self.booked(step, p));
@@ -452,6 +460,7 @@ impl Scheduler {
                 skill: None,
                 hold_while_waiting: false,
                 instance: Some(id),
+                branch: None,
             })
             .collect();
         let practitioner = ids("operators")

@@ -208,8 +208,8 @@ impl Scheduler {
     }
 
     /// The users a step's rule narrows its candidates to at run time (an expression, a
-    /// record field, a context variable, the creator, the creator's leader); None when it
-    /// names nobody that way.
+    /// record field, a context variable, the creator, the creator's leader, the booked
+    /// visit's branch); None when it names nobody that way.
     pub(super) fn allowed_users(
         &self,
         step: &Step,
@@ -243,6 +243,17 @@ impl Scheduler {
             narrow(
                 pcb.and_then(|p| self.creator_leader(p))
                     .into_iter()
+                    .collect(),
+            );
+        }
+        // A visit of a branch (its booking's) is worked by that branch's staff and those
+        // of none (head office): 静安店's front desk receives 静安店's patients.
+        if let Some(branch) = pcb.and_then(|p| p.context.pointer("/booking/branch")?.as_str()) {
+            narrow(
+                self.operators
+                    .values()
+                    .filter(|o| o.branch.as_deref().is_none_or(|b| b == branch))
+                    .map(|o| o.id.clone())
                     .collect(),
             );
         }
