@@ -63,8 +63,8 @@ fn demo_serves_the_clinic_and_stops_on_sigterm() -> anyhow::Result<()> {
             assert_eq!(rooms["total"], 8);
             let (_, queues) = get(&addr, "/api/v1/queues")?;
             assert_eq!(
-                queues["states"]["RUNNING"], 6,
-                "six demo visits at check-in: {queues}"
+                queues["states"]["READY"], 6,
+                "six demo visits at check-in, offered to the front desk to claim: {queues}"
             );
             let (status, services) = get(&addr, "/api/v1/services")?;
             assert_eq!(status, 200);

@@ -250,8 +250,14 @@ async fn two_branches(url: &str) -> anyhow::Result<()> {
     assert_eq!(count(titles(&c, "qiantai_zhou").await?), zhou_before);
     let p = c.process(&c.login("admin").await?, pid).await?;
     assert_eq!(p["step"], "checkin", "{p}");
-    assert_eq!(p["operator"], "qiantai_wu", "{p}");
     c.at(start_ms - 3_600_000).await?;
+    let (s, b) = c.claim("qiantai_zhou", pid).await?;
+    assert!(
+        s.is_client_error(),
+        "徐汇店's desk is not offered it: {s} {b}"
+    );
+    let (s, b) = c.claim("qiantai_wu", pid).await?;
+    assert_eq!(s, StatusCode::OK, "{b}");
     c.agree(&wu().await?, pid, json!({"notes": "初诊，敏感肌"}))
         .await?;
 

@@ -88,10 +88,13 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
     let p = c.process(&c.login("admin").await?, pid).await?;
     assert_eq!(p["step"], "checkin", "{p}");
 
-    // The patient arrives (an hour before): reception, by whoever of the front desk has it.
+    // The patient arrives (an hour before): the front desk who receives her claims the
+    // reception (offered to every front desk until then, it holds nobody's capacity).
+    assert!(p["operator"].is_null(), "{p}");
     c.at(start_ms - 3_600_000).await?;
-    let receptionist = p["operator"].as_str().unwrap_or_default().to_owned();
-    let token = c.login(&receptionist).await?;
+    let (s, b) = c.claim("qiantai_sun", pid).await?;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let token = c.login("qiantai_sun").await?;
     c.agree(&token, pid, json!({"health_survey": "无过敏，近期未服药"}))
         .await?;
     let mut p = c.process(&c.login("admin").await?, pid).await?;

@@ -73,6 +73,18 @@ impl Clinic {
         self.send(Some(&token), "GET", path, None).await
     }
 
+    /// `user` claims the step of process `pid` offered to them; answers the status.
+    pub async fn claim(&self, user: &str, pid: u64) -> anyhow::Result<(StatusCode, Value)> {
+        let token = self.login(user).await?;
+        self.send(
+            Some(&token),
+            "POST",
+            &format!("/api/v1/processes/{pid}/claim"),
+            Some(json!({})),
+        )
+        .await
+    }
+
     /// One request, as the holder of `token`.
     pub async fn send(
         &self,
