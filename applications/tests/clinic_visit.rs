@@ -266,6 +266,24 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
         .unwrap_or_default();
     assert_eq!(Value::Array(held), slot["resources"], "{p}");
     let practitioner = c.login(p["operator"].as_str().unwrap_or_default()).await?;
+    // Called away mid-treatment, the doctor sets it aside herself and comes back to it: the
+    // booked room and device stay the visit's meanwhile.
+    for action in ["set_aside", "take_up"] {
+        let (s, b) = c
+            .send(
+                Some(&practitioner),
+                "POST",
+                &format!("/api/v1/processes/{pid}/{action}"),
+                Some(json!({})),
+            )
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{action}: {b}");
+        let shown: Vec<Value> = b["allocations"]
+            .as_array()
+            .map(|l| l.iter().map(|a| a["resource"].clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(Value::Array(shown), slot["resources"], "{action}: {b}");
+    }
     c.agree(&practitioner, pid, json!({"note": "额纹 20U，鱼尾纹 30U"}))
         .await?;
     let p = c.process(&c.login("admin").await?, pid).await?;

@@ -152,6 +152,18 @@ pub fn actions(core: &Scheduler, p: &Pcb, caller: &Caller) -> Vec<Json> {
     if creator && !others_acted {
         out.push(json!({"action": "withdraw"}));
     }
+    // A context switch, the operator's own.
+    let human = step.is_some_and(|s| s.kind == erpos_design::service::StepKind::Human);
+    if human
+        && p.state == ProcessState::Running
+        && p.operator.as_deref() == Some(caller.user.as_str())
+    {
+        out.push(json!({"action": "set_aside", "needs": []}));
+    }
+    if matches!(&p.wait, Some(crate::scheduler::WaitReason::SetAside { by, .. }) if *by == caller.user)
+    {
+        out.push(json!({"action": "take_up"}));
+    }
     if administers(p, caller) {
         if let Some((svc, _)) = &found {
             let steps: Vec<&str> = svc.steps.iter().map(|s| s.name.as_str()).collect();

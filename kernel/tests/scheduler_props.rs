@@ -100,6 +100,8 @@ enum Op {
     Signal { pick: usize },
     Suspend { pick: usize },
     Resume { pick: usize },
+    SetAside { pick: usize },
+    TakeUp { pick: usize },
     Terminate { pick: usize },
     Tick { minutes: i64 },
 }
@@ -111,6 +113,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<usize>().prop_map(|pick| Op::Signal { pick }),
         1 => any::<usize>().prop_map(|pick| Op::Suspend { pick }),
         2 => any::<usize>().prop_map(|pick| Op::Resume { pick }),
+        2 => any::<usize>().prop_map(|pick| Op::SetAside { pick }),
+        2 => any::<usize>().prop_map(|pick| Op::TakeUp { pick }),
         1 => any::<usize>().prop_map(|pick| Op::Terminate { pick }),
         2 => (1..90i64).prop_map(|minutes| Op::Tick { minutes }),
     ]
@@ -200,6 +204,19 @@ proptest! {
                     .map(|pid| Command::Suspend { pid, by: "operator".into(), reason: "urgent case first".into() }),
                 Op::Resume { pick: i } => pick(&core, i, |p| p.state == ProcessState::Suspended)
                     .map(|pid| Command::Resume { pid, by: "operator".into() }),
+                // A context switch: the operator sets her running step aside, and takes it up
+                // again later (refused while she is at capacity).
+                Op::SetAside { pick: i } => pick(&core, i, |p| p.state == ProcessState::Running).map(|pid| {
+                    let user = core.pcb(pid).and_then(|p| p.operator.as_deref().map(str::to_owned)).unwrap_or_default();
+                    Command::SetAside { pid, user: user.clone(), reason: "urgent case first".into(), by: user }
+                }),
+                Op::TakeUp { pick: i } => pick(&core, i, |p| matches!(p.wait, Some(erpos_kernel::scheduler::WaitReason::SetAside { .. }))).map(|pid| {
+                    let user = match core.pcb(pid).and_then(|p| p.wait.clone()) {
+                        Some(erpos_kernel::scheduler::WaitReason::SetAside { by, .. }) => by,
+                        _ => String::new(),
+                    };
+                    Command::TakeUp { pid, user: user.clone(), by: user }
+                }),
                 Op::Terminate { pick: i } => pick(&core, i, |p| p.state != ProcessState::Terminated)
                     .map(|pid| Command::Terminate { pid, by: "operator".into(), reason: "patient left".into() }),
                 Op::Tick { minutes } => { now += minutes * 60_000; Some(Command::Tick) }

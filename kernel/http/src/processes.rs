@@ -422,7 +422,9 @@ pub async fn actions(
 /// Acts on a process. Work items: `claim`, `handle` (`{"transition"?, "attribute"?: agree |
 /// reject | other, "comment"?, "fields"?, "context"?}`), `forward` (`{"to", "reason"}`),
 /// `add_signer` (`{"signer", "reason"}`), `return` (`{"step", "to": "last_handler" |
-/// "candidates", "reason"}`), `withdraw` (the creator). Administration: `suspend` /
+/// "candidates", "reason"}`), `withdraw` (the creator), `set_aside` (`{"reason"?}`: the
+/// operator puts her running step aside for other work) and `take_up` (she takes it up
+/// again; 409 while she is at capacity). Administration: `suspend` /
 /// `terminate` (`{"reason"}`), `resume`, `signal` (`{"event", "payload"}`),
 /// `change_state` (`{"step", "reason"}`), and `complete` (`{"transition", "context"}`, the
 /// step's operator or an administrator). An illegal request gets 409 naming the current
@@ -450,7 +452,7 @@ pub async fn act(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
             format!(
-                "no action '{action}': use claim, handle, forward, add_signer, return, withdraw, change_state, suspend, resume, terminate, signal or complete"
+                "no action '{action}': use claim, handle, forward, add_signer, return, withdraw, set_aside, take_up, change_state, suspend, resume, terminate, signal or complete"
             ),
         ));
     }

@@ -518,6 +518,10 @@ pub enum ActionName {
     Return,
     /// The creator takes the request back.
     Withdraw,
+    /// The operator puts her running step aside for other work (a context switch).
+    SetAside,
+    /// The operator takes up what she set aside.
+    TakeUp,
     /// An administrator moves the process to another step.
     ChangeState,
     /// Suspend the process.

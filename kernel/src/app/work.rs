@@ -503,6 +503,24 @@ pub async fn command(
                 by,
             }
         }
+        // A context switch, the operator's own: no administrator needed.
+        "set_aside" => {
+            only_keys(body, &["user", "reason"])?;
+            Command::SetAside {
+                pid,
+                user: holder(caller, pcb, body)?,
+                reason: text(body, "reason")?.unwrap_or_default(),
+                by,
+            }
+        }
+        "take_up" => {
+            only_keys(body, &["user"])?;
+            Command::TakeUp {
+                pid,
+                user: holder(caller, pcb, body)?,
+                by,
+            }
+        }
         "change_state" => {
             only_keys(body, &["step", "reason"])?;
             administer(caller, pcb, action)?;
@@ -660,13 +678,15 @@ async fn handle(k: &Kernel, pcb: &Pcb, user: String, body: &Value, by: String) -
 }
 
 /// Every action a person or an administrator can take on a process.
-pub const ACTIONS: [&str; 12] = [
+pub const ACTIONS: [&str; 14] = [
     "claim",
     "handle",
     "forward",
     "add_signer",
     "return",
     "withdraw",
+    "set_aside",
+    "take_up",
     "change_state",
     "suspend",
     "resume",

@@ -152,10 +152,35 @@ pub enum Command {
         /// Why.
         reason: String,
     },
-    /// Return a suspended process (and its children) to where it was.
+    /// Return a suspended process (and its children) to where it was. A step that was
+    /// running goes back to its operator only if she has room for it (and it still holds
+    /// what it needs); else it queues for her.
     Resume {
         /// The process.
         pid: Pid,
+        /// Who.
+        by: String,
+    },
+    /// A context switch by the operator herself (a doctor takes an urgent patient): her
+    /// running human step is put aside — SUSPENDED, off her load — keeping the resources
+    /// its step holds while waiting (`hold_while_waiting`) and freeing the others.
+    SetAside {
+        /// The process.
+        pid: Pid,
+        /// The step's operator.
+        user: String,
+        /// Why.
+        reason: String,
+        /// Who (the operator, or an administrator for her).
+        by: String,
+    },
+    /// The operator takes up what she set aside: back to RUNNING when it kept all it holds,
+    /// else queued for her to get its resources again. Refused while she is at capacity.
+    TakeUp {
+        /// The process.
+        pid: Pid,
+        /// The operator who set it aside.
+        user: String,
         /// Who.
         by: String,
     },
@@ -673,6 +698,13 @@ impl Scheduler {
             } => self.signal(pid, event, payload, &by, now_ms, conditions)?,
             Command::Suspend { pid, by, reason } => self.suspend(pid, &by, &reason, now_ms)?,
             Command::Resume { pid, by } => self.resume(pid, &by, now_ms)?,
+            Command::SetAside {
+                pid,
+                user,
+                reason,
+                by,
+            } => self.set_aside(pid, &user, &reason, &by, now_ms)?,
+            Command::TakeUp { pid, user, by } => self.take_up(pid, &user, &by, now_ms)?,
             Command::Terminate { pid, by, reason } => {
                 self.end(pid, ExitStatus::Cancelled, &by, &reason, now_ms, conditions)?
             }
@@ -833,6 +865,14 @@ impl Scheduler {
             }
             if p.state == ProcessState::Running && p.operator.is_none() {
                 out.push(format!("{} RUNNING without operator", p.id));
+            }
+        }
+        // Nobody works over their capacity (a resumed or set-aside task included).
+        for (id, load) in &self.load {
+            if let Some(o) = self.operators.get(id)
+                && *load > o.capacity
+            {
+                out.push(format!("{id} has {load} tasks, capacity {}", o.capacity));
             }
         }
         out

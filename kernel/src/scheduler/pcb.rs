@@ -110,6 +110,15 @@ pub enum WaitReason {
     },
     /// WAITING for child processes (sub-service, parallel branches).
     Children,
+    /// SUSPENDED by its own operator for other work (a context switch), with the resources
+    /// it let go of (those its step does not hold while waiting).
+    SetAside {
+        /// The operator who set it aside and takes it up again.
+        by: String,
+        /// The resources released (empty: it kept all it held).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        released: Vec<String>,
+    },
     /// WAITING at a step that cannot start: one of its `requires` does not hold (the
     /// treatment without a signed consent form). Nothing re-checks it by itself: someone
     /// moves the process (back to the consent step, with `jump`).

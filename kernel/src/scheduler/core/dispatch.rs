@@ -286,7 +286,7 @@ impl Scheduler {
                 } else if let Some(user) = assignee {
                     self.operators
                         .get(&*user)
-                        .filter(|o| self.load.get(&o.id).copied().unwrap_or(0) < o.capacity)
+                        .filter(|o| self.room_for(&o.id, &svc.name, now_ms))
                         .filter(|o| on_duty(o, now_ms, conditions, &comes_on_duty))
                         .map(|o| o.id.clone())
                 } else {
@@ -306,7 +306,11 @@ impl Scheduler {
                         }
                         Ok(allowed) if human && policy == OperatorPolicy::All => {
                             committee = self.eligible(step, allowed.as_deref());
-                            committee.first().cloned()
+                            // The chair carries the step on her load: only with room for it.
+                            committee
+                                .first()
+                                .filter(|chair| self.room_for(chair, &svc.name, now_ms))
+                                .cloned()
                         }
                         Ok(allowed) => self.pick_operator(
                             step,
@@ -458,7 +462,8 @@ impl Scheduler {
                     .map_or_else(|| id.clone(), |r| r.resource_type.clone()),
                 quantity: 1,
                 skill: None,
-                hold_while_waiting: false,
+                // Reserved for the visit: kept through a context switch.
+                hold_while_waiting: true,
                 instance: Some(id),
                 branch: None,
             })
@@ -480,6 +485,14 @@ impl Scheduler {
         }
     }
 
+    /// Whether a new task of `user` at `service` fits: her own capacity, or her deputy's
+    /// while she delegates (the deputy carries it), so nobody is given more than their
+    /// capacity.
+    fn room_for(&self, user: &str, service: &str, now_ms: i64) -> bool {
+        let (holder, _) = self.delegate(user, service, now_ms);
+        self.has_room(&holder)
+    }
+
     /// Picks a free, qualified, on-duty operator for `step` by its rule's policy (least
     /// loaded, round robin, or a deterministic random), or None when nobody is free.
     fn pick_operator(
@@ -498,7 +511,7 @@ impl Scheduler {
             .values()
             .filter(|o| {
                 self.qualifies(o, rule, allowed)
-                    && self.load.get(&o.id).copied().unwrap_or(0) < o.capacity
+                    && self.room_for(&o.id, service, now_ms)
                     && on_duty(o, now_ms, conditions, &comes_on_duty)
             })
             .collect();

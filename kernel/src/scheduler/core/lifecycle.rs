@@ -44,6 +44,89 @@ impl Scheduler {
         Ok(())
     }
 
+    /// `Command::SetAside`: the operator puts her running human step aside for other work.
+    pub(super) fn set_aside(
+        &mut self,
+        pid: Pid,
+        user: &str,
+        reason: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<(), CoreError> {
+        let pcb = self.get(pid)?;
+        let human = self
+            .current_step(pcb)
+            .is_ok_and(|s| s.kind == StepKind::Human);
+        if pcb.state != ProcessState::Running || !human || pcb.operator.as_deref() != Some(user) {
+            return Err(self.refuse(
+                pcb,
+                format!(
+                    "only a RUNNING human step can be set aside, by its operator ('{user}' is not running it)"
+                ),
+            ));
+        }
+        let (kept, freed): (Vec<_>, Vec<_>) = pcb
+            .allocations
+            .iter()
+            .cloned()
+            .partition(|a| a.hold_while_waiting);
+        self.pool.release(pid, &freed);
+        if let Some(l) = self.load.get_mut(user) {
+            *l = l.saturating_sub(1);
+        }
+        self.dirty = true;
+        self.out.pid = Some(pid);
+        let wait = WaitReason::SetAside {
+            by: user.to_owned(),
+            released: freed.iter().map(|a| a.resource.clone()).collect(),
+        };
+        let note = if reason.is_empty() {
+            format!("set aside by {user}")
+        } else {
+            format!("set aside by {user}: {reason}")
+        };
+        self.move_to(pid, ProcessState::Suspended, by, now_ms, &note, |p| {
+            p.suspended_from = Some(ProcessState::Running);
+            p.allocations = kept;
+            p.wait = Some(wait);
+        });
+        Ok(())
+    }
+
+    /// `Command::TakeUp`: the operator takes up what she set aside, if she has room for it.
+    pub(super) fn take_up(
+        &mut self,
+        pid: Pid,
+        user: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<(), CoreError> {
+        let pcb = self.get(pid)?;
+        let hers = pcb.state == ProcessState::Suspended
+            && matches!(&pcb.wait, Some(WaitReason::SetAside { by, .. }) if by == user);
+        if !hers {
+            return Err(self.refuse(
+                pcb,
+                format!("only what '{user}' set aside can be taken up by her"),
+            ));
+        }
+        if !self.has_room(user) {
+            return Err(self.refuse(
+                pcb,
+                format!("'{user}' is at her capacity: finish or set aside what she is doing first"),
+            ));
+        }
+        self.out.pid = Some(pid);
+        self.resume_tree(pid, by, now_ms);
+        Ok(())
+    }
+
+    /// Whether `user` can take one more task now.
+    pub(super) fn has_room(&self, user: &str) -> bool {
+        let load = self.load.get(user).copied().unwrap_or(0);
+        self.operators.get(user).is_some_and(|o| load < o.capacity)
+    }
+
     /// `Command::Terminate` (`exit` cancelled) and `Command::Fail` (`exit` failed): ends the
     /// process and its children.
     pub(super) fn end(
@@ -255,14 +338,48 @@ impl Scheduler {
         }
         let back = pcb.suspended_from.unwrap_or(ProcessState::Ready);
         let children = pcb.children.clone();
-        if back == ProcessState::Running
-            && let Some(op) = &pcb.operator
-        {
-            *self.load.entry(op.to_string()).or_default() += 1;
+        let operator = pcb.operator.clone();
+        let released = matches!(&pcb.wait, Some(WaitReason::SetAside { released, .. }) if !released.is_empty());
+        let set_aside = matches!(&pcb.wait, Some(WaitReason::SetAside { .. }));
+        match (back, operator) {
+            (ProcessState::Running, Some(op)) if self.has_room(&op) && !released => {
+                *self.load.entry(op.to_string()).or_default() += 1;
+                self.move_to(pid, back, by, now_ms, "resumed", |p| {
+                    p.suspended_from = None;
+                    if set_aside {
+                        p.wait = None;
+                    }
+                });
+            }
+            (ProcessState::Running, Some(op)) => {
+                // She has no room for it now, or it let its resources go: it queues for
+                // her, and the dispatcher gives it back with all it needs, all or nothing.
+                let allocations = pcb.allocations.clone();
+                self.pool.release(pid, &allocations);
+                self.dirty = true;
+                self.move_to(
+                    pid,
+                    ProcessState::Ready,
+                    by,
+                    now_ms,
+                    "resumed: queued for its operator",
+                    |p| {
+                        p.suspended_from = None;
+                        p.wait = None;
+                        p.allocations.clear();
+                        p.operator = None;
+                        p.assignee = Some(op.clone());
+                        p.ready_since_ms = Some(now_ms);
+                        work::close_pending(p, "queued again", now_ms);
+                    },
+                );
+            }
+            _ => {
+                self.move_to(pid, back, by, now_ms, "resumed", |p| {
+                    p.suspended_from = None
+                });
+            }
         }
-        self.move_to(pid, back, by, now_ms, "resumed", |p| {
-            p.suspended_from = None
-        });
         for c in children {
             self.resume_tree(c, by, now_ms);
         }

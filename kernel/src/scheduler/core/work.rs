@@ -146,7 +146,7 @@ fn finish(w: &mut WorkItem, action: &str, comment: Option<&str>, by: &str, now_m
 }
 
 impl Scheduler {
-    fn refuse(&self, pcb: &Pcb, message: impl Into<String>) -> CoreError {
+    pub(super) fn refuse(&self, pcb: &Pcb, message: impl Into<String>) -> CoreError {
         CoreError::WrongState {
             pid: pcb.id,
             state: pcb.state,
@@ -700,6 +700,13 @@ impl Scheduler {
         self.check_receiver(pcb, user, to)?;
         let moves_operator = pcb.operator.as_deref() == Some(user);
         let running = pcb.state == ProcessState::Running;
+        if moves_operator && running && !self.has_room(to) {
+            // The running step would go onto her load: nobody works over their capacity.
+            return Err(self.refuse(
+                pcb,
+                format!("'{to}' is at her capacity: forward to someone with room, or later"),
+            ));
+        }
         self.out.pid = Some(pid);
         if moves_operator && running {
             if let Some(l) = self.load.get_mut(user) {
