@@ -209,6 +209,7 @@ async fn run() -> anyhow::Result<()> {
             kernel.outbox.egress.allow(webhooks.webhook_allow);
             migrations.apply(&kernel);
             let loaded = pack::load(&kernel, &pack::CLINIC).await?;
+            let week = pack::demo_week(&kernel).await?;
             let demo_logins = bootstrap.bootstrap_token.is_none();
             if demo_logins {
                 pack::demo_passwords(&kernel, DEMO_PASSWORD).await?;
@@ -218,6 +219,8 @@ async fn run() -> anyhow::Result<()> {
                 records = loaded.records,
                 services = loaded.services,
                 processes = loaded.processes,
+                bookings = week.bookings,
+                full = week.full,
                 "clinic demo loaded"
             );
             let listener = tokio::net::TcpListener::bind(listen.listen).await?;
@@ -226,9 +229,17 @@ async fn run() -> anyhow::Result<()> {
             say!(
                 "  try http://{addr}/api/v1/records/patient?q=zs  (OpenAPI: /api/v1/openapi.json)"
             );
+            say!(
+                "  a week booked at 徐汇店 (xuhui) and 静安店 (jingan): {} visits, {} 储值卡 — /api/v1/bookings?branch=jingan, /api/v1/queues, /api/v1/stock/alerts",
+                week.bookings,
+                week.accounts
+            );
             if demo_logins {
                 say!(
                     "  log in: POST /api/v1/sessions {{\"user\": \"admin\", \"password\": <the demo password in the README>}}"
+                );
+                say!(
+                    "  staff (same password): qiantai_zhou, qiantai_sun (徐汇店 front desk), qiantai_wu (静安店), dr_li, dr_chen, dr_zhao, hushi_wang, hushi_liu"
                 );
             }
             serve(kernel, listener, shutdown_signal()).await?;

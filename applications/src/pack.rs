@@ -340,3 +340,141 @@ pub async fn demo_passwords(kernel: &Kernel, password: &str) -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// The demo's week (`seeds/clinic/demo_week.json`): how many visits each branch books a
+/// day, which treatments they cycle through, and who holds a recharged 储值卡.
+const DEMO_WEEK: &str = include_str!("../../seeds/clinic/demo_week.json");
+
+/// The shape of `demo_week.json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Week {
+    /// Days booked, from tomorrow.
+    days: i64,
+    /// Visits a day, per branch.
+    visits_per_day: std::collections::BTreeMap<String, usize>,
+    /// The treatments each branch's visits cycle through (those it has rooms and devices
+    /// for).
+    treatments: std::collections::BTreeMap<String, Vec<String>>,
+    /// Patients (by record number) with a 储值卡 and what was recharged on it.
+    prepaid: Vec<Prepaid>,
+}
+
+/// A recharged 储值卡 of the demo.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Prepaid {
+    record_no: String,
+    recharge: String,
+}
+
+/// What [`demo_week`] made.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WeekBooked {
+    /// Visits booked (each with its visit process).
+    pub bookings: usize,
+    /// Visits the week had no slot for (the branch was full that day).
+    pub full: usize,
+    /// 储值卡 opened and recharged.
+    pub accounts: usize,
+}
+
+/// Books the demo's week at both branches, each visit on the first free slot of its day
+/// (so the week looks like a clinic's: tomorrow's visits already reminded and waiting at
+/// check-in, the later ones NEW until the day before), and opens the 储值卡 of
+/// `demo_week.json`. Only `erpos demo` runs it: the tests load the pack without it, so
+/// their slots are free.
+pub async fn demo_week(kernel: &Kernel) -> anyhow::Result<WeekBooked> {
+    let week: Week = serde_json::from_str(DEMO_WEEK)?;
+    let caller = loader();
+    let query = erpos_kernel::records::ListQuery::parse(
+        &kernel.definitions.schema().catalog,
+        "patient",
+        &[
+            ("limit".to_owned(), "500".to_owned()),
+            ("sort".to_owned(), "created_at".to_owned()),
+        ],
+    )?;
+    let patients = kernel.records.list("patient", &query).await?.items;
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    let shanghai = chrono::FixedOffset::east_opt(8 * 3600)
+        .ok_or_else(|| anyhow::anyhow!("UTC+8 is a valid offset"))?;
+    let today = chrono::DateTime::from_timestamp_millis(kernel.clock.now_ms())
+        .ok_or_else(|| anyhow::anyhow!("the clock is out of range"))?
+        .with_timezone(&shanghai)
+        .date_naive();
+    let mut made = WeekBooked::default();
+    let mut next_patient = 0;
+    for d in 1..=week.days {
+        let day = today + chrono::Duration::days(d);
+        for (branch, per_day) in &week.visits_per_day {
+            let list = week
+                .treatments
+                .get(branch)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            for k in 0..*per_day {
+                let (Some(treatment), Some(patient)) = (
+                    list.get((d as usize * per_day + k) % list.len().max(1)),
+                    patients.get(next_patient % patients.len().max(1)),
+                ) else {
+                    continue;
+                };
+                next_patient += 1;
+                let params: Vec<(String, String)> = [
+                    ("treatment", treatment.clone()),
+                    ("branch", branch.clone()),
+                    ("from", format!("{day}T09:00:00+08:00")),
+                    ("to", format!("{day}T21:00:00+08:00")),
+                    ("limit", "1".to_owned()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+                let slots = erpos_kernel::app::slots::search(kernel, &caller, &params).await?;
+                let Some(slot) = slots.slots.first() else {
+                    made.full += 1;
+                    continue;
+                };
+                let body = serde_json::json!({
+                    "resources": slot.resources, "operators": slot.operators,
+                    "start": slot.start, "end": slot.end,
+                    "buffer_before_minutes": slot.buffer_before_minutes,
+                    "buffer_after_minutes": slot.buffer_after_minutes,
+                    "treatment": treatment, "patient": text(patient, "id"),
+                    "note": "演示预约",
+                });
+                erpos_kernel::app::bookings::book(kernel, &caller, &body).await?;
+                made.bookings += 1;
+            }
+        }
+    }
+    for p in &week.prepaid {
+        let Some(holder) = patients
+            .iter()
+            .find(|r| text(r, "record_no").as_deref() == Some(p.record_no.as_str()))
+            .and_then(|r| text(r, "id"))
+        else {
+            anyhow::bail!(
+                "demo_week.json names patient {} who is not in the pack",
+                p.record_no
+            );
+        };
+        let account = erpos_kernel::app::ledger::open(
+            kernel,
+            &caller,
+            &serde_json::json!({"holder": holder, "label": "储值卡"}),
+        )
+        .await?;
+        erpos_kernel::app::ledger::post(
+            kernel,
+            &caller,
+            &account.id,
+            &serde_json::json!({"kind": "recharge", "amount": p.recharge,
+                "reference": format!("演示充值-{}", p.record_no)}),
+        )
+        .await?;
+        made.accounts += 1;
+    }
+    Ok(made)
+}

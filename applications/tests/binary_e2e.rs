@@ -62,9 +62,27 @@ fn demo_serves_the_clinic_and_stops_on_sigterm() -> anyhow::Result<()> {
             let (_, rooms) = get(&addr, "/api/v1/records/room?limit=100")?;
             assert_eq!(rooms["total"], 8);
             let (_, queues) = get(&addr, "/api/v1/queues")?;
-            assert_eq!(
-                queues["states"]["READY"], 6,
-                "six demo visits at check-in, offered to the front desk to claim: {queues}"
+            // The six walk-ins and tomorrow's booked visits wait at check-in, offered to
+            // the front desk; the rest of the week's visits are NEW until their day before.
+            let ready = queues["states"]["READY"].as_u64().unwrap_or(0);
+            assert!(ready >= 6, "the demo's visits at check-in: {queues}");
+            assert!(
+                queues["states"]["NEW"].as_u64().unwrap_or(0) >= 30,
+                "the week's later visits: {queues}"
+            );
+            for branch in ["xuhui", "jingan"] {
+                let (status, list) = get(
+                    &addr,
+                    &format!("/api/v1/bookings?branch={branch}&limit=500"),
+                )?;
+                assert_eq!(status, 200, "{list}");
+                let n = list["items"].as_array().map_or(0, Vec::len);
+                assert!(n >= 20, "a week at {branch}: {n} bookings");
+            }
+            let (_, accounts) = get(&addr, "/api/v1/accounts")?;
+            assert!(
+                accounts["items"].as_array().map_or(0, Vec::len) >= 6,
+                "the demo's 储值卡: {accounts}"
             );
             let (status, services) = get(&addr, "/api/v1/services")?;
             assert_eq!(status, 200);
