@@ -11,6 +11,7 @@ pub const MAX_AMOUNT_CENTS: i64 = 1_000_000_000;
 /// What an entry does to a balance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = LedgerEntryKind)]
 pub enum EntryKind {
     /// 充值: money paid in (adds).
     Recharge,

@@ -23,6 +23,7 @@ pub const WORK_VIEWS: [&str; 3] = ["todo", "handled", "created"];
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
+#[schema(as = MenuEntryKind)]
 pub enum EntryKind {
     /// A work list (`todo`, `handled`, `created`).
     Tasks,
