@@ -273,6 +273,10 @@ pub struct Step {
     pub requires: Vec<Requirement>,
 }
 
+/// The most requirements one step may declare (each is evaluated whenever a process
+/// enters it).
+pub const MAX_REQUIREMENTS: usize = 16;
+
 /// A condition a step needs before it starts, with what staff are told when it does not
 /// hold (`缺少已签署的知情同意书`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

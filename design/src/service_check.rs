@@ -292,6 +292,15 @@ fn check_step(
             ));
         }
     }
+    if step.requires.len() > crate::service::MAX_REQUIREMENTS {
+        issues.push(Issue::new(
+            at("requires"),
+            format!(
+                "at most {} requirements a step",
+                crate::service::MAX_REQUIREMENTS
+            ),
+        ));
+    }
     for (k, requirement) in step.requires.iter().enumerate() {
         let here = at(&format!("requires/{k}/condition"));
         if !matches!(step.kind, StepKind::Human | StepKind::Automatic) {

@@ -165,15 +165,19 @@ async fn requires_is_for_steps_that_start_work_and_its_condition_must_parse() ->
                  "requires": [{"condition": "context.(("}]},
                 {"name": "w", "kind": "wait", "wait": {"after": "PT1H"},
                  "requires": [{"condition": "true"}]},
+                {"name": "many", "kind": "human", "operators": {"user": "admin"},
+                 "requires": vec![json!({"condition": "true"}); 17]},
                 {"name": "end", "kind": "end"}
             ],
-            "transitions": [{"from": "a", "to": "w"}, {"from": "w", "to": "end"}]});
+            "transitions": [{"from": "a", "to": "w"}, {"from": "w", "to": "many"},
+                            {"from": "many", "to": "end"}]});
         let (s, b) = app.call("POST", "/api/v1/services", Some(service)).await?;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
         let found = paths(&b);
         for path in [
             "/steps/0/requires/0/condition",
             "/steps/1/requires/0/condition",
+            "/steps/2/requires",
         ] {
             assert!(found.iter().any(|p| p == path), "{path}: {b}");
         }
