@@ -122,6 +122,9 @@ struct Visits {
     service: String,
     item: String,
     count: usize,
+    /// The branch whose desk the walk-ins came to (their `context.branch`).
+    #[serde(default)]
+    branch: Option<String>,
 }
 
 /// Loads `pack` into `kernel`: defines every DataItem not yet defined, then creates the
@@ -304,7 +307,10 @@ async fn load_processes(
                     item: v.item.clone(),
                     id,
                 }),
-                context: serde_json::json!({}),
+                context: match &v.branch {
+                    Some(b) => serde_json::json!({"branch": b}),
+                    None => serde_json::json!({}),
+                },
                 ..Default::default()
             };
             erpos_kernel::app::processes::start(kernel, &loader(), start).await?;

@@ -5,7 +5,9 @@
 //! 徐汇店's front desk does not see it. The visit is worked by 静安店 alone: the reminder
 //! reaches 吴倩, reception is hers, the first visit's consultation takes 静安店's room and
 //! doctor, consent and the treatment 静安店's nurse, and the consumables leave 静安店's stock,
-//! which is all her nurse sees and moves.
+//! which is all her nurse sees and moves. The visit and its charge are on 静安店's lists
+//! only; a walk-in at 静安店's desk is 静安店's visit, and no handling moves a visit to
+//! another branch.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -242,7 +244,7 @@ async fn two_branches(url: &str) -> anyhow::Result<()> {
         .unwrap_or_default();
     let reminder = "明日预约提醒：李四".to_owned();
     let count = |list: Vec<String>| list.iter().filter(|t| **t == reminder).count();
-    // (The demo's walk-in visits, of no branch, reminded 徐汇店's desk as they started.)
+    // (The demo's walk-in visits, 徐汇店's, reminded 徐汇店's desk as they started.)
     c.at(c.clock.now_ms()).await?;
     let zhou_before = count(titles(&c, "qiantai_zhou").await?);
     c.at(start_ms - DAY_MS).await?;
@@ -294,6 +296,122 @@ async fn two_branches(url: &str) -> anyhow::Result<()> {
         json!({"charge_type": "single", "method": "wechat"}),
     )
     .await?;
+
+    // The visit and its charge are 静安店's: on 静安店's lists, not on 徐汇店's.
+    let visit_lists = |user: &'static str| {
+        let c = &c;
+        async move {
+            let token = c.login(user).await?;
+            let (s, visits) = c
+                .send(
+                    Some(&token),
+                    "GET",
+                    "/api/v1/processes?service=treatment_visit",
+                    None,
+                )
+                .await?;
+            anyhow::ensure!(s == StatusCode::OK, "{s} {visits}");
+            let (s, charges) = c.send(Some(&token), "GET", "/api/v1/charges", None).await?;
+            anyhow::ensure!(s == StatusCode::OK, "{s} {charges}");
+            let pids: Vec<u64> = visits["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p["id"].as_u64())
+                .collect();
+            Ok::<_, anyhow::Error>((pids, ids(&charges)))
+        }
+    };
+    let (_, charges) = c
+        .get("admin", &format!("/api/v1/charges?booking={booking}"))
+        .await?;
+    let charge = charges["items"][0].clone();
+    assert_eq!(charge["branch"], "jingan", "{charge}");
+    let charge_id = charge["id"].as_str().unwrap_or_default().to_owned();
+    let (zhou_visits, zhou_charges) = visit_lists("qiantai_zhou").await?;
+    assert!(
+        !zhou_visits.contains(&pid),
+        "徐汇店's desk: {zhou_visits:?}"
+    );
+    assert!(!zhou_charges.contains(&charge_id), "{zhou_charges:?}");
+    let (s, b) = c
+        .get("qiantai_zhou", &format!("/api/v1/charges/{charge_id}"))
+        .await?;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    let (s, b) = c
+        .get("qiantai_zhou", "/api/v1/charges?branch=jingan")
+        .await?;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (wu_visits, wu_charges) = visit_lists("qiantai_wu").await?;
+    assert!(wu_visits.contains(&pid), "静安店's desk: {wu_visits:?}");
+    assert!(wu_charges.contains(&charge_id), "{wu_charges:?}");
+    let (s, b) = c
+        .get("qiantai_wu", &format!("/api/v1/charges/{charge_id}"))
+        .await?;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // A handling cannot move a visit to another branch.
+    let (s, b) = c
+        .send(
+            Some(&c.login("admin").await?),
+            "POST",
+            &format!("/api/v1/processes/{pid}/handle"),
+            Some(json!({"attribute": "agree", "context": {"branch": "xuhui"}})),
+        )
+        .await?;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["details"][0]["path"], "/context/branch", "{b}");
+
+    // A walk-in at 静安店's desk is 静安店's visit; 徐汇店's desk cannot start one there.
+    let (s, walk_in) = c
+        .send(
+            Some(&wu().await?),
+            "POST",
+            "/api/v1/processes",
+            Some(json!({"service": "treatment_visit",
+                "record": {"item": "patient", "id": LI_SI}, "context": {}})),
+        )
+        .await?;
+    assert_eq!(s, StatusCode::CREATED, "{walk_in}");
+    assert_eq!(walk_in["context"]["branch"], "jingan", "{walk_in}");
+    let walk_pid = walk_in["id"].as_u64().unwrap_or_default();
+    let (zhou_visits, _) = visit_lists("qiantai_zhou").await?;
+    assert!(!zhou_visits.contains(&walk_pid), "{zhou_visits:?}");
+    for (context, status, path) in [
+        (json!({"branch": "jingan"}), StatusCode::FORBIDDEN, None),
+        (
+            json!({"branch": "pudong"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("/context/branch"),
+        ),
+        (
+            json!({"branch": 7}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("/context/branch"),
+        ),
+    ] {
+        let (s, b) = c
+            .send(
+                Some(&c.login("qiantai_zhou").await?),
+                "POST",
+                "/api/v1/processes",
+                Some(json!({"service": "treatment_visit",
+                    "record": {"item": "patient", "id": LI_SI}, "context": context})),
+            )
+            .await?;
+        assert_eq!(s, status, "{context}: {b}");
+        if let Some(path) = path {
+            assert_eq!(b["error"]["details"][0]["path"], path, "{b}");
+        }
+    }
+    let (s, b) = c
+        .send(
+            Some(&c.login("admin").await?),
+            "POST",
+            &format!("/api/v1/processes/{walk_pid}/terminate"),
+            Some(json!({"reason": "测试"})),
+        )
+        .await?;
+    assert_eq!(s, StatusCode::OK, "{b}");
 
     // At the booked time: 静安店's nurse in 静安店's room; the acid leaves 静安店's stock.
     c.at(held_from).await?;

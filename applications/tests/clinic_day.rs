@@ -21,7 +21,7 @@ use axum::http::StatusCode;
 use erpos_design::ledger::parse_cents;
 use erpos_kernel::clock::Clock;
 use serde_json::{Value, json};
-use support::clinic::{Clinic, DAY_MS, on_both_databases, q};
+use support::clinic::{Clinic, DAY_MS, booking_of, on_both_databases, q};
 
 /// 2026-12-01 00:00 in Shanghai (UTC+8), in ms.
 const DAY_START_MS: i64 = 1_796_054_400_000;
@@ -226,13 +226,7 @@ async fn book_the_day(c: &Clinic, staff: &mut Staff) -> anyhow::Result<Vec<Visit
                 desk,
                 "POST",
                 "/api/v1/bookings",
-                Some(json!({
-                    "resources": slot["resources"], "operators": slot["operators"],
-                    "start": slot["start"], "end": slot["end"],
-                    "buffer_before_minutes": slot["buffer_before_minutes"],
-                    "buffer_after_minutes": slot["buffer_after_minutes"],
-                    "treatment": treatment, "patient": patient
-                })),
+                Some(booking_of(&slot, treatment, &patient)),
             )
             .await?;
         anyhow::ensure!(s == StatusCode::CREATED, "{s} {booked}");

@@ -14,7 +14,7 @@ mod support;
 use axum::http::StatusCode;
 use erpos_kernel::clock::Clock;
 use serde_json::{Value, json};
-use support::clinic::{Clinic, DAY_MS, on_both_databases, q};
+use support::clinic::{Clinic, DAY_MS, booking_of, on_both_databases, q};
 
 async fn a_visit(url: &str) -> anyhow::Result<()> {
     let c = Clinic::open(url).await?;
@@ -48,13 +48,7 @@ async fn a_visit(url: &str) -> anyhow::Result<()> {
             Some(&c.login("qiantai_zhou").await?),
             "POST",
             "/api/v1/bookings",
-            Some(json!({
-                "resources": slot["resources"], "operators": slot["operators"],
-                "start": slot["start"], "end": slot["end"],
-                "buffer_before_minutes": slot["buffer_before_minutes"],
-                "buffer_after_minutes": slot["buffer_after_minutes"],
-                "treatment": "roudusu", "patient": patient_id
-            })),
+            Some(booking_of(&slot, "roudusu", &patient_id)),
         )
         .await?;
     assert_eq!(s, StatusCode::CREATED, "{booked}");

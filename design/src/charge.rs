@@ -106,6 +106,53 @@ impl ChargeStatus {
     }
 }
 
+/// When a course charge deducts its session: at once (the desk sells a session over the
+/// counter), or when the treatment is done (a visit's payment step: a patient who pays and
+/// leaves before her treatment keeps her session).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionAt {
+    /// Deducted with the charge.
+    #[default]
+    Charge,
+    /// Checked with the charge, deducted by the treatment's `use_session`.
+    Treatment,
+}
+
+/// What became of the session a course charge pays with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    /// Deducted from the course.
+    Used,
+    /// Not yet: the treatment deducts it.
+    Pending,
+    /// Given back to the course (the charge was voided).
+    Restored,
+}
+
+impl SessionState {
+    /// The word stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionState::Used => "used",
+            SessionState::Pending => "pending",
+            SessionState::Restored => "restored",
+        }
+    }
+
+    /// The state a stored word names.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            SessionState::Used,
+            SessionState::Pending,
+            SessionState::Restored,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
 /// A charge as shown. Amounts are yuan with two decimals; `receivable − discount −
 /// deposit = received + covered` where `covered` is what a course's session paid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -143,9 +190,16 @@ pub struct Charge {
     /// The prepaid account it was taken from (预充值).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
-    /// The course whose session it used (项目疗程, 年度套餐).
+    /// The course whose session pays it (项目疗程, 年度套餐).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub course: Option<String>,
+    /// What became of that session: used, pending (the treatment deducts it), restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionState>,
+    /// The branch of the visit it is for (its booking's, a walk-in's); none: every
+    /// branch's desk sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
     /// How the desk was paid (单次付清, a deposit at the desk).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<PayMethod>,

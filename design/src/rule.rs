@@ -414,7 +414,8 @@ pub enum Instruction {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         treatment: Option<String>,
         /// The branch whose stock is used (default: the visit's booked branch,
-        /// `context.booking.branch`, so each branch's visits take their own stock).
+        /// `context.booking.branch`, else a walk-in's `context.branch`, so each branch's
+        /// visits take their own stock).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         branch: Option<String>,
         /// An expression giving the reference (default: `visit-<pid>`).
@@ -460,7 +461,29 @@ pub enum Instruction {
         /// The reference (default: `visit-<pid>`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
+        /// When a course's session is deducted: `charge` (default) or `treatment` (the
+        /// treatment step's `use_session` deducts it, so a patient who pays and leaves
+        /// before her treatment keeps it). A literal, not an expression; a charge that
+        /// pays money ignores it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_at: Option<crate::charge::SessionAt>,
         /// Name under which later instructions see the charge.
+        #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
+        bind: Option<String>,
+    },
+    /// Deducts the course session that the visit's charge (reference `visit-<pid>`, or
+    /// the expression `reference`) left for the treatment (`session_at: treatment`), in
+    /// the step's transaction: the treatment step runs it when the doctor completes the
+    /// treatment, and voiding the charge restores the session. A charge that pays no
+    /// pending session (money, a session already used) owes nothing: the instruction
+    /// does nothing. An expired or used-up course refuses the handling with its 409 and
+    /// nothing is written; what was deducted is kept under `bind` (`{course, left, seq}`,
+    /// or null).
+    UseSession {
+        /// An expression giving the charge's reference (default: `visit-<pid>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        /// Name under which later instructions see the deduction.
         #[serde(default, rename = "as", skip_serializing_if = "Option::is_none")]
         bind: Option<String>,
     },
@@ -507,7 +530,8 @@ impl Instruction {
         match self {
             Instruction::CreateRecord { bind, .. }
             | Instruction::ConsumeStock { bind, .. }
-            | Instruction::Charge { bind, .. } => bind.as_deref(),
+            | Instruction::Charge { bind, .. }
+            | Instruction::UseSession { bind, .. } => bind.as_deref(),
             _ => None,
         }
     }
@@ -529,6 +553,7 @@ impl Instruction {
             Instruction::TakeTransition { .. } => "take_transition",
             Instruction::ConsumeStock { .. } => "consume_stock",
             Instruction::Charge { .. } => "charge",
+            Instruction::UseSession { .. } => "use_session",
             Instruction::Notify { .. } => "notify",
             Instruction::Webhook { .. } => "webhook",
             Instruction::Script { .. } => "script",
@@ -1146,6 +1171,7 @@ pub fn check_instructions(
                     expr(key, e, issues);
                 }
             }
+            Instruction::UseSession { reference, .. } => expr("reference", reference, issues),
             Instruction::Webhook { url, .. } => {
                 if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
                     issues.push(Issue::new(

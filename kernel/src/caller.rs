@@ -189,6 +189,8 @@ pub struct Standing {
     pub roles: BTreeSet<String>,
     /// Their department and every department below it (empty without a department).
     pub departments: BTreeSet<String>,
+    /// The branch they stand in (issue 14 §9); None: head office, every branch.
+    pub branch: Option<String>,
 }
 
 /// The caller of a request: who acts (recorded as the actor of every change) and what they
@@ -214,6 +216,16 @@ impl Caller {
             kind: CallerKind::System,
             grants: Arc::new(BTreeSet::from(["admin".to_owned()])),
             standing: Arc::default(),
+        }
+    }
+
+    /// Whether the caller sees what belongs to `branch` (None: to no branch, which
+    /// everyone sees): their own branch's, a branch granted by `branches:<name>`, every
+    /// branch with `branches:*` or when they stand in none (head office).
+    pub fn sees_branch(&self, branch: Option<&str>) -> bool {
+        match (branch, self.standing.branch.as_deref()) {
+            (None, _) | (_, None) => true,
+            (Some(b), Some(own)) => b == own || self.may(Permission::Branch { name: b }),
         }
     }
 

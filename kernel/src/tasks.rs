@@ -71,10 +71,12 @@ pub fn visible(p: &Pcb, caller: &Caller) -> bool {
             op,
         })
     };
+    // A service's grants show its processes of the branches the caller sees (a visit's
+    // branch is its booking's, a walk-in's the one it was started in); a participant
+    // sees the process wherever it stands.
     in_view(p, &caller.user, View::Related)
-        || grant(ServiceOp::View)
-        || grant(ServiceOp::Handle)
-        || grant(ServiceOp::Administer)
+        || (caller.sees_branch(p.branch())
+            && (grant(ServiceOp::View) || grant(ServiceOp::Handle) || grant(ServiceOp::Administer)))
 }
 
 /// Whether the caller administers the service of `p` (suspend, terminate, change state).

@@ -177,6 +177,18 @@ impl Clinic {
     }
 }
 
+/// The body of `POST /api/v1/bookings` that books `slot` (as a slot search answers it)
+/// for `patient`'s `treatment`.
+pub fn booking_of(slot: &Value, treatment: &str, patient: &str) -> Value {
+    json!({
+        "resources": slot["resources"], "operators": slot["operators"],
+        "start": slot["start"], "end": slot["end"],
+        "buffer_before_minutes": slot["buffer_before_minutes"],
+        "buffer_after_minutes": slot["buffer_after_minutes"],
+        "treatment": treatment, "patient": patient
+    })
+}
+
 /// `text` fit for a query string (RFC 3339 instants).
 pub fn q(text: &str) -> String {
     text.replace('+', "%2B").replace(':', "%3A")

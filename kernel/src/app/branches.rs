@@ -47,6 +47,17 @@ pub async fn scope(k: &Kernel, caller: &Caller) -> Option<Branches> {
     })
 }
 
+/// Whether some resource or practitioner stands in `branch`: a branch nobody is in is a
+/// mistake to name, not a search or a list that finds nothing.
+pub async fn known(engine: &crate::engine::Engine, branch: &str) -> bool {
+    engine
+        .read(|c| {
+            c.pool().iter().any(|r| r.branch.as_deref() == Some(branch))
+                || c.operators().any(|o| o.branch.as_deref() == Some(branch))
+        })
+        .await
+}
+
 /// What a list asking for `asked` (`?branch=`, None: not asked) shows `caller`: only that
 /// branch when asked (403 when it is outside the caller's, 400 when nobody stands in it),
 /// else the caller's scope.
@@ -55,7 +66,7 @@ pub async fn limit(k: &Kernel, caller: &Caller, asked: Option<&str>) -> Result<O
     let Some(asked) = asked else {
         return Ok(scope);
     };
-    if !super::slots::branch_known(k, asked).await {
+    if !known(&k.engine, asked).await {
         return Err(KernelError::BadRequest(vec![Issue::new(
             "/query/branch",
             format!("no resource or practitioner stands in branch '{asked}'"),

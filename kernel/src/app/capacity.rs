@@ -173,7 +173,7 @@ pub async fn report(
     }
     let window = window_of(from, to, "/query/", &mut issues);
     if let Some(b) = &branch
-        && !super::slots::branch_known(k, b).await
+        && !super::branches::known(&k.engine, b).await
     {
         issues.push(Issue::new(
             "/query/branch",

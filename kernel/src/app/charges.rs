@@ -10,6 +10,7 @@
 //! same request here ([`resolve`]) and writes it in the handling's own transaction.
 
 use erpos_design::Issue;
+use erpos_design::charge::SessionAt;
 use erpos_design::charge::{Charge, PayMethod, Purpose};
 use erpos_design::course::ChargeType;
 use erpos_design::ledger::parse_cents;
@@ -65,6 +66,14 @@ pub struct ChargeRequest {
     /// of the treatment expiring first with a session left).
     #[serde(default)]
     pub course: Option<String>,
+    /// When a course's session is deducted (`course`/`yearly` only): `charge` (default,
+    /// now) or `treatment` (the visit's treatment step deducts it with `use_session`; the
+    /// charge checks now that the course has a session for it, and keeps it).
+    #[serde(default)]
+    pub session_at: Option<SessionAt>,
+    /// The branch of the visit (default: the booking's; a walk-in's desk names its own).
+    #[serde(default)]
+    pub branch: Option<String>,
     /// How the desk was paid (`single` only).
     #[serde(default)]
     pub method: Option<PayMethod>,
@@ -113,6 +122,10 @@ pub async fn resolve(
     }
     let mut holder = r.holder.clone();
     let mut treatment = r.treatment.clone();
+    let mut branch = r.branch.clone();
+    if let Some(b) = &branch {
+        super::short_text(b, "/branch", MAX_TEXT, &mut issues);
+    }
     if let Some(b) = &r.booking {
         match uuid::Uuid::parse_str(b) {
             Err(_) => issues.push(Issue::new("/booking", "not a booking id")),
@@ -129,6 +142,14 @@ pub async fn resolve(
                     }
                     if treatment.is_none() {
                         treatment = booking.treatment.clone();
+                    }
+                    match (&branch, &booking.branch) {
+                        (Some(asked), Some(of)) if asked != of => issues.push(Issue::new(
+                            "/branch",
+                            format!("booking {b} is at branch '{of}'"),
+                        )),
+                        (_, Some(of)) => branch = Some(of.clone()),
+                        _ => {}
                     }
                 }
             },
@@ -255,6 +276,12 @@ pub async fn resolve(
         "for a course or yearly package",
         &mut issues,
     );
+    only(
+        r.session_at.is_some() && !is_course,
+        "/session_at",
+        "for a course or yearly package",
+        &mut issues,
+    );
     if purpose == Purpose::Deposit && r.booking.is_none() {
         issues.push(Issue::new("/booking", "a deposit belongs to a booking"));
     }
@@ -273,6 +300,8 @@ pub async fn resolve(
         discount_cents: discount,
         account: r.account,
         course: r.course,
+        session_at: r.session_at.unwrap_or_default(),
+        branch,
         method: r.method,
         note: r.note,
         actor: actor.to_owned(),
@@ -295,6 +324,16 @@ pub async fn create(k: &Kernel, caller: &Caller, body: &Value) -> Result<(Charge
     let r: ChargeRequest = read(body)?;
     let reference = r.reference.clone();
     let c = resolve(&k.db, r, &caller.user, None, k.clock.now_ms()).await?;
+    if let Some(b) = &c.branch {
+        // A branch's desk charges its own branch's visits.
+        super::branches::within(k, caller, b).await?;
+        if !super::branches::known(&k.engine, b).await {
+            return Err(KernelError::Invalid(vec![Issue::new(
+                "/branch",
+                format!("no resource or practitioner stands in branch '{b}'"),
+            )]));
+        }
+    }
     let once = || async {
         let mut tx = k.db.begin().await?;
         let made = crate::store::charges::charge_in(&mut tx, &c, &rows(k, caller)).await?;
@@ -313,11 +352,14 @@ pub async fn create(k: &Kernel, caller: &Caller, body: &Value) -> Result<(Charge
     }
 }
 
-/// Charge `id` (`money:read`).
+/// Charge `id` (`money:read`); another branch's is 404 to a branch's staff, as if it
+/// were not there.
 pub async fn get(k: &Kernel, caller: &Caller, id: &str) -> Result<Charge> {
     require(caller, Permission::Money { op: "read" }, "reading charges")?;
-    crate::store::charges::get(&k.db, id)
-        .await?
+    let found = crate::store::charges::get(&k.db, id).await?;
+    let scope = super::branches::scope(k, caller).await;
+    found
+        .filter(|c| super::branches::sees(&scope, c.branch.as_deref()))
         .ok_or_else(|| KernelError::NotFound(format!("charge {id}")))
 }
 
@@ -329,10 +371,12 @@ pub async fn list(k: &Kernel, caller: &Caller, params: &[(String, String)]) -> R
         ..ChargeQuery::default()
     };
     let mut issues = Vec::new();
+    let mut asked = None;
     for (key, raw) in params {
         match key.as_str() {
             "holder" => q.holder = Some(raw.clone()),
             "booking" => q.booking = Some(raw.clone()),
+            "branch" => asked = Some(raw.clone()),
             "after" => q.after = Some(raw.clone()),
             "limit" => {
                 if let Some(n) = super::limit_param(raw, MAX_LIMIT, &mut issues) {
@@ -341,13 +385,15 @@ pub async fn list(k: &Kernel, caller: &Caller, params: &[(String, String)]) -> R
             }
             other => issues.push(Issue::new(
                 format!("/query/{other}"),
-                "unknown parameter: holder, booking, after or limit",
+                "unknown parameter: holder, booking, branch, after or limit",
             )),
         }
     }
     if !issues.is_empty() {
         return Err(KernelError::BadRequest(issues));
     }
+    // A branch's desk lists its branch's charges and those of no branch.
+    q.branches = super::branches::limit(k, caller, asked.as_deref()).await?;
     crate::store::charges::list(&k.db, &q).await
 }
 

@@ -191,7 +191,7 @@ pub async fn propose(k: &Kernel, caller: &Caller, body: &Value) -> Result<DayPla
         }
     }
     if let Some(b) = &asked.branch
-        && !super::slots::branch_known(k, b).await
+        && !super::branches::known(&k.engine, b).await
     {
         issues.push(Issue::new(
             "/branch",

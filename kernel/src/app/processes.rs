@@ -107,6 +107,36 @@ impl<'a> Parts<'a> {
     }
 }
 
+/// Puts a process that `caller` starts in a branch (issue 14 §9): the `branch` its
+/// context names (422 when nobody stands in it, 403 when it is outside the caller's), else
+/// the caller's own, so a walk-in at 静安店's desk is 静安店's visit — its lists, its stock,
+/// its charge. A caller of no branch (head office) starts processes of none.
+async fn stand_in_branch(engine: &Engine, caller: &Caller, context: &mut Value) -> Result<()> {
+    match context.get("branch") {
+        None => {
+            if let Some(own) = &caller.standing.branch {
+                context["branch"] = Value::String(own.clone());
+            }
+            Ok(())
+        }
+        Some(Value::String(b)) => {
+            if !super::branches::known(engine, b).await {
+                return Err(invalid(
+                    "/context/branch",
+                    format!("no resource or practitioner stands in branch '{b}'"),
+                ));
+            }
+            if !caller.sees_branch(Some(b)) {
+                return Err(KernelError::Forbidden(format!(
+                    "starting a process of branch '{b}' needs branches:{b}"
+                )));
+            }
+            Ok(())
+        }
+        Some(_) => Err(invalid("/context/branch", "a branch's name, a text")),
+    }
+}
+
 /// Starts a process for `caller` (see the module's documentation).
 pub async fn start(k: &Kernel, caller: &Caller, s: StartProcess) -> Result<Started> {
     start_with(&Parts::of(k), caller, s).await
@@ -145,8 +175,12 @@ pub async fn start_with(k: &Parts<'_>, caller: &Caller, s: StartProcess) -> Resu
         super::work::kernel_owned(&svc, Some(&context))?;
         if let Some(decision) = &s.decision {
             super::work::kernel_owned(&svc, decision.get("context"))
+                .and_then(|()| super::work::branch_fixed(decision.get("context")))
                 .map_err(|e| at("/decision", e))?;
         }
+    }
+    if !caller.is_kernel() {
+        stand_in_branch(k.engine, caller, &mut context).await?;
     }
     if let Some(binding) = &s.binding {
         check_subject(k, service, s.version, binding.item()).await?;

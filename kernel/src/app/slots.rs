@@ -157,17 +157,6 @@ pub(crate) async fn holders(
     }
 }
 
-/// Whether some resource or practitioner stands in `branch`: a branch nobody is in is a
-/// mistake to name, not a search that finds nothing.
-pub(crate) async fn branch_known(k: &Kernel, branch: &str) -> bool {
-    k.engine
-        .read(|c| {
-            c.pool().iter().any(|r| r.branch.as_deref() == Some(branch))
-                || c.operators().any(|o| o.branch.as_deref() == Some(branch))
-        })
-        .await
-}
-
 /// Searches the slots the query parameters ask for.
 pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) -> Result<Slots> {
     require(
@@ -224,7 +213,7 @@ pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) ->
         }
     }
     if let Some(b) = &branch
-        && !branch_known(k, b).await
+        && !super::branches::known(&k.engine, b).await
     {
         issues.push(Issue::new(
             "/query/branch",

@@ -139,6 +139,21 @@ pub fn kernel_owned(svc: &Service, context: Option<&Value>) -> Result<()> {
     }
 }
 
+/// Refuses a handling's `context` that moves the process to another branch: its
+/// `branch` is fixed when it starts (its lists, stock and charges follow it). 422 at
+/// `/context/branch`.
+pub fn branch_fixed(context: Option<&Value>) -> Result<()> {
+    match context {
+        Some(Value::Object(given)) if given.contains_key("branch") => {
+            Err(invalid(vec![Issue::new(
+                "/context/branch",
+                "fixed when the process starts (its booking's, or the branch it was started in)",
+            )]))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn blank(v: Option<&Value>) -> bool {
     match v {
         None | Some(Value::Null) => true,
@@ -177,6 +192,7 @@ pub fn plan_handle(
     let comment = text(body, "comment")?;
     let context = caller_context(body)?;
     kernel_owned(svc, context.as_ref())?;
+    branch_fixed(context.as_ref())?;
     let fields: Map<String, Value> = match body.get("fields") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
@@ -609,6 +625,7 @@ pub async fn command(
                 .await
                 .ok_or_else(|| KernelError::NotFound(format!("service '{}'", pcb.service)))?;
             kernel_owned(&svc, context.as_ref())?;
+            branch_fixed(context.as_ref())?;
             // The conditions that choose the way on see the record as stored now.
             let record = match &pcb.record {
                 Some((item, id)) => Some(k.records.get(item, id).await?),

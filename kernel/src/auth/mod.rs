@@ -500,6 +500,7 @@ impl Auth {
         let mut standing = crate::caller::Standing::default();
         if let Some(op) = operator {
             standing.roles = op.roles;
+            standing.branch = op.branch;
             if let Some(own) = op.department {
                 let tree: Vec<(String, Option<String>)> =
                     crate::store::organisation::departments(&self.db)

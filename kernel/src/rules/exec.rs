@@ -592,11 +592,20 @@ impl Executor {
                     .and_then(Json::as_str)
                     .map(str::to_owned);
                 let name = text_of(treatment, booked, "treatment")?;
-                let branch = match (branch, bindings.context.pointer("/booking/branch")) {
-                    (Some(b), _) => b.clone(),
-                    (None, Some(Json::String(b))) => b.clone(),
-                    (None, _) => {
-                        return Err("say which 'branch': the visit's booking is of none".into());
+                let branch = match (
+                    branch,
+                    bindings.context.pointer("/booking/branch"),
+                    bindings.context.get("branch"),
+                ) {
+                    (Some(b), _, _) => b.clone(),
+                    (None, Some(Json::String(b)), _) => b.clone(),
+                    // A walk-in takes the stock of the branch it was started in.
+                    (None, None | Some(Json::Null), Some(Json::String(b))) => b.clone(),
+                    (None, _, _) => {
+                        return Err(
+                            "say which 'branch': the visit has no booking of a branch, nor a branch"
+                                .into(),
+                        );
                     }
                 };
                 let reference =
@@ -668,6 +677,7 @@ impl Executor {
                 course,
                 method,
                 reference,
+                session_at,
                 bind,
             } => {
                 let booking = bindings.context.get("booking").cloned();
@@ -712,6 +722,17 @@ impl Executor {
                 }
                 if let Some(id) = booked("id") {
                     request.insert("booking".into(), id);
+                } else if let Some(b) = bindings.context.get("branch").filter(|b| b.is_string()) {
+                    // A walk-in's branch: the one it was started in.
+                    request.insert("branch".into(), b.clone());
+                }
+                // When a session is deducted matters only to a charge that pays with one.
+                let by_session = matches!(
+                    request.get("charge_type").and_then(Json::as_str),
+                    Some("course" | "yearly")
+                );
+                if let Some(at) = session_at.filter(|_| by_session) {
+                    request.insert("session_at".into(), json!(at));
                 }
                 let body = Json::Object(request);
                 let r: crate::app::charges::ChargeRequest =
@@ -733,6 +754,41 @@ impl Executor {
                 Ok((
                     json!({"op": "charge", "id": charge.id, "reference": charge.reference,
                         "received": charge.received, "covered": charge.covered}),
+                    vec![],
+                ))
+            }
+            Instruction::UseSession { reference, bind } => {
+                let reference = match reference {
+                    Some(e) => {
+                        let v = self.sandbox.eval(e, bindings)?;
+                        v.as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| format!("'reference' gave {v}, not a text"))?
+                    }
+                    None => s
+                        .pid
+                        .map(|p| format!("visit-{p}"))
+                        .ok_or("say which 'reference': no visit runs this")?,
+                };
+                let dialect = self.db.dialect();
+                let rows = |action, subject: &str| {
+                    crate::audit::Audit::new(&actor, action, now_ms).row(dialect, subject)
+                };
+                let deducted = crate::store::charges::use_pending_session(
+                    tx, &reference, &actor, now_ms, &rows,
+                )
+                .await
+                .map_err(Failure::of)?;
+                let shown = match &deducted {
+                    Some((d, _)) => json!({"course": d.course.id, "left": d.course.left,
+                        "seq": d.session.seq}),
+                    None => Json::Null,
+                };
+                if let Some(name) = bind {
+                    bindings.vars.push((name.clone(), shown.clone()));
+                }
+                Ok((
+                    json!({"op": "use_session", "reference": reference, "deducted": shown}),
                     vec![],
                 ))
             }

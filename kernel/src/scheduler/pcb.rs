@@ -351,6 +351,17 @@ pub struct HistoryEntry {
 }
 
 impl Pcb {
+    /// The branch the process stands in (issue 14 §9): its booking's (a booked visit),
+    /// else the `branch` it was started in (a walk-in at a branch's desk; a sub-service
+    /// inherits its caller's); None for a process of no branch. Its work goes to that
+    /// branch's staff, its steps take that branch's rooms, and its lists are that branch's.
+    pub fn branch(&self) -> Option<&str> {
+        match self.context.pointer("/booking/branch") {
+            Some(Json::String(b)) => Some(b),
+            _ => self.context.get("branch").and_then(Json::as_str),
+        }
+    }
+
     /// The work items, to change: copied first if a history snapshot still shares them
     /// (copy on write), so a snapshot never sees a later change.
     pub fn work_mut(&mut self) -> &mut Vec<WorkItem> {

@@ -42,6 +42,28 @@ pub struct Branches {
     pub shared: bool,
 }
 
+impl Branches {
+    /// Appends ` AND (…)` keeping the rows of a table's `branch` column that these
+    /// branches see.
+    pub fn filter(&self, sql: &mut Sql) {
+        sql.push(" AND (");
+        if self.shared {
+            sql.push("branch IS NULL OR ");
+        }
+        sql.push("branch IN (");
+        for (i, b) in self.names.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.text(b);
+        }
+        if self.names.is_empty() {
+            sql.push("NULL");
+        }
+        sql.push("))");
+    }
+}
+
 fn id_param(tx_or_db: erpos_design::Dialect) -> Option<&'static str> {
     tx_or_db.param_cast(FieldType::Reference)
 }
@@ -382,21 +404,7 @@ pub async fn list(db: &Db, query: &BookingQuery) -> Result<(Vec<Booking>, Option
         sql.push(" AND state = ").text(state.as_str());
     }
     if let Some(branches) = &query.branches {
-        sql.push(" AND (");
-        if branches.shared {
-            sql.push("branch IS NULL OR ");
-        }
-        sql.push("branch IN (");
-        for (i, b) in branches.names.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.text(b);
-        }
-        if branches.names.is_empty() {
-            sql.push("NULL");
-        }
-        sql.push("))");
+        branches.filter(sql);
     }
     if let Some((start, id)) = &query.after {
         sql.push(" AND (start_ms > ")

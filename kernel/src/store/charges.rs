@@ -7,7 +7,9 @@
 //! `app::charges` validates and resolves; this module stores.
 
 use erpos_design::Dialect;
-use erpos_design::charge::{Charge, ChargeStatus, PayMethod, Purpose, Split, Voided};
+use erpos_design::charge::{
+    Charge, ChargeStatus, PayMethod, Purpose, SessionAt, SessionState, Split, Voided,
+};
 use erpos_design::course::ChargeType;
 use erpos_design::ledger::{EntryKind, format_cents};
 
@@ -39,6 +41,8 @@ const CHARGE: &[&str] = &[
     "voided_by",
     "voided_ms",
     "void_reason",
+    "session",
+    "branch",
 ];
 
 fn charge_of(r: &StoredRow) -> Result<Charge> {
@@ -72,6 +76,14 @@ fn charge_of(r: &StoredRow) -> Result<Charge> {
         covered: format_cents(r.int("covered_cents")?),
         account: r.opt_text("account_id")?,
         course: r.opt_text("course_id")?,
+        session: match r.opt_text("session")? {
+            Some(t) => Some(
+                SessionState::parse(&t)
+                    .ok_or_else(|| r.undecodable("session", "not a session state"))?,
+            ),
+            None => None,
+        },
+        branch: r.opt_text("branch")?,
         method,
         status: r.parsed("status", "a charge status", ChargeStatus::parse)?,
         note: r.opt_text("note")?,
@@ -111,6 +123,10 @@ pub struct NewCharge {
     /// The course whose session pays (项目疗程, 年度套餐); None: the holder's course of the
     /// treatment that expires first with a session left.
     pub course: Option<String>,
+    /// When a course's session is deducted: with the charge, or at the treatment.
+    pub session_at: SessionAt,
+    /// The branch of the visit (its booking's, a walk-in's), if any.
+    pub branch: Option<String>,
     /// How the desk was paid.
     pub method: Option<PayMethod>,
     /// A note.
@@ -160,7 +176,11 @@ async fn paying_course(tx: &mut Tx, c: &NewCharge, treatment: &str) -> Result<St
         .text(&c.holder)
         .push(" AND treatment = ")
         .text(treatment)
-        .push(" AND used < sessions ORDER BY expires_ms, id");
+        // Sessions awaited by paid visits are not left.
+        .push(
+            " AND used + (SELECT COUNT(*) FROM charges ch WHERE ch.course_id = courses.id \
+             AND ch.session = 'pending' AND ch.status = 'paid') < sessions ORDER BY expires_ms, id",
+        );
     let rows = select.fetch_in(tx).await?;
     let mut expired = false;
     for row in &rows {
@@ -226,6 +246,7 @@ pub async fn charge_in(tx: &mut Tx, c: &NewCharge, audit: AuditRow<'_>) -> Resul
     let id = uuid::Uuid::now_v7().to_string();
     let paid_by = format!("charge:{}", c.reference);
     let mut course = None;
+    let mut session = None;
     match c.charge_type {
         ChargeType::Prepaid => {
             let account = c.account.as_deref().unwrap_or_default();
@@ -249,24 +270,34 @@ pub async fn charge_in(tx: &mut Tx, c: &NewCharge, audit: AuditRow<'_>) -> Resul
         ChargeType::Course | ChargeType::Yearly => {
             let treatment = c.treatment.as_deref().unwrap_or_default();
             let id = paying_course(tx, c, treatment).await?;
-            crate::store::courses::change_in(
-                tx,
-                crate::store::courses::Change {
-                    course: &id,
-                    reference: &paid_by,
-                    restore: false,
-                    actor: &c.actor,
-                    now_ms: c.now_ms,
-                    audit: audit("course.use", &id),
-                },
-            )
-            .await?;
+            session = Some(match c.session_at {
+                SessionAt::Charge => {
+                    crate::store::courses::change_in(
+                        tx,
+                        crate::store::courses::Change {
+                            course: &id,
+                            reference: &paid_by,
+                            restore: false,
+                            actor: &c.actor,
+                            now_ms: c.now_ms,
+                            audit: audit("course.use", &id),
+                        },
+                    )
+                    .await?;
+                    SessionState::Used
+                }
+                // The treatment deducts it; what a deduction would refuse is refused now.
+                SessionAt::Treatment => {
+                    crate::store::courses::usable_in(tx, &id, c.now_ms).await?;
+                    SessionState::Pending
+                }
+            });
             course = Some(id);
         }
         ChargeType::Single => {}
     }
     let mut sql = tx.sql();
-    sql.push("INSERT INTO charges (id, reference, holder, purpose, charge_type, treatment, booking, process, receivable_cents, discount_cents, deposit_cents, received_cents, covered_cents, account_id, course_id, method, status, note, actor, at_ms) VALUES (")
+    sql.push("INSERT INTO charges (id, reference, holder, purpose, charge_type, treatment, booking, process, receivable_cents, discount_cents, deposit_cents, received_cents, covered_cents, account_id, course_id, session, branch, method, status, note, actor, at_ms) VALUES (")
         .text(&id)
         .push(", ")
         .text(&c.reference)
@@ -297,6 +328,10 @@ pub async fn charge_in(tx: &mut Tx, c: &NewCharge, audit: AuditRow<'_>) -> Resul
         .push(", ")
         .opt_text(course.as_deref())
         .push(", ")
+        .opt_text(session.map(SessionState::as_str))
+        .push(", ")
+        .opt_text(c.branch.as_deref())
+        .push(", ")
         .opt_text(c.method.map(PayMethod::as_str))
         .push(", 'paid', ")
         .opt_text(c.note.as_deref())
@@ -311,6 +346,59 @@ pub async fn charge_in(tx: &mut Tx, c: &NewCharge, audit: AuditRow<'_>) -> Resul
         .await?
         .ok_or_else(|| KernelError::Corrupt(format!("charge {id} vanished")))?;
     Ok((made, true))
+}
+
+/// Deducts, inside `tx`, the session that the standing charge made under `reference` left
+/// for the treatment (`pending`), and marks it used; answers the course after it and the
+/// use, with whether it is new (a retry answers the first deduction). None when that
+/// charge pays no pending session (money, a session already used, a voided charge) or
+/// there is no such charge: the treatment owes no session. An expired or used-up course is
+/// 409 and nothing changes (the caller drops `tx`).
+pub async fn use_pending_session(
+    tx: &mut Tx,
+    reference: &str,
+    actor: &str,
+    now_ms: i64,
+    audit: AuditRow<'_>,
+) -> Result<Option<(crate::store::courses::Deducted, bool)>> {
+    let Some(charge) = by_reference(tx, reference).await? else {
+        return Ok(None);
+    };
+    let (Some(course), ChargeStatus::Paid) = (&charge.course, charge.status) else {
+        return Ok(None);
+    };
+    let paid_by = format!("charge:{reference}");
+    let change = crate::store::courses::Change {
+        course,
+        reference: &paid_by,
+        restore: false,
+        actor,
+        now_ms,
+        audit: audit("course.use", course),
+    };
+    match charge.session {
+        Some(SessionState::Pending) => {}
+        // A retry of the treatment's handling: the first deduction.
+        Some(SessionState::Used) => {
+            return crate::store::courses::use_of_reference(tx, course, &paid_by)
+                .await
+                .map(|found| found.map(|d| (d, false)));
+        }
+        _ => return Ok(None),
+    }
+    // Marked used first, so the deduction does not count it among the sessions awaited.
+    let mut sql = tx.sql();
+    sql.push("UPDATE charges SET session = 'used' WHERE id = ")
+        .text(&charge.id);
+    tx.execute(sql).await?;
+    let (course_after, used, new) = crate::store::courses::change_in(tx, change).await?;
+    Ok(Some((
+        crate::store::courses::Deducted {
+            course: course_after,
+            session: used,
+        },
+        new,
+    )))
 }
 
 /// The charge whose `column` is `value`, if any.
@@ -347,6 +435,8 @@ pub struct ChargeQuery {
     pub holder: Option<String>,
     /// Only this booking's.
     pub booking: Option<String>,
+    /// Only those of these branches (and, when `shared`, of none).
+    pub branches: Option<crate::store::bookings::Branches>,
     /// Only those made after this id (ids are UUIDv7: the order they were made).
     pub after: Option<String>,
     /// At most this many.
@@ -363,6 +453,9 @@ pub async fn list(db: &Db, q: &ChargeQuery) -> Result<Vec<Charge>> {
     }
     if let Some(b) = &q.booking {
         sql.push(" AND booking = ").text(b);
+    }
+    if let Some(b) = &q.branches {
+        b.filter(sql);
     }
     if let Some(a) = &q.after {
         sql.push(" AND id > ").text(a);
@@ -433,7 +526,7 @@ pub async fn void(
             )
             .await?;
         }
-        (_, Some(course)) => {
+        (_, Some(course)) if charge.session == Some(SessionState::Used) => {
             crate::store::courses::change_in(
                 &mut tx,
                 crate::store::courses::Change {
@@ -450,7 +543,12 @@ pub async fn void(
         _ => {}
     }
     let mut sql = tx.sql();
-    sql.push("UPDATE charges SET status = 'void', voided_by = ")
+    sql.push("UPDATE charges SET status = 'void', ");
+    if charge.session.is_some() {
+        // Used or pending, the session is the course's again.
+        sql.push("session = 'restored', ");
+    }
+    sql.push("voided_by = ")
         .text(by)
         .push(", voided_ms = ")
         .int(now_ms)

@@ -164,6 +164,74 @@ async fn locked_course(tx: &mut Tx, id: &str) -> Result<(Course, i64)> {
     }
 }
 
+/// How many sessions of course `id` paid visits await (their charges' sessions are
+/// `pending`: the treatment deducts them): no other use may take them.
+async fn pending_in(tx: &mut Tx, id: &str) -> Result<i64> {
+    let mut sql = tx.sql();
+    sql.push("SELECT CAST(COUNT(*) AS TEXT) FROM charges WHERE session = 'pending' AND status = 'paid' AND course_id = ")
+        .text(id);
+    Ok(super::scalar_in(tx, "charges", &["pending"], sql)
+        .await?
+        .unwrap_or(0))
+}
+
+/// 409 `course_expired` when `course` is past its last day at `now_ms`, 409
+/// `course_used_up` when its sessions left are all used or awaited by `pending` visits.
+fn refuse_unusable(course: &Course, pending: i64, now_ms: i64) -> Result<()> {
+    let expires_ms = erpos_design::stock::end_of_day_ms(&course.expires_on).unwrap_or(0);
+    if now_ms >= expires_ms {
+        return Err(KernelError::Conflict {
+            code: ErrorCode::CourseExpired,
+            message: format!(
+                "the course of {} expired on {}: no session can be used; nothing was deducted",
+                course.treatment, course.expires_on
+            ),
+            details: vec![erpos_design::Issue::new("/course", "expired")],
+        });
+    }
+    if course.used + pending >= course.sessions {
+        let awaited = if pending > 0 {
+            format!(" or awaited by {pending} paid visit(s)")
+        } else {
+            String::new()
+        };
+        return Err(KernelError::Conflict {
+            code: ErrorCode::CourseUsedUp,
+            message: format!(
+                "all {} sessions of the course of {} are used{awaited}; nothing was deducted",
+                course.sessions, course.treatment
+            ),
+            details: vec![erpos_design::Issue::new("/course", "no session left")],
+        });
+    }
+    Ok(())
+}
+
+/// Refuses (409, as a deduction would) a session of course `id` that a visit's payment
+/// step leaves for the treatment: the course is locked until `tx` commits, so two visits
+/// cannot both count on its last session.
+pub async fn usable_in(tx: &mut Tx, id: &str, now_ms: i64) -> Result<()> {
+    let (course, _) = locked_course(tx, id).await?;
+    refuse_unusable(&course, pending_in(tx, id).await?, now_ms)
+}
+
+/// A session deducted: the course after it and the use.
+#[derive(Debug, Clone)]
+pub struct Deducted {
+    /// The course after the deduction.
+    pub course: Course,
+    /// The deduction.
+    pub session: SessionUse,
+}
+
+/// The deduction made under `reference` on course `id`, with the course now, if any.
+pub async fn use_of_reference(tx: &mut Tx, id: &str, reference: &str) -> Result<Option<Deducted>> {
+    let (course, _) = locked_course(tx, id).await?;
+    Ok(use_by(tx, id, reference, "use")
+        .await?
+        .map(|session| Deducted { course, session }))
+}
+
 /// A deduction (`restore: false`) or a restoration of one session.
 pub struct Change<'a> {
     /// The course.
@@ -199,7 +267,6 @@ pub async fn change_in(tx: &mut Tx, c: Change<'_>) -> Result<(Course, SessionUse
     if let Some(first) = use_by(tx, c.course, c.reference, kind).await? {
         return Ok((course, first, false));
     }
-    let expires_ms = erpos_design::stock::end_of_day_ms(&course.expires_on).unwrap_or(0);
     let used = if c.restore {
         if use_by(tx, c.course, c.reference, "use").await?.is_none() {
             return Err(KernelError::NotFound(format!(
@@ -209,26 +276,7 @@ pub async fn change_in(tx: &mut Tx, c: Change<'_>) -> Result<(Course, SessionUse
         }
         course.used - 1
     } else {
-        if c.now_ms >= expires_ms {
-            return Err(KernelError::Conflict {
-                code: ErrorCode::CourseExpired,
-                message: format!(
-                    "the course of {} expired on {}: no session can be used; nothing was deducted",
-                    course.treatment, course.expires_on
-                ),
-                details: vec![erpos_design::Issue::new("/course", "expired")],
-            });
-        }
-        if course.used >= course.sessions {
-            return Err(KernelError::Conflict {
-                code: ErrorCode::CourseUsedUp,
-                message: format!(
-                    "all {} sessions of the course of {} are used; nothing was deducted",
-                    course.sessions, course.treatment
-                ),
-                details: vec![erpos_design::Issue::new("/course", "no session left")],
-            });
-        }
+        refuse_unusable(&course, pending_in(tx, c.course).await?, c.now_ms)?;
         course.used + 1
     };
     let seq = uses + 1;

@@ -247,12 +247,10 @@ impl Scheduler {
                 };
                 let step = &svc.steps[index];
                 // A visit of a branch takes that branch's rooms and devices (or shared ones).
-                let branch = self.pcbs.get(&pid).and_then(|p| {
-                    p.context
-                        .pointer("/booking/branch")?
-                        .as_str()
-                        .map(str::to_owned)
-                });
+                let branch = self
+                    .pcbs
+                    .get(&pid)
+                    .and_then(|p| p.branch().map(str::to_owned));
                 let mut needs: Vec<Need> = step
                     .resources
                     .iter()

@@ -246,9 +246,9 @@ impl Scheduler {
                     .collect(),
             );
         }
-        // A visit of a branch (its booking's) is worked by that branch's staff and those
-        // of none (head office): 静安店's front desk receives 静安店's patients.
-        if let Some(branch) = pcb.and_then(|p| p.context.pointer("/booking/branch")?.as_str()) {
+        // A visit of a branch (its booking's, a walk-in's) is worked by that branch's staff
+        // and those of none (head office): 静安店's front desk receives 静安店's patients.
+        if let Some(branch) = pcb.and_then(crate::scheduler::Pcb::branch) {
             narrow(
                 self.operators
                     .values()
