@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use erpos_applications::{bench, pack};
+use erpos_applications::{bench, demo_day, pack};
 
 /// Prints a line to stdout, ignoring errors: a server must not die because whoever
 /// started it stopped reading its output (a closed pipe makes `println!` panic).
@@ -210,6 +210,7 @@ async fn run() -> anyhow::Result<()> {
             migrations.apply(&kernel);
             let loaded = pack::load(&kernel, &pack::CLINIC).await?;
             let week = pack::demo_week(&kernel).await?;
+            let day = demo_day::demo_day(&kernel).await?;
             let demo_logins = bootstrap.bootstrap_token.is_none();
             if demo_logins {
                 pack::demo_passwords(&kernel, DEMO_PASSWORD).await?;
@@ -233,6 +234,15 @@ async fn run() -> anyhow::Result<()> {
                 "  a week booked at 徐汇店 (xuhui) and 静安店 (jingan): {} visits, {} 储值卡 — /api/v1/bookings?branch=jingan, /api/v1/queues, /api/v1/stock/alerts",
                 week.bookings,
                 week.accounts
+            );
+            say!(
+                "  today at 徐汇店: visits done {}, with staff {} (RUNNING), in the queue {} (READY), suspended {}, declined {}, waiting {} (WAITING: a first consultation, a paid visit's time) — /api/v1/processes?service=treatment_visit&state=RUNNING, /api/v1/queues",
+                day.done,
+                day.running,
+                day.ready,
+                day.suspended,
+                day.declined,
+                day.waiting
             );
             if demo_logins {
                 say!(

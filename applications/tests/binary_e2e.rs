@@ -62,13 +62,44 @@ fn demo_serves_the_clinic_and_stops_on_sigterm() -> anyhow::Result<()> {
             let (_, rooms) = get(&addr, "/api/v1/records/room?limit=100")?;
             assert_eq!(rooms["total"], 8);
             let (_, queues) = get(&addr, "/api/v1/queues")?;
-            // The six walk-ins and tomorrow's booked visits wait at check-in, offered to
-            // the front desk; the rest of the week's visits are NEW until their day before.
+            // A walk-in (and, once they have started the day before, tomorrow's booked
+            // visits) waits at check-in, offered to the front desk; the week's later visits
+            // are NEW until their day before. Today's other walk-ins are with staff (at the
+            // cashier, in treatment, a new patient's consultation, for which her visit
+            // waits), suspended, done or declined.
             let ready = queues["states"]["READY"].as_u64().unwrap_or(0);
-            assert!(ready >= 6, "the demo's visits at check-in: {queues}");
+            assert!(ready >= 1, "the demo's visits at check-in: {queues}");
+            assert!(
+                queues["waiting"]["children"].as_u64().unwrap_or(0) >= 1,
+                "a first visit waits for its consultation: {queues}"
+            );
             assert!(
                 queues["states"]["NEW"].as_u64().unwrap_or(0) >= 30,
                 "the week's later visits: {queues}"
+            );
+            for (state, least) in [("RUNNING", 3), ("SUSPENDED", 1), ("WAITING", 1)] {
+                let n = queues["states"][state].as_u64().unwrap_or(0);
+                assert!(n >= least, "visits {state}: {queues}");
+            }
+            let (_, ended) = get(
+                &addr,
+                "/api/v1/processes?service=treatment_visit&state=TERMINATED",
+            )?;
+            let mut exits: Vec<&str> = ended["items"]
+                .as_array()
+                .map(|l| l.iter().filter_map(|p| p["exit"].as_str()).collect())
+                .unwrap_or_default();
+            exits.sort_unstable();
+            assert_eq!(
+                exits,
+                ["completed", "completed"],
+                "done and declined: {ended}"
+            );
+            let (_, follow_ups) = get(&addr, "/api/v1/processes?service=follow_up")?;
+            assert_eq!(
+                follow_ups["items"].as_array().map(Vec::len),
+                Some(3),
+                "the done visit's follow-ups at 1, 7 and 30 days: {follow_ups}"
             );
             for branch in ["xuhui", "jingan"] {
                 let (status, list) = get(
