@@ -83,10 +83,18 @@ pub fn audit(k: &Kernel, caller: &Caller, action: &'static str) -> Audit {
 }
 
 /// A request body read into `T` (no body reads as `{}`, so what is missing is named):
-/// every field that is wrong, unknown or missing at its pointer, as 422.
+/// every field that is wrong, unknown or missing at its pointer, as 422. A body that is not
+/// a JSON object is refused whole: serde would read an array as a struct's fields in order
+/// (`[null, 0]` as `{reason, version}`), accepting what the documented schema refuses.
 pub(crate) fn read_body<T: serde::de::DeserializeOwned>(body: &serde_json::Value) -> Result<T> {
     let empty = serde_json::json!({});
     let body = if body.is_null() { &empty } else { body };
+    if !body.is_object() {
+        return Err(KernelError::Invalid(vec![erpos_design::Issue::new(
+            "",
+            "expected a JSON object",
+        )]));
+    }
     let mut shape = erpos_design::shape::Shape::new();
     match shape.read::<T>(body, "", &[]) {
         Some(request) if shape.is_clean() => Ok(request),
