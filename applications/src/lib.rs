@@ -7,6 +7,7 @@ pub mod bench_kernel;
 pub mod bench_rules;
 pub mod bench_search;
 pub mod bench_tasks;
+pub mod console;
 pub mod demo_day;
 pub mod figures;
 pub mod pack;

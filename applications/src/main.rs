@@ -5,11 +5,12 @@
 //! API's OpenAPI document, `erpos bench` measures.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use erpos_applications::{bench, demo_day, pack};
+use erpos_applications::{bench, console, demo_day, pack};
 
 /// Prints a line to stdout, ignoring errors: a server must not die because whoever
 /// started it stopped reading its output (a closed pipe makes `println!` panic).
@@ -23,7 +24,7 @@ macro_rules! say {
 /// The allocator: see `mimalloc` in the workspace Cargo.toml for why.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use erpos_http::server::{serve, shutdown_signal};
+use erpos_http::server::{serve_with, shutdown_signal};
 use erpos_kernel::Kernel;
 
 /// erpos — a metamodel-driven ERP operating kernel.
@@ -186,7 +187,13 @@ async fn run() -> anyhow::Result<()> {
             migrations.apply(&kernel);
             let listener = tokio::net::TcpListener::bind(listen.listen).await?;
             say!("erpos: serving on http://{}", listener.local_addr()?);
-            serve(kernel, listener, shutdown_signal()).await?;
+            serve_with(
+                kernel,
+                listener,
+                shutdown_signal(),
+                Some(Arc::new(console::Console)),
+            )
+            .await?;
         }
         Command::Demo {
             listen,
@@ -228,7 +235,7 @@ async fn run() -> anyhow::Result<()> {
             let addr = listener.local_addr()?;
             say!("erpos demo: serving the clinic on http://{addr}");
             say!(
-                "  try http://{addr}/api/v1/records/patient?q=zs  (OpenAPI: /api/v1/openapi.json)"
+                "  the console: http://{addr}/  (the staff workspace; the API: http://{addr}/api/v1/records/patient?q=zs, OpenAPI: /api/v1/openapi.json)"
             );
             say!(
                 "  a week booked at 徐汇店 (xuhui) and 静安店 (jingan): {} visits, {} 储值卡 — /api/v1/bookings?branch=jingan, /api/v1/queues, /api/v1/stock/alerts",
@@ -252,7 +259,13 @@ async fn run() -> anyhow::Result<()> {
                     "  staff (same password): qiantai_zhou, qiantai_sun (徐汇店 front desk), qiantai_wu (静安店), dr_li, dr_chen, dr_zhao, hushi_wang, hushi_liu"
                 );
             }
-            serve(kernel, listener, shutdown_signal()).await?;
+            serve_with(
+                kernel,
+                listener,
+                shutdown_signal(),
+                Some(Arc::new(console::Console)),
+            )
+            .await?;
         }
         Command::Migrate { database } => {
             Kernel::open(&database.database).await?;

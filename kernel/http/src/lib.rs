@@ -10,6 +10,7 @@
 //! never runs without a `Caller`, and checks that caller's grants before changing anything.
 
 mod accounts;
+pub mod assets;
 pub mod auth;
 mod bookings;
 mod calendars;
@@ -344,6 +345,12 @@ async fn method_not_allowed() -> ApiError {
 
 /// The whole router, with request ids, tracing and body limits.
 pub fn router(kernel: Arc<Kernel>) -> Router {
+    router_with(kernel, None)
+}
+
+/// [`router`], also serving `assets` (the web console) at `/` for every GET outside
+/// `/api`: a path that is not a file gets the console's page, so its own routes reload.
+pub fn router_with(kernel: Arc<Kernel>, assets: Option<Arc<dyn assets::Assets>>) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     let protected = Router::new()
         .route(
@@ -530,7 +537,16 @@ pub fn router(kernel: Arc<Kernel>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/v1", api)
-        .fallback(no_route)
+        .fallback(move |req: axum::extract::Request| {
+            let assets = assets.clone();
+            async move {
+                let otherwise = no_route().await.into_response();
+                match assets {
+                    Some(a) => assets::serve(a, req, otherwise).await,
+                    None => otherwise,
+                }
+            }
+        })
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::router;
 use erpos_kernel::Kernel;
 
 /// Serves `kernel` on `listener` until `shutdown` completes.
@@ -15,9 +14,19 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(kernel, listener, shutdown, None).await
+}
+
+/// [`serve`], also serving `assets` (the web console) at `/`.
+pub async fn serve_with(
+    kernel: Arc<Kernel>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    assets: Option<Arc<dyn crate::assets::Assets>>,
+) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, "erpos is serving");
-    let app = router(kernel.clone());
+    let app = crate::router_with(kernel.clone(), assets);
     // Timers fire from here: the kernel's clock, checked as often as the next timer needs.
     let timers = kernel.engine.spawn_timer();
     // Rules read the event log (and fire time rules); the outbox delivers what they queued.

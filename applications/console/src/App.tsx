@@ -1,0 +1,34 @@
+// The pages: the login until there is a session, then the shell (menu, header) around
+// the staff workspace's lists, forms and processes.
+import { Navigate, Route, Routes } from "react-router-dom";
+import { useTranslation } from "react-i18next";
+import { useSession } from "./session";
+import { Login } from "./pages/Login";
+import { Shell } from "./pages/Shell";
+import { Home } from "./pages/Home";
+import { RecordList } from "./pages/RecordList";
+import { RecordForm } from "./pages/RecordForm";
+import { WorkList } from "./pages/WorkList";
+import { ProcessDetail } from "./pages/ProcessDetail";
+import { ServicePage } from "./pages/ServicePage";
+
+export function App() {
+  const { who, checking } = useSession();
+  const { t } = useTranslation();
+  if (checking) return <p className="loading">{t("loading")}</p>;
+  if (!who) return <Login />;
+  return (
+    <Routes>
+      <Route element={<Shell />}>
+        <Route index element={<Home />} />
+        <Route path="records/:item" element={<RecordList />} />
+        <Route path="records/:item/new" element={<RecordForm />} />
+        <Route path="records/:item/:id" element={<RecordForm />} />
+        <Route path="work/:view" element={<WorkList />} />
+        <Route path="processes/:id" element={<ProcessDetail />} />
+        <Route path="services/:name" element={<ServicePage />} />
+        <Route path="*" element={<Navigate to="/" replace />} />
+      </Route>
+    </Routes>
+  );
+}

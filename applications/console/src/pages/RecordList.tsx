@@ -1,0 +1,132 @@
+// A list of any DataItem's records (`GET /api/v1/records/{item}`): the columns are the
+// first fields of its form layout, the search box is the kernel's own search (names and
+// their pinyin initials: `zs` finds 张三), pages follow the list's cursor. "New" is only
+// offered to a caller whose grants allow creating one.
+import { useEffect, useState } from "react";
+import { Link, useNavigate, useParams } from "react-router-dom";
+import { useTranslation } from "react-i18next";
+import { api, messageOf, type Schemas } from "../api";
+import { useLabel } from "../i18n";
+import { ErrorLine } from "./common";
+import { useSession } from "../session";
+
+/** How many columns a list shows. */
+const COLUMNS = 6;
+/** Records per page. */
+const PAGE = 20;
+
+type Row = Record<string, unknown>;
+
+/** A value as a cell shows it. */
+export function cell(value: unknown): string {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "boolean") return value ? "✓" : "";
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+export function RecordList() {
+  const { item = "" } = useParams();
+  const { t } = useTranslation();
+  const { labelOf } = useLabel();
+  const { can } = useSession();
+  const navigate = useNavigate();
+  const [fields, setFields] = useState<Schemas["LayoutField"][]>([]);
+  const [title, setTitle] = useState("");
+  const [q, setQ] = useState("");
+  const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
+  const [rows, setRows] = useState<Row[]>([]);
+  const [total, setTotal] = useState(0);
+  const [next, setNext] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    void api.GET("/api/v1/data-items/{name}/form", { params: { path: { name: item } } }).then(({ data }) => {
+      const layout = data?.layout ?? [];
+      setFields(layout.filter((s) => s.kind === "fields").flatMap((s) => s.fields).slice(0, COLUMNS));
+      const schemaTitle = (data?.schema as { title?: unknown } | undefined)?.title;
+      setTitle(typeof schemaTitle === "string" ? schemaTitle : item);
+    });
+  }, [item]);
+
+  const cursor = cursors[cursors.length - 1];
+  useEffect(() => {
+    const timer = setTimeout(() => {
+      void api
+        .GET("/api/v1/records/{item}", {
+          params: { path: { item }, query: { q: q || undefined, limit: PAGE, cursor } },
+        })
+        .then(({ data, error: e }) => {
+          if (e) {
+            setError(messageOf(e));
+            return;
+          }
+          setError(null);
+          setRows((data?.items ?? []) as Row[]);
+          setTotal(data?.total ?? 0);
+          setNext(data?.next_cursor ?? null);
+        });
+    }, 200);
+    return () => clearTimeout(timer);
+  }, [item, q, cursor]);
+
+  return (
+    <section>
+      <div className="toolbar">
+        <h1>{title}</h1>
+        <input
+          type="search"
+          aria-label={t("search")}
+          placeholder={t("search")}
+          value={q}
+          onChange={(e) => {
+            setQ(e.target.value);
+            setCursors([undefined]);
+          }}
+        />
+        {can(`records:${item}:create`) && (
+          <Link className="button" to={`/records/${item}/new`}>
+            {t("new")}
+          </Link>
+        )}
+      </div>
+      <ErrorLine error={error} />
+      <table>
+        <thead>
+          <tr>
+            {fields.map((f) => (
+              <th key={f.name}>{labelOf(f.label)}</th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={cell(r.id)} onClick={() => navigate(`/records/${item}/${cell(r.id)}`)} className="clickable">
+              {fields.map((f) => (
+                <td key={f.name}>{cell(r[f.name])}</td>
+              ))}
+            </tr>
+          ))}
+          {rows.length === 0 && (
+            <tr>
+              <td colSpan={Math.max(fields.length, 1)}>{t("empty")}</td>
+            </tr>
+          )}
+        </tbody>
+      </table>
+      <div className="pager">
+        <span>{t("total", { count: total })}</span>
+        {cursors.length > 1 && (
+          <button type="button" onClick={() => setCursors([undefined])}>
+            {t("first")}
+          </button>
+        )}
+        {next && (
+          <button type="button" onClick={() => setCursors([...cursors, next])}>
+            {t("next")}
+          </button>
+        )}
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,33 @@
+// What several pages show the same way: an error line, and an image the API serves behind
+// the session (a service's flowchart), as a blob URL released when the page leaves.
+import { useEffect, useState } from "react";
+import { blobUrl } from "../api";
+
+/** An error the page reports, announced to screen readers. */
+export function ErrorLine({ error }: { error: string | null }) {
+  if (!error) return null;
+  return (
+    <p role="alert" className="error">
+      {error}
+    </p>
+  );
+}
+
+/** The flowchart of service `name` as a blob URL (null until loaded, or if refused). */
+export function useFlowchart(name: string | undefined): string | null {
+  const [chart, setChart] = useState<string | null>(null);
+  useEffect(() => {
+    if (!name) return;
+    let url: string | null = null;
+    void blobUrl(`/api/v1/services/${encodeURIComponent(name)}/flowchart.svg`)
+      .then((u) => {
+        url = u;
+        setChart(u);
+      })
+      .catch(() => setChart(null));
+    return () => {
+      if (url) URL.revokeObjectURL(url);
+    };
+  }, [name]);
+  return chart;
+}
