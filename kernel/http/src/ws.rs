@@ -2,7 +2,9 @@
 //!
 //! A client sends one subscription: `{"subscribe": "queues"}`, `{"subscribe": "service",
 //! "name": "treatment_visit"}` or `{"subscribe": "process", "id": 7}`, optionally with
-//! `"since": N` (the last `seq` it saw). It gets a `snapshot` (or, with `since`, every stored
+//! `"since": N` (the last `seq` it saw). It gets a `snapshot` (for the queues, the whole of
+//! what `GET /queues` answers: counts by state and wait reason, each resource's use and
+//! holders, the ready queue) (or, with `since`, every stored
 //! change after N: a `resume`), then every `change` in order, each with its `seq` — so a
 //! client that reconnects resumes without gaps. A client too slow to keep up is closed
 //! with a reason telling it where to resume; it never slows the kernel, which only ever
@@ -298,6 +300,9 @@ async fn deliver(
 
 /// What the subscription starts with, decided under the core lock.
 enum Start {
+    /// The queues' snapshot: what `GET /queues` answers (counts by state and wait reason,
+    /// each resource's use and holders, the ready queue in dispatch order).
+    Queues(Value),
     /// A full snapshot: the processes on the topic and the counts by state.
     Snapshot(Vec<Value>, serde_json::Map<String, Value>),
     /// A resume from `since`: the processes on the topic the caller may see now, by id.
@@ -354,6 +359,9 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller, credential
                     .collect();
                 pids.sort_unstable();
                 Start::Resume(since, pids)
+            }
+            _ if matches!(t, Topic::Queues) => {
+                Start::Queues(erpos_kernel::app::monitor::queues_of(core))
             }
             _ => {
                 let wanted: Vec<&Pcb> = core.pcbs().filter(|p| t.wants(p, &c)).collect();
@@ -429,13 +437,18 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller, credential
             }
         }
         Start::Snapshot(processes, states) => {
-            let body = match &topic {
-                Topic::Queues => json!({"type": "snapshot", "seq": at, "states": states}),
-                _ => {
-                    json!({"type": "snapshot", "seq": at, "states": states, "processes": processes})
-                }
-            };
+            let body =
+                json!({"type": "snapshot", "seq": at, "states": states, "processes": processes});
             if !send(&mut socket, body).await {
+                return;
+            }
+        }
+        Start::Queues(mut queues) => {
+            if let Some(body) = queues.as_object_mut() {
+                body.insert("type".into(), json!("snapshot"));
+                body.insert("seq".into(), json!(at));
+            }
+            if !send(&mut socket, queues).await {
                 return;
             }
         }

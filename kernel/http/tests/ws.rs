@@ -51,6 +51,11 @@ async fn subscribers_see_every_transition_in_order_and_resume_without_gaps() -> 
         let mut ws = subscribe(&addr, json!({"subscribe": "queues"})).await?;
         let snapshot = next_json(&mut ws).await?;
         assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+        // The queue snapshot is the whole of `/queues`: the dashboard needs nothing else.
+        let (_, queues) = app.call("GET", "/api/v1/queues", None).await?;
+        for key in ["states", "waiting", "resources", "ready_queue"] {
+            assert_eq!(snapshot[key], queues[key], "{key}: {snapshot} vs {queues}");
+        }
         let mut last = snapshot["seq"].as_u64().unwrap();
 
         let (_, p) = app.call("POST", "/api/v1/processes", Some(json!({"service": "checkin"}))).await?;

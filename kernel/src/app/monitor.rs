@@ -57,8 +57,15 @@ pub fn may_see_lists_of(caller: &Caller, user: &str) -> Result<()> {
 /// capacity, holders and waiting processes.
 pub async fn queues(k: &Kernel, caller: &Caller) -> Result<Value> {
     may_see_queues(caller)?;
-    Ok(k.engine
-        .read(|core| {
+    Ok(k.engine.read(queues_of).await)
+}
+
+/// The queues of `core` (what [`queues`] answers), read under the core's lock: the
+/// WebSocket's queue snapshot is taken with it, at the sequence number its changes follow.
+/// The caller checks `monitor` first.
+pub fn queues_of(core: &crate::scheduler::Scheduler) -> Value {
+    {
+        {
             let states: Map<String, Value> =
                 crate::scheduler::pcb::count_by_state(core.pcbs_unordered())
                     .into_iter()
@@ -100,8 +107,8 @@ pub async fn queues(k: &Kernel, caller: &Caller) -> Result<Value> {
                 .collect();
             json!({"states": states, "waiting": waits, "resources": resources,
                    "ready_queue": core.ready_queue()})
-        })
-        .await)
+        }
+    }
 }
 
 /// The audit log, newest first, optionally one actor's.
