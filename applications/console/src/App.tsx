@@ -11,6 +11,8 @@ import { RecordForm } from "./pages/RecordForm";
 import { WorkList } from "./pages/WorkList";
 import { ProcessDetail } from "./pages/ProcessDetail";
 import { ServicePage } from "./pages/ServicePage";
+import { Dashboard } from "./pages/Dashboard";
+import { Bookings } from "./pages/Bookings";
 
 export function App() {
   const { who, checking } = useSession();
@@ -27,6 +29,8 @@ export function App() {
         <Route path="work/:view" element={<WorkList />} />
         <Route path="processes/:id" element={<ProcessDetail />} />
         <Route path="services/:name" element={<ServicePage />} />
+        <Route path="dashboard" element={<Dashboard />} />
+        <Route path="bookings" element={<Bookings />} />
         <Route path="*" element={<Navigate to="/" replace />} />
       </Route>
     </Routes>

@@ -43,8 +43,23 @@ const bearer: Middleware = {
   },
 };
 
+/**
+ * `fetch`, with a lost network answered like the API answers a failure (503 in the one
+ * error shape), so every page shows it where it shows errors instead of throwing.
+ */
+async function reaching(request: Request): Promise<Response> {
+  try {
+    return await fetch(request);
+  } catch {
+    const body: ErrorBody = {
+      error: { code: "storage_unavailable", message: "the server cannot be reached; check the network", details: [] },
+    };
+    return new Response(JSON.stringify(body), { status: 503, headers: { "content-type": "application/json" } });
+  }
+}
+
 /** The client every page uses. */
-export const api = createClient<paths>({ baseUrl: "" });
+export const api = createClient<paths>({ baseUrl: "", fetch: reaching });
 api.use(bearer);
 
 /** GETs `path` with the session as a blob URL (an <img> cannot send the token itself). */

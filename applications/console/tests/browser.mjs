@@ -6,8 +6,12 @@
 // patient's form generated from the DataItem, sees the server's validation message at the
 // phone field it names, saves a valid one, switches to English, and receives a walk-in
 // visit from her to-do list (claim, then agree). A nurse, who may not create patients nor
-// start visits, sees neither the button nor the menu entry.
+// start visits, sees neither the button nor the menu entry. The operator's dashboard
+// shows a process changing state within a second, without a reload, and catches up after
+// the network is cut and restored; the desk, without `monitor`, is not offered it. The desk
+// books 光子嫩肤 for 张三 from a slot search, sees it on the day's grid, and checks her in.
 import { mkdirSync } from "node:fs";
+import net from "node:net";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -140,6 +144,140 @@ await check(page, "a nurse sees neither the button nor the menu entry she may no
   if (await page.getByRole("link", { name: "新建" }).count()) throw new Error("the nurse is offered 新建");
   if (await nav.getByRole("link", { name: "治疗就诊" }).count()) throw new Error("the nurse may start a visit");
   await shot(page, "10-nurse-patients");
+});
+
+/** Logs in over the API from node (not the browser): a session token for `user`. */
+async function apiToken(user) {
+  const res = await fetch(`${base}/api/v1/sessions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ user, password: "erpos-demo" }),
+  });
+  if (res.status !== 201) throw new Error(`login ${user}: ${res.status}`);
+  return (await res.json()).token;
+}
+
+/** One API call from node as the holder of `token`: the answer's JSON. */
+async function call(token, method, path, body) {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/**
+ * A TCP relay to the demo that can cut the network: `cut()` drops every connection through
+ * it and refuses new ones until `restore()`. The dashboard's browser talks to the demo
+ * through it, so its WebSocket is really cut (the browser's offline emulation leaves open
+ * sockets alone).
+ */
+async function relay(target) {
+  const { hostname, port } = new URL(target);
+  const open = new Set();
+  let cut = false;
+  const server = net.createServer((client) => {
+    if (cut) return client.destroy();
+    const upstream = net.connect(Number(port), hostname);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+    };
+    open.add(client);
+    client.on("error", drop).on("close", drop);
+    upstream.on("error", drop).on("close", drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((done) => server.listen(0, "127.0.0.1", done));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    cut() {
+      cut = true;
+      for (const c of open) c.destroy();
+    },
+    restore() {
+      cut = false;
+    },
+    close: () => server.close(),
+  };
+}
+
+const line = await relay(base);
+const operator = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: "zh-CN" });
+const board = await operator.newPage();
+board.setDefaultTimeout(10_000);
+board.on("pageerror", (e) => consoleErrors.push(String(e)));
+
+await check(board, "the dashboard shows a change within a second, and catches up after a cut", async () => {
+  await board.goto(line.url);
+  await board.getByLabel("用户名").fill("admin");
+  await board.getByLabel("密码").fill("erpos-demo");
+  await board.getByRole("button", { name: "登录" }).click();
+  await board.getByRole("link", { name: "调度台" }).click();
+  await board.getByTestId("link").filter({ hasText: "实时" }).waitFor();
+  await shot(board, "11-dashboard");
+  const desk = await apiToken("qiantai_zhou");
+  const found = await call(desk, "GET", "/api/v1/records/patient?q=zs");
+  const patient = found.items[0].id;
+  // A walk-in started at the desk (by the API, not this page): its changes reach the page.
+  const started = await call(desk, "POST", "/api/v1/processes", {
+    service: "treatment_visit",
+    record: { item: "patient", id: patient },
+  });
+  const pid = started.id;
+  const t0 = Date.now();
+  await board.locator(`[data-testid=feed] tr[data-process="${pid}"][data-to="READY"]`).first().waitFor({ timeout: 1000 });
+  console.log(`     the page showed process ${pid} READY ${Date.now() - t0} ms after the API answered`);
+  await shot(board, "12-dashboard-live");
+  // The network goes away; the desk receives the patient meanwhile; the network comes back.
+  line.cut();
+  await board.getByTestId("link").filter({ hasText: "重新连接中" }).waitFor();
+  await call(await apiToken("qiantai_sun"), "POST", `/api/v1/processes/${pid}/claim`, {});
+  await shot(board, "13-dashboard-cut");
+  line.restore();
+  await board.getByTestId("link").filter({ hasText: "实时" }).waitFor({ timeout: 15_000 });
+  await board.locator(`[data-testid=feed] tr[data-process="${pid}"][data-to="RUNNING"]`).first().waitFor({ timeout: 5000 });
+  const admin = await apiToken("admin");
+  const queues = await call(admin, "GET", "/api/v1/queues");
+  for (const state of ["READY", "RUNNING", "WAITING"]) {
+    const shown = (await board.getByTestId(`count-${state}`).locator(".n").textContent())?.trim();
+    if (shown !== String(queues.states[state])) throw new Error(`${state}: the page shows ${shown}, /queues ${queues.states[state]}`);
+  }
+  await shot(board, "14-dashboard-caught-up");
+});
+
+line.close();
+
+await check(page, "a user without monitor is not offered the dashboard", async () => {
+  await page.getByRole("button", { name: "退出" }).click();
+  await login(page, "qiantai_zhou");
+  if (await page.getByRole("link", { name: "调度台" }).count()) throw new Error("the desk is offered the dashboard");
+});
+
+await check(page, "the desk books from a slot search and checks the patient in", async () => {
+  await page.getByRole("link", { name: "预约", exact: true }).click();
+  // Today while the clinic has hours left (Shanghai time), else tomorrow: either way the
+  // visit starts within a day, so its process is at reception at once.
+  const shanghai = new Date(Date.now() + 8 * 3600_000);
+  const day = shanghai.getUTCHours() < 19 ? shanghai : new Date(shanghai.getTime() + 86_400_000);
+  await page.getByLabel("日期").fill(day.toISOString().slice(0, 10));
+  const search = page.getByRole("form", { name: "查找时段" });
+  await search.getByLabel("治疗项目").selectOption({ label: "光子嫩肤" });
+  await search.getByRole("searchbox").fill("zs");
+  await search.getByRole("button", { name: /张三/ }).click();
+  await search.getByRole("button", { name: "查找时段" }).click();
+  await page.getByTestId("slots").getByRole("button", { name: "预约" }).first().click();
+  await page.getByRole("status").filter({ hasText: "已预约" }).waitFor();
+  await page.getByTestId("day-grid").waitFor();
+  await shot(page, "15-booked");
+  await page.getByTestId("day-list").getByRole("button", { name: "到诊" }).first().click();
+  await page.getByRole("status").filter({ hasText: "已到诊登记" }).waitFor();
+  await shot(page, "16-checked-in");
 });
 
 await check(page, "the page threw no script error", async () => {

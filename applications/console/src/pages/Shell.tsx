@@ -33,7 +33,7 @@ export function LanguageSwitch() {
 export function Shell() {
   const { t } = useTranslation();
   const { labelOf } = useLabel();
-  const { who, logout } = useSession();
+  const { who, logout, can } = useSession();
   const [menu, setMenu] = useState<Schemas["MenuSection"][]>([]);
 
   useEffect(() => {
@@ -46,6 +46,8 @@ export function Shell() {
         <NavLink to="/" className="brand">
           {t("product")}
         </NavLink>
+        {can("bookings:read") && <NavLink to="/bookings">{t("bookings")}</NavLink>}
+        {can("monitor") && <NavLink to="/dashboard">{t("dashboard")}</NavLink>}
         <span className="who">{who?.user}</span>
         <LanguageSwitch />
         <button type="button" className="link" onClick={() => void logout()}>
