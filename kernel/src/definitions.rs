@@ -232,6 +232,22 @@ impl Definitions {
         Ok(item)
     }
 
+    /// What a definition would be, without storing anything: checked as `create` (None) or
+    /// as a change of `replaces` would check it, and answered with the catalog it would make
+    /// — the designer's live preview of the form. Every problem at its pointer, as 422.
+    pub fn preview(&self, body: &Json, replaces: Option<&str>) -> Result<(DataItem, Catalog)> {
+        let reading = erpos_design::data_item::read_data_item(body);
+        let old = self.schema().catalog.clone();
+        if let Some(name) = replaces
+            && let Err(missing) = old.require(name)
+        {
+            return Err(reading.refusal(body).unwrap_or(missing).into());
+        }
+        let item = old.prepare_reading(reading, body, replaces)?;
+        let new = old.with(item.clone());
+        Ok((item, new))
+    }
+
     /// Stores a pending change to a DataItem and returns it with its migration plan.
     pub async fn propose(
         &self,

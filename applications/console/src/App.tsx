@@ -13,6 +13,7 @@ import { ProcessDetail } from "./pages/ProcessDetail";
 import { ServicePage } from "./pages/ServicePage";
 import { Dashboard } from "./pages/Dashboard";
 import { Bookings } from "./pages/Bookings";
+import { DataItemEditor, DataItems } from "./pages/Designer";
 
 export function App() {
   const { who, checking } = useSession();
@@ -31,6 +32,9 @@ export function App() {
         <Route path="services/:name" element={<ServicePage />} />
         <Route path="dashboard" element={<Dashboard />} />
         <Route path="bookings" element={<Bookings />} />
+        <Route path="designer" element={<DataItems />} />
+        <Route path="designer/new" element={<DataItemEditor />} />
+        <Route path="designer/:name" element={<DataItemEditor />} />
         <Route path="*" element={<Navigate to="/" replace />} />
       </Route>
     </Routes>

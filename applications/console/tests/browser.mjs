@@ -10,6 +10,9 @@
 // shows a process changing state within a second, without a reload, and catches up after
 // the network is cut and restored; the desk, without `monitor`, is not offered it. The desk
 // books 光子嫩肤 for 张三 from a slot search, sees it on the day's grid, and checks her in.
+// An analyst defines 会员卡 in the designer with its form drawn as she types (a field
+// without options named at its row), issues a card, adds 等级, reads the migration plan and
+// applies it; the card is kept.
 import { mkdirSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
@@ -278,6 +281,53 @@ await check(page, "the desk books from a slot search and checks the patient in",
   await page.getByTestId("day-list").getByRole("button", { name: "到诊" }).first().click();
   await page.getByRole("status").filter({ hasText: "已到诊登记" }).waitFor();
   await shot(page, "16-checked-in");
+});
+
+await check(page, "an analyst defines a DataItem, sees its form, changes it and applies the plan", async () => {
+  await page.getByRole("button", { name: "退出" }).click();
+  await login(page, "admin");
+  await page.getByRole("link", { name: "设计", exact: true }).click();
+  await page.getByRole("link", { name: "新建数据项" }).click();
+  const def = page.getByRole("form", { name: "定义" });
+  const preview = page.getByRole("region", { name: "表单预览" });
+  await def.getByLabel("中文名称").fill("会员卡");
+  await def.getByRole("button", { name: "添加字段" }).click();
+  await def.getByLabel("字段 1", { exact: true }).fill("卡号");
+  await def.getByLabel("必填 1", { exact: true }).check();
+  await def.getByRole("button", { name: "添加字段" }).click();
+  await def.getByLabel("字段 2", { exact: true }).fill("积分");
+  await def.getByLabel("类型 2", { exact: true }).selectOption("integer");
+  await preview.getByLabel(/^卡号/).waitFor();
+  await preview.getByLabel(/^积分/).waitFor();
+  // A choice without options is named at its row, as saving it would be refused.
+  await def.getByLabel("类型 2", { exact: true }).selectOption("enum");
+  await page.getByTestId("field-1").locator(".error").filter({ hasText: "/fields/1/options" }).waitFor();
+  await def.getByLabel("类型 2", { exact: true }).selectOption("integer");
+  await page.getByTestId("field-1").locator(".error").waitFor({ state: "detached" });
+  await shot(page, "17-designer-new");
+  await def.getByRole("button", { name: "创建" }).click();
+  await page.waitForURL(/\/designer\/huiyuanka$/);
+  // A card is issued, then the analyst adds 等级 and reads the plan before applying it.
+  const admin = await apiToken("admin");
+  await call(admin, "POST", "/api/v1/records/huiyuanka", { kahao: "VIP-0001", jifen: 120 });
+  await def.getByRole("button", { name: "添加字段" }).click();
+  await def.getByLabel("字段 3", { exact: true }).fill("等级");
+  await def.getByLabel("类型 3", { exact: true }).selectOption("enum");
+  await def.getByLabel("选项 3", { exact: true }).fill("银卡,金卡");
+  await preview.getByText("金卡").waitFor();
+  await def.getByRole("button", { name: "保存变更" }).click();
+  const plan = page.getByRole("region", { name: "迁移计划" });
+  await plan.getByTestId("plan-summary").filter({ hasText: "版本 1 → 2" }).waitFor();
+  const before = await call(admin, "GET", "/api/v1/data-items/huiyuanka/form");
+  if (before.schema.properties.dengji) throw new Error("the change was applied before it was confirmed");
+  await shot(page, "18-designer-plan");
+  await plan.getByRole("button", { name: "应用迁移" }).click();
+  await page.getByRole("status").filter({ hasText: "迁移已应用" }).waitFor();
+  const after = await call(admin, "GET", "/api/v1/data-items/huiyuanka/form");
+  if (!after.schema.properties.dengji) throw new Error("等级 is not in the applied form");
+  const cards = await call(admin, "GET", "/api/v1/records/huiyuanka");
+  if (cards.total !== 1 || cards.items[0].jifen !== 120) throw new Error(`the card changed: ${JSON.stringify(cards)}`);
+  await shot(page, "19-designer-applied");
 });
 
 await check(page, "the page threw no script error", async () => {

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use super::ApiError;
-use super::extract::{JsonBody, Path};
+use super::extract::{JsonBody, Path, QueryPairs};
 use crate::extract::Authenticated;
 use erpos_kernel::Kernel;
 use erpos_kernel::caller::Permission;
@@ -93,12 +93,46 @@ pub async fn form(
         .catalog
         .require(&name)
         .map_err(erpos_kernel::KernelError::from)?;
-    Ok(Json(json!({
-        "item": name,
-        "schema": erpos_design::form::json_schema(&schema.catalog, &name, true),
-        "patch_schema": erpos_design::form::json_schema(&schema.catalog, &name, false),
-        "layout": erpos_design::form::layout(&schema.catalog, &name),
-    })))
+    Ok(Json(erpos_kernel::app::design::form_of(
+        &schema.catalog,
+        &name,
+    )))
+}
+
+/// The form a definition would have, checked as saving it would check it, with nothing
+/// stored: the designer's live preview. `?replaces=<name>` checks it as a change of that
+/// DataItem (its name kept); without it, as a new one.
+#[utoipa::path(post, path = "/api/v1/data-items/preview", tag = "design", operation_id = "preview_data_item_form", request_body = erpos_design::DataItem,
+    params(("replaces" = Option<String>, Query, description = "the DataItem the definition would change")),
+    responses((status = 200, description = "the form the definition would have", body = super::schema::Form),
+              (status = 400, description = "an unknown query parameter", body = super::error::ErrorBody),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "no DataItem to replace of that name", body = super::error::ErrorBody),
+              (status = 422, description = "invalid definition (a new one of a taken name included); every problem at its JSON pointer (`invalid_definition`)", body = super::error::ErrorBody)))]
+pub async fn preview(
+    State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
+    QueryPairs(params): QueryPairs,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let mut replaces = None;
+    for (key, value) in params {
+        match key.as_str() {
+            "replaces" => replaces = Some(value),
+            other => {
+                return Err(
+                    erpos_kernel::KernelError::BadRequest(vec![erpos_design::Issue::new(
+                        format!("/query/{other}"),
+                        "unknown parameter: replaces",
+                    )])
+                    .into(),
+                );
+            }
+        }
+    }
+    Ok(Json(
+        erpos_kernel::app::design::preview_form(&k, &caller, &body, replaces.as_deref()).await?,
+    ))
 }
 
 /// The migration plan of the pending change: each step, its SQL, and which are destructive.

@@ -75,6 +75,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         data_items::show,
         data_items::propose,
         data_items::form,
+        data_items::preview,
         data_items::migration_plan,
         data_items::migration_apply,
         data_items::migration_discard,
@@ -361,6 +362,7 @@ pub fn router_with(kernel: Arc<Kernel>, assets: Option<Arc<dyn assets::Assets>>)
             "/data-items/{name}",
             get(data_items::show).put(data_items::propose),
         )
+        .route("/data-items/preview", post(data_items::preview))
         .route("/data-items/{name}/form", get(data_items::form))
         .route(
             "/data-items/{name}/migration",

@@ -310,3 +310,66 @@ async fn field_tags_travel_with_the_form_and_change_no_table() -> anyhow::Result
     })
     .await
 }
+
+/// The designer's live preview: the form a definition would have, checked as saving it
+/// would check it, and nothing stored.
+#[tokio::test]
+async fn a_preview_answers_the_form_and_stores_nothing() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        let card = json!({"label": {"zh": "会员卡"}, "fields": [
+            {"label": {"zh": "卡号"}, "type": "text", "required": true},
+            {"label": {"zh": "积分"}, "type": "integer", "min": 0}]});
+        let (s, form) = app
+            .call("POST", "/api/v1/data-items/preview", Some(card.clone()))
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{form}");
+        assert_eq!(form["item"], "huiyuanka", "{form}");
+        assert_eq!(form["schema"]["required"], json!(["kahao"]), "{form}");
+        assert_eq!(form["layout"][0]["fields"][1]["name"], "jifen", "{form}");
+        let (s, _) = app.call("GET", "/api/v1/data-items/huiyuanka", None).await?;
+        assert_eq!(s, StatusCode::NOT_FOUND, "nothing stored");
+        let bad = json!({"label": {"zh": "会员卡"}, "fields": [{"label": {"zh": "卡号"}, "type": "strin"}]});
+        let (s, b) = app
+            .call("POST", "/api/v1/data-items/preview", Some(bad))
+            .await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(paths(&b), ["/fields/0/type"], "{b}");
+        // As a change: the preview of a DataItem with one more field, which stays unchanged.
+        app.define(card.clone()).await?;
+        let mut more = card.clone();
+        more["fields"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"label": {"zh": "等级"}, "type": "enum", "options": ["银卡", "金卡"]}));
+        let (s, form) = app
+            .call("POST", "/api/v1/data-items/preview?replaces=huiyuanka", Some(more.clone()))
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{form}");
+        assert!(form["schema"]["properties"]["dengji"].is_object(), "{form}");
+        let (_, stored) = app.call("GET", "/api/v1/data-items/huiyuanka/form", None).await?;
+        assert!(stored["schema"]["properties"]["dengji"].is_null(), "unchanged: {stored}");
+        // As a new one, its derived name is taken: it would be `huiyuanka_2`, as saving
+        // it would make it; named, it is refused at /name as saving it would be.
+        let (_, form) = app
+            .call("POST", "/api/v1/data-items/preview", Some(more.clone()))
+            .await?;
+        assert_eq!(form["item"], "huiyuanka_2", "{form}");
+        let mut named = more.clone();
+        named["name"] = json!("huiyuanka");
+        let (s, b) = app
+            .call("POST", "/api/v1/data-items/preview", Some(named))
+            .await?;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "a new one of an existing name: {b}");
+        assert_eq!(paths(&b), ["/name"], "{b}");
+        let (s, b) = app
+            .call("POST", "/api/v1/data-items/preview?replaces=nothing", Some(more))
+            .await?;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+        let (s, b) = app
+            .call("POST", "/api/v1/data-items/preview?replace=huiyuanka", Some(card))
+            .await?;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+        Ok(())
+    })
+    .await
+}

@@ -25,6 +25,32 @@ pub async fn create_data_item(k: &Kernel, caller: &Caller, body: &Value) -> Resu
         .await
 }
 
+/// The form a DataItem definition would have (`replaces`: the DataItem it would change;
+/// None: a new one), checked as saving it would check it, with nothing stored: the JSON
+/// Schemas of writes and the layout, as `GET /data-items/{name}/form` answers them.
+pub async fn preview_form(
+    k: &Kernel,
+    caller: &Caller,
+    body: &Value,
+    replaces: Option<&str>,
+) -> Result<Value> {
+    require(caller, Permission::Design, "designing DataItems")?;
+    check_visibility_roles(k, body).await?;
+    let (item, catalog) = k.definitions.preview(body, replaces)?;
+    Ok(form_of(&catalog, &item.name))
+}
+
+/// The form of DataItem `name` in `catalog`: the JSON Schemas of a created record and of a
+/// patch, and the layout.
+pub fn form_of(catalog: &erpos_design::Catalog, name: &str) -> Value {
+    serde_json::json!({
+        "item": name,
+        "schema": erpos_design::form::json_schema(catalog, name, true),
+        "patch_schema": erpos_design::form::json_schema(catalog, name, false),
+        "layout": erpos_design::form::layout(catalog, name),
+    })
+}
+
 /// Stores a new definition of `name` as its pending change, with the migration plan.
 pub async fn propose_data_item(
     k: &Kernel,

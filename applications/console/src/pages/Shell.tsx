@@ -46,6 +46,7 @@ export function Shell() {
         <NavLink to="/" className="brand">
           {t("product")}
         </NavLink>
+        {can("design") && <NavLink to="/designer">{t("designer")}</NavLink>}
         {can("bookings:read") && <NavLink to="/bookings">{t("bookings")}</NavLink>}
         {can("monitor") && <NavLink to="/dashboard">{t("dashboard")}</NavLink>}
         <span className="who">{who?.user}</span>
