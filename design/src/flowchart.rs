@@ -64,9 +64,52 @@ pub fn layers(service: &Service) -> Vec<(String, usize)> {
 /// The flowchart of `service` as a standalone SVG document (with `xmlns`, a `viewBox` and the
 /// service's Chinese label as `<title>`).
 pub fn flowchart_svg(service: &Service) -> String {
+    flowchart_svg_marked(service, &Marks::default())
+}
+
+/// Where one process is on its service's flowchart: the steps it is at now (outlined) and
+/// those it has been through (a dot), so a reader of the process sees its way so far.
+#[derive(Debug, Clone, Default)]
+pub struct Marks {
+    /// The steps the process is at (several inside parallel branches).
+    pub current: Vec<String>,
+    /// The steps it has entered before.
+    pub visited: Vec<String>,
+}
+
+/// [`flowchart_svg`] with `marks` drawn on it: the same layout, so the marked chart of a
+/// process lines up with its service's.
+pub fn flowchart_svg_marked(service: &Service, marks: &Marks) -> String {
     let graph = Graph::new(service);
     let layout = Layout::new(service, &graph);
-    layout.render(service, &graph)
+    layout.render(service, &graph, marks)
+}
+
+/// The outline of a step a process is at, and the dot of one it went through.
+const HERE_COLOR: &str = "#ff6f00";
+const VISITED_COLOR: &str = "#43a047";
+
+fn render_marks(step: &Step, v: &Vertex, marks: &Marks, out: &mut String) {
+    let (left, top, w, h) = (v.x - v.width / 2.0, v.y, v.width, v.height);
+    if marks.current.contains(&step.name) {
+        let _ = write!(
+            out,
+            r#"<rect class="here" data-step="{}" x="{}" y="{}" width="{}" height="{}" rx="10" fill="none" stroke="{HERE_COLOR}" stroke-width="3"/>"#,
+            escape(&step.name),
+            num(left - 5.0),
+            num(top - 5.0),
+            num(w + 10.0),
+            num(h + 10.0)
+        );
+    } else if marks.visited.contains(&step.name) {
+        let _ = write!(
+            out,
+            r#"<circle class="visited" data-step="{}" cx="{}" cy="{}" r="5" fill="{VISITED_COLOR}"/>"#,
+            escape(&step.name),
+            num(left + w - 2.0),
+            num(top + 2.0)
+        );
+    }
 }
 
 /// A transition drawn as an edge between two steps (by index).
@@ -388,7 +431,7 @@ impl Layout {
         }
     }
 
-    fn render(&self, service: &Service, graph: &Graph) -> String {
+    fn render(&self, service: &Service, graph: &Graph, marks: &Marks) -> String {
         let id = marker_suffix(&service.name);
         let mut bounds = Bounds {
             min_x: 0.0,
@@ -407,6 +450,7 @@ impl Layout {
         for v in &self.vertices {
             if let Some(i) = v.step {
                 render_node(&service.steps[i], v, &mut nodes_svg);
+                render_marks(&service.steps[i], v, marks, &mut nodes_svg);
             }
         }
         if service.steps.is_empty() {
@@ -1457,6 +1501,34 @@ mod tests {
         assert!(svg.contains(r##"fill="#fff3e0""##), "diamond");
         assert!(svg.contains("等待 · 事件 paid"));
         assert!(svg.contains(">否则<"), "default edge label");
+    }
+
+    #[test]
+    fn a_process_is_marked_where_it_is_and_where_it_went() {
+        let s = clinic();
+        let plain = flowchart_svg(&s);
+        let marks = Marks {
+            current: vec!["treat".into()],
+            visited: vec!["checkin".into(), "treat".into(), "nowhere".into()],
+        };
+        let marked = flowchart_svg_marked(&s, &marks);
+        assert_well_formed(&marked);
+        assert_eq!(marked.matches(r#"class="here""#).count(), 1, "{marked}");
+        assert!(
+            marked.contains(r#"class="here" data-step="treat""#),
+            "{marked}"
+        );
+        assert!(
+            marked.contains(r#"class="visited" data-step="checkin""#),
+            "{marked}"
+        );
+        assert!(
+            !marked.contains(r#"class="visited" data-step="treat""#),
+            "current wins"
+        );
+        // The marks are added to the same drawing: without them it is the service's.
+        assert!(!plain.contains("class=\"here\"") && !plain.contains("class=\"visited\""));
+        assert_eq!(flowchart_svg_marked(&s, &Marks::default()), plain);
     }
 
     #[test]

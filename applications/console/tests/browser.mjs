@@ -330,6 +330,24 @@ await check(page, "an analyst defines a DataItem, sees its form, changes it and 
   await shot(page, "19-designer-applied");
 });
 
+await check(page, "a doctor handles her to-do item", async () => {
+  // The new patient's first consultation (the demo's day) is with one of 徐汇店's doctors.
+  const admin = await apiToken("admin");
+  const consults = await call(admin, "GET", "/api/v1/processes?service=consultation&state=RUNNING");
+  const doctor = consults.items[0]?.operator;
+  if (!doctor) throw new Error(`no consultation with a doctor: ${JSON.stringify(consults)}`);
+  await page.getByRole("button", { name: "退出" }).click();
+  await login(page, doctor);
+  await page.getByRole("navigation", { name: "menu" }).getByRole("link", { name: "我的待办" }).click();
+  await page.locator("tbody tr.clickable").filter({ hasText: "面诊评估" }).first().click();
+  await page.getByTestId("step").filter({ hasText: "面诊评估" }).waitFor();
+  await shot(page, "20-doctor-todo");
+  await page.getByLabel("意见").fill("面部色斑，建议光子嫩肤三次");
+  await page.getByRole("button", { name: "同意" }).click();
+  await page.getByTestId("state").filter({ hasText: "TERMINATED" }).waitFor();
+  await shot(page, "21-doctor-handled");
+});
+
 await check(page, "the page threw no script error", async () => {
   if (consoleErrors.length) throw new Error(consoleErrors.join("; "));
 });

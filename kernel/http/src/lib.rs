@@ -142,6 +142,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         processes::show,
         processes::act,
         processes::actions,
+        processes::flowchart,
         processes::queues,
         menus::menus,
         menus::layout,
@@ -462,6 +463,7 @@ pub fn router_with(kernel: Arc<Kernel>, assets: Option<Arc<dyn assets::Assets>>)
         .route("/processes", get(processes::list).post(processes::start))
         .route("/processes/{id}", get(processes::show))
         .route("/processes/{id}/actions", get(processes::actions))
+        .route("/processes/{id}/flowchart.svg", get(processes::flowchart))
         .route("/work-items", get(tasks::work_items))
         .route(
             "/delegations",

@@ -398,6 +398,52 @@ pub async fn show(
     Ok(Json(out))
 }
 
+/// The flowchart of the process's own service version with where it is outlined and the
+/// steps it went through dotted (from its stored history), for the console's process page.
+#[utoipa::path(get, path = "/api/v1/processes/{id}/flowchart.svg", tag = "processes", operation_id = "process_flowchart",
+    params(("id" = u64, Path, description = "process id")),
+    responses((status = 200, description = "an SVG document", content_type = "image/svg+xml"),
+              (status = 403, description = "not the caller's to see", body = super::error::ErrorBody),
+              (status = 404, description = "no such process", body = super::error::ErrorBody)))]
+pub async fn flowchart(
+    State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let pcb = visible_pcb(&k, &caller, &id).await?;
+    let service = k
+        .engine
+        .read(|c| c.service(&pcb.service, pcb.version).cloned())
+        .await
+        .ok_or_else(|| {
+            erpos_kernel::KernelError::NotFound(format!(
+                "service '{}' version {}",
+                pcb.service, pcb.version
+            ))
+        })?;
+    let mut visited: Vec<String> = Vec::new();
+    for entry in k.engine.history(pcb.id).await? {
+        if let Some(step) = entry.get("step").and_then(Value::as_str)
+            && !visited.iter().any(|v| v == step)
+        {
+            visited.push(step.to_owned());
+        }
+    }
+    let current: Vec<String> = if pcb.state == ProcessState::Terminated {
+        Vec::new()
+    } else {
+        pcb.step.iter().map(|s| s.to_string()).collect()
+    };
+    let marks = erpos_design::flowchart::Marks { current, visited };
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "image/svg+xml; charset=utf-8",
+        )],
+        erpos_design::flowchart::flowchart_svg_marked(&service, &marks),
+    ))
+}
+
 /// What the caller may do at a process now: claim, handle (each transition with its
 /// attribute), forward, add a signer, return (to which steps), withdraw, change state.
 #[utoipa::path(get, path = "/api/v1/processes/{id}/actions", tag = "processes", operation_id = "process_actions",

@@ -326,6 +326,19 @@ async fn invalid_services_are_refused_naming_the_step_and_drawn_when_valid() -> 
         assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
         let (s, b) = app.call("POST", "/api/v1/processes", Some(json!({"service": "treatment_visit", "priority": "high"}))).await?;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        // A process's flowchart outlines where it is (and nothing else when it has ended).
+        let (s, p) = app.call("POST", "/api/v1/processes", Some(json!({"service": "treatment_visit"}))).await?;
+        assert_eq!(s, StatusCode::CREATED, "{p}");
+        let (s, ctype, svg) = app
+            .get_text(&format!("/api/v1/processes/{}/flowchart.svg", p["id"]))
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{svg}");
+        assert!(ctype.starts_with("image/svg+xml"), "{ctype}");
+        let here = format!(r#"class="here" data-step="{}""#, p["step"].as_str().unwrap_or_default());
+        assert!(svg.contains(&here), "{here} in {svg}");
+        assert_eq!(svg.matches(r#"class="here""#).count(), 1);
+        let (s, _, b) = app.get_text("/api/v1/processes/999999/flowchart.svg").await?;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
         Ok(())
     })
     .await

@@ -34,7 +34,8 @@ export function ProcessDetail() {
     void load();
   }, [load]);
   const service = p?.service;
-  const chart = useFlowchart(service);
+  // Redrawn after every change of the process (its version number), with where it is now.
+  const chart = useFlowchart(p ? `/api/v1/processes/${p.id}/flowchart.svg?v=${p.version_no}` : undefined);
   useEffect(() => {
     if (!service) return;
     void api.GET("/api/v1/services/{name}", { params: { path: { name: service } } }).then(({ data }) => {

@@ -9,7 +9,7 @@ export function ServicePage() {
   const { name = "" } = useParams();
   const { labelOf } = useLabel();
   const [title, setTitle] = useState(name);
-  const chart = useFlowchart(name);
+  const chart = useFlowchart(`/api/v1/services/${encodeURIComponent(name)}/flowchart.svg`);
 
   useEffect(() => {
     void api.GET("/api/v1/services/{name}", { params: { path: { name } } }).then(({ data }) => {

@@ -13,13 +13,16 @@ export function ErrorLine({ error }: { error: string | null }) {
   );
 }
 
-/** The flowchart of service `name` as a blob URL (null until loaded, or if refused). */
-export function useFlowchart(name: string | undefined): string | null {
+/**
+ * A flowchart the API draws (`/api/v1/services/{name}/flowchart.svg`, or a process's own
+ * with where it is outlined) as a blob URL: null until loaded, or if refused.
+ */
+export function useFlowchart(path: string | undefined): string | null {
   const [chart, setChart] = useState<string | null>(null);
   useEffect(() => {
-    if (!name) return;
+    if (!path) return;
     let url: string | null = null;
-    void blobUrl(`/api/v1/services/${encodeURIComponent(name)}/flowchart.svg`)
+    void blobUrl(path)
       .then((u) => {
         url = u;
         setChart(u);
@@ -28,6 +31,6 @@ export function useFlowchart(name: string | undefined): string | null {
     return () => {
       if (url) URL.revokeObjectURL(url);
     };
-  }, [name]);
+  }, [path]);
   return chart;
 }
