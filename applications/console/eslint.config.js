@@ -18,7 +18,8 @@ export default tseslint.config(
     },
   },
   {
+    // The browser tests run on node, and hand some functions to the page to run there.
     files: ["tests/**/*.mjs"],
-    languageOptions: { globals: globals.node },
+    languageOptions: { globals: { ...globals.node, ...globals.browser } },
   },
 );

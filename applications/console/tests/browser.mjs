@@ -109,6 +109,19 @@ await check(page, "typing zs finds 张三", async () => {
   const rows = await page.locator("tbody tr").count();
   if (rows !== 1) throw new Error(`${rows} rows for zs`);
   await shot(page, "03-patients-zs");
+  // A header sorts the list by its column, the second click the other way.
+  await page.getByRole("searchbox").fill("");
+  const names = () => page.locator("tbody tr td:first-child").allTextContents();
+  await page.getByRole("columnheader", { name: /姓名/ }).getByRole("button").click();
+  await page.getByRole("columnheader", { name: /姓名 ▲/ }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll("tbody tr").length > 1);
+  const up = await names();
+  await page.getByRole("columnheader", { name: /姓名/ }).getByRole("button").click();
+  await page.getByRole("columnheader", { name: /姓名 ▼/ }).waitFor();
+  await page.waitForFunction((first) => document.querySelector("tbody tr td")?.textContent !== first, up[0]);
+  const down = await names();
+  if (up[0] === down[0]) throw new Error(`the same first row both ways: ${up[0]}`);
+  await shot(page, "03b-patients-sorted");
 });
 
 await check(page, "the form shows the server's message at the field", async () => {

@@ -1,7 +1,8 @@
 // A list of any DataItem's records (`GET /api/v1/records/{item}`): the columns are the
 // first fields of its form layout, the search box is the kernel's own search (names and
-// their pinyin initials: `zs` finds 张三), pages follow the list's cursor. "New" is only
-// offered to a caller whose grants allow creating one.
+// their pinyin initials: `zs` finds 张三), a column's header sorts by it (again: the other
+// way; Chinese in pinyin order, as the kernel sorts), pages follow the list's cursor. "New"
+// is only offered to a caller whose grants allow creating one.
 import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 import { useTranslation } from "react-i18next";
@@ -34,6 +35,7 @@ export function RecordList() {
   const [fields, setFields] = useState<Schemas["LayoutField"][]>([]);
   const [title, setTitle] = useState("");
   const [q, setQ] = useState("");
+  const [sort, setSort] = useState<string | null>(null);
   const [cursors, setCursors] = useState<(string | undefined)[]>([undefined]);
   const [rows, setRows] = useState<Row[]>([]);
   const [total, setTotal] = useState(0);
@@ -54,7 +56,7 @@ export function RecordList() {
     const timer = setTimeout(() => {
       void api
         .GET("/api/v1/records/{item}", {
-          params: { path: { item }, query: { q: q || undefined, limit: PAGE, cursor } },
+          params: { path: { item }, query: { q: q || undefined, sort: sort ?? undefined, limit: PAGE, cursor } },
         })
         .then(({ data, error: e }) => {
           if (e) {
@@ -68,7 +70,7 @@ export function RecordList() {
         });
     }, 200);
     return () => clearTimeout(timer);
-  }, [item, q, cursor]);
+  }, [item, q, sort, cursor]);
 
   return (
     <section>
@@ -95,7 +97,19 @@ export function RecordList() {
         <thead>
           <tr>
             {fields.map((f) => (
-              <th key={f.name}>{labelOf(f.label)}</th>
+              <th key={f.name} aria-sort={sort === f.name ? "ascending" : sort === `-${f.name}` ? "descending" : undefined}>
+                <button
+                  type="button"
+                  className="link"
+                  onClick={() => {
+                    setSort(sort === f.name ? `-${f.name}` : f.name);
+                    setCursors([undefined]);
+                  }}
+                >
+                  {labelOf(f.label)}
+                  {sort === f.name ? " ▲" : sort === `-${f.name}` ? " ▼" : ""}
+                </button>
+              </th>
             ))}
           </tr>
         </thead>
