@@ -172,6 +172,7 @@ pub fn actions(core: &Scheduler, p: &Pcb, caller: &Caller) -> Vec<Json> {
             out.push(json!({"action": "change_state", "steps": steps}));
         }
         out.push(json!({"action": if p.state == ProcessState::Suspended { "resume" } else { "suspend" }}));
+        out.push(json!({"action": "prioritize", "priority": p.priority}));
         out.push(json!({"action": "terminate"}));
     }
     out

@@ -22,7 +22,7 @@ export interface Change {
   to: string;
   reason: string;
   step?: string | null;
-  pcb?: { service?: string; state?: string; step?: string | null };
+  pcb?: { service?: string; state?: string; step?: string | null; priority?: number };
 }
 
 /** Where the stream is. */

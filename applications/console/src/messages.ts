@@ -90,6 +90,7 @@ export const messages = {
     changes: "最新变化",
     suspend: "挂起",
     resume: "恢复",
+    raisePriority: "提高优先级",
     fromDashboard: "调度台操作",
   },
   en: {
@@ -180,6 +181,7 @@ export const messages = {
     changes: "Latest changes",
     suspend: "Suspend",
     resume: "Resume",
+    raisePriority: "Raise priority",
     fromDashboard: "from the dashboard",
   },
 } as const;

@@ -282,6 +282,12 @@ await check(board, "the dashboard shows a change within a second, and catches up
     if (shown !== String(queues.states[state])) throw new Error(`${state}: the page shows ${shown}, /queues ${queues.states[state]}`);
   }
   await shot(board, "14-dashboard-caught-up");
+  // The operator raises its priority from the dashboard: the change comes back on the feed.
+  const before = (await call(admin, "GET", `/api/v1/processes/${pid}`)).priority;
+  await board.locator(`[data-testid=feed] tr[data-process="${pid}"]`).first().getByRole("button", { name: /提高优先级/ }).click();
+  await board.locator(`[data-testid=feed] tr[data-process="${pid}"]`).first().getByRole("button", { name: `提高优先级 (${before + 10})` }).waitFor();
+  const after = (await call(admin, "GET", `/api/v1/processes/${pid}`)).priority;
+  if (after !== before + 10) throw new Error(`priority ${before} → ${after}`);
 });
 
 line.close();

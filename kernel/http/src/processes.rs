@@ -402,7 +402,7 @@ pub async fn show(
 /// steps it went through dotted (from its stored history), for the console's process page.
 #[utoipa::path(get, path = "/api/v1/processes/{id}/flowchart.svg", tag = "processes", operation_id = "process_flowchart",
     params(("id" = u64, Path, description = "process id")),
-    responses((status = 200, description = "an SVG document", content_type = "image/svg+xml"),
+    responses((status = 200, description = "the marked flowchart", content_type = "image/svg+xml", body = String),
               (status = 403, description = "not the caller's to see", body = super::error::ErrorBody),
               (status = 404, description = "no such process", body = super::error::ErrorBody)))]
 pub async fn flowchart(

@@ -483,7 +483,7 @@ pub struct Process {
 #[derive(ToSchema)]
 pub struct ProcessAction {
     /// `claim`, `handle`, `forward`, `add_signer`, `return`, `withdraw`, `change_state`,
-    /// `suspend`, `resume` or `terminate` (then `POST /processes/{id}/{action}`).
+    /// `suspend`, `resume`, `prioritize` or `terminate` (then `POST /processes/{id}/{action}`).
     #[schema(value_type = ActionName)]
     action: String,
     /// For `handle`: the transition taken.
@@ -500,6 +500,8 @@ pub struct ProcessAction {
     steps: Option<Vec<String>>,
     /// For `return`: to whom (`last_handler`, `candidates`).
     to: Option<Vec<String>>,
+    /// For `prioritize`: the process's base priority now.
+    priority: Option<i64>,
 }
 
 /// The actions of `POST /processes/{id}/{action}`.
@@ -528,6 +530,8 @@ pub enum ActionName {
     Suspend,
     /// Resume a suspended process.
     Resume,
+    /// Change the process's base priority (an administrator's decision).
+    Prioritize,
     /// End the process.
     Terminate,
     /// Send an event to a waiting process.
@@ -688,7 +692,7 @@ pub struct StartDecision {
 /// fields?, context?}`; `forward` `{user?, to, reason}`; `add_signer` `{user?, signer,
 /// reason}`; `return` `{step, to?, reason?}`; `withdraw`, `suspend`, `terminate`
 /// `{reason?}`; `change_state` `{step, reason}`; `signal` `{event, payload?}`; `complete`
-/// `{transition?, context?}`. Another key is a 422 naming it.
+/// `{transition?, context?}`; `prioritize` `{priority}`. Another key is a 422 naming it.
 #[derive(ToSchema)]
 pub struct ActionBody {
     /// Whose work item (default: the caller's; another's needs `services:{name}:handle`).
@@ -720,6 +724,9 @@ pub struct ActionBody {
     /// `signal`: the event's payload (any JSON value; optional).
     #[schema(value_type = Value, required = false)]
     payload: Option<Value>,
+    /// `prioritize`: the new base priority, 0 to 100 (higher is dispatched first).
+    #[schema(minimum = 0, maximum = 100)]
+    priority: Option<i64>,
 }
 
 /// A process holding some units of a resource.

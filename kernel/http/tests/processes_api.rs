@@ -326,6 +326,29 @@ async fn invalid_services_are_refused_naming_the_step_and_drawn_when_valid() -> 
         assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
         let (s, b) = app.call("POST", "/api/v1/processes", Some(json!({"service": "treatment_visit", "priority": "high"}))).await?;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        // An administrator raises a process's priority (the dashboard's button); a priority
+        // outside 0–100, of the wrong type, or an unknown key is 422 and changes nothing.
+        let (_, p) = app.call("POST", "/api/v1/processes", Some(json!({"service": "treatment_visit"}))).await?;
+        let pid = p["id"].as_u64().unwrap();
+        let (_, acts) = app.call("GET", &format!("/api/v1/processes/{pid}/actions"), None).await?;
+        assert!(
+            acts["actions"].as_array().unwrap().iter().any(|a| a["action"] == "prioritize" && a["priority"] == p["priority"]),
+            "{acts}"
+        );
+        for (body, path) in [
+            (json!({"priority": 101}), "/priority"),
+            (json!({"priority": "high"}), "/priority"),
+            (json!({}), "/priority"),
+            (json!({"priority": 80, "why": "急诊"}), "/why"),
+        ] {
+            let (s, b) = app.call("POST", &format!("/api/v1/processes/{pid}/prioritize"), Some(body.clone())).await?;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {b}");
+            assert_eq!(b["error"]["details"][0]["path"], path, "{b}");
+        }
+        let (s, b) = app.call("POST", &format!("/api/v1/processes/{pid}/prioritize"), Some(json!({"priority": 80}))).await?;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let (_, shown) = app.call("GET", &format!("/api/v1/processes/{pid}"), None).await?;
+        assert_eq!(shown["priority"], 80, "{shown}");
         // A process's flowchart outlines where it is (and nothing else when it has ended).
         let (s, p) = app.call("POST", "/api/v1/processes", Some(json!({"service": "treatment_visit"}))).await?;
         assert_eq!(s, StatusCode::CREATED, "{p}");

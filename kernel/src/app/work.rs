@@ -569,6 +569,25 @@ pub async fn command(
             administer(caller, pcb, action)?;
             Command::Resume { pid, by }
         }
+        "prioritize" => {
+            only_keys(body, &["priority"])?;
+            administer(caller, pcb, action)?;
+            let priority = body
+                .get("priority")
+                .and_then(Value::as_i64)
+                .filter(|p| (0..=100).contains(p))
+                .ok_or_else(|| {
+                    invalid(vec![Issue::new(
+                        "/priority",
+                        "a whole number from 0 to 100 (higher is dispatched first)",
+                    )])
+                })?;
+            Command::SetPriority {
+                pid,
+                priority: priority as i32,
+                by,
+            }
+        }
         "signal" => {
             administer(caller, pcb, action)?;
             Command::Signal {
@@ -695,7 +714,7 @@ async fn handle(k: &Kernel, pcb: &Pcb, user: String, body: &Value, by: String) -
 }
 
 /// Every action a person or an administrator can take on a process.
-pub const ACTIONS: [&str; 14] = [
+pub const ACTIONS: [&str; 15] = [
     "claim",
     "handle",
     "forward",
@@ -707,6 +726,7 @@ pub const ACTIONS: [&str; 14] = [
     "change_state",
     "suspend",
     "resume",
+    "prioritize",
     "terminate",
     "signal",
     "complete",

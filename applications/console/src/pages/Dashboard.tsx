@@ -23,11 +23,13 @@ export function Dashboard() {
   const { queues, feed, link, seq } = useQueueStream();
   const [error, setError] = useState<string | null>(null);
 
-  async function act(c: Change, action: "suspend" | "resume") {
+  async function act(c: Change, action: "suspend" | "resume" | "prioritize") {
     setError(null);
+    const body =
+      action === "prioritize" ? { priority: Math.min(100, (c.pcb?.priority ?? 0) + 10) } : { reason: t("fromDashboard") };
     const { error: e } = await api.POST("/api/v1/processes/{id}/{action}", {
       params: { path: { id: c.process, action } },
-      body: { reason: t("fromDashboard") },
+      body,
     });
     if (e) setError(messageOf(e));
   }
@@ -132,6 +134,11 @@ export function Dashboard() {
                   {administers && c.to === "SUSPENDED" && (
                     <button type="button" onClick={() => void act(c, "resume")}>
                       {t("resume")}
+                    </button>
+                  )}
+                  {administers && c.to !== "TERMINATED" && (c.pcb?.priority ?? 0) < 100 && (
+                    <button type="button" className="link" onClick={() => void act(c, "prioritize")}>
+                      {t("raisePriority")} ({c.pcb?.priority ?? 0})
                     </button>
                   )}
                 </td>
