@@ -17,7 +17,7 @@ import { mkdirSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import { createRequire } from "node:module";
-import { chromium } from "playwright-core";
+import { chromium, devices } from "playwright-core";
 
 const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
@@ -382,6 +382,32 @@ await check(page, "a doctor handles her to-do item", async () => {
   await page.getByRole("button", { name: "同意" }).click();
   await page.getByTestId("state").filter({ hasText: "TERMINATED" }).waitFor();
   await shot(page, "21-doctor-handled");
+});
+
+// On a tablet (an iPad held upright, touch): the menu folds above the page, and no page
+// is wider than the screen (a wide table scrolls inside the page, not the page itself).
+const tablet = await browser.newContext({ ...devices["iPad (gen 7)"], locale: "zh-CN", bypassCSP: true });
+const pad = await tablet.newPage();
+pad.setDefaultTimeout(10_000);
+pad.on("pageerror", (e) => consoleErrors.push(String(e)));
+
+await check(pad, "on a tablet every page fits the screen", async () => {
+  await login(pad, "qiantai_zhou");
+  const fits = async (what) => {
+    const [width, inner] = await pad.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+    if (width > inner + 1) throw new Error(`${what}: ${width} px wide on a ${inner} px screen`);
+  };
+  await fits("home");
+  await shot(pad, "22-tablet-home");
+  const nav = pad.getByRole("navigation", { name: "menu" });
+  await nav.getByRole("link", { name: "患者", exact: true }).tap();
+  await pad.getByRole("cell", { name: "张三", exact: true }).waitFor();
+  await fits("patients");
+  await shot(pad, "23-tablet-patients");
+  await pad.getByRole("link", { name: "预约", exact: true }).tap();
+  await pad.getByRole("form", { name: "查找时段" }).waitFor();
+  await fits("bookings");
+  await shot(pad, "24-tablet-bookings");
 });
 
 await check(page, "the pages pass axe-core's WCAG 2 A/AA checks (no serious or critical violation)", async () => {
