@@ -65,10 +65,11 @@ pub async fn serve(assets: Arc<dyn Assets>, req: Request, otherwise: Response) -
     {
         return StatusCode::NOT_MODIFIED.into_response();
     }
-    let mut res = Response::new(if req.method() == Method::HEAD {
-        Body::empty()
-    } else {
-        Body::from(asset.bytes.into_owned())
+    // The embedded bundle is static: its bytes are sent as they are, never copied.
+    let mut res = Response::new(match (req.method() == Method::HEAD, asset.bytes) {
+        (true, _) => Body::empty(),
+        (false, Cow::Borrowed(bytes)) => Body::from(axum::body::Bytes::from_static(bytes)),
+        (false, Cow::Owned(bytes)) => Body::from(bytes),
     });
     let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&asset.media_type) {

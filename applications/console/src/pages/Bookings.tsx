@@ -85,12 +85,12 @@ export function Bookings() {
         if (e) setError(messageOf(e));
         const list = data?.items ?? [];
         setBookings(list);
-        // Which visits wait at reception for this desk: their process offers her a claim.
+        // Which visits wait at reception for this desk: those her to-do list offers her to
+        // claim (one request, however many bookings the day has).
+        const { data: todo } = await api.GET("/api/v1/work-items", { params: { query: { view: "todo", limit: 500 } } });
         const waiting: Record<number, boolean> = {};
-        for (const b of list) {
-          if (b.process == null) continue;
-          const { data: acts } = await api.GET("/api/v1/processes/{id}/actions", { params: { path: { id: b.process } } });
-          waiting[b.process] = (acts?.actions ?? []).some((a) => a.action === "claim");
+        for (const p of todo?.items ?? []) {
+          if (p.work.some((w) => w.state === "offered")) waiting[p.id] = true;
         }
         setArrivals(waiting);
       }),
