@@ -141,7 +141,8 @@ pub async fn run(
     let kernel = Kernel::open(&format!("sqlite:{}", path.display())).await?;
     let bench = erpos_kernel::caller::Caller::system("bench");
     erpos_kernel::app::design::save_service(&kernel, &bench, &five_step_service()).await?;
-    erpos_kernel::app::design::publish_service(&kernel, &bench, "bench_visit").await?;
+    erpos_kernel::app::design::publish_service(&kernel, &bench, "bench_visit", &Default::default())
+        .await?;
     kernel
         .engine
         .put_operator(staff(u32::MAX), Vec::new())

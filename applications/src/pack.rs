@@ -202,7 +202,7 @@ pub async fn load_leave(kernel: &Kernel, text: &str, loaded: &mut Loaded) -> any
     let draft = erpos_kernel::app::design::save_service(kernel, &loader(), &seed["service"])
         .await
         .map_err(|e| at("service", 0, e))?;
-    erpos_kernel::app::design::publish_service(kernel, &loader(), &draft.name)
+    erpos_kernel::app::design::publish_service(kernel, &loader(), &draft.name, &Default::default())
         .await
         .map_err(|e| at("service", 0, e))?;
     loaded.services += 1;
@@ -255,9 +255,14 @@ async fn load_processes(
         let draft = erpos_kernel::app::design::save_service(kernel, &loader(), s)
             .await
             .map_err(|e| at("service", i, e))?;
-        erpos_kernel::app::design::publish_service(kernel, &loader(), &draft.name)
-            .await
-            .map_err(|e| at("service", i, e))?;
+        erpos_kernel::app::design::publish_service(
+            kernel,
+            &loader(),
+            &draft.name,
+            &Default::default(),
+        )
+        .await
+        .map_err(|e| at("service", i, e))?;
         loaded.services += 1;
     }
     for (i, r) in p.rules.iter().enumerate() {

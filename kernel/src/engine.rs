@@ -17,6 +17,7 @@ use erpos_design::service::Service;
 use serde_json::{Value as Json, json};
 use tokio::sync::{Mutex, MutexGuard, broadcast, mpsc, oneshot, watch};
 
+use crate::audit::Audit;
 use crate::clock::Clock;
 use crate::conditions::RhaiConditions;
 use crate::db::{Db, Tx};
@@ -686,8 +687,15 @@ impl Engine {
     }
 
     /// Stores and publishes a service version (already validated and numbered).
-    pub async fn publish(&self, service: Service, audit: Sql) -> Result<()> {
-        let sql = store::services::publish_sql(self.db.dialect(), &service)?;
+    pub async fn publish(
+        &self,
+        service: Service,
+        notes: Option<&str>,
+        audit: &Audit,
+    ) -> Result<()> {
+        let d = self.db.dialect();
+        let sql = store::services::publish_sql(d, &service, audit.actor(), notes)?;
+        let audit = audit.row(d, &service.name);
         let mut core = self.core.lock().await;
         self.db.write_atomically(vec![sql, audit]).await?;
         core.publish(service);

@@ -71,6 +71,11 @@ impl Services {
             .await
     }
 
+    /// Every published version of a service with who published it and its notes.
+    pub async fn releases(&self, name: &str) -> Result<Vec<crate::store::services::Release>> {
+        crate::store::services::releases(&self.db, name).await
+    }
+
     /// Every service: name, label, newest published version, whether a draft exists.
     pub async fn list(&self) -> Result<Vec<Json>> {
         let drafts = self.draft_names().await?;
@@ -105,9 +110,11 @@ impl Services {
     /// Publishes the draft as the next version: validated again, now requiring every
     /// sub-service to be published.
     /// `directory` is what the service may name (published services only).
+    /// `notes` are the version notes (what changed, said by the one publishing).
     pub async fn publish(
         &self,
         name: &str,
+        notes: Option<&str>,
         directory: &Directory,
         audit: &Audit,
     ) -> Result<Service> {
@@ -129,9 +136,7 @@ impl Services {
             .max()
             .unwrap_or(0)
             + 1;
-        self.engine
-            .publish(prepared.clone(), audit.row(self.db.dialect(), name))
-            .await?;
+        self.engine.publish(prepared.clone(), notes, audit).await?;
         tracing::info!(service = %name, version = prepared.version, "service published");
         Ok(prepared)
     }

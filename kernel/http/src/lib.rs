@@ -130,6 +130,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         services::save,
         services::show,
         services::publish,
+        services::preview,
         services::migrate_instances,
         services::flowchart,
         resources::create_type,
@@ -154,6 +155,7 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
         tasks::delete_delegation,
         rules::list,
         rules::save,
+        rules::dry_run,
         rules::show,
         rules::replace,
         rules::delete,
@@ -384,6 +386,7 @@ pub fn router_with(kernel: Arc<Kernel>, assets: Option<Arc<dyn assets::Assets>>)
         )
         .route("/records/{item}/{id}/history", get(records::history))
         .route("/services", get(services::list).post(services::save))
+        .route("/services/preview", post(services::preview))
         .route("/services/{name}", get(services::show))
         .route(
             "/services/{name}/publish",
@@ -486,6 +489,7 @@ pub fn router_with(kernel: Arc<Kernel>, assets: Option<Arc<dyn assets::Assets>>)
                 .delete(menus::reset_layout),
         )
         .route("/rules", get(rules::list).post(rules::save))
+        .route("/rules/dry-run", post(rules::dry_run))
         .route(
             "/rules/{name}",
             get(rules::show).put(rules::replace).delete(rules::delete),

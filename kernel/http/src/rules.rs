@@ -130,6 +130,33 @@ pub async fn replace(
     Ok(Json(shown(&k, &rule.name).await?))
 }
 
+/// Tries a rule on a sample and keeps nothing: `{"rule": {…} | "name": "…", "record":
+/// {"item", "id"} | "sample": {…fields}, "context": {…}}`. The condition is evaluated and,
+/// when it holds, the instructions run in a transaction that is rolled back: the answer
+/// lists each effect (the record created, the process started …) or the instruction that
+/// failed and why. An unsaved rule is checked as saving it would be (422 under `/rule`).
+#[utoipa::path(post, path = "/api/v1/rules/dry-run", tag = "rules", operation_id = "dry_run_rule",
+    request_body = erpos_kernel::app::design::DryRunRequest,
+    responses((status = 200, description = "what the rule would do on the sample (nothing kept)", body = erpos_kernel::rules::DryRun),
+              (status = 403, description = "needs design (and reading the sample record)", body = super::error::ErrorBody),
+              (status = 404, description = "no stored rule or record of that name", body = super::error::ErrorBody),
+              (status = 422, description = "an invalid rule (its problems under `/rule`), both or neither of rule and name, a sample that is not an object", body = super::error::ErrorBody)))]
+pub async fn dry_run(
+    State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
+    JsonBody(mut body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    erpos_kernel::app::design::may_save_rule(&caller, "trying rules")?;
+    if let Some(rule) = body.get_mut("rule").filter(|r| r.is_object()) {
+        // The editor sends back what it was shown: its masks stand for the stored secrets.
+        *rule = unmasked(&k, rule.take()).await?;
+    }
+    let dry = erpos_kernel::app::design::dry_run_rule(&k, &caller, &body).await?;
+    let mut shown = json!(dry);
+    erpos_kernel::secrets::mask(&mut shown);
+    Ok(Json(shown))
+}
+
 /// A rule as it is shown: its webhook secrets and URL credentials masked.
 async fn shown(k: &Kernel, name: &str) -> Result<Value, ApiError> {
     let mut rule = k.rules.show(name).await?;

@@ -220,6 +220,8 @@ pub struct ServiceShown {
     published: Option<erpos_design::service::Service>,
     /// Every published version number, oldest first.
     versions: Vec<u32>,
+    /// Every published version with when, by whom and its notes, oldest first.
+    releases: Vec<erpos_kernel::store::services::Release>,
 }
 
 // ---------------------------------------------------------------------------------------

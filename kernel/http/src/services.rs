@@ -98,6 +98,7 @@ pub async fn show(
         "draft": draft,
         "published": versions.last().map(|s| json!(**s)),
         "versions": versions.iter().map(|s| s.version).collect::<Vec<_>>(),
+        "releases": k.services.releases(&name).await?,
     });
     erpos_kernel::secrets::mask(&mut shown);
     Ok(Json(shown))
@@ -131,20 +132,46 @@ pub(super) fn restore_secrets(body: &mut Value, stored: Option<&Value>) -> Resul
     ))
 }
 
-/// Publishes the draft as a new frozen version; running processes keep theirs.
+/// Publishes the draft as a new frozen version, with its version notes (`{"notes": "…"}`,
+/// optional); running processes keep theirs.
 #[utoipa::path(post, path = "/api/v1/services/{name}/publish", tag = "design", operation_id = "publish_service", params(("name" = String, Path, description = "service name")),
+    request_body(content = Option<erpos_kernel::app::design::Publication>, description = "optional; `{\"notes\": \"…\"}`: what this version changes"),
     responses((status = 200, description = "the published version", body = erpos_design::service::Service),
               (status = 403, description = "needs design", body = super::error::ErrorBody),
               (status = 404, description = "no such service", body = super::error::ErrorBody),
               (status = 409, description = "no draft (`no_draft`)", body = super::error::ErrorBody),
-              (status = 422, description = "invalid (e.g. a sub-service not published)", body = super::error::ErrorBody)))]
+              (status = 422, description = "invalid (e.g. a sub-service not published), notes over 2,000 characters or an unknown key", body = super::error::ErrorBody)))]
 pub async fn publish(
     State(k): State<Arc<Kernel>>,
     Authenticated(caller): Authenticated,
     Path(name): Path<String>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let published = erpos_kernel::app::design::publish_service(&k, &caller, &name).await?;
-    Ok(Json(json!(published)))
+    let body = super::extract::optional_body(&body, json!({}))?;
+    let publication = erpos_kernel::app::design::read_publication(&body)?;
+    let published =
+        erpos_kernel::app::design::publish_service(&k, &caller, &name, &publication).await?;
+    let mut shown = json!(published);
+    erpos_kernel::secrets::mask(&mut shown);
+    Ok(Json(shown))
+}
+
+/// A service draft checked as saving it would check it and drawn, with nothing stored:
+/// the designer's live view as an analyst edits (`valid`, every problem at its pointer,
+/// the flowchart of what could be read, the service as it would be stored).
+#[utoipa::path(post, path = "/api/v1/services/preview", tag = "design", operation_id = "preview_service", request_body = erpos_design::service::Service,
+    responses((status = 200, description = "whether it would be accepted, its problems and its flowchart", body = erpos_kernel::app::design::ServicePreview),
+              (status = 403, description = "needs design", body = super::error::ErrorBody),
+              (status = 404, description = "a service outside an app token's own", body = super::error::ErrorBody)))]
+pub async fn preview(
+    State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let preview = erpos_kernel::app::design::preview_service(&k, &caller, &body).await?;
+    let mut shown = json!(preview);
+    erpos_kernel::secrets::mask(&mut shown);
+    Ok(Json(shown))
 }
 
 /// Moves running processes of one version to another: `{"from_version": 1, "to_version":

@@ -219,14 +219,97 @@ pub async fn save_service(k: &Kernel, caller: &Caller, body: &Value) -> Result<S
         .await
 }
 
-/// Publishes the draft of `name` as its next frozen version.
-pub async fn publish_service(k: &Kernel, caller: &Caller, name: &str) -> Result<Service> {
+/// The longest version notes one publication may carry.
+pub const MAX_NOTES: usize = 2000;
+
+/// What an analyst says when publishing: `POST /services/{name}/publish {"notes": "…"}`
+/// (no body: no notes), kept with the version so the designer's list of versions says what
+/// each one changed and who published it.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Publication {
+    /// What changed in this version, in the analyst's words (at most 2,000 characters).
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+/// Reads a publication's body (422 at `/notes` when too long, naming unknown keys).
+pub fn read_publication(body: &Value) -> Result<Publication> {
+    let mut publication: Publication = super::read_body(body)?;
+    if let Some(notes) = &publication.notes {
+        if notes.chars().count() > MAX_NOTES {
+            return Err(KernelError::Invalid(vec![erpos_design::Issue::new(
+                "/notes",
+                format!("at most {MAX_NOTES} characters"),
+            )]));
+        }
+        if notes.trim().is_empty() {
+            publication.notes = None;
+        }
+    }
+    Ok(publication)
+}
+
+/// Publishes the draft of `name` as its next frozen version, with its version notes.
+pub async fn publish_service(
+    k: &Kernel,
+    caller: &Caller,
+    name: &str,
+    publication: &Publication,
+) -> Result<Service> {
     require(caller, Permission::Design, "publishing services")?;
     service_visible(caller, name)?;
     let directory = super::directory::gather(k, super::directory::Services::Published).await?;
     k.services
-        .publish(name, &directory, &audit(k, caller, "service.publish"))
+        .publish(
+            name,
+            publication.notes.as_deref().map(str::trim),
+            &directory,
+            &audit(k, caller, "service.publish"),
+        )
         .await
+}
+
+/// What a service draft would be, checked as saving it would check it, with nothing
+/// stored: the designer's live view while an analyst edits steps and transitions.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ServicePreview {
+    /// Whether saving it would be accepted.
+    pub valid: bool,
+    /// Every problem at its JSON pointer into the posted document (empty when valid).
+    pub issues: Vec<erpos_design::Issue>,
+    /// The flowchart (SVG) of what could be read — drawn even when something is wrong, so
+    /// the chart follows the edit; null when not even the steps could be read.
+    pub flowchart: Option<String>,
+    /// The service as it would be stored (its name derived), when valid.
+    pub service: Option<Service>,
+}
+
+/// Checks a service draft and draws it, storing nothing (see [`ServicePreview`]).
+pub async fn preview_service(k: &Kernel, caller: &Caller, body: &Value) -> Result<ServicePreview> {
+    may_save_service(caller, body)?;
+    let directory = super::directory::gather(k, super::directory::Services::WithDrafts).await?;
+    let reading = erpos_design::service_check::read_service(body);
+    let drawable = reading.value.clone();
+    let catalog = k.definitions.schema().catalog.clone();
+    match erpos_design::service_check::prepare_service_reading(reading, body, &catalog, &directory)
+    {
+        Ok(service) => Ok(ServicePreview {
+            valid: true,
+            issues: Vec::new(),
+            flowchart: Some(erpos_design::flowchart::flowchart_svg(&service)),
+            service: Some(service),
+        }),
+        Err(erpos_design::DesignError::InvalidDefinition(issues)) => Ok(ServicePreview {
+            valid: false,
+            issues,
+            flowchart: drawable
+                .as_ref()
+                .map(erpos_design::flowchart::flowchart_svg),
+            service: None,
+        }),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// The grant check of saving a rule (`what`: "defining rules" or "changing rules").
@@ -291,4 +374,131 @@ pub async fn delete_calendar(k: &Kernel, caller: &Caller, name: &str) -> Result<
 pub async fn save_resource_type(k: &Kernel, caller: &Caller, body: &Value) -> Result<()> {
     require(caller, Permission::Design, "defining resource types")?;
     crate::resources::put_type(k, body, &audit(k, caller, "resource_type.save")).await
+}
+
+/// A stored record a dry run runs on.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleRecord {
+    /// The DataItem.
+    pub item: String,
+    /// The record's id.
+    pub id: String,
+}
+
+/// `POST /rules/dry-run`: a rule (as the editor holds it, or a stored one by name) and the
+/// sample it runs on — a stored record, or a record's fields made up for the test — with
+/// the process context it would see.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunRequest {
+    /// The rule's definition, unsaved (as `POST /rules` takes it); or give `name`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub rule: Option<Value>,
+    /// A stored rule's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A stored record to run on (read with the caller's grants).
+    #[serde(default)]
+    pub record: Option<SampleRecord>,
+    /// Or a sample record's fields (`{"xingming": "张三", "nianling": 28}`), of the rule's
+    /// DataItem; it is not stored, so an instruction that changes "the record" fails.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub sample: Option<Value>,
+    /// The process context the rule would see (`{"zhenduan": "色斑"}`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub context: Option<Value>,
+}
+
+fn one_issue(path: &str, message: &str) -> KernelError {
+    KernelError::Invalid(vec![erpos_design::Issue::new(path, message)])
+}
+
+/// Runs a rule once on a sample and rolls it all back (see
+/// [`crate::rules::DryRun`]): needs `design`. An unsaved rule is checked as saving it
+/// would check it (422 with every problem under `/rule`).
+pub async fn dry_run_rule(
+    k: &Kernel,
+    caller: &Caller,
+    body: &Value,
+) -> Result<crate::rules::DryRun> {
+    require(caller, Permission::Design, "trying rules")?;
+    let request: DryRunRequest = super::read_body(body)?;
+    let rule = match (&request.rule, &request.name) {
+        (Some(_), Some(_)) => {
+            return Err(one_issue("/name", "give either 'rule' or 'name', not both"));
+        }
+        (None, None) => {
+            return Err(one_issue(
+                "/rule",
+                "give the rule to try, or the 'name' of a stored one",
+            ));
+        }
+        (None, Some(name)) => k
+            .rules
+            .all()
+            .iter()
+            .find(|r| &r.name == name)
+            .cloned()
+            .ok_or_else(|| KernelError::NotFound(format!("rule '{name}'")))?,
+        (Some(definition), None) => {
+            if !definition.is_object() {
+                return Err(one_issue("/rule", "a rule is an object"));
+            }
+            let schema = k.definitions.schema();
+            let directory =
+                super::directory::gather(k, super::directory::Services::Published).await?;
+            let reading = erpos_design::rule::read_rule(definition);
+            erpos_design::rule::prepare_rule_reading(
+                reading,
+                definition,
+                &schema.catalog,
+                &directory,
+                &crate::rules::time::check_cron,
+            )
+            .map_err(|e| match e {
+                erpos_design::DesignError::InvalidDefinition(issues) => KernelError::Invalid(
+                    issues
+                        .into_iter()
+                        .map(|i| erpos_design::Issue::new(format!("/rule{}", i.path), i.message))
+                        .collect(),
+                ),
+                other => other.into(),
+            })?
+        }
+    };
+    let record = match (request.record, request.sample) {
+        (Some(_), Some(_)) => {
+            return Err(one_issue(
+                "/sample",
+                "give either 'record' or 'sample', not both",
+            ));
+        }
+        (Some(r), None) => {
+            let fields = super::records::read(k, caller, &r.item, &r.id).await?;
+            Some((r.item, r.id, fields))
+        }
+        (None, Some(fields)) => {
+            if !fields.is_object() {
+                return Err(one_issue("/sample", "a record's fields, as an object"));
+            }
+            let item = rule.event.item.clone().ok_or_else(|| {
+                one_issue(
+                    "/sample",
+                    "this rule is not about a DataItem's records: give 'record' (a stored one) instead",
+                )
+            })?;
+            Some((item, String::new(), fields))
+        }
+        (None, None) => None,
+    };
+    let context = match request.context {
+        None | Some(Value::Null) => Value::Null,
+        Some(c) if c.is_object() => c,
+        Some(_) => return Err(one_issue("/context", "the context is an object")),
+    };
+    k.rules.dry_run(&rule, record, context).await
 }

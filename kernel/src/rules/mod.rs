@@ -1009,3 +1009,172 @@ fn refused(e: exec::InstructionError) -> KernelError {
         },
     }
 }
+
+/// A condition as a dry run evaluated it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ConditionOutcome {
+    /// The condition's source.
+    pub source: String,
+    /// What it gave (null when it could not be evaluated).
+    pub holds: Option<bool>,
+    /// Why it could not be evaluated (a real run would record the rule as failed).
+    pub error: Option<String>,
+}
+
+/// Where and why a dry run's instructions stopped.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DryRunError {
+    /// The instruction's position in the list (0-based).
+    pub index: usize,
+    /// Its op.
+    pub op: String,
+    /// What went wrong.
+    pub message: String,
+    /// The fields it names, when it was refused as a request would be.
+    pub details: Vec<Issue>,
+}
+
+/// What a rule would do on a sample: its condition evaluated and its instructions run in a
+/// transaction that is rolled back, so the analyst sees the real effects (the record it
+/// would create, the charge it would make, the process it would start) and nothing is kept.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DryRun {
+    /// The event it ran on, made from the rule's own pattern and the sample.
+    #[schema(value_type = Object)]
+    pub event: Json,
+    /// Its condition and what it gave; null when the rule has none.
+    pub condition: Option<ConditionOutcome>,
+    /// Whether its instructions ran (the condition held, or it has none).
+    pub ran: bool,
+    /// A summary of each effect, as a run's record lists them (none of them was kept).
+    #[schema(value_type = Vec<Object>)]
+    pub effects: Vec<Json>,
+    /// What the instructions bound under their `as` names.
+    #[schema(value_type = Object)]
+    pub bound: Json,
+    /// Why the instructions stopped, when one failed.
+    pub error: Option<DryRunError>,
+}
+
+impl Rules {
+    /// Runs `rule` once on a sample — `record` (DataItem, id, fields) and `context` — and
+    /// rolls everything back (see [`DryRun`]). The event is the one the rule listens for,
+    /// with the sample as its record and context.
+    pub async fn dry_run(
+        &self,
+        rule: &ServiceRule,
+        record: Option<(String, String, Json)>,
+        context: Json,
+    ) -> Result<DryRun> {
+        let now = self.clock.now_ms();
+        let p = &rule.event;
+        let kind = p.kind.unwrap_or(EventKind::Signal);
+        let mut payload = serde_json::Map::new();
+        if let Some((item, id, fields)) = &record {
+            payload.insert(
+                "record".into(),
+                if kind.is_record() {
+                    fields.clone()
+                } else {
+                    json!({"item": item, "id": id})
+                },
+            );
+        }
+        if !p.fields.is_empty() {
+            payload.insert("changed".into(), json!(p.fields));
+        }
+        for (key, value) in [
+            ("step", &p.step),
+            ("from", &p.from),
+            ("to", &p.to),
+            ("name", &p.name),
+        ] {
+            if let Some(v) = value {
+                payload.insert(key.into(), json!(v));
+            }
+        }
+        if kind == EventKind::Time {
+            payload.insert("rule".into(), json!(rule.name));
+        }
+        payload.insert("context".into(), context.clone());
+        let event = Event {
+            seq: 0,
+            kind,
+            subject: p
+                .item
+                .clone()
+                .or_else(|| p.service.clone())
+                .or_else(|| p.name.clone()),
+            record_id: record
+                .as_ref()
+                .map(|r| r.1.clone())
+                .filter(|_| kind.is_record()),
+            pid: None,
+            at_ms: now,
+            payload: Json::Object(payload),
+            depth: 0,
+        };
+        let situation = Situation {
+            rule: Some(rule.name.clone()),
+            event: Some(event.clone()),
+            record,
+            context,
+            ..Situation::default()
+        };
+        let shown_event = serde_json::to_value(&event).unwrap_or(Json::Null);
+        let condition = rule.condition.as_ref().map(|source| {
+            let bindings = self.executor.bindings(&situation, now);
+            match self.executor.sandbox().holds(source, &bindings) {
+                Ok(holds) => ConditionOutcome {
+                    source: source.clone(),
+                    holds: Some(holds),
+                    error: None,
+                },
+                Err(e) => ConditionOutcome {
+                    source: source.clone(),
+                    holds: None,
+                    error: Some(e),
+                },
+            }
+        });
+        let mut dry = DryRun {
+            event: shown_event,
+            ran: false,
+            effects: Vec::new(),
+            bound: json!({}),
+            error: None,
+            condition,
+        };
+        if dry
+            .condition
+            .as_ref()
+            .is_some_and(|c| c.holds != Some(true))
+        {
+            return Ok(dry);
+        }
+        let mut tx = self.db.begin().await?;
+        let outcome = self
+            .executor
+            .run(&mut tx, &situation, &rule.instructions, now)
+            .await;
+        // Nothing of a dry run is kept: the records, charges, outbox entries and events its
+        // instructions wrote go with the transaction, dropped uncommitted (rolled back).
+        drop(tx);
+        dry.ran = true;
+        match outcome {
+            Ok(ran) => {
+                dry.effects = ran.effects;
+                dry.bound = Json::Object(ran.bound.into_iter().collect());
+            }
+            Err(e) => {
+                dry.error = Some(DryRunError {
+                    index: e.index,
+                    op: e.op,
+                    message: e.message,
+                    details: e.details,
+                });
+            }
+        }
+        Ok(dry)
+    }
+}

@@ -18,11 +18,28 @@ fn now() -> String {
     erpos_design::value::format_datetime(&chrono::Utc::now())
 }
 
-/// The INSERT of a published version (already validated and numbered).
-pub fn publish_sql(d: Dialect, service: &Service) -> Result<Sql> {
+/// Who published a version and what they said of it (its version notes), as the designer
+/// lists every version.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct Release {
+    /// The version number.
+    pub version: u32,
+    /// When it was published (RFC 3339).
+    pub published_at: String,
+    /// Who published it (null for versions published before notes were kept).
+    pub published_by: Option<String>,
+    /// What the analyst said changed (null when nothing was said).
+    pub notes: Option<String>,
+}
+
+/// The INSERT of a published version (already validated and numbered), with who published
+/// it and the notes they gave.
+pub fn publish_sql(d: Dialect, service: &Service, by: &str, notes: Option<&str>) -> Result<Sql> {
     let mut sql = Sql::new(d);
-    sql.push("INSERT INTO services (name, version, definition, published_at) VALUES (")
-        .text(&service.name);
+    sql.push(
+        "INSERT INTO services (name, version, definition, published_at, published_by, notes) VALUES (",
+    )
+    .text(&service.name);
     sql.push(", ").param(
         Some(service.version.to_string()),
         d.param_cast(FieldType::Integer),
@@ -31,8 +48,39 @@ pub fn publish_sql(d: Dialect, service: &Service) -> Result<Sql> {
         .param(Some(json_text(service)?), d.param_cast(FieldType::Json));
     sql.push(", ")
         .param(Some(now()), d.param_cast(FieldType::Datetime));
-    sql.push(")");
+    sql.push(", ").text(by).push(", ").opt_text(notes).push(")");
     Ok(sql)
+}
+
+/// Every published version of `name` with who published it and its notes, oldest first.
+pub async fn releases(db: &Db, name: &str) -> Result<Vec<Release>> {
+    let mut select = Select::from(
+        db.dialect(),
+        "services",
+        &["version", "published_at", "published_by", "notes"],
+    )
+    .keyed("version");
+    select
+        .sql()
+        .push(" WHERE name = ")
+        .text(name)
+        .push(" ORDER BY version");
+    select
+        .fetch(db)
+        .await?
+        .iter()
+        .map(|row| {
+            let at = row.text("published_at")?;
+            Ok(Release {
+                version: row.number("version")?,
+                // One form on both databases (PostgreSQL prints a timestamptz its own way).
+                published_at: erpos_design::value::parse_datetime(&at)
+                    .map_or(at, |t| erpos_design::value::format_datetime(&t)),
+                published_by: row.opt_text("published_by")?,
+                notes: row.opt_text("notes")?,
+            })
+        })
+        .collect()
 }
 
 /// Every published version, by name and version, for the runtime's load: each keyed
