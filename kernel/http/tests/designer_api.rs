@@ -209,7 +209,11 @@ async fn a_rule_is_tried_on_a_sample_and_nothing_it_did_is_kept() -> anyhow::Res
             "the dry run kept a record"
         );
         let (_, outbox) = app.call("GET", "/api/v1/outbox", None).await?;
-        assert_eq!(outbox["items"], json!([]), "the dry run kept its outbox entry: {outbox}");
+        assert_eq!(
+            outbox["items"],
+            json!([]),
+            "the dry run kept its outbox entry: {outbox}"
+        );
 
         // A minor: the condition does not hold, nothing runs.
         let (_, b) = app
