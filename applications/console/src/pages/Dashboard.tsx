@@ -115,7 +115,7 @@ export function Dashboard() {
             const service = c.pcb?.service ?? "";
             const administers = service !== "" && can(`services:${service}:administer`);
             return (
-              <tr key={c.seq} data-process={c.process} data-to={c.to}>
+              <tr key={c.seq} data-seq={c.seq} data-process={c.process} data-to={c.to}>
                 <td>{time(c.at_ms)}</td>
                 <td>
                   <RouterLink to={`/processes/${c.process}`}>#{c.process}</RouterLink> {service}
