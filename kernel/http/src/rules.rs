@@ -136,7 +136,7 @@ pub async fn replace(
 /// lists each effect (the record created, the process started …) or the instruction that
 /// failed and why. An unsaved rule is checked as saving it would be (422 under `/rule`).
 #[utoipa::path(post, path = "/api/v1/rules/dry-run", tag = "rules", operation_id = "dry_run_rule",
-    request_body = erpos_kernel::app::design::DryRunRequest,
+    request_body = erpos_kernel::rules::trial::DryRunRequest,
     responses((status = 200, description = "what the rule would do on the sample (nothing kept)", body = erpos_kernel::rules::DryRun),
               (status = 403, description = "needs design (and reading the sample record)", body = super::error::ErrorBody),
               (status = 404, description = "no stored rule or record of that name", body = super::error::ErrorBody),
@@ -151,7 +151,7 @@ pub async fn dry_run(
         // The editor sends back what it was shown: its masks stand for the stored secrets.
         *rule = unmasked(&k, rule.take()).await?;
     }
-    let dry = erpos_kernel::app::design::dry_run_rule(&k, &caller, &body).await?;
+    let dry = erpos_kernel::rules::trial::dry_run_rule(&k, &caller, &body).await?;
     let mut shown = json!(dry);
     erpos_kernel::secrets::mask(&mut shown);
     Ok(Json(shown))

@@ -24,6 +24,7 @@ pub mod exec;
 /// The sandbox rules run in (a module of its own: conditions of services use it too).
 pub use crate::sandbox;
 pub mod time;
+pub mod trial;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
