@@ -116,6 +116,63 @@ async fn two_branches(url: &str) -> anyhow::Result<()> {
             .is_some_and(|t| t.starts_with("2026-12-01T02:15")),
         "10:15 in Shanghai: {slot}"
     );
+    // A search naming no branch offers no slot mixing two branches' holders (it would be
+    // refused when booked): each branch is searched on its own and the slots merged —
+    // every branch for head office, the caller's own for 静安店's desk.
+    let holders_of = |slots: &Value| -> std::collections::BTreeSet<String> {
+        slots["slots"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| {
+                let list = |k: &str| s[k].as_array().cloned().unwrap_or_default();
+                list("resources").into_iter().chain(list("operators"))
+            })
+            .filter_map(|h| h.as_str().map(str::to_owned))
+            .collect()
+    };
+    let search = |user: &'static str, branch: &'static str| {
+        let c = &c;
+        async move {
+            let (s, slots) = c
+                .get(
+                    user,
+                    &format!(
+                        "/api/v1/bookings/slots?treatment=guangzi{branch}&from={}&to={}&limit=40",
+                        q(from),
+                        q(to)
+                    ),
+                )
+                .await?;
+            anyhow::ensure!(s == StatusCode::OK, "{s} {slots}");
+            anyhow::Ok(slots)
+        }
+    };
+    let xuhui = holders_of(&search("admin", "&branch=xuhui").await?);
+    let jingan = holders_of(&search("admin", "&branch=jingan").await?);
+    let either = search("admin", "").await?;
+    let mut branches_seen = std::collections::BTreeSet::new();
+    for slot in either["slots"].as_array().into_iter().flatten() {
+        let one = holders_of(&json!({ "slots": [slot] }));
+        let side = if one.is_subset(&xuhui) {
+            "xuhui"
+        } else if one.is_subset(&jingan) {
+            "jingan"
+        } else {
+            panic!("a slot mixing the branches' holders: {slot}")
+        };
+        branches_seen.insert(side);
+    }
+    assert_eq!(
+        branches_seen.len(),
+        2,
+        "head office is offered both branches: {either}"
+    );
+    let own = holders_of(&search("qiantai_wu", "").await?);
+    assert!(
+        !own.is_empty() && own.is_subset(&jingan),
+        "静安店's desk is offered her branch's slots: {own:?}"
+    );
     let body = |operators: Value| {
         json!({
             "resources": slot["resources"], "operators": operators,

@@ -14,6 +14,8 @@ import { ServicePage } from "./pages/ServicePage";
 import { Dashboard } from "./pages/Dashboard";
 import { Bookings } from "./pages/Bookings";
 import { DataItemEditor, DataItems } from "./pages/Designer";
+import { ServiceEditor, Services } from "./pages/ServiceDesigner";
+import { RuleEditor, Rules } from "./pages/RuleDesigner";
 
 export function App() {
   const { who, checking } = useSession();
@@ -33,6 +35,12 @@ export function App() {
         <Route path="dashboard" element={<Dashboard />} />
         <Route path="bookings" element={<Bookings />} />
         <Route path="designer" element={<DataItems />} />
+        <Route path="designer/services" element={<Services />} />
+        <Route path="designer/services/new" element={<ServiceEditor />} />
+        <Route path="designer/services/:name" element={<ServiceEditor />} />
+        <Route path="designer/rules" element={<Rules />} />
+        <Route path="designer/rules/new" element={<RuleEditor />} />
+        <Route path="designer/rules/:name" element={<RuleEditor />} />
         <Route path="designer/new" element={<DataItemEditor />} />
         <Route path="designer/:name" element={<DataItemEditor />} />
         <Route path="*" element={<Navigate to="/" replace />} />

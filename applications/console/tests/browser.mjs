@@ -12,7 +12,10 @@
 // books 光子嫩肤 for 张三 from a slot search, sees it on the day's grid, and checks her in.
 // An analyst defines 会员卡 in the designer with its form drawn as she types (a field
 // without options named at its row), issues a card, adds 等级, reads the migration plan and
-// applies it; the card is kept.
+// applies it; the card is kept. She then draws 术后回访 in the service designer (a bad
+// condition named at its row as she types, the flowchart redrawn) and publishes it with
+// version notes, and dry-runs a rule on a sample patient (its effect shown, a failing
+// instruction named, nothing kept) before saving it.
 import { mkdirSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
@@ -364,6 +367,83 @@ await check(page, "an analyst defines a DataItem, sees its form, changes it and 
   const cards = await call(admin, "GET", "/api/v1/records/huiyuanka");
   if (cards.total !== 1 || cards.items[0].jifen !== 120) throw new Error(`the card changed: ${JSON.stringify(cards)}`);
   await shot(page, "19-designer-applied");
+});
+
+await check(page, "an analyst edits a service: a bad condition named at its row, the chart redrawn, published with notes", async () => {
+  await page.goto(`${base}/designer/services`);
+  await page.getByRole("navigation", { name: "设计" }).getByRole("link", { name: "服务" }).waitFor();
+  await page.getByRole("link", { name: "新建服务" }).click();
+  const def = page.getByRole("form", { name: "定义" });
+  const chart = page.getByTestId("service-chart");
+  await def.getByLabel("中文名称").fill("术后回访");
+  await def.getByLabel("绑定数据项").fill("patient");
+  await def.getByRole("button", { name: "添加步骤" }).click();
+  await def.getByLabel("标识 3", { exact: true }).fill("huifang");
+  await def.getByLabel("名称 3", { exact: true }).fill("电话回访");
+  await def.getByLabel("处理角色 3", { exact: true }).fill("nurse");
+  await def.getByLabel("时限 3", { exact: true }).fill("P1D");
+  // The chart follows the edit: the new step is drawn a moment after it is typed.
+  await page.waitForFunction(() => decodeURIComponent(document.querySelector("[data-testid=service-chart]")?.getAttribute("src") ?? "").includes("电话回访"));
+  await def.getByLabel("到 1", { exact: true }).selectOption("huifang");
+  await def.getByRole("button", { name: "添加流转" }).click();
+  await def.getByLabel("从 2", { exact: true }).selectOption("huifang");
+  await def.getByLabel("到 2", { exact: true }).selectOption("end");
+  await def.getByLabel("条件 2", { exact: true }).fill("context.manyi >");
+  await page.getByTestId("transition-1").locator(".error").filter({ hasText: "/transitions/1/condition" }).waitFor();
+  await page.getByTestId("service-valid").filter({ hasText: "1 个问题" }).waitFor();
+  await shot(page, "25-service-designer-invalid");
+  await def.getByLabel("条件 2", { exact: true }).fill("context.manyi >= 0");
+  await page.getByTestId("service-valid").filter({ hasText: "校验通过" }).waitFor();
+  await page.getByTestId("transition-1").locator(".error").waitFor({ state: "detached" });
+  await chart.waitFor();
+  await def.getByRole("button", { name: "保存草稿" }).click();
+  await page.waitForURL(/\/designer\/services\/shuhouhuifang$/);
+  const releases = page.getByRole("region", { name: "发布版本" });
+  await releases.getByLabel("版本说明").fill("首版：术后第二天护士电话回访");
+  await releases.getByRole("button", { name: "发布" }).click();
+  await page.getByRole("status").filter({ hasText: "已发布 v1" }).waitFor();
+  await releases.getByTestId("releases").getByRole("cell", { name: "首版：术后第二天护士电话回访" }).waitFor();
+  const admin = await apiToken("admin");
+  const shown = await call(admin, "GET", "/api/v1/services/shuhouhuifang");
+  const release = shown.releases?.[0];
+  if (release?.notes !== "首版：术后第二天护士电话回访" || release.published_by !== "admin")
+    throw new Error(`the release is not kept with its notes: ${JSON.stringify(shown.releases)}`);
+  if (shown.published?.steps?.find((s) => s.name === "huifang")?.deadline !== "P1D") throw new Error(`the published step lost its deadline: ${JSON.stringify(shown.published)}`);
+  await shot(page, "26-service-designer-published");
+});
+
+await check(page, "an analyst dry-runs a rule on a sample record: effects shown, a failing instruction named, nothing kept", async () => {
+  const admin = await apiToken("admin");
+  const before = (await call(admin, "GET", "/api/v1/records/allergy")).total;
+  await page.getByRole("navigation", { name: "设计" }).getByRole("link", { name: "规则" }).click();
+  await page.getByRole("link", { name: "新建规则" }).click();
+  const def = page.getByRole("form", { name: "定义" });
+  const dry = page.getByRole("region", { name: "试运行" });
+  await def.getByLabel("中文名称").fill("贵宾建档提醒");
+  await def.getByLabel("触发事件").selectOption("record.created");
+  await def.getByLabel("数据项", { exact: true }).fill("patient");
+  await def.getByLabel("条件").fill("record.vip == true");
+  const instructions = (severity) =>
+    JSON.stringify([{ op: "create_record", item: "allergy", set: { allergen: "待询问", severity, note: "贵宾首诊前确认过敏史" } }]);
+  await def.getByLabel("指令（JSON）").fill(instructions("极重"));
+  await dry.getByLabel("样例记录").fill('{"xingming": "李四", "vip": true}');
+  await dry.getByRole("button", { name: "试运行" }).click();
+  await dry.getByRole("alert").filter({ hasText: "第 1 条指令（create_record）失败" }).waitFor();
+  await shot(page, "27-rule-dry-run-failed");
+  await def.getByLabel("指令（JSON）").fill(instructions("轻度"));
+  await dry.getByRole("button", { name: "试运行" }).click();
+  await dry.getByText("指令已执行，1 项效果").waitFor();
+  await dry.getByText("已回滚").waitFor();
+  await dry.getByLabel("样例记录").fill('{"xingming": "王五", "vip": false}');
+  await dry.getByRole("button", { name: "试运行" }).click();
+  await dry.getByText("条件不成立，指令未执行").waitFor();
+  const after = (await call(admin, "GET", "/api/v1/records/allergy")).total;
+  if (after !== before) throw new Error(`the dry run kept records: ${before} allergies before, ${after} after`);
+  await shot(page, "28-rule-dry-run");
+  await def.getByRole("button", { name: "保存" }).click();
+  await page.waitForURL(/\/designer\/rules\/[a-z_0-9]+$/);
+  const rules = await call(admin, "GET", "/api/v1/rules");
+  if (!rules.items.some((r) => r.label.zh === "贵宾建档提醒")) throw new Error("the rule was not saved");
 });
 
 await check(page, "a doctor handles her to-do item", async () => {

@@ -162,7 +162,8 @@ pub async fn publish(
 #[utoipa::path(post, path = "/api/v1/services/preview", tag = "design", operation_id = "preview_service", request_body = erpos_design::service::Service,
     responses((status = 200, description = "whether it would be accepted, its problems and its flowchart", body = erpos_kernel::app::design::ServicePreview),
               (status = 403, description = "needs design", body = super::error::ErrorBody),
-              (status = 404, description = "a service outside an app token's own", body = super::error::ErrorBody)))]
+              (status = 404, description = "a service outside an app token's own", body = super::error::ErrorBody),
+              (status = 422, description = "the body is not an object (a draft's own problems are answered in the preview, not refused)", body = super::error::ErrorBody)))]
 pub async fn preview(
     State(k): State<Arc<Kernel>>,
     Authenticated(caller): Authenticated,

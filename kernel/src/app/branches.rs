@@ -17,25 +17,15 @@ pub async fn scope(k: &Kernel, caller: &Caller) -> Option<Branches> {
     if caller.may(Permission::Branch { name: "*" }) {
         return None;
     }
-    let (own, all) = k
+    let own = k
         .engine
         .read(|c| {
-            let own = c
-                .operators()
+            c.operators()
                 .find(|o| o.id == caller.user)
-                .and_then(|o| o.branch.clone());
-            let mut all: Vec<String> = c
-                .pool()
-                .iter()
-                .filter_map(|r| r.branch.clone())
-                .chain(c.operators().filter_map(|o| o.branch.clone()))
-                .collect();
-            all.sort_unstable();
-            all.dedup();
-            (own, all)
+                .and_then(|o| o.branch.clone())
         })
-        .await;
-    let own = own?;
+        .await?;
+    let all = all(&k.engine).await;
     let mut names = vec![own.clone()];
     names.extend(
         all.into_iter()
@@ -45,6 +35,23 @@ pub async fn scope(k: &Kernel, caller: &Caller) -> Option<Branches> {
         names,
         shared: true,
     })
+}
+
+/// Every branch some resource or practitioner stands in, sorted.
+pub async fn all(engine: &crate::engine::Engine) -> Vec<String> {
+    engine
+        .read(|c| {
+            let mut all: Vec<String> = c
+                .pool()
+                .iter()
+                .filter_map(|r| r.branch.clone())
+                .chain(c.operators().filter_map(|o| o.branch.clone()))
+                .collect();
+            all.sort_unstable();
+            all.dedup();
+            all
+        })
+        .await
 }
 
 /// Whether some resource or practitioner stands in `branch`: a branch nobody is in is a

@@ -288,6 +288,13 @@ pub struct ServicePreview {
 /// Checks a service draft and draws it, storing nothing (see [`ServicePreview`]).
 pub async fn preview_service(k: &Kernel, caller: &Caller, body: &Value) -> Result<ServicePreview> {
     may_save_service(caller, body)?;
+    if !body.is_object() {
+        // Not a draft at all: refused as saving it would be, not previewed as one.
+        return Err(KernelError::Invalid(vec![erpos_design::Issue::new(
+            "",
+            "a service is an object",
+        )]));
+    }
     let directory = super::directory::gather(k, super::directory::Services::WithDrafts).await?;
     let reading = erpos_design::service_check::read_service(body);
     let drawable = reading.value.clone();

@@ -230,28 +230,23 @@ pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) ->
     let from = from.max(k.clock.now_ms());
     let before = i64::from(treatment.buffer_before_minutes) * 60_000;
     let after = i64::from(treatment.buffer_after_minutes) * 60_000;
-    let Holders {
-        groups,
-        ids,
-        practitioner_known,
-    } = holders(
-        k,
-        &treatment,
-        Span { from, to },
-        practitioner.as_deref(),
-        branch.as_deref(),
-    )
-    .await;
-    if !practitioner_known {
-        return Err(KernelError::BadRequest(vec![Issue::new(
-            "/query/practitioner",
-            format!(
-                "no practitioner '{}' with the skill '{}' this treatment needs",
-                practitioner.unwrap_or_default(),
-                treatment.skill.clone().unwrap_or_default()
-            ),
-        )]));
-    }
+    // A visit's holders stand in one branch (a booking across two is refused), so each
+    // branch is searched on its own — the one asked for, else each the caller sees — with
+    // what serves every branch, and the slots are merged in the order asked for.
+    let searched: Vec<Option<String>> = match branch {
+        Some(b) => vec![Some(b)],
+        None => {
+            let names = match super::branches::scope(k, caller).await {
+                Some(scope) => scope.names,
+                None => super::branches::all(&k.engine).await,
+            };
+            if names.is_empty() {
+                vec![None]
+            } else {
+                names.into_iter().map(Some).collect()
+            }
+        }
+    };
     let want = Want {
         window: Span { from, to },
         len: i64::from(treatment.duration_minutes) * 60_000,
@@ -264,22 +259,31 @@ pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) ->
             limit
         },
     };
-    let mut found = k.bookings.slots(&groups, &want).await;
-    if tightest {
-        found.sort_by_key(|s| (s.gaps, s.start));
-        found.truncate(limit);
-    }
-    let resource_groups = treatment.resource_types.len();
-    let slots = found
-        .into_iter()
-        .map(|s| {
+    let mut known = false;
+    let mut slots: Vec<(i64, i64, SlotShown)> = Vec::new();
+    for b in &searched {
+        let Holders {
+            groups,
+            ids,
+            practitioner_known,
+        } = holders(
+            k,
+            &treatment,
+            Span { from, to },
+            practitioner.as_deref(),
+            b.as_deref(),
+        )
+        .await;
+        known |= practitioner_known;
+        let resource_groups = treatment.resource_types.len();
+        for s in k.bookings.slots(&groups, &want).await {
             let pick = |g: usize| {
                 ids.get(g)
                     .and_then(|m| m.get(s.picks[g]))
                     .cloned()
                     .unwrap_or_default()
             };
-            SlotShown {
+            let shown = SlotShown {
                 start: instant(s.start),
                 end: instant(s.start + want.len),
                 buffer_before_minutes: treatment.buffer_before_minutes,
@@ -288,9 +292,24 @@ pub async fn search(k: &Kernel, caller: &Caller, params: &[(String, String)]) ->
                 operators: (resource_groups..s.picks.len()).map(pick).collect(),
                 fragmentation_minutes: s.gaps / 60_000,
                 preferred_practitioner: s.preferred,
-            }
-        })
-        .collect();
+            };
+            slots.push((if tightest { s.gaps } else { 0 }, s.start, shown));
+        }
+    }
+    if !known {
+        return Err(KernelError::BadRequest(vec![Issue::new(
+            "/query/practitioner",
+            format!(
+                "no practitioner '{}' with the skill '{}' this treatment needs",
+                practitioner.unwrap_or_default(),
+                treatment.skill.clone().unwrap_or_default()
+            ),
+        )]));
+    }
+    // Stable: within one start, the branches keep the order they were searched in.
+    slots.sort_by_key(|(gaps, start, _)| (*gaps, *start));
+    slots.truncate(limit);
+    let slots = slots.into_iter().map(|(_, _, shown)| shown).collect();
     Ok(Slots {
         treatment: treatment.name,
         slots,

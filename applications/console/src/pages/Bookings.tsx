@@ -134,8 +134,10 @@ export function Bookings() {
     if (e) {
       const body = e as ErrorBody;
       const next = body.error.details.filter((d) => d.path.startsWith("/alternatives")).map((d) => d.message);
-      setError(next.length ? `${body.error.message} — ${t("alternatives")}: ${next.join(", ")}` : messageOf(e));
+      // The slots are searched again (the one refused may be gone), then the refusal is
+      // told: the search clears the page's error line, which would hide why.
       await search();
+      setError(next.length ? `${body.error.message} — ${t("alternatives")}: ${next.join(", ")}` : messageOf(e));
       return;
     }
     setDone(t("booked", { time: clinicTime(data?.start ?? slot.start), name: patient.name }));

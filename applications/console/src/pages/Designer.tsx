@@ -13,6 +13,7 @@ import { api, messageOf, type ErrorBody, type Schemas } from "../api";
 import { useLabel } from "../i18n";
 import { ErrorLine } from "./common";
 import { drawable, uiSchemaOf } from "./RecordForm";
+import { DesignerList, DesignerTabs } from "./DesignerTabs";
 
 type FieldType = Schemas["FieldType"];
 type Plan = Schemas["MigrationPlan"];
@@ -70,28 +71,18 @@ export function DataItems() {
     void api.GET("/api/v1/data-items").then(({ data }) => setItems(data?.items ?? []));
   }, []);
   return (
-    <section>
-      <div className="toolbar">
-        <h1>{t("designer")}</h1>
-        <Link className="button" to="/designer/new">
-          {t("newDataItem")}
-        </Link>
-      </div>
-      <table>
-        <tbody>
-          {items.map((i) => (
-            <tr key={i.name}>
-              <td>
-                <Link to={`/designer/${i.name}`}>{labelOf(i.label)}</Link>
-              </td>
-              <td>{i.name}</td>
-              <td>v{i.version}</td>
-              <td>{i.fields?.length ?? 0}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </section>
+    <DesignerList title={t("dataItems")} newLabel={t("newDataItem")} newTo="/designer/new" head={[t("name"), t("identifier"), t("version"), t("fieldLabel")]}>
+      {items.map((i) => (
+        <tr key={i.name}>
+          <td>
+            <Link to={`/designer/${i.name}`}>{labelOf(i.label)}</Link>
+          </td>
+          <td>{i.name}</td>
+          <td>v{i.version}</td>
+          <td>{i.fields?.length ?? 0}</td>
+        </tr>
+      ))}
+    </DesignerList>
   );
 }
 
@@ -193,6 +184,7 @@ export function DataItemEditor() {
   const rowsTouched = plan?.steps.reduce((n, s) => n + (s.rows ?? 0), 0) ?? 0;
   return (
     <section className="designer">
+      <DesignerTabs />
       <div className="toolbar">
         <Link to="/designer">{t("back")}</Link>
         <h1>{editing ? labelOf({ zh, en }) : t("newDataItem")}</h1>
