@@ -4,7 +4,8 @@
 // `since` = the last `seq` it applied, so the server replays what was missed and nothing is
 // lost or counted twice; a resume the server finds too old (close 4001) is answered with a
 // fresh snapshot. Counts and the ready queue follow the changes themselves; each resource's
-// holders and the wait reasons are read again (`GET /queues`) a moment after changes arrive.
+// holders, the wait reasons and the late processes are read again (`GET /queues`) a moment
+// after changes arrive.
 // No polling: the page changes only when the kernel says something changed.
 import { useEffect, useRef, useState } from "react";
 import { api, token, type Schemas } from "./api";
@@ -55,7 +56,9 @@ export function useQueueStream(): { queues: Queues | null; feed: Change[]; link:
         void api.GET("/api/v1/queues").then(({ data }) => {
           if (data)
             setQueues((q) =>
-              q ? { ...q, resources: data.resources, waiting: data.waiting, ready_queue: data.ready_queue } : q,
+              q
+                ? { ...q, resources: data.resources, waiting: data.waiting, ready_queue: data.ready_queue, late: data.late, late_total: data.late_total }
+                : q,
             );
         });
       }, 250);

@@ -12,7 +12,7 @@
 // books 光子嫩肤 for 张三 from a slot search, sees it on the day's grid, and checks her in.
 // An analyst defines 会员卡 in the designer with its form drawn as she types (a field
 // without options named at its row), issues a card, adds 等级, reads the migration plan and
-// applies it; the card is kept. She then draws 术后回访 in the service designer (a bad
+// applies it; the card is kept. She then draws 术后随访 in the service designer (a bad
 // condition named at its row as she types, the flowchart redrawn) and publishes it with
 // version notes, and dry-runs a rule on a sample patient (its effect shown, a failing
 // instruction named, nothing kept) before saving it.
@@ -322,6 +322,26 @@ await check(page, "the desk books from a slot search and checks the patient in",
   await shot(page, "16-checked-in");
 });
 
+await check(board, "the operator's timeline shows the booked visit in its room's lane and opens its process", async () => {
+  // The visit the desk just booked (today or tomorrow, as that check chose).
+  const admin = await apiToken("admin");
+  const shanghai = new Date(Date.now() + 8 * 3600_000);
+  const day = (shanghai.getUTCHours() < 19 ? shanghai : new Date(shanghai.getTime() + 86_400_000)).toISOString().slice(0, 10);
+  const next = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+  const listed = await call(admin, "GET", `/api/v1/bookings?from=${day}T00:00:00%2B08:00&to=${next}T00:00:00%2B08:00&state=booked&limit=500`);
+  const booked = listed.items.filter((b) => b.created_by === "qiantai_zhou" && b.process != null).at(-1);
+  if (!booked) throw new Error(`no booking by the desk on ${day}: ${JSON.stringify(listed.items.map((b) => b.created_by))}`);
+  await board.getByRole("link", { name: "调度台" }).click();
+  await board.getByTestId("timeline-day").fill(day);
+  const lane = board.locator(`[data-testid=lane][data-holder="${booked.resources[0]}"]`);
+  await lane.locator(`a[href="/processes/${booked.process}"]`).waitFor();
+  const count = Number((await board.getByTestId("timeline-count").textContent())?.trim());
+  if (count !== listed.items.length) throw new Error(`the timeline counts ${count}, the API lists ${listed.items.length}`);
+  await shot(board, "15b-timeline");
+  await lane.locator(`a[href="/processes/${booked.process}"]`).click();
+  await board.waitForURL(new RegExp(`/processes/${booked.process}$`));
+});
+
 await check(page, "an analyst defines a DataItem, sees its form, changes it and applies the plan", async () => {
   await page.getByRole("button", { name: "退出" }).click();
   await login(page, "admin");
@@ -375,7 +395,7 @@ await check(page, "an analyst edits a service: a bad condition named at its row,
   await page.getByRole("link", { name: "新建服务" }).click();
   const def = page.getByRole("form", { name: "定义" });
   const chart = page.getByTestId("service-chart");
-  await def.getByLabel("中文名称").fill("术后回访");
+  await def.getByLabel("中文名称").fill("术后随访");
   await def.getByLabel("绑定数据项").fill("patient");
   await def.getByRole("button", { name: "添加步骤" }).click();
   await def.getByLabel("标识 3", { exact: true }).fill("huifang");
@@ -397,14 +417,14 @@ await check(page, "an analyst edits a service: a bad condition named at its row,
   await page.getByTestId("transition-1").locator(".error").waitFor({ state: "detached" });
   await chart.waitFor();
   await def.getByRole("button", { name: "保存草稿" }).click();
-  await page.waitForURL(/\/designer\/services\/shuhouhuifang$/);
+  await page.waitForURL(/\/designer\/services\/shuhousuifang$/);
   const releases = page.getByRole("region", { name: "发布版本" });
   await releases.getByLabel("版本说明").fill("首版：术后第二天护士电话回访");
   await releases.getByRole("button", { name: "发布" }).click();
   await page.getByRole("status").filter({ hasText: "已发布 v1" }).waitFor();
   await releases.getByTestId("releases").getByRole("cell", { name: "首版：术后第二天护士电话回访" }).waitFor();
   const admin = await apiToken("admin");
-  const shown = await call(admin, "GET", "/api/v1/services/shuhouhuifang");
+  const shown = await call(admin, "GET", "/api/v1/services/shuhousuifang");
   const release = shown.releases?.[0];
   if (release?.notes !== "首版：术后第二天护士电话回访" || release.published_by !== "admin")
     throw new Error(`the release is not kept with its notes: ${JSON.stringify(shown.releases)}`);
@@ -441,7 +461,8 @@ await check(page, "an analyst dry-runs a rule on a sample record: effects shown,
   if (after !== before) throw new Error(`the dry run kept records: ${before} allergies before, ${after} after`);
   await shot(page, "28-rule-dry-run");
   await def.getByRole("button", { name: "保存" }).click();
-  await page.waitForURL(/\/designer\/rules\/[a-z_0-9]+$/);
+  await page.getByRole("status").filter({ hasText: "已保存" }).waitFor();
+  await page.waitForURL(/\/designer\/rules\/(?!new$)[a-z_0-9]+$/);
   const rules = await call(admin, "GET", "/api/v1/rules");
   if (!rules.items.some((r) => r.label.zh === "贵宾建档提醒")) throw new Error("the rule was not saved");
 });
@@ -462,6 +483,47 @@ await check(page, "a doctor handles her to-do item", async () => {
   await page.getByRole("button", { name: "同意" }).click();
   await page.getByTestId("state").filter({ hasText: "TERMINATED" }).waitFor();
   await shot(page, "21-doctor-handled");
+});
+
+await check(page, "a doctor adds a signer, the nurse countersigns, the doctor returns the visit and the desk forwards it", async () => {
+  const admin = await apiToken("admin");
+  const running = await call(admin, "GET", "/api/v1/processes?service=treatment_visit&state=RUNNING&limit=100");
+  const visit = running.items.find((v) => v.step === "treat" && v.operator === "dr_chen");
+  if (!visit) throw new Error(`no treatment with dr_chen: ${JSON.stringify(running.items.map((v) => [v.id, v.step, v.operator]))}`);
+  const open = async (user) => {
+    await page.getByRole("button", { name: "退出" }).click();
+    await login(page, user);
+    await page.goto(`${base}/processes/${visit.id}`);
+    await page.getByTestId("state").waitFor();
+  };
+  await open("dr_chen");
+  await page.getByLabel("意见").fill("请确认耗材批号");
+  await page.getByLabel("转交 / 加签给（用户名）").fill("hushi_wang");
+  await page.getByRole("button", { name: "加签" }).click();
+  await page.locator(".history li").filter({ hasText: "hushi_wang" }).waitFor();
+  await page.getByRole("button", { name: "退回" }).waitFor({ state: "detached" });
+  await shot(page, "29-process-signer-added");
+  await open("hushi_wang");
+  await page.getByRole("button", { name: "同意" }).click();
+  await page.getByRole("button", { name: "同意" }).waitFor({ state: "detached" });
+  await open("dr_chen");
+  await page.getByLabel("退回到步骤").selectOption("pay");
+  await page.getByLabel("意见").fill("收费金额有误，请前台核对");
+  await page.getByRole("button", { name: "退回" }).click();
+  await page.getByTestId("step").filter({ hasText: /收费|pay/ }).waitFor();
+  const returned = await call(admin, "GET", `/api/v1/processes/${visit.id}`);
+  if (returned.step !== "pay" || !returned.operator) throw new Error(`not returned to pay: ${returned.step} ${returned.operator}`);
+  await shot(page, "30-process-returned");
+  const desk = returned.operator;
+  const other = desk === "qiantai_zhou" ? "qiantai_sun" : "qiantai_zhou";
+  await open(desk);
+  await page.getByLabel("意见").fill("交班，请接手");
+  await page.getByLabel("转交 / 加签给（用户名）").fill(other);
+  await page.getByRole("button", { name: "转交" }).click();
+  await page.locator(".history li").filter({ hasText: other }).waitFor();
+  const forwarded = await call(admin, "GET", `/api/v1/processes/${visit.id}`);
+  if (forwarded.operator !== other) throw new Error(`forwarded to ${forwarded.operator}, not ${other}`);
+  await shot(page, "31-process-forwarded");
 });
 
 // On a tablet (an iPad held upright, touch): the menu folds above the page, and no page

@@ -769,6 +769,29 @@ pub struct Queues {
     resources: Vec<QueueResource>,
     /// READY process ids in dispatch order.
     ready_queue: Vec<u64>,
+    /// Live processes past their step's deadline, the latest first (at most 50).
+    late: Vec<LateProcess>,
+    /// How many processes are late in all.
+    late_total: u64,
+}
+
+/// A live process past its step's deadline, as the operator's dashboard lists it.
+#[derive(ToSchema)]
+pub struct LateProcess {
+    /// The process.
+    process: u64,
+    /// Its service.
+    service: String,
+    /// The step it is late in.
+    step: Option<String>,
+    /// Who handles it, if anyone.
+    operator: Option<String>,
+    /// Its state.
+    state: String,
+    /// When the step was due (ms since the epoch).
+    deadline_ms: i64,
+    /// Whole minutes past the deadline.
+    late_minutes: i64,
 }
 
 /// A process in a person's lists: the process without its context and history, with the
@@ -1709,4 +1732,34 @@ pub struct MenuLayoutShown {
     stored: bool,
     /// The layout (no sections when none is stored).
     layout: erpos_design::menu::MenuLayout,
+}
+
+/// `POST /services/preview`'s body: a service as the designer holds it while an analyst
+/// types — the keys of a [`erpos_design::service::Service`], every one optional and each
+/// read as far as it can be. A draft is previewed, not refused: what cannot be read (a
+/// label that is no object, a version out of range, a step of an unknown kind) is a problem
+/// at its pointer in the answer, beside the flowchart of the rest. Only a body that is no
+/// object at all is a 422.
+#[derive(ToSchema)]
+pub struct ServiceDraft {
+    /// The identifier (derived from `label.zh` when absent).
+    name: Option<Value>,
+    /// What staff see: `{"zh": "…", "en": "…"}`.
+    label: Option<Value>,
+    /// The DataItem a process is bound to.
+    subject: Option<Value>,
+    /// The base priority of its processes.
+    priority: Option<Value>,
+    /// The steps drawn so far (see `Step`).
+    steps: Option<Value>,
+    /// The transitions drawn so far (see `Transition`).
+    transitions: Option<Value>,
+    /// The version it was opened from.
+    version: Option<Value>,
+    /// How processes are numbered for people (see `SerialSpec`).
+    serial: Option<Value>,
+    /// Who may start one (a Rhai expression).
+    may_start: Option<Value>,
+    /// The work-order view's fields.
+    columns: Option<Value>,
 }

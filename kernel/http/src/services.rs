@@ -159,7 +159,8 @@ pub async fn publish(
 /// A service draft checked as saving it would check it and drawn, with nothing stored:
 /// the designer's live view as an analyst edits (`valid`, every problem at its pointer,
 /// the flowchart of what could be read, the service as it would be stored).
-#[utoipa::path(post, path = "/api/v1/services/preview", tag = "design", operation_id = "preview_service", request_body = erpos_design::service::Service,
+#[utoipa::path(post, path = "/api/v1/services/preview", tag = "design", operation_id = "preview_service",
+    request_body(content = super::schema::ServiceDraft, description = "a service draft as the designer holds it, every key optional (its problems are answered in the preview, not refused)"),
     responses((status = 200, description = "whether it would be accepted, its problems and its flowchart", body = erpos_kernel::app::design::ServicePreview),
               (status = 403, description = "needs design", body = super::error::ErrorBody),
               (status = 404, description = "a service outside an app token's own", body = super::error::ErrorBody),

@@ -347,6 +347,7 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller, credential
     let t = topic.clone();
     let c = watch.caller.clone();
     let schema = k.definitions.schema();
+    let now_ms = k.clock.now_ms();
     let (start, at, mut rx) = k
         .engine
         .subscribe_at(move |core, at| match since {
@@ -361,7 +362,7 @@ async fn serve(k: Arc<Kernel>, mut socket: WebSocket, caller: Caller, credential
                 Start::Resume(since, pids)
             }
             _ if matches!(t, Topic::Queues) => {
-                Start::Queues(erpos_kernel::app::monitor::queues_of(core))
+                Start::Queues(erpos_kernel::app::monitor::queues_of(core, now_ms))
             }
             _ => {
                 let wanted: Vec<&Pcb> = core.pcbs().filter(|p| t.wants(p, &c)).collect();

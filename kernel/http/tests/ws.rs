@@ -26,6 +26,19 @@ async fn next_json(ws: &mut Socket) -> anyhow::Result<Value> {
     }
 }
 
+/// Serves `router` on a free local port, as a client reaches it over TCP: its address, and
+/// the task to abort when the test is done.
+async fn serve(
+    router: axum::Router,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    Ok((
+        addr,
+        tokio::spawn(async move { axum::serve(listener, router).await }),
+    ))
+}
+
 async fn subscribe(addr: &str, body: Value) -> anyhow::Result<Socket> {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/ws")).await?;
     ws.send(Message::Text(body.to_string().into())).await?;
@@ -35,10 +48,7 @@ async fn subscribe(addr: &str, body: Value) -> anyhow::Result<Socket> {
 #[tokio::test]
 async fn subscribers_see_every_transition_in_order_and_resume_without_gaps() -> anyhow::Result<()> {
     each_backend(|app| async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?.to_string();
-        let router = app.router.clone();
-        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let (addr, server) = serve(app.router.clone()).await?;
 
         app.call("POST", "/api/v1/users", Some(json!({"id": "wang_hushi", "roles": ["front_desk"]}))).await?;
         app.call("POST", "/api/v1/services", Some(json!({"name": "checkin", "label": {"zh": "到诊登记"},
@@ -53,7 +63,7 @@ async fn subscribers_see_every_transition_in_order_and_resume_without_gaps() -> 
         assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
         // The queue snapshot is the whole of `/queues`: the dashboard needs nothing else.
         let (_, queues) = app.call("GET", "/api/v1/queues", None).await?;
-        for key in ["states", "waiting", "resources", "ready_queue"] {
+        for key in ["states", "waiting", "resources", "ready_queue", "late", "late_total"] {
             assert_eq!(snapshot[key], queues[key], "{key}: {snapshot} vs {queues}");
         }
         let mut last = snapshot["seq"].as_u64().unwrap();
@@ -121,10 +131,7 @@ async fn subscribers_see_every_transition_in_order_and_resume_without_gaps() -> 
 async fn a_user_is_streamed_only_the_processes_she_may_see() -> anyhow::Result<()> {
     each_backend(|app| async move {
         let mine = app.user_with("xiaoli", &["services:checkin:start"]).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?.to_string();
-        let router = app.bare.clone();
-        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        let (addr, server) = serve(app.bare.clone()).await?;
         app.call("POST", "/api/v1/roles", Some(json!({"name": "front_desk", "label": {"zh": "前台"}}))).await?;
         app.call("POST", "/api/v1/services", Some(json!({"name": "checkin", "label": {"zh": "到诊登记"},
             "steps": [{"name": "register", "kind": "human", "operators": {"role": "front_desk"}}, {"name": "end", "kind": "end"}],
@@ -153,6 +160,47 @@ async fn a_user_is_streamed_only_the_processes_she_may_see() -> anyhow::Result<(
         let first = next_json(&mut ws).await?;
         assert_eq!(first["process"], own["id"], "the first change she sees is her own: {first}");
         assert_ne!(first["process"], theirs["id"]);
+        server.abort();
+        Ok(())
+    })
+    .await
+}
+
+/// A process past its step's deadline is listed as late — by `/queues` and by the
+/// dashboard's snapshot alike — with how late it is, and leaves the list when handled.
+#[tokio::test]
+async fn a_process_past_its_deadline_is_late_in_the_queues_and_the_snapshot() -> anyhow::Result<()>
+{
+    each_backend(|app| async move {
+        let (addr, server) = serve(app.router.clone()).await?;
+        app.call("POST", "/api/v1/users", Some(json!({"id": "wang_hushi", "roles": ["front_desk"]}))).await?;
+        app.call("POST", "/api/v1/services", Some(json!({"name": "checkin", "label": {"zh": "到诊登记"},
+            "steps": [{"name": "register", "kind": "human", "operators": {"role": "front_desk"}, "deadline": "PT30M"},
+                      {"name": "end", "kind": "end"}],
+            "transitions": [{"from": "register", "to": "end"}]}))).await?;
+        app.call("POST", "/api/v1/services/checkin/publish", None).await?;
+        let (_, p) = app.call("POST", "/api/v1/processes", Some(json!({"service": "checkin"}))).await?;
+        let pid = p["id"].as_u64().unwrap();
+        let (_, queues) = app.call("GET", "/api/v1/queues", None).await?;
+        assert_eq!(queues["late"], json!([]), "not late yet: {queues}");
+        assert_eq!(queues["late_total"], 0);
+
+        app.advance(42 * 60_000).await?;
+        let (_, queues) = app.call("GET", "/api/v1/queues", None).await?;
+        assert_eq!(queues["late_total"], 1, "{queues}");
+        let late = &queues["late"][0];
+        assert_eq!(late["process"], pid, "{late}");
+        assert_eq!(late["step"], "register");
+        assert_eq!(late["service"], "checkin");
+        assert_eq!(late["late_minutes"], 12, "42 minutes in a 30-minute step: {late}");
+        let mut ws = subscribe(&addr, json!({"subscribe": "queues"})).await?;
+        let snapshot = next_json(&mut ws).await?;
+        assert_eq!(snapshot["late"], queues["late"], "{snapshot}");
+
+        let (s, body) = app.call("POST", &format!("/api/v1/processes/{pid}/handle"), Some(json!({"user": "wang_hushi"}))).await?;
+        assert!(s.is_success(), "{s} {body}");
+        let (_, queues) = app.call("GET", "/api/v1/queues", None).await?;
+        assert_eq!(queues["late_total"], 0, "handled, no longer late: {queues}");
         server.abort();
         Ok(())
     })

@@ -57,13 +57,18 @@ pub fn may_see_lists_of(caller: &Caller, user: &str) -> Result<()> {
 /// capacity, holders and waiting processes.
 pub async fn queues(k: &Kernel, caller: &Caller) -> Result<Value> {
     may_see_queues(caller)?;
-    Ok(k.engine.read(queues_of).await)
+    let now_ms = k.clock.now_ms();
+    Ok(k.engine.read(move |core| queues_of(core, now_ms)).await)
 }
+
+/// The most late processes the queues list (the latest-due first would hide the worst).
+const LATE_LISTED: usize = 50;
 
 /// The queues of `core` (what [`queues`] answers), read under the core's lock: the
 /// WebSocket's queue snapshot is taken with it, at the sequence number its changes follow.
-/// The caller checks `monitor` first.
-pub fn queues_of(core: &crate::scheduler::Scheduler) -> Value {
+/// The caller checks `monitor` first. `now_ms` is what "late" is counted against: a live
+/// process whose step's deadline has passed, the latest first, with how late it is.
+pub fn queues_of(core: &crate::scheduler::Scheduler, now_ms: i64) -> Value {
     {
         {
             let states: Map<String, Value> =
@@ -105,8 +110,30 @@ pub fn queues_of(core: &crate::scheduler::Scheduler) -> Value {
                     })
                 })
                 .collect();
+            let mut late: Vec<&crate::scheduler::Pcb> = core
+                .pcbs_unordered()
+                .filter(|p| {
+                    p.state != crate::scheduler::ProcessState::Terminated
+                        && p.deadline_ms.is_some_and(|d| d < now_ms)
+                })
+                .collect();
+            let late_total = late.len();
+            late.sort_by_key(|p| (p.deadline_ms, p.id));
+            let late: Vec<Value> = late
+                .into_iter()
+                .take(LATE_LISTED)
+                .map(|p| {
+                    let due = p.deadline_ms.unwrap_or(now_ms);
+                    json!({
+                        "process": p.id, "service": &*p.service,
+                        "step": p.step.as_deref(), "operator": p.operator.as_deref(),
+                        "state": crate::engine::state_name(p.state),
+                        "deadline_ms": due, "late_minutes": (now_ms - due) / 60_000,
+                    })
+                })
+                .collect();
             json!({"states": states, "waiting": waits, "resources": resources,
-                   "ready_queue": core.ready_queue()})
+                   "ready_queue": core.ready_queue(), "late": late, "late_total": late_total})
         }
     }
 }

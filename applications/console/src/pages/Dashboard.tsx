@@ -1,6 +1,6 @@
 // The operator dashboard (issue 15 §4), for those with `monitor`: processes per state and
-// per wait reason, the ready queue in dispatch order, each resource's use and holders, and
-// the latest changes — all live from the WebSocket (live.ts), with suspend and resume on
+// per wait reason, the ready queue in dispatch order, the processes past their deadline,
+// each resource's use and holders, and the latest changes — all live from the WebSocket (live.ts), with suspend and resume on
 // the processes of services the caller administers (the API still checks).
 import { Link as RouterLink } from "react-router-dom";
 import { useState } from "react";
@@ -9,6 +9,7 @@ import { api, messageOf } from "../api";
 import { useQueueStream, type Change } from "../live";
 import { useSession } from "../session";
 import { ErrorLine } from "./common";
+import { Timeline } from "./Timeline";
 
 const STATES = ["NEW", "READY", "RUNNING", "WAITING", "SUSPENDED", "TERMINATED"] as const;
 
@@ -75,6 +76,33 @@ export function Dashboard() {
           </table>
         </section>
         <section>
+          <h2>
+            {t("lateProcesses")} <small data-testid="late-total">{queues?.late_total ?? 0}</small>
+          </h2>
+          <table data-testid="late">
+            <thead>
+              <tr>
+                <th>{t("process")}</th>
+                <th>{t("step")}</th>
+                <th>{t("operator")}</th>
+                <th>{t("lateBy")}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {(queues?.late ?? []).map((l) => (
+                <tr key={l.process} data-process={l.process}>
+                  <td>
+                    <RouterLink to={`/processes/${l.process}`}>#{l.process}</RouterLink> {l.service}
+                  </td>
+                  <td>{l.step ?? ""}</td>
+                  <td>{l.operator ?? ""}</td>
+                  <td>{t("minutesLate", { count: l.late_minutes })}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+        <section>
           <h2>{t("resources")}</h2>
           <table>
             <thead>
@@ -108,6 +136,7 @@ export function Dashboard() {
           </table>
         </section>
       </div>
+      {can("bookings:read") && <Timeline version={seq} />}
       <h2>{t("changes")}</h2>
       <table data-testid="feed">
         <tbody>

@@ -1,6 +1,8 @@
 // One process (`GET /api/v1/processes/{id}`): where it is, the bound record, the actions
-// the caller may take now — only those the kernel offers them, each sent as `POST
-// /api/v1/processes/{id}/{action}` — its history and its service's flowchart.
+// the caller may take now — only those the kernel offers them (agree / reject by the
+// transition's own label, claim, withdraw, forward and add a signer to a person, return to
+// an earlier step), each sent as `POST /api/v1/processes/{id}/{action}` — its history and
+// its service's flowchart.
 import { useCallback, useEffect, useState } from "react";
 import { useParams } from "react-router-dom";
 import { useTranslation } from "react-i18next";
@@ -17,6 +19,10 @@ export function ProcessDetail() {
   const { t } = useTranslation();
   const [p, setP] = useState<Schemas["ProcessDetail"] | null>(null);
   const [comment, setComment] = useState("");
+  const [target, setTarget] = useState("");
+  const [returnStep, setReturnStep] = useState("");
+  const [returnTo, setReturnTo] = useState("");
+  const [users, setUsers] = useState<string[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [steps, setSteps] = useState<Record<string, Schemas["Label"]>>({});
   const { labelOf } = useLabel();
@@ -33,6 +39,12 @@ export function ProcessDetail() {
   useEffect(() => {
     void load();
   }, [load]);
+  const offersPeople = p?.actions.some((a) => a.action === "forward" || a.action === "add_signer") ?? false;
+  // The people one may forward to or add, when the caller may list them (else typed).
+  useEffect(() => {
+    if (!offersPeople) return;
+    void api.GET("/api/v1/users").then(({ data }) => setUsers((data?.items ?? []).map((u) => u.id)));
+  }, [offersPeople]);
   const service = p?.service;
   // Redrawn after every change of the process (its version number), with where it is now.
   const chart = useFlowchart(p ? `/api/v1/processes/${p.id}/flowchart.svg?v=${p.version_no}` : undefined);
@@ -44,29 +56,54 @@ export function ProcessDetail() {
     });
   }, [service]);
 
+  /** The body an action is sent with, from what the panel holds. */
+  function bodyOf(a: Action): Schemas["ActionBody"] {
+    const why = comment || undefined;
+    switch (a.action) {
+      case "handle":
+        return { transition: a.transition ?? undefined, attribute: (a.attribute as Schemas["TransitionAttribute"] | null) ?? undefined, comment: why };
+      case "claim":
+        return {};
+      case "forward":
+        return { to: target, reason: why };
+      case "add_signer":
+        return { signer: target, reason: why };
+      case "return":
+        return { step: returnStep || a.steps?.[0], to: returnTo || undefined, reason: why };
+      default:
+        return { reason: why };
+    }
+  }
+
   async function take(a: Action) {
     setError(null);
-    const body =
-      a.action === "handle"
-        ? { attribute: a.attribute ?? undefined, comment: comment || undefined }
-        : a.action === "claim"
-          ? {}
-          : { reason: comment || undefined };
+    if ((a.action === "forward" || a.action === "add_signer") && !target) {
+      setError(t("chooseUser"));
+      return;
+    }
     const { error: e } = await api.POST("/api/v1/processes/{id}/{action}", {
       params: { path: { id: pid, action: a.action } },
-      body: body as Schemas["ActionBody"],
+      body: bodyOf(a),
     });
     if (e) setError(messageOf(e));
     setComment("");
+    setTarget("");
     await load();
   }
 
   if (!p) return <p className="loading">{error ?? t("loading")}</p>;
   const label = (a: Action) => {
-    if (a.action === "handle") return a.attribute === "reject" ? t("reject") : t("agree");
-    if (a.action === "claim") return t("claim");
-    return a.action;
+    if (a.action === "handle") {
+      const word = a.attribute === "reject" ? t("reject") : a.attribute === "other" ? t("other") : t("agree");
+      const own = a.label ? labelOf(a.label) : "";
+      return own && own !== word ? `${word} · ${own}` : word;
+    }
+    return t(`action_${a.action}`);
   };
+  const simple = p.actions.filter((a) => ["claim", "handle", "withdraw", "set_aside", "suspend", "resume"].includes(a.action));
+  const forward = p.actions.find((a) => a.action === "forward");
+  const addSigner = p.actions.find((a) => a.action === "add_signer");
+  const back = p.actions.find((a) => a.action === "return");
   return (
     <section className="process">
       <h1>
@@ -87,15 +124,59 @@ export function ProcessDetail() {
       {p.actions.length === 0 ? (
         <p>{t("noActions")}</p>
       ) : (
-        <div className="actions">
+        <div className="actions-panel">
           <textarea aria-label={t("comment")} placeholder={t("comment")} value={comment} onChange={(e) => setComment(e.target.value)} />
-          {p.actions
-            .filter((a) => ["claim", "handle", "withdraw"].includes(a.action))
-            .map((a) => (
-              <button key={`${a.action}:${a.attribute ?? ""}`} type="button" onClick={() => void take(a)}>
+          <div className="actions">
+            {simple.map((a) => (
+              <button key={`${a.action}:${a.transition ?? a.attribute ?? ""}`} type="button" onClick={() => void take(a)}>
                 {label(a)}
               </button>
             ))}
+          </div>
+          {(forward || addSigner) && (
+            <div className="actions">
+              <input aria-label={t("toWhom")} list="process-users" value={target} placeholder={t("toWhom")} onChange={(e) => setTarget(e.target.value)} />
+              <datalist id="process-users">
+                {users.map((u) => (
+                  <option key={u} value={u} />
+                ))}
+              </datalist>
+              {forward && (
+                <button type="button" onClick={() => void take(forward)}>
+                  {t("action_forward")}
+                </button>
+              )}
+              {addSigner && (
+                <button type="button" onClick={() => void take(addSigner)}>
+                  {t("action_add_signer")}
+                </button>
+              )}
+            </div>
+          )}
+          {back && (
+            <div className="actions">
+              <select aria-label={t("returnStep")} value={returnStep || back.steps?.[0] || ""} onChange={(e) => setReturnStep(e.target.value)}>
+                {(back.steps ?? []).map((st) => (
+                  <option key={st} value={st}>
+                    {labelOf(steps[st]) || st}
+                  </option>
+                ))}
+              </select>
+              {(back.to?.length ?? 0) > 1 && (
+                <select aria-label={t("returnTo")} value={returnTo} onChange={(e) => setReturnTo(e.target.value)}>
+                  <option value="">{t("returnTo")}</option>
+                  {(back.to ?? []).map((to) => (
+                    <option key={to} value={to}>
+                      {t(`returnTo_${to}`)}
+                    </option>
+                  ))}
+                </select>
+              )}
+              <button type="button" onClick={() => void take(back)}>
+                {t("action_return")}
+              </button>
+            </div>
+          )}
         </div>
       )}
       {chart && <img className="flowchart" src={chart} alt={p.service} />}
