@@ -80,6 +80,24 @@ async fn two_branches(url: &str) -> anyhow::Result<()> {
     let c = Clinic::open(url).await?;
     c.send_walk_ins_home().await?;
     let wu = || c.login("qiantai_wu");
+    // Each user is told the branches they see, so a console offers no other: the desk of
+    // 静安店 its own, a nurse of 徐汇店 hers, the administrator both.
+    for (user, seen) in [
+        ("qiantai_wu", json!(["jingan"])),
+        ("hushi_wang", json!(["xuhui"])),
+        ("admin", json!(["jingan", "xuhui"])),
+    ] {
+        let (s, me) = c
+            .send(
+                Some(&c.login(user).await?),
+                "GET",
+                "/api/v1/sessions/current",
+                None,
+            )
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{me}");
+        assert_eq!(me["branches"], seen, "{user}: {me}");
+    }
     // 李四 comes for the first time to 静安店.
     let (s, b) = c
         .send(

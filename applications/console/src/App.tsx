@@ -13,6 +13,7 @@ import { ProcessDetail } from "./pages/ProcessDetail";
 import { ServicePage } from "./pages/ServicePage";
 import { Dashboard } from "./pages/Dashboard";
 import { Bookings } from "./pages/Bookings";
+import { Stock } from "./pages/Stock";
 import { DataItemEditor, DataItems } from "./pages/Designer";
 import { ServiceEditor, Services } from "./pages/ServiceDesigner";
 import { RuleEditor, Rules } from "./pages/RuleDesigner";
@@ -34,6 +35,7 @@ export function App() {
         <Route path="services/:name" element={<ServicePage />} />
         <Route path="dashboard" element={<Dashboard />} />
         <Route path="bookings" element={<Bookings />} />
+        <Route path="stock" element={<Stock />} />
         <Route path="designer" element={<DataItems />} />
         <Route path="designer/services" element={<Services />} />
         <Route path="designer/services/new" element={<ServiceEditor />} />

@@ -1,5 +1,5 @@
 // Who is logged in: the session token (api.ts) and what `GET /sessions/current` says of
-// it — the user and their grants, which decide what the console offers. Logging out
+// it — the user, their grants and branches, which decide what the console offers. Logging out
 // deletes the session on the server too.
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
 import { SESSION_ENDED, allows, api, setToken, token } from "./api";
@@ -8,6 +8,8 @@ import { SESSION_ENDED, allows, api, setToken, token } from "./api";
 export interface Who {
   user: string;
   grants: string[];
+  /** The branches whose bookings and stock they see (what a branch picker offers). */
+  branches: string[];
 }
 
 interface SessionValue {
@@ -29,7 +31,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   const load = useCallback(
     () =>
       api.GET("/api/v1/sessions/current").then(({ data }) => {
-        setWho(data ? { user: data.user, grants: data.grants } : null);
+        setWho(data ? { user: data.user, grants: data.grants, branches: data.branches } : null);
         setChecking(false);
       }),
     [],

@@ -182,6 +182,35 @@ await check(page, "a nurse sees neither the button nor the menu entry she may no
   await shot(page, "10-nurse-patients");
 });
 
+await check(page, "a nurse of 徐汇店 receives a delivery of 保妥适 into her branch and finds its lot on hand", async () => {
+  await page.getByRole("link", { name: "库存", exact: true }).click();
+  await page.getByTestId("lots").locator("tbody tr").first().waitFor();
+  const lot = `C${Date.now() % 1_000_000}`;
+  const form = page.getByRole("form", { name: "入库" });
+  await form.getByLabel("物料").selectOption({ label: "保妥适 (U)" });
+  // She stands in 徐汇店: the only branch she is offered (静安店's stock is not hers).
+  const offered = await form.getByLabel("门店").locator("option").allTextContents();
+  if (offered.join() !== "徐汇店") throw new Error(`the nurse is offered ${offered.join()}`);
+  await form.getByLabel("批号").fill(lot);
+  await form.getByLabel("有效期至").fill("2027-06-30");
+  await form.getByLabel("数量").fill("300");
+  await form.getByLabel("送货单号").fill(`DN-${lot}`);
+  await form.getByRole("button", { name: "入库" }).click();
+  await page.getByRole("status").filter({ hasText: "已入库 保妥适 300 U" }).waitFor();
+  const row = page.locator(`[data-testid=lots] tr[data-lot="${lot}"]`);
+  await row.filter({ hasText: "徐汇店" }).filter({ hasText: "300 U" }).waitFor();
+  // The kernel holds what the page shows: one lot of 300 U at 徐汇店.
+  const nurse = await apiToken("hushi_wang");
+  const lots = await call(nurse, "GET", "/api/v1/stock/lots?material=baotuoshi&branch=xuhui&limit=500");
+  const held = lots.items.filter((l) => l.lot_number === lot);
+  if (held.length !== 1 || held[0].on_hand !== 300) throw new Error(`the kernel holds ${JSON.stringify(held)}`);
+  // A lot number left out is refused by the browser before anything is sent.
+  await form.getByLabel("物料").selectOption({ label: "保妥适 (U)" });
+  await form.getByRole("button", { name: "入库" }).click();
+  if (!(await form.getByLabel("批号").evaluate((el) => el.matches(":invalid")))) throw new Error("an empty lot number was accepted");
+  await shot(page, "10b-stock");
+});
+
 /** Logs in over the API from node (not the browser): a session token for `user`. */
 async function apiToken(user) {
   const res = await fetch(`${base}/api/v1/sessions`, {
@@ -299,6 +328,7 @@ await check(page, "a user without monitor is not offered the dashboard", async (
   await page.getByRole("button", { name: "退出" }).click();
   await login(page, "qiantai_zhou");
   if (await page.getByRole("link", { name: "调度台" }).count()) throw new Error("the desk is offered the dashboard");
+  if (await page.getByRole("link", { name: "库存" }).count()) throw new Error("the desk is offered the stock");
 });
 
 await check(page, "the desk books from a slot search and checks the patient in", async () => {
@@ -500,7 +530,8 @@ await check(page, "a doctor adds a signer, the nurse countersigns, the doctor re
   await page.getByLabel("意见").fill("请确认耗材批号");
   await page.getByLabel("转交 / 加签给（用户名）").fill("hushi_wang");
   await page.getByRole("button", { name: "加签" }).click();
-  await page.locator(".history li").filter({ hasText: "hushi_wang" }).waitFor();
+  // (the nurse may be in its history already: the entry is the one with the doctor's note)
+  await page.locator(".history li").filter({ hasText: "hushi_wang" }).filter({ hasText: "请确认耗材批号" }).waitFor();
   await page.getByRole("button", { name: "退回" }).waitFor({ state: "detached" });
   await shot(page, "29-process-signer-added");
   await open("hushi_wang");
@@ -520,7 +551,7 @@ await check(page, "a doctor adds a signer, the nurse countersigns, the doctor re
   await page.getByLabel("意见").fill("交班，请接手");
   await page.getByLabel("转交 / 加签给（用户名）").fill(other);
   await page.getByRole("button", { name: "转交" }).click();
-  await page.locator(".history li").filter({ hasText: other }).waitFor();
+  await page.locator(".history li").filter({ hasText: other }).filter({ hasText: "交班，请接手" }).waitFor();
   const forwarded = await call(admin, "GET", `/api/v1/processes/${visit.id}`);
   if (forwarded.operator !== other) throw new Error(`forwarded to ${forwarded.operator}, not ${other}`);
   await shot(page, "31-process-forwarded");

@@ -257,18 +257,23 @@ pub async fn login(
     ))
 }
 
-/// Who the caller is: user, how they authenticated, their grants.
+/// Who the caller is: user, how they authenticated, their grants, the branches they see.
 #[utoipa::path(get, path = "/api/v1/sessions/current", tag = "auth", operation_id = "whoami",
     responses((status = 200, description = "who the caller is and their grants", body = super::schema::WhoAmI),
               (status = 401, description = "no credentials", body = super::error::ErrorBody)))]
-pub async fn whoami(Authenticated(caller): Authenticated) -> Json<Value> {
+pub async fn whoami(
+    State(k): State<Arc<Kernel>>,
+    Authenticated(caller): Authenticated,
+) -> Json<Value> {
     let kind = match &caller.kind {
         CallerKind::System => "system",
         CallerKind::Bootstrap => "bootstrap",
         CallerKind::User => "user",
         CallerKind::App { .. } => "app",
     };
-    let mut out = json!({"user": caller.user, "kind": kind, "grants": *caller.grants});
+    let branches = erpos_kernel::app::branches::seen(&k, &caller).await;
+    let mut out =
+        json!({"user": caller.user, "kind": kind, "grants": *caller.grants, "branches": branches});
     if let CallerKind::App { app, services } = &caller.kind {
         out["app"] = json!(app);
         out["services"] = json!(services);

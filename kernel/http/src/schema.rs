@@ -1565,6 +1565,9 @@ pub struct WhoAmI {
     kind: CallerKind,
     /// Their grants.
     grants: Vec<String>,
+    /// The branches whose bookings, stock and resources they see, sorted: every branch for
+    /// head office (no branch of their own), `branches:*` and `admin`.
+    branches: Vec<String>,
     /// The app token (app callers only).
     app: Option<String>,
     /// The services the app token is for (app callers only).

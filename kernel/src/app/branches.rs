@@ -37,6 +37,20 @@ pub async fn scope(k: &Kernel, caller: &Caller) -> Option<Branches> {
     })
 }
 
+/// The branches `caller` sees, by name and sorted: what a console offers to pick from
+/// (every branch for head office, `branches:*` and `admin`; else the caller's own and those
+/// granted), so it never offers a branch the API would refuse.
+pub async fn seen(k: &Kernel, caller: &Caller) -> Vec<String> {
+    match scope(k, caller).await {
+        None => all(&k.engine).await,
+        Some(scope) => {
+            let mut names = scope.names;
+            names.sort_unstable();
+            names
+        }
+    }
+}
+
 /// Every branch some resource or practitioner stands in, sorted.
 pub async fn all(engine: &crate::engine::Engine) -> Vec<String> {
     engine
