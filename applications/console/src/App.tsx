@@ -14,6 +14,7 @@ import { ServicePage } from "./pages/ServicePage";
 import { Dashboard } from "./pages/Dashboard";
 import { Bookings } from "./pages/Bookings";
 import { Stock } from "./pages/Stock";
+import { Charges } from "./pages/Charges";
 import { DataItemEditor, DataItems } from "./pages/Designer";
 import { ServiceEditor, Services } from "./pages/ServiceDesigner";
 import { RuleEditor, Rules } from "./pages/RuleDesigner";
@@ -36,6 +37,7 @@ export function App() {
         <Route path="dashboard" element={<Dashboard />} />
         <Route path="bookings" element={<Bookings />} />
         <Route path="stock" element={<Stock />} />
+        <Route path="charges" element={<Charges />} />
         <Route path="designer" element={<DataItems />} />
         <Route path="designer/services" element={<Services />} />
         <Route path="designer/services/new" element={<ServiceEditor />} />

@@ -10,6 +10,7 @@ import { api, messageOf, type ErrorBody, type Schemas } from "../api";
 import { useLabel } from "../i18n";
 import { useSession } from "../session";
 import { aheadOf, clinicDate, clinicMinutes, clinicTime, dayBounds } from "../clinic";
+import { PatientPicker, type Patient } from "./PatientPicker";
 import { ErrorLine } from "./common";
 
 type Booking = Schemas["Booking"];
@@ -64,9 +65,7 @@ export function Bookings() {
   const [date, setDate] = useState(() => clinicDate(Date.now()));
   const [treatments, setTreatments] = useState<Schemas["Treatment"][]>([]);
   const [treatment, setTreatment] = useState("");
-  const [q, setQ] = useState("");
-  const [patients, setPatients] = useState<Record<string, unknown>[]>([]);
-  const [patient, setPatient] = useState<{ id: string; name: string } | null>(null);
+  const [patient, setPatient] = useState<Patient | null>(null);
   const [slots, setSlots] = useState<Slot[] | null>(null);
   const [bookings, setBookings] = useState<Booking[]>([]);
   const [arrivals, setArrivals] = useState<Record<number, boolean>>({});
@@ -99,14 +98,6 @@ export function Bookings() {
   useEffect(() => {
     void loadDay();
   }, [loadDay]);
-
-  useEffect(() => {
-    if (!q) return;
-    const timer = setTimeout(() => {
-      void api.GET("/api/v1/records/{item}", { params: { path: { item: "patient" }, query: { q, limit: 8 } } }).then(({ data }) => setPatients((data?.items ?? []) as Record<string, unknown>[]));
-    }, 200);
-    return () => clearTimeout(timer);
-  }, [q]);
 
   async function search() {
     setError(null);
@@ -187,21 +178,7 @@ export function Bookings() {
               ))}
             </select>
           </label>
-          <label>
-            {t("patient")}
-            <input type="search" value={patient ? patient.name : q} onChange={(e) => { setPatient(null); setQ(e.target.value); }} placeholder={t("search")} />
-          </label>
-          {!patient && q && (
-            <ul className="choices" aria-label={t("patient")}>
-              {patients.map((p) => (
-                <li key={String(p.id)}>
-                  <button type="button" className="link" onClick={() => setPatient({ id: String(p.id), name: String(p.xingming ?? p.id) })}>
-                    {String(p.xingming ?? "")} {String(p.record_no ?? "")}
-                  </button>
-                </li>
-              ))}
-            </ul>
-          )}
+          <PatientPicker patient={patient} onPick={setPatient} />
           <button type="submit" disabled={!treatment || !patient}>
             {t("findSlot")}
           </button>

@@ -48,6 +48,7 @@ export function Shell() {
         </NavLink>
         {can("design") && <NavLink to="/designer">{t("designer")}</NavLink>}
         {can("bookings:read") && <NavLink to="/bookings">{t("bookings")}</NavLink>}
+        {can("money:read") && <NavLink to="/charges">{t("charges")}</NavLink>}
         {can("stock:read") && <NavLink to="/stock">{t("stock")}</NavLink>}
         {can("monitor") && <NavLink to="/dashboard">{t("dashboard")}</NavLink>}
         <span className="who">{who?.user}</span>
