@@ -14,6 +14,7 @@ import { ServicePage } from "./pages/ServicePage";
 import { Dashboard } from "./pages/Dashboard";
 import { Bookings } from "./pages/Bookings";
 import { Stock } from "./pages/Stock";
+import { Resources } from "./pages/ResourceDesigner";
 import { Charges } from "./pages/Charges";
 import { DataItemEditor, DataItems } from "./pages/Designer";
 import { ServiceEditor, Services } from "./pages/ServiceDesigner";
@@ -43,6 +44,7 @@ export function App() {
         <Route path="designer/services/new" element={<ServiceEditor />} />
         <Route path="designer/services/:name" element={<ServiceEditor />} />
         <Route path="designer/rules" element={<Rules />} />
+        <Route path="designer/resources" element={<Resources />} />
         <Route path="designer/rules/new" element={<RuleEditor />} />
         <Route path="designer/rules/:name" element={<RuleEditor />} />
         <Route path="designer/new" element={<DataItemEditor />} />

@@ -526,6 +526,30 @@ await check(page, "an analyst dry-runs a rule on a sample record: effects shown,
   if (!rules.items.some((r) => r.label.zh === "贵宾建档提醒")) throw new Error("the rule was not saved");
 });
 
+await check(page, "an analyst defines a third laser room at 徐汇店 on its clinic hours, and the scheduler has it", async () => {
+  await page.getByRole("link", { name: "设计", exact: true }).click();
+  await page.getByRole("link", { name: "资源", exact: true }).click();
+  const form = page.getByRole("form", { name: "定义资源" });
+  await form.getByLabel("编号").fill("laser-room-3");
+  await form.getByLabel("中文名称").fill("激光三室");
+  await form.getByLabel("类型").selectOption({ label: "激光室" });
+  await form.getByLabel("容量").fill("1");
+  await form.getByLabel("技能 / 资质").fill("laser");
+  await form.getByLabel("门店").selectOption({ label: "徐汇店" });
+  await form.getByLabel("工作日历").selectOption({ label: "徐汇店门诊时间" });
+  await form.getByRole("button", { name: "保存" }).click();
+  await page.getByRole("status").filter({ hasText: "资源 laser-room-3 已保存" }).waitFor();
+  await page.locator("[data-testid=resources] tr[data-resource=laser-room-3]").filter({ hasText: "徐汇店" }).filter({ hasText: "0/1" }).waitFor();
+  const admin = await apiToken("admin");
+  const held = (await call(admin, "GET", "/api/v1/resources")).items.find((r) => r.id === "laser-room-3");
+  if (held?.type !== "laser_room" || held.branch !== "xuhui" || held.calendar !== "menzhen") throw new Error(`the kernel holds ${JSON.stringify(held)}`);
+  // An id taken is told before it is replaced.
+  await form.getByLabel("编号").fill("laser-room-1");
+  await form.getByText("编号 laser-room-1 已存在：保存将替换它").waitFor();
+  await form.getByLabel("编号").fill("");
+  await shot(page, "28b-designer-resources");
+});
+
 await check(page, "a doctor handles her to-do item", async () => {
   // The new patient's first consultation (the demo's day) is with one of 徐汇店's doctors.
   const admin = await apiToken("admin");

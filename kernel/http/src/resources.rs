@@ -65,6 +65,7 @@ pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
                 .iter()
                 .map(|r| {
                     json!({"id": r.id, "type": r.resource_type, "capacity": r.capacity, "skills": r.skills,
+                           "branch": r.branch, "calendar": r.calendar,
                            "in_use": c.pool().in_use(&r.id),
                            "allocations": c.pool().holders(&r.id).into_iter().map(|(p, q)| json!({"process": p, "quantity": q})).collect::<Vec<_>>()})
                 })

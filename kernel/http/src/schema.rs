@@ -1381,6 +1381,10 @@ pub struct ResourceShown {
     capacity: u32,
     /// Skills it carries.
     skills: Vec<String>,
+    /// The branch it stands in (none: it serves every branch).
+    branch: Option<String>,
+    /// Its working calendar, if any.
+    calendar: Option<String>,
     /// Units in use.
     in_use: u32,
     /// Who holds them.

@@ -8,7 +8,7 @@ import { useTranslation } from "react-i18next";
 import { api, messageOf, type Schemas } from "../api";
 import { useLabel } from "../i18n";
 import { useSession } from "../session";
-import { ErrorLine } from "./common";
+import { ErrorLine, useBranchName } from "./common";
 
 type Lot = Schemas["Lot"];
 type Material = Schemas["Material"];
@@ -26,7 +26,7 @@ export function Stock() {
   const { labelOf } = useLabel();
   const { can, who } = useSession();
   const branches = who?.branches ?? [];
-  const branchOf = (b: string) => t(`branch_${b}`, { defaultValue: b });
+  const branchOf = useBranchName();
   const [materials, setMaterials] = useState<Material[]>([]);
   const [alerts, setAlerts] = useState<Schemas["Alerts"] | null>(null);
   const [lots, setLots] = useState<Lot[]>([]);
@@ -190,7 +190,7 @@ function Receive({
 }) {
   const { t } = useTranslation();
   const { labelOf } = useLabel();
-  const branchOf = (b: string) => t(`branch_${b}`, { defaultValue: b });
+  const branchOf = useBranchName();
   const [material, setMaterial] = useState("");
   // The caller's first branch until another is picked (the list arrives with the session).
   const [picked, setBranch] = useState<string | null>(null);

@@ -1,6 +1,7 @@
-// What several pages show the same way: an error line, and an image the API serves behind
+// What several pages show the same way: an error line, a branch's name, and an image the API serves behind
 // the session (a service's flowchart), as a blob URL released when the page leaves.
 import { useEffect, useState } from "react";
+import { useTranslation } from "react-i18next";
 import { blobUrl } from "../api";
 
 /** An error the page reports, announced to screen readers. */
@@ -33,4 +34,13 @@ export function useFlowchart(path: string | undefined): string | null {
     };
   }, [path]);
   return chart;
+}
+
+/**
+ * A branch's name as staff say it (徐汇店 for `xuhui`), or its identifier for a branch the
+ * catalogue has no name for — so a branch added later still shows.
+ */
+export function useBranchName(): (branch: string) => string {
+  const { t } = useTranslation();
+  return (branch) => t(`branch_${branch}`, { defaultValue: branch });
 }
