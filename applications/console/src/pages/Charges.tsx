@@ -10,7 +10,7 @@ import { api, messageOf, type Schemas } from "../api";
 import { useLabel } from "../i18n";
 import { useSession } from "../session";
 import { PatientPicker, type Patient } from "./PatientPicker";
-import { ErrorLine } from "./common";
+import { ErrorLine, Pager } from "./common";
 
 type Charge = Schemas["Charge"];
 type ChargeType = Schemas["ChargeType"];
@@ -125,18 +125,7 @@ export function Charges() {
         </tbody>
       </table>
       {charges.length === 0 && <p>{t("empty")}</p>}
-      <div className="pager">
-        {pages.length > 1 && (
-          <button type="button" onClick={() => setPages([undefined])}>
-            {t("first")}
-          </button>
-        )}
-        {more && (
-          <button type="button" onClick={() => setPages((p) => [...p, charges[charges.length - 1]?.id])}>
-            {t("next")}
-          </button>
-        )}
-      </div>
+      <Pager past={pages.length > 1} more={more} onFirst={() => setPages([undefined])} onNext={() => setPages((p) => [...p, charges[charges.length - 1]?.id])} />
     </section>
   );
 }

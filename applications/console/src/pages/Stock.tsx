@@ -8,7 +8,7 @@ import { useTranslation } from "react-i18next";
 import { api, messageOf, type Schemas } from "../api";
 import { useLabel } from "../i18n";
 import { useSession } from "../session";
-import { ErrorLine, useBranchName } from "./common";
+import { ErrorLine, Pager, useBranchName } from "./common";
 
 type Lot = Schemas["Lot"];
 type Material = Schemas["Material"];
@@ -160,18 +160,7 @@ export function Stock() {
         </tbody>
       </table>
       {lots.length === 0 && <p>{t("empty")}</p>}
-      <div className="pager">
-        {pages.length > 1 && (
-          <button type="button" onClick={() => setPages([undefined])}>
-            {t("first")}
-          </button>
-        )}
-        {more && (
-          <button type="button" onClick={() => setPages((p) => [...p, lots[lots.length - 1]?.id])}>
-            {t("next")}
-          </button>
-        )}
-      </div>
+      <Pager past={pages.length > 1} more={more} onFirst={() => setPages([undefined])} onNext={() => setPages((p) => [...p, lots[lots.length - 1]?.id])} />
     </section>
   );
 }

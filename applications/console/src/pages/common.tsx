@@ -44,3 +44,25 @@ export function useBranchName(): (branch: string) => string {
   const { t } = useTranslation();
   return (branch) => t(`branch_${branch}`, { defaultValue: branch });
 }
+
+/**
+ * A list's pager over an `after` cursor: back to the first page once past it, on to the next
+ * while the page read one item more than it shows.
+ */
+export function Pager({ past, more, onFirst, onNext }: { past: boolean; more: boolean; onFirst: () => void; onNext: () => void }) {
+  const { t } = useTranslation();
+  return (
+    <div className="pager">
+      {past && (
+        <button type="button" onClick={onFirst}>
+          {t("first")}
+        </button>
+      )}
+      {more && (
+        <button type="button" onClick={onNext}>
+          {t("next")}
+        </button>
+      )}
+    </div>
+  );
+}
