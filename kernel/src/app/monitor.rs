@@ -61,13 +61,13 @@ pub async fn queues(k: &Kernel, caller: &Caller) -> Result<Value> {
     Ok(k.engine.read(move |core| queues_of(core, now_ms)).await)
 }
 
-/// The most late processes the queues list (the latest-due first would hide the worst).
+/// The most late processes the queues list, the most overdue first (`late_total` counts all).
 const LATE_LISTED: usize = 50;
 
 /// The queues of `core` (what [`queues`] answers), read under the core's lock: the
 /// WebSocket's queue snapshot is taken with it, at the sequence number its changes follow.
 /// The caller checks `monitor` first. `now_ms` is what "late" is counted against: a live
-/// process whose step's deadline has passed, the latest first, with how late it is.
+/// process whose step's deadline has passed, the most overdue first, with how late it is.
 pub fn queues_of(core: &crate::scheduler::Scheduler, now_ms: i64) -> Value {
     {
         {

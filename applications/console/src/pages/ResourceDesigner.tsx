@@ -9,7 +9,7 @@ import { api, messageOf, type Schemas } from "../api";
 import { useLabel } from "../i18n";
 import { useSession } from "../session";
 import { DesignerTabs } from "./DesignerTabs";
-import { ErrorLine, useBranchName } from "./common";
+import { BranchOptions, ErrorLine, useBranchName } from "./common";
 
 type Resource = Schemas["ResourceShown"];
 
@@ -117,11 +117,7 @@ export function Resources() {
             {t("branch")}
             <select value={branch} onChange={(e) => setBranch(e.target.value)}>
               <option value="">{t("everyBranch")}</option>
-              {(who?.branches ?? []).map((b) => (
-                <option key={b} value={b}>
-                  {branchOf(b)}
-                </option>
-              ))}
+              <BranchOptions branches={who?.branches ?? []} />
             </select>
           </label>
           <label>

@@ -8,7 +8,7 @@ import { useTranslation } from "react-i18next";
 import { api, messageOf, type Schemas } from "../api";
 import { useLabel } from "../i18n";
 import { useSession } from "../session";
-import { ErrorLine, Pager, useBranchName } from "./common";
+import { BranchOptions, ErrorLine, Pager, useBranchName } from "./common";
 
 type Lot = Schemas["Lot"];
 type Material = Schemas["Material"];
@@ -89,11 +89,7 @@ export function Stock() {
           {t("branch")}
           <select value={branch} onChange={(e) => filter(() => setBranch(e.target.value))}>
             <option value="">{t("all")}</option>
-            {branches.map((b) => (
-              <option key={b} value={b}>
-                {branchOf(b)}
-              </option>
-            ))}
+            <BranchOptions branches={branches} />
           </select>
         </label>
         <label>
@@ -179,7 +175,6 @@ function Receive({
 }) {
   const { t } = useTranslation();
   const { labelOf } = useLabel();
-  const branchOf = useBranchName();
   const [material, setMaterial] = useState("");
   // The caller's first branch until another is picked (the list arrives with the session).
   const [picked, setBranch] = useState<string | null>(null);
@@ -225,11 +220,7 @@ function Receive({
       <label>
         {t("branch")}
         <select value={branch} onChange={(e) => setBranch(e.target.value)}>
-          {branches.map((b) => (
-            <option key={b} value={b}>
-              {branchOf(b)}
-            </option>
-          ))}
+          <BranchOptions branches={branches} />
         </select>
       </label>
       <label>

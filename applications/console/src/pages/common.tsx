@@ -66,3 +66,17 @@ export function Pager({ past, more, onFirst, onNext }: { past: boolean; more: bo
     </div>
   );
 }
+
+/** The `<option>`s of a branch picker: the branches given, by the names staff say. */
+export function BranchOptions({ branches }: { branches: string[] }) {
+  const branchOf = useBranchName();
+  return (
+    <>
+      {branches.map((b) => (
+        <option key={b} value={b}>
+          {branchOf(b)}
+        </option>
+      ))}
+    </>
+  );
+}
