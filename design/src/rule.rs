@@ -523,6 +523,18 @@ pub enum Instruction {
     },
 }
 
+/// A value a human step's handler gives in `context` for its instructions to write into a
+/// record's field: what `Instruction::context_inputs` finds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ContextInput {
+    /// The context key the value is sent under.
+    pub key: String,
+    /// The DataItem whose field it fills (None: the process's bound record's).
+    pub item: Option<String>,
+    /// The field.
+    pub field: String,
+}
+
 impl Instruction {
     /// The name the instruction binds its result under (`as`), if it binds one: later
     /// instructions see it, and a human step's handling keeps it in the process's context.
@@ -534,6 +546,33 @@ impl Instruction {
             | Instruction::UseSession { bind, .. } => bind.as_deref(),
             _ => None,
         }
+    }
+
+    /// What a handler types in for this instruction: each field of the record it creates or
+    /// changes whose value is exactly `context.<key>` — the consent step's
+    /// `signed_name: "context.signed_name"`. A console draws the field (its label and type
+    /// from `item`, or from the bound record's DataItem when `item` is None) and sends the
+    /// value as `context.<key>`; an error comes back at `/context/<key>`.
+    pub fn context_inputs(&self) -> Vec<ContextInput> {
+        let (item, compute) = match self {
+            Instruction::CreateRecord { item, compute, .. } => (Some(item.clone()), compute),
+            Instruction::UpdateRecord { item, compute, .. } => (item.clone(), compute),
+            _ => return Vec::new(),
+        };
+        compute
+            .iter()
+            .filter_map(|(field, expr)| {
+                let key = expr.trim().strip_prefix("context.")?;
+                let plain = !key.is_empty()
+                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !key.starts_with(|c: char| c.is_ascii_digit());
+                plain.then(|| ContextInput {
+                    key: key.to_owned(),
+                    item: item.clone(),
+                    field: field.clone(),
+                })
+            })
+            .collect()
     }
 
     /// The `op` name.
@@ -1207,6 +1246,38 @@ mod tests {
 
     fn any_cron(_: &str) -> Result<(), String> {
         Ok(())
+    }
+
+    #[test]
+    fn a_field_computed_straight_from_the_context_is_the_handlers_input() {
+        let ins = parse_instructions(
+            &[
+                json!({"op": "create_record", "item": "consent_form", "compute": {
+                    "patient": "record.id",
+                    "signed_name": "context.signed_name",
+                    "risks": " context.risks ",
+                    "treatment": "if \"booking\" in context { context.booking.treatment } else { context.treatment }",
+                    "odd": "context.a.b"
+                }}),
+                json!({"op": "update_record", "compute": {"notes": "context.note"}}),
+                json!({"op": "set_priority", "priority": 3}),
+            ],
+            "",
+        )
+        .unwrap();
+        let found: Vec<_> = ins.iter().flat_map(Instruction::context_inputs).collect();
+        let seen: Vec<_> = found
+            .iter()
+            .map(|i| (i.key.as_str(), i.item.as_deref(), i.field.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("risks", Some("consent_form"), "risks"),
+                ("signed_name", Some("consent_form"), "signed_name"),
+                ("note", None, "notes"),
+            ]
+        );
     }
 
     #[test]

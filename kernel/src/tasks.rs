@@ -179,7 +179,10 @@ pub fn actions(core: &Scheduler, p: &Pcb, caller: &Caller) -> Vec<Json> {
 }
 
 /// The fields of the bound record the caller may edit at the current step, must fill in,
-/// or may only see (a hidden field is in none of the lists and left out of `record`).
+/// or may only see (a hidden field is in none of the lists and left out of `record`), and
+/// — to the holder of the step's open work item — the `inputs` its instructions take from
+/// the handling's `context` (the consent step's patient signature), so a console can ask
+/// for them where the step is handled.
 pub fn form(core: &Scheduler, p: &Pcb, caller: &Caller) -> Json {
     let record = p.context.get("record").and_then(Json::as_object);
     let found = current(core, p);
@@ -222,5 +225,14 @@ pub fn form(core: &Scheduler, p: &Pcb, caller: &Caller) -> Json {
             _ => readonly.push(name),
         }
     }
-    json!({"editable": editable, "required": required, "readonly": readonly, "record": shown})
+    let inputs: Vec<_> = match step {
+        Some(s) if holds => s
+            .instructions
+            .iter()
+            .flat_map(|i| i.context_inputs())
+            .collect(),
+        _ => Vec::new(),
+    };
+    json!({"editable": editable, "required": required, "readonly": readonly, "record": shown,
+           "inputs": inputs})
 }

@@ -127,6 +127,29 @@ await check(page, "typing zs finds 张三", async () => {
   await shot(page, "03b-patients-sorted");
 });
 
+await check(page, "the desk filters the patients by 性别 and 会员, as many as the API counts", async () => {
+  const bar = page.getByRole("group", { name: "筛选" });
+  await bar.getByLabel("筛选字段").selectOption({ label: "性别" });
+  await bar.getByLabel("筛选值").selectOption("女");
+  await bar.getByRole("button", { name: "筛选", exact: true }).click();
+  await bar.getByLabel("筛选字段").selectOption({ label: "会员" });
+  await bar.getByLabel("筛选值").selectOption("true");
+  await bar.getByRole("button", { name: "筛选", exact: true }).click();
+  const desk = await apiToken("qiantai_zhou");
+  const expected = (await call(desk, "GET", "/api/v1/records/patient?xingbie=%E5%A5%B3&vip=true&limit=1")).total;
+  if (expected < 1) throw new Error("the demo has no female member to find");
+  await page.getByText(`共 ${expected} 条`).waitFor();
+  if (!page.url().includes("vip=true")) throw new Error(`the filters are not in the address: ${page.url()}`);
+  const sexes = await page.locator("tbody tr").evaluateAll((rows) => rows.length);
+  if (sexes !== Math.min(expected, 20)) throw new Error(`${sexes} rows for ${expected} patients`);
+  await shot(page, "03c-patients-filtered");
+  // A chip's × takes its filter off again.
+  await bar.getByRole("button", { name: "去掉筛选：会员" }).click();
+  await bar.getByRole("button", { name: "去掉筛选：性别" }).click();
+  const all = (await call(desk, "GET", "/api/v1/records/patient?limit=1")).total;
+  await page.getByText(`共 ${all} 条`).waitFor();
+});
+
 await check(page, "the form shows the server's message at the field", async () => {
   await page.getByRole("link", { name: "新建" }).click();
   await page.getByLabel(/^姓名/).fill("测试患者");
@@ -209,6 +232,40 @@ await check(page, "a nurse of 徐汇店 receives a delivery of 保妥适 into he
   await form.getByRole("button", { name: "入库" }).click();
   if (!(await form.getByLabel("批号").evaluate((el) => el.matches(":invalid")))) throw new Error("an empty lot number was accepted");
   await shot(page, "10b-stock");
+});
+
+await check(page, "a nurse takes the patient's signed consent at the consent step; without it the signature field is named", async () => {
+  const admin = await apiToken("admin");
+  // The demo's patient who stepped out at consent is back: the visit is resumed (by the API)
+  // and comes to 徐汇店's nurse again.
+  const suspended = await call(admin, "GET", "/api/v1/processes?service=treatment_visit&state=SUSPENDED&limit=100");
+  const visit = suspended.items.find((v) => v.step === "consent" && v.context.treatment);
+  if (!visit) throw new Error(`no visit suspended at consent: ${JSON.stringify(suspended.items.map((v) => [v.id, v.step]))}`);
+  await call(admin, "POST", `/api/v1/processes/${visit.id}/resume`, { reason: "患者已回来" });
+  for (let i = 0; i < 50 && (await call(admin, "GET", `/api/v1/processes/${visit.id}`)).operator !== "hushi_wang"; i += 1) {
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  await page.goto(`${base}/processes/${visit.id}`);
+  await page.getByTestId("step").filter({ hasText: "知情同意" }).waitFor();
+  const form = page.getByTestId("step-form");
+  await form.getByLabel(/已告知风险/).fill("泛红、轻微肿胀，偶见色素沉着");
+  await page.getByRole("button", { name: "同意" }).click();
+  // Unsigned: the kernel's 422 at /context/signed_name, shown at 患者签名; nothing moved.
+  await form.locator(".form-group").filter({ has: page.getByLabel(/患者签名/) }).locator(".error-detail").waitFor();
+  const unsigned = await call(admin, "GET", `/api/v1/processes/${visit.id}`);
+  if (unsigned.step !== "consent" || unsigned.context.consent) throw new Error(`moved without a signature: ${unsigned.step}`);
+  await shot(page, "10c-consent-unsigned");
+  await form.getByLabel(/患者签名/).fill("张三");
+  await page.getByRole("button", { name: "同意" }).click();
+  await page.getByRole("button", { name: "同意" }).waitFor({ state: "detached" });
+  const signed = await call(admin, "GET", `/api/v1/processes/${visit.id}`);
+  const consent = signed.context.consent;
+  if (signed.step === "consent" || consent?.signed_name !== "张三" || consent?.risks !== "泛红、轻微肿胀，偶见色素沉着") {
+    throw new Error(`not signed: ${signed.step} ${JSON.stringify(consent)}`);
+  }
+  const stored = await call(admin, "GET", `/api/v1/records/consent_form/${consent.id}`);
+  if (stored.signed_name !== "张三") throw new Error(`the form record says ${stored.signed_name}`);
+  await shot(page, "10d-consent-signed");
 });
 
 /** Logs in over the API from node (not the browser): a session token for `user`. */

@@ -601,13 +601,30 @@ pub struct ProcessHistoryEntry {
 pub struct ProcessDetail {
     #[serde(flatten)]
     process: Process,
-    /// The bound record's form at the caller's step (`{}` when the process has none).
-    #[schema(value_type = Object)]
-    form: Value,
+    /// The bound record's form at the caller's step.
+    form: StepForm,
     /// What the caller may do now.
     actions: Vec<ProcessAction>,
     /// Every move, oldest first.
     history: Vec<ProcessHistoryEntry>,
+}
+
+/// What the caller sees and fills in at a process's current step: the bound record's
+/// fields by what the step lets them do, and what its instructions take from the handling.
+#[derive(ToSchema)]
+pub struct StepForm {
+    /// Fields the caller may change now (sent as `fields` when handling).
+    editable: Vec<String>,
+    /// Of those, the ones that must have a value.
+    required: Vec<String>,
+    /// Fields shown but not changed here.
+    readonly: Vec<String>,
+    /// The bound record's values the caller may see.
+    #[schema(value_type = Object)]
+    record: Value,
+    /// What the step's instructions take from `context` (only to the holder of its open
+    /// work item): send each as `context.<key>`.
+    inputs: Vec<erpos_design::rule::ContextInput>,
 }
 
 /// `GET /processes`: one page, newest first.

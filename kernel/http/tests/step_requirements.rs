@@ -9,7 +9,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::{TestApp, each_backend};
+use common::{As, TestApp, each_backend};
 use serde_json::{Value, json};
 
 async fn clinic(app: &TestApp) -> anyhow::Result<()> {
@@ -46,6 +46,19 @@ async fn clinic(app: &TestApp) -> anyhow::Result<()> {
     app.publish(service).await
 }
 
+/// Starts a visit of 张三: the process's id.
+async fn visit(app: &TestApp) -> anyhow::Result<u64> {
+    let (s, b) = app
+        .call(
+            "POST",
+            "/api/v1/processes",
+            Some(json!({"service": "zhiliao", "context": {"patient": "张三"}})),
+        )
+        .await?;
+    anyhow::ensure!(s == StatusCode::CREATED, "{b}");
+    Ok(b["id"].as_u64().unwrap_or_default())
+}
+
 fn paths(b: &Value) -> Vec<String> {
     b["error"]["details"]
         .as_array()
@@ -69,15 +82,7 @@ async fn a_treatment_does_not_start_without_the_signed_consent_form() -> anyhow:
             .await?;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
         assert_eq!(paths(&b), ["/context/consent"], "{b}");
-        let (s, b) = app
-            .call(
-                "POST",
-                "/api/v1/processes",
-                Some(json!({"service": "zhiliao", "context": {"patient": "张三"}})),
-            )
-            .await?;
-        assert_eq!(s, StatusCode::CREATED, "{b}");
-        let pid = b["id"].as_u64().unwrap_or_default();
+        let pid = visit(&app).await?;
         let handle = |context: Value| {
             let app = &app;
             async move {
@@ -150,6 +155,50 @@ async fn a_treatment_does_not_start_without_the_signed_consent_form() -> anyhow:
         assert_eq!(s, StatusCode::OK, "{form}");
         assert_eq!(form["risks"], "淤青、头痛", "{form}");
         assert_eq!(app.count_rows("qianshu").await?, 1);
+        Ok(())
+    })
+    .await
+}
+
+/// The nurse who holds the consent step is told what its instructions take from her
+/// handling (`form.inputs`: the signature and the risks, each with the DataItem and field
+/// it fills), so a console can ask for them; somebody else reading the process is not.
+#[tokio::test]
+async fn the_holder_of_the_consent_step_is_told_its_inputs() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        clinic(&app).await?;
+        let nurse = app.user_with("hushi_zhang", &[]).await?;
+        let pid = visit(&app).await?;
+        let (s, b) = app
+            .call(
+                "POST",
+                &format!("/api/v1/processes/{pid}/forward"),
+                Some(json!({"user": "hushi_li", "to": "hushi_zhang", "reason": "换班"})),
+            )
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        let (s, b) = app
+            .call_as(
+                As::Bearer(&nurse),
+                "GET",
+                &format!("/api/v1/processes/{pid}"),
+                None,
+            )
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(
+            b["form"]["inputs"],
+            json!([
+                {"key": "risks", "item": "qianshu", "field": "risks"},
+                {"key": "signed_name", "item": "qianshu", "field": "signed_name"}
+            ]),
+            "{b}"
+        );
+        let (s, b) = app
+            .call("GET", &format!("/api/v1/processes/{pid}"), None)
+            .await?;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(b["form"]["inputs"], json!([]), "{b}");
         Ok(())
     })
     .await

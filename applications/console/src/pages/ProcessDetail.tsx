@@ -1,15 +1,18 @@
 // One process (`GET /api/v1/processes/{id}`): where it is, the bound record, the actions
 // the caller may take now — only those the kernel offers them (agree / reject by the
 // transition's own label, claim, withdraw, forward and add a signer to a person, return to
-// an earlier step), each sent as `POST /api/v1/processes/{id}/{action}` — its history and
-// its service's flowchart.
+// an earlier step), each sent as `POST /api/v1/processes/{id}/{action}` — what the step
+// asks its handler for (the record's fields it may change, the inputs of its instructions:
+// the consent step's signature), its history and its service's flowchart.
 import { useCallback, useEffect, useState } from "react";
 import { useParams } from "react-router-dom";
 import { useTranslation } from "react-i18next";
-import { api, messageOf, type Schemas } from "../api";
+import { api, messageOf, type ErrorBody, type Schemas } from "../api";
+import type { ErrorSchema } from "@rjsf/utils";
 import { useLabel } from "../i18n";
 import { ErrorLine, useFlowchart } from "./common";
 import { nameOf } from "./WorkList";
+import { asksFor, StepForm, stepErrorsOf, type StepValues } from "./StepForm";
 
 type Action = Schemas["ProcessAction"];
 
@@ -26,11 +29,19 @@ export function ProcessDetail() {
   const [error, setError] = useState<string | null>(null);
   const [steps, setSteps] = useState<Record<string, Schemas["Label"]>>({});
   const { labelOf } = useLabel();
+  const [values, setValues] = useState<StepValues>({ fields: {}, context: {} });
+  const [stepErrors, setStepErrors] = useState<ErrorSchema | undefined>(undefined);
 
   const load = useCallback(
     () =>
       api.GET("/api/v1/processes/{id}", { params: { path: { id: pid } } }).then(({ data, error: e }) => {
         setP(data ?? null);
+        // Each time the process is read the step form starts from the record as it is.
+        if (data) {
+          const record = data.form.record as Record<string, unknown>;
+          setValues({ fields: Object.fromEntries(data.form.editable.filter((f) => record[f] != null).map((f) => [f, record[f]])), context: {} });
+          setStepErrors(undefined);
+        }
         if (e) setError(messageOf(e));
       }),
     [pid],
@@ -39,6 +50,7 @@ export function ProcessDetail() {
   useEffect(() => {
     void load();
   }, [load]);
+  const form = p?.form;
   const offersPeople = p?.actions.some((a) => a.action === "forward" || a.action === "add_signer") ?? false;
   // The people one may forward to or add, when the caller may list them (else typed).
   useEffect(() => {
@@ -60,8 +72,19 @@ export function ProcessDetail() {
   function bodyOf(a: Action): Schemas["ActionBody"] {
     const why = comment || undefined;
     switch (a.action) {
-      case "handle":
-        return { transition: a.transition ?? undefined, attribute: (a.attribute as Schemas["TransitionAttribute"] | null) ?? undefined, comment: why };
+      case "handle": {
+        // What the step asks for goes with it: the record's fields, the instructions' inputs.
+        const filled = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== ""));
+        const fields = asksFor(form) && (form?.editable.length ?? 0) > 0 ? filled(values.fields) : undefined;
+        const context = (form?.inputs.length ?? 0) > 0 ? filled(values.context) : undefined;
+        return {
+          transition: a.transition ?? undefined,
+          attribute: (a.attribute as Schemas["TransitionAttribute"] | null) ?? undefined,
+          comment: why,
+          fields: fields && Object.keys(fields).length > 0 ? fields : undefined,
+          context: context && Object.keys(context).length > 0 ? context : undefined,
+        };
+      }
       case "claim":
         return {};
       case "forward":
@@ -85,7 +108,11 @@ export function ProcessDetail() {
       params: { path: { id: pid, action: a.action } },
       body: bodyOf(a),
     });
-    if (e) setError(messageOf(e));
+    if (e) {
+      setError(messageOf(e));
+      setStepErrors(a.action === "handle" ? stepErrorsOf(e as ErrorBody) : undefined);
+      return;
+    }
     setComment("");
     setTarget("");
     await load();
@@ -125,6 +152,9 @@ export function ProcessDetail() {
         <p>{t("noActions")}</p>
       ) : (
         <div className="actions-panel">
+          {asksFor(p.form) && p.actions.some((a) => a.action === "handle") && (
+            <StepForm form={p.form} bound={p.record?.item} values={values} errors={stepErrors} onChange={setValues} />
+          )}
           <textarea aria-label={t("comment")} placeholder={t("comment")} value={comment} onChange={(e) => setComment(e.target.value)} />
           <div className="actions">
             {simple.map((a) => (

@@ -1,14 +1,16 @@
 // A list of any DataItem's records (`GET /api/v1/records/{item}`): the columns are the
 // first fields of its form layout, the search box is the kernel's own search (names and
 // their pinyin initials: `zs` finds 张三), a column's header sorts by it (again: the other
-// way; Chinese in pinyin order, as the kernel sorts), pages follow the list's cursor. "New"
+// way; Chinese in pinyin order, as the kernel sorts), the filter bar narrows it by any field
+// (kept in the address: `?gender=女&birthday__gte=1990-01-01`), pages follow the list's cursor. "New"
 // is only offered to a caller whose grants allow creating one.
 import { useEffect, useState } from "react";
-import { Link, useNavigate, useParams } from "react-router-dom";
+import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { useTranslation } from "react-i18next";
 import { api, messageOf, type Schemas } from "../api";
 import { useLabel } from "../i18n";
 import { ErrorLine } from "./common";
+import { FilterBar } from "./FilterBar";
 import { useSession } from "../session";
 
 /** How many columns a list shows. */
@@ -33,6 +35,10 @@ export function RecordList() {
   const { can } = useSession();
   const navigate = useNavigate();
   const [fields, setFields] = useState<Schemas["LayoutField"][]>([]);
+  const [allFields, setAllFields] = useState<Schemas["LayoutField"][]>([]);
+  const [params, setParams] = useSearchParams();
+  const filters = Object.fromEntries(params.entries());
+  const filterKey = params.toString();
   const [title, setTitle] = useState("");
   const [q, setQ] = useState("");
   const [sort, setSort] = useState<string | null>(null);
@@ -45,7 +51,9 @@ export function RecordList() {
   useEffect(() => {
     void api.GET("/api/v1/data-items/{name}/form", { params: { path: { name: item } } }).then(({ data }) => {
       const layout = data?.layout ?? [];
-      setFields(layout.filter((s) => s.kind === "fields").flatMap((s) => s.fields).slice(0, COLUMNS));
+      const own = layout.filter((s) => s.kind === "fields").flatMap((s) => s.fields);
+      setAllFields(own);
+      setFields(own.slice(0, COLUMNS));
       const schemaTitle = (data?.schema as { title?: unknown } | undefined)?.title;
       setTitle(typeof schemaTitle === "string" ? schemaTitle : item);
     });
@@ -56,7 +64,8 @@ export function RecordList() {
     const timer = setTimeout(() => {
       void api
         .GET("/api/v1/records/{item}", {
-          params: { path: { item }, query: { q: q || undefined, sort: sort ?? undefined, limit: PAGE, cursor } },
+          // The filters are query keys of their own (`field__op=v`), beside the list's.
+          params: { path: { item }, query: { ...Object.fromEntries(new URLSearchParams(filterKey)), q: q || undefined, sort: sort ?? undefined, limit: PAGE, cursor } },
         })
         .then(({ data, error: e }) => {
           if (e) {
@@ -70,7 +79,7 @@ export function RecordList() {
         });
     }, 200);
     return () => clearTimeout(timer);
-  }, [item, q, sort, cursor]);
+  }, [item, q, sort, cursor, filterKey]);
 
   return (
     <section>
@@ -92,6 +101,14 @@ export function RecordList() {
           </Link>
         )}
       </div>
+      <FilterBar
+        fields={allFields}
+        filters={filters}
+        onChange={(next) => {
+          setParams(next);
+          setCursors([undefined]);
+        }}
+      />
       <ErrorLine error={error} />
       <table>
         <thead>
