@@ -10,7 +10,7 @@ import { api, messageOf, type Schemas } from "../api";
 import { useLabel } from "../i18n";
 import { useSession } from "../session";
 import { PatientPicker, type Patient } from "./PatientPicker";
-import { ErrorLine, Pager } from "./common";
+import { ActionForm, ErrorLine, Pager } from "./common";
 
 type Charge = Schemas["Charge"];
 type ChargeType = Schemas["ChargeType"];
@@ -186,14 +186,7 @@ function ChargeForm({
     onCharged(data);
   };
   return (
-    <form
-      className="charge-form"
-      aria-label={t("newCharge")}
-      onSubmit={(e) => {
-        e.preventDefault();
-        void submit();
-      }}
-    >
+    <ActionForm className="charge-form" label={t("newCharge")} onSubmit={() => void submit()}>
       <h2>
         {t("newCharge")} · {patient.name}
       </h2>
@@ -258,7 +251,7 @@ function ChargeForm({
       <button type="submit" disabled={busy}>
         {t("charge")}
       </button>
-    </form>
+    </ActionForm>
   );
 }
 

@@ -8,7 +8,8 @@ import { useTranslation } from "react-i18next";
 import { api, messageOf, type Schemas } from "../api";
 import { useLabel } from "../i18n";
 import { useSession } from "../session";
-import { BranchOptions, ErrorLine, Pager, useBranchName } from "./common";
+import { ActionForm, BranchOptions, BranchPicker, ErrorLine, MaterialPicker, Pager, useBranchName } from "./common";
+import { Consume, LotPanel } from "./LotPanel";
 
 type Lot = Schemas["Lot"];
 type Material = Schemas["Material"];
@@ -39,6 +40,7 @@ export function Stock() {
   const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
   const [version, setVersion] = useState(0);
+  const [opened, setOpened] = useState<Lot | null>(null);
   const after = pages[pages.length - 1];
   const names = useMemo(() => Object.fromEntries(materials.map((m) => [m.name ?? "", m])), [materials]);
   const nameOf = (m: string) => (names[m] ? labelOf(names[m].label) : m);
@@ -131,6 +133,21 @@ export function Stock() {
           }}
         />
       )}
+      {can("stock:move") && (
+        <Consume
+          materials={materials}
+          branches={branches}
+          onConsumed={(op) => {
+            setError(null);
+            setDone(t("consumed", { quantity: op.quantity, unit: unitOf(op.material), material: nameOf(op.material), lots: op.lots.length }));
+            setVersion((v) => v + 1);
+          }}
+          onError={(m) => {
+            setDone(null);
+            setError(m);
+          }}
+        />
+      )}
       <table data-testid="lots">
         <thead>
           <tr>
@@ -143,9 +160,13 @@ export function Stock() {
         </thead>
         <tbody>
           {lots.map((l) => (
-            <tr key={l.id} data-lot={l.lot_number}>
+            <tr key={l.id} data-lot={l.lot_number} className={opened?.id === l.id ? "clickable selected" : "clickable"} onClick={() => setOpened(l)}>
               <td>{nameOf(l.material)}</td>
-              <td>{l.lot_number}</td>
+              <td>
+                <button type="button" className="link" onClick={() => setOpened(l)}>
+                  {l.lot_number}
+                </button>
+              </td>
               <td>{branchOf(l.branch)}</td>
               <td>{usable(l)}</td>
               <td>
@@ -156,6 +177,19 @@ export function Stock() {
         </tbody>
       </table>
       {lots.length === 0 && <p>{t("empty")}</p>}
+      {opened && (
+        <LotPanel
+          key={`${opened.id}:${version}`}
+          lot={opened}
+          unit={unitOf(opened.material)}
+          canMove={can("stock:move")}
+          onMoved={(message) => {
+            setError(null);
+            setDone(message);
+            setVersion((v) => v + 1);
+          }}
+        />
+      )}
       <Pager past={pages.length > 1} more={more} onFirst={() => setPages([undefined])} onNext={() => setPages((p) => [...p, lots[lots.length - 1]?.id])} />
     </section>
   );
@@ -174,7 +208,6 @@ function Receive({
   onError: (message: string) => void;
 }) {
   const { t } = useTranslation();
-  const { labelOf } = useLabel();
   const [material, setMaterial] = useState("");
   // The caller's first branch until another is picked (the list arrives with the session).
   const [picked, setBranch] = useState<string | null>(null);
@@ -197,32 +230,10 @@ function Receive({
     onReceived(data);
   };
   return (
-    <form
-      className="receive"
-      aria-label={t("receiveStock")}
-      onSubmit={(e) => {
-        e.preventDefault();
-        void submit();
-      }}
-    >
+    <ActionForm className="receive" label={t("receiveStock")} onSubmit={() => void submit()}>
       <h2>{t("receiveStock")}</h2>
-      <label>
-        {t("material")}
-        <select value={material} onChange={(e) => setMaterial(e.target.value)} required>
-          <option value="" />
-          {materials.map((m) => (
-            <option key={m.name} value={m.name}>
-              {labelOf(m.label)} ({m.unit})
-            </option>
-          ))}
-        </select>
-      </label>
-      <label>
-        {t("branch")}
-        <select value={branch} onChange={(e) => setBranch(e.target.value)}>
-          <BranchOptions branches={branches} />
-        </select>
-      </label>
+      <MaterialPicker materials={materials} value={material} onChange={setMaterial} />
+      <BranchPicker branches={branches} value={branch} onChange={setBranch} />
       <label>
         {t("lotNumber")}
         <input value={lot} onChange={(e) => setLot(e.target.value)} required />
@@ -242,6 +253,6 @@ function Receive({
       <button type="submit" disabled={busy}>
         {t("receive")}
       </button>
-    </form>
+    </ActionForm>
   );
 }

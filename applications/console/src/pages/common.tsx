@@ -1,8 +1,9 @@
 // What several pages show the same way: an error line, a branch's name, and an image the API serves behind
 // the session (a service's flowchart), as a blob URL released when the page leaves.
-import { useEffect, useState } from "react";
+import { useEffect, useState, type ReactNode } from "react";
 import { useTranslation } from "react-i18next";
-import { blobUrl } from "../api";
+import { blobUrl, type Schemas } from "../api";
+import { useLabel } from "../i18n";
 
 /** An error the page reports, announced to screen readers. */
 export function ErrorLine({ error }: { error: string | null }) {
@@ -78,5 +79,53 @@ export function BranchOptions({ branches }: { branches: string[] }) {
         </option>
       ))}
     </>
+  );
+}
+
+/** A required material picker, each material with its unit (the stock page's forms). */
+export function MaterialPicker({ materials, value, onChange }: { materials: Schemas["Material"][]; value: string; onChange: (m: string) => void }) {
+  const { t } = useTranslation();
+  const { labelOf } = useLabel();
+  return (
+    <label>
+      {t("material")}
+      <select value={value} onChange={(e) => onChange(e.target.value)} required>
+        <option value="" />
+        {materials.map((m) => (
+          <option key={m.name} value={m.name}>
+            {labelOf(m.label)} ({m.unit})
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+/** A form named for screen readers (`label`) whose submit runs `onSubmit` instead of a page load. */
+export function ActionForm({ label, className, onSubmit, children }: { label: string; className: string; onSubmit: () => void; children: ReactNode }) {
+  return (
+    <form
+      className={className}
+      aria-label={label}
+      onSubmit={(e) => {
+        e.preventDefault();
+        onSubmit();
+      }}
+    >
+      {children}
+    </form>
+  );
+}
+
+/** A labelled branch picker over the branches given. */
+export function BranchPicker({ branches, value, onChange }: { branches: string[]; value: string; onChange: (b: string) => void }) {
+  const { t } = useTranslation();
+  return (
+    <label>
+      {t("branch")}
+      <select value={value} onChange={(e) => onChange(e.target.value)}>
+        <BranchOptions branches={branches} />
+      </select>
+    </label>
   );
 }
