@@ -15,6 +15,7 @@ import { Dashboard } from "./pages/Dashboard";
 import { Bookings } from "./pages/Bookings";
 import { Stock } from "./pages/Stock";
 import { Resources } from "./pages/ResourceDesigner";
+import { Calendars } from "./pages/CalendarDesigner";
 import { Charges } from "./pages/Charges";
 import { DataItemEditor, DataItems } from "./pages/Designer";
 import { ServiceEditor, Services } from "./pages/ServiceDesigner";
@@ -45,6 +46,7 @@ export function App() {
         <Route path="designer/services/:name" element={<ServiceEditor />} />
         <Route path="designer/rules" element={<Rules />} />
         <Route path="designer/resources" element={<Resources />} />
+        <Route path="designer/calendars" element={<Calendars />} />
         <Route path="designer/rules/new" element={<RuleEditor />} />
         <Route path="designer/rules/:name" element={<RuleEditor />} />
         <Route path="designer/new" element={<DataItemEditor />} />

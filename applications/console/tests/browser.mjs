@@ -642,6 +642,36 @@ await check(page, "an analyst defines a third laser room at 徐汇店 on its cli
   await shot(page, "28b-designer-resources");
 });
 
+await check(page, "an analyst opens 徐汇店门诊时间, then defines a holiday calendar: a bad hour named at its weekday, saved, deleted", async () => {
+  await page.getByRole("navigation", { name: "设计" }).getByRole("link", { name: "日历" }).click();
+  await page.locator("[data-testid=calendars] tr[data-calendar=menzhen]").getByRole("button", { name: "menzhen" }).click();
+  const form = page.getByRole("form", { name: "日历编辑" });
+  if ((await form.getByLabel("周一").inputValue()) !== "09:00-21:00") throw new Error(`menzhen's Monday reads ${await form.getByLabel("周一").inputValue()}`);
+  await page.getByRole("button", { name: "新建日历" }).click();
+  await form.getByLabel("中文名称").fill("春节值班");
+  await form.getByLabel("周一").fill("09:00-25:00");
+  await form.getByRole("button", { name: "保存" }).click();
+  await form.locator("label").filter({ hasText: "周一" }).getByRole("alert").filter({ hasText: "25:00" }).waitFor();
+  await shot(page, "28c-designer-calendar-refused");
+  const admin = await apiToken("admin");
+  const names = async () => (await call(admin, "GET", "/api/v1/calendars")).items.map((c) => c.label.zh);
+  if ((await names()).includes("春节值班")) throw new Error("a refused calendar was stored");
+  await form.getByLabel("周一").fill("09:00-12:00, 13:00-17:00");
+  await form.getByLabel("休息日").fill("2027-02-17 2027-02-18");
+  await form.getByLabel(/调整日/).fill("2027-02-20: 09:00-18:00");
+  await form.getByRole("button", { name: "保存" }).click();
+  await page.getByRole("status").filter({ hasText: "已保存日历 春节值班" }).waitFor();
+  const saved = (await call(admin, "GET", "/api/v1/calendars")).items.find((c) => c.label.zh === "春节值班");
+  if (JSON.stringify(saved?.weekly?.mon) !== JSON.stringify([["09:00", "12:00"], ["13:00", "17:00"]]) || saved?.holidays?.length !== 2 || !saved?.exceptions?.["2027-02-20"]) {
+    throw new Error(`the kernel holds ${JSON.stringify(saved)}`);
+  }
+  await page.locator(`[data-testid=calendars] tr[data-calendar="${saved.name}"]`).waitFor();
+  await shot(page, "28d-designer-calendar-saved");
+  await form.getByRole("button", { name: "删除" }).click();
+  await page.getByRole("status").filter({ hasText: "已删除日历" }).waitFor();
+  if ((await names()).includes("春节值班")) throw new Error("the deleted calendar is still there");
+});
+
 await check(page, "a doctor handles her to-do item", async () => {
   // The new patient's first consultation (the demo's day) is with one of 徐汇店's doctors.
   const admin = await apiToken("admin");
