@@ -16,6 +16,7 @@ import { Bookings } from "./pages/Bookings";
 import { Stock } from "./pages/Stock";
 import { Resources } from "./pages/ResourceDesigner";
 import { Calendars } from "./pages/CalendarDesigner";
+import { MenuDesigner } from "./pages/MenuDesigner";
 import { Charges } from "./pages/Charges";
 import { DataItemEditor, DataItems } from "./pages/Designer";
 import { ServiceEditor, Services } from "./pages/ServiceDesigner";
@@ -47,6 +48,7 @@ export function App() {
         <Route path="designer/rules" element={<Rules />} />
         <Route path="designer/resources" element={<Resources />} />
         <Route path="designer/calendars" element={<Calendars />} />
+        <Route path="designer/menus" element={<MenuDesigner />} />
         <Route path="designer/rules/new" element={<RuleEditor />} />
         <Route path="designer/rules/:name" element={<RuleEditor />} />
         <Route path="designer/new" element={<DataItemEditor />} />

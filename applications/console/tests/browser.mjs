@@ -672,6 +672,32 @@ await check(page, "an analyst opens 徐汇店门诊时间, then defines a holida
   if ((await names()).includes("春节值班")) throw new Error("the deleted calendar is still there");
 });
 
+await check(page, "an analyst renames 治疗就诊 to 到店就诊 in the menu: a bad section key is named, then everyone's menu follows, and back", async () => {
+  await page.getByRole("navigation", { name: "设计" }).getByRole("link", { name: "菜单" }).click();
+  const start = page.locator("fieldset[data-section=start]");
+  await start.locator("li[data-entry='service:treatment_visit']").waitFor();
+  await start.getByLabel("治疗就诊 的显示名称").fill("到店就诊");
+  await start.getByLabel("分组标识").fill("bad key!");
+  await page.getByRole("button", { name: "保存", exact: true }).click();
+  await page.locator("fieldset.menu-section").filter({ has: page.getByRole("alert") }).first().waitFor();
+  const admin = await apiToken("admin");
+  if ((await call(admin, "GET", "/api/v1/menus/layout")).stored) throw new Error("a refused layout was stored");
+  await shot(page, "28e-designer-menu-refused");
+  await page.locator("fieldset.menu-section").filter({ has: page.getByRole("alert") }).getByLabel("分组标识").fill("start");
+  await page.getByRole("button", { name: "保存", exact: true }).click();
+  await page.getByRole("status").filter({ hasText: "菜单已保存" }).waitFor();
+  const nav = page.getByRole("navigation", { name: "menu" });
+  await nav.getByRole("link", { name: "到店就诊" }).waitFor();
+  // The desk's menu says so too (she may start visits), through the API.
+  const desk = await apiToken("qiantai_zhou");
+  const entries = (await call(desk, "GET", "/api/v1/menus")).items.flatMap((x) => x.items);
+  if (entries.find((e) => e.name === "treatment_visit")?.label.zh !== "到店就诊") throw new Error(`the desk's menu: ${JSON.stringify(entries)}`);
+  await shot(page, "28f-designer-menu-saved");
+  await page.getByRole("button", { name: "改回自动生成" }).click();
+  await nav.getByRole("link", { name: "治疗就诊" }).waitFor();
+  if ((await call(admin, "GET", "/api/v1/menus/layout")).stored) throw new Error("the layout is still stored");
+});
+
 await check(page, "a doctor handles her to-do item", async () => {
   // The new patient's first consultation (the demo's day) is with one of 徐汇店's doctors.
   const admin = await apiToken("admin");

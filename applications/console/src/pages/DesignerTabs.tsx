@@ -1,4 +1,4 @@
-// The designer's sections side by side — DataItems, services, rules, resources, calendars — so an analyst moves
+// The designer's sections side by side — DataItems, services, rules, resources, calendars, menus — so an analyst moves
 // between what a business is made of without going back to the menu; and the list page
 // each section opens on.
 import type { ReactNode } from "react";
@@ -17,6 +17,7 @@ export function DesignerTabs() {
       <NavLink to="/designer/rules">{t("rules")}</NavLink>
       <NavLink to="/designer/resources">{t("resourcesTab")}</NavLink>
       <NavLink to="/designer/calendars">{t("calendarsTab")}</NavLink>
+      <NavLink to="/designer/menus">{t("menusTab")}</NavLink>
     </nav>
   );
 }

@@ -6,6 +6,7 @@ import { useTranslation } from "react-i18next";
 import { api, type Schemas } from "../api";
 import { setLanguage, useLabel } from "../i18n";
 import { useSession } from "../session";
+import { MENU_CHANGED } from "./MenuDesigner";
 
 /** Where a menu entry opens in the console. */
 function routeOf(entry: Schemas["MenuItem"]): string {
@@ -37,7 +38,11 @@ export function Shell() {
   const [menu, setMenu] = useState<Schemas["MenuSection"][]>([]);
 
   useEffect(() => {
-    void api.GET("/api/v1/menus").then(({ data }) => setMenu(data?.items ?? []));
+    const read = () => void api.GET("/api/v1/menus").then(({ data }) => setMenu(data?.items ?? []));
+    read();
+    // The designer's menu page says when the layout changed: the menu follows at once.
+    window.addEventListener(MENU_CHANGED, read);
+    return () => window.removeEventListener(MENU_CHANGED, read);
   }, []);
 
   return (
