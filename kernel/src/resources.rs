@@ -236,6 +236,11 @@ pub async fn types(k: &Kernel) -> Result<Vec<Value>> {
     crate::store::resources::types(&k.db).await
 }
 
+/// Each resource's label, by id (see `store::resources::labels`).
+pub async fn resource_labels(k: &Kernel) -> Result<std::collections::BTreeMap<String, Value>> {
+    crate::store::resources::labels(&k.db).await
+}
+
 /// Defines (or replaces) a resource: `{"id", "type", "capacity", "skills", "label",
 /// "calendar"}`.
 pub async fn put(k: &Kernel, body: &Value, audit: &Audit) -> Result<()> {

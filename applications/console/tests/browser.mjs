@@ -635,6 +635,15 @@ await check(page, "an analyst defines a third laser room at 徐汇店 on its cli
   const admin = await apiToken("admin");
   const held = (await call(admin, "GET", "/api/v1/resources")).items.find((r) => r.id === "laser-room-3");
   if (held?.type !== "laser_room" || held.branch !== "xuhui" || held.calendar !== "menzhen") throw new Error(`the kernel holds ${JSON.stringify(held)}`);
+  // Its row's 编辑 puts it in the form: it is changed under the same id.
+  await page.getByRole("button", { name: "编辑 laser-room-3" }).click();
+  if ((await form.getByLabel("中文名称").inputValue()) !== "激光三室") throw new Error("the form does not hold laser-room-3's label");
+  await form.getByLabel("中文名称").fill("激光三室（大）");
+  await form.getByLabel("容量").fill("2");
+  await form.getByRole("button", { name: "保存" }).click();
+  await page.locator("[data-testid=resources] tr[data-resource=laser-room-3]").filter({ hasText: "激光三室（大）" }).filter({ hasText: "0/2" }).waitFor();
+  const changed = (await call(admin, "GET", "/api/v1/resources")).items.find((r) => r.id === "laser-room-3");
+  if (changed?.capacity !== 2 || changed.label?.zh !== "激光三室（大）" || changed.calendar !== "menzhen") throw new Error(`the kernel holds ${JSON.stringify(changed)}`);
   // An id taken is told before it is replaced.
   await form.getByLabel("编号").fill("laser-room-1");
   await form.getByText("编号 laser-room-1 已存在：保存将替换它").waitFor();

@@ -57,14 +57,15 @@ pub async fn create(
 /// Every resource with its current allocations.
 #[utoipa::path(get, path = "/api/v1/resources", tag = "resources", operation_id = "list_resources",
     responses((status = 200, description = "every resource with what it holds", body = super::schema::ResourceList)))]
-pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
+pub async fn list(State(k): State<Arc<Kernel>>) -> Result<Json<Value>, ApiError> {
+    let labels = erpos_kernel::resources::resource_labels(&k).await?;
     let items: Vec<Value> = k
         .engine
         .read(|c| {
             c.pool()
                 .iter()
                 .map(|r| {
-                    json!({"id": r.id, "type": r.resource_type, "capacity": r.capacity, "skills": r.skills,
+                    json!({"id": r.id, "label": labels.get(&r.id), "type": r.resource_type, "capacity": r.capacity, "skills": r.skills,
                            "branch": r.branch, "calendar": r.calendar,
                            "in_use": c.pool().in_use(&r.id),
                            "allocations": c.pool().holders(&r.id).into_iter().map(|(p, q)| json!({"process": p, "quantity": q})).collect::<Vec<_>>()})
@@ -72,7 +73,9 @@ pub async fn list(State(k): State<Arc<Kernel>>) -> Json<Value> {
                 .collect()
         })
         .await;
-    Json(json!({"total": items.len(), "items": items, "next_cursor": null}))
+    Ok(Json(
+        json!({"total": items.len(), "items": items, "next_cursor": null}),
+    ))
 }
 
 /// Defines (or replaces) a user who can handle steps: `{"id": "li_yisheng", "name": "李医生",

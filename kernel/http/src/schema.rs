@@ -1391,6 +1391,8 @@ pub struct ResourceBody {
 pub struct ResourceShown {
     /// Its id.
     id: String,
+    /// What staff call it (`{"zh": "激光一室"}`), as defined; null when it has none.
+    label: Option<erpos_design::label::Label>,
     /// Its type.
     #[schema(rename = "type")]
     resource_type: String,

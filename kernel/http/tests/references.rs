@@ -272,3 +272,29 @@ async fn removing_what_a_published_service_or_a_user_uses_is_refused_naming_them
     })
     .await
 }
+
+/// The resources list names each resource as staff do (its label as defined, read from
+/// storage: the scheduler's instance does not carry it), also after a restart, so a
+/// designer can show and edit it.
+#[tokio::test]
+async fn the_resource_list_shows_each_resources_label() -> anyhow::Result<()> {
+    each_backend(|app| async move {
+        clinic(&app).await?;
+        let label_of = |b: &Value| {
+            b["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["id"] == "laser-room-1")
+                .map(|r| r["label"].clone())
+        };
+        let (s, b) = app.call("GET", "/api/v1/resources", None).await?;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        assert_eq!(label_of(&b), Some(json!({"zh": "激光一室"})), "{b}");
+        let app = app.restart().await?;
+        let (_, b) = app.call("GET", "/api/v1/resources", None).await?;
+        assert_eq!(label_of(&b), Some(json!({"zh": "激光一室"})), "{b}");
+        Ok(())
+    })
+    .await
+}

@@ -70,3 +70,18 @@ pub fn put_sql(d: Dialect, resource: &Resource, definition: &Json) -> Sql {
 pub async fn load(db: &Db) -> Result<Vec<Loaded<Resource>>> {
     super::definitions(db, "resources", &["id", "definition"]).await
 }
+
+/// Each resource's label as its definition stores it (`{"zh": "激光一室"}`), by id: what
+/// the scheduler's instances do not carry, for lists people read. A definition that cannot
+/// be read back, or has no label, is left out.
+pub async fn labels(db: &Db) -> Result<std::collections::BTreeMap<String, Json>> {
+    let rows: Vec<Loaded<Json>> =
+        super::definitions(db, "resources", &["id", "definition"]).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let label = r.value.ok()?.get("label")?.clone();
+            label.is_object().then_some((r.key, label))
+        })
+        .collect())
+}

@@ -1,7 +1,8 @@
 // The designer's resources (issue 15 §2): the rooms, devices and stock a process needs and
 // the scheduler allocates all-or-nothing — each with its type, capacity, skills, branch and
 // working calendar, and what holds it now — and defining a new one, checked by the kernel
-// (an unknown type or calendar is named at its field).
+// (an unknown type or calendar is named at its field), or changing one: its row's 编辑 puts
+// it in the form (saving replaces it under the same id).
 import { useEffect, useState } from "react";
 import { Link } from "react-router-dom";
 import { useTranslation } from "react-i18next";
@@ -46,6 +47,17 @@ export function Resources() {
     return found ? labelOf(found.label as Schemas["Label"]) : name;
   };
   const taken = resources.some((r) => r.id === id.trim());
+  /** Puts `r` in the form, to be changed and saved under its id. */
+  function edit(r: Resource) {
+    setId(r.id);
+    setZh(r.label?.zh ?? "");
+    setType(r.type);
+    setCapacity(String(r.capacity));
+    setSkills(r.skills.join(", "));
+    setBranch(r.branch ?? "");
+    setCalendar(r.calendar ?? "");
+    setDone(null);
+  }
 
   async function save() {
     setDone(null);
@@ -139,18 +151,21 @@ export function Resources() {
         <thead>
           <tr>
             <th>{t("resourceId")}</th>
+            <th>{t("labelZh")}</th>
             <th>{t("resourceType")}</th>
             <th>{t("capacity")}</th>
             <th>{t("skills")}</th>
             <th>{t("branch")}</th>
             <th>{t("calendar")}</th>
             <th>{t("heldBy")}</th>
+            {can("organisation") && <th>{t("edit")}</th>}
           </tr>
         </thead>
         <tbody>
           {resources.map((r) => (
             <tr key={r.id} data-resource={r.id}>
               <td>{r.id}</td>
+              <td>{r.label ? labelOf(r.label) : ""}</td>
               <td>{typeLabel(r.type)}</td>
               <td>
                 {r.in_use}/{r.capacity}
@@ -165,6 +180,13 @@ export function Resources() {
                   </Link>
                 ))}
               </td>
+              {can("organisation") && (
+                <td>
+                  <button type="button" className="link" aria-label={t("editResource", { id: r.id })} onClick={() => edit(r)}>
+                    {t("edit")}
+                  </button>
+                </td>
+              )}
             </tr>
           ))}
         </tbody>
