@@ -540,6 +540,44 @@ await check(page, "an analyst defines a DataItem, sees its form, changes it and 
   await shot(page, "19-designer-applied");
 });
 
+await check(page, "an analyst defines a treatment order: a reference to 患者, bounds, a computed 金额, inheriting from 人员", async () => {
+  await page.getByRole("navigation", { name: "设计" }).getByRole("link", { name: "数据项" }).click();
+  await page.getByRole("link", { name: "新建数据项" }).click();
+  const def = page.getByRole("form", { name: "定义" });
+  const preview = page.getByRole("region", { name: "表单预览" });
+  await def.getByLabel("中文名称").fill("治疗单");
+  await def.getByLabel("继承自").selectOption({ label: "人员" });
+  const field = async (n, zh, type) => {
+    await def.getByRole("button", { name: "添加字段" }).click();
+    await def.getByLabel(`字段 ${n}`, { exact: true }).fill(zh);
+    await def.getByLabel(`类型 ${n}`, { exact: true }).selectOption(type);
+  };
+  await field(1, "患者", "reference");
+  await def.getByLabel("引用的数据项 1").selectOption({ label: "患者" });
+  await field(2, "单价", "money");
+  await def.getByLabel("最小值 2").fill("0");
+  await field(3, "数量", "integer");
+  await def.getByLabel("最小值 3").fill("1");
+  await def.getByLabel("最大值 3").fill("10");
+  await field(4, "金额", "money");
+  await def.getByLabel("计算公式 4").fill("record.danjia * record.shuliang");
+  // The inherited 姓名 and the new fields are in the live form.
+  await preview.getByLabel(/^姓名/).waitFor();
+  await preview.getByLabel(/^单价/).waitFor();
+  await shot(page, "19b-designer-order");
+  await def.getByRole("button", { name: "创建" }).click();
+  await page.waitForURL(/\/designer\/zhiliaodan$/);
+  const admin = await apiToken("admin");
+  const item = await call(admin, "GET", "/api/v1/data-items/zhiliaodan");
+  const f = Object.fromEntries(item.fields.map((x) => [x.name, x]));
+  if (item.extends !== "person" || f.huanzhe?.target !== "patient" || f.shuliang?.max !== 10 || f.jine?.compute !== "record.danjia * record.shuliang") {
+    throw new Error(`the kernel holds ${JSON.stringify(item)}`);
+  }
+  const patient = (await call(admin, "GET", "/api/v1/records/patient?q=zs")).items[0].id;
+  const order = await call(admin, "POST", "/api/v1/records/zhiliaodan", { xingming: "张三", huanzhe: patient, danjia: "680.00", shuliang: 3 });
+  if (order.jine !== "2040.00") throw new Error(`金额 is ${order.jine}`);
+});
+
 await check(page, "an analyst edits a service: a bad condition named at its row, the chart redrawn, published with notes", async () => {
   await page.goto(`${base}/designer/services`);
   await page.getByRole("navigation", { name: "设计" }).getByRole("link", { name: "服务" }).waitFor();

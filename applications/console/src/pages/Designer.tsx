@@ -1,5 +1,7 @@
 // The DataItem designer (issue 15 §2), for analysts (`design`): the DataItems, and an
-// editor of one — its label and fields (type, required, options, bounds) — with the form
+// editor of one — its label, what it inherits (extends) and consists of (composed child
+// DataItems, one or many), and its fields (type, required, enum options, a reference's
+// target, bounds: a text's length and a number's range, a computed field's expression) — with the form
 // it would generate drawn live beside it (`POST /data-items/preview`: checked as saving
 // would check it, nothing stored; a problem is shown at the field row it names). Saving a
 // new one creates its table; saving a change of an existing one shows the migration plan
@@ -27,6 +29,20 @@ interface Row {
   options: string;
   extra: Record<string, unknown>;
 }
+
+/** The field keys the row's detail inputs edit (kept in `extra`, left out when empty). */
+type Detail = "target" | "compute" | "min" | "max" | "max_length";
+
+/** `extra` with `key` set to `value`, or without it when `value` is empty. */
+function withDetail(extra: Record<string, unknown>, key: Detail, value: string, numeric: boolean): Record<string, unknown> {
+  const out = { ...extra };
+  if (value.trim() === "") delete out[key];
+  else out[key] = numeric ? Number(value) : value;
+  return out;
+}
+
+/** A detail of a row as its input shows it. */
+const detailOf = (r: Row, key: Detail) => (r.extra[key] === undefined || r.extra[key] === null ? "" : String(r.extra[key]));
 
 const TYPES: FieldType[] = ["text", "integer", "decimal", "money", "boolean", "date", "datetime", "enum", "reference", "json"];
 
@@ -61,6 +77,20 @@ function problemsByRow(body: ErrorBody): { rows: Record<number, string[]>; other
     else other.push(`${d.path || "/"}: ${d.message}`);
   }
   return { rows, other };
+}
+
+/** The `<option>`s of a DataItem picker, by the DataItems' labels. */
+function ItemOptions({ items }: { items: Schemas["DataItem"][] }) {
+  const { labelOf } = useLabel();
+  return (
+    <>
+      {items.map((d) => (
+        <option key={d.name} value={d.name ?? ""}>
+          {labelOf(d.label)}
+        </option>
+      ))}
+    </>
+  );
 }
 
 export function DataItems() {
@@ -102,6 +132,22 @@ export function DataItemEditor() {
   const [destructiveOk, setDestructiveOk] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [status, setStatus] = useState<string | null>(null);
+  // The other DataItems: what a reference looks up, this one extends or consists of.
+  const [others, setOthers] = useState<Schemas["DataItem"][]>([]);
+  useEffect(() => {
+    void api.GET("/api/v1/data-items").then(({ data }) => setOthers((data?.items ?? []).filter((d) => d.name !== editing)));
+  }, [editing]);
+  const consists = (base.consists as Schemas["Consists"][] | undefined) ?? [];
+  const setConsists = (list: Schemas["Consists"][]) => {
+    const next = { ...base };
+    if (list.length > 0) next.consists = list;
+    else delete next.consists;
+    setBase(next);
+  };
+  const detail = (i: number, key: Detail, value: string, numeric = false) => {
+    const r = rows[i];
+    if (r) set(i, { extra: withDetail(r.extra, key, value, numeric) });
+  };
 
   useEffect(() => {
     if (!editing) return;
@@ -212,6 +258,46 @@ export function DataItemEditor() {
             {t("identifier")}
             <input value={name} placeholder={t("derived")} disabled={Boolean(editing)} onChange={(e) => setName(e.target.value)} />
           </label>
+          <label>
+            {t("extends")}
+            <select
+              value={typeof base.extends === "string" ? base.extends : ""}
+              onChange={(e) => {
+                const next = { ...base };
+                if (e.target.value) next.extends = e.target.value;
+                else delete next.extends;
+                setBase(next);
+              }}
+            >
+              <option value="">{t("extendsNone")}</option>
+              <ItemOptions items={others} />
+            </select>
+          </label>
+          <fieldset className="consists">
+            <legend>{t("consists")}</legend>
+            {consists.map((c, j) => (
+              <div key={j} className="actions" data-testid={`consists-${j}`}>
+                <select aria-label={`${t("childItem")} ${j + 1}`} value={c.item} onChange={(e) => setConsists(consists.map((x, at) => (at === j ? { ...x, item: e.target.value } : x)))}>
+                  <option value="" />
+                  <ItemOptions items={others} />
+                </select>
+                <select
+                  aria-label={`${t("cardinality")} ${j + 1}`}
+                  value={c.cardinality}
+                  onChange={(e) => setConsists(consists.map((x, at) => (at === j ? { ...x, cardinality: e.target.value as Schemas["Cardinality"] } : x)))}
+                >
+                  <option value="many">{t("cardinality_many")}</option>
+                  <option value="one">{t("cardinality_one")}</option>
+                </select>
+                <button type="button" className="link" onClick={() => setConsists(consists.filter((_, at) => at !== j))}>
+                  {t("remove")}
+                </button>
+              </div>
+            ))}
+            <button type="button" onClick={() => setConsists([...consists, { item: "", cardinality: "many" }])}>
+              {t("addChild")}
+            </button>
+          </fieldset>
           <table className="fields">
             <thead>
               <tr>
@@ -219,7 +305,7 @@ export function DataItemEditor() {
                 <th>{t("identifier")}</th>
                 <th>{t("type")}</th>
                 <th>{t("required")}</th>
-                <th>{t("options")}</th>
+                <th>{t("fieldDetails")}</th>
                 <th />
               </tr>
             </thead>
@@ -249,9 +335,40 @@ export function DataItemEditor() {
                   <td>
                     <input type="checkbox" aria-label={`${t("required")} ${i + 1}`} checked={r.required} onChange={(e) => set(i, { required: e.target.checked })} />
                   </td>
-                  <td>
+                  <td className="details">
                     {r.type === "enum" && (
                       <input aria-label={`${t("options")} ${i + 1}`} value={r.options} placeholder="银卡,金卡" onChange={(e) => set(i, { options: e.target.value })} />
+                    )}
+                    {r.type === "reference" && (
+                      <select aria-label={`${t("target")} ${i + 1}`} value={detailOf(r, "target")} onChange={(e) => detail(i, "target", e.target.value)}>
+                        <option value="" />
+                        <ItemOptions items={others} />
+                      </select>
+                    )}
+                    {r.type === "text" && (
+                      <input
+                        type="number"
+                        min={1}
+                        aria-label={`${t("maxLength")} ${i + 1}`}
+                        placeholder={t("maxLength")}
+                        value={detailOf(r, "max_length")}
+                        onChange={(e) => detail(i, "max_length", e.target.value, true)}
+                      />
+                    )}
+                    {(r.type === "integer" || r.type === "decimal" || r.type === "money") && (
+                      <>
+                        <input type="number" step="any" aria-label={`${t("min")} ${i + 1}`} placeholder={t("min")} value={detailOf(r, "min")} onChange={(e) => detail(i, "min", e.target.value, true)} />
+                        <input type="number" step="any" aria-label={`${t("max")} ${i + 1}`} placeholder={t("max")} value={detailOf(r, "max")} onChange={(e) => detail(i, "max", e.target.value, true)} />
+                      </>
+                    )}
+                    {r.type !== "reference" && r.type !== "json" && (
+                      <input
+                        aria-label={`${t("computed")} ${i + 1}`}
+                        placeholder={t("computed")}
+                        title="record.danjia * record.shuliang"
+                        value={detailOf(r, "compute")}
+                        onChange={(e) => detail(i, "compute", e.target.value)}
+                      />
                     )}
                   </td>
                   <td>
