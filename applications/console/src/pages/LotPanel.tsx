@@ -4,7 +4,7 @@
 // off (a broken vial), a reason always required. Beside it, taking a material out of a
 // branch for use (first-expiring-first, as the kernel picks the lots). Each form carries
 // its own reference, renewed after each success, so a double submit is one movement.
-import { useCallback, useEffect, useState } from "react";
+import { useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { api, messageOf, type Schemas } from "../api";
 import { ActionForm, BranchPicker, MaterialPicker } from "./common";
@@ -23,21 +23,17 @@ export function LotPanel({ lot, unit, canMove, onMoved }: { lot: Lot; unit: stri
   const [kind, setKind] = useState<"adjust" | "write_off">("write_off");
   const [quantity, setQuantity] = useState("");
   const [note, setNote] = useState("");
-  const [reference, setReference] = useState(newReference);
+  const [reference] = useState(newReference);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const load = useCallback(
-    () =>
-      api.GET("/api/v1/stock/lots/{id}/movements", { params: { path: { id: lot.id } } }).then(({ data, error: e }) => {
-        if (e) return setError(messageOf(e));
-        setMovements(data?.items ?? []);
-      }),
-    [lot.id],
-  );
+  // Read when the panel opens: the stock page opens it afresh after every movement.
   useEffect(() => {
-    void load();
-  }, [load]);
+    void api.GET("/api/v1/stock/lots/{id}/movements", { params: { path: { id: lot.id } } }).then(({ data, error: e }) => {
+      if (e) return setError(messageOf(e));
+      setMovements(data?.items ?? []);
+    });
+  }, [lot.id]);
 
   async function correct() {
     setBusy(true);
@@ -48,11 +44,8 @@ export function LotPanel({ lot, unit, canMove, onMoved }: { lot: Lot; unit: stri
     });
     setBusy(false);
     if (e || !data) return setError(messageOf(e));
-    setQuantity("");
-    setNote("");
-    setReference(newReference());
+    // The page opens the panel afresh (its movements read again, a new reference).
     onMoved(t(kind === "adjust" ? "adjusted" : "writtenOff", { lot: lot.lot_number, quantity: kind === "write_off" ? Math.abs(data.quantity) : data.quantity, unit }));
-    await load();
   }
 
   return (

@@ -75,7 +75,7 @@ export function ProcessDetail() {
       case "handle": {
         // What the step asks for goes with it: the record's fields, the instructions' inputs.
         const filled = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== ""));
-        const fields = asksFor(form) && (form?.editable.length ?? 0) > 0 ? filled(values.fields) : undefined;
+        const fields = (form?.editable.length ?? 0) > 0 ? filled(values.fields) : undefined;
         const context = (form?.inputs.length ?? 0) > 0 ? filled(values.context) : undefined;
         return {
           transition: a.transition ?? undefined,

@@ -4,7 +4,7 @@
 // way; Chinese in pinyin order, as the kernel sorts), the filter bar narrows it by any field
 // (kept in the address: `?gender=女&birthday__gte=1990-01-01`), pages follow the list's cursor. "New"
 // is only offered to a caller whose grants allow creating one.
-import { useEffect, useState } from "react";
+import { useEffect, useMemo, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { useTranslation } from "react-i18next";
 import { api, messageOf, type Schemas } from "../api";
@@ -17,6 +17,8 @@ import { useSession } from "../session";
 const COLUMNS = 6;
 /** Records per page. */
 const PAGE = 20;
+/** The list's own query keys, never taken as filters from the address. */
+const LIST_KEYS = ["q", "sort", "cursor", "page", "limit"];
 
 type Row = Record<string, unknown>;
 
@@ -37,8 +39,12 @@ export function RecordList() {
   const [fields, setFields] = useState<Schemas["LayoutField"][]>([]);
   const [allFields, setAllFields] = useState<Schemas["LayoutField"][]>([]);
   const [params, setParams] = useSearchParams();
-  const filters = Object.fromEntries(params.entries());
   const filterKey = params.toString();
+  // The address's filters; the list's own keys (search, sort, paging) are the page's state.
+  const filters = useMemo(
+    () => Object.fromEntries([...new URLSearchParams(filterKey).entries()].filter(([key]) => !LIST_KEYS.includes(key))),
+    [filterKey],
+  );
   const [title, setTitle] = useState("");
   const [q, setQ] = useState("");
   const [sort, setSort] = useState<string | null>(null);
@@ -65,7 +71,7 @@ export function RecordList() {
       void api
         .GET("/api/v1/records/{item}", {
           // The filters are query keys of their own (`field__op=v`), beside the list's.
-          params: { path: { item }, query: { ...Object.fromEntries(new URLSearchParams(filterKey)), q: q || undefined, sort: sort ?? undefined, limit: PAGE, cursor } },
+          params: { path: { item }, query: { ...filters, q: q || undefined, sort: sort ?? undefined, limit: PAGE, cursor } },
         })
         .then(({ data, error: e }) => {
           if (e) {
@@ -79,7 +85,7 @@ export function RecordList() {
         });
     }, 200);
     return () => clearTimeout(timer);
-  }, [item, q, sort, cursor, filterKey]);
+  }, [item, q, sort, cursor, filters]);
 
   return (
     <section>

@@ -30,8 +30,12 @@ function itemsOf(form: Schemas["StepForm"], bound: string | undefined): string[]
   return [...names];
 }
 
-/** One part of the schema (`fields` or `context`): each entry's own field schema. */
-function part(entries: { key: string; item: string; field: string; required: boolean }[], forms: Forms, labelOf: (l: Schemas["Label"]) => string) {
+/**
+ * One part of the schema (`fields` or `context`): each entry's own field schema. An entry's
+ * `required` is the step's word when it has one (the record's fields); else (an input) the
+ * DataItem's.
+ */
+function part(entries: { key: string; item: string; field: string; required?: boolean }[], forms: Forms, labelOf: (l: Schemas["Label"]) => string) {
   const properties: Record<string, unknown> = {};
   const required: string[] = [];
   const ui: UiSchema = {};
@@ -42,15 +46,18 @@ function part(entries: { key: string; item: string; field: string; required: boo
     const i = names.indexOf(e.field);
     return i < 0 ? names.length : i;
   };
+  // Each DataItem's uiSchema, made once.
+  const uis: Record<string, UiSchema> = {};
   for (const e of [...entries].sort((a, b) => at(a) - at(b))) {
     const f = forms[e.item];
     const schema = f?.schema as JsonSchema | undefined;
     const own = schema?.properties?.[e.field];
-    if (!own) continue;
+    if (!f || !own) continue;
     Object.assign(defs, schema?.$defs ?? {});
     properties[e.key] = own;
-    if (e.required || (schema?.required ?? []).includes(e.field)) required.push(e.key);
-    const fieldUi = uiSchemaOf(f?.layout ?? [], labelOf)[e.field] as UiSchema | undefined;
+    if (e.required ?? (schema?.required ?? []).includes(e.field)) required.push(e.key);
+    uis[e.item] ??= uiSchemaOf(f.layout, labelOf);
+    const fieldUi = uis[e.item]?.[e.field] as UiSchema | undefined;
     if (fieldUi) ui[e.key] = fieldUi;
   }
   return { schema: { type: "object", properties, required }, ui, defs };
@@ -103,14 +110,13 @@ export function StepForm({
   }, [wanted]);
 
   const drawn = useMemo(() => {
-    if (!bound && form.inputs.every((i) => !i.item)) return null;
     const fields = part(
       form.editable.map((name) => ({ key: name, item: bound ?? "", field: name, required: form.required.includes(name) })),
       forms,
       labelOf,
     );
     const context = part(
-      form.inputs.map((i) => ({ key: i.key, item: i.item ?? bound ?? "", field: i.field, required: false })),
+      form.inputs.map((i) => ({ key: i.key, item: i.item ?? bound ?? "", field: i.field })),
       forms,
       labelOf,
     );
